@@ -1,0 +1,108 @@
+//! The control mesh, exercised on real executors without any socket.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use haywire_shards::{launch, LaunchConfig, Placement, ShardCtx, ShardPanicked};
+
+struct Hits(Cell<u32>);
+
+fn config(shards: usize) -> LaunchConfig {
+    LaunchConfig {
+        shards,
+        placement: Placement::Unbound,
+        ..LaunchConfig::default()
+    }
+}
+
+/// Every shard registers a counter, then waits to be stopped; shard 0 drives `script`.
+fn run<T, F, Fut>(shards: usize, script: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(Rc<ShardCtx>) -> Fut + Send + Clone + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+{
+    let runtime = launch(&config(shards), move |ctx: Rc<ShardCtx>| async move {
+        ctx.insert_local(Rc::new(Hits(Cell::new(0))));
+        // Let every shard register its state before shard 0 starts.
+        let _ = ctx.gather(|_: &ShardCtx| ()).await;
+        if ctx.id() == 0 {
+            let out = script(ctx.clone()).await;
+            ctx.stop_all();
+            Some(out)
+        } else {
+            ctx.stop_event().wait().await;
+            None
+        }
+    })
+    .unwrap();
+    let mut outs = runtime.join().into_iter().map(Result::unwrap);
+    outs.next().unwrap().unwrap()
+}
+
+#[test]
+fn broadcast_reaches_every_shard_once() {
+    let hits = run(3, |ctx: Rc<ShardCtx>| async move {
+        ctx.broadcast(|shard: &ShardCtx| {
+            let hits = shard.local::<Hits>().unwrap();
+            hits.0.set(hits.0.get() + 1);
+        });
+        ctx.gather(|shard: &ShardCtx| shard.local::<Hits>().unwrap().0.get())
+            .await
+            .unwrap()
+    });
+    assert_eq!(hits, vec![1, 1, 1]);
+}
+
+#[test]
+fn gather_returns_one_answer_per_shard_in_shard_order() {
+    let ids = run(4, |ctx: Rc<ShardCtx>| async move {
+        ctx.gather(|shard: &ShardCtx| (shard.id(), shard.count()))
+            .await
+            .unwrap()
+    });
+    assert_eq!(ids, vec![(0, 4), (1, 4), (2, 4), (3, 4)]);
+}
+
+#[test]
+fn a_panicking_job_is_reported_and_the_shard_lives_on() {
+    let (first, second) = run(2, |ctx: Rc<ShardCtx>| async move {
+        let first = ctx
+            .gather(|shard: &ShardCtx| {
+                if shard.id() == 1 {
+                    panic!("job failure on purpose");
+                }
+                shard.id()
+            })
+            .await;
+        let second = ctx.gather(|shard: &ShardCtx| shard.id()).await;
+        (first, second)
+    });
+    assert_eq!(first, Err(ShardPanicked { shard: 1 }));
+    assert_eq!(second, Ok(vec![0, 1]));
+}
+
+#[test]
+fn a_single_shard_gathers_from_itself() {
+    let ids = run(1, |ctx: Rc<ShardCtx>| async move {
+        ctx.gather(|shard: &ShardCtx| shard.id()).await.unwrap()
+    });
+    assert_eq!(ids, vec![0]);
+}
+
+#[test]
+fn pinned_placement_uses_allowed_cpus() {
+    let allowed = haywire_shards::cpus::allowed().unwrap();
+    let config = LaunchConfig {
+        shards: 0,
+        placement: Placement::Pinned,
+        ..LaunchConfig::default()
+    };
+    let cpus = config.resolve().unwrap();
+    assert_eq!(cpus, allowed.iter().map(|&c| Some(c)).collect::<Vec<_>>());
+    let bad = LaunchConfig {
+        placement: Placement::Cpus(vec![100_000]),
+        ..config
+    };
+    assert!(bad.resolve().is_err());
+}
