@@ -1,0 +1,363 @@
+//! Request decoding: head parsing with httparse, the framing decision, and body
+//! assembly, incremental across reads and over pipelined requests.
+
+use bytes::{Bytes, BytesMut};
+
+use crate::http::body::ChunkedDecoder;
+use crate::http::error::ParseError;
+use crate::http::request::{Headers, Method, Params, Request, Span, Version, MAX_HEADERS};
+
+/// Size limits applied while decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head (request line and headers), at most 65535 bytes.
+    pub max_head: usize,
+    /// Longest request target.
+    pub max_uri: usize,
+    /// Largest body, after de-chunking.
+    pub max_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: 16 * 1024,
+            max_uri: 8 * 1024,
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+/// What the decoder produced from the buffered input.
+#[derive(Debug)]
+pub enum Event {
+    /// A complete request, body included.
+    Request(Request),
+    /// The client expects `100 Continue` before it sends the body: send it, then call
+    /// `decode` again.
+    Continue,
+    /// More input is needed.
+    NeedMore,
+}
+
+/// How the body of a request is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Length(Request, usize),
+    Chunked(Request, ChunkedDecoder, BytesMut),
+}
+
+/// Decodes the requests of one connection, in order, from its read buffer.
+#[derive(Debug)]
+pub struct Decoder {
+    limits: Limits,
+    shard: usize,
+    state: State,
+}
+
+impl Decoder {
+    /// A decoder for a connection served by `shard`.
+    pub fn new(limits: Limits, shard: usize) -> Decoder {
+        Decoder {
+            limits,
+            shard,
+            state: State::Head,
+        }
+    }
+
+    /// Whether a request has started (head or body bytes seen) but is not complete.
+    pub fn is_mid_request(&self, buffered: &[u8]) -> bool {
+        !matches!(self.state, State::Head) || !buffered.is_empty()
+    }
+
+    /// Decodes the next event from `buf`, consuming the bytes it used. After an error
+    /// the connection must be closed: nothing after the bad bytes can be trusted.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {
+        match std::mem::replace(&mut self.state, State::Head) {
+            State::Head => self.decode_head(buf),
+            State::Length(request, len) => Ok(self.finish_length(request, len, buf)),
+            State::Chunked(request, decoder, body) => self.finish_chunked(request, decoder, body, buf),
+        }
+    }
+
+    fn decode_head(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {
+        let Some((head_len, parsed, headers)) = parse_head(buf, &self.limits)? else {
+            return Ok(Event::NeedMore);
+        };
+        let head = buf.split_to(head_len).freeze();
+        let mut headers = headers;
+        headers.set_head(head);
+        let request = Request {
+            method: parsed.method,
+            method_span: parsed.method_span,
+            path: parsed.path,
+            query: parsed.query,
+            version: parsed.version,
+            headers,
+            body: Bytes::new(),
+            keep_alive: parsed.keep_alive,
+            params: Params::default(),
+            shard: self.shard,
+        };
+        match parsed.framing {
+            None => Ok(Event::Request(request)),
+            Some(framing) => {
+                if let Framing::Length(len) = framing {
+                    if len > self.limits.max_body {
+                        return Err(ParseError::BodyTooLarge);
+                    }
+                }
+                let body_waiting = match framing {
+                    Framing::Length(len) => buf.len() < len,
+                    Framing::Chunked => true,
+                };
+                self.state = match framing {
+                    Framing::Length(len) => State::Length(request, len),
+                    Framing::Chunked => State::Chunked(request, ChunkedDecoder::default(), BytesMut::new()),
+                };
+                if parsed.expect_continue && body_waiting && buf.is_empty() {
+                    return Ok(Event::Continue);
+                }
+                self.decode(buf)
+            }
+        }
+    }
+
+    fn finish_length(&mut self, mut request: Request, len: usize, buf: &mut BytesMut) -> Event {
+        if buf.len() < len {
+            self.state = State::Length(request, len);
+            return Event::NeedMore;
+        }
+        request.body = buf.split_to(len).freeze();
+        Event::Request(request)
+    }
+
+    fn finish_chunked(
+        &mut self,
+        mut request: Request,
+        mut decoder: ChunkedDecoder,
+        mut body: BytesMut,
+        buf: &mut BytesMut,
+    ) -> Result<Event, ParseError> {
+        if decoder.decode(buf, &mut body, self.limits.max_body)? {
+            request.body = body.freeze();
+            Ok(Event::Request(request))
+        } else {
+            self.state = State::Chunked(request, decoder, body);
+            Ok(Event::NeedMore)
+        }
+    }
+}
+
+struct ParsedHead {
+    method: Method,
+    method_span: Span,
+    path: Span,
+    query: Option<Span>,
+    version: Version,
+    keep_alive: bool,
+    expect_continue: bool,
+    framing: Option<Framing>,
+}
+
+fn bad(why: &'static str) -> ParseError {
+    ParseError::BadRequest(why)
+}
+
+/// Parses one request head at the start of `buf`: `None` while it is incomplete.
+fn parse_head(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(usize, ParsedHead, Headers)>, ParseError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return incomplete(buf, limits),
+        Err(e) => return Err(map_httparse_error(e, buf)),
+    };
+    if head_len > limits.max_head {
+        return Err(ParseError::HeadTooLarge);
+    }
+    let method_text = req.method.unwrap_or("");
+    let target = req.path.unwrap_or("");
+    if target.len() > limits.max_uri {
+        return Err(ParseError::UriTooLong);
+    }
+    let method = Method::from_token(method_text);
+    let path_text = origin_path(method, target)?;
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    let (path_text, query) = match path_text.split_once('?') {
+        Some((path, query)) => (path, Some(Span::of(buf, query.as_bytes()))),
+        None => (path_text, None),
+    };
+
+    let mut headers = Headers::new(Bytes::new());
+    let mut hosts = 0;
+    let mut content_length: Option<usize> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    for header in req.headers.iter() {
+        headers.push(Span::of(buf, header.name.as_bytes()), Span::of(buf, header.value));
+        let name = header.name;
+        let value = header.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            let len = parse_content_length(value)?;
+            if content_length.is_some_and(|seen| seen != len) {
+                return Err(bad("conflicting Content-Length headers"));
+            }
+            content_length = Some(len);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+            chunked = parse_transfer_encoding(value, chunked)?;
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in tokens(value) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            // Other expectations are ignored (RFC 9110 §10.1.1 allows 417, not requires).
+            expect_continue |=
+                version == Version::Http11 && trim(value).eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    if version == Version::Http11 && hosts != 1 {
+        return Err(bad(if hosts == 0 { "missing Host header" } else { "more than one Host header" }));
+    }
+    let framing = match (transfer_encoding, content_length) {
+        (true, Some(_)) => return Err(bad("both Content-Length and Transfer-Encoding")),
+        (true, None) if version == Version::Http10 => {
+            return Err(bad("Transfer-Encoding in an HTTP/1.0 request"))
+        }
+        (true, None) if !chunked => return Err(bad("Transfer-Encoding does not end in chunked")),
+        (true, None) => Some(Framing::Chunked),
+        (false, Some(0)) | (false, None) => None,
+        (false, Some(len)) => Some(Framing::Length(len)),
+    };
+    let keep_alive = match version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive_token && !close,
+    };
+    let parsed = ParsedHead {
+        method,
+        method_span: Span::of(buf, method_text.as_bytes()),
+        path: Span::of(buf, path_text.as_bytes()),
+        query,
+        version,
+        keep_alive,
+        expect_continue,
+        framing,
+    };
+    Ok(Some((head_len, parsed, headers)))
+}
+
+/// Decides between "wait for more" and a limit error for an incomplete head.
+fn incomplete<T>(buf: &[u8], limits: &Limits) -> Result<Option<T>, ParseError> {
+    let line_done = buf.contains(&b'\n');
+    // Method, spaces and version take at most this much beyond the target.
+    if !line_done && buf.len() > limits.max_uri + 32 {
+        return Err(ParseError::UriTooLong);
+    }
+    if buf.len() >= limits.max_head {
+        return Err(if line_done { ParseError::HeadTooLarge } else { ParseError::UriTooLong });
+    }
+    Ok(None)
+}
+
+fn map_httparse_error(error: httparse::Error, buf: &[u8]) -> ParseError {
+    match error {
+        httparse::Error::TooManyHeaders => ParseError::HeadTooLarge,
+        httparse::Error::Version if looks_like_other_version(buf) => ParseError::VersionNotSupported,
+        httparse::Error::Version => bad("malformed HTTP version"),
+        httparse::Error::HeaderName => bad("invalid header name"),
+        httparse::Error::HeaderValue => bad("invalid header value"),
+        httparse::Error::NewLine => bad("invalid line ending"),
+        httparse::Error::Token => bad("invalid token in request line"),
+        _ => bad("malformed request"),
+    }
+}
+
+/// Whether the request line ends in a well-formed `HTTP/x.y` that is not 1.0 or 1.1.
+fn looks_like_other_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(space) = line.iter().rposition(|&b| b == b' ') else {
+        return false;
+    };
+    matches!(&line[space + 1..], [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
+}
+
+/// The path of an origin-form (`/a?b`), asterisk-form (`OPTIONS *`) or absolute-form
+/// (`http://host/a`) request target.
+fn origin_path(method: Method, target: &str) -> Result<&str, ParseError> {
+    if target.starts_with('/') || (target == "*" && method == Method::Options) {
+        return Ok(target);
+    }
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+        .ok_or(bad("invalid request target"))?;
+    Ok(rest.find('/').map_or("/", |slash| &rest[slash..]))
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    value.trim_ascii()
+}
+
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(trim)
+}
+
+/// A Content-Length value: ASCII digits only, no sign, no spaces inside, no overflow.
+fn parse_content_length(value: &[u8]) -> Result<usize, ParseError> {
+    let digits = trim(value);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad("invalid Content-Length"));
+    }
+    digits.iter().try_fold(0usize, |acc, &d| {
+        acc.checked_mul(10)
+            .and_then(|acc| acc.checked_add(usize::from(d - b'0')))
+            .ok_or(bad("Content-Length overflows"))
+    })
+}
+
+/// Folds one Transfer-Encoding line into "chunked is the final coding so far".
+/// `chunked` must come last, once; any other coding is one we do not implement.
+fn parse_transfer_encoding(value: &[u8], mut chunked: bool) -> Result<bool, ParseError> {
+    for coding in tokens(value) {
+        if chunked {
+            return Err(bad("Transfer-Encoding has a coding after chunked"));
+        }
+        if coding.eq_ignore_ascii_case(b"chunked") {
+            chunked = true;
+        } else if coding.is_empty() || !coding.iter().all(|&b| is_token_byte(b)) {
+            return Err(bad("invalid Transfer-Encoding"));
+        } else {
+            return Err(ParseError::UnsupportedTransferCoding);
+        }
+    }
+    Ok(chunked)
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests;

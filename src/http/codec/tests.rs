@@ -1,0 +1,173 @@
+use super::*;
+
+fn limits() -> Limits {
+    Limits {
+        max_head: 1024,
+        max_uri: 256,
+        max_body: 4096,
+    }
+}
+
+/// Feeds `wire` in two parts split at `split`, decoding after each, and returns every
+/// request (or the first error) plus how many `Continue` events came out.
+fn decode_split(wire: &[u8], split: usize) -> (Result<Vec<Request>, ParseError>, usize) {
+    let mut decoder = Decoder::new(limits(), 0);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut continues = 0;
+    for part in [&wire[..split], &wire[split..]] {
+        buf.extend_from_slice(part);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Event::Request(r)) => out.push(r),
+                Ok(Event::Continue) => continues += 1,
+                Ok(Event::NeedMore) => break,
+                Err(e) => return (Err(e), continues),
+            }
+        }
+    }
+    (Ok(out), continues)
+}
+
+fn decode_all(wire: &[u8]) -> Result<Vec<Request>, ParseError> {
+    decode_split(wire, wire.len()).0
+}
+
+fn summary(r: &Request) -> (String, String, Option<String>, Vec<u8>, bool) {
+    (
+        r.method_str().to_owned(),
+        r.path().to_owned(),
+        r.query().map(str::to_owned),
+        r.body().to_vec(),
+        r.keep_alive(),
+    )
+}
+
+#[test]
+fn decodes_a_get() {
+    let reqs = decode_all(b"GET /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nX-Two: 1\r\nx-two: 2\r\n\r\n").unwrap();
+    let r = &reqs[0];
+    assert_eq!(r.method(), Method::Get);
+    assert_eq!(r.path(), "/a/b");
+    assert_eq!(r.query(), Some("x=1&y"));
+    assert_eq!(r.version(), Version::Http11);
+    assert!(r.keep_alive());
+    assert_eq!(r.header("HOST"), Some("h"));
+    let twos: Vec<_> = r.headers().get_all("X-TWO").collect();
+    assert_eq!(twos, vec![&b"1"[..], &b"2"[..]]);
+    assert!(r.body().is_empty());
+}
+
+const PIPELINE: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n\
+POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello\
+POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: v\r\n\r\n\
+GET /last?q HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+
+#[test]
+fn pipelined_requests_decode_in_order() {
+    let reqs = decode_all(PIPELINE).unwrap();
+    let got: Vec<_> = reqs.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("GET".into(), "/".into(), None, vec![], true),
+            ("POST".into(), "/echo".into(), None, b"hello".to_vec(), true),
+            ("POST".into(), "/echo".into(), None, b"abcde".to_vec(), true),
+            ("GET".into(), "/last".into(), Some("q".into()), vec![], true),
+        ]
+    );
+}
+
+#[test]
+fn every_split_decodes_the_same() {
+    let whole: Vec<_> = decode_all(PIPELINE).unwrap().iter().map(summary).collect();
+    for split in 0..=PIPELINE.len() {
+        let (reqs, _) = decode_split(PIPELINE, split);
+        let got: Vec<_> = reqs.unwrap().iter().map(summary).collect();
+        assert_eq!(got, whole, "split at {split}");
+    }
+}
+
+#[test]
+fn keep_alive_rules() {
+    let close = decode_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").unwrap();
+    assert!(!close[0].keep_alive());
+    let http10 = decode_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert!(!http10[0].keep_alive());
+    let http10_ka = decode_all(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+    assert!(http10_ka[0].keep_alive());
+}
+
+#[test]
+fn expect_continue_is_announced_only_when_the_body_is_missing() {
+    let head = b"POST /e HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    let (reqs, continues) = decode_split(head, head.len());
+    assert!(reqs.unwrap().is_empty());
+    assert_eq!(continues, 1);
+    let mut whole = head.to_vec();
+    whole.extend_from_slice(b"abc");
+    let (reqs, continues) = decode_split(&whole, whole.len());
+    assert_eq!(reqs.unwrap()[0].body().as_ref(), b"abc");
+    assert_eq!(continues, 0);
+    let (reqs, continues) = decode_split(&whole, head.len());
+    assert_eq!(reqs.unwrap()[0].body().as_ref(), b"abc");
+    assert_eq!(continues, 1);
+}
+
+fn error_of(wire: &[u8]) -> ParseError {
+    match decode_all(wire) {
+        Err(e) => e,
+        Ok(reqs) => panic!("decoded {} request(s) from {:?}", reqs.len(), String::from_utf8_lossy(wire)),
+    }
+}
+
+#[test]
+fn each_error_maps_to_its_status() {
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(), 400),
+        (b"GET\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n".to_vec(), 505),
+        (b"GET / HTTP/1.2\r\nHost: h\r\n\r\n".to_vec(), 505),
+        (b"GET / HTTQ/1.1\r\nHost: h\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x3\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n".to_vec(), 413),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(), 501),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n".to_vec(), 400),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1001\r\n".to_vec(), 413),
+        ([b"GET /".as_slice(), &[b'a'; 300], b" HTTP/1.1\r\nHost: h\r\n\r\n"].concat(), 414),
+        ([b"GET /".as_slice(), &[b'a'; 300]].concat(), 414),
+        ([b"GET / HTTP/1.1\r\nHost: h\r\nX: ".as_slice(), &[b'a'; 1100], b"\r\n\r\n"].concat(), 431),
+        ([b"GET / HTTP/1.1\r\nHost: h\r\n".as_slice(), &b"X: y\r\n".repeat(70), b"\r\n"].concat(), 431),
+    ];
+    for (wire, status) in cases {
+        assert_eq!(
+            error_of(&wire).status().as_u16(),
+            status,
+            "{:?}",
+            String::from_utf8_lossy(&wire)
+        );
+    }
+}
+
+#[test]
+fn identical_content_lengths_are_accepted() {
+    let reqs = decode_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok").unwrap();
+    assert_eq!(reqs[0].body().as_ref(), b"ok");
+}
+
+#[test]
+fn absolute_form_targets_use_their_path() {
+    let reqs = decode_all(b"GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n").unwrap();
+    assert_eq!(reqs[0].path(), "/x");
+    assert_eq!(reqs[0].query(), Some("y"));
+}

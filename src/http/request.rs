@@ -1,0 +1,279 @@
+//! `Request`: the decoded request, owning its bytes without copying them.
+//!
+//! The head is a `Bytes` slice of the connection's read buffer; methods, path, query and
+//! headers are offsets into it. Nothing here allocates per request.
+
+use std::fmt;
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+/// Most headers a request may carry; more is answered with 431.
+pub const MAX_HEADERS: usize = 64;
+/// Most `:name` parameters a route may capture.
+pub const MAX_PARAMS: usize = 8;
+
+/// The request method. Uncommon ones keep their text in [`Request::method_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// PATCH
+    Patch,
+    /// OPTIONS
+    Options,
+    /// Any other token (CONNECT, TRACE, extensions).
+    Other,
+}
+
+impl Method {
+    /// Classifies a method token.
+    pub fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+
+    /// The method's token, `None` for [`Method::Other`].
+    pub fn as_str(self) -> Option<&'static str> {
+        Some(match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Options => "OPTIONS",
+            Method::Other => return None,
+        })
+    }
+}
+
+/// The protocol version of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+}
+
+/// A byte range inside the request head.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: u16,
+    pub len: u16,
+}
+
+impl Span {
+    pub(crate) fn of(base: &[u8], part: &[u8]) -> Span {
+        // Offsets come from pointer distance: `part` is always a subslice of `base`.
+        let start = part.as_ptr() as usize - base.as_ptr() as usize;
+        Span {
+            start: start as u16,
+            len: part.len() as u16,
+        }
+    }
+
+    fn get(self, bytes: &[u8]) -> &[u8] {
+        &bytes[self.start as usize..self.start as usize + self.len as usize]
+    }
+}
+
+/// The request's headers: names and values as spans of the head.
+#[derive(Clone)]
+pub struct Headers {
+    head: Bytes,
+    len: u8,
+    spans: [(Span, Span); MAX_HEADERS],
+}
+
+impl Headers {
+    pub(crate) fn new(head: Bytes) -> Headers {
+        Headers {
+            head,
+            len: 0,
+            spans: [(Span::default(), Span::default()); MAX_HEADERS],
+        }
+    }
+
+    pub(crate) fn set_head(&mut self, head: Bytes) {
+        self.head = head;
+    }
+
+    pub(crate) fn push(&mut self, name: Span, value: Span) {
+        self.spans[self.len as usize] = (name, value);
+        self.len += 1;
+    }
+
+    /// Number of header lines.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every header as `(name, value)`, in arrival order, repeats included.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.spans[..self.len as usize].iter().map(|(name, value)| {
+            // Names were validated as tokens by the parser, so they are ASCII.
+            let name = std::str::from_utf8(name.get(&self.head)).unwrap_or("");
+            (name, value.get(&self.head))
+        })
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The first value of header `name` as text, if it is valid UTF-8.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of header `name` (case-insensitive), in arrival order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(n, v)| (n, String::from_utf8_lossy(v))))
+            .finish()
+    }
+}
+
+/// Values captured by a route's `:name` segments.
+#[derive(Clone, Default)]
+pub(crate) struct Params {
+    names: Option<Rc<[Box<str>]>>,
+    values: [Span; MAX_PARAMS],
+}
+
+/// A decoded HTTP request, handed to a handler by value.
+#[derive(Clone)]
+pub struct Request {
+    pub(crate) method: Method,
+    pub(crate) method_span: Span,
+    pub(crate) path: Span,
+    pub(crate) query: Option<Span>,
+    pub(crate) version: Version,
+    pub(crate) headers: Headers,
+    pub(crate) body: Bytes,
+    pub(crate) keep_alive: bool,
+    pub(crate) params: Params,
+    pub(crate) shard: usize,
+}
+
+impl Request {
+    fn text(&self, span: Span) -> &str {
+        // The parser only accepts requests whose method and target are ASCII.
+        std::str::from_utf8(span.get(&self.headers.head)).unwrap_or("")
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The method token as sent, e.g. `GET` or `PROPFIND`.
+    pub fn method_str(&self) -> &str {
+        self.text(self.method_span)
+    }
+
+    /// The path part of the request target, without the query.
+    pub fn path(&self) -> &str {
+        self.text(self.path)
+    }
+
+    /// The query string after `?`, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.query.map(|span| self.text(span))
+    }
+
+    /// The protocol version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The first value of header `name` as text (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get_str(name)
+    }
+
+    /// The body, de-chunked. Empty when the request had none.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Whether the connection stays open after this request's response.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// The shard serving this request.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    /// The value captured by the route's `:name` segment.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        let names = self.params.names.as_ref()?;
+        let index = names.iter().position(|n| &**n == name)?;
+        Some(self.text(self.params.values[index]))
+    }
+
+    /// The raw head bytes every span points into.
+    pub(crate) fn head(&self) -> &[u8] {
+        &self.headers.head
+    }
+
+    pub(crate) fn set_params(&mut self, names: &Rc<[Box<str>]>, values: &[Span]) {
+        self.params.names = Some(names.clone());
+        self.params.values[..values.len()].copy_from_slice(values);
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method_str())
+            .field("path", &self.path())
+            .field("query", &self.query())
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .field("keep_alive", &self.keep_alive)
+            .finish()
+    }
+}

@@ -1,0 +1,334 @@
+//! `Response`: a builder the connection encodes straight into its write buffer.
+
+use std::borrow::Cow;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::http::date::DATE_LEN;
+
+/// An HTTP status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatusCode(u16);
+
+impl StatusCode {
+    /// 100 Continue
+    pub const CONTINUE: StatusCode = StatusCode(100);
+    /// 200 OK
+    pub const OK: StatusCode = StatusCode(200);
+    /// 201 Created
+    pub const CREATED: StatusCode = StatusCode(201);
+    /// 204 No Content
+    pub const NO_CONTENT: StatusCode = StatusCode(204);
+    /// 304 Not Modified
+    pub const NOT_MODIFIED: StatusCode = StatusCode(304);
+    /// 400 Bad Request
+    pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    /// 404 Not Found
+    pub const NOT_FOUND: StatusCode = StatusCode(404);
+    /// 405 Method Not Allowed
+    pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
+    /// 408 Request Timeout
+    pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
+    /// 413 Content Too Large
+    pub const PAYLOAD_TOO_LARGE: StatusCode = StatusCode(413);
+    /// 414 URI Too Long
+    pub const URI_TOO_LONG: StatusCode = StatusCode(414);
+    /// 431 Request Header Fields Too Large
+    pub const HEADER_FIELDS_TOO_LARGE: StatusCode = StatusCode(431);
+    /// 500 Internal Server Error
+    pub const INTERNAL_SERVER_ERROR: StatusCode = StatusCode(500);
+    /// 501 Not Implemented
+    pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
+    /// 503 Service Unavailable
+    pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
+    /// 505 HTTP Version Not Supported
+    pub const HTTP_VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
+
+    /// A status from its number; `None` outside 100..=999.
+    pub fn from_u16(code: u16) -> Option<StatusCode> {
+        (100..=999).contains(&code).then_some(StatusCode(code))
+    }
+
+    /// The number.
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+
+    /// The standard reason phrase, or an empty one for unknown codes.
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            100 => "Continue",
+            101 => "Switching Protocols",
+            200 => "OK",
+            201 => "Created",
+            202 => "Accepted",
+            204 => "No Content",
+            206 => "Partial Content",
+            301 => "Moved Permanently",
+            302 => "Found",
+            303 => "See Other",
+            304 => "Not Modified",
+            307 => "Temporary Redirect",
+            308 => "Permanent Redirect",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            408 => "Request Timeout",
+            409 => "Conflict",
+            411 => "Length Required",
+            413 => "Content Too Large",
+            414 => "URI Too Long",
+            415 => "Unsupported Media Type",
+            429 => "Too Many Requests",
+            431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
+            501 => "Not Implemented",
+            502 => "Bad Gateway",
+            503 => "Service Unavailable",
+            504 => "Gateway Timeout",
+            505 => "HTTP Version Not Supported",
+            _ => "",
+        }
+    }
+
+    /// Whether a response with this status never carries a body (1xx, 204, 304).
+    pub fn forbids_body(self) -> bool {
+        self.0 < 200 || self.0 == 204 || self.0 == 304
+    }
+}
+
+/// A response: status, headers and body. Build it with the helpers and `with_*`.
+#[derive(Debug, Clone)]
+pub struct Response {
+    status: StatusCode,
+    content_type: Option<Cow<'static, str>>,
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    body: Bytes,
+    close: bool,
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: StatusCode) -> Response {
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            close: false,
+        }
+    }
+
+    /// 200 with a `text/plain` body. A `&'static str` is sent without copying.
+    pub fn text(body: impl Into<Bytes>) -> Response {
+        Response::new(StatusCode::OK).with_body("text/plain; charset=utf-8", body)
+    }
+
+    /// 200 with an `application/octet-stream` body.
+    pub fn bytes(body: impl Into<Bytes>) -> Response {
+        Response::new(StatusCode::OK).with_body("application/octet-stream", body)
+    }
+
+    /// 200 with an `application/json` body (already serialized).
+    pub fn json(body: impl Into<Bytes>) -> Response {
+        Response::new(StatusCode::OK).with_body("application/json", body)
+    }
+
+    /// Sets the status.
+    pub fn with_status(mut self, status: StatusCode) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// Sets the body and its content type.
+    pub fn with_body(
+        mut self,
+        content_type: impl Into<Cow<'static, str>>,
+        body: impl Into<Bytes>,
+    ) -> Response {
+        self.content_type = Some(content_type.into());
+        self.body = body.into();
+        self
+    }
+
+    /// Adds a header. A name or value holding CR, LF or NUL would split the response;
+    /// such a header is dropped when the response is encoded.
+    pub fn with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Closes the connection after this response.
+    pub fn with_close(mut self) -> Response {
+        self.close = true;
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The first value of a user header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &**v)
+    }
+
+    /// Whether the connection closes after this response.
+    pub fn closes(&self) -> bool {
+        self.close
+    }
+}
+
+/// How to frame one encoded response.
+#[derive(Debug, Clone, Copy)]
+pub struct Framing {
+    /// The request was HEAD: headers of the GET answer, no body.
+    pub head_only: bool,
+    /// The connection stays open afterwards.
+    pub keep_alive: bool,
+    /// The request was HTTP/1.0 (keep-alive must then be announced).
+    pub http10: bool,
+}
+
+fn safe_header_text(text: &str) -> bool {
+    !text.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+impl Response {
+    /// Appends the encoded response to `out`.
+    pub fn encode(&self, framing: Framing, date: &[u8; DATE_LEN], out: &mut BytesMut) {
+        let status = self.status;
+        let body_allowed = !status.forbids_body();
+        let body_len = if body_allowed { self.body.len() } else { 0 };
+        out.reserve(160 + body_len);
+        match status.0 {
+            200 => out.put_slice(b"HTTP/1.1 200 OK\r\n"),
+            _ => {
+                let mut code = itoa::Buffer::new();
+                out.put_slice(b"HTTP/1.1 ");
+                out.put_slice(code.format(status.0).as_bytes());
+                out.put_u8(b' ');
+                out.put_slice(status.reason().as_bytes());
+                out.put_slice(b"\r\n");
+            }
+        }
+        out.put_slice(b"Server: haywire\r\nDate: ");
+        out.put_slice(date);
+        out.put_slice(b"\r\n");
+        if body_allowed {
+            if let Some(ct) = self.content_type.as_deref().filter(|ct| safe_header_text(ct)) {
+                out.put_slice(b"Content-Type: ");
+                out.put_slice(ct.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            let mut len = itoa::Buffer::new();
+            out.put_slice(b"Content-Length: ");
+            out.put_slice(len.format(self.body.len()).as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        for (name, value) in &self.headers {
+            if safe_header_text(name) && safe_header_text(value) && !name.contains(':') {
+                out.put_slice(name.as_bytes());
+                out.put_slice(b": ");
+                out.put_slice(value.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+        }
+        if !framing.keep_alive || self.close {
+            out.put_slice(b"Connection: close\r\n");
+        } else if framing.http10 {
+            out.put_slice(b"Connection: keep-alive\r\n");
+        }
+        out.put_slice(b"\r\n");
+        if body_allowed && !framing.head_only {
+            out.put_slice(&self.body);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8; DATE_LEN] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+    const KEEP: Framing = Framing {
+        head_only: false,
+        keep_alive: true,
+        http10: false,
+    };
+
+    fn encode(response: &Response, framing: Framing) -> String {
+        let mut out = BytesMut::new();
+        response.encode(framing, DATE, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn encodes_text_with_length_type_date_and_server() {
+        let text = encode(&Response::text("hello world"), KEEP);
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nServer: haywire\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\n\r\nhello world"
+        );
+    }
+
+    #[test]
+    fn head_keeps_length_but_drops_body() {
+        let framing = Framing {
+            head_only: true,
+            ..KEEP
+        };
+        let text = encode(&Response::text("hello world"), framing);
+        assert!(text.contains("Content-Length: 11\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn no_content_has_no_length_and_no_body() {
+        let response = Response::new(StatusCode::NO_CONTENT).with_body("text/plain", "x");
+        let text = encode(&response, KEEP);
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
+        assert!(!text.contains("Content-Length"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn close_and_http10_keep_alive_are_announced() {
+        let closing = Framing {
+            keep_alive: false,
+            ..KEEP
+        };
+        assert!(encode(&Response::text("x"), closing).contains("Connection: close\r\n"));
+        let http10 = Framing {
+            http10: true,
+            ..KEEP
+        };
+        assert!(encode(&Response::text("x"), http10).contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn header_injection_is_dropped() {
+        let response = Response::text("x")
+            .with_header("X-Ok", "fine")
+            .with_header("X-Bad", "a\r\nSet-Cookie: evil=1");
+        let text = encode(&response, KEEP);
+        assert!(text.contains("X-Ok: fine\r\n"));
+        assert!(!text.contains("evil"));
+    }
+}
