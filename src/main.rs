@@ -1,1 +1,107 @@
-fn main() {}
+//! The `haywire` binary: CLI flags over `config.toml`, then the stock server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use haywire::config::{Config, ConfigError};
+use haywire::Server;
+
+/// A thread-per-core HTTP/1.1 server.
+#[derive(Parser, Debug)]
+#[command(name = "haywire", version, about)]
+struct Cli {
+    /// Configuration file. Without this flag, ./config.toml is used if present.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// IP address to listen on (overrides server.address).
+    #[arg(long, value_name = "ADDR")]
+    address: Option<String>,
+    /// TCP port (overrides server.port).
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+    /// Number of shards, 0 = one per CPU (overrides server.shards).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+}
+
+/// Exit status for a configuration error: nothing was started.
+const CONFIG_ERROR: u8 = 2;
+
+fn load(cli: &Cli) -> Result<Config, ConfigError> {
+    let default = PathBuf::from("config.toml");
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None if default.exists() => Config::load(&default)?,
+        None => Config::default(),
+    };
+    if let Some(address) = &cli.address {
+        config.server.address = address.clone();
+    }
+    if let Some(port) = cli.port {
+        config.server.port = port;
+    }
+    if let Some(shards) = cli.shards {
+        config.server.shards = shards;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let source = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("config.toml"));
+    let config = match load(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("haywire: config error in {}: {e}", source.display());
+            return ExitCode::from(CONFIG_ERROR);
+        }
+    };
+    let limits = config.limits.clone();
+    let routes: Vec<String> = config.routes.iter().map(|r| format!("{r:?}")).collect();
+    let server = Server::new(config.clone());
+    let placement = server.launch_config().placement;
+    let running = match server.start() {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("haywire: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cpus: Vec<String> = running
+        .cpus()
+        .iter()
+        .map(|c| c.map_or("-".into(), |c| c.to_string()))
+        .collect();
+    println!("haywire {}", env!("CARGO_PKG_VERSION"));
+    println!("  address:      {}", running.local_addr());
+    println!(
+        "  shards:       {} ({placement:?}, cpus {})",
+        running.shards(),
+        cpus.join(",")
+    );
+    println!("  tcp_nodelay:  {}", config.server.tcp_nodelay);
+    println!("  backlog:      {}", config.server.backlog);
+    println!(
+        "  io_memory:    {} bytes per shard",
+        config.server.io_memory
+    );
+    println!(
+        "  limits:       body {} B, head {} B, uri {} B, read buffer {} B",
+        limits.max_request_size, limits.max_head_size, limits.max_uri_length, limits.read_buffer
+    );
+    for route in routes {
+        println!("  route:        {route}");
+    }
+    match running.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("haywire: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

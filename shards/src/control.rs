@@ -184,6 +184,19 @@ impl ShardCtx {
     }
 }
 
+/// Fires the stop event of every shard; callable from any thread.
+pub(crate) fn post_stop(mailboxes: &Mailboxes) {
+    for mailbox in mailboxes.iter() {
+        mailbox.post(Envelope::Run {
+            job: Box::new(|ctx: &ShardCtx| {
+                ctx.stop_event().fire();
+                Box::new(()) as Box<dyn Any + Send>
+            }),
+            reply_to: None,
+        });
+    }
+}
+
 /// Serves this shard's mailbox: runs jobs in arrival order and routes answers back.
 pub(crate) fn serve(ctx: Rc<ShardCtx>, doorbell: Doorbell) {
     let mailbox = ctx.control().mailboxes[ctx.id()].clone();

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use glommio::LocalExecutorBuilder;
 use std::sync::mpsc;
 
-use crate::control::{self, Control};
+use crate::control::{self, Control, Mailboxes};
 use crate::cpus;
 use crate::ctx::ShardCtx;
 use crate::mailbox;
@@ -96,6 +96,7 @@ impl LaunchConfig {
 pub struct Runtime<T> {
     handles: Vec<std::thread::JoinHandle<Option<T>>>,
     cpus: Vec<Option<usize>>,
+    mailboxes: Mailboxes,
 }
 
 impl<T> Runtime<T> {
@@ -107,6 +108,12 @@ impl<T> Runtime<T> {
     /// The CPU of each shard, `None` where unbound.
     pub fn cpus(&self) -> &[Option<usize>] {
         &self.cpus
+    }
+
+    /// Asks every shard to stop, from any thread: fires each shard's
+    /// [`ShardCtx::stop_event`]. What stopping means is up to each shard's main future.
+    pub fn stop(&self) {
+        control::post_stop(&self.mailboxes);
     }
 
     /// Waits for every shard's main future to finish and returns their outputs in shard
@@ -202,5 +209,9 @@ where
         }
         return Err(io::Error::other(failure));
     }
-    Ok(Runtime { handles, cpus })
+    Ok(Runtime {
+        handles,
+        cpus,
+        mailboxes,
+    })
 }

@@ -72,18 +72,15 @@ impl Decoder {
         }
     }
 
-    /// Whether a request has started (head or body bytes seen) but is not complete.
-    pub fn is_mid_request(&self, buffered: &[u8]) -> bool {
-        !matches!(self.state, State::Head) || !buffered.is_empty()
-    }
-
     /// Decodes the next event from `buf`, consuming the bytes it used. After an error
     /// the connection must be closed: nothing after the bad bytes can be trusted.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {
         match std::mem::replace(&mut self.state, State::Head) {
             State::Head => self.decode_head(buf),
             State::Length(request, len) => Ok(self.finish_length(request, len, buf)),
-            State::Chunked(request, decoder, body) => self.finish_chunked(request, decoder, body, buf),
+            State::Chunked(request, decoder, body) => {
+                self.finish_chunked(request, decoder, body, buf)
+            }
         }
     }
 
@@ -120,7 +117,9 @@ impl Decoder {
                 };
                 self.state = match framing {
                     Framing::Length(len) => State::Length(request, len),
-                    Framing::Chunked => State::Chunked(request, ChunkedDecoder::default(), BytesMut::new()),
+                    Framing::Chunked => {
+                        State::Chunked(request, ChunkedDecoder::default(), BytesMut::new())
+                    }
                 };
                 if parsed.expect_continue && body_waiting && buf.is_empty() {
                     return Ok(Event::Continue);
@@ -211,7 +210,10 @@ fn parse_head(
     let mut keep_alive_token = false;
     let mut expect_continue = false;
     for header in req.headers.iter() {
-        headers.push(Span::of(buf, header.name.as_bytes()), Span::of(buf, header.value));
+        headers.push(
+            Span::of(buf, header.name.as_bytes()),
+            Span::of(buf, header.value),
+        );
         let name = header.name;
         let value = header.value;
         if name.eq_ignore_ascii_case("content-length") {
@@ -237,7 +239,11 @@ fn parse_head(
         }
     }
     if version == Version::Http11 && hosts != 1 {
-        return Err(bad(if hosts == 0 { "missing Host header" } else { "more than one Host header" }));
+        return Err(bad(if hosts == 0 {
+            "missing Host header"
+        } else {
+            "more than one Host header"
+        }));
     }
     let framing = match (transfer_encoding, content_length) {
         (true, Some(_)) => return Err(bad("both Content-Length and Transfer-Encoding")),
@@ -274,7 +280,11 @@ fn incomplete<T>(buf: &[u8], limits: &Limits) -> Result<Option<T>, ParseError> {
         return Err(ParseError::UriTooLong);
     }
     if buf.len() >= limits.max_head {
-        return Err(if line_done { ParseError::HeadTooLarge } else { ParseError::UriTooLong });
+        return Err(if line_done {
+            ParseError::HeadTooLarge
+        } else {
+            ParseError::UriTooLong
+        });
     }
     Ok(None)
 }
@@ -282,7 +292,9 @@ fn incomplete<T>(buf: &[u8], limits: &Limits) -> Result<Option<T>, ParseError> {
 fn map_httparse_error(error: httparse::Error, buf: &[u8]) -> ParseError {
     match error {
         httparse::Error::TooManyHeaders => ParseError::HeadTooLarge,
-        httparse::Error::Version if looks_like_other_version(buf) => ParseError::VersionNotSupported,
+        httparse::Error::Version if looks_like_other_version(buf) => {
+            ParseError::VersionNotSupported
+        }
         httparse::Error::Version => bad("malformed HTTP version"),
         httparse::Error::HeaderName => bad("invalid header name"),
         httparse::Error::HeaderValue => bad("invalid header value"),

@@ -231,7 +231,11 @@ impl Response {
         out.put_slice(date);
         out.put_slice(b"\r\n");
         if body_allowed {
-            if let Some(ct) = self.content_type.as_deref().filter(|ct| safe_header_text(ct)) {
+            if let Some(ct) = self
+                .content_type
+                .as_deref()
+                .filter(|ct| safe_header_text(ct))
+            {
                 out.put_slice(b"Content-Type: ");
                 out.put_slice(ct.as_bytes());
                 out.put_slice(b"\r\n");

@@ -45,7 +45,8 @@ fn summary(r: &Request) -> (String, String, Option<String>, Vec<u8>, bool) {
 
 #[test]
 fn decodes_a_get() {
-    let reqs = decode_all(b"GET /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nX-Two: 1\r\nx-two: 2\r\n\r\n").unwrap();
+    let reqs =
+        decode_all(b"GET /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nX-Two: 1\r\nx-two: 2\r\n\r\n").unwrap();
     let r = &reqs[0];
     assert_eq!(r.method(), Method::Get);
     assert_eq!(r.path(), "/a/b");
@@ -117,7 +118,11 @@ fn expect_continue_is_announced_only_when_the_body_is_missing() {
 fn error_of(wire: &[u8]) -> ParseError {
     match decode_all(wire) {
         Err(e) => e,
-        Ok(reqs) => panic!("decoded {} request(s) from {:?}", reqs.len(), String::from_utf8_lossy(wire)),
+        Ok(reqs) => panic!(
+            "decoded {} request(s) from {:?}",
+            reqs.len(),
+            String::from_utf8_lossy(wire)
+        ),
     }
 }
 
@@ -161,13 +166,17 @@ fn each_error_maps_to_its_status() {
 
 #[test]
 fn identical_content_lengths_are_accepted() {
-    let reqs = decode_all(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok").unwrap();
+    let reqs = decode_all(
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .unwrap();
     assert_eq!(reqs[0].body().as_ref(), b"ok");
 }
 
 #[test]
 fn absolute_form_targets_use_their_path() {
-    let reqs = decode_all(b"GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n").unwrap();
+    let reqs =
+        decode_all(b"GET http://example.com/x?y HTTP/1.1\r\nHost: example.com\r\n\r\n").unwrap();
     assert_eq!(reqs[0].path(), "/x");
     assert_eq!(reqs[0].query(), Some("y"));
 }

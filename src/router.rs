@@ -1,0 +1,211 @@
+//! Routes: exact paths, `*` wildcard segments, `:name` parameters, per method.
+//!
+//! Matching order: an exact path wins; then patterns in the order they were added.
+//! A `*` segment matches any one segment; a trailing `*` matches one or more remaining
+//! segments (Haywire's `/users/*` matches `/users/42` and `/users/42/posts`). A `:name`
+//! segment matches one non-empty segment and captures it. HEAD is served by the GET
+//! handler when no HEAD handler is registered. A known path with no handler for the
+//! method is answered 405 with `Allow`; an unknown path 404.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::handler::{Handler, Reply};
+use crate::http::request::{Span, MAX_PARAMS};
+use crate::http::{Method, Request, Response, StatusCode};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(Box<str>),
+    Param,
+    Wildcard,
+}
+
+/// The handlers registered for one path, by method.
+#[derive(Default)]
+struct Endpoint {
+    handlers: Vec<(Method, Rc<dyn Handler>)>,
+    /// The `Allow` header value, kept in step with `handlers`.
+    allow: String,
+}
+
+impl Endpoint {
+    fn add(&mut self, method: Method, handler: Rc<dyn Handler>) {
+        self.handlers.retain(|(m, _)| *m != method);
+        self.handlers.push((method, handler));
+        let mut allow: Vec<&str> = self
+            .handlers
+            .iter()
+            .filter_map(|(m, _)| m.as_str())
+            .collect();
+        if self.find(Method::Head).is_some() && !allow.contains(&"HEAD") {
+            allow.push("HEAD");
+        }
+        self.allow = allow.join(", ");
+    }
+
+    fn find(&self, method: Method) -> Option<&Rc<dyn Handler>> {
+        let exact = self.handlers.iter().find(|(m, _)| *m == method);
+        let fallback = || match method {
+            Method::Head => self.handlers.iter().find(|(m, _)| *m == Method::Get),
+            _ => None,
+        };
+        exact.or_else(fallback).map(|(_, h)| h)
+    }
+}
+
+struct Pattern {
+    segments: Vec<Segment>,
+    names: Rc<[Box<str>]>,
+    endpoint: Endpoint,
+}
+
+/// One shard's routing table. Built by the route factory on each shard.
+#[derive(Default)]
+pub struct Router {
+    exact: HashMap<Box<str>, Endpoint>,
+    patterns: Vec<Pattern>,
+}
+
+fn parse_pattern(path: &str) -> (Vec<Segment>, Vec<Box<str>>) {
+    let mut names = Vec::new();
+    let segments = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| {
+            if seg == "*" {
+                Segment::Wildcard
+            } else if let Some(name) = seg.strip_prefix(':') {
+                names.push(name.into());
+                Segment::Param
+            } else {
+                Segment::Literal(seg.into())
+            }
+        })
+        .collect();
+    (segments, names)
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Registers `handler` for `method` on `path`. Panics on a pattern with more than
+    /// eight `:name` segments or a path not starting with `/`: both are programming
+    /// errors found at startup.
+    pub fn route(&mut self, method: Method, path: &str, handler: impl Handler) -> &mut Router {
+        self.route_rc(method, path, Rc::new(handler))
+    }
+
+    /// Like [`Router::route`] with a handler shared between routes or methods.
+    pub fn route_rc(
+        &mut self,
+        method: Method,
+        path: &str,
+        handler: Rc<dyn Handler>,
+    ) -> &mut Router {
+        assert!(path.starts_with('/'), "route {path:?} must start with '/'");
+        let (segments, names) = parse_pattern(path);
+        assert!(
+            names.len() <= MAX_PARAMS,
+            "route {path:?} has more than {MAX_PARAMS} parameters"
+        );
+        if segments.iter().all(|s| matches!(s, Segment::Literal(_))) {
+            self.exact
+                .entry(path.into())
+                .or_default()
+                .add(method, handler);
+            return self;
+        }
+        match self.patterns.iter_mut().find(|p| p.segments == segments) {
+            Some(pattern) => pattern.endpoint.add(method, handler),
+            None => {
+                let mut endpoint = Endpoint::default();
+                endpoint.add(method, handler);
+                self.patterns.push(Pattern {
+                    segments,
+                    names: names.into(),
+                    endpoint,
+                });
+            }
+        }
+        self
+    }
+
+    /// GET `path`.
+    pub fn get(&mut self, path: &str, handler: impl Handler) -> &mut Router {
+        self.route(Method::Get, path, handler)
+    }
+
+    /// POST `path`.
+    pub fn post(&mut self, path: &str, handler: impl Handler) -> &mut Router {
+        self.route(Method::Post, path, handler)
+    }
+
+    /// PUT `path`.
+    pub fn put(&mut self, path: &str, handler: impl Handler) -> &mut Router {
+        self.route(Method::Put, path, handler)
+    }
+
+    /// DELETE `path`.
+    pub fn delete(&mut self, path: &str, handler: impl Handler) -> &mut Router {
+        self.route(Method::Delete, path, handler)
+    }
+
+    /// Finds the handler for `request` and calls it; answers 404 or 405 itself.
+    pub fn dispatch(&self, mut request: Request) -> Reply {
+        let path = request.path();
+        if let Some(endpoint) = self.exact.get(path) {
+            return call(endpoint, request);
+        }
+        let mut spans = [Span::default(); MAX_PARAMS];
+        for pattern in &self.patterns {
+            if let Some(count) = match_segments(&pattern.segments, request.head(), path, &mut spans)
+            {
+                request.set_params(&pattern.names, &spans[..count]);
+                return call(&pattern.endpoint, request);
+            }
+        }
+        Reply::Ready(Response::new(StatusCode::NOT_FOUND).with_body("text/plain", "not found\n"))
+    }
+}
+
+fn call(endpoint: &Endpoint, request: Request) -> Reply {
+    match endpoint.find(request.method()) {
+        Some(handler) => handler.call(request),
+        None => Reply::Ready(
+            Response::new(StatusCode::METHOD_NOT_ALLOWED)
+                .with_header("Allow", endpoint.allow.clone())
+                .with_body("text/plain", "method not allowed\n"),
+        ),
+    }
+}
+
+/// Matches `path` against `segments`, recording `:name` captures as spans of `head`.
+fn match_segments(
+    segments: &[Segment],
+    head: &[u8],
+    path: &str,
+    spans: &mut [Span; MAX_PARAMS],
+) -> Option<usize> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    let mut captured = 0;
+    for (i, segment) in segments.iter().enumerate() {
+        let part = parts.next()?;
+        match segment {
+            Segment::Literal(lit) if **lit == *part => {}
+            Segment::Literal(_) => return None,
+            Segment::Param if part.is_empty() => return None,
+            Segment::Param => {
+                spans[captured] = Span::of(head, part.as_bytes());
+                captured += 1;
+            }
+            Segment::Wildcard if part.is_empty() => return None,
+            Segment::Wildcard if i + 1 == segments.len() => return Some(captured),
+            Segment::Wildcard => {}
+        }
+    }
+    parts.next().is_none().then_some(captured)
+}

@@ -1,0 +1,232 @@
+//! `Server`: binds one SO_REUSEPORT listener per shard, launches the shards, and on each
+//! builds the routes and runs the accept loop.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures_lite::future;
+use glommio::net::TcpListener;
+use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{Config, PlacementKind};
+use crate::conn;
+use crate::http::date::DateCache;
+use crate::http::Limits;
+use crate::pool::BufferPool;
+use crate::router::Router;
+use crate::stats::ShardStats;
+use crate::stock;
+
+/// Idle buffers a shard keeps for reuse.
+const POOLED_BUFFERS: usize = 1024;
+
+/// Builds each shard's routes: called once on every shard, with that shard's context.
+type RouteFactory = Arc<dyn Fn(&mut Router, &Rc<ShardCtx>) + Send + Sync>;
+
+/// Everything one shard's connections share. Lives on that shard only.
+pub(crate) struct Shard {
+    pub(crate) id: usize,
+    pub(crate) router: Router,
+    pub(crate) limits: Limits,
+    pub(crate) date: Rc<DateCache>,
+    pub(crate) stats: Rc<ShardStats>,
+    pub(crate) pool: BufferPool,
+}
+
+/// A Haywire server: configuration plus the routes every shard builds.
+pub struct Server {
+    config: Config,
+    routes: Vec<RouteFactory>,
+}
+
+/// A started server.
+pub struct RunningServer {
+    addr: SocketAddr,
+    runtime: Runtime<()>,
+}
+
+impl Server {
+    /// A server for `config`; the config's `[[route]]` stock handlers are mounted first.
+    pub fn new(config: Config) -> Server {
+        Server {
+            config,
+            routes: Vec::new(),
+        }
+    }
+
+    /// Adds routes. `factory` runs once on every shard and registers that shard's
+    /// handlers, so handler state built inside it is shard-local (`Rc`, `Cell`).
+    pub fn routes<F>(mut self, factory: F) -> Server
+    where
+        F: Fn(&mut Router, &Rc<ShardCtx>) + Send + Sync + 'static,
+    {
+        self.routes.push(Arc::new(factory));
+        self
+    }
+
+    /// The shard layout this server's config asks for.
+    pub fn launch_config(&self) -> LaunchConfig {
+        let server = &self.config.server;
+        let placement = match server.placement {
+            PlacementKind::Unbound => Placement::Unbound,
+            PlacementKind::Pinned if server.cpus.is_empty() => Placement::Pinned,
+            PlacementKind::Pinned => Placement::Cpus(server.cpus.clone()),
+        };
+        LaunchConfig {
+            shards: server.shards,
+            placement,
+            io_memory: server.io_memory,
+            name: "haywire".into(),
+            ..LaunchConfig::default()
+        }
+    }
+
+    /// Binds the listeners and starts every shard; returns once they all run.
+    pub fn start(self) -> io::Result<RunningServer> {
+        let launch_config = self.launch_config();
+        let shards = launch_config.resolve()?.len();
+        let ip: IpAddr = self.config.server.address.parse().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "server.address is not an IP address",
+            )
+        })?;
+        let sockets = bind_all(
+            SocketAddr::new(ip, self.config.server.port),
+            shards,
+            self.config.server.backlog,
+        )?;
+        let addr = sockets[0]
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("listener has no IP address"))?;
+        let sockets = Arc::new(Mutex::new(
+            sockets.into_iter().map(Some).collect::<Vec<_>>(),
+        ));
+        let config = Arc::new(self.config);
+        let routes = Arc::new(self.routes);
+        let runtime = launch(&launch_config, move |ctx: Rc<ShardCtx>| {
+            let socket = sockets.lock().unwrap_or_else(|p| p.into_inner())[ctx.id()].take();
+            run_shard(ctx, socket.expect("one socket per shard"), config, routes)
+        })?;
+        Ok(RunningServer { addr, runtime })
+    }
+}
+
+impl RunningServer {
+    /// The bound address (with the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Number of shards.
+    pub fn shards(&self) -> usize {
+        self.runtime.shards()
+    }
+
+    /// The CPU of each shard, `None` where unbound.
+    pub fn cpus(&self) -> &[Option<usize>] {
+        self.runtime.cpus()
+    }
+
+    /// Stops accepting on every shard; `join` then returns.
+    pub fn stop(&self) {
+        self.runtime.stop();
+    }
+
+    /// Waits until every shard has stopped.
+    pub fn join(self) -> io::Result<()> {
+        self.runtime
+            .join()
+            .into_iter()
+            .collect::<io::Result<Vec<()>>>()
+            .map(drop)
+    }
+}
+
+/// One SO_REUSEPORT listener per shard, all on the same port: the first binds the
+/// configured port (0 picks one), the rest bind the port it got.
+fn bind_all(addr: SocketAddr, shards: usize, backlog: u32) -> io::Result<Vec<Socket>> {
+    let first = bind_one(addr, backlog)?;
+    let port = first
+        .local_addr()?
+        .as_socket()
+        .map_or(addr.port(), |a| a.port());
+    let mut sockets = vec![first];
+    for _ in 1..shards {
+        sockets.push(bind_one(SocketAddr::new(addr.ip(), port), backlog)?);
+    }
+    Ok(sockets)
+}
+
+fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(socket)
+}
+
+async fn run_shard(
+    ctx: Rc<ShardCtx>,
+    socket: Socket,
+    config: Arc<Config>,
+    routes: Arc<Vec<RouteFactory>>,
+) {
+    // SAFETY: `into_raw_fd` hands over sole ownership of a bound, listening TCP socket;
+    // glommio's listener takes over closing it. glommio has no safe constructor that
+    // accepts a socket configured elsewhere (backlog, reuseport, shared port).
+    let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+    let stats = Rc::new(ShardStats::default());
+    ctx.insert_local(stats.clone());
+    let date = Rc::new(DateCache::default());
+    glommio::spawn_local(refresh_date(date.clone(), ctx.clone())).detach();
+
+    let mut router = Router::new();
+    stock::mount(&config.routes, &mut router, &ctx);
+    for factory in routes.iter() {
+        factory(&mut router, &ctx);
+    }
+    let shard = Rc::new(Shard {
+        id: ctx.id(),
+        router,
+        limits: config.limits(),
+        date,
+        stats,
+        pool: BufferPool::new(config.limits.read_buffer, POOLED_BUFFERS),
+    });
+    let nodelay = config.server.tcp_nodelay;
+    let stop = ctx.stop_event();
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            stop.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return,
+            Some(Ok(stream)) => {
+                // A socket that refuses TCP_NODELAY still works, only slower.
+                let _ = stream.set_nodelay(nodelay);
+                glommio::spawn_local(conn::serve(stream, shard.clone())).detach();
+            }
+            // Out of descriptors or memory: back off briefly instead of spinning.
+            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+async fn refresh_date(date: Rc<DateCache>, ctx: Rc<ShardCtx>) {
+    while !ctx.stop_event().is_fired() {
+        glommio::timer::sleep(DateCache::until_next_second(SystemTime::now())).await;
+        date.refresh(SystemTime::now());
+    }
+}

@@ -1,0 +1,74 @@
+//! Ready-made handlers the config can mount: text, echo, stats.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use haywire_shards::ShardCtx;
+use serde::Serialize;
+
+use crate::config::RouteConfig;
+use crate::http::{Method, Request, Response, StatusCode};
+use crate::router::Router;
+use crate::stats::{ShardStats, StatsSnapshot};
+
+/// Mounts the configured stock routes on `router`.
+pub fn mount(routes: &[RouteConfig], router: &mut Router, ctx: &Rc<ShardCtx>) {
+    for route in routes {
+        match route {
+            RouteConfig::Text {
+                path,
+                body,
+                content_type,
+            } => {
+                let body = Bytes::from(body.clone());
+                let content_type = content_type.clone();
+                router.get(path, move |_: Request| {
+                    Response::new(StatusCode::OK).with_body(content_type.clone(), body.clone())
+                });
+            }
+            RouteConfig::Echo { path } => {
+                router.post(path, echo);
+                router.put(path, echo);
+            }
+            RouteConfig::Stats { path } => {
+                let ctx = ctx.clone();
+                router.route(Method::Get, path, move |_: Request| stats(ctx.clone()));
+            }
+        }
+    }
+}
+
+/// Answers with the request body and its content type.
+pub fn echo(request: Request) -> Response {
+    let content_type = request
+        .header("content-type")
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    Response::new(StatusCode::OK).with_body(content_type, request.body().clone())
+}
+
+#[derive(Serialize)]
+struct StatsReport {
+    total: StatsSnapshot,
+    shards: Vec<StatsSnapshot>,
+}
+
+/// Gathers every shard's counters over the control mesh and answers with JSON.
+pub async fn stats(ctx: Rc<ShardCtx>) -> Response {
+    let gathered = ctx
+        .gather(|shard: &ShardCtx| shard.local::<ShardStats>().map(|s| s.snapshot(shard.id())))
+        .await;
+    let Ok(shards) = gathered else {
+        return Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+            .with_body("text/plain", "stats unavailable\n");
+    };
+    let shards: Vec<StatsSnapshot> = shards.into_iter().flatten().collect();
+    let report = StatsReport {
+        total: StatsSnapshot::total(&shards),
+        shards,
+    };
+    match serde_json::to_vec_pretty(&report) {
+        Ok(json) => Response::json(json),
+        Err(_) => Response::new(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
