@@ -8,9 +8,11 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
+use std::net::Shutdown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +24,15 @@ use crate::http::{Decoder, Event, Method, ParseError, Response, StatusCode, Vers
 use crate::server::Shard;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+/// How long, and how many bytes, a closing connection drains its client's input.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Who ended the connection.
+enum Closed {
+    ByPeer,
+    ByServer,
+}
 
 /// A response in flight, with how to frame it.
 struct Slot {
@@ -39,7 +50,9 @@ pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
         inflight: VecDeque::new(),
     };
     // I/O errors (resets, broken pipes) just end the connection.
-    let _ = conn.run(&mut stream, &shard).await;
+    if let Ok(Closed::ByServer) = conn.run(&mut stream, &shard).await {
+        linger(&mut stream).await;
+    }
     shard.pool.give(conn.read);
     shard.pool.give(conn.write);
     shard.stats.connection_closed();
@@ -63,7 +76,7 @@ enum Next {
 }
 
 impl Connection {
-    async fn run(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<()> {
+    async fn run(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Closed> {
         loop {
             let next = self.decode_batch(shard);
             let mut close = self.finish_responses(shard).await;
@@ -74,17 +87,17 @@ impl Connection {
             close |= matches!(next, Next::Close);
             if !self.write.is_empty() {
                 stream.write_all(&self.write).await?;
-                shard.stats.bytes_out(self.write.len());
+                shard.stats.wrote(self.write.len());
                 self.write.clear();
                 if shard.pool.oversized(&self.write) {
                     self.write = shard.pool.take();
                 }
             }
             if close {
-                return Ok(());
+                return Ok(Closed::ByServer);
             }
             if self.fill(stream, shard).await? == 0 {
-                return Ok(());
+                return Ok(Closed::ByPeer);
             }
         }
     }
@@ -185,6 +198,26 @@ impl Connection {
         self.read.truncate(filled + n);
         shard.stats.bytes_in(n);
         result
+    }
+}
+
+/// Half-closes, then reads and drops what the client still sends, briefly: closing a
+/// socket with unread input makes the kernel answer with a reset, which can destroy the
+/// response before the client has read it.
+async fn linger(stream: &mut TcpStream) {
+    if stream.shutdown(Shutdown::Write).await.is_err() {
+        return;
+    }
+    if stream.set_read_timeout(Some(LINGER_TIME)).is_err() {
+        return;
+    }
+    let mut scratch = [0u8; 2048];
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match stream.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub struct ShardStats {
     active: Cell<u64>,
     bytes_in: Cell<u64>,
     bytes_out: Cell<u64>,
+    writes: Cell<u64>,
     responses: [Cell<u64>; 5],
     parse_errors: Cell<u64>,
     handler_panics: Cell<u64>,
@@ -50,9 +51,10 @@ impl ShardStats {
         bump(&self.bytes_in, n as u64);
     }
 
-    /// Bytes written to clients.
-    pub fn bytes_out(&self, n: usize) {
+    /// One write of `n` bytes to a client (a whole batch of responses).
+    pub fn wrote(&self, n: usize) {
         bump(&self.bytes_out, n as u64);
+        bump(&self.writes, 1);
     }
 
     /// A request could not be decoded.
@@ -77,6 +79,7 @@ impl ShardStats {
             },
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
+            writes: self.writes.get(),
             responses: ResponseStats {
                 informational: r(0),
                 success: r(1),
@@ -133,6 +136,8 @@ pub struct StatsSnapshot {
     pub bytes_in: u64,
     /// Bytes written.
     pub bytes_out: u64,
+    /// Write calls: each carries every response of one batch.
+    pub writes: u64,
     /// Responses by status class.
     pub responses: ResponseStats,
     /// Requests refused as malformed or over a limit.
@@ -155,6 +160,7 @@ impl StatsSnapshot {
                 },
                 bytes_in: a.bytes_in + b.bytes_in,
                 bytes_out: a.bytes_out + b.bytes_out,
+                writes: a.writes + b.writes,
                 responses: ResponseStats {
                     informational: a.responses.informational + b.responses.informational,
                     success: a.responses.success + b.responses.success,
@@ -184,7 +190,7 @@ mod tests {
         b.connection_closed();
         b.request();
         b.response(404);
-        b.bytes_out(7);
+        b.wrote(7);
         let total = StatsSnapshot::total(&[a.snapshot(0), b.snapshot(1)]);
         assert_eq!(total.requests, 2);
         assert_eq!(

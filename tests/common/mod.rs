@@ -1,0 +1,170 @@
+//! A raw-TCP test client and a test server: 2 shards on an ephemeral loopback port.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use haywire::config::{Config, PlacementKind, RouteConfig};
+use haywire::{Request, Response, Router, RunningServer, Server, ShardCtx};
+
+/// A config for tests: 2 unbound shards on 127.0.0.1, port 0, small limits, stock routes.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.server.address = "127.0.0.1".into();
+    config.server.port = 0;
+    config.server.shards = 2;
+    config.server.placement = PlacementKind::Unbound;
+    config.limits.max_request_size = 64 * 1024;
+    config.limits.max_head_size = 4096;
+    config.limits.max_uri_length = 1024;
+    config.routes = vec![
+        RouteConfig::Text {
+            path: "/".into(),
+            body: "hello world".into(),
+            content_type: "text/plain; charset=utf-8".into(),
+        },
+        RouteConfig::Echo {
+            path: "/echo".into(),
+        },
+        RouteConfig::Stats {
+            path: "/stats".into(),
+        },
+    ];
+    config
+}
+
+/// Test routes on top of the stock ones.
+pub fn test_routes(router: &mut Router, shard: &Rc<ShardCtx>) {
+    let id = shard.id();
+    router.get("/shard", move |_: Request| Response::text(format!("{id}")));
+    router.get("/items/:id", |req: Request| {
+        Response::text(req.param("id").unwrap_or("?").to_owned())
+    });
+    router.get("/users/*", |req: Request| {
+        Response::text(format!("user {}", req.path()))
+    });
+    router.get("/files/:dir/*", |req: Request| {
+        Response::text(format!("dir {}", req.param("dir").unwrap_or("?")))
+    });
+    router.get("/slow/:ms", |req: Request| async move {
+        let ms: u64 = req.param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+        glommio::timer::sleep(Duration::from_millis(ms)).await;
+        Response::text(format!("slept {ms}"))
+    });
+    router.get("/panic", |_: Request| -> Response {
+        panic!("handler failure on purpose")
+    });
+    router.get("/panic-async", |_: Request| async {
+        panic!("async handler failure on purpose");
+    });
+}
+
+/// Starts a fresh server with the test config and routes.
+pub fn start_server(config: Config) -> RunningServer {
+    Server::new(config)
+        .routes(test_routes)
+        .start()
+        .expect("server starts")
+}
+
+/// One server shared by every test in a binary.
+pub fn shared_server() -> SocketAddr {
+    static SERVER: OnceLock<SocketAddr> = OnceLock::new();
+    *SERVER.get_or_init(|| {
+        let running = start_server(test_config());
+        let addr = running.local_addr();
+        // Runs until the test process exits.
+        std::mem::forget(running);
+        addr
+    })
+}
+
+/// A connected client with a 10 s read timeout, so a hang fails instead of blocking.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response; `head_only` for a HEAD request (no body follows).
+pub fn read_reply<R: BufRead>(reader: &mut R, head_only: bool) -> Reply {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
+    let status: u16 = line[9..12].parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        let line = line.trim_end_matches("\r\n");
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(": ").expect("header has ': '");
+        headers.push((name.to_owned(), value.to_owned()));
+    }
+    let mut reply = Reply {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if !head_only {
+        if let Some(len) = reply.header("content-length") {
+            let mut body = vec![0; len.parse().unwrap()];
+            reader.read_exact(&mut body).expect("body");
+            reply.body = body;
+        }
+    }
+    reply
+}
+
+/// Sends `wire` on a new connection and reads one response.
+pub fn exchange(addr: SocketAddr, wire: &[u8]) -> (Reply, BufReader<TcpStream>) {
+    let mut stream = connect(addr);
+    stream.write_all(wire).unwrap();
+    let mut reader = BufReader::new(stream);
+    let reply = read_reply(&mut reader, false);
+    (reply, reader)
+}
+
+/// Whether the server closed the connection: the next read sees EOF (or a reset).
+pub fn is_closed<R: Read>(reader: &mut R) -> bool {
+    let mut byte = [0u8; 1];
+    match reader.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// A GET request for `path`.
+pub fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
+}

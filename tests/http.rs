@@ -1,0 +1,239 @@
+//! HTTP/1.1 behaviour against a real 2-shard server, over raw TCP.
+
+mod common;
+
+use std::io::{BufReader, Write};
+
+use common::*;
+
+#[test]
+fn hello_world() {
+    let (reply, _) = exchange(shared_server(), get("/").as_bytes());
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), "hello world");
+    assert_eq!(reply.header("server"), Some("haywire"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(reply.header("content-length"), Some("11"));
+    let date = reply.header("date").expect("Date header");
+    assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+}
+
+#[test]
+fn hundred_pipelined_gets_answer_in_order() {
+    let mut stream = connect(shared_server());
+    let wire: String = (0..100).map(|i| get(&format!("/items/{i}"))).collect();
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    for i in 0..100 {
+        let reply = read_reply(&mut reader, false);
+        assert_eq!((reply.status, reply.text()), (200, i.to_string()));
+    }
+}
+
+#[test]
+fn pipelined_async_handlers_answer_in_request_order() {
+    let mut stream = connect(shared_server());
+    // The first finishes last; responses must still come back in request order.
+    let wire = [
+        get("/slow/200"),
+        get("/slow/0"),
+        get("/items/x"),
+        get("/slow/50"),
+    ]
+    .concat();
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let texts: Vec<String> = (0..4)
+        .map(|_| read_reply(&mut reader, false).text())
+        .collect();
+    assert_eq!(texts, ["slept 200", "slept 0", "x", "slept 50"]);
+}
+
+#[test]
+fn keep_alive_reuses_the_connection() {
+    let mut stream = connect(shared_server());
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    for _ in 0..5 {
+        stream.write_all(get("/").as_bytes()).unwrap();
+        let reply = read_reply(&mut reader, false);
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("connection"), None);
+    }
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let wire =
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (reply, mut reader) = exchange(shared_server(), wire);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(
+        is_closed(&mut reader),
+        "the pipelined request after close was answered"
+    );
+}
+
+#[test]
+fn http10_closes_unless_keep_alive() {
+    let (reply, mut reader) = exchange(shared_server(), b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(is_closed(&mut reader));
+
+    let mut stream = connect(shared_server());
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        let reply = read_reply(&mut reader, false);
+        assert_eq!(reply.header("connection"), Some("keep-alive"));
+    }
+}
+
+#[test]
+fn head_has_get_headers_and_no_body() {
+    let mut stream = connect(shared_server());
+    stream
+        .write_all(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    stream.write_all(get("/items/after").as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let head = read_reply(&mut reader, true);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("11"));
+    // No body bytes: the next response starts right away.
+    let next = read_reply(&mut reader, false);
+    assert_eq!(next.text(), "after");
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body() {
+    let mut stream = connect(shared_server());
+    stream
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let interim = read_reply(&mut reader, true);
+    assert_eq!(interim.status, 100);
+    stream.write_all(b"hello").unwrap();
+    let reply = read_reply(&mut reader, false);
+    assert_eq!((reply.status, reply.text()), (200, "hello".into()));
+}
+
+#[test]
+fn echo_content_length_and_chunked_bodies() {
+    let (reply, _) = exchange(
+        shared_server(),
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/x-test\r\nContent-Length: 11\r\n\r\nhello world",
+    );
+    assert_eq!((reply.status, reply.text()), (200, "hello world".into()));
+    assert_eq!(reply.header("content-type"), Some("text/x-test"));
+
+    let mut stream = connect(shared_server());
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    // Sent in pieces, split inside sizes and data, with a trailer.
+    for part in [
+        &b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r"[..],
+        b"\nhel",
+        b"lo\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n",
+        b"\r\n",
+    ] {
+        stream.write_all(part).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let reply = read_reply(&mut reader, false);
+    assert_eq!((reply.status, reply.text()), (200, "hello world".into()));
+}
+
+#[test]
+fn each_bad_request_gets_its_status_and_the_connection_closes() {
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(2000));
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(5000)
+    );
+    let big_body = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n".to_string();
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (b"NOT A REQUEST\r\n\r\n".to_vec(), 400),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n".to_vec(), 400),
+        (long_uri.into_bytes(), 414),
+        (big_head.into_bytes(), 431),
+        (big_body.into_bytes(), 413),
+        (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n".to_vec(), 505),
+        (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
+    ];
+    for (wire, status) in cases {
+        // A valid request after the bad one must never be answered.
+        let mut wire = wire;
+        wire.extend_from_slice(get("/").as_bytes());
+        let (reply, mut reader) = exchange(shared_server(), &wire);
+        let shown = String::from_utf8_lossy(&wire[..wire.len().min(60)]).into_owned();
+        assert_eq!(reply.status, status, "{shown}");
+        assert_eq!(reply.header("connection"), Some("close"), "{shown}");
+        assert!(is_closed(&mut reader), "{shown}: connection left open");
+    }
+}
+
+#[test]
+fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
+    let (reply, _) = exchange(shared_server(), get("/nowhere").as_bytes());
+    assert_eq!(reply.status, 404);
+    let (reply, _) = exchange(shared_server(), b"DELETE /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("POST, PUT"));
+    let (reply, _) = exchange(
+        shared_server(),
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn wildcards_and_params_route() {
+    let cases = [
+        ("/users/42", 200, "user /users/42"),
+        ("/users/42/posts", 200, "user /users/42/posts"),
+        ("/users/", 404, ""),
+        ("/items/abc?x=1", 200, "abc"),
+        ("/items/abc/def", 404, ""),
+        ("/files/docs/a/b", 200, "dir docs"),
+    ];
+    for (path, status, text) in cases {
+        let (reply, _) = exchange(shared_server(), get(path).as_bytes());
+        assert_eq!(reply.status, status, "{path}");
+        if status == 200 {
+            assert_eq!(reply.text(), text, "{path}");
+        }
+    }
+}
+
+#[test]
+fn a_panicking_handler_gets_500_and_the_shard_keeps_serving() {
+    for path in ["/panic", "/panic-async"] {
+        for _ in 0..4 {
+            let mut wire = get(path).into_bytes();
+            wire.extend_from_slice(get("/").as_bytes());
+            let (reply, mut reader) = exchange(shared_server(), &wire);
+            assert_eq!(reply.status, 500, "{path}");
+            assert_eq!(reply.header("connection"), Some("close"));
+            assert!(is_closed(&mut reader));
+        }
+    }
+    // Both shards are still up: many fresh connections all succeed.
+    for _ in 0..20 {
+        let (reply, _) = exchange(shared_server(), get("/").as_bytes());
+        assert_eq!(reply.status, 200);
+    }
+}

@@ -1,0 +1,135 @@
+//! Whole-server behaviour: stats across shards, batching, the binary's config errors.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::process::Command;
+
+use common::*;
+
+fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
+    let (reply, _) = exchange(addr, get("/stats").as_bytes());
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    serde_json::from_slice(&reply.body).unwrap()
+}
+
+#[test]
+fn stats_sum_both_shards() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    // Fresh connections land on shards by the kernel's reuseport hash.
+    for _ in 0..24 {
+        let (reply, _) = exchange(addr, get("/").as_bytes());
+        assert_eq!(reply.status, 200);
+    }
+    let (reply, _) = exchange(addr, get("/missing").as_bytes());
+    assert_eq!(reply.status, 404);
+    let report = stats(addr);
+    let shards = report["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 2);
+    for (i, shard) in shards.iter().enumerate() {
+        assert_eq!(shard["shard"], i);
+        assert!(
+            shard["connections"]["accepted"].as_u64().unwrap() > 0,
+            "shard {i} got no connection"
+        );
+    }
+    let total = &report["total"];
+    // 24 + 1 + the /stats request itself, decoded before it gathered.
+    assert_eq!(total["requests"], 26);
+    assert_eq!(total["connections"]["accepted"], 26);
+    assert_eq!(total["responses"]["2xx"], 24);
+    assert_eq!(total["responses"]["4xx"], 1);
+    for key in ["requests", "bytes_in", "bytes_out", "writes"] {
+        let sum: u64 = shards.iter().map(|s| s[key].as_u64().unwrap()).sum();
+        assert_eq!(total[key].as_u64().unwrap(), sum, "{key}");
+    }
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_pipelined_batch_is_answered_in_few_writes() {
+    let mut config = test_config();
+    config.server.shards = 2;
+    let server = start_server(config);
+    let addr = server.local_addr();
+    let mut stream = connect(addr);
+    let wire: String = (0..100).map(|_| get("/")).collect();
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    for _ in 0..100 {
+        assert_eq!(read_reply(&mut reader, false).status, 200);
+    }
+    let report = stats(addr);
+    let writes = report["total"]["writes"].as_u64().unwrap();
+    // 100 requests (2.8 KB) arrive in one or a few reads; each read's batch is one
+    // write. The /stats exchange adds one more.
+    assert!(writes <= 6, "{writes} writes for 100 pipelined requests");
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn config_errors_exit_2_naming_the_key() {
+    let dir = std::env::temp_dir().join(format!("haywire-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("[server]\nport = \"eighty\"\n", "server.port"),
+        ("[server]\nbogus = true\n", "bogus"),
+        ("[server]\naddress = \"not-an-ip\"\n", "server.address"),
+        (
+            "[limits]\nmax_request_size = 0\n",
+            "limits.max_request_size",
+        ),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let path = dir.join(format!("bad-{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_haywire"))
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(key), "{text}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "something started: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let missing = Command::new(env!("CARGO_BIN_EXE_haywire"))
+        .args(["--config", "/nonexistent/haywire.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_binary_serves_config_toml_with_flag_overrides() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haywire"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--address", "127.0.0.1", "--port", "0", "--shards", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("banner").unwrap();
+        if let Some(addr) = line.trim().strip_prefix("address:") {
+            break addr.trim().parse().unwrap();
+        }
+    };
+    let shards_line = lines.next().unwrap().unwrap();
+    assert!(shards_line.contains("shards:       2"), "{shards_line}");
+    let (reply, _) = exchange(addr, get("/").as_bytes());
+    assert_eq!((reply.status, reply.text()), (200, "hello world".into()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
