@@ -7,6 +7,7 @@ use haywire_shards::ShardCtx;
 use serde::Serialize;
 
 use crate::config::RouteConfig;
+use crate::http::response::HeaderText;
 use crate::http::{Method, Request, Response, StatusCode};
 use crate::router::Router;
 use crate::stats::{ShardStats, StatsSnapshot};
@@ -21,7 +22,7 @@ pub fn mount(routes: &[RouteConfig], router: &mut Router, ctx: &Rc<ShardCtx>) {
                 content_type,
             } => {
                 let body = Bytes::from(body.clone());
-                let content_type = content_type.clone();
+                let content_type = HeaderText::from(content_type.clone());
                 router.get(path, move |_: Request| {
                     Response::new(StatusCode::OK).with_body(content_type.clone(), body.clone())
                 });

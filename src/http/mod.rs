@@ -11,4 +11,4 @@ pub mod response;
 pub use codec::{Decoder, Event, Limits};
 pub use error::ParseError;
 pub use request::{Headers, Method, Request, Version};
-pub use response::{Response, StatusCode};
+pub use response::{HeaderText, Response, StatusCode};

@@ -99,12 +99,50 @@ impl StatusCode {
     }
 }
 
+/// Text of a header name or value. Cloning is cheap (a reference count), so a handler
+/// can keep a configured value and attach it to every response without allocating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderText(Bytes);
+
+impl HeaderText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Built only from `str`, so always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+
+    fn is_safe(&self) -> bool {
+        !self.0.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+    }
+}
+
+impl From<&'static str> for HeaderText {
+    fn from(text: &'static str) -> Self {
+        HeaderText(Bytes::from_static(text.as_bytes()))
+    }
+}
+
+impl From<String> for HeaderText {
+    fn from(text: String) -> Self {
+        HeaderText(Bytes::from(text))
+    }
+}
+
+impl From<Cow<'static, str>> for HeaderText {
+    fn from(text: Cow<'static, str>) -> Self {
+        match text {
+            Cow::Borrowed(text) => text.into(),
+            Cow::Owned(text) => text.into(),
+        }
+    }
+}
+
 /// A response: status, headers and body. Build it with the helpers and `with_*`.
 #[derive(Debug, Clone)]
 pub struct Response {
     status: StatusCode,
-    content_type: Option<Cow<'static, str>>,
-    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    content_type: Option<HeaderText>,
+    headers: Vec<(HeaderText, HeaderText)>,
     body: Bytes,
     close: bool,
 }
@@ -145,7 +183,7 @@ impl Response {
     /// Sets the body and its content type.
     pub fn with_body(
         mut self,
-        content_type: impl Into<Cow<'static, str>>,
+        content_type: impl Into<HeaderText>,
         body: impl Into<Bytes>,
     ) -> Response {
         self.content_type = Some(content_type.into());
@@ -157,8 +195,8 @@ impl Response {
     /// such a header is dropped when the response is encoded.
     pub fn with_header(
         mut self,
-        name: impl Into<Cow<'static, str>>,
-        value: impl Into<Cow<'static, str>>,
+        name: impl Into<HeaderText>,
+        value: impl Into<HeaderText>,
     ) -> Response {
         self.headers.push((name.into(), value.into()));
         self
@@ -184,8 +222,8 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &**v)
+            .find(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether the connection closes after this response.
@@ -203,10 +241,6 @@ pub struct Framing {
     pub keep_alive: bool,
     /// The request was HTTP/1.0 (keep-alive must then be announced).
     pub http10: bool,
-}
-
-fn safe_header_text(text: &str) -> bool {
-    !text.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 impl Response {
@@ -231,13 +265,9 @@ impl Response {
         out.put_slice(date);
         out.put_slice(b"\r\n");
         if body_allowed {
-            if let Some(ct) = self
-                .content_type
-                .as_deref()
-                .filter(|ct| safe_header_text(ct))
-            {
+            if let Some(ct) = self.content_type.as_ref().filter(|ct| ct.is_safe()) {
                 out.put_slice(b"Content-Type: ");
-                out.put_slice(ct.as_bytes());
+                out.put_slice(&ct.0);
                 out.put_slice(b"\r\n");
             }
             let mut len = itoa::Buffer::new();
@@ -246,10 +276,10 @@ impl Response {
             out.put_slice(b"\r\n");
         }
         for (name, value) in &self.headers {
-            if safe_header_text(name) && safe_header_text(value) && !name.contains(':') {
-                out.put_slice(name.as_bytes());
+            if name.is_safe() && value.is_safe() && !name.0.contains(&b':') {
+                out.put_slice(&name.0);
                 out.put_slice(b": ");
-                out.put_slice(value.as_bytes());
+                out.put_slice(&value.0);
                 out.put_slice(b"\r\n");
             }
         }

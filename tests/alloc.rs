@@ -1,0 +1,121 @@
+//! Counts heap allocations made on the shard threads while they serve pipelined GETs.
+//!
+//! The hot path must not allocate per request. glommio itself allocates a few small
+//! objects per socket operation (poll sources, timers), and how many operations a batch
+//! takes varies with scheduling, so each depth is judged by its quietest batch, and a
+//! batch of 100 requests is compared with a batch of 4: one allocation per request
+//! would add 96, while glommio's per-operation noise stays under ten.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::*;
+use haywire::{Request, Response, Router, Server, ShardCtx};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set on shard threads only, so the test client's own allocations do not count.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTED.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTED.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Sends `batches` batches of `depth` pipelined GETs and reads every response.
+fn run_batches(stream: &mut TcpStream, depth: usize, batches: usize) {
+    let wire: Vec<u8> = get("/").repeat(depth).into_bytes();
+    let mut buf = vec![0u8; 64 * 1024];
+    for _ in 0..batches {
+        stream.write_all(&wire).unwrap();
+        let mut got = 0;
+        loop {
+            let n = stream.read(&mut buf[got..]).unwrap();
+            assert!(n > 0, "server closed");
+            got += n;
+            let responses = buf[..got]
+                .windows(11)
+                .filter(|w| w == b"hello world")
+                .count();
+            if responses == depth {
+                break;
+            }
+        }
+    }
+}
+
+/// The fewest allocations any single batch of `depth` requests made, over `batches`.
+fn quietest_batch(stream: &mut TcpStream, depth: usize, batches: usize) -> u64 {
+    (0..batches)
+        .map(|_| {
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            run_batches(stream, depth, 1);
+            ALLOCATIONS.load(Ordering::SeqCst) - before
+        })
+        .min()
+        .unwrap()
+}
+
+fn mark_shard_thread(_: &mut Router, _: &Rc<ShardCtx>) {
+    COUNTED.with(|c| c.set(true));
+}
+
+#[test]
+fn pipelined_plaintext_gets_allocate_nothing_per_request() {
+    let mut config = test_config();
+    config.server.shards = 2;
+    // Room for a whole batch of 100 requests (3.8 KB) in one read.
+    config.limits.read_buffer = 16 * 1024;
+    let server = Server::new(config)
+        .routes(mark_shard_thread)
+        .routes(|router: &mut Router, _: &Rc<ShardCtx>| {
+            router.get("/plain", |_: Request| Response::text("hello world"));
+        })
+        .start()
+        .unwrap();
+    let mut stream = connect(server.local_addr());
+    // Warm-up: buffers, the in-flight queue and the pool reach their steady sizes.
+    run_batches(&mut stream, 100, 50);
+    let shallow = quietest_batch(&mut stream, 4, 300);
+    let deep = quietest_batch(&mut stream, 100, 300);
+    let per_request = deep.saturating_sub(shallow) as f64 / 96.0;
+    eprintln!("quietest batch: {shallow} allocations for 4 requests, {deep} for 100 ({per_request:.3} per request)");
+    assert!(
+        per_request < 0.1,
+        "{deep} allocations for 100 requests, {shallow} for 4: the request path allocates"
+    );
+    server.stop();
+    server.join().unwrap();
+}
