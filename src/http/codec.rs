@@ -29,6 +29,8 @@ impl Default for Limits {
 }
 
 /// What the decoder produced from the buffered input.
+// Boxing the request would allocate once per request on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Event {
     /// A complete request, body included.
@@ -47,6 +49,8 @@ enum Framing {
     Chunked,
 }
 
+// As for `Event`: the in-progress request stays inline to avoid an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum State {
     Head,
