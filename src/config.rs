@@ -248,7 +248,7 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             ("[server]\nport = \"x\"", "server.port"),
-            ("[server]\nbogus = 1", "server"),
+            ("[server]\nbogus = 1", "server.bogus"),
             ("[server]\naddress = \"nowhere\"", "server.address"),
             ("[limits]\nmax_request_size = 0", "limits.max_request_size"),
             ("[limits]\nmax_head_size = 70000", "limits.max_head_size"),

@@ -1,8 +1,4 @@
-//! Haywire: a thread-per-core HTTP/1.1 server framework on glommio.
-//!
-//! Each shard (one glommio executor per core) owns its listener, connections, buffers,
-//! counters and handler instances; only rare control traffic crosses shards. Start with
-//! [`Server`], add routes with a per-shard factory, and see `config.toml` for settings.
+#![doc = include_str!("../README.md")]
 
 pub mod config;
 mod conn;
