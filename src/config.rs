@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -16,6 +17,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Request size limits.
     pub limits: LimitsConfig,
+    /// Timeouts, in seconds.
+    pub timeouts: TimeoutsConfig,
     /// Stock handlers mounted on paths.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -41,6 +44,8 @@ pub struct ServerConfig {
     pub backlog: u32,
     /// Bytes each shard registers with io_uring (locked memory).
     pub io_memory: usize,
+    /// Open connections per shard; past it new connections are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +59,7 @@ impl Default for ServerConfig {
             tcp_nodelay: true,
             backlog: 1024,
             io_memory: 128 * 1024,
+            max_connections: 10_000,
         }
     }
 }
@@ -94,6 +100,49 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[timeouts]`, in seconds (fractions allowed).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// From a request's first byte to the end of its head (408 beyond).
+    pub header: f64,
+    /// Longest pause while a body is arriving (408 beyond).
+    pub body: f64,
+    /// Longest idle time between requests on a persistent connection (closed beyond).
+    pub keep_alive: f64,
+    /// Longest time a client may leave responses unread (closed beyond).
+    pub write: f64,
+    /// Longest time an asynchronous handler may take (503 beyond); 0 disables it.
+    pub handler: f64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            header: 10.0,
+            body: 30.0,
+            keep_alive: 60.0,
+            write: 30.0,
+            handler: 0.0,
+        }
+    }
+}
+
+/// The timeouts as durations; `handler` is `None` when disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// See [`TimeoutsConfig::header`].
+    pub header: Duration,
+    /// See [`TimeoutsConfig::body`].
+    pub body: Duration,
+    /// See [`TimeoutsConfig::keep_alive`].
+    pub keep_alive: Duration,
+    /// See [`TimeoutsConfig::write`].
+    pub write: Duration,
+    /// See [`TimeoutsConfig::handler`].
+    pub handler: Option<Duration>,
+}
+
 /// A `[[route]]`: a stock handler mounted on a path.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "handler", rename_all = "lowercase", deny_unknown_fields)]
@@ -119,6 +168,9 @@ pub enum RouteConfig {
         path: String,
     },
 }
+
+/// Longest timeout accepted: a day.
+const MAX_TIMEOUT: f64 = 86_400.0;
 
 fn default_text_type() -> String {
     "text/plain; charset=utf-8".into()
@@ -204,6 +256,23 @@ impl Config {
                 return Err(error(key, "must be greater than 0"));
             }
         }
+        let timeouts = [
+            ("timeouts.header", self.timeouts.header),
+            ("timeouts.body", self.timeouts.body),
+            ("timeouts.keep_alive", self.timeouts.keep_alive),
+            ("timeouts.write", self.timeouts.write),
+        ];
+        for (key, value) in timeouts {
+            if !(value > 0.0 && value <= MAX_TIMEOUT) {
+                return Err(error(key, format!("must be more than 0 and at most {MAX_TIMEOUT} seconds")));
+            }
+        }
+        if !(0.0..=MAX_TIMEOUT).contains(&self.timeouts.handler) {
+            return Err(error("timeouts.handler", format!("must be 0 (off) to {MAX_TIMEOUT} seconds")));
+        }
+        if self.server.max_connections == 0 {
+            return Err(error("server.max_connections", "must be greater than 0"));
+        }
         if self.limits.max_head_size > u16::MAX as usize {
             return Err(error("limits.max_head_size", "must be at most 65535"));
         }
@@ -219,6 +288,18 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The timeouts as durations.
+    pub fn timeouts(&self) -> Timeouts {
+        let t = &self.timeouts;
+        Timeouts {
+            header: Duration::from_secs_f64(t.header),
+            body: Duration::from_secs_f64(t.body),
+            keep_alive: Duration::from_secs_f64(t.keep_alive),
+            write: Duration::from_secs_f64(t.write),
+            handler: (t.handler > 0.0).then(|| Duration::from_secs_f64(t.handler)),
+        }
     }
 
     /// The decoder limits these settings describe.
@@ -241,6 +322,7 @@ mod tests {
         let config = Config::from_toml(text).unwrap();
         assert_eq!(config.server, ServerConfig::default());
         assert_eq!(config.limits, LimitsConfig::default());
+        assert_eq!(config.timeouts, TimeoutsConfig::default());
         assert_eq!(config.routes.len(), 3);
     }
 
@@ -253,6 +335,10 @@ mod tests {
             ("[limits]\nmax_request_size = 0", "limits.max_request_size"),
             ("[limits]\nmax_head_size = 70000", "limits.max_head_size"),
             ("[server]\nplacement = \"sideways\"", "server.placement"),
+            ("[timeouts]\nheader = 0", "timeouts.header"),
+            ("[timeouts]\nheader = 0.0", "timeouts.header"),
+            ("[timeouts]\nhandler = -1.0", "timeouts.handler"),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
             (
                 "[[route]]\nhandler = \"text\"\npath = \"x\"\nbody = \"\"",
                 "route[0].path",

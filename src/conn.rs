@@ -4,29 +4,40 @@
 //! each in order, encode every response into one write buffer, and write it with one
 //! call; then read again. Asynchronous handlers of one batch run concurrently, and
 //! their responses still leave in request order.
+//!
+//! Every wait has a deadline (see `watchdog`): an idle keep-alive connection, a head or
+//! body that arrives too slowly, a client that does not read its responses, a handler
+//! that does not finish. Output is bounded: once a batch's encoded responses pass
+//! `OUTPUT_CAP` they are written before more requests are dispatched, and nothing more
+//! is read while a write is pending.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::io;
 use std::net::Shutdown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
 use glommio::net::TcpStream;
 
 use crate::handler::Reply;
 use crate::http::response::Framing;
 use crate::http::{Decoder, Event, Method, ParseError, Response, StatusCode, Version};
 use crate::server::Shard;
+use crate::watchdog::{self, Deadline};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// How long, and how many bytes, a closing connection drains its client's input.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
+/// Encoded output that triggers a write before more requests are dispatched.
+const OUTPUT_CAP: usize = 256 * 1024;
+/// Requests dispatched before their responses are collected.
+const MAX_INFLIGHT: usize = 128;
 
 /// Who ended the connection.
 enum Closed {
@@ -48,6 +59,8 @@ pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
         write: shard.pool.take(),
         decoder: Decoder::new(shard.limits, shard.id),
         inflight: VecDeque::new(),
+        deadline: shard.watchdog.deadline(),
+        head_started: None,
     };
     // I/O errors (resets, broken pipes) just end the connection.
     if let Ok(Closed::ByServer) = conn.run(&mut stream, &shard).await {
@@ -63,16 +76,29 @@ struct Connection {
     write: BytesMut,
     decoder: Decoder,
     inflight: VecDeque<Slot>,
+    deadline: Rc<Deadline>,
+    /// When the first byte of the request head now arriving was read.
+    head_started: Option<Instant>,
 }
 
 /// What a batch of decoding asks of the connection.
+#[derive(PartialEq, Eq)]
 enum Next {
     /// Write, then read more.
     Read,
+    /// More complete requests may be buffered: collect responses, then decode again.
+    More,
     /// Write the `100 Continue` (after earlier responses), then read the body.
     Continue,
     /// Write, then close.
     Close,
+}
+
+/// What a read found.
+enum Input {
+    Data,
+    Eof,
+    TimedOut,
 }
 
 impl Connection {
@@ -80,44 +106,49 @@ impl Connection {
         loop {
             let next = self.decode_batch(shard);
             let mut close = self.finish_responses(shard).await;
-            if matches!(next, Next::Continue) && !close {
+            if next == Next::Continue && !close {
                 self.write.extend_from_slice(CONTINUE);
                 shard.stats.response(100);
             }
-            close |= matches!(next, Next::Close);
-            if !self.write.is_empty() {
-                stream.write_all(&self.write).await?;
-                shard.stats.wrote(self.write.len());
-                self.write.clear();
-                if shard.pool.oversized(&self.write) {
-                    self.write = shard.pool.take();
-                }
+            close |= next == Next::Close;
+            let flush = close || next != Next::More || self.write.len() >= OUTPUT_CAP;
+            if flush && !self.write.is_empty() {
+                self.flush(stream, shard).await?;
             }
             if close {
                 return Ok(Closed::ByServer);
             }
-            if self.fill(stream, shard).await? == 0 {
-                return Ok(Closed::ByPeer);
+            if next == Next::More {
+                continue;
+            }
+            match self.fill(stream, shard).await? {
+                Input::Data => {}
+                Input::Eof => return Ok(Closed::ByPeer),
+                Input::TimedOut => return self.timed_out(stream, shard).await,
             }
         }
     }
 
-    /// Decodes and dispatches every complete request in the read buffer.
+    /// Decodes and dispatches the complete requests in the read buffer, up to
+    /// `MAX_INFLIGHT` at a time.
     fn decode_batch(&mut self, shard: &Shard) -> Next {
         loop {
+            if self.inflight.len() >= MAX_INFLIGHT {
+                return Next::More;
+            }
             match self.decoder.decode(&mut self.read) {
                 Ok(Event::Request(request)) => {
+                    self.head_started = None;
                     shard.stats.request();
                     let framing = Framing {
                         head_only: request.method() == Method::Head,
                         keep_alive: request.keep_alive(),
                         http10: request.version() == Version::Http10,
                     };
-                    let reply =
-                        match catch_unwind(AssertUnwindSafe(|| shard.router.dispatch(request))) {
-                            Ok(reply) => reply,
-                            Err(_) => panicked(shard),
-                        };
+                    let reply = match catch_unwind(AssertUnwindSafe(|| shard.router.dispatch(request))) {
+                        Ok(reply) => reply,
+                        Err(_) => panicked(shard),
+                    };
                     self.inflight.push_back(Slot { reply, framing });
                     if !framing.keep_alive {
                         return Next::Close;
@@ -127,27 +158,35 @@ impl Connection {
                 Ok(Event::NeedMore) => return Next::Read,
                 Err(error) => {
                     shard.stats.parse_error();
-                    self.inflight.push_back(Slot {
-                        reply: Reply::Ready(error_response(error)),
-                        framing: Framing {
-                            head_only: false,
-                            keep_alive: false,
-                            http10: false,
-                        },
-                    });
+                    self.push_error(error_response(error));
                     return Next::Close;
                 }
             }
         }
     }
 
+    fn push_error(&mut self, response: Response) {
+        let framing = Framing {
+            head_only: false,
+            keep_alive: false,
+            http10: false,
+        };
+        self.inflight.push_back(Slot {
+            reply: Reply::Ready(response),
+            framing,
+        });
+    }
+
     /// Drives pending handlers and encodes responses in request order. Returns whether
     /// a response closes the connection (later ones are then dropped unsent).
     async fn finish_responses(&mut self, shard: &Shard) -> bool {
+        let handler_deadline = shard.timeouts.handler.map(|t| shard.watchdog.now() + t);
+        self.deadline.set(handler_deadline);
         let inflight = &mut self.inflight;
         let write = &mut self.write;
         let date = shard.date.get();
-        poll_fn(|cx| {
+        let deadline = &self.deadline;
+        let finished = watchdog::until(deadline, |cx| {
             for slot in inflight.iter_mut() {
                 if let Reply::Pending(future) = &mut slot.reply {
                     match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
@@ -157,32 +196,56 @@ impl Connection {
                     }
                 }
             }
-            while let Some(Slot {
-                reply: Reply::Ready(response),
-                framing,
-            }) = inflight.front()
-            {
-                response.encode(*framing, &date, write);
-                shard.stats.response(response.status().as_u16());
-                let closes = !framing.keep_alive || response.closes();
-                inflight.pop_front();
-                if closes {
-                    inflight.clear();
-                    return Poll::Ready(true);
-                }
-            }
-            if inflight.is_empty() {
-                Poll::Ready(false)
-            } else {
-                Poll::Pending
-            }
+            encode_ready(inflight, write, &date, shard)
         })
-        .await
+        .await;
+        if let Some(close) = finished {
+            return close;
+        }
+        // The handler timeout passed: every response still pending becomes a 503.
+        for slot in self.inflight.iter_mut() {
+            if let Reply::Pending(_) = slot.reply {
+                shard.stats.timeout();
+                slot.reply = Reply::Ready(
+                    Response::new(StatusCode::SERVICE_UNAVAILABLE).with_body("text/plain", "handler timed out\n"),
+                );
+            }
+        }
+        match encode_ready(&mut self.inflight, &mut self.write, &date, shard) {
+            Poll::Ready(close) => close,
+            Poll::Pending => unreachable!("every slot is ready"),
+        }
+    }
+
+    /// Writes the encoded responses, giving the client `timeouts.write` to take them.
+    async fn flush(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<()> {
+        self.deadline.set(Some(shard.watchdog.now() + shard.timeouts.write));
+        let mut written = 0;
+        while written < self.write.len() {
+            let pending = &self.write[written..];
+            let n = watchdog::until(&self.deadline, |cx| Pin::new(&mut *stream).poll_write(cx, pending))
+                .await
+                .ok_or_else(|| {
+                    shard.stats.timeout();
+                    io::Error::from(io::ErrorKind::TimedOut)
+                })??;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            written += n;
+        }
+        shard.stats.wrote(self.write.len());
+        self.write.clear();
+        if shard.pool.oversized(&self.write) {
+            self.write = shard.pool.take();
+        }
+        Ok(())
     }
 
     /// Reads what the socket has into the read buffer, growing it when a request needs
-    /// more room (the decoder's limits bound the growth). Returns the bytes read.
-    async fn fill(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<usize> {
+    /// more room (the decoder's limits bound the growth), within the deadline of the
+    /// phase the connection is in.
+    async fn fill(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Input> {
         let initial = shard.pool.buffer_size();
         if self.read.is_empty() && shard.pool.oversized(&self.read) {
             self.read = shard.pool.take();
@@ -190,14 +253,76 @@ impl Connection {
         if self.read.capacity() - self.read.len() < initial / 2 {
             self.read.reserve(initial.max(self.read.len()));
         }
+        self.arm_read_deadline(shard);
         let filled = self.read.len();
         let capacity = self.read.capacity();
         self.read.resize(capacity, 0);
-        let result = stream.read(&mut self.read[filled..]).await;
-        let n = *result.as_ref().unwrap_or(&0);
+        let space = &mut self.read[filled..];
+        let result = watchdog::until(&self.deadline, |cx| Pin::new(&mut *stream).poll_read(cx, space)).await;
+        let n = match &result {
+            Some(Ok(n)) => *n,
+            _ => 0,
+        };
         self.read.truncate(filled + n);
         shard.stats.bytes_in(n);
-        result
+        match result {
+            None => Ok(Input::TimedOut),
+            Some(Ok(0)) => Ok(Input::Eof),
+            Some(Ok(_)) => Ok(Input::Data),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
+    /// Idle between requests: `keep_alive`. Inside a head: `header`, counted from its
+    /// first byte. Inside a body: `body`, counted from the last progress.
+    fn arm_read_deadline(&mut self, shard: &Shard) {
+        let now = shard.watchdog.now();
+        let timeouts = &shard.timeouts;
+        let at = if self.decoder.in_body() {
+            now + timeouts.body
+        } else if self.read.is_empty() {
+            now + timeouts.keep_alive
+        } else {
+            *self.head_started.get_or_insert(now) + timeouts.header
+        };
+        self.deadline.set(Some(at));
+    }
+
+    /// A read deadline passed: an idle connection just closes; a request in progress
+    /// gets 408 first.
+    async fn timed_out(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Closed> {
+        shard.stats.timeout();
+        if self.read.is_empty() && !self.decoder.in_body() {
+            return Ok(Closed::ByServer);
+        }
+        self.push_error(Response::new(StatusCode::REQUEST_TIMEOUT).with_body("text/plain", "request timed out\n"));
+        self.finish_responses(shard).await;
+        self.flush(stream, shard).await?;
+        Ok(Closed::ByServer)
+    }
+}
+
+/// Encodes the ready responses at the front of `inflight`. Ready(close) once all are
+/// encoded (close: a response ended the connection), Pending while one still waits.
+fn encode_ready(inflight: &mut VecDeque<Slot>, write: &mut BytesMut, date: &[u8; 29], shard: &Shard) -> Poll<bool> {
+    while let Some(Slot {
+        reply: Reply::Ready(response),
+        framing,
+    }) = inflight.front()
+    {
+        response.encode(*framing, date, write);
+        shard.stats.response(response.status().as_u16());
+        let closes = !framing.keep_alive || response.closes();
+        inflight.pop_front();
+        if closes {
+            inflight.clear();
+            return Poll::Ready(true);
+        }
+    }
+    if inflight.is_empty() {
+        Poll::Ready(false)
+    } else {
+        Poll::Pending
     }
 }
 

@@ -9,6 +9,7 @@ pub mod router;
 pub mod server;
 pub mod stats;
 pub mod stock;
+mod watchdog;
 
 pub use config::Config;
 pub use handler::{Handler, IntoReply, Reply};

@@ -13,7 +13,7 @@ use glommio::net::TcpListener;
 use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::{Config, PlacementKind};
+use crate::config::{Config, PlacementKind, Timeouts};
 use crate::conn;
 use crate::http::date::DateCache;
 use crate::http::Limits;
@@ -21,6 +21,7 @@ use crate::pool::BufferPool;
 use crate::router::Router;
 use crate::stats::ShardStats;
 use crate::stock;
+use crate::watchdog::Watchdog;
 
 /// Idle buffers a shard keeps for reuse.
 const POOLED_BUFFERS: usize = 1024;
@@ -36,6 +37,8 @@ pub(crate) struct Shard {
     pub(crate) date: Rc<DateCache>,
     pub(crate) stats: Rc<ShardStats>,
     pub(crate) pool: BufferPool,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) watchdog: Rc<Watchdog>,
 }
 
 /// A Haywire server: configuration plus the routes every shard builds.
@@ -190,6 +193,10 @@ async fn run_shard(
     let date = Rc::new(DateCache::default());
     glommio::spawn_local(refresh_date(date.clone(), ctx.clone())).detach();
 
+    let watchdog = Rc::new(Watchdog::default());
+    let ticker = (watchdog.clone(), ctx.clone());
+    glommio::spawn_local(async move { ticker.0.run(ticker.1.stop_event()).await }).detach();
+
     let mut router = Router::new();
     stock::mount(&config.routes, &mut router, &ctx);
     for factory in routes.iter() {
@@ -202,7 +209,10 @@ async fn run_shard(
         date,
         stats,
         pool: BufferPool::new(config.limits.read_buffer, POOLED_BUFFERS),
+        timeouts: config.timeouts(),
+        watchdog,
     });
+    let max_connections = config.server.max_connections as u64;
     let nodelay = config.server.tcp_nodelay;
     let stop = ctx.stop_event();
     loop {
@@ -213,6 +223,10 @@ async fn run_shard(
         .await;
         match accepted {
             None => return,
+            Some(Ok(_)) if shard.stats.active() >= max_connections => {
+                // Full: the accepted socket is dropped (closed) at once.
+                shard.stats.refused();
+            }
             Some(Ok(stream)) => {
                 // A socket that refuses TCP_NODELAY still works, only slower.
                 let _ = stream.set_nodelay(nodelay);

@@ -17,6 +17,8 @@ pub struct ShardStats {
     responses: [Cell<u64>; 5],
     parse_errors: Cell<u64>,
     handler_panics: Cell<u64>,
+    timeouts: Cell<u64>,
+    refused: Cell<u64>,
 }
 
 fn bump(cell: &Cell<u64>, by: u64) {
@@ -67,6 +69,21 @@ impl ShardStats {
         bump(&self.handler_panics, 1);
     }
 
+    /// A connection or handler ran past one of its timeouts.
+    pub fn timeout(&self) {
+        bump(&self.timeouts, 1);
+    }
+
+    /// A connection was refused because the shard was at `max_connections`.
+    pub fn refused(&self) {
+        bump(&self.refused, 1);
+    }
+
+    /// Connections open now.
+    pub fn active(&self) -> u64 {
+        self.active.get()
+    }
+
     /// A copy of the counters, labelled with the shard id.
     pub fn snapshot(&self, shard: usize) -> StatsSnapshot {
         let r = |class: usize| self.responses[class].get();
@@ -76,6 +93,7 @@ impl ShardStats {
             connections: ConnectionStats {
                 accepted: self.accepted.get(),
                 active: self.active.get(),
+                refused: self.refused.get(),
             },
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
@@ -89,6 +107,7 @@ impl ShardStats {
             },
             parse_errors: self.parse_errors.get(),
             handler_panics: self.handler_panics.get(),
+            timeouts: self.timeouts.get(),
         }
     }
 }
@@ -100,6 +119,8 @@ pub struct ConnectionStats {
     pub accepted: u64,
     /// Connections open now.
     pub active: u64,
+    /// Connections closed at once because the shard was full.
+    pub refused: u64,
 }
 
 /// Responses by status class.
@@ -144,6 +165,8 @@ pub struct StatsSnapshot {
     pub parse_errors: u64,
     /// Handlers that panicked.
     pub handler_panics: u64,
+    /// Timeouts: slow heads and bodies, idle connections, unread output, slow handlers.
+    pub timeouts: u64,
 }
 
 impl StatsSnapshot {
@@ -157,6 +180,7 @@ impl StatsSnapshot {
                 connections: ConnectionStats {
                     accepted: a.connections.accepted + b.connections.accepted,
                     active: a.connections.active + b.connections.active,
+                    refused: a.connections.refused + b.connections.refused,
                 },
                 bytes_in: a.bytes_in + b.bytes_in,
                 bytes_out: a.bytes_out + b.bytes_out,
@@ -170,6 +194,7 @@ impl StatsSnapshot {
                 },
                 parse_errors: a.parse_errors + b.parse_errors,
                 handler_panics: a.handler_panics + b.handler_panics,
+                timeouts: a.timeouts + b.timeouts,
             })
     }
 }
@@ -197,7 +222,8 @@ mod tests {
             total.connections,
             ConnectionStats {
                 accepted: 2,
-                active: 1
+                active: 1,
+                refused: 0
             }
         );
         assert_eq!(total.responses.success, 1);

@@ -78,6 +78,11 @@ impl Decoder {
         }
     }
 
+    /// Whether a request head has been decoded and its body is still arriving.
+    pub fn in_body(&self) -> bool {
+        !matches!(self.state, State::Head)
+    }
+
     /// Decodes the next event from `buf`, consuming the bytes it used. After an error
     /// the connection must be closed: nothing after the bad bytes can be trusted.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {

@@ -1,0 +1,138 @@
+//! Connection deadlines without a timer per read: each connection owns a `Deadline`,
+//! and one task per shard checks them all on a coarse tick and wakes the expired ones.
+//!
+//! Setting a deadline is a `Cell` store against the shard's cached clock, so the
+//! request path pays no syscall and no allocation for its timeouts. Deadlines fire up to
+//! one tick late.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use haywire_shards::LocalEvent;
+
+/// How often deadlines are checked, and so how late one may fire.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// One connection's current deadline.
+#[derive(Default)]
+pub struct Deadline {
+    at: Cell<Option<Instant>>,
+    expired: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Deadline {
+    /// Expire at `at` (replacing any earlier deadline), or never with `None`.
+    pub fn set(&self, at: Option<Instant>) {
+        self.at.set(at);
+        self.expired.set(false);
+    }
+
+    /// Whether the deadline has passed since it was last set.
+    pub fn expired(&self) -> bool {
+        self.expired.get()
+    }
+
+    /// Remembers the task to wake when the deadline passes.
+    pub fn register(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn check(&self, now: Instant) {
+        if self.at.get().is_some_and(|at| at <= now) && !self.expired.replace(true) {
+            if let Some(waker) = self.waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// A shard's deadline checker and coarse clock.
+pub struct Watchdog {
+    now: Cell<Instant>,
+    deadlines: RefCell<Vec<Rc<Deadline>>>,
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Watchdog {
+            now: Cell::new(Instant::now()),
+            deadlines: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Watchdog {
+    /// The shard's clock as of the last tick.
+    pub fn now(&self) -> Instant {
+        self.now.get()
+    }
+
+    /// A new deadline watched until its owner drops it.
+    pub fn deadline(&self) -> Rc<Deadline> {
+        let deadline = Rc::new(Deadline::default());
+        self.deadlines.borrow_mut().push(deadline.clone());
+        deadline
+    }
+
+    /// Advances the clock, fires what has expired and forgets dropped deadlines.
+    pub fn tick(&self, now: Instant) {
+        self.now.set(now);
+        self.deadlines.borrow_mut().retain(|deadline| {
+            deadline.check(now);
+            Rc::strong_count(deadline) > 1
+        });
+    }
+
+    /// Ticks every [`TICK`] until `stop` fires.
+    pub async fn run(self: Rc<Self>, stop: &LocalEvent) {
+        while !stop.is_fired() {
+            glommio::timer::sleep(TICK).await;
+            self.tick(Instant::now());
+        }
+    }
+}
+
+/// Runs `poll` until it is ready, or returns `None` once `deadline` expires.
+pub async fn until<T>(deadline: &Deadline, mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>) -> Option<T> {
+    poll_fn(|cx| {
+        if let Poll::Ready(value) = poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        if deadline.expired() {
+            return Poll::Ready(None);
+        }
+        deadline.register(cx.waker());
+        Poll::Pending
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_only_after_its_time_and_forgets_dropped_deadlines() {
+        let watchdog = Watchdog::default();
+        let start = watchdog.now();
+        let deadline = watchdog.deadline();
+        deadline.set(Some(start + Duration::from_secs(1)));
+        watchdog.tick(start + Duration::from_millis(500));
+        assert!(!deadline.expired());
+        watchdog.tick(start + Duration::from_secs(2));
+        assert!(deadline.expired());
+        deadline.set(None);
+        watchdog.tick(start + Duration::from_secs(3));
+        assert!(!deadline.expired());
+        drop(deadline);
+        watchdog.tick(start + Duration::from_secs(4));
+        assert!(watchdog.deadlines.borrow().is_empty());
+    }
+}
