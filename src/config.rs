@@ -264,11 +264,17 @@ impl Config {
         ];
         for (key, value) in timeouts {
             if !(value > 0.0 && value <= MAX_TIMEOUT) {
-                return Err(error(key, format!("must be more than 0 and at most {MAX_TIMEOUT} seconds")));
+                return Err(error(
+                    key,
+                    format!("must be more than 0 and at most {MAX_TIMEOUT} seconds"),
+                ));
             }
         }
         if !(0.0..=MAX_TIMEOUT).contains(&self.timeouts.handler) {
-            return Err(error("timeouts.handler", format!("must be 0 (off) to {MAX_TIMEOUT} seconds")));
+            return Err(error(
+                "timeouts.handler",
+                format!("must be 0 (off) to {MAX_TIMEOUT} seconds"),
+            ));
         }
         if self.server.max_connections == 0 {
             return Err(error("server.max_connections", "must be greater than 0"));

@@ -145,10 +145,11 @@ impl Connection {
                         keep_alive: request.keep_alive(),
                         http10: request.version() == Version::Http10,
                     };
-                    let reply = match catch_unwind(AssertUnwindSafe(|| shard.router.dispatch(request))) {
-                        Ok(reply) => reply,
-                        Err(_) => panicked(shard),
-                    };
+                    let reply =
+                        match catch_unwind(AssertUnwindSafe(|| shard.router.dispatch(request))) {
+                            Ok(reply) => reply,
+                            Err(_) => panicked(shard),
+                        };
                     self.inflight.push_back(Slot { reply, framing });
                     if !framing.keep_alive {
                         return Next::Close;
@@ -207,7 +208,8 @@ impl Connection {
             if let Reply::Pending(_) = slot.reply {
                 shard.stats.timeout();
                 slot.reply = Reply::Ready(
-                    Response::new(StatusCode::SERVICE_UNAVAILABLE).with_body("text/plain", "handler timed out\n"),
+                    Response::new(StatusCode::SERVICE_UNAVAILABLE)
+                        .with_body("text/plain", "handler timed out\n"),
                 );
             }
         }
@@ -219,16 +221,19 @@ impl Connection {
 
     /// Writes the encoded responses, giving the client `timeouts.write` to take them.
     async fn flush(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<()> {
-        self.deadline.set(Some(shard.watchdog.now() + shard.timeouts.write));
+        self.deadline
+            .set(Some(shard.watchdog.now() + shard.timeouts.write));
         let mut written = 0;
         while written < self.write.len() {
             let pending = &self.write[written..];
-            let n = watchdog::until(&self.deadline, |cx| Pin::new(&mut *stream).poll_write(cx, pending))
-                .await
-                .ok_or_else(|| {
-                    shard.stats.timeout();
-                    io::Error::from(io::ErrorKind::TimedOut)
-                })??;
+            let n = watchdog::until(&self.deadline, |cx| {
+                Pin::new(&mut *stream).poll_write(cx, pending)
+            })
+            .await
+            .ok_or_else(|| {
+                shard.stats.timeout();
+                io::Error::from(io::ErrorKind::TimedOut)
+            })??;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -258,7 +263,10 @@ impl Connection {
         let capacity = self.read.capacity();
         self.read.resize(capacity, 0);
         let space = &mut self.read[filled..];
-        let result = watchdog::until(&self.deadline, |cx| Pin::new(&mut *stream).poll_read(cx, space)).await;
+        let result = watchdog::until(&self.deadline, |cx| {
+            Pin::new(&mut *stream).poll_read(cx, space)
+        })
+        .await;
         let n = match &result {
             Some(Ok(n)) => *n,
             _ => 0,
@@ -295,7 +303,10 @@ impl Connection {
         if self.read.is_empty() && !self.decoder.in_body() {
             return Ok(Closed::ByServer);
         }
-        self.push_error(Response::new(StatusCode::REQUEST_TIMEOUT).with_body("text/plain", "request timed out\n"));
+        self.push_error(
+            Response::new(StatusCode::REQUEST_TIMEOUT)
+                .with_body("text/plain", "request timed out\n"),
+        );
         self.finish_responses(shard).await;
         self.flush(stream, shard).await?;
         Ok(Closed::ByServer)
@@ -304,7 +315,12 @@ impl Connection {
 
 /// Encodes the ready responses at the front of `inflight`. Ready(close) once all are
 /// encoded (close: a response ended the connection), Pending while one still waits.
-fn encode_ready(inflight: &mut VecDeque<Slot>, write: &mut BytesMut, date: &[u8; 29], shard: &Shard) -> Poll<bool> {
+fn encode_ready(
+    inflight: &mut VecDeque<Slot>,
+    write: &mut BytesMut,
+    date: &[u8; 29],
+    shard: &Shard,
+) -> Poll<bool> {
     while let Some(Slot {
         reply: Reply::Ready(response),
         framing,

@@ -100,7 +100,10 @@ impl Watchdog {
 }
 
 /// Runs `poll` until it is ready, or returns `None` once `deadline` expires.
-pub async fn until<T>(deadline: &Deadline, mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>) -> Option<T> {
+pub async fn until<T>(
+    deadline: &Deadline,
+    mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>,
+) -> Option<T> {
     poll_fn(|cx| {
         if let Poll::Ready(value) = poll(cx) {
             return Poll::Ready(Some(value));

@@ -36,6 +36,9 @@ pub fn test_config() -> Config {
     config
 }
 
+/// The body of `/big`: 64 KiB.
+pub static BIG: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
 /// Test routes on top of the stock ones.
 pub fn test_routes(router: &mut Router, shard: &Rc<ShardCtx>) {
     let id = shard.id();
@@ -54,6 +57,7 @@ pub fn test_routes(router: &mut Router, shard: &Rc<ShardCtx>) {
         glommio::timer::sleep(Duration::from_millis(ms)).await;
         Response::text(format!("slept {ms}"))
     });
+    router.get("/big", |_: Request| Response::bytes(&BIG[..]));
     router.get("/panic", |_: Request| -> Response {
         panic!("handler failure on purpose")
     });

@@ -1,0 +1,198 @@
+//! Slow, idle, greedy and numerous clients: every one is cut off by its limit while
+//! everybody else is served.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use haywire::RunningServer;
+
+/// A 2-shard server with sub-second timeouts.
+fn impatient_server() -> RunningServer {
+    let mut config = test_config();
+    config.timeouts.header = 0.5;
+    config.timeouts.body = 0.5;
+    config.timeouts.keep_alive = 0.5;
+    config.timeouts.write = 0.5;
+    config.timeouts.handler = 0.3;
+    start_server(config)
+}
+
+fn total_stats(addr: SocketAddr) -> serde_json::Value {
+    let (reply, _) = exchange(addr, get("/stats").as_bytes());
+    let report: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    report["total"].clone()
+}
+
+/// Polls `check` every 50 ms for up to 5 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn slowloris_gets_408_while_others_are_served() {
+    let server = impatient_server();
+    let addr = server.local_addr();
+    let slow = thread::spawn(move || {
+        let mut stream = connect(addr);
+        let started = Instant::now();
+        for byte in b"GET / HTTP/1.1\r\nHost: slow\r\nX-Drip: 1234567890\r\n" {
+            if stream.write_all(&[*byte]).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(40));
+        }
+        let mut reader = BufReader::new(stream);
+        let reply = read_reply(&mut reader, false);
+        (
+            reply.status,
+            reply.header("connection").map(str::to_owned),
+            started.elapsed(),
+            is_closed(&mut reader),
+        )
+    });
+    // While the slow client drips, both shards keep answering everybody else.
+    for _ in 0..30 {
+        let (reply, _) = exchange(addr, get("/").as_bytes());
+        assert_eq!(reply.status, 200);
+        thread::sleep(Duration::from_millis(10));
+    }
+    let (status, connection, elapsed, closed) = slow.join().unwrap();
+    assert_eq!(status, 408);
+    assert_eq!(connection.as_deref(), Some("close"));
+    assert!(closed);
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "cut off after {elapsed:?}"
+    );
+    assert!(total_stats(addr)["timeouts"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn a_stalled_body_gets_408() {
+    let server = impatient_server();
+    let wire = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc";
+    let (reply, mut reader) = exchange(server.local_addr(), wire);
+    assert_eq!(reply.status, 408);
+    assert!(is_closed(&mut reader));
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed() {
+    let server = impatient_server();
+    let (reply, mut reader) = exchange(server.local_addr(), get("/").as_bytes());
+    assert_eq!(reply.status, 200);
+    let started = Instant::now();
+    assert!(is_closed(&mut reader), "idle connection left open");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "closed too early"
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_off_with_bounded_output() {
+    let server = impatient_server();
+    let addr = server.local_addr();
+    let mut greedy = connect(addr);
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // 4096 requests for 64 KiB each: 256 MiB of responses if the server buffered them.
+    let wire = get("/big").repeat(256);
+    let mut sent = 0;
+    for _ in 0..16 {
+        if greedy.write_all(wire.as_bytes()).is_err() {
+            break;
+        }
+        sent += 256;
+    }
+    assert!(sent > 0);
+    // The server stops reading while its write is stuck, then gives up on the client.
+    eventually("the greedy connection to be closed", || {
+        let total = total_stats(addr);
+        total["timeouts"].as_u64().unwrap() >= 1 && total["connections"]["active"] == 1
+    });
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap())
+        })
+        .unwrap();
+    assert!(
+        rss_kib < 200 * 1024,
+        "test process holds {rss_kib} KiB: output was buffered"
+    );
+}
+
+#[test]
+fn a_handler_past_its_timeout_gets_503() {
+    let server = impatient_server();
+    let mut stream = connect(server.local_addr());
+    stream
+        .write_all([get("/slow/5000"), get("/")].concat().as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let started = Instant::now();
+    let first = read_reply(&mut reader, false);
+    assert_eq!(first.status, 503);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The connection goes on: the next pipelined request is answered.
+    assert_eq!(read_reply(&mut reader, false).text(), "hello world");
+}
+
+#[test]
+fn past_max_connections_new_ones_are_refused_and_old_ones_keep_working() {
+    let mut config = test_config();
+    config.server.max_connections = 2;
+    let server = start_server(config);
+    let addr = server.local_addr();
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for _ in 0..12 {
+        let mut stream = connect(addr);
+        stream.write_all(get("/").as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut reader, &mut line) {
+            Ok(n) if n > 0 => {
+                assert!(line.starts_with("HTTP/1.1 200"));
+                // Read the rest of the response so the connection is idle and reusable.
+                let mut rest = Vec::new();
+                while !rest.ends_with(b"hello world") {
+                    let mut byte = [0u8; 1];
+                    std::io::Read::read_exact(&mut reader, &mut byte).unwrap();
+                    rest.push(byte[0]);
+                }
+                served.push(reader);
+            }
+            _ => refused += 1,
+        }
+    }
+    // Two per shard at most; the rest were closed at once.
+    assert!(served.len() <= 4, "{} served", served.len());
+    assert_eq!(served.len() + refused, 12);
+    for reader in &mut served {
+        reader.get_mut().write_all(get("/").as_bytes()).unwrap();
+        assert_eq!(read_reply(reader, false).status, 200);
+    }
+    drop(served);
+    // Once those close, connections are accepted again.
+    eventually("a slot to free up", || {
+        let mut stream = connect(addr);
+        stream.write_all(get("/").as_bytes()).is_ok() && !is_closed(&mut stream)
+    });
+}
