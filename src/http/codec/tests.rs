@@ -180,3 +180,166 @@ fn absolute_form_targets_use_their_path() {
     assert_eq!(reqs[0].path(), "/x");
     assert_eq!(reqs[0].query(), Some("y"));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A generated request and its wire form.
+    #[derive(Debug, Clone)]
+    struct Model {
+        method: &'static str,
+        path: String,
+        query: Option<String>,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        chunks: Option<Vec<usize>>,
+        close: bool,
+    }
+
+    impl Model {
+        fn wire(&self) -> Vec<u8> {
+            let mut out = format!("{} {}", self.method, self.path);
+            if let Some(q) = &self.query {
+                out += &format!("?{q}");
+            }
+            out += " HTTP/1.1\r\nHost: example\r\n";
+            for (name, value) in &self.headers {
+                out += &format!("{name}: {value}\r\n");
+            }
+            if self.close {
+                out += "Connection: close\r\n";
+            }
+            let mut wire = match &self.chunks {
+                None if self.body.is_empty() => (out + "\r\n").into_bytes(),
+                None => {
+                    (out + &format!("Content-Length: {}\r\n\r\n", self.body.len())).into_bytes()
+                }
+                Some(_) => (out + "Transfer-Encoding: chunked\r\n\r\n").into_bytes(),
+            };
+            if let Some(sizes) = &self.chunks {
+                let mut rest = &self.body[..];
+                for &size in sizes {
+                    let take = size.min(rest.len());
+                    if take == 0 {
+                        continue;
+                    }
+                    wire.extend_from_slice(format!("{take:x}\r\n").as_bytes());
+                    wire.extend_from_slice(&rest[..take]);
+                    wire.extend_from_slice(b"\r\n");
+                    rest = &rest[take..];
+                }
+                if !rest.is_empty() {
+                    wire.extend_from_slice(format!("{:X}\r\n", rest.len()).as_bytes());
+                    wire.extend_from_slice(rest);
+                    wire.extend_from_slice(b"\r\n");
+                }
+                wire.extend_from_slice(b"0\r\n\r\n");
+            } else {
+                wire.extend_from_slice(&self.body);
+            }
+            wire
+        }
+
+        fn matches(&self, request: &Request) -> bool {
+            request.method_str() == self.method
+                && request.path() == self.path
+                && request.query() == self.query.as_deref()
+                && request.body().as_ref() == self.body.as_slice()
+                && request.keep_alive() == !self.close
+                && self
+                    .headers
+                    .iter()
+                    .all(|(n, v)| request.headers().get_all(n).any(|got| got == v.as_bytes()))
+        }
+    }
+
+    fn model() -> impl Strategy<Value = Model> {
+        (
+            prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "PROPFIND"]),
+            prop::collection::vec("[a-zA-Z0-9._~-]{1,8}", 0..4),
+            prop::option::of("[a-z0-9=&]{0,12}"),
+            prop::collection::vec(
+                ("X-[A-Za-z0-9-]{1,10}", "[ -~&&[^ ]]([ -~]{0,20}[!-~])?"),
+                0..6,
+            ),
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::option::of(prop::collection::vec(1usize..64, 0..8)),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(method, segments, query, headers, body, chunks, close)| Model {
+                    method,
+                    path: format!("/{}", segments.join("/")),
+                    query,
+                    headers,
+                    body,
+                    chunks,
+                    close,
+                },
+            )
+    }
+
+    /// Decodes `wire` fed in the pieces cut at `cuts`.
+    fn decode_in_pieces(wire: &[u8], cuts: &[usize]) -> Result<Vec<Request>, ParseError> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+        cuts.sort_unstable();
+        cuts.push(wire.len());
+        let mut decoder = Decoder::new(Limits::default(), 0);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for cut in cuts {
+            buf.extend_from_slice(&wire[from..cut]);
+            from = cut;
+            loop {
+                match decoder.decode(&mut buf)? {
+                    Event::Request(r) => out.push(r),
+                    Event::Continue => {}
+                    Event::NeedMore => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(wire in prop::collection::vec(any::<u8>(), 0..2048), cuts in prop::collection::vec(any::<usize>(), 0..4)) {
+            let _ = decode_in_pieces(&wire, &cuts);
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_valid_head_never_panic(tail in prop::collection::vec(any::<u8>(), 0..512)) {
+            let mut wire = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            wire.extend_from_slice(&tail);
+            let _ = decode_in_pieces(&wire, &[]);
+        }
+
+        #[test]
+        fn a_valid_request_split_anywhere_decodes_the_same(m in model(), cuts in prop::collection::vec(any::<usize>(), 0..3)) {
+            let wire = m.wire();
+            let requests = decode_in_pieces(&wire, &cuts).unwrap();
+            prop_assert_eq!(requests.len(), 1);
+            prop_assert!(m.matches(&requests[0]), "{:?} vs {:?}", m, requests[0]);
+        }
+
+        #[test]
+        fn pipelined_sequences_decode_to_the_same_sequence(models in prop::collection::vec(model(), 1..5), cuts in prop::collection::vec(any::<usize>(), 0..5)) {
+            // Only the last request may close the connection.
+            let mut models = models;
+            let last = models.len() - 1;
+            for m in &mut models[..last] {
+                m.close = false;
+            }
+            let wire: Vec<u8> = models.iter().flat_map(Model::wire).collect();
+            let requests = decode_in_pieces(&wire, &cuts).unwrap();
+            prop_assert_eq!(requests.len(), models.len());
+            for (m, r) in models.iter().zip(&requests) {
+                prop_assert!(m.matches(r), "{:?} vs {:?}", m, r);
+            }
+        }
+    }
+}
