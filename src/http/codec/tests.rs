@@ -343,3 +343,63 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn strict_framing_rejects_each_rfc9112_violation() {
+    let cases: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost\t: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n  folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n\tX-A: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\rX-A: 1\r\n\r\n",
+        b"GET / HTTP/1.1\rHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHo\0st: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\0x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\x01x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\x7fx\r\n\r\n",
+        b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHo[st: h\r\n\r\n",
+        b"GET / HTTP/1.1 extra\r\nHost: h\r\n\r\n",
+        b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /\r\nHost: h\r\n\r\n",
+        b"/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0xA\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551616\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 6\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\n\r\n",
+    ];
+    for wire in cases {
+        let error = error_of(wire);
+        assert_eq!(error.status().as_u16(), 400, "{:?}: {error}", String::from_utf8_lossy(wire));
+    }
+}
+
+#[test]
+fn transfer_coding_case_and_spacing_follow_the_token_rules() {
+    for te in ["chunked", "CHUNKED", "Chunked", " chunked ", "\tchunked"] {
+        let wire = format!("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n");
+        assert!(decode_all(wire.as_bytes()).is_ok(), "{te:?}");
+    }
+    for te in ["xchunked", "chunkedx", "identity", "gzip"] {
+        let wire = format!("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n");
+        assert_eq!(error_of(wire.as_bytes()).status().as_u16(), 501, "{te:?}");
+    }
+}
+
+#[test]
+fn bare_lf_ends_head_lines_but_not_chunked_framing() {
+    let reqs = decode_all(b"GET /lf HTTP/1.1\nHost: h\n\n").unwrap();
+    assert_eq!(reqs[0].path(), "/lf");
+    let error = error_of(b"POST / HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\n");
+    assert_eq!(error.status().as_u16(), 400);
+}
