@@ -17,7 +17,7 @@ use std::net::Shutdown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -55,8 +55,8 @@ struct Slot {
 pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
     shard.stats.connection_opened();
     let mut conn = Connection {
-        read: shard.pool.take(),
-        write: shard.pool.take(),
+        read: BytesMut::new(),
+        write: BytesMut::new(),
         decoder: Decoder::new(shard.limits, shard.id),
         inflight: VecDeque::new(),
         deadline: shard.watchdog.deadline(),
@@ -64,7 +64,7 @@ pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
     };
     // I/O errors (resets, broken pipes) just end the connection.
     if let Ok(Closed::ByServer) = conn.run(&mut stream, &shard).await {
-        linger(&mut stream).await;
+        linger(&mut stream, &shard).await;
     }
     shard.pool.give(conn.read);
     shard.pool.give(conn.write);
@@ -107,6 +107,9 @@ impl Connection {
             let next = self.decode_batch(shard);
             let mut close = self.finish_responses(shard).await;
             if next == Next::Continue && !close {
+                if self.write.capacity() == 0 {
+                    self.write = shard.pool.take();
+                }
                 self.write.extend_from_slice(CONTINUE);
                 shard.stats.response(100);
             }
@@ -240,38 +243,21 @@ impl Connection {
             written += n;
         }
         shard.stats.wrote(self.write.len());
-        self.write.clear();
-        if shard.pool.oversized(&self.write) {
-            self.write = shard.pool.take();
-        }
+        // Back to the pool until the next batch: idle connections hold no buffer.
+        shard.pool.give(std::mem::take(&mut self.write));
         Ok(())
     }
 
-    /// Reads what the socket has into the read buffer, growing it when a request needs
-    /// more room (the decoder's limits bound the growth), within the deadline of the
+    /// Reads what the socket has into the read buffer, within the deadline of the
     /// phase the connection is in.
     async fn fill(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Input> {
-        let initial = shard.pool.buffer_size();
-        if self.read.is_empty() && shard.pool.oversized(&self.read) {
-            self.read = shard.pool.take();
-        }
-        if self.read.capacity() - self.read.len() < initial / 2 {
-            self.read.reserve(initial.max(self.read.len()));
-        }
         self.arm_read_deadline(shard);
-        let filled = self.read.len();
-        let capacity = self.read.capacity();
-        self.read.resize(capacity, 0);
-        let space = &mut self.read[filled..];
-        let result = watchdog::until(&self.deadline, |cx| {
-            Pin::new(&mut *stream).poll_read(cx, space)
-        })
-        .await;
+        let Connection { read, deadline, .. } = self;
+        let result = watchdog::until(deadline, |cx| poll_fill(read, stream, shard, cx)).await;
         let n = match &result {
             Some(Ok(n)) => *n,
             _ => 0,
         };
-        self.read.truncate(filled + n);
         shard.stats.bytes_in(n);
         match result {
             None => Ok(Input::TimedOut),
@@ -313,6 +299,40 @@ impl Connection {
     }
 }
 
+/// One read attempt into `read`, growing it when a request needs more room (the
+/// decoder's limits bound the growth).
+///
+/// glommio reads with a non-blocking `recv` at poll time and waits for readiness without
+/// holding the buffer, so a connection with nothing buffered hands its buffer back to
+/// the pool while it waits: an idle keep-alive connection holds no buffer at all.
+fn poll_fill(
+    read: &mut BytesMut,
+    stream: &mut TcpStream,
+    shard: &Shard,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let initial = shard.pool.buffer_size();
+    if read.capacity() == 0 || (read.is_empty() && shard.pool.oversized(read)) {
+        shard.pool.give(std::mem::replace(read, shard.pool.take()));
+    }
+    if read.capacity() - read.len() < initial / 2 {
+        read.reserve(initial.max(read.len()));
+    }
+    let filled = read.len();
+    let capacity = read.capacity();
+    read.resize(capacity, 0);
+    let poll = Pin::new(&mut *stream).poll_read(cx, &mut read[filled..]);
+    let n = match &poll {
+        Poll::Ready(Ok(n)) => *n,
+        _ => 0,
+    };
+    read.truncate(filled + n);
+    if poll.is_pending() && read.is_empty() {
+        shard.pool.give(std::mem::take(read));
+    }
+    poll
+}
+
 /// Encodes the ready responses at the front of `inflight`. Ready(close) once all are
 /// encoded (close: a response ended the connection), Pending while one still waits.
 fn encode_ready(
@@ -345,21 +365,25 @@ fn encode_ready(
 /// Half-closes, then reads and drops what the client still sends, briefly: closing a
 /// socket with unread input makes the kernel answer with a reset, which can destroy the
 /// response before the client has read it.
-async fn linger(stream: &mut TcpStream) {
+async fn linger(stream: &mut TcpStream, shard: &Shard) {
     if stream.shutdown(Shutdown::Write).await.is_err() {
         return;
     }
     if stream.set_read_timeout(Some(LINGER_TIME)).is_err() {
         return;
     }
-    let mut scratch = [0u8; 2048];
+    // A pooled buffer, not a stack array: the array would enlarge every connection's
+    // task for the whole of its life.
+    let mut scratch = shard.pool.take();
+    scratch.resize(scratch.capacity(), 0);
     let mut drained = 0;
     while drained < LINGER_BYTES {
         match stream.read(&mut scratch).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }
     }
+    shard.pool.give(scratch);
 }
 
 fn panicked(shard: &Shard) -> Reply {

@@ -38,7 +38,8 @@ impl BufferPool {
     /// so a single large request does not pin memory for the life of the shard.
     pub fn give(&self, mut buf: BytesMut) {
         let mut free = self.free.borrow_mut();
-        if free.len() < self.keep && buf.capacity() <= 2 * self.size {
+        let fits = buf.capacity() > 0 && buf.capacity() <= 2 * self.size;
+        if free.len() < self.keep && fits {
             buf.clear();
             free.push(buf);
         }

@@ -380,14 +380,20 @@ fn strict_framing_rejects_each_rfc9112_violation() {
     ];
     for wire in cases {
         let error = error_of(wire);
-        assert_eq!(error.status().as_u16(), 400, "{:?}: {error}", String::from_utf8_lossy(wire));
+        assert_eq!(
+            error.status().as_u16(),
+            400,
+            "{:?}: {error}",
+            String::from_utf8_lossy(wire)
+        );
     }
 }
 
 #[test]
 fn transfer_coding_case_and_spacing_follow_the_token_rules() {
     for te in ["chunked", "CHUNKED", "Chunked", " chunked ", "\tchunked"] {
-        let wire = format!("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n");
+        let wire =
+            format!("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n");
         assert!(decode_all(wire.as_bytes()).is_ok(), "{te:?}");
     }
     for te in ["xchunked", "chunkedx", "identity", "gzip"] {
@@ -400,6 +406,7 @@ fn transfer_coding_case_and_spacing_follow_the_token_rules() {
 fn bare_lf_ends_head_lines_but_not_chunked_framing() {
     let reqs = decode_all(b"GET /lf HTTP/1.1\nHost: h\n\n").unwrap();
     assert_eq!(reqs[0].path(), "/lf");
-    let error = error_of(b"POST / HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\n");
+    let error =
+        error_of(b"POST / HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\n");
     assert_eq!(error.status().as_u16(), 400);
 }

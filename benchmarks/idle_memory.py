@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Memory held per idle keep-alive connection.
+
+Starts `haywire --shards 1` on a free port, opens N connections, makes one request on
+each (so every connection has allocated its buffers once), leaves them all open and
+idle, and reports the server's RSS delta divided by N.
+
+    python3 benchmarks/idle_memory.py [--connections 10000] [--binary target/release/haywire]
+"""
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import time
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connections", type=int, default=10000)
+    parser.add_argument("--binary", default="target/release/haywire")
+    parser.add_argument("--port", type=int, default=18080)
+    args = parser.parse_args()
+
+    want = args.connections * 2 + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+    server = subprocess.Popen(
+        [args.binary, "--shards", "1", "--address", "127.0.0.1", "--port", str(args.port)],
+        stdout=subprocess.DEVNULL,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard)),
+    )
+    try:
+        time.sleep(1.0)
+        request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+        warm = socket.create_connection(("127.0.0.1", args.port))
+        warm.sendall(request)
+        warm.recv(4096)
+        warm.close()
+        time.sleep(0.2)
+        before = rss_kib(server.pid)
+        conns = []
+        for i in range(args.connections):
+            s = socket.create_connection(("127.0.0.1", args.port))
+            s.sendall(request)
+            data = b""
+            while not data.endswith(b"hello world"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError(f"connection {i} closed")
+                data += chunk
+            conns.append(s)
+        time.sleep(1.0)
+        after = rss_kib(server.pid)
+        per = (after - before) * 1024 / args.connections
+        print(f"idle connections: {args.connections}")
+        print(f"server RSS: {before} KiB before, {after} KiB after")
+        print(f"per idle connection: {per:.0f} bytes")
+        for s in conns:
+            s.close()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
