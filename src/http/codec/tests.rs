@@ -246,7 +246,7 @@ mod properties {
                 && request.path() == self.path
                 && request.query() == self.query.as_deref()
                 && request.body().as_ref() == self.body.as_slice()
-                && request.keep_alive() == !self.close
+                && request.keep_alive() != self.close
                 && self
                     .headers
                     .iter()
