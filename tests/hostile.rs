@@ -196,3 +196,58 @@ fn past_max_connections_new_ones_are_refused_and_old_ones_keep_working() {
         stream.write_all(get("/").as_bytes()).is_ok() && !is_closed(&mut stream)
     });
 }
+
+/// Sends `wire`, then resets the connection (RST, not FIN).
+fn send_and_reset(addr: SocketAddr, wire: &[u8]) {
+    let stream = connect(addr);
+    let socket = socket2::Socket::from(stream);
+    socket.set_linger(Some(Duration::ZERO)).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    stream.write_all(wire).unwrap();
+    thread::sleep(Duration::from_millis(5));
+    drop(stream);
+}
+
+#[test]
+fn resets_mid_request_body_and_pipeline_leave_nothing_behind() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let pipeline = get("/big").repeat(64);
+    let cases: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: t\r\nX-Half: ".to_vec(),
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\npartial".to_vec(),
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc".to_vec(),
+        pipeline.into_bytes(),
+        [get("/slow/300"), get("/")].concat().into_bytes(),
+    ];
+    for _ in 0..5 {
+        for wire in &cases {
+            send_and_reset(addr, wire);
+        }
+    }
+    // Every reset connection is gone, the counters agree, and both shards still serve.
+    eventually("reset connections to be released", || {
+        total_stats(addr)["connections"]["active"] == 1
+    });
+    let total = total_stats(addr);
+    // 25 reset connections plus the /stats ones, all of them accounted for.
+    assert!(total["connections"]["accepted"].as_u64().unwrap() > 25);
+    assert_eq!(total["parse_errors"], 0);
+    for _ in 0..10 {
+        let (reply, _) = exchange(addr, get("/").as_bytes());
+        assert_eq!(reply.status, 200);
+    }
+}
+
+#[test]
+fn handler_panics_are_counted() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    for path in ["/panic", "/panic-async", "/panic"] {
+        let (reply, _) = exchange(addr, get(path).as_bytes());
+        assert_eq!(reply.status, 500);
+    }
+    let total = total_stats(addr);
+    assert_eq!(total["handler_panics"], 3);
+    assert_eq!(total["responses"]["5xx"], 3);
+}
