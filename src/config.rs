@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub io_memory: usize,
     /// Open connections per shard; past it new connections are closed at once.
     pub max_connections: usize,
+    /// Seconds a graceful shutdown waits for busy connections before closing them.
+    pub shutdown_grace: f64,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             backlog: 1024,
             io_memory: 128 * 1024,
             max_connections: 10_000,
+            shutdown_grace: 10.0,
         }
     }
 }
@@ -257,6 +260,7 @@ impl Config {
             }
         }
         let timeouts = [
+            ("server.shutdown_grace", self.server.shutdown_grace),
             ("timeouts.header", self.timeouts.header),
             ("timeouts.body", self.timeouts.body),
             ("timeouts.keep_alive", self.timeouts.keep_alive),

@@ -252,8 +252,16 @@ impl Connection {
     /// phase the connection is in.
     async fn fill(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Input> {
         self.arm_read_deadline(shard);
+        // Between requests a shutdown closes the connection, read as an end of input.
+        let idle = self.read.is_empty() && !self.decoder.in_body();
         let Connection { read, deadline, .. } = self;
-        let result = watchdog::until(deadline, |cx| poll_fill(read, stream, shard, cx)).await;
+        let result = watchdog::until(deadline, |cx| {
+            if idle && shard.draining.get() {
+                return Poll::Ready(Ok(0));
+            }
+            poll_fill(read, stream, shard, cx)
+        })
+        .await;
         let n = match &result {
             Some(Ok(n)) => *n,
             _ => 0,
@@ -346,7 +354,12 @@ fn encode_ready(
         framing,
     }) = inflight.front()
     {
-        response.encode(*framing, date, write);
+        // A shutdown that began while the handler ran closes the connection after it.
+        let framing = Framing {
+            keep_alive: framing.keep_alive && !shard.draining.get(),
+            ..*framing
+        };
+        response.encode(framing, date, write);
         shard.stats.response(response.status().as_u16());
         let closes = !framing.keep_alive || response.closes();
         inflight.pop_front();

@@ -97,6 +97,11 @@ fn main() -> ExitCode {
     for route in routes {
         println!("  route:        {route}");
     }
+    if let Err(e) =
+        running.stop_on_signals(|| eprintln!("haywire: SIGHUP: reload is not supported yet"))
+    {
+        eprintln!("haywire: cannot handle signals: {e}");
+    }
     match running.join() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

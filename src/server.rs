@@ -1,15 +1,17 @@
 //! `Server`: binds one SO_REUSEPORT listener per shard, launches the shards, and on each
 //! builds the routes and runs the accept loop.
 
+use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::future;
 use glommio::net::TcpListener;
+use haywire_shards::signals::{self, Signal};
 use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -39,6 +41,8 @@ pub(crate) struct Shard {
     pub(crate) pool: BufferPool,
     pub(crate) timeouts: Timeouts,
     pub(crate) watchdog: Rc<Watchdog>,
+    /// Set when a graceful shutdown begins: no new requests are read.
+    pub(crate) draining: Cell<bool>,
 }
 
 /// A Haywire server: configuration plus the routes every shard builds.
@@ -137,9 +141,28 @@ impl RunningServer {
         self.runtime.cpus()
     }
 
-    /// Stops accepting on every shard; `join` then returns.
+    /// Stops gracefully: every shard closes its listener at once, closes idle
+    /// connections, lets in-flight requests finish (their responses carry
+    /// `Connection: close`), and ends when its last connection closes or after
+    /// `server.shutdown_grace`; `join` then returns.
     pub fn stop(&self) {
         self.runtime.stop();
+    }
+
+    /// Handles signals from now on: the first SIGINT or SIGTERM stops gracefully
+    /// (see [`RunningServer::stop`]), a second exits at once with status 1; SIGHUP calls
+    /// `on_reload` on the signal thread.
+    pub fn stop_on_signals(&self, mut on_reload: impl FnMut() + Send + 'static) -> io::Result<()> {
+        let controller = self.runtime.controller();
+        let mut stopping = false;
+        signals::watch(move |signal| match signal {
+            Signal::Terminate if stopping => std::process::exit(1),
+            Signal::Terminate => {
+                stopping = true;
+                controller.stop();
+            }
+            Signal::Reload => on_reload(),
+        })
     }
 
     /// Waits until every shard has stopped.
@@ -191,11 +214,10 @@ async fn run_shard(
     let stats = Rc::new(ShardStats::default());
     ctx.insert_local(stats.clone());
     let date = Rc::new(DateCache::default());
-    glommio::spawn_local(refresh_date(date.clone(), ctx.clone())).detach();
+    glommio::spawn_local(refresh_date(date.clone())).detach();
 
     let watchdog = Rc::new(Watchdog::default());
-    let ticker = (watchdog.clone(), ctx.clone());
-    glommio::spawn_local(async move { ticker.0.run(ticker.1.stop_event()).await }).detach();
+    glommio::spawn_local(watchdog.clone().run()).detach();
 
     let mut router = Router::new();
     stock::mount(&config.routes, &mut router, &ctx);
@@ -211,6 +233,7 @@ async fn run_shard(
         pool: BufferPool::new(config.limits.read_buffer, POOLED_BUFFERS),
         timeouts: config.timeouts(),
         watchdog,
+        draining: Cell::new(false),
     });
     let max_connections = config.server.max_connections as u64;
     let nodelay = config.server.tcp_nodelay;
@@ -222,7 +245,7 @@ async fn run_shard(
         })
         .await;
         match accepted {
-            None => return,
+            None => break,
             Some(Ok(_)) if shard.stats.active() >= max_connections => {
                 // Full: the accepted socket is dropped (closed) at once.
                 shard.stats.refused();
@@ -236,10 +259,20 @@ async fn run_shard(
             Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(10)).await,
         }
     }
+    // Graceful stop: closing the listener refuses new connections; idle ones close now,
+    // busy ones once their in-flight responses (sent with `Connection: close`) are out.
+    drop(listener);
+    shard.draining.set(true);
+    shard.watchdog.wake_all();
+    let grace = Instant::now() + Duration::from_secs_f64(config.server.shutdown_grace);
+    while shard.stats.active() > 0 && Instant::now() < grace {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    // Returning ends the executor; connections still open past the grace are dropped.
 }
 
-async fn refresh_date(date: Rc<DateCache>, ctx: Rc<ShardCtx>) {
-    while !ctx.stop_event().is_fired() {
+async fn refresh_date(date: Rc<DateCache>) {
+    loop {
         glommio::timer::sleep(DateCache::until_next_second(SystemTime::now())).await;
         date.refresh(SystemTime::now());
     }

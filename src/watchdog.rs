@@ -11,8 +11,6 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use haywire_shards::LocalEvent;
-
 /// How often deadlines are checked, and so how late one may fire.
 pub const TICK: Duration = Duration::from_millis(100);
 
@@ -41,6 +39,12 @@ impl Deadline {
         let mut slot = self.waker.borrow_mut();
         if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
             *slot = Some(waker.clone());
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
         }
     }
 
@@ -90,9 +94,17 @@ impl Watchdog {
         });
     }
 
-    /// Ticks every [`TICK`] until `stop` fires.
-    pub async fn run(self: Rc<Self>, stop: &LocalEvent) {
-        while !stop.is_fired() {
+    /// Wakes every task waiting on a deadline without expiring it, so each looks at the
+    /// shard's state again (used to start a graceful shutdown).
+    pub fn wake_all(&self) {
+        for deadline in self.deadlines.borrow().iter() {
+            deadline.wake();
+        }
+    }
+
+    /// Ticks every [`TICK`], for the life of the shard.
+    pub async fn run(self: Rc<Self>) {
+        loop {
             glommio::timer::sleep(TICK).await;
             self.tick(Instant::now());
         }

@@ -184,16 +184,37 @@ impl ShardCtx {
     }
 }
 
-/// Fires the stop event of every shard; callable from any thread.
-pub(crate) fn post_stop(mailboxes: &Mailboxes) {
-    for mailbox in mailboxes.iter() {
-        mailbox.post(Envelope::Run {
-            job: Box::new(|ctx: &ShardCtx| {
-                ctx.stop_event().fire();
-                Box::new(()) as Box<dyn Any + Send>
-            }),
-            reply_to: None,
-        });
+/// Reaches every shard from outside the shards (a signal thread, a test, `main`).
+#[derive(Clone)]
+pub struct Controller {
+    mailboxes: Mailboxes,
+}
+
+impl Controller {
+    pub(crate) fn new(mailboxes: Mailboxes) -> Self {
+        Controller { mailboxes }
+    }
+
+    /// Runs `f` on every shard, from any thread; returns once it is queued everywhere.
+    pub fn broadcast<F>(&self, f: F)
+    where
+        F: Fn(&ShardCtx) + Send + Clone + 'static,
+    {
+        for mailbox in self.mailboxes.iter() {
+            let f = f.clone();
+            mailbox.post(Envelope::Run {
+                job: Box::new(move |ctx: &ShardCtx| {
+                    f(ctx);
+                    Box::new(()) as Box<dyn Any + Send>
+                }),
+                reply_to: None,
+            });
+        }
+    }
+
+    /// Fires every shard's [`ShardCtx::stop_event`].
+    pub fn stop(&self) {
+        self.broadcast(|ctx: &ShardCtx| ctx.stop_event().fire());
     }
 }
 

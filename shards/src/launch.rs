@@ -7,7 +7,7 @@ use std::rc::Rc;
 use glommio::LocalExecutorBuilder;
 use std::sync::mpsc;
 
-use crate::control::{self, Control, Mailboxes};
+use crate::control::{self, Control, Controller, Mailboxes};
 use crate::cpus;
 use crate::ctx::ShardCtx;
 use crate::mailbox;
@@ -113,7 +113,12 @@ impl<T> Runtime<T> {
     /// Asks every shard to stop, from any thread: fires each shard's
     /// [`ShardCtx::stop_event`]. What stopping means is up to each shard's main future.
     pub fn stop(&self) {
-        control::post_stop(&self.mailboxes);
+        self.controller().stop();
+    }
+
+    /// A handle that reaches every shard from any thread.
+    pub fn controller(&self) -> Controller {
+        Controller::new(self.mailboxes.clone())
     }
 
     /// Waits for every shard's main future to finish and returns their outputs in shard

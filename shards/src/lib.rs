@@ -11,8 +11,9 @@ mod ctx;
 mod event;
 pub mod launch;
 mod mailbox;
+pub mod signals;
 
-pub use control::{Control, ShardPanicked};
+pub use control::{Control, Controller, ShardPanicked};
 pub use ctx::ShardCtx;
 pub use event::LocalEvent;
 pub use launch::{launch, LaunchConfig, Placement, Runtime};
