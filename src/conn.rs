@@ -57,7 +57,7 @@ pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
     let mut conn = Connection {
         read: BytesMut::new(),
         write: BytesMut::new(),
-        decoder: Decoder::new(shard.limits, shard.id),
+        decoder: Decoder::new(shard.settings.get().limits, shard.id),
         inflight: VecDeque::new(),
         deadline: shard.watchdog.deadline(),
         head_started: None,
@@ -135,6 +135,8 @@ impl Connection {
     /// Decodes and dispatches the complete requests in the read buffer, up to
     /// `MAX_INFLIGHT` at a time.
     fn decode_batch(&mut self, shard: &Shard) -> Next {
+        // A reload applies from the next request on.
+        self.decoder.set_limits(shard.settings.get().limits);
         loop {
             if self.inflight.len() >= MAX_INFLIGHT {
                 return Next::More;
@@ -184,7 +186,12 @@ impl Connection {
     /// Drives pending handlers and encodes responses in request order. Returns whether
     /// a response closes the connection (later ones are then dropped unsent).
     async fn finish_responses(&mut self, shard: &Shard) -> bool {
-        let handler_deadline = shard.timeouts.handler.map(|t| shard.watchdog.now() + t);
+        let handler_deadline = shard
+            .settings
+            .get()
+            .timeouts
+            .handler
+            .map(|t| shard.watchdog.now() + t);
         self.deadline.set(handler_deadline);
         let inflight = &mut self.inflight;
         let write = &mut self.write;
@@ -224,8 +231,9 @@ impl Connection {
 
     /// Writes the encoded responses, giving the client `timeouts.write` to take them.
     async fn flush(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<()> {
-        self.deadline
-            .set(Some(shard.watchdog.now() + shard.timeouts.write));
+        self.deadline.set(Some(
+            shard.watchdog.now() + shard.settings.get().timeouts.write,
+        ));
         let mut written = 0;
         while written < self.write.len() {
             let pending = &self.write[written..];
@@ -279,7 +287,7 @@ impl Connection {
     /// first byte. Inside a body: `body`, counted from the last progress.
     fn arm_read_deadline(&mut self, shard: &Shard) {
         let now = shard.watchdog.now();
-        let timeouts = &shard.timeouts;
+        let timeouts = shard.settings.get().timeouts;
         let at = if self.decoder.in_body() {
             now + timeouts.body
         } else if self.read.is_empty() {

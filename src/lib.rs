@@ -5,6 +5,7 @@ mod conn;
 pub mod handler;
 pub mod http;
 mod pool;
+pub mod reload;
 pub mod router;
 pub mod server;
 pub mod stats;

@@ -15,11 +15,11 @@ use haywire_shards::signals::{self, Signal};
 use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::{Config, PlacementKind, Timeouts};
+use crate::config::{Config, PlacementKind};
 use crate::conn;
 use crate::http::date::DateCache;
-use crate::http::Limits;
 use crate::pool::BufferPool;
+use crate::reload::{Reloader, Settings};
 use crate::router::Router;
 use crate::stats::ShardStats;
 use crate::stock;
@@ -35,11 +35,11 @@ type RouteFactory = Arc<dyn Fn(&mut Router, &Rc<ShardCtx>) + Send + Sync>;
 pub(crate) struct Shard {
     pub(crate) id: usize,
     pub(crate) router: Router,
-    pub(crate) limits: Limits,
     pub(crate) date: Rc<DateCache>,
     pub(crate) stats: Rc<ShardStats>,
     pub(crate) pool: BufferPool,
-    pub(crate) timeouts: Timeouts,
+    /// Live settings; a reload replaces them.
+    pub(crate) settings: Cell<Settings>,
     pub(crate) watchdog: Rc<Watchdog>,
     /// Set when a graceful shutdown begins: no new requests are read.
     pub(crate) draining: Cell<bool>,
@@ -55,6 +55,7 @@ pub struct Server {
 pub struct RunningServer {
     addr: SocketAddr,
     runtime: Runtime<()>,
+    config: Config,
 }
 
 impl Server {
@@ -115,13 +116,18 @@ impl Server {
         let sockets = Arc::new(Mutex::new(
             sockets.into_iter().map(Some).collect::<Vec<_>>(),
         ));
+        let running_config = self.config.clone();
         let config = Arc::new(self.config);
         let routes = Arc::new(self.routes);
         let runtime = launch(&launch_config, move |ctx: Rc<ShardCtx>| {
             let socket = sockets.lock().unwrap_or_else(|p| p.into_inner())[ctx.id()].take();
             run_shard(ctx, socket.expect("one socket per shard"), config, routes)
         })?;
-        Ok(RunningServer { addr, runtime })
+        Ok(RunningServer {
+            addr,
+            runtime,
+            config: running_config,
+        })
     }
 }
 
@@ -147,6 +153,12 @@ impl RunningServer {
     /// `server.shutdown_grace`; `join` then returns.
     pub fn stop(&self) {
         self.runtime.stop();
+    }
+
+    /// A reloader that re-reads `path` and applies it to every shard (see
+    /// [`Reloader::reload`]); `stop_on_signals` can call it on SIGHUP.
+    pub fn reloader(&self, path: impl Into<std::path::PathBuf>) -> Reloader {
+        Reloader::new(path.into(), self.config.clone(), self.runtime.controller())
     }
 
     /// Handles signals from now on: the first SIGINT or SIGTERM stops gracefully
@@ -227,16 +239,14 @@ async fn run_shard(
     let shard = Rc::new(Shard {
         id: ctx.id(),
         router,
-        limits: config.limits(),
         date,
         stats,
         pool: BufferPool::new(config.limits.read_buffer, POOLED_BUFFERS),
-        timeouts: config.timeouts(),
+        settings: Cell::new(Settings::of(&config)),
         watchdog,
         draining: Cell::new(false),
     });
-    let max_connections = config.server.max_connections as u64;
-    let nodelay = config.server.tcp_nodelay;
+    ctx.insert_local(shard.clone());
     let stop = ctx.stop_event();
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
@@ -246,13 +256,13 @@ async fn run_shard(
         .await;
         match accepted {
             None => break,
-            Some(Ok(_)) if shard.stats.active() >= max_connections => {
+            Some(Ok(_)) if shard.stats.active() >= shard.settings.get().max_connections => {
                 // Full: the accepted socket is dropped (closed) at once.
                 shard.stats.refused();
             }
             Some(Ok(stream)) => {
                 // A socket that refuses TCP_NODELAY still works, only slower.
-                let _ = stream.set_nodelay(nodelay);
+                let _ = stream.set_nodelay(shard.settings.get().tcp_nodelay);
                 glommio::spawn_local(conn::serve(stream, shard.clone())).detach();
             }
             // Out of descriptors or memory: back off briefly instead of spinning.
@@ -264,7 +274,7 @@ async fn run_shard(
     drop(listener);
     shard.draining.set(true);
     shard.watchdog.wake_all();
-    let grace = Instant::now() + Duration::from_secs_f64(config.server.shutdown_grace);
+    let grace = Instant::now() + shard.settings.get().shutdown_grace;
     while shard.stats.active() > 0 && Instant::now() < grace {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }

@@ -14,22 +14,125 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const CHILD: &str = "HAYWIRE_SIGNALS_CHILD";
+const CONFIG_FILE: &str = "HAYWIRE_SIGNALS_CONFIG";
 
+fn reload_config(max_request_size: usize, port: u16) -> String {
+    format!(
+        "[server]\naddress = \"127.0.0.1\"\nport = {port}\nshards = 2\nplacement = \"unbound\"\n\
+         [limits]\nmax_request_size = {max_request_size}\n\
+         [[route]]\nhandler = \"echo\"\npath = \"/echo\"\n"
+    )
+}
+
+fn post(size: usize) -> Vec<u8> {
+    let mut wire =
+        format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+    wire.resize(wire.len() + size, b'x');
+    wire
+}
+
+fn sighup_reloads_limits_reports_restart_keys_and_rejects_a_bad_file() {
+    let path = std::env::temp_dir().join(format!("haywire-reload-{}.toml", std::process::id()));
+    std::fs::write(&path, reload_config(1000, 0)).unwrap();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .env(CHILD, "1")
+        .env(CONFIG_FILE, &path)
+        .stderr(Stdio::piped());
+    let (mut child, addr) = spawn_child_with(&mut command);
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    thread::spawn(move || {
+        stderr
+            .lines()
+            .map_while(Result::ok)
+            .for_each(|l| drop(lines_tx.send(l)))
+    });
+    let next_line = || {
+        lines
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a reload report")
+    };
+
+    // A persistent connection that lives through both reloads.
+    let mut kept = connect(addr);
+    let mut kept_reader = BufReader::new(kept.try_clone().unwrap());
+    kept.write_all(&post(2000)).unwrap();
+    assert_eq!(read_reply(&mut kept_reader, false).status, 413);
+    let mut kept = connect(addr);
+    let mut kept_reader = BufReader::new(kept.try_clone().unwrap());
+    kept.write_all(&post(10)).unwrap();
+    assert_eq!(read_reply(&mut kept_reader, false).status, 200);
+
+    // A larger limit applies; the new port needs a restart and is left alone.
+    std::fs::write(&path, reload_config(5000, 1)).unwrap();
+    signal(&child, "HUP");
+    let report = next_line();
+    assert!(report.contains("server.port"), "{report}");
+    kept.write_all(&post(2000)).unwrap();
+    assert_eq!(
+        read_reply(&mut kept_reader, false).status,
+        200,
+        "the kept connection"
+    );
+    let (reply, _) = exchange(addr, &post(2000));
+    assert_eq!(reply.status, 200, "a new connection on the old port");
+
+    // An invalid file is rejected by key; the running config stays.
+    std::fs::write(&path, reload_config(0, 1)).unwrap();
+    signal(&child, "HUP");
+    let report = next_line();
+    assert!(report.contains("limits.max_request_size"), "{report}");
+    let (reply, _) = exchange(addr, &post(2000));
+    assert_eq!(reply.status, 200);
+    let (reply, _) = exchange(addr, &post(6000));
+    assert_eq!(reply.status, 413);
+    kept.write_all(&post(100)).unwrap();
+    assert_eq!(
+        read_reply(&mut kept_reader, false).status,
+        200,
+        "the kept connection"
+    );
+
+    signal(&child, "TERM");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(5)).code(),
+        Some(0)
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// The child: the test config with `HAYWIRE_SIGNALS_CHILD` as the shutdown grace, or
+/// the file named by `HAYWIRE_SIGNALS_CONFIG`, which SIGHUP then reloads.
 fn child_main() {
-    let mut config = test_config();
-    config.server.shutdown_grace = std::env::var(CHILD).unwrap().parse().unwrap();
+    let file = std::env::var_os(CONFIG_FILE);
+    let config = match &file {
+        Some(path) => haywire::Config::load(path.as_ref()).unwrap(),
+        None => {
+            let mut config = test_config();
+            config.server.shutdown_grace = std::env::var(CHILD).unwrap().parse().unwrap();
+            config
+        }
+    };
     let server = start_server(config);
-    server.stop_on_signals(|| {}).unwrap();
+    let mut reloader = file.map(|path| server.reloader(path));
+    server
+        .stop_on_signals(move || {
+            if let Some(reloader) = &mut reloader {
+                reloader.reload_and_report();
+            }
+        })
+        .unwrap();
     println!("{}", server.local_addr());
     server.join().unwrap();
 }
 
 fn spawn_child(grace: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, grace)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    spawn_child_with(Command::new(std::env::current_exe().unwrap()).env(CHILD, grace))
+}
+
+fn spawn_child_with(command: &mut Command) -> (Child, SocketAddr) {
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -112,7 +215,11 @@ fn main() {
     if std::env::var_os(CHILD).is_some() {
         return child_main();
     }
-    let tests: [(&str, fn()); 2] = [
+    let tests: [(&str, fn()); 3] = [
+        (
+            "sighup_reloads_limits_reports_restart_keys_and_rejects_a_bad_file",
+            sighup_reloads_limits_reports_restart_keys_and_rejects_a_bad_file,
+        ),
         (
             "sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0",
             sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0,

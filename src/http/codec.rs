@@ -78,6 +78,11 @@ impl Decoder {
         }
     }
 
+    /// Replaces the limits for the requests that follow.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Whether a request head has been decoded and its body is still arriving.
     pub fn in_body(&self) -> bool {
         !matches!(self.state, State::Head)
