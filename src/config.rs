@@ -170,6 +170,11 @@ pub enum RouteConfig {
         /// Route path.
         path: String,
     },
+    /// Answers GET with the counters in the Prometheus text format.
+    Metrics {
+        /// Route path.
+        path: String,
+    },
 }
 
 /// Longest timeout accepted: a day.
@@ -185,7 +190,8 @@ impl RouteConfig {
         match self {
             RouteConfig::Text { path, .. }
             | RouteConfig::Echo { path }
-            | RouteConfig::Stats { path } => path,
+            | RouteConfig::Stats { path }
+            | RouteConfig::Metrics { path } => path,
         }
     }
 }
@@ -333,7 +339,7 @@ mod tests {
         assert_eq!(config.server, ServerConfig::default());
         assert_eq!(config.limits, LimitsConfig::default());
         assert_eq!(config.timeouts, TimeoutsConfig::default());
-        assert_eq!(config.routes.len(), 3);
+        assert_eq!(config.routes.len(), 4);
     }
 
     #[test]

@@ -104,8 +104,14 @@ enum Input {
 impl Connection {
     async fn run(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Closed> {
         loop {
+            let started = Instant::now();
+            let queued = self.inflight.len();
             let next = self.decode_batch(shard);
+            let dispatched = (self.inflight.len() - queued) as u64;
             let mut close = self.finish_responses(shard).await;
+            if dispatched > 0 {
+                shard.stats.latency(started.elapsed(), dispatched);
+            }
             if next == Next::Continue && !close {
                 if self.write.capacity() == 0 {
                     self.write = shard.pool.take();
@@ -144,7 +150,7 @@ impl Connection {
             match self.decoder.decode(&mut self.read) {
                 Ok(Event::Request(request)) => {
                     self.head_started = None;
-                    shard.stats.request();
+                    shard.stats.request(request.method());
                     let framing = Framing {
                         head_only: request.method() == Method::Head,
                         keep_alive: request.keep_alive(),
@@ -163,7 +169,7 @@ impl Connection {
                 Ok(Event::Continue) => return Next::Continue,
                 Ok(Event::NeedMore) => return Next::Read,
                 Err(error) => {
-                    shard.stats.parse_error();
+                    shard.stats.parse_error(error);
                     self.push_error(error_response(error));
                     return Next::Close;
                 }

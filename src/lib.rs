@@ -4,6 +4,7 @@ pub mod config;
 mod conn;
 pub mod handler;
 pub mod http;
+pub mod metrics;
 mod pool;
 pub mod reload;
 pub mod router;

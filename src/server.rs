@@ -25,7 +25,7 @@ use crate::stats::ShardStats;
 use crate::stock;
 use crate::watchdog::Watchdog;
 
-/// Idle buffers a shard keeps for reuse.
+/// Idle buffers a shard keeps for reuse, in initial-size buffers' worth of bytes.
 const POOLED_BUFFERS: usize = 1024;
 
 /// Builds each shard's routes: called once on every shard, with that shard's context.
@@ -241,7 +241,10 @@ async fn run_shard(
         router,
         date,
         stats,
-        pool: BufferPool::new(config.limits.read_buffer, POOLED_BUFFERS),
+        pool: BufferPool::new(
+            config.limits.read_buffer,
+            POOLED_BUFFERS * config.limits.read_buffer,
+        ),
         settings: Cell::new(Settings::of(&config)),
         watchdog,
         draining: Cell::new(false),

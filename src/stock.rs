@@ -35,6 +35,10 @@ pub fn mount(routes: &[RouteConfig], router: &mut Router, ctx: &Rc<ShardCtx>) {
                 let ctx = ctx.clone();
                 router.route(Method::Get, path, move |_: Request| stats(ctx.clone()));
             }
+            RouteConfig::Metrics { path } => {
+                let ctx = ctx.clone();
+                router.route(Method::Get, path, move |_: Request| metrics(ctx.clone()));
+            }
         }
     }
 }
@@ -54,16 +58,35 @@ struct StatsReport {
     shards: Vec<StatsSnapshot>,
 }
 
-/// Gathers every shard's counters over the control mesh and answers with JSON.
-pub async fn stats(ctx: Rc<ShardCtx>) -> Response {
+/// Every shard's counters, gathered over the control mesh.
+pub async fn gather_stats(ctx: &ShardCtx) -> Option<Vec<StatsSnapshot>> {
     let gathered = ctx
         .gather(|shard: &ShardCtx| shard.local::<ShardStats>().map(|s| s.snapshot(shard.id())))
-        .await;
-    let Ok(shards) = gathered else {
-        return Response::new(StatusCode::INTERNAL_SERVER_ERROR)
-            .with_body("text/plain", "stats unavailable\n");
+        .await
+        .ok()?;
+    Some(gathered.into_iter().flatten().collect())
+}
+
+fn unavailable() -> Response {
+    Response::new(StatusCode::INTERNAL_SERVER_ERROR).with_body("text/plain", "stats unavailable\n")
+}
+
+/// Answers with every shard's counters and their total in the Prometheus text format.
+pub async fn metrics(ctx: Rc<ShardCtx>) -> Response {
+    match gather_stats(&ctx).await {
+        Some(shards) => Response::new(StatusCode::OK).with_body(
+            crate::metrics::CONTENT_TYPE,
+            crate::metrics::render(&shards),
+        ),
+        None => unavailable(),
+    }
+}
+
+/// Gathers every shard's counters over the control mesh and answers with JSON.
+pub async fn stats(ctx: Rc<ShardCtx>) -> Response {
+    let Some(shards) = gather_stats(&ctx).await else {
+        return unavailable();
     };
-    let shards: Vec<StatsSnapshot> = shards.into_iter().flatten().collect();
     let report = StatsReport {
         total: StatsSnapshot::total(&shards),
         shards,

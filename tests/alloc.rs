@@ -1,10 +1,11 @@
 //! Counts heap allocations made on the shard threads while they serve pipelined GETs.
 //!
-//! The hot path must not allocate per request. glommio itself allocates a few small
-//! objects per socket operation (poll sources, timers), and how many operations a batch
-//! takes varies with scheduling, so each depth is judged by its quietest batch, and a
-//! batch of 100 requests is compared with a batch of 4: one allocation per request
-//! would add 96, while glommio's per-operation noise stays under ten.
+//! The hot path must not allocate per request. glommio itself allocates about a dozen
+//! small objects per batch (its io_uring poll sources, 256-511 bytes each), and how many
+//! operations a batch takes varies with scheduling, so batches of 200 requests are
+//! compared with batches of 4 on average over many: one allocation per request would
+//! add 196 per batch (1.0 per request); the per-batch noise measures about 0.04 per
+//! request, and the bound is 0.25.
 
 mod common;
 
@@ -76,16 +77,11 @@ fn run_batches(stream: &mut TcpStream, depth: usize, batches: usize) {
     }
 }
 
-/// The fewest allocations any single batch of `depth` requests made, over `batches`.
-fn quietest_batch(stream: &mut TcpStream, depth: usize, batches: usize) -> u64 {
-    (0..batches)
-        .map(|_| {
-            let before = ALLOCATIONS.load(Ordering::SeqCst);
-            run_batches(stream, depth, 1);
-            ALLOCATIONS.load(Ordering::SeqCst) - before
-        })
-        .min()
-        .unwrap()
+/// Mean allocations per batch of `depth` requests, over `batches` batches.
+fn mean_per_batch(stream: &mut TcpStream, depth: usize, batches: usize) -> f64 {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    run_batches(stream, depth, batches);
+    (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / batches as f64
 }
 
 fn mark_shard_thread(_: &mut Router, _: &Rc<ShardCtx>) {
@@ -96,7 +92,7 @@ fn mark_shard_thread(_: &mut Router, _: &Rc<ShardCtx>) {
 fn pipelined_plaintext_gets_allocate_nothing_per_request() {
     let mut config = test_config();
     config.server.shards = 2;
-    // Room for a whole batch of 100 requests (3.8 KB) in one read.
+    // Room for a whole batch of 200 requests (7.6 KB) in one read.
     config.limits.read_buffer = 16 * 1024;
     let server = Server::new(config)
         .routes(mark_shard_thread)
@@ -107,14 +103,14 @@ fn pipelined_plaintext_gets_allocate_nothing_per_request() {
         .unwrap();
     let mut stream = connect(server.local_addr());
     // Warm-up: buffers, the in-flight queue and the pool reach their steady sizes.
-    run_batches(&mut stream, 100, 50);
-    let shallow = quietest_batch(&mut stream, 4, 300);
-    let deep = quietest_batch(&mut stream, 100, 300);
-    let per_request = deep.saturating_sub(shallow) as f64 / 96.0;
-    eprintln!("quietest batch: {shallow} allocations for 4 requests, {deep} for 100 ({per_request:.3} per request)");
+    run_batches(&mut stream, 200, 50);
+    let shallow = mean_per_batch(&mut stream, 4, 300);
+    let deep = mean_per_batch(&mut stream, 200, 300);
+    let per_request = (deep - shallow) / 196.0;
+    eprintln!("allocations per batch: {shallow:.2} for 4 requests, {deep:.2} for 200 ({per_request:.4} per request)");
     assert!(
-        per_request < 0.1,
-        "{deep} allocations for 100 requests, {shallow} for 4: the request path allocates"
+        per_request < 0.25,
+        "{deep:.2} allocations per batch of 200, {shallow:.2} per batch of 4: the request path allocates"
     );
     server.stop();
     server.join().unwrap();

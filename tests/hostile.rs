@@ -232,7 +232,8 @@ fn resets_mid_request_body_and_pipeline_leave_nothing_behind() {
     let total = total_stats(addr);
     // 25 reset connections plus the /stats ones, all of them accounted for.
     assert!(total["connections"]["accepted"].as_u64().unwrap() > 25);
-    assert_eq!(total["parse_errors"], 0);
+    let refused = total["parse_errors"].as_object().unwrap();
+    assert!(refused.values().all(|n| n == 0), "{refused:?}");
     for _ in 0..10 {
         let (reply, _) = exchange(addr, get("/").as_bytes());
         assert_eq!(reply.status, 200);

@@ -32,6 +32,9 @@ pub fn test_config() -> Config {
         RouteConfig::Stats {
             path: "/stats".into(),
         },
+        RouteConfig::Metrics {
+            path: "/metrics".into(),
+        },
     ];
     config
 }
