@@ -48,6 +48,31 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Seconds a graceful shutdown waits for busy connections before closing them.
     pub shutdown_grace: f64,
+    /// How connections reach shards.
+    pub balancer: Balancer,
+    /// With the `handoff` balancer: how the accepting shard picks a shard.
+    pub handoff: HandoffPolicy,
+}
+
+/// How connections reach shards.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Balancer {
+    /// Every shard accepts on its own SO_REUSEPORT listener; the kernel spreads
+    /// connections by address hash.
+    Reuseport,
+    /// Shard 0 accepts and hands each connection to a shard over the control mesh.
+    Handoff,
+}
+
+/// How the `handoff` balancer picks a shard.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HandoffPolicy {
+    /// Each shard in turn.
+    RoundRobin,
+    /// The shard with the fewest open connections.
+    LeastConnections,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +88,8 @@ impl Default for ServerConfig {
             io_memory: 128 * 1024,
             max_connections: 10_000,
             shutdown_grace: 10.0,
+            balancer: Balancer::Reuseport,
+            handoff: HandoffPolicy::LeastConnections,
         }
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod balancer;
 pub mod config;
 mod conn;
 pub mod handler;

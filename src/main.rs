@@ -84,6 +84,10 @@ fn main() -> ExitCode {
         running.shards(),
         cpus.join(",")
     );
+    println!(
+        "  balancer:     {:?} ({:?})",
+        config.server.balancer, config.server.handoff
+    );
     println!("  tcp_nodelay:  {}", config.server.tcp_nodelay);
     println!("  backlog:      {}", config.server.backlog);
     println!(

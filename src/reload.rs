@@ -50,6 +50,8 @@ pub fn restart_keys(running: &Config, new: &Config) -> Vec<&'static str> {
         ("server.cpus", a.cpus != b.cpus),
         ("server.backlog", a.backlog != b.backlog),
         ("server.io_memory", a.io_memory != b.io_memory),
+        ("server.balancer", a.balancer != b.balancer),
+        ("server.handoff", a.handoff != b.handoff),
         (
             "limits.read_buffer",
             running.limits.read_buffer != new.limits.read_buffer,
@@ -107,6 +109,8 @@ impl Reloader {
         running.server.cpus = self.running.server.cpus.clone();
         running.server.backlog = self.running.server.backlog;
         running.server.io_memory = self.running.server.io_memory;
+        running.server.balancer = self.running.server.balancer;
+        running.server.handoff = self.running.server.handoff;
         running.limits.read_buffer = self.running.limits.read_buffer;
         running.routes = self.running.routes.clone();
         self.running = running;

@@ -6,17 +6,17 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_lite::future;
 use glommio::net::TcpListener;
 use haywire_shards::signals::{self, Signal};
 use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::{Config, PlacementKind};
-use crate::conn;
+use crate::balancer::{self, Loads};
+use crate::config::{Balancer, Config, PlacementKind};
 use crate::http::date::DateCache;
 use crate::pool::BufferPool;
 use crate::reload::{Reloader, Settings};
@@ -104,9 +104,14 @@ impl Server {
                 "server.address is not an IP address",
             )
         })?;
+        // With handoff only shard 0 listens.
+        let listeners = match self.config.server.balancer {
+            Balancer::Reuseport => shards,
+            Balancer::Handoff => 1,
+        };
         let sockets = bind_all(
             SocketAddr::new(ip, self.config.server.port),
-            shards,
+            listeners,
             self.config.server.backlog,
         )?;
         let addr = sockets[0]
@@ -116,12 +121,17 @@ impl Server {
         let sockets = Arc::new(Mutex::new(
             sockets.into_iter().map(Some).collect::<Vec<_>>(),
         ));
+        let loads: Loads = (0..shards).map(|_| AtomicUsize::new(0)).collect();
         let running_config = self.config.clone();
         let config = Arc::new(self.config);
         let routes = Arc::new(self.routes);
         let runtime = launch(&launch_config, move |ctx: Rc<ShardCtx>| {
-            let socket = sockets.lock().unwrap_or_else(|p| p.into_inner())[ctx.id()].take();
-            run_shard(ctx, socket.expect("one socket per shard"), config, routes)
+            let socket = sockets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(ctx.id())
+                .and_then(Option::take);
+            run_shard(ctx, socket, config, routes, loads)
         })?;
         Ok(RunningServer {
             addr,
@@ -215,14 +225,15 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
 
 async fn run_shard(
     ctx: Rc<ShardCtx>,
-    socket: Socket,
+    socket: Option<Socket>,
     config: Arc<Config>,
     routes: Arc<Vec<RouteFactory>>,
+    loads: Loads,
 ) {
     // SAFETY: `into_raw_fd` hands over sole ownership of a bound, listening TCP socket;
     // glommio's listener takes over closing it. glommio has no safe constructor that
     // accepts a socket configured elsewhere (backlog, reuseport, shared port).
-    let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+    let listener = socket.map(|socket| unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) });
     let stats = Rc::new(ShardStats::default());
     ctx.insert_local(stats.clone());
     let date = Rc::new(DateCache::default());
@@ -250,31 +261,19 @@ async fn run_shard(
         draining: Cell::new(false),
     });
     ctx.insert_local(shard.clone());
-    let stop = ctx.stop_event();
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            stop.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => break,
-            Some(Ok(_)) if shard.stats.active() >= shard.settings.get().max_connections => {
-                // Full: the accepted socket is dropped (closed) at once.
-                shard.stats.refused();
-            }
-            Some(Ok(stream)) => {
-                // A socket that refuses TCP_NODELAY still works, only slower.
-                let _ = stream.set_nodelay(shard.settings.get().tcp_nodelay);
-                glommio::spawn_local(conn::serve(stream, shard.clone())).detach();
-            }
-            // Out of descriptors or memory: back off briefly instead of spinning.
-            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(10)).await,
+    // Returns when the shard is asked to stop; dropping the listener then refuses new
+    // connections.
+    match (listener, config.server.balancer) {
+        (Some(listener), Balancer::Reuseport) => {
+            balancer::accept_here(&ctx, &shard, listener).await
         }
+        (Some(listener), Balancer::Handoff) => {
+            balancer::hand_off(&ctx, listener, config.server.handoff, loads).await
+        }
+        (None, _) => ctx.stop_event().wait().await,
     }
-    // Graceful stop: closing the listener refuses new connections; idle ones close now,
-    // busy ones once their in-flight responses (sent with `Connection: close`) are out.
-    drop(listener);
+    // Graceful stop: idle connections close now, busy ones once their in-flight
+    // responses (sent with `Connection: close`) are out.
     shard.draining.set(true);
     shard.watchdog.wake_all();
     let grace = Instant::now() + shard.settings.get().shutdown_grace;

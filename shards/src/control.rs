@@ -160,6 +160,31 @@ impl ShardCtx {
             .collect()
     }
 
+    /// Runs `f` on shard `shard` (at once when that is this one). Ownership of whatever
+    /// `f` carries moves there: this is how a connection changes hands.
+    pub fn run_on<F>(&self, shard: usize, f: F)
+    where
+        F: FnOnce(&ShardCtx) + Send + 'static,
+    {
+        if shard == self.id() {
+            let _ = run_job(
+                self,
+                Box::new(move |ctx| {
+                    f(ctx);
+                    Box::new(()) as Box<dyn Any + Send>
+                }),
+            );
+            return;
+        }
+        self.control().mailboxes[shard].post(Envelope::Run {
+            job: Box::new(move |ctx| {
+                f(ctx);
+                Box::new(()) as Box<dyn Any + Send>
+            }),
+            reply_to: None,
+        });
+    }
+
     /// Asks every shard, this one included, to stop: fires each shard's
     /// [`ShardCtx::stop_event`].
     pub fn stop_all(&self) {

@@ -106,3 +106,19 @@ fn pinned_placement_uses_allowed_cpus() {
     };
     assert!(bad.resolve().is_err());
 }
+
+#[test]
+fn run_on_reaches_exactly_the_named_shard() {
+    let hits = run(3, |ctx: Rc<ShardCtx>| async move {
+        for target in [2, 2, 0, 1, 2] {
+            ctx.run_on(target, |shard: &ShardCtx| {
+                let hits = shard.local::<Hits>().unwrap();
+                hits.0.set(hits.0.get() + 1);
+            });
+        }
+        ctx.gather(|shard: &ShardCtx| shard.local::<Hits>().unwrap().0.get())
+            .await
+            .unwrap()
+    });
+    assert_eq!(hits, vec![1, 1, 3]);
+}
