@@ -321,36 +321,29 @@ impl Connection {
     }
 }
 
-/// One read attempt into `read`, growing it when a request needs more room (the
-/// decoder's limits bound the growth).
+/// One read attempt, appended to `read`.
 ///
-/// glommio reads with a non-blocking `recv` at poll time and waits for readiness without
-/// holding the buffer, so a connection with nothing buffered hands its buffer back to
-/// the pool while it waits: an idle keep-alive connection holds no buffer at all.
+/// The socket is read into the shard's scratch buffer, which was zeroed once, and the
+/// bytes read are copied onto the connection's buffer: cheaper than zeroing room in
+/// that buffer before every read, and a connection waiting for input holds no buffer at
+/// all (glommio reads with a non-blocking `recv` at poll time and waits for readiness
+/// without one).
 fn poll_fill(
     read: &mut BytesMut,
     stream: &mut TcpStream,
     shard: &Shard,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    let initial = shard.pool.buffer_size();
-    if read.capacity() == 0 || (read.is_empty() && shard.pool.oversized(read)) {
-        shard.pool.give(std::mem::replace(read, shard.pool.take()));
-    }
-    if read.capacity() - read.len() < initial / 2 {
-        read.reserve(initial.max(read.len()));
-    }
-    let filled = read.len();
-    let capacity = read.capacity();
-    read.resize(capacity, 0);
-    let poll = Pin::new(&mut *stream).poll_read(cx, &mut read[filled..]);
-    let n = match &poll {
-        Poll::Ready(Ok(n)) => *n,
-        _ => 0,
-    };
-    read.truncate(filled + n);
-    if poll.is_pending() && read.is_empty() {
+    if read.is_empty() && shard.pool.oversized(read) {
         shard.pool.give(std::mem::take(read));
+    }
+    let mut scratch = shard.scratch.borrow_mut();
+    let poll = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]);
+    if let Poll::Ready(Ok(n)) = poll {
+        if n > 0 && read.capacity() == 0 {
+            *read = shard.pool.take();
+        }
+        read.extend_from_slice(&scratch[..n]);
     }
     poll
 }

@@ -23,11 +23,6 @@ impl BufferPool {
         }
     }
 
-    /// The size buffers start at.
-    pub fn buffer_size(&self) -> usize {
-        self.size
-    }
-
     /// An empty buffer with room for at least `buffer_size` bytes.
     pub fn take(&self) -> BytesMut {
         match self.free.borrow_mut().pop() {

@@ -1,7 +1,7 @@
 //! `Server`: binds one SO_REUSEPORT listener per shard, launches the shards, and on each
 //! builds the routes and runs the accept loop.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -28,6 +28,9 @@ use crate::watchdog::Watchdog;
 /// Idle buffers a shard keeps for reuse, in initial-size buffers' worth of bytes.
 const POOLED_BUFFERS: usize = 1024;
 
+/// Bytes one read may take from a socket.
+const READ_SCRATCH: usize = 64 * 1024;
+
 /// Builds each shard's routes: called once on every shard, with that shard's context.
 type RouteFactory = Arc<dyn Fn(&mut Router, &Rc<ShardCtx>) + Send + Sync>;
 
@@ -43,6 +46,8 @@ pub(crate) struct Shard {
     pub(crate) watchdog: Rc<Watchdog>,
     /// Set when a graceful shutdown begins: no new requests are read.
     pub(crate) draining: Cell<bool>,
+    /// Every read lands here first (see `conn::poll_fill`); zeroed once.
+    pub(crate) scratch: RefCell<Vec<u8>>,
 }
 
 /// A Haywire server: configuration plus the routes every shard builds.
@@ -259,6 +264,7 @@ async fn run_shard(
         settings: Cell::new(Settings::of(&config)),
         watchdog,
         draining: Cell::new(false),
+        scratch: RefCell::new(vec![0; READ_SCRATCH]),
     });
     ctx.insert_local(shard.clone());
     // Returns when the shard is asked to stop; dropping the listener then refuses new
