@@ -14,6 +14,11 @@ pub fn allowed() -> io::Result<Vec<usize>> {
 }
 
 /// Parses a kernel CPU list such as `0-3,8,10-11`.
+///
+/// ```
+/// let cpus = haywire_shards::cpus::parse_list("0-3,8,10-11").unwrap();
+/// assert_eq!(cpus, vec![0, 1, 2, 3, 8, 10, 11]);
+/// ```
 pub fn parse_list(list: &str) -> io::Result<Vec<usize>> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("bad CPU list {list:?}"));
     let mut cpus = Vec::new();

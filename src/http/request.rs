@@ -95,12 +95,17 @@ impl Span {
     }
 }
 
+/// Headers kept inside the request itself; more spill to the heap. Browsers send
+/// about a dozen; keeping the request small keeps moving it cheap.
+const INLINE_HEADERS: usize = 16;
+
 /// The request's headers: names and values as spans of the head.
 #[derive(Clone)]
 pub struct Headers {
     head: Bytes,
     len: u8,
-    spans: [(Span, Span); MAX_HEADERS],
+    inline: [(Span, Span); INLINE_HEADERS],
+    spilled: Vec<(Span, Span)>,
 }
 
 impl Headers {
@@ -108,7 +113,8 @@ impl Headers {
         Headers {
             head,
             len: 0,
-            spans: [(Span::default(), Span::default()); MAX_HEADERS],
+            inline: [(Span::default(), Span::default()); INLINE_HEADERS],
+            spilled: Vec::new(),
         }
     }
 
@@ -117,7 +123,10 @@ impl Headers {
     }
 
     pub(crate) fn push(&mut self, name: Span, value: Span) {
-        self.spans[self.len as usize] = (name, value);
+        match self.inline.get_mut(self.len as usize) {
+            Some(slot) => *slot = (name, value),
+            None => self.spilled.push((name, value)),
+        }
         self.len += 1;
     }
 
@@ -133,7 +142,8 @@ impl Headers {
 
     /// Every header as `(name, value)`, in arrival order, repeats included.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.spans[..self.len as usize].iter().map(|(name, value)| {
+        let inline = &self.inline[..(self.len as usize).min(INLINE_HEADERS)];
+        inline.iter().chain(&self.spilled).map(|(name, value)| {
             // Names were validated as tokens by the parser, so they are ASCII.
             let name = std::str::from_utf8(name.get(&self.head)).unwrap_or("");
             (name, value.get(&self.head))

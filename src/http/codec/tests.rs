@@ -410,3 +410,22 @@ fn bare_lf_ends_head_lines_but_not_chunked_framing() {
         error_of(b"POST / HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n5\nhello\n0\n\n");
     assert_eq!(error.status().as_u16(), 400);
 }
+
+#[test]
+fn headers_past_the_inline_ones_keep_their_order() {
+    let mut wire = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for i in 0..30 {
+        wire.extend_from_slice(format!("X-N: {i}\r\n").as_bytes());
+    }
+    wire.extend_from_slice(b"X-Last: end\r\n\r\n");
+    let reqs = decode_all(&wire).unwrap();
+    let headers = reqs[0].headers();
+    assert_eq!(headers.len(), 32);
+    let values: Vec<String> = headers
+        .get_all("x-n")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(values, (0..30).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert_eq!(reqs[0].header("x-last"), Some("end"));
+    assert_eq!(reqs[0].header("host"), Some("h"));
+}
