@@ -334,7 +334,8 @@ fn poll_fill(
     shard: &Shard,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    if read.is_empty() && shard.pool.oversized(read) {
+    // An emptied buffer goes back to the pool, which judges whether it is worth keeping.
+    if read.is_empty() && read.capacity() > 0 {
         shard.pool.give(std::mem::take(read));
     }
     let mut scratch = shard.scratch.borrow_mut();

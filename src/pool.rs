@@ -27,30 +27,32 @@ impl BufferPool {
     pub fn take(&self) -> BytesMut {
         match self.free.borrow_mut().pop() {
             Some(buf) => {
-                self.pooled.set(self.pooled.get() - buf.capacity());
+                self.pooled.set(self.pooled.get() - 4 * self.size);
                 buf
             }
             None => BytesMut::with_capacity(self.size),
         }
     }
 
-    /// Returns a buffer. One that grew past `oversized` is dropped instead, so a single
-    /// large request does not pin memory for the life of the shard; a moderately grown
-    /// one is kept, so batches that regularly need more room do not regrow it each time.
+    /// Returns a buffer for reuse, or drops it.
+    ///
+    /// A read buffer's `capacity()` only shows the room after the requests split off it,
+    /// not the allocation behind it, so the allocation is probed without allocating
+    /// (`try_reclaim`): one still shared with a live request is dropped (it is freed
+    /// when the request is), one that grew past four times the initial size is dropped
+    /// so a single large request does not pin memory for the life of the shard, and the
+    /// rest are kept, counted at that upper bound against the budget.
     pub fn give(&self, mut buf: BytesMut) {
-        let capacity = buf.capacity();
-        if capacity == 0 || self.oversized(&buf) || self.pooled.get() + capacity > self.budget {
+        buf.clear();
+        let ceiling = 4 * self.size;
+        if buf.try_reclaim(ceiling + 1) || !buf.try_reclaim(self.size) {
             return;
         }
-        buf.clear();
-        self.pooled.set(self.pooled.get() + capacity);
+        if self.pooled.get() + ceiling > self.budget {
+            return;
+        }
+        self.pooled.set(self.pooled.get() + ceiling);
         self.free.borrow_mut().push(buf);
-    }
-
-    /// Whether `buf` grew so far past the initial size that it should be swapped for a
-    /// fresh one once it is empty.
-    pub fn oversized(&self, buf: &BytesMut) -> bool {
-        buf.capacity() > 4 * self.size
     }
 }
 
@@ -60,7 +62,7 @@ mod tests {
 
     #[test]
     fn keeps_buffers_within_budget_and_drops_oversized_ones() {
-        let pool = BufferPool::new(1024, 3 * 1024);
+        let pool = BufferPool::new(1024, 3 * 4096);
         let a = pool.take();
         let mut big = pool.take();
         big.reserve(64 * 1024);
@@ -71,12 +73,35 @@ mod tests {
             "an oversized buffer is dropped"
         );
         pool.give(a);
-        pool.give(BytesMut::with_capacity(1024));
-        pool.give(BytesMut::with_capacity(1024));
-        pool.give(BytesMut::with_capacity(1024));
+        for _ in 0..3 {
+            pool.give(BytesMut::with_capacity(1024));
+        }
         assert_eq!(pool.free.borrow().len(), 3, "the budget holds three");
         let reused = pool.take();
         assert!(reused.capacity() >= 1024 && reused.is_empty());
-        assert_eq!(pool.pooled.get(), 2 * 1024);
+        assert_eq!(pool.pooled.get(), 2 * 4096);
+    }
+
+    #[test]
+    fn a_buffer_split_down_to_nothing_is_judged_by_its_allocation() {
+        let pool = BufferPool::new(1024, 1 << 20);
+        // Grown far past the initial size, then consumed: its view looks small.
+        let mut grown = BytesMut::with_capacity(64 * 1024);
+        grown.resize(64 * 1024 - 10, b'x');
+        drop(grown.split_to(64 * 1024 - 10));
+        assert!(grown.capacity() <= 10);
+        pool.give(grown);
+        assert_eq!(
+            pool.free.borrow().len(),
+            0,
+            "the 64 KiB allocation is not pooled"
+        );
+        // Still shared with a live request: not pooled either.
+        let mut shared = pool.take();
+        shared.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        let request = shared.split_to(8).freeze();
+        pool.give(shared);
+        assert_eq!(pool.free.borrow().len(), 0);
+        drop(request);
     }
 }
