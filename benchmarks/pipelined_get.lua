@@ -16,3 +16,8 @@ end
 request = function()
    return req
 end
+
+done = function(summary, latency, requests)
+   local ok, lib = pcall(dofile, "benchmarks/wrk/report.lua")
+   if ok then report(summary, latency) end
+end
