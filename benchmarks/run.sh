@@ -1,77 +1,203 @@
 #!/usr/bin/env bash
-# Haywire's benchmark harness: builds Haywire and its peers, starts each server pinned
-# to the server CPUs, runs every scenario with wrk pinned to the wrk CPUs, stops what it
-# started, and writes a Markdown report (benchmarks/results/) and a chart.
+# Haywire's benchmark harness. Builds Haywire and its peers, then for every server and
+# scenario: starts the server under `taskset -c SERVER_CPUS`, waits for its port, runs a
+# 2 s warm-up and N measured runs of wrk under `taskset -c WRK_CPUS`, reads the server's
+# CPU time and peak RSS from /proc, and stops it by PID. Writes
+# benchmarks/results/<date>-<host>.md (and latest.md, latest.png) and prints the report.
 #
-#   benchmarks/run.sh                       # defaults for a 2-core machine
-#   benchmarks/run.sh --quick               # one 2-second run per scenario
+#   benchmarks/run.sh                  # defaults for a 2-core machine (about 10 minutes)
+#   benchmarks/run.sh --quick          # smoke test: one 2-second run per scenario
 #   benchmarks/run.sh --shards 16 --server-cpus 0-15 --wrk-cpus 16-31 --wrk-threads 16 \
 #                     --connections 1024 --duration 15      # a many-core host
 #
-# Flags: --shards N (haywire shards and peer threads, default 1) --server-cpus LIST (1)
-# --wrk-cpus LIST (0) --wrk-threads N (1) --connections N (64; `close` uses a quarter)
-# --duration S (8) --runs N (3) --scenarios LIST (pipe16,pipe32,ka,close,mixed)
-# --servers LIST (haywire,haywire-handoff,hyper,may_minihttp,nginx) --quick
+# Flags (defaults in brackets):
+#   --shards N          Haywire shards, peer threads [1]; nginx gets one worker per server CPU
+#   --server-cpus LIST  taskset CPU list for the servers [1]
+#   --wrk-cpus LIST     taskset CPU list for wrk [0]
+#   --wrk-threads N     wrk threads [1]
+#   --connections N     wrk connections [64]; `close` uses a quarter of them (16)
+#   --duration S        seconds per measured run [8]
+#   --runs N            measured runs per scenario, the median is reported [3]
+#   --depth N           pipeline depth for every pipeN scenario [N from the name]
+#   --scenarios LIST    pipe16,pipe32,ka,close,mixed (any pipeN works) [all five]
+#   --servers LIST      haywire,hyper,may_minihttp,nginx; also haywire-handoff [first four]
+#   --port N            first port: haywire N, hyper N+1, may_minihttp N+2, nginx N+3,
+#                       haywire-handoff N+4 [18000]
+#   --quick             --runs 1 --duration 2
+#   --no-build          use the binaries already built
+# nginx is used only when it is installed; wrk is installed with apt-get when missing,
+# gnuplot-nox too (for the chart; without it the chart is skipped).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-shards=1 server_cpus=1 wrk_cpus=0 wrk_threads=1 connections=64 duration=8 runs=3
+shards=1 server_cpus=1 wrk_cpus=0 wrk_threads=1 connections=64 duration=8 runs=3 depth=
 scenarios=pipe16,pipe32,ka,close,mixed
-servers=haywire,haywire-handoff,hyper,may_minihttp,nginx
+servers=haywire,hyper,may_minihttp,nginx
+port_base=18000 build=1 quick=0 warmup=2
+command_line="benchmarks/run.sh $*"
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --shards) shards=$2; shift 2 ;;
-    --server-cpus) server_cpus=$2; shift 2 ;;
-    --wrk-cpus) wrk_cpus=$2; shift 2 ;;
-    --wrk-threads) wrk_threads=$2; shift 2 ;;
-    --connections) connections=$2; shift 2 ;;
-    --duration) duration=$2; shift 2 ;;
-    --runs) runs=$2; shift 2 ;;
-    --scenarios) scenarios=$2; shift 2 ;;
-    --servers) servers=$2; shift 2 ;;
-    --quick) runs=1 duration=2; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "unknown flag $1" >&2; exit 2 ;;
+    --shards|--server-cpus|--wrk-cpus|--wrk-threads|--connections|--duration|--runs|--depth|--scenarios|--servers|--port)
+      need_value "$@"
+      case "$1" in
+        --shards) shards=$2 ;; --server-cpus) server_cpus=$2 ;; --wrk-cpus) wrk_cpus=$2 ;;
+        --wrk-threads) wrk_threads=$2 ;; --connections) connections=$2 ;;
+        --duration) duration=$2 ;; --runs) runs=$2 ;; --depth) depth=$2 ;;
+        --scenarios) scenarios=$2 ;; --servers) servers=$2 ;; --port) port_base=$2 ;;
+      esac
+      shift 2 ;;
+    --quick) quick=1 runs=1 duration=2; shift ;;
+    --no-build) build=0; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown flag $1 (see --help)" ;;
   esac
 done
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-work=$(mktemp -d)
+for pair in "shards:$shards" "wrk-threads:$wrk_threads" "connections:$connections" \
+            "duration:$duration" "runs:$runs" "port:$port_base" ${depth:+"depth:$depth"}; do
+  [[ ${pair#*:} =~ ^[1-9][0-9]*$ ]] || die "--${pair%%:*} wants a positive integer, not '${pair#*:}'"
+done
+for list in "$server_cpus" "$wrk_cpus"; do
+  [[ $list =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] || die "bad CPU list '$list' (like 1 or 0-3,8)"
+done
+[ "$connections" -ge "$wrk_threads" ] || die "--connections must be at least --wrk-threads"
+
+# Scenarios: name -> wrk arguments (after the URL's host part is known).
+scenario_list=()
+for s in ${scenarios//,/ }; do
+  case "$s" in
+    pipe[1-9]*) [[ $s =~ ^pipe[0-9]+$ ]] || die "unknown scenario $s"
+                [ -n "$depth" ] && s=pipe$depth ;;
+    ka|close|mixed) ;;
+    *) die "unknown scenario $s (pipe16, pipe32, pipeN, ka, close, mixed)" ;;
+  esac
+  [[ " ${scenario_list[*]} " == *" $s "* ]] || scenario_list+=("$s")
+done
+[ ${#scenario_list[@]} -gt 0 ] || die "no scenarios"
+close_connections=$(( connections / 4 > wrk_threads ? connections / 4 : wrk_threads ))
+
+server_list=()
+for s in ${servers//,/ }; do
+  case "$s" in haywire|haywire-handoff|hyper|may_minihttp|nginx) ;; *) die "unknown server $s" ;; esac
+  [[ " ${server_list[*]} " == *" $s "* ]] || server_list+=("$s")
+done
+[ ${#server_list[@]} -gt 0 ] || die "no servers"
+
+command -v taskset >/dev/null || die "taskset (util-linux) is missing"
+command -v python3 >/dev/null || die "python3 is missing"
+
+apt_install() { # $1 package: install it, running apt-get update once if the first try fails
+  echo "installing $1 with apt-get..." >&2
+  apt-get install -y -qq "$1" >/dev/null 2>&1 && return 0
+  { apt-get update -qq && apt-get install -y -qq "$1"; } >/dev/null 2>&1
+}
+
+notes=()
+if ! command -v wrk >/dev/null; then
+  apt_install wrk && command -v wrk >/dev/null || die "wrk is missing and apt-get could not install it"
+fi
+if ! command -v gnuplot >/dev/null; then
+  apt_install gnuplot-nox || true
+  command -v gnuplot >/dev/null || notes+=("gnuplot could not be installed: no chart")
+fi
+
+# Everything this script starts is in `pids`; the EXIT trap stops what is left, by PID.
+work=$(mktemp -d /tmp/haywire-bench.XXXXXX)
+chmod 755 "$work" # nginx workers may run as another user
 pids=()
+stop_pid() { # $1 PID: SIGTERM, up to 10 s to exit, then SIGKILL (and its children)
+  local pid=$1 children
+  children=$(pgrep -P "$pid" 2>/dev/null || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "PID $pid did not stop on SIGTERM: SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    for child in $children; do kill -KILL "$child" 2>/dev/null || true; done
+  fi
+  wait "$pid" 2>/dev/null || true
+  local rest=()
+  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
+  pids=(${rest[@]+"${rest[@]}"})
+}
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  trap - EXIT
+  trap '' INT TERM HUP # let the cleanup finish
+  local p
+  for p in ${pids[@]+"${pids[@]}"}; do stop_pid "$p"; done
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM HUP
 
-echo "building..." >&2
-cargo build --release --quiet
 peers=benchmarks/peers
-if [[ ",$servers," == *",hyper,"* ]]; then
-  CARGO_TARGET_DIR=$peers/target cargo build --release --quiet --manifest-path $peers/hyper/Cargo.toml
-fi
-if [[ ",$servers," == *",may_minihttp,"* ]]; then
-  CARGO_TARGET_DIR=$peers/target cargo build --release --quiet --manifest-path $peers/may_minihttp/Cargo.toml \
-    || { echo "may_minihttp does not build here: skipped" >&2; servers=${servers//may_minihttp/}; }
-fi
-if [[ ",$servers," == *",nginx,"* ]] && ! command -v nginx >/dev/null; then
-  echo "nginx is not installed: skipped (apt-get install nginx to include it)" >&2
-  servers=${servers//nginx/}
-fi
+build_peer() { # $1 crate dir under benchmarks/peers
+  CARGO_TARGET_DIR=$peers/target cargo build --release --quiet --manifest-path "$peers/$1/Cargo.toml"
+}
+has_server() { [[ " ${server_list[*]} " == *" $1 "* ]]; }
+drop_server() { # $1 server, $2 why
+  local rest=() s
+  for s in "${server_list[@]}"; do [ "$s" = "$1" ] || rest+=("$s"); done
+  server_list=(${rest[@]+"${rest[@]}"})
+  notes+=("$1 skipped: $2")
+  echo "$1 skipped: $2" >&2
+}
 
-cpu_list() { python3 -c "import sys; from itertools import chain; print(len(list(chain.from_iterable(range(int(a), int(b or a) + 1) for a, _, b in (p.partition('-') for p in sys.argv[1].split(','))))))" "$1"; }
-server_cpu_count=$(cpu_list "$server_cpus")
+if [ $build = 1 ]; then
+  if has_server haywire || has_server haywire-handoff; then
+    echo "building haywire (cargo build --release)..." >&2
+    cargo build --release --quiet --bin haywire || die "haywire does not build"
+  fi
+  if has_server hyper; then
+    echo "building the hyper peer..." >&2
+    build_peer hyper || drop_server hyper "the hyper peer does not build (see the cargo output above)"
+  fi
+  if has_server may_minihttp; then
+    echo "building the may_minihttp peer..." >&2
+    build_peer may_minihttp || drop_server may_minihttp "the may_minihttp peer does not build on $(rustc --version) (see the cargo output above)"
+  fi
+fi
+if has_server nginx && ! command -v nginx >/dev/null; then
+  drop_server nginx "nginx is not installed"
+fi
+for s in haywire haywire-handoff hyper may_minihttp; do
+  has_server $s || continue
+  case $s in haywire*) bin=target/release/haywire ;; hyper) bin=$peers/target/release/peer-hyper ;;
+              may_minihttp) bin=$peers/target/release/peer-may-minihttp ;; esac
+  [ -x "$bin" ] || die "$bin is missing (run without --no-build)"
+done
+[ ${#server_list[@]} -gt 0 ] || die "no server left to benchmark"
 
-haywire_config() { # $1 port, $2 balancer
-  cat > "$work/haywire-$1.toml" <<TOML
+server_cpu_count=$(python3 - "$server_cpus" <<'PY'
+import sys
+cpus = set()
+for part in sys.argv[1].split(","):
+    a, _, b = part.partition("-")
+    cpus.update(range(int(a), int(b or a) + 1))
+print(len(cpus))
+PY
+)
+
+port_of() {
+  case "$1" in haywire) echo $port_base ;; hyper) echo $((port_base + 1)) ;;
+    may_minihttp) echo $((port_base + 2)) ;; nginx) echo $((port_base + 3)) ;;
+    haywire-handoff) echo $((port_base + 4)) ;; esac
+}
+
+haywire_config() { # $1 port, $2 balancer; prints the file's path
+  local file="$work/haywire-$2.toml"
+  cat > "$file" <<TOML
 [server]
 address = "127.0.0.1"
 port = $1
 shards = $shards
-placement = "pinned"
+placement = "pinned"   # shard k on the k-th CPU that taskset allows
 balancer = "$2"
 max_connections = 100000
+shutdown_grace = 2.0
 [[route]]
 handler = "text"
 path = "/"
@@ -84,26 +210,36 @@ body = "hello world"
 handler = "echo"
 path = "/echo"
 TOML
-  echo "$work/haywire-$1.toml"
+  echo "$file"
 }
 
-nginx_config() { # $1 port
-  mkdir -p "$work/nginx"
+nginx_config() { # $1 port; prints the file's path
+  mkdir -p "$work/nginx/logs"
+  chmod -R 755 "$work/nginx"
+  local user=""
+  [ "$(id -u)" = 0 ] && user="user root;"
   cat > "$work/nginx/nginx.conf" <<CONF
+$user
 worker_processes $server_cpu_count;
 daemon off;
+master_process on;
 pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 65536; }
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections $(( connections * 2 > 1024 ? connections * 2 : 1024 )); multi_accept on; }
 http {
   access_log off;
   keepalive_requests 1000000000;
-  client_body_temp_path $work/nginx;
+  keepalive_timeout 60s;
+  client_body_temp_path $work/nginx/client_body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
   server {
     listen 127.0.0.1:$1 reuseport backlog=1024;
     location / { default_type text/plain; return 200 "hello world"; }
-    location /users/ { default_type text/plain; return 200 "hello world"; }
     location = /nope { return 404; }
+    # nginx cannot echo without a module: /echo reads and drops the body, answers 200.
     location = /echo { default_type text/plain; return 200 "hello world"; }
   }
 }
@@ -111,85 +247,167 @@ CONF
   echo "$work/nginx/nginx.conf"
 }
 
-start_server() { # $1 name, $2 port; echoes the PID
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+server_pid=
+start_server() { # $1 server, $2 port, $3 log file; sets server_pid
   local cmd
   case "$1" in
     haywire) cmd=(target/release/haywire --config "$(haywire_config "$2" reuseport)") ;;
     haywire-handoff) cmd=(target/release/haywire --config "$(haywire_config "$2" handoff)") ;;
-    hyper) cmd=("$peers/target/release/peer-hyper" "$2" "$shards") ;;
-    may_minihttp) cmd=("$peers/target/release/peer-may-minihttp" "$2" "$shards") ;;
-    nginx) cmd=(nginx -c "$(nginx_config "$2")" -p "$work/nginx") ;;
+    hyper) cmd=("$peers/target/release/peer-hyper" --port "$2" --threads "$shards") ;;
+    may_minihttp) cmd=("$peers/target/release/peer-may-minihttp" --port "$2" --threads "$shards") ;;
+    nginx) cmd=(nginx -p "$work/nginx" -e "$work/nginx/logs/error.log" -c "$(nginx_config "$2")") ;;
   esac
-  taskset -c "$server_cpus" "${cmd[@]}" >"$work/$1.log" 2>&1 &
-  echo $!
-}
-
-wait_port() { # $1 port
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+  # A server that just exited may leave its listener behind for a moment (io_uring tears
+  # down asynchronously): give the port up to 5 s to close.
+  local waited=0
+  while port_open "$2" && [ $waited -lt 50 ]; do sleep 0.1; waited=$((waited + 1)); done
+  if port_open "$2"; then
+    ss -ltnp "sport = :$2" >&2 2>/dev/null || true
+    die "port $2 (for $1) is already in use by another process: pick other ports with --port"
+  fi
+  [ $waited = 0 ] || echo "    (port $2 took $((waited * 100)) ms to close)" >&2
+  taskset -c "$server_cpus" "${cmd[@]}" >"$3" 2>&1 &
+  server_pid=$!
+  pids+=("$server_pid")
+  for _ in $(seq 100); do # up to 10 s
+    port_open "$2" && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
-  return 1
+  echo "run.sh: $1 did not start (PID $server_pid, port $2): ${cmd[*]}" >&2
+  sed 's/^/  | /' "$3" >&2
+  [ "$1" = nginx ] && sed 's/^/  | /' "$work/nginx/logs/error.log" >&2 2>/dev/null
+  exit 1
 }
 
-cpu_ticks() { # utime+stime of a process and its threads
-  awk '{print $14 + $15}' "/proc/$1/stat"
-}
-
-# nginx forks workers: measure the master's children too.
+# CPU ticks (utime + stime of all threads) of a process and its children (nginx workers).
+tree_pids() { echo "$1"; pgrep -P "$1" 2>/dev/null || true; }
 tree_ticks() {
-  local total
-  total=$(cpu_ticks "$1")
-  for child in $(pgrep -P "$1" || true); do total=$((total + $(cpu_ticks "$child"))); done
-  echo "$total"
-}
-
-tree_hwm() { # peak RSS in KiB, summed over the process and its children
-  local total=0
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '/VmHWM/ {print $2}' "/proc/$p/status")))
+  local total=0 p t
+  for p in $(tree_pids "$1"); do
+    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+    total=$((total + ${t:-0}))
   done
-  echo "$total"
+  echo $total
+}
+tree_hwm_kib() { # peak RSS (VmHWM), summed over the process and its children
+  local total=0 p h
+  for p in $(tree_pids "$1"); do
+    h=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null) || h=0
+    total=$((total + ${h:-0}))
+  done
+  echo $total
 }
 
-wrk_args() { # $1 scenario, $2 url base
-  local c=$connections
+scenario_connections() { # $1 scenario
+  if [ "$1" = close ]; then echo "$close_connections"; else echo "$connections"; fi
+}
+wrk_args() { # $1 scenario, $2 base URL: the scenario's wrk arguments, one per line
+  echo "-c$(scenario_connections "$1")"
   case "$1" in
-    pipe16) echo "-c$c -s benchmarks/pipelined_get.lua $2/ -- 16" ;;
-    pipe32) echo "-c$c -s benchmarks/pipelined_get.lua $2/ -- 32" ;;
-    ka) echo "-c$c -s benchmarks/wrk/keepalive.lua $2/" ;;
-    close) echo "-c$(( c / 4 > wrk_threads ? c / 4 : wrk_threads )) -s benchmarks/wrk/close.lua $2/" ;;
-    mixed) echo "-c$c -s benchmarks/wrk/mixed.lua $2/" ;;
+    pipe*) printf '%s\n' -s benchmarks/pipelined_get.lua "$2/" -- "${1#pipe}" ;;
+    ka) printf '%s\n' -s benchmarks/wrk/keepalive.lua "$2/" ;;
+    close) printf '%s\n' -s benchmarks/wrk/close.lua "$2/" ;;
+    mixed) printf '%s\n' -s benchmarks/wrk/mixed.lua "$2/" ;;
   esac
+}
+describe() {
+  case "$1" in
+    pipe*) echo "$connections connections, pipelined GET /, depth ${1#pipe} (latency is per batch of ${1#pipe})" ;;
+    ka) echo "$connections connections, keep-alive, GET /, one request at a time" ;;
+    close) echo "$close_connections connections, GET / with Connection: close: one TCP connection per request" ;;
+    mixed) echo "$connections connections, keep-alive, in turn GET /users/<n> (:param route), GET /nope (404, not an error), POST /echo with 1 KiB" ;;
+  esac
+}
+
+wrk_pid=
+run_wrk() { # $1 seconds, $2 output file, $3 connections, rest: wrk arguments. In the
+  local seconds=$1 out=$2 conns=$3; shift 3 # background: a signal is handled at once.
+  # WRK_CONNECTIONS lets wrk/report.lua undo wrk's latency correction (see there).
+  WRK_CONNECTIONS=$conns taskset -c "$wrk_cpus" wrk -t"$wrk_threads" -d"${seconds}s" --timeout 4s "$@" >"$out" 2>&1 &
+  wrk_pid=$!
+  pids+=("$wrk_pid")
+  local rc=0
+  wait "$wrk_pid" || rc=$?
+  local rest=() p
+  for p in "${pids[@]}"; do [ "$p" = "$wrk_pid" ] || rest+=("$p"); done
+  pids=(${rest[@]+"${rest[@]}"})
+  return $rc
 }
 
 clk_tck=$(getconf CLK_TCK)
-results="$work/results.tsv"
-port=18000
-for server in ${servers//,/ }; do
-  [ -n "$server" ] || continue
-  port=$((port + 1))
-  pid=$(start_server "$server" "$port")
-  pids+=("$pid")
-  wait_port "$port" || { echo "$server did not start:" >&2; cat "$work/$server.log" >&2; exit 1; }
-  for scenario in ${scenarios//,/ }; do
-    read -r -a args <<<"$(wrk_args "$scenario" "http://127.0.0.1:$port")"
-    taskset -c "$wrk_cpus" wrk -t"$wrk_threads" -d2s "${args[@]}" >/dev/null 2>&1 || true # warm-up
+raw="$work/raw.tsv"
+: >"$raw"
+{
+  printf 'flag\tcommand\t%s\n' "$command_line"
+  printf 'flag\tshards\t%s\n' "$shards"
+  printf 'flag\tserver-cpus\t%s\n' "$server_cpus"
+  printf 'flag\twrk-cpus\t%s\n' "$wrk_cpus"
+  printf 'flag\twrk-threads\t%s\n' "$wrk_threads"
+  printf 'flag\tconnections\t%s\n' "$connections"
+  printf 'flag\tduration\t%ss\n' "$duration"
+  printf 'flag\truns\t%s (after a %s s warm-up)\n' "$runs" "$warmup"
+  printf 'flag\tdepth\t%s\n' "${depth:-from the scenario name}"
+  printf 'flag\tscenarios\t%s\n' "$(IFS=,; echo "${scenario_list[*]}")"
+  printf 'flag\tservers\t%s\n' "$(IFS=,; echo "${server_list[*]}")"
+  printf 'flag\tquick\t%s\n' "$([ $quick = 1 ] && echo yes || echo no)"
+  printf 'flag\tload average at start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  for s in "${scenario_list[@]}"; do printf 'desc\t%s\t%s\n' "$s" "$(describe "$s")"; done
+} >>"$raw"
+for n in ${notes[@]+"${notes[@]}"}; do printf 'note\t%s\n' "$n" >>"$raw"; done
+if has_server may_minihttp && [[ " ${scenario_list[*]} " == *" close "* ]]; then
+  printf 'note\t%s\n' "may_minihttp cannot close a connection itself: in close, its peer answers Connection: close and wrk closes the connection." >>"$raw"
+fi
+if has_server nginx && [[ " ${scenario_list[*]} " == *" mixed "* ]]; then
+  printf 'note\t%s\n' "nginx does not echo: in mixed, its POST /echo answers 200 hello world." >>"$raw"
+fi
+if has_server hyper || has_server may_minihttp; then
+  if [[ " ${scenario_list[*]} " == *" mixed "* ]]; then
+    printf 'note\t%s\n' "hyper and may_minihttp have no router: in mixed, GET /nope answers 200 hello world rather than 404." >>"$raw"
+  fi
+fi
+
+total=$(( ${#server_list[@]} * ${#scenario_list[@]} ))
+step=0
+for server in "${server_list[@]}"; do
+  port=$(port_of "$server")
+  url="http://127.0.0.1:$port"
+  for scenario in "${scenario_list[@]}"; do
+    step=$((step + 1))
+    mapfile -t args < <(wrk_args "$scenario" "$url")
+    conns=$(scenario_connections "$scenario")
+    log="$work/$server-$scenario.log"
+    start_server "$server" "$port" "$log"
+    pid=$server_pid
+    echo "[$step/$total] $server $scenario (PID $pid, port $port): warm-up ${warmup}s, $runs x ${duration}s" >&2
+    run_wrk "$warmup" "$work/wrk.out" "$conns" "${args[@]}" || true
     for run in $(seq "$runs"); do
       before=$(tree_ticks "$pid")
-      out=$(taskset -c "$wrk_cpus" wrk -t"$wrk_threads" -d"${duration}s" "${args[@]}" 2>&1)
+      rc=0
+      run_wrk "$duration" "$work/wrk.out" "$conns" "${args[@]}" || rc=$?
       after=$(tree_ticks "$pid")
-      line=$(grep '^RESULT' <<<"$out" || true)
-      if [ -z "$line" ]; then echo "wrk gave no result for $server/$scenario:" >&2; echo "$out" >&2; continue; fi
-      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$scenario" "$run" "$line" \
-        "$(( (after - before) ))" "$clk_tck" >>"$results"
-      echo "$server $scenario run $run: $(grep -o 'requests=[0-9]*' <<<"$line")" >&2
+      if ! kill -0 "$pid" 2>/dev/null; then
+        echo "run.sh: $server died during $scenario:" >&2
+        sed 's/^/  | /' "$log" >&2
+        exit 1
+      fi
+      result=$(grep -m1 '^RESULT ' "$work/wrk.out" || true)
+      if [ $rc != 0 ] || [ -z "$result" ]; then
+        echo "run.sh: wrk failed (status $rc) for $server $scenario run $run:" >&2
+        sed 's/^/  | /' "$work/wrk.out" >&2
+        printf 'note\t%s\n' "$server $scenario run $run: wrk gave no result" >>"$raw"
+        continue
+      fi
+      printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$scenario" "$run" "$((after - before))" "$clk_tck" "${result#RESULT }" >>"$raw"
+      requests=$(grep -o 'requests=[0-9]*' <<<"$result" | cut -d= -f2)
+      echo "    run $run: $requests requests, $(awk -v r="$requests" -v d="$duration" 'BEGIN {printf "%.0f", r / d}') req/s" >&2
     done
+    printf 'rss\t%s\t%s\t%s\n' "$server" "$scenario" "$(tree_hwm_kib "$pid")" >>"$raw"
+    stop_pid "$pid"
   done
-  printf '%s\tpeak_rss_kib\t%s\n' "$server" "$(tree_hwm "$pid")" >>"$results"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  pids=("${pids[@]/$pid}")
 done
 
-python3 benchmarks/report.py "$results" \
-  --flags "shards=$shards server-cpus=$server_cpus wrk-cpus=$wrk_cpus wrk-threads=$wrk_threads connections=$connections duration=${duration}s runs=$runs"
+echo >&2
+python3 benchmarks/report.py "$raw" $([ $quick = 1 ] && echo --quick)
