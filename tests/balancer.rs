@@ -9,9 +9,7 @@ use common::*;
 use haywire::config::{Balancer, HandoffPolicy};
 
 fn shards_report(addr: SocketAddr) -> Vec<serde_json::Value> {
-    let (reply, _) = exchange(addr, get("/stats").as_bytes());
-    let report: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-    report["shards"].as_array().unwrap().clone()
+    stats(addr)["shards"].as_array().unwrap().clone()
 }
 
 #[test]

@@ -23,9 +23,7 @@ fn impatient_server() -> RunningServer {
 }
 
 fn total_stats(addr: SocketAddr) -> serde_json::Value {
-    let (reply, _) = exchange(addr, get("/stats").as_bytes());
-    let report: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
-    report["total"].clone()
+    stats(addr)["total"].clone()
 }
 
 /// Polls `check` every 50 ms for up to 5 s.

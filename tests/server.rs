@@ -7,13 +7,6 @@ use std::process::Command;
 
 use common::*;
 
-fn stats(addr: std::net::SocketAddr) -> serde_json::Value {
-    let (reply, _) = exchange(addr, get("/stats").as_bytes());
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), Some("application/json"));
-    serde_json::from_slice(&reply.body).unwrap()
-}
-
 #[test]
 fn stats_sum_both_shards() {
     let server = start_server(test_config());

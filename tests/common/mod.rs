@@ -175,3 +175,11 @@ pub fn is_closed<R: Read>(reader: &mut R) -> bool {
 pub fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
 }
+
+/// The server's `/stats` report (JSON), on a fresh connection.
+pub fn stats(addr: SocketAddr) -> serde_json::Value {
+    let (reply, _) = exchange(addr, get("/stats").as_bytes());
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    serde_json::from_slice(&reply.body).unwrap()
+}
