@@ -42,6 +42,10 @@ const MAX_INFLIGHT: usize = 128;
 /// Who ended the connection.
 enum Closed {
     ByPeer,
+    /// The client may still be sending (unread requests, a refused body): drain briefly
+    /// before closing, so a reset does not destroy the last response.
+    ByServerWithInput,
+    /// Nothing is expected from the client: close at once.
     ByServer,
 }
 
@@ -61,9 +65,10 @@ pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
         inflight: VecDeque::new(),
         deadline: shard.watchdog.deadline(),
         head_started: None,
+        errored: false,
     };
     // I/O errors (resets, broken pipes) just end the connection.
-    if let Ok(Closed::ByServer) = conn.run(&mut stream, &shard).await {
+    if let Ok(Closed::ByServerWithInput) = conn.run(&mut stream, &shard).await {
         linger(&mut stream, &shard).await;
     }
     shard.pool.give(conn.read);
@@ -79,6 +84,8 @@ struct Connection {
     deadline: Rc<Deadline>,
     /// When the first byte of the request head now arriving was read.
     head_started: Option<Instant>,
+    /// An error response was queued: the request's framing is in doubt.
+    errored: bool,
 }
 
 /// What a batch of decoding asks of the connection.
@@ -125,7 +132,7 @@ impl Connection {
                 self.flush(stream, shard).await?;
             }
             if close {
-                return Ok(Closed::ByServer);
+                return Ok(self.closing());
             }
             if next == Next::More {
                 continue;
@@ -178,6 +185,7 @@ impl Connection {
     }
 
     fn push_error(&mut self, response: Response) {
+        self.errored = true;
         let framing = Framing {
             head_only: false,
             keep_alive: false,
@@ -317,7 +325,18 @@ impl Connection {
         );
         self.finish_responses(shard).await;
         self.flush(stream, shard).await?;
-        Ok(Closed::ByServer)
+        Ok(Closed::ByServerWithInput)
+    }
+
+    /// How to close after the last response: a clean `Connection: close` with nothing
+    /// left unread closes at once; after an error, or with input still buffered, the
+    /// client may still be sending.
+    fn closing(&self) -> Closed {
+        if self.errored || !self.read.is_empty() || self.decoder.in_body() {
+            Closed::ByServerWithInput
+        } else {
+            Closed::ByServer
+        }
     }
 }
 
