@@ -41,12 +41,12 @@ const MAX_INFLIGHT: usize = 128;
 
 /// Who ended the connection.
 enum Closed {
-    ByPeer,
+    PeerLeft,
     /// The client may still be sending (unread requests, a refused body): drain briefly
     /// before closing, so a reset does not destroy the last response.
-    ByServerWithInput,
+    DrainThenClose,
     /// Nothing is expected from the client: close at once.
-    ByServer,
+    CloseNow,
 }
 
 /// A response in flight, with how to frame it.
@@ -68,7 +68,7 @@ pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
         errored: false,
     };
     // I/O errors (resets, broken pipes) just end the connection.
-    if let Ok(Closed::ByServerWithInput) = conn.run(&mut stream, &shard).await {
+    if let Ok(Closed::DrainThenClose) = conn.run(&mut stream, &shard).await {
         linger(&mut stream, &shard).await;
     }
     shard.pool.give(conn.read);
@@ -139,7 +139,7 @@ impl Connection {
             }
             match self.fill(stream, shard).await? {
                 Input::Data => {}
-                Input::Eof => return Ok(Closed::ByPeer),
+                Input::Eof => return Ok(Closed::PeerLeft),
                 Input::TimedOut => return self.timed_out(stream, shard).await,
             }
         }
@@ -317,7 +317,7 @@ impl Connection {
     async fn timed_out(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Closed> {
         shard.stats.timeout();
         if self.read.is_empty() && !self.decoder.in_body() {
-            return Ok(Closed::ByServer);
+            return Ok(Closed::CloseNow);
         }
         self.push_error(
             Response::new(StatusCode::REQUEST_TIMEOUT)
@@ -325,7 +325,7 @@ impl Connection {
         );
         self.finish_responses(shard).await;
         self.flush(stream, shard).await?;
-        Ok(Closed::ByServerWithInput)
+        Ok(Closed::DrainThenClose)
     }
 
     /// How to close after the last response: a clean `Connection: close` with nothing
@@ -333,9 +333,9 @@ impl Connection {
     /// client may still be sending.
     fn closing(&self) -> Closed {
         if self.errored || !self.read.is_empty() || self.decoder.in_body() {
-            Closed::ByServerWithInput
+            Closed::DrainThenClose
         } else {
-            Closed::ByServer
+            Closed::CloseNow
         }
     }
 }
