@@ -101,9 +101,8 @@ fn main() -> ExitCode {
     for route in routes {
         println!("  route:        {route}");
     }
-    if let Err(e) =
-        running.stop_on_signals(|| eprintln!("haywire: SIGHUP: reload is not supported yet"))
-    {
+    let mut reloader = running.reloader(&source);
+    if let Err(e) = running.stop_on_signals(move || reloader.reload_and_report()) {
         eprintln!("haywire: cannot handle signals: {e}");
     }
     match running.join() {

@@ -126,3 +126,47 @@ fn the_binary_serves_config_toml_with_flag_overrides() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let path = std::env::temp_dir().join(format!("haywire-bin-reload-{}.toml", std::process::id()));
+    let config = |limit: usize| {
+        format!(
+            "[server]\naddress = \"127.0.0.1\"\nport = 0\nshards = 2\nplacement = \"unbound\"\n\
+             [limits]\nmax_request_size = {limit}\n[[route]]\nhandler = \"echo\"\npath = \"/echo\"\n"
+        )
+    };
+    std::fs::write(&path, config(10)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haywire"))
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("banner").unwrap();
+        if let Some(addr) = line.trim().strip_prefix("address:") {
+            break addr.trim().parse().unwrap();
+        }
+    };
+    let post = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n\r\n01234567890123456789";
+    assert_eq!(exchange(addr, post).0.status, 413);
+    std::fs::write(&path, config(100)).unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+    };
+    kill("-HUP");
+    let report = stderr.next().expect("a reload report").unwrap();
+    assert!(report.contains("reloaded"), "{report}");
+    assert_eq!(exchange(addr, post).0.status, 200);
+    kill("-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    std::fs::remove_file(&path).unwrap();
+}
