@@ -5,12 +5,12 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::Limits;
 
 /// The whole configuration file. Every key is optional; see `config.toml`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Listening socket and shard layout.
@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// `[server]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// IP address to listen on.
@@ -55,7 +55,7 @@ pub struct ServerConfig {
 }
 
 /// How connections reach shards.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Balancer {
     /// Every shard accepts on its own SO_REUSEPORT listener; the kernel spreads
@@ -66,7 +66,7 @@ pub enum Balancer {
 }
 
 /// How the `handoff` balancer picks a shard.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum HandoffPolicy {
     /// Each shard in turn.
@@ -95,7 +95,7 @@ impl Default for ServerConfig {
 }
 
 /// Where shards run.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum PlacementKind {
     /// Each shard pinned to its own CPU.
@@ -105,7 +105,7 @@ pub enum PlacementKind {
 }
 
 /// `[limits]`
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest request body in bytes (413 beyond).
@@ -131,7 +131,7 @@ impl Default for LimitsConfig {
 }
 
 /// `[timeouts]`, in seconds (fractions allowed).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutsConfig {
     /// From a request's first byte to the end of its head (408 beyond).
@@ -174,7 +174,7 @@ pub struct Timeouts {
 }
 
 /// A `[[route]]`: a stock handler mounted on a path.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "handler", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RouteConfig {
     /// Answers GET with a fixed body.
@@ -367,6 +367,21 @@ mod tests {
         assert_eq!(config.limits, LimitsConfig::default());
         assert_eq!(config.timeouts, TimeoutsConfig::default());
         assert_eq!(config.routes.len(), 4);
+    }
+
+    #[test]
+    fn the_shipped_config_shows_every_key() {
+        let shipped: toml::Table = include_str!("../config.toml").parse().unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, keys) in defaults
+            .iter()
+            .filter_map(|(k, v)| Some((k, v.as_table()?)))
+        {
+            let shown = shipped[section].as_table().unwrap();
+            for key in keys.keys() {
+                assert!(shown.contains_key(key), "config.toml lacks {section}.{key}");
+            }
+        }
     }
 
     #[test]
