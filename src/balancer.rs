@@ -5,29 +5,36 @@
 //! and passes each connection to a shard it picks (round-robin, or the one with the
 //! fewest open connections) over the control mesh; the receiving shard then owns it.
 
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
-use glommio::net::{TcpListener, TcpStream};
 use haywire_shards::ShardCtx;
 
 use crate::config::HandoffPolicy;
 use crate::conn;
+use crate::net::Socket;
 use crate::server::Shard;
 
 /// Open connections per shard, shared for the `least-connections` handoff. Written when a
 /// connection opens or closes, never per request.
 pub(crate) type Loads = Arc<[AtomicUsize]>;
 
-/// Serves `stream` on this shard, or closes it at once past `max_connections`.
-pub(crate) fn admit(shard: &Rc<Shard>, stream: TcpStream, loads: Option<&Loads>) {
+/// Serves the accepted connection `fd` on this shard, or closes it at once past
+/// `max_connections`.
+pub(crate) fn admit(shard: &Rc<Shard>, fd: OwnedFd, loads: Option<&Loads>) {
     if shard.stats.active() >= shard.settings.get().max_connections {
         shard.stats.refused();
         return;
     }
+    // Registration fails only when the kernel is out of memory: drop the connection.
+    let Ok(stream) = Socket::register(fd, &shard.poller) else {
+        shard.stats.refused();
+        return;
+    };
     // A socket that refuses TCP_NODELAY still works, only slower.
     let _ = stream.set_nodelay(shard.settings.get().tcp_nodelay);
     let loads = loads.cloned();
@@ -46,10 +53,10 @@ pub(crate) fn admit(shard: &Rc<Shard>, stream: TcpStream, loads: Option<&Loads>)
 }
 
 /// Accepts on this shard's own listener until the shard is asked to stop.
-pub(crate) async fn accept_here(ctx: &ShardCtx, shard: &Rc<Shard>, listener: TcpListener) {
+pub(crate) async fn accept_here(ctx: &ShardCtx, shard: &Rc<Shard>, listener: Socket) {
     while let Some(accepted) = until_stopped(ctx, listener.accept()).await {
         match accepted {
-            Ok(stream) => admit(shard, stream, None),
+            Ok(fd) => admit(shard, fd, None),
             Err(_) => backoff().await,
         }
     }
@@ -58,12 +65,12 @@ pub(crate) async fn accept_here(ctx: &ShardCtx, shard: &Rc<Shard>, listener: Tcp
 /// Accepts on shard 0's listener and hands each connection to a shard.
 pub(crate) async fn hand_off(
     ctx: &ShardCtx,
-    listener: TcpListener,
+    listener: Socket,
     policy: HandoffPolicy,
     loads: Loads,
 ) {
     let mut next = 0;
-    while let Some(accepted) = until_stopped(ctx, listener.shared_accept()).await {
+    while let Some(accepted) = until_stopped(ctx, listener.accept()).await {
         let Ok(accepted) = accepted else {
             backoff().await;
             continue;
@@ -78,7 +85,7 @@ pub(crate) async fn hand_off(
         let loads = loads.clone();
         ctx.run_on(target, move |ctx: &ShardCtx| {
             if let Some(shard) = ctx.local::<Shard>() {
-                admit(&shard, accepted.bind_to_executor(), Some(&loads));
+                admit(&shard, accepted, Some(&loads));
             }
         });
     }

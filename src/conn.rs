@@ -1,4 +1,4 @@
-//! The per-connection loop: the only module that touches a `TcpStream`.
+//! The per-connection loop: the only module that reads and writes a connection's socket.
 //!
 //! Each turn: decode every complete request in the read buffer (pipelining), dispatch
 //! each in order, encode every response into one write buffer, and write it with one
@@ -13,20 +13,17 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::Shutdown;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
-use glommio::net::TcpStream;
 
 use crate::handler::Reply;
 use crate::http::response::Framing;
 use crate::http::{Decoder, Event, Method, ParseError, Response, StatusCode, Version};
+use crate::net::Socket;
 use crate::server::Shard;
 use crate::watchdog::{self, Deadline};
 
@@ -56,7 +53,7 @@ struct Slot {
 }
 
 /// Serves one accepted connection until it closes.
-pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
+pub(crate) async fn serve(stream: Socket, shard: Rc<Shard>) {
     shard.stats.connection_opened();
     let mut conn = Connection {
         read: BytesMut::new(),
@@ -68,8 +65,8 @@ pub(crate) async fn serve(mut stream: TcpStream, shard: Rc<Shard>) {
         errored: false,
     };
     // I/O errors (resets, broken pipes) just end the connection.
-    if let Ok(Closed::DrainThenClose) = conn.run(&mut stream, &shard).await {
-        linger(&mut stream, &shard).await;
+    if let Ok(Closed::DrainThenClose) = conn.run(&stream, &shard).await {
+        linger(&stream, &shard, &conn.deadline).await;
     }
     shard.pool.give(conn.read);
     shard.pool.give(conn.write);
@@ -109,7 +106,7 @@ enum Input {
 }
 
 impl Connection {
-    async fn run(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Closed> {
+    async fn run(&mut self, stream: &Socket, shard: &Shard) -> io::Result<Closed> {
         loop {
             let started = Instant::now();
             let queued = self.inflight.len();
@@ -244,21 +241,19 @@ impl Connection {
     }
 
     /// Writes the encoded responses, giving the client `timeouts.write` to take them.
-    async fn flush(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<()> {
+    async fn flush(&mut self, stream: &Socket, shard: &Shard) -> io::Result<()> {
         self.deadline.set(Some(
             shard.watchdog.now() + shard.settings.get().timeouts.write,
         ));
         let mut written = 0;
         while written < self.write.len() {
             let pending = &self.write[written..];
-            let n = watchdog::until(&self.deadline, |cx| {
-                Pin::new(&mut *stream).poll_write(cx, pending)
-            })
-            .await
-            .ok_or_else(|| {
-                shard.stats.timeout();
-                io::Error::from(io::ErrorKind::TimedOut)
-            })??;
+            let n = watchdog::until(&self.deadline, |cx| stream.poll_write(cx, pending))
+                .await
+                .ok_or_else(|| {
+                    shard.stats.timeout();
+                    io::Error::from(io::ErrorKind::TimedOut)
+                })??;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -272,7 +267,7 @@ impl Connection {
 
     /// Reads what the socket has into the read buffer, within the deadline of the
     /// phase the connection is in.
-    async fn fill(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Input> {
+    async fn fill(&mut self, stream: &Socket, shard: &Shard) -> io::Result<Input> {
         self.arm_read_deadline(shard);
         // Between requests a shutdown closes the connection, read as an end of input.
         let idle = self.read.is_empty() && !self.decoder.in_body();
@@ -314,7 +309,7 @@ impl Connection {
 
     /// A read deadline passed: an idle connection just closes; a request in progress
     /// gets 408 first.
-    async fn timed_out(&mut self, stream: &mut TcpStream, shard: &Shard) -> io::Result<Closed> {
+    async fn timed_out(&mut self, stream: &Socket, shard: &Shard) -> io::Result<Closed> {
         shard.stats.timeout();
         if self.read.is_empty() && !self.decoder.in_body() {
             return Ok(Closed::CloseNow);
@@ -345,11 +340,11 @@ impl Connection {
 /// The socket is read into the shard's scratch buffer, which was zeroed once, and the
 /// bytes read are copied onto the connection's buffer: cheaper than zeroing room in
 /// that buffer before every read, and a connection waiting for input holds no buffer at
-/// all (glommio reads with a non-blocking `recv` at poll time and waits for readiness
-/// without one).
+/// all (the socket is read with a non-blocking `recv` at poll time, and waits for
+/// readiness without one).
 fn poll_fill(
     read: &mut BytesMut,
-    stream: &mut TcpStream,
+    stream: &Socket,
     shard: &Shard,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
@@ -358,7 +353,7 @@ fn poll_fill(
         shard.pool.give(std::mem::take(read));
     }
     let mut scratch = shard.scratch.borrow_mut();
-    let poll = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]);
+    let poll = stream.poll_read(cx, &mut scratch[..]);
     if let Poll::Ready(Ok(n)) = poll {
         if n > 0 && read.capacity() == 0 {
             *read = shard.pool.take();
@@ -405,25 +400,22 @@ fn encode_ready(
 /// Half-closes, then reads and drops what the client still sends, briefly: closing a
 /// socket with unread input makes the kernel answer with a reset, which can destroy the
 /// response before the client has read it.
-async fn linger(stream: &mut TcpStream, shard: &Shard) {
-    if stream.shutdown(Shutdown::Write).await.is_err() {
+async fn linger(stream: &Socket, shard: &Shard, deadline: &Deadline) {
+    if stream.shutdown_write().is_err() {
         return;
     }
-    if stream.set_read_timeout(Some(LINGER_TIME)).is_err() {
-        return;
-    }
-    // A pooled buffer, not a stack array: the array would enlarge every connection's
-    // task for the whole of its life.
-    let mut scratch = shard.pool.take();
-    scratch.resize(scratch.capacity(), 0);
+    deadline.set(Some(shard.watchdog.now() + LINGER_TIME));
     let mut drained = 0;
     while drained < LINGER_BYTES {
-        match stream.read(&mut scratch).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => drained += n,
+        let read = watchdog::until(deadline, |cx| {
+            stream.poll_read(cx, &mut shard.scratch.borrow_mut()[..])
+        })
+        .await;
+        match read {
+            Some(Ok(n)) if n > 0 => drained += n,
+            _ => break,
         }
     }
-    shard.pool.give(scratch);
 }
 
 fn panicked(shard: &Shard) -> Reply {

@@ -6,6 +6,7 @@ mod conn;
 pub mod handler;
 pub mod http;
 pub mod metrics;
+mod net;
 mod pool;
 pub mod reload;
 pub mod router;

@@ -83,7 +83,7 @@ const LABELLED: [Labelled; 4] = [
 ];
 
 /// Families with only the `shard` label.
-const PLAIN: [Plain; 6] = [
+const PLAIN: [Plain; 7] = [
     (
         "haywire_connections_active",
         "gauge",
@@ -107,6 +107,12 @@ const PLAIN: [Plain; 6] = [
         "counter",
         "Writes, each carrying a batch of responses.",
         |s| s.writes,
+    ),
+    (
+        "haywire_reads_total",
+        "counter",
+        "recv calls on client sockets, including those that found nothing.",
+        |s| s.reads,
     ),
     (
         "haywire_handler_panics_total",

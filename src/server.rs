@@ -4,13 +4,11 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use glommio::net::TcpListener;
 use haywire_shards::signals::{self, Signal};
 use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -18,6 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::balancer::{self, Loads};
 use crate::config::{Balancer, Config, PlacementKind};
 use crate::http::date::DateCache;
+use crate::net::{self, Poller};
 use crate::pool::BufferPool;
 use crate::reload::{Reloader, Settings};
 use crate::router::Router;
@@ -44,6 +43,8 @@ pub(crate) struct Shard {
     /// Live settings; a reload replaces them.
     pub(crate) settings: Cell<Settings>,
     pub(crate) watchdog: Rc<Watchdog>,
+    /// Readiness for every socket of the shard.
+    pub(crate) poller: Rc<Poller>,
     /// Set when a graceful shutdown begins: no new requests are read.
     pub(crate) draining: Cell<bool>,
     /// Every read lands here first (see `conn::poll_fill`); zeroed once.
@@ -225,6 +226,7 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
         .bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    socket.set_nonblocking(true)?;
     Ok(socket)
 }
 
@@ -235,12 +237,15 @@ async fn run_shard(
     routes: Arc<Vec<RouteFactory>>,
     loads: Loads,
 ) {
-    // SAFETY: `into_raw_fd` hands over sole ownership of a bound, listening TCP socket;
-    // glommio's listener takes over closing it. glommio has no safe constructor that
-    // accepts a socket configured elsewhere (backlog, reuseport, shared port).
-    let listener = socket.map(|socket| unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) });
     let stats = Rc::new(ShardStats::default());
     ctx.insert_local(stats.clone());
+    // Failing here means the kernel is out of descriptors or memory at start-up: the
+    // shard cannot serve at all, so it fails loudly (`join` reports it).
+    let poller = Rc::new(Poller::new(stats.clone()).expect("cannot create the shard's epoll set"));
+    glommio::spawn_local(poller.clone().run()).detach();
+    let listener = socket.map(|socket| {
+        net::Socket::register(socket.into(), &poller).expect("cannot register the listener")
+    });
     let date = Rc::new(DateCache::default());
     glommio::spawn_local(refresh_date(date.clone())).detach();
 
@@ -263,6 +268,7 @@ async fn run_shard(
         ),
         settings: Cell::new(Settings::of(&config)),
         watchdog,
+        poller,
         draining: Cell::new(false),
         scratch: RefCell::new(vec![0; READ_SCRATCH]),
     });

@@ -39,6 +39,7 @@ pub struct ShardStats {
     bytes_in: Counter,
     bytes_out: Counter,
     writes: Counter,
+    reads: Counter,
     responses: [Counter; 5],
     parse_errors: [Counter; 6],
     handler_panics: Counter,
@@ -110,6 +111,11 @@ impl ShardStats {
         self.writes.add(1);
     }
 
+    /// One `recv` call on a client socket, whether or not it found input.
+    pub fn read_call(&self) {
+        self.reads.add(1);
+    }
+
     /// A request could not be decoded.
     pub fn parse_error(&self, error: ParseError) {
         let kind = match error {
@@ -158,6 +164,7 @@ impl ShardStats {
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
             writes: self.writes.get(),
+            reads: self.reads.get(),
             responses: ResponseStats {
                 informational: r(0),
                 success: r(1),
@@ -355,6 +362,8 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     /// Write calls: each carries every response of one batch.
     pub writes: u64,
+    /// `recv` calls on client sockets, including any that found nothing to read.
+    pub reads: u64,
     /// Responses by status class.
     pub responses: ResponseStats,
     /// Requests refused as malformed or over a limit, by reason.
@@ -380,6 +389,7 @@ impl StatsSnapshot {
                 bytes_in: a.bytes_in + b.bytes_in,
                 bytes_out: a.bytes_out + b.bytes_out,
                 writes: a.writes + b.writes,
+                reads: a.reads + b.reads,
                 responses: a.responses.sum(b.responses),
                 parse_errors: a.parse_errors.sum(b.parse_errors),
                 handler_panics: a.handler_panics + b.handler_panics,

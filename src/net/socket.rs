@@ -1,0 +1,105 @@
+//! A non-blocking socket registered with its shard's poller.
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use rustix::io::Errno;
+use rustix::net::{self, RecvFlags, SendFlags, SocketFlags};
+
+use super::poller::{Poller, Token};
+
+/// A listening or connected socket owned by one shard.
+pub(crate) struct Socket {
+    fd: OwnedFd,
+    token: Token,
+    poller: Rc<Poller>,
+}
+
+impl Socket {
+    /// Registers `fd`, which must be non-blocking, with `poller`.
+    pub(crate) fn register(fd: OwnedFd, poller: &Rc<Poller>) -> io::Result<Self> {
+        let token = poller.register(fd.as_fd())?;
+        Ok(Socket {
+            fd,
+            token,
+            poller: poller.clone(),
+        })
+    }
+
+    /// Reads what the socket has into `buf`; `Ok(0)` is the end of input.
+    pub(crate) fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if !self.poller.readable(self.token) {
+            self.poller.wake_on_event(self.token, cx.waker());
+            return Poll::Pending;
+        }
+        let len = buf.len();
+        self.poller.stats.read_call();
+        let read = self.poll_io(cx, |fd| {
+            net::recv(fd, &mut *buf, RecvFlags::empty()).map(|(n, _)| n)
+        });
+        match read {
+            // A short read emptied the socket's queue; new input brings a new event.
+            Poll::Ready(Ok(n)) if n > 0 && n < len => self.poller.drained(self.token),
+            Poll::Pending => self.poller.drained(self.token),
+            _ => {}
+        }
+        read
+    }
+
+    /// Writes what the socket takes of `buf`.
+    pub(crate) fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        // NOSIGNAL: a peer that left is an error on this connection, not a SIGPIPE.
+        self.poll_io(cx, |fd| net::send(fd, buf, SendFlags::NOSIGNAL))
+    }
+
+    /// Accepts a connection, non-blocking from the start (no `fcntl` after `accept`).
+    pub(crate) async fn accept(&self) -> io::Result<OwnedFd> {
+        poll_fn(|cx| {
+            self.poll_io(cx, |fd| {
+                net::accept_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+            })
+        })
+        .await
+    }
+
+    /// Sends a FIN: the peer reads the end of input after what was written.
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        Ok(net::shutdown(&self.fd, net::Shutdown::Write)?)
+    }
+
+    /// Sets `TCP_NODELAY`.
+    pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        Ok(net::sockopt::set_tcp_nodelay(&self.fd, on)?)
+    }
+
+    /// Tries `op` now; when the socket is not ready, waits for its next readiness
+    /// event. Edge-triggered readiness is safe here because a task only waits after the
+    /// socket said `EAGAIN`.
+    fn poll_io<T>(
+        &self,
+        cx: &Context<'_>,
+        mut op: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            return match op(self.fd.as_fd()) {
+                Ok(value) => Poll::Ready(Ok(value)),
+                Err(Errno::AGAIN) => {
+                    self.poller.wake_on_event(self.token, cx.waker());
+                    Poll::Pending
+                }
+                Err(Errno::INTR) => continue,
+                Err(error) => Poll::Ready(Err(error.into())),
+            };
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // The descriptor closes right after, as the field drops: that leaves the epoll set.
+        self.poller.release(self.token);
+    }
+}
