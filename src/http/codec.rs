@@ -91,6 +91,10 @@ impl Decoder {
     /// Decodes the next event from `buf`, consuming the bytes it used. After an error
     /// the connection must be closed: nothing after the bad bytes can be trusted.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {
+        // The common case first, without moving the state (a whole request) out.
+        if let State::Head = self.state {
+            return self.decode_head(buf);
+        }
         match std::mem::replace(&mut self.state, State::Head) {
             State::Head => self.decode_head(buf),
             State::Length(request, len) => Ok(self.finish_length(request, len, buf)),
@@ -101,24 +105,30 @@ impl Decoder {
     }
 
     fn decode_head(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {
-        let Some((head_len, parsed, headers)) = parse_head(buf, &self.limits)? else {
-            return Ok(Event::NeedMore);
-        };
-        let head = buf.split_to(head_len).freeze();
-        let mut headers = headers;
-        headers.set_head(head);
-        let request = Request {
-            method: parsed.method,
-            method_span: parsed.method_span,
-            path: parsed.path,
-            query: parsed.query,
-            version: parsed.version,
-            headers,
+        // The headers are parsed straight into the request: it is large, and moving
+        // it costs a copy.
+        let mut request = Request {
+            method: Method::Get,
+            method_span: Span::default(),
+            path: Span::default(),
+            query: None,
+            version: Version::Http11,
+            headers: Headers::new(Bytes::new()),
             body: Bytes::new(),
-            keep_alive: parsed.keep_alive,
+            keep_alive: true,
             params: Params::default(),
             shard: self.shard,
         };
+        let Some((head_len, parsed)) = parse_head(buf, &self.limits, &mut request.headers)? else {
+            return Ok(Event::NeedMore);
+        };
+        request.headers.set_head(buf.split_to(head_len).freeze());
+        request.method = parsed.method;
+        request.method_span = parsed.method_span;
+        request.path = parsed.path;
+        request.query = parsed.query;
+        request.version = parsed.version;
+        request.keep_alive = parsed.keep_alive;
         match parsed.framing {
             None => Ok(Event::Request(request)),
             Some(framing) => {
@@ -190,7 +200,8 @@ fn bad(why: &'static str) -> ParseError {
 fn parse_head(
     buf: &[u8],
     limits: &Limits,
-) -> Result<Option<(usize, ParsedHead, Headers)>, ParseError> {
+    headers: &mut Headers,
+) -> Result<Option<(usize, ParsedHead)>, ParseError> {
     // Uninitialized slots: zeroing 64 headers per request cost more than parsing them.
     let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -221,7 +232,6 @@ fn parse_head(
         None => (path_text, None),
     };
 
-    let mut headers = Headers::new(Bytes::new());
     let mut hosts = 0;
     let mut content_length: Option<usize> = None;
     let mut chunked = false;
@@ -289,7 +299,7 @@ fn parse_head(
         expect_continue,
         framing,
     };
-    Ok(Some((head_len, parsed, headers)))
+    Ok(Some((head_len, parsed)))
 }
 
 /// Decides between "wait for more" and a limit error for an incomplete head.

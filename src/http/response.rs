@@ -102,29 +102,34 @@ impl StatusCode {
 /// Text of a header name or value. Cloning is cheap (a reference count), so a handler
 /// can keep a configured value and attach it to every response without allocating.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderText(Bytes);
+pub struct HeaderText {
+    text: Bytes,
+    /// Holds no CR, LF or NUL: judged once when made, not at every response.
+    safe: bool,
+}
 
 impl HeaderText {
+    fn new(text: Bytes) -> Self {
+        let safe = !text.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+        HeaderText { text, safe }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // Built only from `str`, so always UTF-8.
-        std::str::from_utf8(&self.0).unwrap_or("")
-    }
-
-    fn is_safe(&self) -> bool {
-        !self.0.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+        std::str::from_utf8(&self.text).unwrap_or("")
     }
 }
 
 impl From<&'static str> for HeaderText {
     fn from(text: &'static str) -> Self {
-        HeaderText(Bytes::from_static(text.as_bytes()))
+        HeaderText::new(Bytes::from_static(text.as_bytes()))
     }
 }
 
 impl From<String> for HeaderText {
     fn from(text: String) -> Self {
-        HeaderText(Bytes::from(text))
+        HeaderText::new(Bytes::from(text))
     }
 }
 
@@ -250,8 +255,9 @@ impl Response {
         let body_allowed = !status.forbids_body();
         let body_len = if body_allowed { self.body.len() } else { 0 };
         out.reserve(160 + body_len);
+        const SERVER_DATE: &[u8] = b"Server: haywire\r\nDate: ";
         match status.0 {
-            200 => out.put_slice(b"HTTP/1.1 200 OK\r\n"),
+            200 => out.put_slice(b"HTTP/1.1 200 OK\r\nServer: haywire\r\nDate: "),
             _ => {
                 let mut code = itoa::Buffer::new();
                 out.put_slice(b"HTTP/1.1 ");
@@ -259,15 +265,15 @@ impl Response {
                 out.put_u8(b' ');
                 out.put_slice(status.reason().as_bytes());
                 out.put_slice(b"\r\n");
+                out.put_slice(SERVER_DATE);
             }
         }
-        out.put_slice(b"Server: haywire\r\nDate: ");
         out.put_slice(date);
         out.put_slice(b"\r\n");
         if body_allowed {
-            if let Some(ct) = self.content_type.as_ref().filter(|ct| ct.is_safe()) {
+            if let Some(ct) = self.content_type.as_ref().filter(|ct| ct.safe) {
                 out.put_slice(b"Content-Type: ");
-                out.put_slice(&ct.0);
+                out.put_slice(&ct.text);
                 out.put_slice(b"\r\n");
             }
             let mut len = itoa::Buffer::new();
@@ -276,10 +282,10 @@ impl Response {
             out.put_slice(b"\r\n");
         }
         for (name, value) in &self.headers {
-            if name.is_safe() && value.is_safe() && !name.0.contains(&b':') {
-                out.put_slice(&name.0);
+            if name.safe && value.safe && !name.text.contains(&b':') {
+                out.put_slice(&name.text);
                 out.put_slice(b": ");
-                out.put_slice(&value.0);
+                out.put_slice(&value.text);
                 out.put_slice(b"\r\n");
             }
         }
