@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Instructions per request under callgrind: a figure machine noise does not move.
+#
+#   benchmarks/callgrind.sh                      # haywire, hyper, may_minihttp
+#   benchmarks/callgrind.sh haywire --batches 500
+#
+# Each server runs under `valgrind --tool=callgrind` with one shard/thread; a Python
+# client sends pipelined GET / batches (16 deep) on 8 connections and reads every
+# answer. A warm-up of 20 batches runs first and its counts are dumped apart; the
+# figure is the user-space instructions (the kernel is not seen) of the measured
+# batches alone, divided by the requests answered.
+# Needs valgrind (installed with apt-get when missing) and the release binaries that
+# benchmarks/run.sh builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+batches=300
+servers=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --batches) batches=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) servers+=("$1"); shift ;;
+  esac
+done
+[ ${#servers[@]} -gt 0 ] || servers=(haywire hyper may_minihttp)
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+
+peers=benchmarks/peers/target/release
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cat > "$work/client.py" <<'PY'
+import socket, sys, time
+port, batches = int(sys.argv[1]), int(sys.argv[2])
+depth, conns = 16, 8
+wire = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" * depth
+deadline = time.time() + 60
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", port)).close()
+        break
+    except OSError:
+        if time.time() > deadline:
+            sys.exit("server did not start")
+        time.sleep(0.2)
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
+for _ in range(batches):
+    for s in socks:
+        s.sendall(wire)
+    for s in socks:
+        got = b""
+        while got.count(b"hello world") < depth:
+            chunk = s.recv(65536)
+            if not chunk:
+                sys.exit("server closed")
+            got += chunk
+print(batches * depth * conns)
+PY
+
+port=18900
+for server in "${servers[@]}"; do
+  case $server in
+    haywire) cmd=(target/release/haywire --config config.toml --port $port --shards 1) ;;
+    hyper) cmd=("$peers/peer-hyper" --port $port --threads 1) ;;
+    may_minihttp) cmd=("$peers/peer-may-minihttp" --port $port --threads 1) ;;
+    *) echo "unknown server $server" >&2; exit 2 ;;
+  esac
+  [ -x "${cmd[0]}" ] || { echo "${cmd[0]} is not built: run benchmarks/run.sh first" >&2; exit 2; }
+  out="$work/callgrind.$server"
+  valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" >"$work/$server.log" 2>&1 &
+  pid=$!
+  python3 "$work/client.py" $port 20 >/dev/null
+  # Dumps are written on request (and reset the counts); the servers do not exit here.
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  requests=$(python3 "$work/client.py" $port "$batches")
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  sleep 2
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  total=$(awk '/^summary:|^totals:/ {s = $2} END {print s}' "$out.2")
+  echo "$server: $((total / requests)) instructions per request ($requests requests)"
+  port=$((port + 1))
+done
