@@ -117,9 +117,7 @@ impl Connection {
                 shard.stats.latency(started.elapsed(), dispatched);
             }
             if next == Next::Continue && !close {
-                if self.write.capacity() == 0 {
-                    self.write = shard.pool.take();
-                }
+                self.take_write_buffer(shard);
                 self.write.extend_from_slice(CONTINUE);
                 shard.stats.response(100);
             }
@@ -160,11 +158,15 @@ impl Connection {
                         keep_alive: request.keep_alive(),
                         http10: request.version() == Version::Http10,
                     };
-                    let reply =
-                        match catch_unwind(AssertUnwindSafe(|| shard.router.dispatch(request))) {
-                            Ok(reply) => reply,
-                            Err(_) => panicked(shard),
-                        };
+                    // The closure borrows the request rather than owning it: a closure
+                    // that owns it is copied whole, twice, on its way into catch_unwind.
+                    let mut request = Some(request);
+                    let reply = match catch_unwind(AssertUnwindSafe(|| {
+                        request.take().map(|request| shard.router.dispatch(request))
+                    })) {
+                        Ok(Some(reply)) => reply,
+                        Ok(None) | Err(_) => panicked(shard),
+                    };
                     self.inflight.push_back(Slot { reply, framing });
                     if !framing.keep_alive {
                         return Next::Close;
@@ -178,6 +180,14 @@ impl Connection {
                     return Next::Close;
                 }
             }
+        }
+    }
+
+    /// Encoded responses go into a pooled buffer (which `flush` gives back): grown from
+    /// nothing, it would be reallocated several times per batch.
+    fn take_write_buffer(&mut self, shard: &Shard) {
+        if self.write.capacity() == 0 {
+            self.write = shard.pool.take();
         }
     }
 
@@ -204,6 +214,9 @@ impl Connection {
             .handler
             .map(|t| shard.watchdog.now() + t);
         self.deadline.set(handler_deadline);
+        if !self.inflight.is_empty() {
+            self.take_write_buffer(shard);
+        }
         let inflight = &mut self.inflight;
         let write = &mut self.write;
         let date = shard.date.get();
