@@ -237,3 +237,27 @@ fn a_panicking_handler_gets_500_and_the_shard_keeps_serving() {
         assert_eq!(reply.status, 200);
     }
 }
+
+#[test]
+fn hundreds_of_concurrent_connections_are_all_answered_as_they_come_and_go() {
+    // More ready sockets than one epoll harvest takes (64), on each shard; then half
+    // close and new ones take their places (and their poller slots).
+    let addr = shared_server();
+    let mut readers: Vec<_> = (0..300).map(|_| BufReader::new(connect(addr))).collect();
+    for round in 0..3 {
+        for (i, reader) in readers.iter_mut().enumerate() {
+            let wire = get(&format!("/items/{}", round * 1000 + i));
+            reader.get_mut().write_all(wire.as_bytes()).unwrap();
+        }
+        for (i, reader) in readers.iter_mut().enumerate() {
+            let reply = read_reply(reader, false);
+            assert_eq!(
+                (reply.status, reply.text()),
+                (200, (round * 1000 + i).to_string())
+            );
+        }
+        for reader in readers.iter_mut().step_by(2) {
+            *reader = BufReader::new(connect(addr));
+        }
+    }
+}

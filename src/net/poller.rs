@@ -15,8 +15,9 @@ use rustix::io::Errno;
 
 use crate::stats::ShardStats;
 
-/// Readiness events harvested by one `epoll_wait`.
-const BATCH: usize = 256;
+/// Readiness events harvested by one `epoll_wait`. More wait for the next call, made
+/// once the tasks just woken have run.
+const BATCH: usize = 64;
 
 /// Events after which a read may find something: data, the peer's FIN, an error.
 const INPUT: EventFlags = EventFlags::IN
