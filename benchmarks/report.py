@@ -11,7 +11,7 @@ RAW.tsv has one record per line, tab-separated, the first field its kind:
     desc  SCENARIO TEXT                   what a scenario does
     note  TEXT                            shown under "Notes"
     run   SERVER SCENARIO RUN CPU_TICKS CLK_TCK  k=v ...   one measured wrk run
-    rss   SERVER SCENARIO KIB             the server's VmHWM after the scenario
+    rss   SERVER SCENARIO KIB             the server's VmHWM after one run (the largest is shown)
 The k=v fields of a run come from benchmarks/wrk/report.lua: requests, duration_us,
 p50_us, p99_us, p999_us, socket_errors, non2xx, expected_non2xx, samples, latency.
 """
@@ -83,7 +83,8 @@ def parse(path):
             elif kind == "note":
                 notes.append(parts[1])
             elif kind == "rss":
-                rss[(parts[1], parts[2])] = int(parts[3])
+                key = (parts[1], parts[2])
+                rss[key] = max(rss.get(key, 0), int(parts[3]))
             elif kind == "run":
                 server, scenario, _, ticks, clk, result = parts[1:7]
                 fields = dict(kv.split("=", 1) for kv in result.split())
@@ -154,15 +155,17 @@ def markdown(info, flags, descs, notes, table, quick, chart_name):
     out += [f"- {name}: {value}" for name, value in flag_map.items()]
     out += [
         "",
-        "Each server is started afresh for each scenario under `taskset -c` on the server CPUs; "
-        "wrk runs on the wrk CPUs. **req/s**: median of the measured runs (after the warm-up run). "
+        "Each measured run starts its server afresh under `taskset -c` on the server CPUs, warms "
+        "it up, then measures; wrk runs on the wrk CPUs. Runs are interleaved (run 1 of every "
+        "server, then run 2, ...), so a slow spell of the machine lands on every server alike. "
+        "**req/s**: median of the measured runs. "
         "**p50/p99/p99.9**: latency percentiles of the median run, as measured (wrk's histogram "
         "with its coordinated-omission correction undone, see benchmarks/wrk/report.lua): from "
         "writing a request to its answer; with pipelining, from writing a batch to its last "
         "answer; in close, after the connection is made. **CPU µs/req**: the "
         "server's utime+stime (all threads, and nginx's workers) over a run ÷ requests completed "
         "in it, median of the runs (the clock ticks at 1/CLK_TCK s). **peak RSS**: the server's "
-        "VmHWM at the end of the scenario (summed over nginx's processes). **errors**: socket "
+        "VmHWM after a run (summed over nginx's processes), the largest over the runs. **errors**: socket "
         "errors (connect, read, write, timeout) + non-2xx answers, summed over the measured runs; "
         "mixed's deliberate 404s are counted apart.",
     ]

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Haywire's benchmark harness. Builds Haywire and its peers, then for every server and
-# scenario: starts the server under `taskset -c SERVER_CPUS`, waits for its port, runs a
-# 2 s warm-up and N measured runs of wrk under `taskset -c WRK_CPUS`, reads the server's
-# CPU time and peak RSS from /proc, and stops it by PID. Writes
+# Haywire's benchmark harness. Builds Haywire and its peers, then for every scenario, N
+# times over, for every server in turn: starts the server under `taskset -c SERVER_CPUS`,
+# waits for its port, runs a 2 s warm-up and one measured run of wrk under
+# `taskset -c WRK_CPUS`, reads the server's CPU time and peak RSS from /proc, and stops
+# it by PID. Writes
 # benchmarks/results/<date>-<host>.md (and latest.md, latest.png) and prints the report.
 #
-#   benchmarks/run.sh                  # defaults for a 2-core machine (about 10 minutes)
+#   benchmarks/run.sh                  # defaults for a 2-core machine (about 12 minutes)
 #   benchmarks/run.sh --quick          # smoke test: one 2-second run per scenario
 #   benchmarks/run.sh --shards 16 --server-cpus 0-15 --wrk-cpus 16-31 --wrk-threads 16 \
 #                     --connections 1024 --duration 15      # a many-core host
@@ -348,7 +349,7 @@ raw="$work/raw.tsv"
   printf 'flag\twrk-threads\t%s\n' "$wrk_threads"
   printf 'flag\tconnections\t%s\n' "$connections"
   printf 'flag\tduration\t%ss\n' "$duration"
-  printf 'flag\truns\t%s (after a %s s warm-up)\n' "$runs" "$warmup"
+  printf 'flag\truns\t%s per server, interleaved, each after a %s s warm-up\n' "$runs" "$warmup"
   printf 'flag\tdepth\t%s\n' "${depth:-from the scenario name}"
   printf 'flag\tscenarios\t%s\n' "$(IFS=,; echo "${scenario_list[*]}")"
   printf 'flag\tservers\t%s\n' "$(IFS=,; echo "${server_list[*]}")"
@@ -369,21 +370,23 @@ if has_server hyper || has_server may_minihttp; then
   fi
 fi
 
-total=$(( ${#server_list[@]} * ${#scenario_list[@]} ))
+# Runs are interleaved: run 1 of every server, then run 2 of every server, and so on.
+# A slow spell of a shared or throttled machine then lands on every server alike
+# instead of on whichever server's runs it happened to cover.
+total=$(( ${#server_list[@]} * ${#scenario_list[@]} * runs ))
 step=0
-for server in "${server_list[@]}"; do
-  port=$(port_of "$server")
-  url="http://127.0.0.1:$port"
-  for scenario in "${scenario_list[@]}"; do
-    step=$((step + 1))
-    mapfile -t args < <(wrk_args "$scenario" "$url")
-    conns=$(scenario_connections "$scenario")
-    log="$work/$server-$scenario.log"
-    start_server "$server" "$port" "$log"
-    pid=$server_pid
-    echo "[$step/$total] $server $scenario (PID $pid, port $port): warm-up ${warmup}s, $runs x ${duration}s" >&2
-    run_wrk "$warmup" "$work/wrk.out" "$conns" "${args[@]}" || true
-    for run in $(seq "$runs"); do
+for scenario in "${scenario_list[@]}"; do
+  conns=$(scenario_connections "$scenario")
+  for run in $(seq "$runs"); do
+    for server in "${server_list[@]}"; do
+      step=$((step + 1))
+      port=$(port_of "$server")
+      mapfile -t args < <(wrk_args "$scenario" "http://127.0.0.1:$port")
+      log="$work/$server-$scenario.log"
+      start_server "$server" "$port" "$log"
+      pid=$server_pid
+      echo "[$step/$total] $scenario run $run: $server (PID $pid, port $port): warm-up ${warmup}s, ${duration}s" >&2
+      run_wrk "$warmup" "$work/wrk.out" "$conns" "${args[@]}" || true
       before=$(tree_ticks "$pid")
       rc=0
       run_wrk "$duration" "$work/wrk.out" "$conns" "${args[@]}" || rc=$?
@@ -398,14 +401,14 @@ for server in "${server_list[@]}"; do
         echo "run.sh: wrk failed (status $rc) for $server $scenario run $run:" >&2
         sed 's/^/  | /' "$work/wrk.out" >&2
         printf 'note\t%s\n' "$server $scenario run $run: wrk gave no result" >>"$raw"
-        continue
+      else
+        printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$scenario" "$run" "$((after - before))" "$clk_tck" "${result#RESULT }" >>"$raw"
+        requests=$(grep -o 'requests=[0-9]*' <<<"$result" | cut -d= -f2)
+        echo "    $requests requests, $(awk -v r="$requests" -v d="$duration" 'BEGIN {printf "%.0f", r / d}') req/s" >&2
       fi
-      printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$scenario" "$run" "$((after - before))" "$clk_tck" "${result#RESULT }" >>"$raw"
-      requests=$(grep -o 'requests=[0-9]*' <<<"$result" | cut -d= -f2)
-      echo "    run $run: $requests requests, $(awk -v r="$requests" -v d="$duration" 'BEGIN {printf "%.0f", r / d}') req/s" >&2
+      printf 'rss\t%s\t%s\t%s\n' "$server" "$scenario" "$(tree_hwm_kib "$pid")" >>"$raw"
+      stop_pid "$pid"
     done
-    printf 'rss\t%s\t%s\t%s\n' "$server" "$scenario" "$(tree_hwm_kib "$pid")" >>"$raw"
-    stop_pid "$pid"
   done
 done
 
