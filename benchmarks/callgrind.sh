@@ -3,9 +3,10 @@
 #
 #   benchmarks/callgrind.sh                      # haywire, hyper, may_minihttp
 #   benchmarks/callgrind.sh haywire --batches 500
+#   benchmarks/callgrind.sh --depth 1            # keep-alive: one request at a time
 #
 # Each server runs under `valgrind --tool=callgrind` with one shard/thread; a Python
-# client sends pipelined GET / batches (16 deep) on 8 connections and reads every
+# client sends pipelined GET / batches (--depth, 16 by default) on 8 connections and reads every
 # answer. A warm-up of 20 batches runs first and its counts are dumped apart; the
 # figure is the user-space instructions (the kernel is not seen) of the measured
 # batches alone, divided by the requests answered.
@@ -15,11 +16,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 batches=300
+depth=16
 servers=()
 while [ $# -gt 0 ]; do
   case $1 in
     --batches) batches=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --depth) depth=$2; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) servers+=("$1"); shift ;;
   esac
 done
@@ -32,8 +35,8 @@ trap 'rm -rf "$work"' EXIT
 
 cat > "$work/client.py" <<'PY'
 import socket, sys, time
-port, batches = int(sys.argv[1]), int(sys.argv[2])
-depth, conns = 16, 8
+port, batches, depth = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+conns = 8
 wire = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" * depth
 deadline = time.time() + 60
 while True:
@@ -70,10 +73,10 @@ for server in "${servers[@]}"; do
   out="$work/callgrind.$server"
   valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" >"$work/$server.log" 2>&1 &
   pid=$!
-  python3 "$work/client.py" $port 20 >/dev/null
+  python3 "$work/client.py" $port 20 "$depth" >/dev/null
   # Dumps are written on request (and reset the counts); the servers do not exit here.
   callgrind_control -d "$pid" >/dev/null 2>&1
-  requests=$(python3 "$work/client.py" $port "$batches")
+  requests=$(python3 "$work/client.py" $port "$batches" "$depth")
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 2
   kill -9 "$pid" 2>/dev/null || true
