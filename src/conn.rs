@@ -162,10 +162,12 @@ impl Connection {
                     // that owns it is copied whole, twice, on its way into catch_unwind.
                     let mut request = Some(request);
                     let reply = match catch_unwind(AssertUnwindSafe(|| {
-                        request.take().map(|request| shard.router.dispatch(request))
+                        shard
+                            .router
+                            .dispatch(request.take().expect("dispatched once"))
                     })) {
-                        Ok(Some(reply)) => reply,
-                        Ok(None) | Err(_) => panicked(shard),
+                        Ok(reply) => reply,
+                        Err(_) => panicked(shard),
                     };
                     self.inflight.push_back(Slot { reply, framing });
                     if !framing.keep_alive {
