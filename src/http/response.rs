@@ -370,5 +370,9 @@ mod tests {
         let text = encode(&response, KEEP);
         assert!(text.contains("X-Ok: fine\r\n"));
         assert!(!text.contains("evil"));
+        let bad_type = Response::new(StatusCode::OK)
+            .with_body(String::from("text/plain\r\nSet-Cookie: evil=1"), "x");
+        let text = encode(&bad_type, KEEP);
+        assert!(!text.contains("evil") && !text.contains("Content-Type"));
     }
 }

@@ -46,6 +46,7 @@ impl Token {
     }
 }
 
+#[derive(Default)]
 struct Slot {
     generation: u32,
     waker: Option<Waker>,
@@ -65,13 +66,10 @@ struct Slots {
 impl Slots {
     fn allocate(&mut self) -> Token {
         let index = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(Slot {
-                generation: 0,
-                waker: None,
-                readable: true,
-            });
+            self.slots.push(Slot::default());
             (self.slots.len() - 1) as u32
         });
+        // A new descriptor may already hold input (a request sent right after connect).
         self.slots[index as usize].readable = true;
         Token {
             index,
