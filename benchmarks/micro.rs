@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use haywire::http::response::Framing;
+use haywire::http::response::ResponseMode;
 use haywire::http::{Decoder, Event, Limits};
 use haywire::{Request, Response, Router};
 
@@ -71,7 +71,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("encode");
-    let framing = Framing {
+    let mode = ResponseMode {
         head_only: false,
         keep_alive: true,
         http10: false,
@@ -86,7 +86,7 @@ fn benches(c: &mut Criterion) {
             let mut out = BytesMut::with_capacity(4096);
             b.iter(|| {
                 out.clear();
-                black_box(response).encode(framing, &date, &mut out);
+                black_box(response).encode(mode, &date, &mut out);
                 black_box(out.len())
             });
         });

@@ -17,7 +17,7 @@ use haywire_shards::ShardCtx;
 use crate::config::HandoffPolicy;
 use crate::conn;
 use crate::net::Socket;
-use crate::server::Shard;
+use crate::shard::Shard;
 
 /// Open connections per shard, shared for the `least-connections` handoff. Written when a
 /// connection opens or closes, never per request.

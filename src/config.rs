@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::codec::MAX_HEAD_SIZE;
 use crate::http::Limits;
 
 /// The whole configuration file. Every key is optional; see `config.toml`.
@@ -19,6 +20,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Timeouts, in seconds.
     pub timeouts: TimeoutsConfig,
+    /// The PostgreSQL client of the `pg` feature (`haywire::pg`); unused without it.
+    pub postgres: PostgresConfig,
     /// Stock handlers mounted on paths.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -116,16 +119,20 @@ pub struct LimitsConfig {
     pub max_uri_length: usize,
     /// Initial read buffer per connection; it grows to fit a request and shrinks back.
     pub read_buffer: usize,
+    /// Bytes per second a body must average once it has taken longer than
+    /// `timeouts.body`; slower gets 408. 0 turns the check off.
+    pub min_body_rate: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         let limits = Limits::default();
         LimitsConfig {
-            max_request_size: limits.max_body,
-            max_head_size: limits.max_head,
-            max_uri_length: limits.max_uri,
+            max_request_size: limits.max_request_size,
+            max_head_size: limits.max_head_size,
+            max_uri_length: limits.max_uri_length,
             read_buffer: 4096,
+            min_body_rate: 1024,
         }
     }
 }
@@ -158,7 +165,106 @@ impl Default for TimeoutsConfig {
     }
 }
 
-/// The timeouts as durations; `handler` is `None` when disabled.
+/// `[postgres]`: the per-shard PostgreSQL client of the `pg` feature (`haywire::pg`).
+/// Either `url` or `host` (with `port`, `dbname`, `user`, `password`); both empty means
+/// no database is configured.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// A libpq-style URL (`postgres://user:pass@host:port/db`) or `key=value` string;
+    /// empty: use the separate keys.
+    pub url: String,
+    /// Host name or IP address for TCP, or a directory holding the Unix socket when it
+    /// starts with `/`; empty (and no `url`): not configured.
+    pub host: String,
+    /// TCP port, also the Unix socket's number (`.s.PGSQL.<port>`).
+    pub port: u16,
+    /// Database name; empty: the user name.
+    pub dbname: String,
+    /// User to log in as.
+    pub user: String,
+    /// Password; empty: none.
+    pub password: String,
+    /// Connections each shard opens; requests spread over them round-robin.
+    pub connections_per_shard: usize,
+    /// Seconds a connection attempt (connect, login, prepare) may take.
+    pub connect_timeout: f64,
+    /// Seconds a query may take before the request gets 504; also the server-side
+    /// `statement_timeout`, so a runaway statement does not hold the connection.
+    pub query_timeout: f64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: String::new(),
+            host: String::new(),
+            port: 5432,
+            dbname: String::new(),
+            user: String::new(),
+            password: String::new(),
+            connections_per_shard: 1,
+            connect_timeout: 5.0,
+            query_timeout: 5.0,
+        }
+    }
+}
+
+/// Most connections one shard may open: PostgreSQL's own default `max_connections` is 100.
+const MAX_PG_CONNECTIONS_PER_SHARD: usize = 64;
+
+impl PostgresConfig {
+    /// Whether a database is configured (`url` or `host` set).
+    pub fn is_configured(&self) -> bool {
+        !self.url.is_empty() || !self.host.is_empty()
+    }
+
+    /// Checks the keys; errors name them as `postgres.<key>`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.url.is_empty() && !self.host.is_empty() {
+            return Err(error(
+                "postgres.url",
+                "set either `url` or `host`, not both",
+            ));
+        }
+        if !self.url.is_empty()
+            && !(self.url.starts_with("postgres://")
+                || self.url.starts_with("postgresql://")
+                || self.url.contains('='))
+        {
+            return Err(error(
+                "postgres.url",
+                "must start with postgres:// or postgresql://, or be key=value pairs",
+            ));
+        }
+        if !self.host.is_empty() && self.user.is_empty() {
+            return Err(error("postgres.user", "must be set with `host`"));
+        }
+        if self.port == 0 {
+            return Err(error("postgres.port", "must be greater than 0"));
+        }
+        if !(1..=MAX_PG_CONNECTIONS_PER_SHARD).contains(&self.connections_per_shard) {
+            return Err(error(
+                "postgres.connections_per_shard",
+                format!("must be 1 to {MAX_PG_CONNECTIONS_PER_SHARD}"),
+            ));
+        }
+        for (key, value) in [
+            ("postgres.connect_timeout", self.connect_timeout),
+            ("postgres.query_timeout", self.query_timeout),
+        ] {
+            if !(value > 0.0 && value <= MAX_TIMEOUT) {
+                return Err(error(
+                    key,
+                    format!("must be more than 0 and at most {MAX_TIMEOUT} seconds"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The timeouts as durations; `handler` is `None` when disabled. Part of [`Settings`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// See [`TimeoutsConfig::header`].
@@ -254,21 +360,32 @@ fn error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
 impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_with(text, &Overrides::default())
+    }
+
+    /// Parses TOML text, applies `overrides`, and validates the result.
+    pub fn from_toml_with(text: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
         let deserializer = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
             let message = e.inner().message().trim().to_string();
             error(if key == "." { String::new() } else { key }, message)
         })?;
+        overrides.apply(&mut config);
         config.validate()?;
         Ok(config)
     }
 
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &Overrides::default())
+    }
+
+    /// Reads and parses a file, applies `overrides` (the command line), and validates.
+    pub fn load_with(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| error("", format!("cannot read {}: {e}", path.display())))?;
-        Config::from_toml(&text)
+        Config::from_toml_with(&text, overrides)
     }
 
     /// Checks what types alone cannot: addresses, non-zero limits, route paths.
@@ -316,8 +433,11 @@ impl Config {
         if self.server.max_connections == 0 {
             return Err(error("server.max_connections", "must be greater than 0"));
         }
-        if self.limits.max_head_size > u16::MAX as usize {
-            return Err(error("limits.max_head_size", "must be at most 65535"));
+        if self.limits.max_head_size > MAX_HEAD_SIZE {
+            return Err(error(
+                "limits.max_head_size",
+                format!("must be at most {MAX_HEAD_SIZE}"),
+            ));
         }
         if self.server.placement == PlacementKind::Unbound && !self.server.cpus.is_empty() {
             return Err(error(
@@ -330,27 +450,128 @@ impl Config {
                 return Err(error(format!("route[{i}].path"), "must start with '/'"));
             }
         }
+        self.postgres.validate()?;
         Ok(())
     }
 
-    /// The timeouts as durations.
-    pub fn timeouts(&self) -> Timeouts {
+    /// The settings a running shard applies, and may change on reload: the one place
+    /// that turns keys into the values connections use.
+    pub fn settings(&self) -> Settings {
         let t = &self.timeouts;
-        Timeouts {
-            header: Duration::from_secs_f64(t.header),
-            body: Duration::from_secs_f64(t.body),
-            keep_alive: Duration::from_secs_f64(t.keep_alive),
-            write: Duration::from_secs_f64(t.write),
-            handler: (t.handler > 0.0).then(|| Duration::from_secs_f64(t.handler)),
+        Settings {
+            limits: Limits {
+                max_head_size: self.limits.max_head_size,
+                max_uri_length: self.limits.max_uri_length,
+                max_request_size: self.limits.max_request_size,
+            },
+            min_body_rate: self.limits.min_body_rate,
+            timeouts: Timeouts {
+                header: Duration::from_secs_f64(t.header),
+                body: Duration::from_secs_f64(t.body),
+                keep_alive: Duration::from_secs_f64(t.keep_alive),
+                write: Duration::from_secs_f64(t.write),
+                handler: (t.handler > 0.0).then(|| Duration::from_secs_f64(t.handler)),
+            },
+            max_connections: self.server.max_connections as u64,
+            tcp_nodelay: self.server.tcp_nodelay,
+            shutdown_grace: Duration::from_secs_f64(self.server.shutdown_grace),
         }
     }
 
-    /// The decoder limits these settings describe.
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_head: self.limits.max_head_size,
-            max_uri: self.limits.max_uri_length,
-            max_body: self.limits.max_request_size,
+    /// Keys whose value differs between `self` (running) and `new` but that only take
+    /// effect on a restart.
+    pub fn restart_keys(&self, new: &Config) -> Vec<&'static str> {
+        RESTART_KEYS
+            .iter()
+            .filter(|key| (key.differs)(self, new))
+            .map(|key| key.name)
+            .collect()
+    }
+
+    /// `new` with the restart-only keys of `self`: what runs after a reload.
+    pub fn reloaded(&self, mut new: Config) -> Config {
+        for key in RESTART_KEYS {
+            (key.keep)(&mut new, self);
+        }
+        new
+    }
+}
+
+/// What a running shard applies and a reload may change in place; built only by
+/// [`Config::settings`]. Connections pick up new values at their next request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// `limits.max_head_size`, `limits.max_uri_length`, `limits.max_request_size`.
+    pub limits: Limits,
+    /// `limits.min_body_rate`, bytes per second (0: off).
+    pub min_body_rate: u64,
+    /// `[timeouts]`.
+    pub timeouts: Timeouts,
+    /// `server.max_connections`.
+    pub max_connections: u64,
+    /// `server.tcp_nodelay`, for newly accepted connections.
+    pub tcp_nodelay: bool,
+    /// `server.shutdown_grace`.
+    pub shutdown_grace: Duration,
+}
+
+/// A key that only takes effect on a restart: its name, whether two configs differ in
+/// it, and how to carry the running value over into a reloaded config.
+pub struct RestartKey {
+    /// The dotted key, as in `config.toml`.
+    pub name: &'static str,
+    differs: fn(&Config, &Config) -> bool,
+    keep: fn(&mut Config, &Config),
+}
+
+macro_rules! restart_keys {
+    ($($name:literal => $($field:ident).+;)*) => {
+        /// Every key that a reload reports and leaves at its running value.
+        pub const RESTART_KEYS: &[RestartKey] = &[$(RestartKey {
+            name: $name,
+            differs: |a, b| a.$($field).+ != b.$($field).+,
+            keep: |new, running| new.$($field).+ = running.$($field).+.clone(),
+        }),*];
+    };
+}
+
+restart_keys! {
+    "server.address" => server.address;
+    "server.port" => server.port;
+    "server.shards" => server.shards;
+    "server.placement" => server.placement;
+    "server.cpus" => server.cpus;
+    "server.backlog" => server.backlog;
+    "server.io_memory" => server.io_memory;
+    "server.balancer" => server.balancer;
+    "server.handoff" => server.handoff;
+    "limits.read_buffer" => limits.read_buffer;
+    "route" => routes;
+}
+
+/// Values given on the command line, applied over the file at start and at every
+/// reload, so a reload compares like with like.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--address`: `server.address`.
+    pub address: Option<String>,
+    /// `--port`: `server.port`.
+    pub port: Option<u16>,
+    /// `--shards`: `server.shards`.
+    pub shards: Option<usize>,
+}
+
+impl Overrides {
+    /// Replaces the overridden keys of `config`.
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(address) = &self.address {
+            config.server.address = address.clone();
+        }
+        if let Some(port) = self.port {
+            config.server.port = port;
+        }
+        if let Some(shards) = self.shards {
+            config.server.shards = shards;
         }
     }
 }
@@ -385,6 +606,62 @@ mod tests {
     }
 
     #[test]
+    fn only_startup_keys_need_a_restart_and_keep_their_running_value() {
+        let running = Config::default();
+        let mut new = running.clone();
+        new.limits.max_request_size = 5;
+        new.timeouts.header = 1.0;
+        new.server.max_connections = 3;
+        assert!(running.restart_keys(&new).is_empty());
+        new.server.port = 1;
+        new.server.shards = 3;
+        new.routes.push(RouteConfig::Echo { path: "/e".into() });
+        assert_eq!(
+            running.restart_keys(&new),
+            vec!["server.port", "server.shards", "route"]
+        );
+        let now = running.reloaded(new);
+        assert_eq!(now.server.port, running.server.port);
+        assert_eq!(now.routes, running.routes);
+        assert_eq!(
+            now.limits.max_request_size, 5,
+            "a live key takes the new value"
+        );
+    }
+
+    #[test]
+    fn overrides_apply_over_the_file() {
+        let overrides = Overrides {
+            port: Some(18811),
+            shards: Some(3),
+            ..Overrides::default()
+        };
+        let config = Config::from_toml_with("[server]\nport = 8000\nshards = 1", &overrides);
+        let config = config.unwrap();
+        assert_eq!((config.server.port, config.server.shards), (18811, 3));
+        let bad = Overrides {
+            address: Some("nowhere".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Config::from_toml_with("", &bad).unwrap_err().key,
+            "server.address"
+        );
+    }
+
+    #[test]
+    fn the_readme_names_every_restart_key() {
+        let readme = include_str!("../README.md");
+        for key in RESTART_KEYS {
+            assert!(
+                readme.contains(&format!("`{}`", key.name)),
+                "README's reload section lacks {}",
+                key.name
+            );
+        }
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             ("[server]\nport = \"x\"", "server.port"),
@@ -408,5 +685,75 @@ mod tests {
         }
         let unknown = Config::from_toml("[server]\nbogus = 1").unwrap_err();
         assert!(unknown.to_string().contains("bogus"), "{unknown}");
+    }
+}
+
+#[cfg(test)]
+mod postgres_tests {
+    use super::*;
+
+    #[test]
+    fn postgres_defaults_are_not_configured() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.postgres, PostgresConfig::default());
+        assert!(!config.postgres.is_configured());
+        assert_eq!(config.postgres.connections_per_shard, 1);
+        assert_eq!(config.postgres.connect_timeout, 5.0);
+        assert_eq!(config.postgres.query_timeout, 5.0);
+    }
+
+    #[test]
+    fn postgres_accepts_a_url_or_separate_keys() {
+        let url = Config::from_toml(
+            "[postgres]\nurl = \"postgres://u:p@127.0.0.1/db\"\nconnections_per_shard = 4",
+        )
+        .unwrap();
+        assert!(url.postgres.is_configured());
+        assert_eq!(url.postgres.connections_per_shard, 4);
+        let keys = Config::from_toml(
+            "[postgres]\nhost = \"/var/run/postgresql\"\nuser = \"u\"\nquery_timeout = 0.5",
+        )
+        .unwrap();
+        assert!(keys.postgres.is_configured());
+        assert_eq!(keys.postgres.query_timeout, 0.5);
+    }
+
+    #[test]
+    fn postgres_errors_name_the_key() {
+        let cases = [
+            (
+                "[postgres]\nconnections_per_shard = 0",
+                "postgres.connections_per_shard",
+            ),
+            (
+                "[postgres]\nconnections_per_shard = 65",
+                "postgres.connections_per_shard",
+            ),
+            (
+                "[postgres]\nconnections_per_shard = -1",
+                "postgres.connections_per_shard",
+            ),
+            (
+                "[postgres]\nconnect_timeout = 0.0",
+                "postgres.connect_timeout",
+            ),
+            ("[postgres]\nquery_timeout = -1.0", "postgres.query_timeout"),
+            (
+                "[postgres]\nquery_timeout = \"x\"",
+                "postgres.query_timeout",
+            ),
+            ("[postgres]\nport = 0", "postgres.port"),
+            ("[postgres]\nurl = \"mysql://x\"", "postgres.url"),
+            (
+                "[postgres]\nurl = \"postgres://x\"\nhost = \"y\"",
+                "postgres.url",
+            ),
+            ("[postgres]\nhost = \"127.0.0.1\"", "postgres.user"),
+            ("[postgres]\nbogus = 1", "postgres.bogus"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text).unwrap_err();
+            assert_eq!(err.key, key, "{text}: {err}");
+        }
     }
 }

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::handler::Reply;
-use crate::http::response::Framing;
+use crate::http::response::ResponseMode;
 use crate::http::{Decoder, Event, Method, ParseError, Response, StatusCode, Version};
 use crate::net::Socket;
-use crate::server::Shard;
+use crate::shard::Shard;
 use crate::watchdog::{self, Deadline};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -49,7 +49,7 @@ enum Closed {
 /// A response in flight, with how to frame it.
 struct Slot {
     reply: Reply,
-    framing: Framing,
+    mode: ResponseMode,
 }
 
 /// Serves one accepted connection until it closes.
@@ -81,7 +81,7 @@ struct Connection {
     deadline: Rc<Deadline>,
     /// When the first byte of the request head now arriving was read.
     head_started: Option<Instant>,
-    /// An error response was queued: the request's framing is in doubt.
+    /// An error response was queued: the request's mode is in doubt.
     errored: bool,
 }
 
@@ -153,7 +153,7 @@ impl Connection {
                 Ok(Event::Request(request)) => {
                     self.head_started = None;
                     shard.stats.request(request.method());
-                    let framing = Framing {
+                    let mode = ResponseMode {
                         head_only: request.method() == Method::Head,
                         keep_alive: request.keep_alive(),
                         http10: request.version() == Version::Http10,
@@ -169,8 +169,8 @@ impl Connection {
                         Ok(reply) => reply,
                         Err(_) => panicked(shard),
                     };
-                    self.inflight.push_back(Slot { reply, framing });
-                    if !framing.keep_alive {
+                    self.inflight.push_back(Slot { reply, mode });
+                    if !mode.keep_alive {
                         return Next::Close;
                     }
                 }
@@ -195,14 +195,14 @@ impl Connection {
 
     fn push_error(&mut self, response: Response) {
         self.errored = true;
-        let framing = Framing {
+        let mode = ResponseMode {
             head_only: false,
             keep_alive: false,
             http10: false,
         };
         self.inflight.push_back(Slot {
             reply: Reply::Ready(response),
-            framing,
+            mode,
         });
     }
 
@@ -388,17 +388,17 @@ fn encode_ready(
 ) -> Poll<bool> {
     while let Some(Slot {
         reply: Reply::Ready(response),
-        framing,
+        mode,
     }) = inflight.front()
     {
         // A shutdown that began while the handler ran closes the connection after it.
-        let framing = Framing {
-            keep_alive: framing.keep_alive && !shard.draining.get(),
-            ..*framing
+        let mode = ResponseMode {
+            keep_alive: mode.keep_alive && !shard.draining.get(),
+            ..*mode
         };
-        response.encode(framing, date, write);
+        response.encode(mode, date, write);
         shard.stats.response(response.status().as_u16());
-        let closes = !framing.keep_alive || response.closes();
+        let closes = !mode.keep_alive || response.closes();
         inflight.pop_front();
         if closes {
             inflight.clear();

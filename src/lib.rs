@@ -7,10 +7,13 @@ pub mod handler;
 pub mod http;
 pub mod metrics;
 mod net;
+#[cfg(feature = "pg")]
+pub mod pg;
 mod pool;
 pub mod reload;
 pub mod router;
 pub mod server;
+mod shard;
 pub mod stats;
 pub mod stock;
 mod watchdog;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use haywire::config::{Config, ConfigError};
+use haywire::config::{Config, ConfigError, Overrides};
 use haywire::Server;
 
 /// A thread-per-core HTTP/1.1 server.
@@ -28,24 +28,29 @@ struct Cli {
 /// Exit status for a configuration error: nothing was started.
 const CONFIG_ERROR: u8 = 2;
 
+impl Cli {
+    /// The flags that override keys of the file, at start and at every reload.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            address: self.address.clone(),
+            port: self.port,
+            shards: self.shards,
+        }
+    }
+}
+
 fn load(cli: &Cli) -> Result<Config, ConfigError> {
     let default = PathBuf::from("config.toml");
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None if default.exists() => Config::load(&default)?,
-        None => Config::default(),
-    };
-    if let Some(address) = &cli.address {
-        config.server.address = address.clone();
+    match &cli.config {
+        Some(path) => Config::load_with(path, &cli.overrides()),
+        None if default.exists() => Config::load_with(&default, &cli.overrides()),
+        None => {
+            let mut config = Config::default();
+            cli.overrides().apply(&mut config);
+            config.validate()?;
+            Ok(config)
+        }
     }
-    if let Some(port) = cli.port {
-        config.server.port = port;
-    }
-    if let Some(shards) = cli.shards {
-        config.server.shards = shards;
-    }
-    config.validate()?;
-    Ok(config)
 }
 
 fn main() -> ExitCode {
@@ -101,7 +106,7 @@ fn main() -> ExitCode {
     for route in routes {
         println!("  route:        {route}");
     }
-    let mut reloader = running.reloader(&source);
+    let mut reloader = running.reloader(&source, cli.overrides());
     if let Err(e) = running.stop_on_signals(move || reloader.reload_and_report()) {
         eprintln!("haywire: cannot handle signals: {e}");
     }

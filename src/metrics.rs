@@ -3,84 +3,15 @@
 
 use std::fmt::Write;
 
-use crate::stats::{StatsSnapshot, LATENCY_BUCKETS_US};
+use crate::stats::{Counts, Label, StatsSnapshot, LATENCY_BUCKETS_US};
 
 /// Content-Type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Reads one counter from a snapshot.
 type Getter = fn(&StatsSnapshot) -> u64;
-/// A label value and the counter behind it.
-type Series = (&'static str, Getter);
-/// Name, type, help, label name, series: a family with one label besides `shard`.
-type Labelled = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [Series],
-);
 /// Name, type, help, counter: a family with only the `shard` label.
 type Plain = (&'static str, &'static str, &'static str, Getter);
-
-/// Families with one labelled dimension besides `shard`.
-const LABELLED: [Labelled; 4] = [
-    (
-        "haywire_requests_total",
-        "counter",
-        "Requests decoded, by method.",
-        "method",
-        &[
-            ("GET", |s| s.methods.get),
-            ("HEAD", |s| s.methods.head),
-            ("POST", |s| s.methods.post),
-            ("PUT", |s| s.methods.put),
-            ("DELETE", |s| s.methods.delete),
-            ("other", |s| s.methods.other),
-        ],
-    ),
-    (
-        "haywire_responses_total",
-        "counter",
-        "Responses sent, by status class.",
-        "class",
-        &[
-            ("1xx", |s| s.responses.informational),
-            ("2xx", |s| s.responses.success),
-            ("3xx", |s| s.responses.redirect),
-            ("4xx", |s| s.responses.client_error),
-            ("5xx", |s| s.responses.server_error),
-        ],
-    ),
-    (
-        "haywire_parse_errors_total",
-        "counter",
-        "Requests refused before dispatch, by reason.",
-        "reason",
-        &[
-            ("bad_request", |s| s.parse_errors.bad_request),
-            ("head_too_large", |s| s.parse_errors.head_too_large),
-            ("uri_too_long", |s| s.parse_errors.uri_too_long),
-            ("body_too_large", |s| s.parse_errors.body_too_large),
-            ("version_not_supported", |s| {
-                s.parse_errors.version_not_supported
-            }),
-            ("unsupported_transfer_coding", |s| {
-                s.parse_errors.unsupported_transfer_coding
-            }),
-        ],
-    ),
-    (
-        "haywire_connections_total",
-        "counter",
-        "Connections accepted, or refused at max_connections.",
-        "outcome",
-        &[
-            ("accepted", |s| s.connections.accepted),
-            ("refused", |s| s.connections.refused),
-        ],
-    ),
-];
 
 /// Families with only the `shard` label.
 const PLAIN: [Plain; 7] = [
@@ -128,6 +59,33 @@ const PLAIN: [Plain; 7] = [
     ),
 ];
 
+/// Connection outcomes, with the `outcome` label.
+const CONNECTIONS: [(&str, Getter); 3] = [
+    ("accepted", |s| s.connections.accepted),
+    ("refused", |s| s.connections.refused),
+    ("evicted", |s| s.connections.evicted),
+];
+
+/// Writes a family with one label besides `shard`, whose values the label type lists.
+fn labelled<L: Label>(
+    out: &mut String,
+    all: &[&StatsSnapshot],
+    (name, help, label): (&str, &str, &str),
+    counts: fn(&StatsSnapshot) -> &Counts<L>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for snapshot in all {
+        let shard = shard_label(snapshot);
+        for (value, count) in counts(snapshot).iter() {
+            let value = value.name();
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{shard}\",{label}=\"{value}\"}} {count}"
+            );
+        }
+    }
+}
+
 fn shard_label(snapshot: &StatsSnapshot) -> String {
     snapshot
         .shard
@@ -139,17 +97,37 @@ pub fn render(shards: &[StatsSnapshot]) -> String {
     let total = StatsSnapshot::total(shards);
     let all: Vec<&StatsSnapshot> = shards.iter().chain(std::iter::once(&total)).collect();
     let mut out = String::with_capacity(8192);
-    for (name, kind, help, label, series) in LABELLED {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for snapshot in &all {
-            let shard = shard_label(snapshot);
-            for (value, get) in series {
-                let _ = writeln!(
-                    out,
-                    "{name}{{shard=\"{shard}\",{label}=\"{value}\"}} {}",
-                    get(snapshot)
-                );
-            }
+    let requests = (
+        "haywire_requests_total",
+        "Requests decoded, by method.",
+        "method",
+    );
+    labelled(&mut out, &all, requests, |s| &s.methods);
+    let responses = (
+        "haywire_responses_total",
+        "Responses sent, by status class.",
+        "class",
+    );
+    labelled(&mut out, &all, responses, |s| &s.responses);
+    let errors = (
+        "haywire_parse_errors_total",
+        "Requests refused before dispatch, by reason.",
+        "reason",
+    );
+    labelled(&mut out, &all, errors, |s| &s.parse_errors);
+    let name = "haywire_connections_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Connections accepted, refused at max_connections, or closed idle to admit new ones.\n# TYPE {name} counter"
+    );
+    for snapshot in &all {
+        let shard = shard_label(snapshot);
+        for (outcome, get) in CONNECTIONS {
+            let _ = writeln!(
+                out,
+                "{name}{{shard=\"{shard}\",outcome=\"{outcome}\"}} {}",
+                get(snapshot)
+            );
         }
     }
     for (name, kind, help, get) in PLAIN {

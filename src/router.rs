@@ -89,6 +89,8 @@ struct Pattern {
 pub struct Router {
     exact: HashMap<Box<str>, Endpoint, BuildHasherDefault<Fnv>>,
     patterns: Vec<Pattern>,
+    /// Answers every path no route matches, whatever the method.
+    fallback: Option<Rc<dyn Handler>>,
 }
 
 fn parse_pattern(path: &str) -> (Vec<Segment>, Vec<Box<str>>) {
@@ -178,6 +180,13 @@ impl Router {
         self.route(Method::Delete, path, handler)
     }
 
+    /// Sends every request that matches no route to `handler`, whatever its method,
+    /// instead of answering 404 (an application mounted behind the stock routes).
+    pub fn fallback(&mut self, handler: impl Handler) -> &mut Router {
+        self.fallback = Some(Rc::new(handler));
+        self
+    }
+
     /// Finds the handler for `request` and calls it; answers 404 or 405 itself.
     pub fn dispatch(&self, mut request: Request) -> Reply {
         let path = request.path();
@@ -191,6 +200,9 @@ impl Router {
                 request.set_params(&pattern.names, &spans[..count]);
                 return call(&pattern.endpoint, request);
             }
+        }
+        if let Some(fallback) = &self.fallback {
+            return fallback.call(request);
         }
         Reply::Ready(Response::new(StatusCode::NOT_FOUND).with_body("text/plain", "not found\n"))
     }

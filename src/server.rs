@@ -1,55 +1,22 @@
-//! `Server`: binds one SO_REUSEPORT listener per shard, launches the shards, and on each
-//! builds the routes and runs the accept loop.
+//! `Server`: the public API. Binds the listeners (one SO_REUSEPORT socket per shard, or
+//! shard 0's alone with the `handoff` balancer) and launches the shards (`shard.rs`).
 
-use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
 
 use haywire_shards::signals::{self, Signal};
 use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::balancer::{self, Loads};
-use crate::config::{Balancer, Config, PlacementKind};
-use crate::http::date::DateCache;
-use crate::net::{self, Poller};
-use crate::pool::BufferPool;
-use crate::reload::{Reloader, Settings};
+use crate::config::{Balancer, Config, Overrides, PlacementKind};
+use crate::net;
+use crate::reload::Reloader;
 use crate::router::Router;
-use crate::stats::ShardStats;
-use crate::stock;
-use crate::watchdog::Watchdog;
-
-/// Idle buffers a shard keeps for reuse, in initial-size buffers' worth of bytes.
-const POOLED_BUFFERS: usize = 1024;
-
-/// Bytes one read may take from a socket.
-const READ_SCRATCH: usize = 64 * 1024;
-
-/// Builds each shard's routes: called once on every shard, with that shard's context.
-type RouteFactory = Arc<dyn Fn(&mut Router, &Rc<ShardCtx>) + Send + Sync>;
-
-/// Everything one shard's connections share. Lives on that shard only.
-pub(crate) struct Shard {
-    pub(crate) id: usize,
-    pub(crate) router: Router,
-    pub(crate) date: Rc<DateCache>,
-    pub(crate) stats: Rc<ShardStats>,
-    pub(crate) pool: BufferPool,
-    /// Live settings; a reload replaces them.
-    pub(crate) settings: Cell<Settings>,
-    pub(crate) watchdog: Rc<Watchdog>,
-    /// Readiness for every socket of the shard.
-    pub(crate) poller: Rc<Poller>,
-    /// Set when a graceful shutdown begins: no new requests are read.
-    pub(crate) draining: Cell<bool>,
-    /// Every read lands here first (see `conn::poll_fill`); zeroed once.
-    pub(crate) scratch: RefCell<Vec<u8>>,
-}
+use crate::shard::{RouteFactory, Shard};
 
 /// A Haywire server: configuration plus the routes every shard builds.
 pub struct Server {
@@ -132,12 +99,12 @@ impl Server {
         let config = Arc::new(self.config);
         let routes = Arc::new(self.routes);
         let runtime = launch(&launch_config, move |ctx: Rc<ShardCtx>| {
-            let socket = sockets
+            let listener = sockets
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get_mut(ctx.id())
                 .and_then(Option::take);
-            run_shard(ctx, socket, config, routes, loads)
+            run_shard(ctx, listener, config, routes, loads)
         })?;
         Ok(RunningServer {
             addr,
@@ -171,10 +138,16 @@ impl RunningServer {
         self.runtime.stop();
     }
 
-    /// A reloader that re-reads `path` and applies it to every shard (see
+    /// A reloader that re-reads `path`, applies `overrides` over it (the command line
+    /// the server was started with), and gives every shard the result (see
     /// [`Reloader::reload`]); `stop_on_signals` can call it on SIGHUP.
-    pub fn reloader(&self, path: impl Into<std::path::PathBuf>) -> Reloader {
-        Reloader::new(path.into(), self.config.clone(), self.runtime.controller())
+    pub fn reloader(&self, path: impl Into<std::path::PathBuf>, overrides: Overrides) -> Reloader {
+        Reloader::new(
+            path.into(),
+            overrides,
+            self.config.clone(),
+            self.runtime.controller(),
+        )
     }
 
     /// Handles signals from now on: the first SIGINT or SIGTERM stops gracefully
@@ -230,49 +203,19 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// One shard's life: build its state, accept (or wait, on a shard that does not
+/// listen) until it is asked to stop, then drain.
 async fn run_shard(
     ctx: Rc<ShardCtx>,
-    socket: Option<Socket>,
+    listener: Option<Socket>,
     config: Arc<Config>,
     routes: Arc<Vec<RouteFactory>>,
     loads: Loads,
 ) {
-    let stats = Rc::new(ShardStats::default());
-    ctx.insert_local(stats.clone());
-    // Failing here means the kernel is out of descriptors or memory at start-up: the
-    // shard cannot serve at all, so it fails loudly (`join` reports it).
-    let poller = Rc::new(Poller::new(stats.clone()).expect("cannot create the shard's epoll set"));
-    glommio::spawn_local(poller.clone().run()).detach();
-    let listener = socket.map(|socket| {
-        net::Socket::register(socket.into(), &poller).expect("cannot register the listener")
+    let shard = Shard::start(&ctx, &config, &routes);
+    let listener = listener.map(|socket| {
+        net::Socket::register(socket.into(), &shard.poller).expect("cannot register the listener")
     });
-    let date = Rc::new(DateCache::default());
-    glommio::spawn_local(refresh_date(date.clone())).detach();
-
-    let watchdog = Rc::new(Watchdog::default());
-    glommio::spawn_local(watchdog.clone().run()).detach();
-
-    let mut router = Router::new();
-    stock::mount(&config.routes, &mut router, &ctx);
-    for factory in routes.iter() {
-        factory(&mut router, &ctx);
-    }
-    let shard = Rc::new(Shard {
-        id: ctx.id(),
-        router,
-        date,
-        stats,
-        pool: BufferPool::new(
-            config.limits.read_buffer,
-            POOLED_BUFFERS * config.limits.read_buffer,
-        ),
-        settings: Cell::new(Settings::of(&config)),
-        watchdog,
-        poller,
-        draining: Cell::new(false),
-        scratch: RefCell::new(vec![0; READ_SCRATCH]),
-    });
-    ctx.insert_local(shard.clone());
     // Returns when the shard is asked to stop; dropping the listener then refuses new
     // connections.
     match (listener, config.server.balancer) {
@@ -284,20 +227,5 @@ async fn run_shard(
         }
         (None, _) => ctx.stop_event().wait().await,
     }
-    // Graceful stop: idle connections close now, busy ones once their in-flight
-    // responses (sent with `Connection: close`) are out.
-    shard.draining.set(true);
-    shard.watchdog.wake_all();
-    let grace = Instant::now() + shard.settings.get().shutdown_grace;
-    while shard.stats.active() > 0 && Instant::now() < grace {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
-    }
-    // Returning ends the executor; connections still open past the grace are dropped.
-}
-
-async fn refresh_date(date: Rc<DateCache>) {
-    loop {
-        glommio::timer::sleep(DateCache::until_next_second(SystemTime::now())).await;
-        date.refresh(SystemTime::now());
-    }
+    shard.drain().await;
 }

@@ -2,9 +2,12 @@
 //! only when someone asks (a gather over the control mesh).
 
 use std::cell::Cell;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::http::{Method, ParseError};
 
@@ -14,6 +17,218 @@ pub const LATENCY_BUCKETS_US: [u64; 16] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000, 2_500_000, 10_000_000,
 ];
+
+/// A family of counters told apart by one label (a method, a status class, a parse
+/// error). The label's variants and names are listed once, here; the live counters,
+/// the JSON of `/stats` and the Prometheus families all follow that list.
+pub trait Label: Copy + 'static {
+    /// Every label, in report order.
+    const ALL: &'static [Self];
+    /// The label's name in `/stats` and `/metrics`.
+    fn name(self) -> &'static str;
+    /// The label's position in [`Label::ALL`].
+    fn index(self) -> usize;
+}
+
+/// The most labels a family has; counts are kept inline in an array this long.
+const MAX_LABELS: usize = 8;
+
+macro_rules! labels {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vdoc])* $variant),* }
+
+        impl Label for $name {
+            const ALL: &'static [Self] = &[$($name::$variant),*];
+            fn name(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+labels! {
+    /// Methods counted on their own; the rest count as `other`.
+    MethodLabel {
+        /// GET
+        Get => "GET",
+        /// HEAD
+        Head => "HEAD",
+        /// POST
+        Post => "POST",
+        /// PUT
+        Put => "PUT",
+        /// DELETE
+        Delete => "DELETE",
+        /// Every other method.
+        Other => "other",
+    }
+}
+
+impl From<Method> for MethodLabel {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Get => MethodLabel::Get,
+            Method::Head => MethodLabel::Head,
+            Method::Post => MethodLabel::Post,
+            Method::Put => MethodLabel::Put,
+            Method::Delete => MethodLabel::Delete,
+            _ => MethodLabel::Other,
+        }
+    }
+}
+
+labels! {
+    /// Response status classes.
+    StatusClass {
+        /// 1xx
+        Informational => "1xx",
+        /// 2xx
+        Success => "2xx",
+        /// 3xx
+        Redirect => "3xx",
+        /// 4xx
+        ClientError => "4xx",
+        /// 5xx
+        ServerError => "5xx",
+    }
+}
+
+impl StatusClass {
+    /// The class of `status`; codes outside 100..=599 count with the nearest class.
+    pub fn of(status: u16) -> StatusClass {
+        StatusClass::ALL[usize::from(status / 100).clamp(1, 5) - 1]
+    }
+}
+
+labels! {
+    /// Why a request was refused before dispatch.
+    ParseErrorLabel {
+        /// 400: malformed syntax or framing.
+        BadRequest => "bad_request",
+        /// 431
+        HeadTooLarge => "head_too_large",
+        /// 414
+        UriTooLong => "uri_too_long",
+        /// 413
+        BodyTooLarge => "body_too_large",
+        /// 505
+        VersionNotSupported => "version_not_supported",
+        /// 501
+        UnsupportedTransferCoding => "unsupported_transfer_coding",
+    }
+}
+
+impl From<ParseError> for ParseErrorLabel {
+    fn from(error: ParseError) -> Self {
+        match error {
+            ParseError::BadRequest(_) => ParseErrorLabel::BadRequest,
+            ParseError::HeadTooLarge => ParseErrorLabel::HeadTooLarge,
+            ParseError::UriTooLong => ParseErrorLabel::UriTooLong,
+            ParseError::BodyTooLarge => ParseErrorLabel::BodyTooLarge,
+            ParseError::VersionNotSupported => ParseErrorLabel::VersionNotSupported,
+            ParseError::UnsupportedTransferCoding => ParseErrorLabel::UnsupportedTransferCoding,
+        }
+    }
+}
+
+/// Counts by label: a JSON object keyed by the labels' names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Counts<L> {
+    counts: [u64; MAX_LABELS],
+    label: PhantomData<L>,
+}
+
+impl<L: Label> Counts<L> {
+    /// The count for `label`.
+    pub fn get(&self, label: L) -> u64 {
+        self.counts[label.index()]
+    }
+
+    /// Every label with its count, in report order.
+    pub fn iter(&self) -> impl Iterator<Item = (L, u64)> + '_ {
+        L::ALL.iter().map(|&label| (label, self.get(label)))
+    }
+
+    /// The sum over all labels.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    fn sum(self, other: Self) -> Self {
+        Counts {
+            counts: std::array::from_fn(|i| self.counts[i] + other.counts[i]),
+            label: PhantomData,
+        }
+    }
+}
+
+impl<L> Default for Counts<L> {
+    fn default() -> Self {
+        Counts {
+            counts: [0; MAX_LABELS],
+            label: PhantomData,
+        }
+    }
+}
+
+impl<L: Label> fmt::Debug for Counts<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(l, n)| (l.name(), n)))
+            .finish()
+    }
+}
+
+impl<L: Label> Serialize for Counts<L> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter().map(|(l, n)| (l.name(), n)))
+    }
+}
+
+impl<'de, L: Label> Deserialize<'de> for Counts<L> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = HashMap::<String, u64>::deserialize(deserializer)?;
+        let mut counts = Counts::default();
+        for &label in L::ALL {
+            counts.counts[label.index()] = map.get(label.name()).copied().unwrap_or(0);
+        }
+        Ok(counts)
+    }
+}
+
+/// One shard's live counters of a labelled family.
+struct LiveCounts<L> {
+    counts: [Cell<u64>; MAX_LABELS],
+    label: PhantomData<L>,
+}
+
+impl<L: Label> LiveCounts<L> {
+    fn add(&self, label: L) {
+        let cell = &self.counts[label.index()];
+        cell.set(cell.get().wrapping_add(1));
+    }
+
+    fn snapshot(&self) -> Counts<L> {
+        Counts {
+            counts: std::array::from_fn(|i| self.counts[i].get()),
+            label: PhantomData,
+        }
+    }
+}
+
+impl<L> Default for LiveCounts<L> {
+    fn default() -> Self {
+        LiveCounts {
+            counts: Default::default(),
+            label: PhantomData,
+        }
+    }
+}
 
 /// A counter bumped on one shard.
 #[derive(Default, Debug)]
@@ -30,18 +245,19 @@ impl Counter {
 }
 
 /// One shard's live counters. Shard-local: no atomics.
-#[derive(Default, Debug)]
+#[derive(Default)]
 pub struct ShardStats {
-    methods: [Counter; 6],
+    methods: LiveCounts<MethodLabel>,
     accepted: Counter,
     active: Cell<u64>,
     refused: Counter,
+    evicted: Counter,
     bytes_in: Counter,
     bytes_out: Counter,
     writes: Counter,
     reads: Counter,
-    responses: [Counter; 5],
-    parse_errors: [Counter; 6],
+    responses: LiveCounts<StatusClass>,
+    parse_errors: LiveCounts<ParseErrorLabel>,
     handler_panics: Counter,
     timeouts: Counter,
     latency: [Counter; LATENCY_BUCKETS_US.len() + 1],
@@ -65,28 +281,26 @@ impl ShardStats {
         self.active.get()
     }
 
-    /// A connection was refused because the shard was at `max_connections`.
+    /// A connection was turned away because the shard was at `max_connections` with
+    /// no idle connection to close.
     pub fn refused(&self) {
         self.refused.add(1);
     }
 
+    /// An idle keep-alive connection was closed to admit a new one at
+    /// `max_connections`.
+    pub fn evicted(&self) {
+        self.evicted.add(1);
+    }
+
     /// A complete request was decoded.
     pub fn request(&self, method: Method) {
-        let class = match method {
-            Method::Get => 0,
-            Method::Head => 1,
-            Method::Post => 2,
-            Method::Put => 3,
-            Method::Delete => 4,
-            _ => 5,
-        };
-        self.methods[class].add(1);
+        self.methods.add(method.into());
     }
 
     /// A response with `status` was encoded.
     pub fn response(&self, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.responses[class].add(1);
+        self.responses.add(StatusClass::of(status));
     }
 
     /// `requests` requests were answered `elapsed` after their batch was read.
@@ -118,15 +332,7 @@ impl ShardStats {
 
     /// A request could not be decoded.
     pub fn parse_error(&self, error: ParseError) {
-        let kind = match error {
-            ParseError::BadRequest(_) => 0,
-            ParseError::HeadTooLarge => 1,
-            ParseError::UriTooLong => 2,
-            ParseError::BodyTooLarge => 3,
-            ParseError::VersionNotSupported => 4,
-            ParseError::UnsupportedTransferCoding => 5,
-        };
-        self.parse_errors[kind].add(1);
+        self.parse_errors.add(error.into());
     }
 
     /// A handler panicked.
@@ -141,17 +347,7 @@ impl ShardStats {
 
     /// A copy of the counters, labelled with the shard id.
     pub fn snapshot(&self, shard: usize) -> StatsSnapshot {
-        let m = |i: usize| self.methods[i].get();
-        let r = |i: usize| self.responses[i].get();
-        let p = |i: usize| self.parse_errors[i].get();
-        let methods = MethodStats {
-            get: m(0),
-            head: m(1),
-            post: m(2),
-            put: m(3),
-            delete: m(4),
-            other: m(5),
-        };
+        let methods = self.methods.snapshot();
         StatsSnapshot {
             shard: Some(shard),
             requests: methods.total(),
@@ -160,26 +356,14 @@ impl ShardStats {
                 accepted: self.accepted.get(),
                 active: self.active.get(),
                 refused: self.refused.get(),
+                evicted: self.evicted.get(),
             },
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
             writes: self.writes.get(),
             reads: self.reads.get(),
-            responses: ResponseStats {
-                informational: r(0),
-                success: r(1),
-                redirect: r(2),
-                client_error: r(3),
-                server_error: r(4),
-            },
-            parse_errors: ParseErrorStats {
-                bad_request: p(0),
-                head_too_large: p(1),
-                uri_too_long: p(2),
-                body_too_large: p(3),
-                version_not_supported: p(4),
-                unsupported_transfer_coding: p(5),
-            },
+            responses: self.responses.snapshot(),
+            parse_errors: self.parse_errors.snapshot(),
             handler_panics: self.handler_panics.get(),
             timeouts: self.timeouts.get(),
             latency: LatencyStats {
@@ -190,135 +374,33 @@ impl ShardStats {
     }
 }
 
-/// Sums two snapshots field by field.
-trait Sum {
-    fn sum(self, other: Self) -> Self;
-}
-
-macro_rules! summable {
-    ($name:ident { $($field:ident),* }) => {
-        impl Sum for $name {
-            fn sum(self, other: Self) -> Self {
-                $name { $($field: self.$field + other.$field),* }
-            }
-        }
-    };
-}
-
-/// Requests by method.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct MethodStats {
-    /// GET
-    pub get: u64,
-    /// HEAD
-    pub head: u64,
-    /// POST
-    pub post: u64,
-    /// PUT
-    pub put: u64,
-    /// DELETE
-    pub delete: u64,
-    /// Everything else.
-    pub other: u64,
-}
-summable!(MethodStats {
-    get,
-    head,
-    post,
-    put,
-    delete,
-    other
-});
-
-impl MethodStats {
-    /// All requests.
-    pub fn total(&self) -> u64 {
-        self.get + self.head + self.post + self.put + self.delete + self.other
-    }
-}
-
 /// Connection counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionStats {
     /// Connections accepted since start.
     pub accepted: u64,
     /// Connections open now.
     pub active: u64,
-    /// Connections closed at once because the shard was full.
+    /// Connections turned away because the shard was full of busy connections.
     pub refused: u64,
+    /// Idle keep-alive connections closed to make room for new ones.
+    #[serde(default)]
+    pub evicted: u64,
 }
-summable!(ConnectionStats {
-    accepted,
-    active,
-    refused
-});
 
-/// Responses by status class.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ResponseStats {
-    /// 1xx
-    #[serde(rename = "1xx")]
-    pub informational: u64,
-    /// 2xx
-    #[serde(rename = "2xx")]
-    pub success: u64,
-    /// 3xx
-    #[serde(rename = "3xx")]
-    pub redirect: u64,
-    /// 4xx
-    #[serde(rename = "4xx")]
-    pub client_error: u64,
-    /// 5xx
-    #[serde(rename = "5xx")]
-    pub server_error: u64,
-}
-summable!(ResponseStats {
-    informational,
-    success,
-    redirect,
-    client_error,
-    server_error
-});
-
-/// Refused requests by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ParseErrorStats {
-    /// 400: malformed syntax or framing.
-    pub bad_request: u64,
-    /// 431
-    pub head_too_large: u64,
-    /// 414
-    pub uri_too_long: u64,
-    /// 413
-    pub body_too_large: u64,
-    /// 505
-    pub version_not_supported: u64,
-    /// 501
-    pub unsupported_transfer_coding: u64,
-}
-summable!(ParseErrorStats {
-    bad_request,
-    head_too_large,
-    uri_too_long,
-    body_too_large,
-    version_not_supported,
-    unsupported_transfer_coding
-});
-
-impl ParseErrorStats {
-    /// All refused requests.
-    pub fn total(&self) -> u64 {
-        self.bad_request
-            + self.head_too_large
-            + self.uri_too_long
-            + self.body_too_large
-            + self.version_not_supported
-            + self.unsupported_transfer_coding
+impl ConnectionStats {
+    fn sum(self, other: Self) -> Self {
+        ConnectionStats {
+            accepted: self.accepted + other.accepted,
+            active: self.active + other.active,
+            refused: self.refused + other.refused,
+            evicted: self.evicted + other.evicted,
+        }
     }
 }
 
 /// Server time per request, from its batch being read to its response being encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencyStats {
     /// Requests per bucket (not cumulative); bounds in [`LATENCY_BUCKETS_US`], then +Inf.
     pub buckets: [u64; LATENCY_BUCKETS_US.len() + 1],
@@ -335,7 +417,7 @@ impl Default for LatencyStats {
     }
 }
 
-impl Sum for LatencyStats {
+impl LatencyStats {
     fn sum(self, other: Self) -> Self {
         LatencyStats {
             buckets: std::array::from_fn(|i| self.buckets[i] + other.buckets[i]),
@@ -345,15 +427,15 @@ impl Sum for LatencyStats {
 }
 
 /// A point-in-time copy of one shard's counters, or (with `shard: None`) their sum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// The shard, or `None` for a total.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<usize>,
     /// Requests decoded.
     pub requests: u64,
     /// Requests by method.
-    pub methods: MethodStats,
+    pub methods: Counts<MethodLabel>,
     /// Connections.
     pub connections: ConnectionStats,
     /// Bytes read.
@@ -365,9 +447,9 @@ pub struct StatsSnapshot {
     /// `recv` calls on client sockets, including any that found nothing to read.
     pub reads: u64,
     /// Responses by status class.
-    pub responses: ResponseStats,
+    pub responses: Counts<StatusClass>,
     /// Requests refused as malformed or over a limit, by reason.
-    pub parse_errors: ParseErrorStats,
+    pub parse_errors: Counts<ParseErrorLabel>,
     /// Handlers that panicked.
     pub handler_panics: u64,
     /// Timeouts: slow heads and bodies, idle connections, unread output, slow handlers.
@@ -421,19 +503,31 @@ mod tests {
         b.latency(Duration::from_secs(60), 1);
         let total = StatsSnapshot::total(&[a.snapshot(0), b.snapshot(1)]);
         assert_eq!(total.requests, 2);
-        assert_eq!((total.methods.get, total.methods.post), (1, 1));
+        assert_eq!(
+            (
+                total.methods.get(MethodLabel::Get),
+                total.methods.get(MethodLabel::Post)
+            ),
+            (1, 1)
+        );
         assert_eq!(
             total.connections,
             ConnectionStats {
                 accepted: 2,
                 active: 1,
-                refused: 0
+                refused: 0,
+                evicted: 0
             }
         );
-        assert_eq!(total.responses.success, 1);
-        assert_eq!(total.responses.client_error, 1);
+        assert_eq!(total.responses.get(StatusClass::Success), 1);
+        assert_eq!(total.responses.get(StatusClass::ClientError), 1);
         assert_eq!((total.bytes_in, total.bytes_out, total.writes), (10, 7, 1));
-        assert_eq!(total.parse_errors.uri_too_long, 1);
+        assert_eq!(total.parse_errors.get(ParseErrorLabel::UriTooLong), 1);
+        let json = serde_json::to_value(total).unwrap();
+        assert_eq!(json["parse_errors"]["uri_too_long"], 1);
+        assert_eq!(json["responses"]["4xx"], 1);
+        let back: StatsSnapshot = serde_json::from_value(json).unwrap();
+        assert_eq!(back, total, "a snapshot survives JSON");
         assert_eq!(
             total.latency.buckets[1], 2,
             "70 µs falls in the 100 µs bucket"

@@ -115,7 +115,7 @@ fn child_main() {
         }
     };
     let server = start_server(config);
-    let mut reloader = file.map(|path| server.reloader(path));
+    let mut reloader = file.map(|path| server.reloader(path, Default::default()));
     server
         .stop_on_signals(move || {
             if let Some(reloader) = &mut reloader {

@@ -9,23 +9,26 @@ use crate::http::body::ChunkedDecoder;
 use crate::http::error::ParseError;
 use crate::http::request::{Headers, Method, Params, Request, Span, Version, MAX_HEADERS};
 
-/// Size limits applied while decoding.
+/// Size limits applied while decoding, named after their `[limits]` keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest request head (request line and headers), at most 65535 bytes.
-    pub max_head: usize,
+    /// Largest request head (request line and headers), at most [`MAX_HEAD_SIZE`].
+    pub max_head_size: usize,
     /// Longest request target.
-    pub max_uri: usize,
+    pub max_uri_length: usize,
     /// Largest body, after de-chunking.
-    pub max_body: usize,
+    pub max_request_size: usize,
 }
+
+/// The largest head limit: offsets into a head are kept in 16 bits.
+pub const MAX_HEAD_SIZE: usize = u16::MAX as usize;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_head: 16 * 1024,
-            max_uri: 8 * 1024,
-            max_body: 1024 * 1024,
+            max_head_size: 16 * 1024,
+            max_uri_length: 8 * 1024,
+            max_request_size: 1024 * 1024,
         }
     }
 }
@@ -46,7 +49,7 @@ pub enum Event {
 
 /// How the body of a request is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+enum BodyFraming {
     Length(usize),
     Chunked,
 }
@@ -70,16 +73,27 @@ pub struct Decoder {
 
 impl Decoder {
     /// A decoder for a connection served by `shard`.
+    ///
+    /// # Panics
+    /// If `limits.max_head_size` exceeds [`MAX_HEAD_SIZE`]: offsets into the head are
+    /// 16-bit, so a larger head would be misread (the config refuses such a value).
     pub fn new(limits: Limits, shard: usize) -> Decoder {
-        Decoder {
+        let mut decoder = Decoder {
             limits,
             shard,
             state: State::Head,
-        }
+        };
+        decoder.set_limits(limits);
+        decoder
     }
 
-    /// Replaces the limits for the requests that follow.
+    /// Replaces the limits for the requests that follow. Panics as [`Decoder::new`].
     pub fn set_limits(&mut self, limits: Limits) {
+        assert!(
+            limits.max_head_size <= MAX_HEAD_SIZE,
+            "max_head_size {} is above {MAX_HEAD_SIZE}",
+            limits.max_head_size
+        );
         self.limits = limits;
     }
 
@@ -132,18 +146,18 @@ impl Decoder {
         match parsed.framing {
             None => Ok(Event::Request(request)),
             Some(framing) => {
-                if let Framing::Length(len) = framing {
-                    if len > self.limits.max_body {
+                if let BodyFraming::Length(len) = framing {
+                    if len > self.limits.max_request_size {
                         return Err(ParseError::BodyTooLarge);
                     }
                 }
                 let body_waiting = match framing {
-                    Framing::Length(len) => buf.len() < len,
-                    Framing::Chunked => true,
+                    BodyFraming::Length(len) => buf.len() < len,
+                    BodyFraming::Chunked => true,
                 };
                 self.state = match framing {
-                    Framing::Length(len) => State::Length(request, len),
-                    Framing::Chunked => {
+                    BodyFraming::Length(len) => State::Length(request, len),
+                    BodyFraming::Chunked => {
                         State::Chunked(request, ChunkedDecoder::default(), BytesMut::new())
                     }
                 };
@@ -171,7 +185,7 @@ impl Decoder {
         mut body: BytesMut,
         buf: &mut BytesMut,
     ) -> Result<Event, ParseError> {
-        if decoder.decode(buf, &mut body, self.limits.max_body)? {
+        if decoder.decode(buf, &mut body, self.limits.max_request_size)? {
             request.body = body.freeze();
             Ok(Event::Request(request))
         } else {
@@ -189,7 +203,7 @@ struct ParsedHead {
     version: Version,
     keep_alive: bool,
     expect_continue: bool,
-    framing: Option<Framing>,
+    framing: Option<BodyFraming>,
 }
 
 fn bad(why: &'static str) -> ParseError {
@@ -210,12 +224,12 @@ fn parse_head(
         Ok(httparse::Status::Partial) => return incomplete(buf, limits),
         Err(e) => return Err(map_httparse_error(e, buf)),
     };
-    if head_len > limits.max_head {
+    if head_len > limits.max_head_size {
         return Err(ParseError::HeadTooLarge);
     }
     let method_text = req.method.unwrap_or("");
     let target = req.path.unwrap_or("");
-    if target.len() > limits.max_uri {
+    if target.len() > limits.max_uri_length {
         return Err(ParseError::UriTooLong);
     }
     let method = Method::from_token(method_text);
@@ -281,9 +295,9 @@ fn parse_head(
             return Err(bad("Transfer-Encoding in an HTTP/1.0 request"))
         }
         (true, None) if !chunked => return Err(bad("Transfer-Encoding does not end in chunked")),
-        (true, None) => Some(Framing::Chunked),
+        (true, None) => Some(BodyFraming::Chunked),
         (false, Some(0)) | (false, None) => None,
-        (false, Some(len)) => Some(Framing::Length(len)),
+        (false, Some(len)) => Some(BodyFraming::Length(len)),
     };
     let keep_alive = match version {
         Version::Http11 => !close,
@@ -306,10 +320,10 @@ fn parse_head(
 fn incomplete<T>(buf: &[u8], limits: &Limits) -> Result<Option<T>, ParseError> {
     let line_done = buf.contains(&b'\n');
     // Method, spaces and version take at most this much beyond the target.
-    if !line_done && buf.len() > limits.max_uri + 32 {
+    if !line_done && buf.len() > limits.max_uri_length + 32 {
         return Err(ParseError::UriTooLong);
     }
-    if buf.len() >= limits.max_head {
+    if buf.len() >= limits.max_head_size {
         return Err(if line_done {
             ParseError::HeadTooLarge
         } else {

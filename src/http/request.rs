@@ -8,6 +8,8 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+use crate::http::response::HeaderText;
+
 /// Most headers a request may carry; more is answered with 431.
 pub const MAX_HEADERS: usize = 64;
 /// Most `:name` parameters a route may capture.
@@ -239,6 +241,16 @@ impl Request {
     /// The first value of header `name` as text (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get_str(name)
+    }
+
+    /// The first value of header `name` as a [`HeaderText`] sharing the request's
+    /// bytes (no copy), e.g. to send it back in a response. `None` when absent or not
+    /// UTF-8.
+    pub fn header_bytes(&self, name: &str) -> Option<HeaderText> {
+        let value = self.header(name)?;
+        Some(HeaderText::shared(
+            self.headers.head.slice_ref(value.as_bytes()),
+        ))
     }
 
     /// The body, de-chunked. Empty when the request had none.

@@ -114,6 +114,12 @@ impl HeaderText {
         HeaderText { text, safe }
     }
 
+    /// Text already known to be UTF-8, shared rather than copied.
+    pub(crate) fn shared(text: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&text).is_ok());
+        HeaderText::new(text)
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // Built only from `str`, so always UTF-8.
@@ -237,9 +243,9 @@ impl Response {
     }
 }
 
-/// How to frame one encoded response.
+/// What the request asks of its response's encoding: body or not, keep-alive, version.
 #[derive(Debug, Clone, Copy)]
-pub struct Framing {
+pub struct ResponseMode {
     /// The request was HEAD: headers of the GET answer, no body.
     pub head_only: bool,
     /// The connection stays open afterwards.
@@ -250,7 +256,7 @@ pub struct Framing {
 
 impl Response {
     /// Appends the encoded response to `out`.
-    pub fn encode(&self, framing: Framing, date: &[u8; DATE_LEN], out: &mut BytesMut) {
+    pub fn encode(&self, mode: ResponseMode, date: &[u8; DATE_LEN], out: &mut BytesMut) {
         let status = self.status;
         let body_allowed = !status.forbids_body();
         let body_len = if body_allowed { self.body.len() } else { 0 };
@@ -289,13 +295,13 @@ impl Response {
                 out.put_slice(b"\r\n");
             }
         }
-        if !framing.keep_alive || self.close {
+        if !mode.keep_alive || self.close {
             out.put_slice(b"Connection: close\r\n");
-        } else if framing.http10 {
+        } else if mode.http10 {
             out.put_slice(b"Connection: keep-alive\r\n");
         }
         out.put_slice(b"\r\n");
-        if body_allowed && !framing.head_only {
+        if body_allowed && !mode.head_only {
             out.put_slice(&self.body);
         }
     }
@@ -306,15 +312,15 @@ mod tests {
     use super::*;
 
     const DATE: &[u8; DATE_LEN] = b"Sun, 06 Nov 1994 08:49:37 GMT";
-    const KEEP: Framing = Framing {
+    const KEEP: ResponseMode = ResponseMode {
         head_only: false,
         keep_alive: true,
         http10: false,
     };
 
-    fn encode(response: &Response, framing: Framing) -> String {
+    fn encode(response: &Response, mode: ResponseMode) -> String {
         let mut out = BytesMut::new();
-        response.encode(framing, DATE, &mut out);
+        response.encode(mode, DATE, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
     }
 
@@ -330,11 +336,11 @@ mod tests {
 
     #[test]
     fn head_keeps_length_but_drops_body() {
-        let framing = Framing {
+        let mode = ResponseMode {
             head_only: true,
             ..KEEP
         };
-        let text = encode(&Response::text("hello world"), framing);
+        let text = encode(&Response::text("hello world"), mode);
         assert!(text.contains("Content-Length: 11\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
     }
@@ -350,12 +356,12 @@ mod tests {
 
     #[test]
     fn close_and_http10_keep_alive_are_announced() {
-        let closing = Framing {
+        let closing = ResponseMode {
             keep_alive: false,
             ..KEEP
         };
         assert!(encode(&Response::text("x"), closing).contains("Connection: close\r\n"));
-        let http10 = Framing {
+        let http10 = ResponseMode {
             http10: true,
             ..KEEP
         };

@@ -2,9 +2,9 @@ use super::*;
 
 fn limits() -> Limits {
     Limits {
-        max_head: 1024,
-        max_uri: 256,
-        max_body: 4096,
+        max_head_size: 1024,
+        max_uri_length: 256,
+        max_request_size: 4096,
     }
 }
 

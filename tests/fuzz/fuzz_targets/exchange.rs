@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use haywire::http::response::Framing;
+use haywire::http::response::ResponseMode;
 use haywire::http::{Decoder, Event, Limits, Method, Request, Response, Version};
 use haywire::{Reply, Router};
 use libfuzzer_sys::fuzz_target;
@@ -33,27 +33,27 @@ fuzz_target!(|data: &[u8]| {
         loop {
             match decoder.decode(&mut input) {
                 Ok(Event::Request(request)) => {
-                    let framing = Framing {
+                    let mode = ResponseMode {
                         head_only: request.method() == Method::Head,
                         keep_alive: request.keep_alive(),
                         http10: request.version() == Version::Http10,
                     };
                     if let Reply::Ready(response) = router.dispatch(request) {
-                        response.encode(framing, &date, &mut output);
+                        response.encode(mode, &date, &mut output);
                     }
-                    if !framing.keep_alive {
+                    if !mode.keep_alive {
                         break 'feed;
                     }
                 }
                 Ok(Event::Continue) => output.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"),
                 Ok(Event::NeedMore) => break,
                 Err(error) => {
-                    let framing = Framing {
+                    let mode = ResponseMode {
                         head_only: false,
                         keep_alive: false,
                         http10: false,
                     };
-                    Response::new(error.status()).encode(framing, &date, &mut output);
+                    Response::new(error.status()).encode(mode, &date, &mut output);
                     break 'feed;
                 }
             }

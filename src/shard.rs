@@ -1,0 +1,105 @@
+//! One shard's state: what its connections share, how it is built on the shard's
+//! executor (routes, poller, clocks, pool) and how it drains at a graceful stop.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use haywire_shards::ShardCtx;
+
+use crate::config::{Config, Settings};
+use crate::http::date::DateCache;
+use crate::net::Poller;
+use crate::pool::BufferPool;
+use crate::router::Router;
+use crate::stats::ShardStats;
+use crate::stock;
+use crate::watchdog::Watchdog;
+
+/// Idle buffers a shard keeps for reuse, in initial-size buffers' worth of bytes.
+const POOLED_BUFFERS: usize = 1024;
+
+/// Bytes one read may take from a socket.
+const READ_SCRATCH: usize = 64 * 1024;
+
+/// Builds each shard's routes: called once on every shard, with that shard's context.
+pub(crate) type RouteFactory = Arc<dyn Fn(&mut Router, &Rc<ShardCtx>) + Send + Sync>;
+
+/// Everything one shard's connections share. Lives on that shard only.
+pub(crate) struct Shard {
+    pub(crate) id: usize,
+    pub(crate) router: Router,
+    pub(crate) date: Rc<DateCache>,
+    pub(crate) stats: Rc<ShardStats>,
+    pub(crate) pool: BufferPool,
+    /// Live settings; a reload replaces them.
+    pub(crate) settings: Cell<Settings>,
+    pub(crate) watchdog: Rc<Watchdog>,
+    /// Readiness for every socket of the shard.
+    pub(crate) poller: Rc<Poller>,
+    /// Set when a graceful shutdown begins: no new requests are read.
+    pub(crate) draining: Cell<bool>,
+    /// Every read lands here first (see `conn::poll_fill`); zeroed once.
+    pub(crate) scratch: RefCell<Vec<u8>>,
+}
+
+impl Shard {
+    /// Builds the shard's state on its executor: the poller, the clocks, the buffer
+    /// pool, and the router from the config's stock routes and the user's factories.
+    pub(crate) fn start(ctx: &Rc<ShardCtx>, config: &Config, routes: &[RouteFactory]) -> Rc<Shard> {
+        let stats = Rc::new(ShardStats::default());
+        ctx.insert_local(stats.clone());
+        // Failing here means the kernel is out of descriptors or memory at start-up: the
+        // shard cannot serve at all, so it fails loudly (`join` reports it).
+        let poller =
+            Rc::new(Poller::new(stats.clone()).expect("cannot create the shard's epoll set"));
+        glommio::spawn_local(poller.clone().run()).detach();
+        let date = Rc::new(DateCache::default());
+        glommio::spawn_local(refresh_date(date.clone())).detach();
+        let watchdog = Rc::new(Watchdog::default());
+        glommio::spawn_local(watchdog.clone().run()).detach();
+
+        let mut router = Router::new();
+        stock::mount(&config.routes, &mut router, ctx);
+        for factory in routes {
+            factory(&mut router, ctx);
+        }
+        let shard = Rc::new(Shard {
+            id: ctx.id(),
+            router,
+            date,
+            stats,
+            pool: BufferPool::new(
+                config.limits.read_buffer,
+                POOLED_BUFFERS * config.limits.read_buffer,
+            ),
+            settings: Cell::new(config.settings()),
+            watchdog,
+            poller,
+            draining: Cell::new(false),
+            scratch: RefCell::new(vec![0; READ_SCRATCH]),
+        });
+        ctx.insert_local(shard.clone());
+        shard
+    }
+
+    /// Graceful stop, once the listener is gone: idle connections close now, busy ones
+    /// once their in-flight responses (sent with `Connection: close`) are out. Returns
+    /// when the last one is done or the grace has passed.
+    pub(crate) async fn drain(&self) {
+        self.draining.set(true);
+        self.watchdog.wake_all();
+        let grace = Instant::now() + self.settings.get().shutdown_grace;
+        while self.stats.active() > 0 && Instant::now() < grace {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn refresh_date(date: Rc<DateCache>) {
+    loop {
+        glommio::timer::sleep(DateCache::until_next_second(SystemTime::now())).await;
+        date.refresh(SystemTime::now());
+    }
+}
