@@ -1,0 +1,178 @@
+"""ASGI 3 (HTTP and lifespan) on Haywire, on an asyncio loop in the worker's Python
+thread.
+
+The request body is delivered in ``http.request`` events of at most 64 KiB with
+``more_body``. Haywire cannot stream a response yet: ``http.response.body`` events
+are collected until ``more_body`` is false and sent as one body with a
+Content-Length. After the response (or once the app returns) ``receive()`` answers
+``http.disconnect``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import traceback
+from typing import Any, Callable
+from urllib.parse import unquote
+
+CHUNK = 64 * 1024
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+_ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
+
+
+class LifespanFailed(Exception):
+    """The app reported ``lifespan.startup.failed``."""
+
+
+class Lifespan:
+    """Runs the app's lifespan protocol: startup before the worker accepts, shutdown
+    after it has drained. Apps that do not support lifespan are tolerated."""
+
+    def __init__(self, app: Callable[..., Any], state: dict) -> None:
+        self.app = app
+        self.state = state
+        self.supported = True
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.startup_done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.shutdown_done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
+        try:
+            await self.app(scope, self.inbox.get, self._send)
+        except Exception:
+            if not self.startup_done.done():
+                # Raising before startup completes means "lifespan not supported".
+                self.supported = False
+                self.startup_done.set_result(None)
+            else:
+                traceback.print_exc(file=sys.stderr)
+        finally:
+            for future in (self.startup_done, self.shutdown_done):
+                if not future.done():
+                    future.set_result(None)
+
+    async def _send(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            self.startup_done.set_result(None)
+        elif kind == "lifespan.startup.failed":
+            self.startup_done.set_exception(LifespanFailed(message.get("message", "")))
+        elif kind == "lifespan.shutdown.complete":
+            self.shutdown_done.set_result(None)
+        elif kind == "lifespan.shutdown.failed":
+            print(f"haywire: lifespan shutdown failed: {message.get('message', '')}", file=sys.stderr)
+            self.shutdown_done.set_result(None)
+
+    async def startup(self) -> None:
+        """Sends ``lifespan.startup`` and waits for the app's answer."""
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        await self.inbox.put({"type": "lifespan.startup"})
+        await self.startup_done
+
+    async def shutdown(self) -> None:
+        """Sends ``lifespan.shutdown`` and waits for the app's answer."""
+        if not self.supported or self.task is None:
+            return
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        await self.shutdown_done
+
+
+def make_handler(
+    app: Callable[..., Any],
+    loop: asyncio.AbstractEventLoop,
+    server: tuple[str, int],
+    state: dict,
+) -> Callable[[Any], None]:
+    """The per-request function: starts a task running the app for the request."""
+
+    async def run(request: Any) -> None:
+        body = request.body
+        path = request.path
+        scope = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": request.http_version[5:],
+            "method": request.method,
+            "scheme": "http",
+            "path": unquote(path),
+            "raw_path": path.encode("latin-1"),
+            "query_string": request.query.encode("latin-1"),
+            "root_path": "",
+            "headers": [(n.lower().encode("latin-1"), v) for n, v in request.raw_headers],
+            "client": None,
+            "server": server,
+            "state": state.copy(),
+        }
+        chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
+        position = 0
+        done = loop.create_future()
+        response: dict[str, Any] = {"status": None, "headers": [], "body": []}
+
+        async def receive() -> dict:
+            nonlocal position
+            if position < len(chunks):
+                chunk = chunks[position]
+                position += 1
+                return {
+                    "type": "http.request",
+                    "body": chunk,
+                    "more_body": position < len(chunks),
+                }
+            await done
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            kind = message["type"]
+            if done.done():
+                raise RuntimeError("response already complete")
+            if kind == "http.response.start":
+                if response["status"] is not None:
+                    raise RuntimeError("http.response.start sent twice")
+                response["status"] = int(message["status"])
+                response["headers"] = [
+                    (
+                        n.decode("latin-1") if isinstance(n, bytes) else n,
+                        v.decode("latin-1") if isinstance(v, bytes) else v,
+                    )
+                    for n, v in message.get("headers", [])
+                ]
+            elif kind == "http.response.body":
+                if response["status"] is None:
+                    raise RuntimeError("http.response.body before http.response.start")
+                data = message.get("body", b"")
+                if data:
+                    response["body"].append(bytes(data))
+                if not message.get("more_body", False):
+                    request.respond(
+                        response["status"], response["headers"], b"".join(response["body"])
+                    )
+                    done.set_result(None)
+            else:
+                raise RuntimeError(f"unexpected ASGI message {kind!r}")
+
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            if not request.responded:
+                request.respond(*_ERROR)
+        else:
+            if not request.responded:
+                print("haywire: ASGI app returned without a complete response", file=sys.stderr)
+                request.respond(*_ERROR)
+        finally:
+            if not done.done():
+                done.set_result(None)
+
+    tasks: set[asyncio.Task] = set()
+
+    def handle(request: Any) -> None:
+        # The loop keeps only weak references to tasks: hold them until done.
+        task = loop.create_task(run(request))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return handle

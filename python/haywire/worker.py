@@ -1,0 +1,156 @@
+"""A worker process: one interpreter, pinned to one CPU, running one Haywire shard on
+its own SO_REUSEPORT listener and answering requests on its main thread.
+
+Started by the supervisor (``python -m haywire``); not meant to be run by hand.
+Exit status 3 means the app cannot start (import error, lifespan startup failed):
+the supervisor then stops instead of restarting it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import importlib
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+from . import asgi, wsgi
+from ._haywire import Worker
+from .native import App
+
+FATAL = 3
+
+
+def import_app(spec: str) -> Any:
+    """Imports ``module:attribute`` (the attribute may be dotted)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"app {spec!r} must look like module:attribute")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    target: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def _die_with_parent() -> None:
+    """Asks the kernel to SIGTERM this process when the supervisor dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:
+        sys.exit(0)
+
+
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+
+            return uvloop.new_event_loop()
+        except ImportError:
+            if kind == "uvloop":
+                raise
+    return asyncio.new_event_loop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="haywire.worker")
+    parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--cpu", type=int)
+    parser.add_argument("--config")
+    parser.add_argument("--address")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--interface", default="wsgi")
+    parser.add_argument("--stats-dir")
+    parser.add_argument("--max-in-flight", type=int, default=1024)
+    parser.add_argument("--loop", default="auto")
+    parser.add_argument("app")
+    args = parser.parse_args(argv)
+
+    _die_with_parent()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    try:
+        app = import_app(args.app)
+    except Exception:
+        traceback.print_exc()
+        return FATAL
+
+    native = args.interface == "native"
+    if native and not isinstance(app, App):
+        print(f"haywire: {args.app} is not a haywire.App", file=sys.stderr)
+        return FATAL
+    worker = Worker(
+        path=args.config,
+        address=args.address,
+        port=args.port,
+        index=args.index,
+        stats_dir=args.stats_dir,
+        max_in_flight=args.max_in_flight,
+        routes=[(method, path) for method, path, _ in app.routes] if native else [],
+        fallback=not native,
+    )
+    server_name = args.address or "localhost"
+
+    def ready(port: int) -> None:
+        cpu = "-" if args.cpu is None else args.cpu
+        print(f"haywire: worker {args.index} ready (pid {os.getpid()}, cpu {cpu}, port {port})", flush=True)
+
+    if args.interface == "wsgi" or (native and not app.is_async):
+        if args.interface == "wsgi":
+            handler = wsgi.make_handler(app, server_name, args.port or 0, args.workers > 1)
+        else:
+            handler = app.dispatcher()
+        ready(worker.start())
+        worker.serve(handler)
+        return 0
+
+    loop = _new_loop(args.loop)
+    asyncio.set_event_loop(loop)
+    state: dict = {}
+    lifespan = None
+    if args.interface == "asgi":
+        async def start_lifespan() -> asgi.Lifespan:
+            span = asgi.Lifespan(app, state)
+            await span.startup()
+            return span
+
+        try:
+            lifespan = loop.run_until_complete(start_lifespan())
+        except Exception:
+            traceback.print_exc()
+            return FATAL
+        handler = asgi.make_handler(app, loop, (server_name, args.port or 0), state)
+    else:
+        handler = app.async_dispatcher(loop)
+
+    def on_ready() -> None:
+        requests = worker.take()
+        if requests is None:
+            loop.stop()
+            return
+        for request in requests:
+            handler(request)
+
+    loop.add_reader(worker.fileno(), on_ready)
+    ready(worker.start())
+    loop.run_forever()
+    loop.remove_reader(worker.fileno())
+    if lifespan is not None:
+        loop.run_until_complete(lifespan.shutdown())
+    loop.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

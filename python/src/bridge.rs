@@ -1,0 +1,296 @@
+//! The bridge between one shard and the worker's Python thread.
+//!
+//! Shard → Python: the handler turns the request into an owned [`Job`], pushes it onto
+//! the [`Inbox`] (a locked queue plus a doorbell socket) and returns a future that waits
+//! on a shard-local slot. Python → shard: the Python thread posts the response into the
+//! [`Outbox`] (the same shape) and rings its doorbell; a task on the shard reads that
+//! doorbell as a glommio stream and completes the slots. No foreign thread ever touches
+//! a glommio `Waker` (see `shards/src/mailbox.rs` for why: glommio 0.9 can leave the
+//! executor parked when woken from another thread).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use futures_lite::AsyncReadExt;
+use haywire::handler::Reply;
+use haywire::{Handler, Request, Response, StatusCode};
+
+/// Route index of the fallback (WSGI and ASGI apps get every unrouted path).
+pub const FALLBACK: usize = usize::MAX;
+
+/// A request copied out of the shard so it can cross to the Python thread.
+pub struct Job {
+    /// Matches the response to the waiting slot.
+    pub token: u64,
+    /// Index of the native route, or [`FALLBACK`].
+    pub route: usize,
+    /// Method token as sent.
+    pub method: String,
+    /// Path without the query, as sent (still percent-encoded).
+    pub path: String,
+    /// Query string without `?`, empty when there was none.
+    pub query: String,
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    pub version: &'static str,
+    /// Header names as sent and their raw values.
+    pub headers: Vec<(String, Bytes)>,
+    /// The de-chunked body.
+    pub body: Bytes,
+    /// `:name` captures of a native route.
+    pub params: Vec<(String, String)>,
+}
+
+/// A queue plus a doorbell: any thread posts, one reader drains after a ring.
+pub struct Mailbox<T> {
+    queue: Mutex<VecDeque<T>>,
+    rung: AtomicBool,
+    closed: AtomicBool,
+    bell: UnixStream,
+}
+
+impl<T> Mailbox<T> {
+    /// A mailbox and the reading end of its doorbell.
+    pub fn new() -> io::Result<(Arc<Mailbox<T>>, UnixStream)> {
+        let (bell, door) = UnixStream::pair()?;
+        bell.set_nonblocking(true)?;
+        door.set_nonblocking(true)?;
+        let mailbox = Mailbox {
+            queue: Mutex::new(VecDeque::new()),
+            rung: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            bell,
+        };
+        Ok((Arc::new(mailbox), door))
+    }
+
+    /// Queues `item` and rings unless a ring is already pending.
+    pub fn post(&self, item: T) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(item);
+        self.ring();
+    }
+
+    fn ring(&self) {
+        if !self.rung.swap(true, Ordering::AcqRel) {
+            // A full socket buffer means unread rings are pending; an error means the
+            // reader is gone. Either way there is nothing more to do.
+            let _ = (&self.bell).write(&[1]);
+        }
+    }
+
+    /// Takes everything queued. Clears the ring first: a post racing with this either
+    /// lands in this drain or rings again.
+    pub fn drain(&self) -> VecDeque<T> {
+        self.rung.store(false, Ordering::Release);
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Marks the mailbox closed and wakes the reader.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.rung.store(false, Ordering::Release);
+        self.ring();
+    }
+
+    /// Whether [`Mailbox::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Reads every pending ring byte from a nonblocking doorbell without waiting.
+pub fn consume_rings(door: &UnixStream) {
+    let mut rings = [0u8; 256];
+    loop {
+        match (&*door).read(&mut rings) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Blocks (without the GIL) until the doorbell rings.
+pub fn wait_ring(door: &UnixStream) {
+    let mut pfd = libc::pollfd {
+        fd: door.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is a valid pollfd for the duration of the call; an error (EINTR)
+    // just returns early and the caller looks at the queue again.
+    unsafe { libc::poll(&mut pfd, 1, -1) };
+    consume_rings(door);
+}
+
+/// A shard-local one-shot: the response and the waiting task.
+#[derive(Default)]
+struct Slot {
+    response: RefCell<Option<Response>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// The shard's half of the bridge: slots waiting for Python, and the in-flight cap.
+pub struct ShardBridge {
+    inbox: Arc<Mailbox<Job>>,
+    pending: RefCell<HashMap<u64, Rc<Slot>>>,
+    next: Cell<u64>,
+    in_flight: Cell<usize>,
+    max_in_flight: usize,
+}
+
+impl ShardBridge {
+    /// A bridge that sends jobs to `inbox` with at most `max_in_flight` unanswered.
+    pub fn new(inbox: Arc<Mailbox<Job>>, max_in_flight: usize) -> Rc<ShardBridge> {
+        Rc::new(ShardBridge {
+            inbox,
+            pending: RefCell::default(),
+            next: Cell::new(0),
+            in_flight: Cell::new(0),
+            max_in_flight: max_in_flight.max(1),
+        })
+    }
+
+    /// Serves the outbox: completes slots with the responses the Python thread posts.
+    /// Runs on the shard until the shard ends.
+    pub async fn serve(self: Rc<Self>, outbox: Arc<Mailbox<(u64, Response)>>, door: UnixStream) {
+        // SAFETY: `into_raw_fd` hands over sole ownership of a valid, open, nonblocking
+        // stream socket; glommio's stream takes over closing it. glommio offers no safe
+        // conversion from a std socket.
+        let mut door = unsafe { glommio::net::UnixStream::from_raw_fd(door.into_raw_fd()) };
+        let mut rings = [0u8; 256];
+        loop {
+            match door.read(&mut rings).await {
+                Ok(0) => return,
+                Ok(_) => {
+                    for (token, response) in outbox.drain() {
+                        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+                        let slot = self.pending.borrow_mut().remove(&token);
+                        if let Some(slot) = slot {
+                            *slot.response.borrow_mut() = Some(response);
+                            if let Some(waker) = slot.waker.borrow_mut().take() {
+                                waker.wake();
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn submit(&self, route: usize, request: Request) -> Reply {
+        if self.in_flight.get() >= self.max_in_flight {
+            return Reply::Ready(
+                Response::new(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_header("Retry-After", "1")
+                    .with_body("text/plain", "server busy\n"),
+            );
+        }
+        let token = self.next.get();
+        self.next.set(token.wrapping_add(1));
+        let params = request_params(&request, route);
+        let job = Job {
+            token,
+            route,
+            method: request.method_str().to_owned(),
+            path: request.path().to_owned(),
+            query: request.query().unwrap_or("").to_owned(),
+            version: match request.version() {
+                haywire::http::Version::Http10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            headers: request
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_owned(), Bytes::copy_from_slice(v)))
+                .collect(),
+            body: request.body().clone(),
+            params,
+        };
+        let slot = Rc::new(Slot::default());
+        self.pending.borrow_mut().insert(token, slot.clone());
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.inbox.post(job);
+        Reply::Pending(Box::pin(Waiting { slot }))
+    }
+}
+
+thread_local! {
+    /// Native routes' `:name` lists, by route index, for the shard's thread.
+    static PARAM_NAMES: RefCell<Vec<Vec<String>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records the `:name` segments of every native route (called where the routes are built).
+pub fn set_param_names(routes: &[(String, String)]) {
+    PARAM_NAMES.with(|names| {
+        *names.borrow_mut() = routes
+            .iter()
+            .map(|(_, path)| {
+                path.split('/')
+                    .filter_map(|s| s.strip_prefix(':'))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect();
+    });
+}
+
+fn request_params(request: &Request, route: usize) -> Vec<(String, String)> {
+    if route == FALLBACK {
+        return Vec::new();
+    }
+    PARAM_NAMES.with(|names| {
+        names.borrow().get(route).map_or_else(Vec::new, |names| {
+            names
+                .iter()
+                .filter_map(|n| Some((n.clone(), request.param(n)?.to_owned())))
+                .collect()
+        })
+    })
+}
+
+/// The future a bridged handler returns: ready when the slot is filled.
+struct Waiting {
+    slot: Rc<Slot>,
+}
+
+impl Future for Waiting {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        if let Some(response) = self.slot.response.borrow_mut().take() {
+            return Poll::Ready(response);
+        }
+        *self.slot.waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A route (or the fallback) answered by the Python thread.
+pub struct PyRoute {
+    /// The shard's bridge.
+    pub bridge: Rc<ShardBridge>,
+    /// Native route index or [`FALLBACK`].
+    pub route: usize,
+}
+
+impl Handler for PyRoute {
+    fn call(&self, request: Request) -> Reply {
+        self.bridge.submit(self.route, request)
+    }
+}

@@ -1,0 +1,481 @@
+//! `haywire._haywire`: the Rust half of the Python package.
+//!
+//! One worker process runs one Haywire shard (HTTP parsing, keep-alive, pipelining and
+//! writes stay in Rust) and one Python thread, the process's main thread, which stays
+//! attached to the interpreter for its life and releases the GIL only while it waits
+//! for requests. See `bridge.rs` for how requests and responses cross between them.
+
+mod bridge;
+mod stats;
+
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use haywire::config::RouteConfig;
+use haywire::{Config, Method, Request, Response, Router, Server, ShardCtx, StatusCode};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::bridge::{Job, Mailbox, PyRoute, ShardBridge, FALLBACK};
+use crate::stats::StatsDir;
+
+create_exception!(
+    _haywire,
+    ConfigError,
+    PyValueError,
+    "A configuration problem; the message names the key."
+);
+
+/// Loads `path` (or the defaults when `None`), applies the overrides and validates.
+fn load_config(
+    path: Option<&str>,
+    address: Option<String>,
+    port: Option<u16>,
+) -> Result<Config, haywire::config::ConfigError> {
+    let mut config = match path {
+        Some(path) => Config::load(std::path::Path::new(path))?,
+        None => Config::default(),
+    };
+    if let Some(address) = address {
+        config.server.address = address;
+    }
+    if let Some(port) = port {
+        config.server.port = port;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn config_error(e: haywire::config::ConfigError) -> PyErr {
+    ConfigError::new_err(e.to_string())
+}
+
+/// Validates a configuration and returns `(address, port, route paths)`: what the
+/// supervisor needs before it starts workers. Raises `ConfigError` naming the key.
+#[pyfunction]
+#[pyo3(signature = (path=None, address=None, port=None))]
+fn check_config(
+    path: Option<&str>,
+    address: Option<String>,
+    port: Option<u16>,
+) -> PyResult<(String, u16, Vec<String>)> {
+    let config = load_config(path, address, port).map_err(config_error)?;
+    let ip: IpAddr = config
+        .server
+        .address
+        .parse()
+        .map_err(|_| ConfigError::new_err("key `server.address`: not an IP address"))?;
+    let routes = config.routes.iter().map(|r| r.path().to_owned()).collect();
+    Ok((ip.to_string(), config.server.port, routes))
+}
+
+/// One request handed to Python. Answer it exactly once with [`PyRequest::respond`];
+/// one dropped unanswered is answered 500.
+#[pyclass(module = "haywire._haywire", name = "Request", frozen)]
+struct PyRequest {
+    job: Job,
+    outbox: Arc<Mailbox<(u64, Response)>>,
+    responded: AtomicBool,
+}
+
+fn build_response(status: u16, headers: Vec<(String, String)>, body: Bytes) -> PyResult<Response> {
+    let status = StatusCode::from_u16(status)
+        .ok_or_else(|| PyValueError::new_err(format!("invalid status {status}")))?;
+    let mut response = Response::new(status);
+    let mut content_type = None;
+    let mut close = false;
+    for (name, value) in headers {
+        match name.to_ascii_lowercase().as_str() {
+            "content-type" => content_type = Some(value),
+            // Framing and these are Haywire's own.
+            "content-length" | "transfer-encoding" | "date" | "server" | "keep-alive" => {}
+            "connection" => close |= value.to_ascii_lowercase().contains("close"),
+            _ => response = response.with_header(name, value),
+        }
+    }
+    if !body.is_empty() || content_type.is_some() {
+        let content_type = content_type.unwrap_or_else(|| "application/octet-stream".into());
+        response = response.with_body(content_type, body);
+    }
+    if close {
+        response = response.with_close();
+    }
+    Ok(response)
+}
+
+impl PyRequest {
+    fn send(&self, response: Response) -> bool {
+        if self.responded.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.outbox.post((self.job.token, response));
+        true
+    }
+
+    /// Answers 500 unless a response was sent.
+    fn fail(&self) {
+        self.send(
+            Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+                .with_body("text/plain", "internal server error\n"),
+        );
+    }
+}
+
+impl Drop for PyRequest {
+    fn drop(&mut self) {
+        self.fail();
+    }
+}
+
+#[pymethods]
+impl PyRequest {
+    /// The method token, e.g. `GET`.
+    #[getter]
+    fn method(&self) -> &str {
+        &self.job.method
+    }
+
+    /// The path, still percent-encoded, without the query.
+    #[getter]
+    fn path(&self) -> &str {
+        &self.job.path
+    }
+
+    /// The query string without `?` (empty when none).
+    #[getter]
+    fn query(&self) -> &str {
+        &self.job.query
+    }
+
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    #[getter]
+    fn http_version(&self) -> &str {
+        self.job.version
+    }
+
+    /// Index of the native route that matched (`-1` for the fallback).
+    #[getter]
+    fn route(&self) -> i64 {
+        if self.job.route == FALLBACK {
+            -1
+        } else {
+            self.job.route as i64
+        }
+    }
+
+    /// The de-chunked body.
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.job.body)
+    }
+
+    /// Headers in order as `(name, value)`: names as sent, values as bytes.
+    #[getter]
+    fn raw_headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items: Vec<Bound<'py, PyTuple>> = self
+            .job
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                PyTuple::new(
+                    py,
+                    [
+                        n.into_pyobject(py)?.into_any(),
+                        PyBytes::new(py, v).into_any(),
+                    ],
+                )
+            })
+            .collect::<PyResult<_>>()?;
+        PyList::new(py, items)
+    }
+
+    /// Headers as a dict of lower-case name to value (Latin-1 text; repeated headers
+    /// joined with `, `).
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in &self.job.headers {
+            let name = name.to_ascii_lowercase();
+            let value = latin1(value);
+            match dict.get_item(&name)? {
+                Some(old) => {
+                    dict.set_item(&name, format!("{}, {value}", old.extract::<String>()?))?
+                }
+                None => dict.set_item(&name, value)?,
+            }
+        }
+        Ok(dict)
+    }
+
+    /// The first value of header `name` (case-insensitive), or `None`.
+    fn header(&self, name: &str) -> Option<String> {
+        self.job
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| latin1(v))
+    }
+
+    /// The body decoded as UTF-8 (invalid bytes replaced).
+    #[getter]
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.job.body).into_owned()
+    }
+
+    /// The body parsed as JSON.
+    fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("json")?
+            .call_method1("loads", (PyBytes::new(py, &self.job.body),))
+    }
+
+    /// Route parameters (`:name` captures) as a dict.
+    #[getter]
+    fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in &self.job.params {
+            dict.set_item(name, value)?;
+        }
+        Ok(dict)
+    }
+
+    /// Whether a response was sent.
+    #[getter]
+    fn responded(&self) -> bool {
+        self.responded.load(Ordering::Acquire)
+    }
+
+    /// Sends the response: status, `(name, value)` headers, body. Content-Length,
+    /// Date and Server are Haywire's; `Connection: close` closes after the response.
+    #[pyo3(signature = (status, headers, body))]
+    fn respond(&self, status: u16, headers: Vec<(String, String)>, body: &[u8]) -> PyResult<()> {
+        let response = build_response(status, headers, Bytes::copy_from_slice(body))?;
+        if self.send(response) {
+            Ok(())
+        } else {
+            Err(PyRuntimeError::new_err("response already sent"))
+        }
+    }
+}
+
+/// A worker: one single-shard Haywire server whose unrouted paths (or native routes)
+/// are answered by this process's Python thread.
+#[pyclass(module = "haywire._haywire")]
+struct Worker {
+    config: Config,
+    index: usize,
+    stats_dir: Option<PathBuf>,
+    max_in_flight: usize,
+    routes: Vec<(String, String)>,
+    fallback: bool,
+    inbox: Arc<Mailbox<Job>>,
+    inbox_door: UnixStream,
+    outbox: Arc<Mailbox<(u64, Response)>>,
+    outbox_door: Arc<Mutex<Option<UnixStream>>>,
+    started: AtomicBool,
+}
+
+fn io_error(e: std::io::Error) -> PyErr {
+    PyRuntimeError::new_err(e.to_string())
+}
+
+#[pymethods]
+impl Worker {
+    /// A worker for the config at `path` (defaults when `None`) with the overrides.
+    /// `routes` are native `(method, path)` routes answered by Python with their index;
+    /// with `fallback`, every path no route matches goes to Python.
+    #[new]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=1024, routes=Vec::new(), fallback=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        path: Option<&str>,
+        address: Option<String>,
+        port: Option<u16>,
+        index: usize,
+        stats_dir: Option<PathBuf>,
+        max_in_flight: usize,
+        routes: Vec<(String, String)>,
+        fallback: bool,
+    ) -> PyResult<Worker> {
+        let mut config = load_config(path, address, port).map_err(config_error)?;
+        config.server.shards = 1;
+        // The process is pinned by the supervisor: the shard inherits its CPU.
+        config.server.placement = haywire::config::PlacementKind::Unbound;
+        for (method, route) in &routes {
+            if !route.starts_with('/') {
+                return Err(PyValueError::new_err(format!(
+                    "route {route:?} ({method}) must start with '/'"
+                )));
+            }
+        }
+        let (inbox, inbox_door) = Mailbox::new().map_err(io_error)?;
+        let (outbox, outbox_door) = Mailbox::new().map_err(io_error)?;
+        Ok(Worker {
+            config,
+            index,
+            stats_dir,
+            max_in_flight,
+            routes,
+            fallback,
+            inbox,
+            inbox_door,
+            outbox,
+            outbox_door: Arc::new(Mutex::new(Some(outbox_door))),
+            started: AtomicBool::new(false),
+        })
+    }
+
+    /// Binds the listener and starts the shard; returns the bound port. SIGINT and
+    /// SIGTERM stop it gracefully from then on; `serve`/`take` end when it has stopped.
+    fn start(&self, py: Python<'_>) -> PyResult<u16> {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return Err(PyRuntimeError::new_err("worker already started"));
+        }
+        let mut config = self.config.clone();
+        let mut stats_path = Vec::new();
+        let mut metrics_path = Vec::new();
+        config.routes.retain(|route| match route {
+            RouteConfig::Stats { path } => {
+                stats_path.push(path.clone());
+                false
+            }
+            RouteConfig::Metrics { path } => {
+                metrics_path.push(path.clone());
+                false
+            }
+            _ => true,
+        });
+        let stats_dir = StatsDir {
+            dir: self.stats_dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("haywire-{}", std::process::id()))
+            }),
+            worker: self.index,
+        };
+        let _ = std::fs::create_dir_all(&stats_dir.dir);
+        let inbox = self.inbox.clone();
+        let outbox = self.outbox.clone();
+        let outbox_door = self.outbox_door.clone();
+        let routes = self.routes.clone();
+        let fallback = self.fallback;
+        let max_in_flight = self.max_in_flight;
+        let server = Server::new(config).routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            let bridge = ShardBridge::new(inbox.clone(), max_in_flight);
+            if let Some(door) = outbox_door.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                glommio::spawn_local(bridge.clone().serve(outbox.clone(), door)).detach();
+            }
+            glommio::spawn_local(stats_dir.clone().run(ctx.clone())).detach();
+            for path in &stats_path {
+                let (dir, ctx) = (stats_dir.clone(), ctx.clone());
+                router.get(path, move |r: Request| stats::stats(&dir, &ctx, r));
+            }
+            for path in &metrics_path {
+                let (dir, ctx) = (stats_dir.clone(), ctx.clone());
+                router.get(path, move |r: Request| stats::metrics(&dir, &ctx, r));
+            }
+            bridge::set_param_names(&routes);
+            for (index, (method, path)) in routes.iter().enumerate() {
+                let handler = PyRoute {
+                    bridge: bridge.clone(),
+                    route: index,
+                };
+                router.route(Method::from_token(method), path, handler);
+            }
+            if fallback {
+                router.fallback(PyRoute {
+                    bridge,
+                    route: FALLBACK,
+                });
+            }
+        });
+        let running = py.detach(|| server.start()).map_err(io_error)?;
+        let port = running.local_addr().port();
+        running.stop_on_signals(|| {}).map_err(io_error)?;
+        let inbox = self.inbox.clone();
+        std::thread::Builder::new()
+            .name("haywire-join".into())
+            .spawn(move || {
+                if let Err(e) = running.join() {
+                    eprintln!("haywire: worker: {e}");
+                }
+                inbox.close();
+            })
+            .map_err(io_error)?;
+        Ok(port)
+    }
+
+    /// Runs `handler(request)` for every request on this thread until the server has
+    /// stopped. The handler must call `request.respond(...)`; one that raises or
+    /// returns without answering gets a 500. The GIL is released only while waiting.
+    fn serve(&self, py: Python<'_>, handler: Bound<'_, PyAny>) -> PyResult<()> {
+        loop {
+            let jobs = self.inbox.drain();
+            if jobs.is_empty() {
+                if self.inbox.is_closed() {
+                    return Ok(());
+                }
+                let door = &self.inbox_door;
+                py.detach(|| bridge::wait_ring(door));
+                continue;
+            }
+            for job in jobs {
+                let request = Bound::new(py, self.request(job))?;
+                if let Err(e) = handler.call1((&request,)) {
+                    e.display(py);
+                }
+                request.get().fail();
+            }
+        }
+    }
+
+    /// The doorbell to watch for readability (an event loop's `add_reader`); then call
+    /// [`Worker::take`].
+    fn fileno(&self) -> i32 {
+        self.inbox_door.as_raw_fd()
+    }
+
+    /// The requests waiting now (maybe none), without blocking; `None` once the server
+    /// has stopped and nothing is left.
+    fn take(&self, py: Python<'_>) -> PyResult<Option<Vec<Py<PyRequest>>>> {
+        bridge::consume_rings(&self.inbox_door);
+        let jobs = self.inbox.drain();
+        if jobs.is_empty() && self.inbox.is_closed() {
+            return Ok(None);
+        }
+        jobs.into_iter()
+            .map(|job| Py::new(py, self.request(job)))
+            .collect::<PyResult<_>>()
+            .map(Some)
+    }
+}
+
+impl Worker {
+    fn request(&self, job: Job) -> PyRequest {
+        PyRequest {
+            job,
+            outbox: self.outbox.clone(),
+            responded: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The extension module.
+#[pymodule]
+fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ConfigError", m.py().get_type::<ConfigError>())?;
+    m.add_function(wrap_pyfunction!(check_config, m)?)?;
+    m.add_class::<Worker>()?;
+    m.add_class::<PyRequest>()?;
+    Ok(())
+}
+
+/// Bytes as Latin-1 text (every byte one character), as WSGI and HTTP/1.1 read them.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}

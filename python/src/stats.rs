@@ -1,0 +1,111 @@
+//! Counters across worker processes: each worker publishes its shard's snapshot into a
+//! file under a shared directory (on /dev/shm) every 250 ms; `/stats` and `/metrics`
+//! read every worker's file (their own worker live) and sum them.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use haywire::stats::{ShardStats, StatsSnapshot};
+use haywire::{Request, Response, ShardCtx, StatusCode};
+use serde::Serialize;
+
+/// How often a worker publishes its counters.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// Where the workers' counters meet.
+#[derive(Clone)]
+pub struct StatsDir {
+    /// The shared directory.
+    pub dir: PathBuf,
+    /// This worker's index (its label in the reports).
+    pub worker: usize,
+}
+
+impl StatsDir {
+    fn file(&self, worker: usize) -> PathBuf {
+        self.dir.join(format!("worker-{worker}.json"))
+    }
+
+    fn own(&self, ctx: &ShardCtx) -> Option<StatsSnapshot> {
+        ctx.local::<ShardStats>().map(|s| s.snapshot(self.worker))
+    }
+
+    /// Writes this worker's snapshot (through a temporary file and a rename, so a reader
+    /// never sees half a file).
+    fn publish(&self, ctx: &ShardCtx) {
+        let Some(snapshot) = self.own(ctx) else {
+            return;
+        };
+        let Ok(json) = serde_json::to_vec(&snapshot) else {
+            return;
+        };
+        let tmp = self.dir.join(format!(".worker-{}.tmp", self.worker));
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, self.file(self.worker));
+        }
+    }
+
+    /// Publishes every [`PUBLISH_EVERY`] until the shard ends.
+    pub async fn run(self, ctx: Rc<ShardCtx>) {
+        loop {
+            self.publish(&ctx);
+            glommio::timer::sleep(PUBLISH_EVERY).await;
+        }
+    }
+
+    /// Every worker's latest snapshot, this one's live, ordered by worker.
+    pub fn gather(&self, ctx: &ShardCtx) -> Vec<StatsSnapshot> {
+        let mut all: Vec<StatsSnapshot> = self.own(ctx).into_iter().collect();
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                if let Some(snapshot) = read_other(&entry.path(), self.worker) {
+                    all.push(snapshot);
+                }
+            }
+        }
+        all.sort_by_key(|s| s.shard);
+        all
+    }
+}
+
+fn read_other(path: &Path, own: usize) -> Option<StatsSnapshot> {
+    let name = path.file_name()?.to_str()?;
+    let worker: usize = name
+        .strip_prefix("worker-")?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()?;
+    if worker == own {
+        return None;
+    }
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+#[derive(Serialize)]
+struct StatsReport {
+    total: StatsSnapshot,
+    shards: Vec<StatsSnapshot>,
+}
+
+/// `/stats`: JSON with each worker's counters and their sum (same shape as the stock
+/// route, one entry per worker).
+pub fn stats(dir: &StatsDir, ctx: &ShardCtx, _: Request) -> Response {
+    let shards = dir.gather(ctx);
+    let report = StatsReport {
+        total: StatsSnapshot::total(&shards),
+        shards,
+    };
+    match serde_json::to_vec_pretty(&report) {
+        Ok(json) => Response::json(json),
+        Err(_) => Response::new(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// `/metrics`: the Prometheus exposition of every worker and their total.
+pub fn metrics(dir: &StatsDir, ctx: &ShardCtx, _: Request) -> Response {
+    Response::new(StatusCode::OK).with_body(
+        haywire::metrics::CONTENT_TYPE,
+        haywire::metrics::render(&dir.gather(ctx)),
+    )
+}
