@@ -227,11 +227,11 @@ impl PostgresConfig {
                 "set either `url` or `host`, not both",
             ));
         }
-        if !self.url.is_empty()
-            && !(self.url.starts_with("postgres://")
-                || self.url.starts_with("postgresql://")
-                || self.url.contains('='))
-        {
+        let url_ok = self.url.is_empty()
+            || self.url.starts_with("postgres://")
+            || self.url.starts_with("postgresql://")
+            || self.url.contains('=');
+        if !url_ok {
             return Err(error(
                 "postgres.url",
                 "must start with postgres:// or postgresql://, or be key=value pairs",

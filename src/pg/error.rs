@@ -1,0 +1,119 @@
+//! What can go wrong with a database query, and the HTTP answer for each.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::{Response, StatusCode};
+
+/// Why a database call failed. [`PgError::response`] turns it into the answer a
+/// handler gives: `Err(e) => e.response()`.
+#[derive(Debug)]
+pub enum PgError {
+    /// No connection is up (the database is down, restarting or unreachable), or the
+    /// connection dropped while the query was in flight: `503`. The shard is already
+    /// reconnecting; a later request may succeed.
+    Unavailable(String),
+    /// The query took longer than `postgres.query_timeout`: `504`.
+    Timeout(Duration),
+    /// The database answered with an error, or a row was missing: `500`.
+    Query(tokio_postgres::Error),
+    /// The `[postgres]` settings cannot be used (no database configured, a bad URL).
+    Config(String),
+}
+
+impl PgError {
+    /// The HTTP status this error answers with: 503, 504 or 500.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PgError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PgError::Timeout(_) => StatusCode::from_u16(504).expect("504 is a status"),
+            PgError::Query(_) | PgError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A plain-text response for this error. A query error names only its SQLSTATE,
+    /// so a client never sees the database's message (it may name tables or values).
+    pub fn response(&self) -> Response {
+        let body = match self {
+            PgError::Query(e) => match e.code() {
+                Some(code) => format!("database error (SQLSTATE {})\n", code.code()),
+                None => "database error\n".to_owned(),
+            },
+            PgError::Config(_) => "database not configured\n".to_owned(),
+            other => format!("{other}\n"),
+        };
+        let response = Response::new(self.status()).with_body("text/plain; charset=utf-8", body);
+        match self {
+            // The shard retries within a second; tell well-behaved clients so.
+            PgError::Unavailable(_) => response.with_header("Retry-After", "1"),
+            _ => response,
+        }
+    }
+}
+
+impl fmt::Display for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PgError::Unavailable(why) => write!(f, "database unavailable: {why}"),
+            PgError::Timeout(after) => {
+                write!(
+                    f,
+                    "database query timed out after {:.3} s",
+                    after.as_secs_f64()
+                )
+            }
+            PgError::Query(e) => write!(f, "database error: {e}"),
+            PgError::Config(why) => write!(f, "database configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PgError::Query(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    /// Sorts a driver error: a closed connection or a server going away is
+    /// `Unavailable`, the server's own `statement_timeout` is `Timeout`, the rest `Query`.
+    fn from(e: tokio_postgres::Error) -> PgError {
+        if e.is_closed() {
+            return PgError::Unavailable("connection closed".to_owned());
+        }
+        match e.code().map(|c| c.code()) {
+            // 57014 query_canceled: statement_timeout fired on the server.
+            Some("57014") => PgError::Timeout(Duration::ZERO),
+            // 57P01..57P03: admin/crash shutdown, cannot connect now; class 08:
+            // connection exceptions.
+            Some(code) if code.starts_with("57P") || code.starts_with("08") => {
+                PgError::Unavailable(e.to_string())
+            }
+            _ => PgError::Query(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_answers_with_its_status() {
+        let unavailable = PgError::Unavailable("connection refused".into()).response();
+        assert_eq!(unavailable.status().as_u16(), 503);
+        assert_eq!(unavailable.header("retry-after"), Some("1"));
+        assert!(std::str::from_utf8(unavailable.body())
+            .unwrap()
+            .contains("database unavailable: connection refused"));
+        let timeout = PgError::Timeout(Duration::from_millis(250)).response();
+        assert_eq!(timeout.status().as_u16(), 504);
+        assert!(std::str::from_utf8(timeout.body())
+            .unwrap()
+            .contains("timed out after 0.250 s"));
+        assert_eq!(PgError::Config("x".into()).status().as_u16(), 500);
+    }
+}
