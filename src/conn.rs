@@ -284,12 +284,11 @@ impl Connection {
     /// phase the connection is in.
     async fn fill(&mut self, stream: &Socket, shard: &Shard) -> io::Result<Input> {
         self.arm_read_deadline(shard);
-        // Between requests a shutdown closes the connection, read as an end of input.
         let idle = self.read.is_empty() && !self.decoder.in_body();
         let Connection { read, deadline, .. } = self;
         let result = watchdog::until(deadline, |cx| {
             if idle && shard.draining.get() {
-                return Poll::Ready(Ok(0));
+                return Poll::Ready(read_before_closing(read, stream, shard));
             }
             poll_fill(read, stream, shard, cx)
         })
@@ -370,12 +369,27 @@ fn poll_fill(
     let mut scratch = shard.scratch.borrow_mut();
     let poll = stream.poll_read(cx, &mut scratch[..]);
     if let Poll::Ready(Ok(n)) = poll {
-        if n > 0 && read.capacity() == 0 {
-            *read = shard.pool.take();
-        }
-        read.extend_from_slice(&scratch[..n]);
+        append(read, &scratch[..n], shard);
     }
     poll
+}
+
+/// Between requests, a graceful stop closes the connection, unless a request has
+/// already arrived: that one is read now (its readiness may not be harvested yet) and
+/// answered with `Connection: close`. Nothing waiting reads as the end of input.
+fn read_before_closing(read: &mut BytesMut, stream: &Socket, shard: &Shard) -> io::Result<usize> {
+    let mut scratch = shard.scratch.borrow_mut();
+    let n = stream.read_now(&mut scratch[..])?.unwrap_or(0);
+    append(read, &scratch[..n], shard);
+    Ok(n)
+}
+
+/// Appends what a read brought, taking a pooled buffer when the connection holds none.
+fn append(read: &mut BytesMut, bytes: &[u8], shard: &Shard) {
+    if !bytes.is_empty() && read.capacity() == 0 {
+        *read = shard.pool.take();
+    }
+    read.extend_from_slice(bytes);
 }
 
 /// Encodes the ready responses at the front of `inflight`. Ready(close) once all are

@@ -197,12 +197,19 @@ fn past_max_connections_new_ones_are_refused_and_old_ones_keep_working() {
 
 /// Sends `wire`, then resets the connection (RST, not FIN).
 fn send_and_reset(addr: SocketAddr, wire: &[u8]) {
+    send_and_reset_after(addr, Duration::ZERO, wire)
+}
+
+/// Connects, waits `idle` (so the server has found the new socket empty), sends
+/// `wire`, then resets the connection.
+fn send_and_reset_after(addr: SocketAddr, idle: Duration, wire: &[u8]) {
     let stream = connect(addr);
+    thread::sleep(idle);
     let socket = socket2::Socket::from(stream);
     socket.set_linger(Some(Duration::ZERO)).unwrap();
     let mut stream: std::net::TcpStream = socket.into();
     stream.write_all(wire).unwrap();
-    thread::sleep(Duration::from_millis(5));
+    thread::sleep(Duration::from_millis(1));
     drop(stream);
 }
 
@@ -249,4 +256,41 @@ fn handler_panics_are_counted() {
     let total = total_stats(addr);
     assert_eq!(total["handler_panics"], 3);
     assert_eq!(total["responses"]["5xx"], 3);
+}
+
+#[test]
+fn a_close_that_arrives_with_the_request_ends_the_connection_at_once() {
+    // The default keep-alive timeout (60 s): only the FIN itself can end these.
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    for _ in 0..10 {
+        let mut stream = connect(addr);
+        // Idle first, so the server has read the socket empty and waits for an event.
+        thread::sleep(Duration::from_millis(50));
+        stream.write_all(get("/").as_bytes()).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reader = BufReader::new(stream);
+        assert_eq!(read_reply(&mut reader, false).status, 200);
+        let started = Instant::now();
+        assert!(is_closed(&mut reader), "the server kept the connection");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    eventually("every connection to be released", || {
+        total_stats(addr)["connections"]["active"] == 1
+    });
+}
+
+#[test]
+fn a_reset_after_part_of_a_body_releases_the_connection_at_once() {
+    // The default body timeout (30 s): only the reset itself can end these.
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let half = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nhalf";
+    for _ in 0..50 {
+        send_and_reset_after(addr, Duration::from_millis(20), half);
+    }
+    eventually("reset connections to be released", || {
+        total_stats(addr)["connections"]["active"] == 1
+    });
+    assert_eq!(total_stats(addr)["timeouts"], 0);
 }

@@ -4,6 +4,7 @@ mod common;
 
 use std::io::{BufReader, Write};
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
@@ -149,13 +150,13 @@ fn the_binary_serves_config_toml_with_flag_overrides() {
 }
 
 #[test]
-fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
+fn the_binary_reloads_on_sighup_with_its_flags_and_stops_on_sigterm() {
     use std::io::BufRead;
     use std::process::Stdio;
     let path = std::env::temp_dir().join(format!("haywire-bin-reload-{}.toml", std::process::id()));
     let config = |limit: usize| {
         format!(
-            "[server]\naddress = \"127.0.0.1\"\nport = 0\nshards = 2\nplacement = \"unbound\"\n\
+            "[server]\naddress = \"127.0.0.1\"\nport = 1\nshards = 3\nplacement = \"unbound\"\n\
              [limits]\nmax_request_size = {limit}\n[[route]]\nhandler = \"echo\"\npath = \"/echo\"\n"
         )
     };
@@ -163,6 +164,8 @@ fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_haywire"))
         .arg("--config")
         .arg(&path)
+        // The file says port 1 and 3 shards: the flags win, at start and on reload.
+        .args(["--port", "0", "--shards", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -186,8 +189,56 @@ fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
     kill("-HUP");
     let report = stderr.next().expect("a reload report").unwrap();
     assert!(report.contains("reloaded"), "{report}");
+    assert!(
+        !report.contains("restart"),
+        "flags given at start are kept on reload: {report}"
+    );
     assert_eq!(exchange(addr, post).0.status, 200);
     kill("-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
     std::fs::remove_file(&path).unwrap();
+}
+
+/// A connection to `addr` served by shard `want`, found by asking `/shard`.
+fn connect_to_shard(addr: std::net::SocketAddr, want: &str) -> BufReader<std::net::TcpStream> {
+    loop {
+        let mut stream = connect(addr);
+        stream.write_all(get("/shard").as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        if read_reply(&mut reader, false).text() == want {
+            return reader;
+        }
+    }
+}
+
+#[test]
+fn a_request_waiting_in_the_socket_when_a_stop_begins_is_answered() {
+    for _ in 0..8 {
+        let server = start_server(test_config());
+        let addr = server.local_addr();
+        let mut kept = connect_to_shard(addr, "0");
+        // Both shards busy: the next request and the stop arrive while nothing runs.
+        let blockers: Vec<_> = ["0", "1"]
+            .into_iter()
+            .map(|shard| {
+                let mut blocker = connect_to_shard(addr, shard);
+                blocker
+                    .get_mut()
+                    .write_all(get("/block/150").as_bytes())
+                    .unwrap();
+                blocker
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(30));
+        kept.get_mut().write_all(get("/").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        server.stop();
+        let reply = read_reply(&mut kept, false);
+        assert_eq!((reply.status, reply.text()), (200, "hello world".into()));
+        // Answered as the stop began (`Connection: close`) or just before it; then the
+        // connection ends either way.
+        assert!(is_closed(&mut kept), "the connection outlived the stop");
+        drop(blockers);
+        server.join().unwrap();
+    }
 }

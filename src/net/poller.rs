@@ -20,8 +20,11 @@ use crate::stats::ShardStats;
 const BATCH: usize = 64;
 
 /// Events after which a read may find something: data, the peer's FIN, an error.
-const INPUT: EventFlags = EventFlags::IN
-    .union(EventFlags::RDHUP)
+const INPUT: EventFlags = EventFlags::IN.union(HANG_UP);
+
+/// Events that say the input ends (the peer's FIN) or the socket failed. Edge-triggered,
+/// each arrives once, often together with the last data.
+const HANG_UP: EventFlags = EventFlags::RDHUP
     .union(EventFlags::HUP)
     .union(EventFlags::ERR);
 
@@ -53,6 +56,10 @@ struct Slot {
     /// Input may be waiting: set by an input event, cleared when a read finds the
     /// socket drained. Saves the `recv` that would only say `EAGAIN`.
     readable: bool,
+    /// The peer closed its side or the socket failed: no event will follow, so the
+    /// socket stays readable (the next read returns the end of input or the error)
+    /// even after a read that drained the data.
+    hung_up: bool,
 }
 
 /// The waker slots, reused as descriptors come and go. A released slot's generation
@@ -79,8 +86,10 @@ impl Slots {
 
     fn release(&mut self, token: Token) {
         let slot = &mut self.slots[token.index as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.waker = None;
+        *slot = Slot {
+            generation: slot.generation.wrapping_add(1),
+            ..Slot::default()
+        };
         self.free.push(token.index);
     }
 
@@ -144,10 +153,11 @@ impl Poller {
             .is_some_and(|slot| slot.readable)
     }
 
-    /// A read found the descriptor drained: the next read waits for an input event.
+    /// A read found the descriptor drained: the next read waits for an input event,
+    /// unless the peer has hung up (then the next read sees the end).
     pub(crate) fn drained(&self, token: Token) {
         if let Some(slot) = self.slots.borrow_mut().slot(token) {
-            slot.readable = false;
+            slot.readable = slot.hung_up;
         }
     }
 
@@ -155,6 +165,9 @@ impl Poller {
         let waker = self.slots.borrow_mut().slot(token).and_then(|slot| {
             if flags.intersects(INPUT) {
                 slot.readable = true;
+            }
+            if flags.intersects(HANG_UP) {
+                slot.hung_up = true;
             }
             slot.waker.take()
         });

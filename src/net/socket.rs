@@ -49,6 +49,21 @@ impl Socket {
         read
     }
 
+    /// Reads what the socket holds right now, whatever readiness has been harvested:
+    /// `None` when nothing is waiting. For decisions that must not miss input that
+    /// arrived since the last event (a graceful stop closing idle connections).
+    pub(crate) fn read_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.poller.stats.read_call();
+        loop {
+            return match net::recv(&self.fd, &mut *buf, RecvFlags::empty()) {
+                Ok((n, _)) => Ok(Some(n)),
+                Err(Errno::AGAIN) => Ok(None),
+                Err(Errno::INTR) => continue,
+                Err(error) => Err(error.into()),
+            };
+        }
+    }
+
     /// Writes what the socket takes of `buf`.
     pub(crate) fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // NOSIGNAL: a peer that left is an error on this connection, not a SIGPIPE.

@@ -61,6 +61,12 @@ pub fn test_routes(router: &mut Router, shard: &Rc<ShardCtx>) {
         Response::text(format!("slept {ms}"))
     });
     router.get("/big", |_: Request| Response::bytes(&BIG[..]));
+    // Holds the whole shard (a blocking handler), so input queues up behind it.
+    router.get("/block/:ms", |req: Request| {
+        let ms: u64 = req.param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(ms));
+        Response::text("unblocked")
+    });
     router.get("/panic", |_: Request| -> Response {
         panic!("handler failure on purpose")
     });
