@@ -1,0 +1,47 @@
+"""A plain FastAPI app, run unchanged on Haywire:
+
+    python -m haywire --interface asgi fastapi_app:app
+"""
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+
+state = {"started": False}
+
+
+@asynccontextmanager
+async def lifespan(app):
+    state["started"] = True
+    yield
+    state["started"] = False
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/", response_class=PlainTextResponse)
+async def index():
+    return "hello from fastapi"
+
+
+@app.get("/json")
+async def json_endpoint():
+    return {"message": "Hello, World!"}
+
+
+@app.get("/users/{user_id}")
+async def user(user_id: int, q: str | None = None):
+    return {"id": user_id, "q": q, "started": state["started"]}
+
+
+@app.post("/upload")
+async def upload(request: Request):
+    data = await request.body()
+    return {"size": len(data), "type": request.headers.get("content-type")}
+
+
+@app.get("/sync")
+def sync_endpoint():
+    return {"sync": True}

@@ -1,0 +1,69 @@
+"""ASGI test app: echo with body events, lifespan state, errors."""
+
+import json
+import os
+
+MARKER_DIR = os.environ.get("HAYWIRE_TEST_DIR", "/tmp")
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                scope["state"]["started"] = os.getpid()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                with open(os.path.join(MARKER_DIR, f"shutdown-{os.getpid()}"), "w") as f:
+                    f.write("done")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    assert scope["type"] == "http"
+    path = scope["path"]
+    if path == "/hello":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"hello world"})
+        return
+    if path == "/echo":
+        events = 0
+        body = b""
+        while True:
+            message = await receive()
+            assert message["type"] == "http.request"
+            events += 1
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream"),
+                                (b"x-events", str(events).encode())]})
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        await send({"type": "http.response.body", "body": body[len(body) // 2 :]})
+        return
+    if path == "/scope":
+        info = {k: v for k, v in scope.items() if isinstance(v, (str, int, list, dict)) and k != "headers"}
+        info["raw_path"] = scope["raw_path"].decode()
+        info["query_string"] = scope["query_string"].decode()
+        info["headers"] = [[n.decode(), v.decode()] for n, v in scope["headers"]]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": json.dumps(info).encode()})
+        return
+    if path == "/disconnect":
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        message = await receive()
+        assert message["type"] == "http.disconnect"
+        with open(os.path.join(MARKER_DIR, "disconnect"), "w") as f:
+            f.write(message["type"])
+        return
+    if path == "/error":
+        raise RuntimeError("boom")
+    if path == "/pid":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+        return
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b"nope"})

@@ -1,0 +1,77 @@
+"""WSGI test apps. `app` runs under wsgiref.validate with its warnings as errors."""
+
+import json
+import os
+import warnings
+from wsgiref.validate import WSGIWarning, validator
+
+warnings.simplefilter("error", WSGIWarning)
+
+MARKER_DIR = os.environ.get("HAYWIRE_TEST_DIR", "/tmp")
+
+
+class Closing:
+    """An iterable whose close() leaves a marker file."""
+
+    def __init__(self, chunks, marker):
+        self.chunks = chunks
+        self.marker = marker
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self):
+        with open(self.marker, "w") as f:
+            f.write("closed")
+
+
+def raw(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/hello":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello world"]
+    if path == "/environ":
+        keys = {k: v for k, v in environ.items() if isinstance(v, (str, bool, int))}
+        keys["wsgi.version"] = list(environ["wsgi.version"])
+        body = json.dumps(keys).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if path == "/echo":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        stream = environ["wsgi.input"]
+        data = stream.read(length)
+        extra = stream.read(10)  # never past the body
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("X-Extra", str(len(extra)))])
+        return [data]
+    if path == "/chunks":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Closing([b"a", b"", b"bc", b"def"], os.path.join(MARKER_DIR, environ["QUERY_STRING"]))
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written-")
+        return [b"returned"]
+    if path == "/error":
+        raise RuntimeError("boom")
+    if path == "/exc_info":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("late")
+        except ValueError:
+            import sys
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"recovered"]
+    if path == "/length":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"0123456789"]
+    if path == "/pid":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
+    if path == "/status":
+        start_response("201 Created", [("Content-Type", "text/plain"), ("X-Custom", "yes")])
+        return [b"created"]
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"nope"]
+
+
+app = validator(raw)

@@ -1,0 +1,88 @@
+"""ASGI 3 over real sockets: body events, collected response, disconnect, lifespan."""
+
+import json
+import os
+import time
+
+from conftest import read_response, request
+
+
+def test_hello(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    status, headers, body = request(server, "GET", "/hello")
+    assert (status, body, headers["content-type"]) == (200, b"hello world", "text/plain")
+
+
+def test_large_body_arrives_in_more_body_events(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    payload = os.urandom(300 * 1024)
+    status, headers, body = request(server, "POST", "/echo", payload)
+    assert status == 200 and body == payload
+    assert headers["x-events"] == "5"  # 64 KiB chunks
+    assert headers["content-length"] == str(len(payload))
+
+
+def test_chunked_upload(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        status, headers, body, _ = read_response(sock)
+    assert (status, body, headers["x-events"]) == (200, b"hello world", "1")
+
+
+def test_scope(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    status, _, body = request(server, "GET", "/scope?x=%20y", headers={"X-Test": "1"})
+    scope = json.loads(body)
+    assert scope["type"] == "http"
+    assert scope["asgi"]["version"] == "3.0"
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["path"] == "/scope"
+    assert scope["query_string"] == "x=%20y"
+    assert ["x-test", "1"] in scope["headers"]
+    assert scope["state"]["started"] > 0  # lifespan state reaches requests
+
+
+def test_head_keep_alive_pipelining(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    with server.connect() as sock:
+        sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body, _ = read_response(sock, head_only=True)
+        assert (status, headers["content-length"], body) == (200, "11", b"")
+        batch = b"".join(
+            f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{i:02d}".encode()
+            for i in range(30)
+        )
+        sock.sendall(batch)
+        bodies = [read_response(sock)[2] for _ in range(30)]
+    assert bodies == [f"{i:02d}".encode() for i in range(30)]
+
+
+def test_disconnect_after_response(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    marker = "/tmp/disconnect"
+    if os.path.exists(marker):
+        os.unlink(marker)
+    assert request(server, "POST", "/disconnect", b"x")[2] == b"ok"
+    deadline = time.monotonic() + 5
+    while not os.path.exists(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open(marker).read() == "http.disconnect"
+
+
+def test_exception_is_500_and_worker_lives(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    pid = request(server, "GET", "/pid")[2]
+    assert request(server, "GET", "/error")[0] == 500
+    assert request(server, "GET", "/pid")[2] == pid
+
+
+def test_lifespan_shutdown_runs_on_sigterm(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    pid = int(request(server, "GET", "/pid")[2])
+    marker = f"/tmp/shutdown-{pid}"
+    assert server.stop() == 0
+    assert open(marker).read() == "done"
+    os.unlink(marker)

@@ -1,0 +1,54 @@
+"""The native API: routes in Rust's router, handlers in Python."""
+
+import json
+
+from conftest import read_response, request
+
+
+def test_routes_params_and_return_types(serve):
+    server = serve("native_app:app", interface="native")
+    status, headers, body = request(server, "GET", "/hello")
+    assert (status, body) == (200, b"hello world")
+    assert headers["content-type"].startswith("text/plain")
+    status, headers, body = request(server, "GET", "/users/42?x=1")
+    assert status == 200 and json.loads(body) == {"id": "42", "query": "x=1"}
+    assert headers["content-type"] == "application/json"
+    status, headers, body = request(server, "GET", "/bytes")
+    assert (body, headers["content-type"]) == (b"\x00\x01", "application/octet-stream")
+
+
+def test_response_object_and_body(serve):
+    server = serve("native_app:app", interface="native")
+    status, headers, body = request(server, "POST", "/echo", b"abc", {"Content-Type": "text/x"})
+    assert (status, body, headers["x-len"], headers["content-type"]) == (201, b"abc", "3", "text/x")
+    status, _, body = request(server, "POST", "/json", b'{"a": [1, 2]}', {"Content-Type": "application/json"})
+    assert json.loads(body) == {"got": {"a": [1, 2]}, "ct": "application/json"}
+
+
+def test_async_handlers_interleave(serve):
+    server = serve("native_app:app", interface="native")
+    with server.connect() as sock:
+        sock.sendall(b"".join(f"GET /async/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(20)))
+        bodies = [json.loads(read_response(sock)[2]) for _ in range(20)]
+    assert bodies == [{"n": i} for i in range(20)]
+
+
+def test_unrouted_is_404_and_wrong_method_405_from_rust(serve):
+    server = serve("native_app:app", interface="native")
+    assert request(server, "GET", "/nothing")[0] == 404
+    assert request(server, "DELETE", "/hello")[0] == 405
+
+
+def test_exception_is_500_and_worker_lives(serve):
+    server = serve("native_app:app", interface="native")
+    pid = request(server, "GET", "/pid")[2]
+    assert request(server, "GET", "/error")[0] == 500
+    assert request(server, "GET", "/pid")[2] == pid
+
+
+def test_sync_only_app(serve):
+    server = serve("native_sync:app", interface="native")
+    assert request(server, "GET", "/hello")[2] == b"hello world"
+    assert json.loads(request(server, "GET", "/items/1/two")[2]) == {"a": "1", "b": "two"}
+    assert request(server, "GET", "/error")[0] == 500
+    assert request(server, "HEAD", "/hello")[:2][0] == 200

@@ -1,0 +1,91 @@
+"""The process model: supervisor, workers, restarts, signals, config, stats."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import APPS, Server, request
+
+
+def worker_pids(server: Server) -> list[int]:
+    return [int(line.split("pid ")[1].split(",")[0]) for line in server.lines if "ready" in line]
+
+
+def test_sigkilled_worker_is_replaced(serve):
+    server = serve("wsgi_app:app", workers=2)
+    pids = worker_pids(server)
+    os.kill(pids[0], signal.SIGKILL)
+    server.wait_for(r"worker \d+ ready", 3)
+    new = worker_pids(server)[2]
+    assert new not in pids
+    for _ in range(20):
+        assert request(server, "GET", "/hello")[2] == b"hello world"
+
+
+def test_stats_and_metrics_sum_workers(serve, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[route]]\nhandler = "stats"\npath = "/stats"\n'
+        '[[route]]\nhandler = "metrics"\npath = "/metrics"\n'
+        '[[route]]\nhandler = "text"\npath = "/text"\nbody = "stock"\n'
+    )
+    server = serve("wsgi_app:app", workers=2, config=str(config))
+    # New connections spread over both workers' listeners.
+    for _ in range(40):
+        assert request(server, "GET", "/hello")[0] == 200
+    assert request(server, "GET", "/text")[2] == b"stock"  # answered in Rust
+    time.sleep(0.6)  # two publication periods
+    report = json.loads(request(server, "GET", "/stats")[2])
+    assert len(report["shards"]) == 2
+    assert sorted(s["shard"] for s in report["shards"]) == [0, 1]
+    assert report["total"]["requests"] == sum(s["requests"] for s in report["shards"])
+    assert report["total"]["requests"] >= 41
+    assert all(s["requests"] > 0 for s in report["shards"])
+    metrics = request(server, "GET", "/metrics")[2].decode()
+    assert 'shard="total"' in metrics and 'shard="1"' in metrics
+
+
+def test_sigterm_exits_zero_after_draining(serve):
+    server = serve("wsgi_app:app", workers=2)
+    assert request(server, "GET", "/hello")[0] == 200
+    assert server.stop() == 0
+
+
+def test_port_zero_is_shared_by_all_workers():
+    server = Server("wsgi_app:app", workers=2, port=0)
+    try:
+        server.ready()
+        line = server.wait_for(r"serving")[0]
+        port = int(line.rsplit(":", 1)[1].split()[0])
+        assert port != 0
+        server.port = port
+        ports = {line.split("port ")[1].rstrip(")\n") for line in server.lines if "ready" in line}
+        assert ports == {str(port)}
+        assert request(server, "GET", "/hello")[0] == 200
+    finally:
+        assert server.stop() == 0
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "haywire", *args], cwd=APPS,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_config_error_names_the_key_and_exits_2(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[server]\nport = "x"\n')
+    result = run_cli("--config", str(config), "wsgi_app:app")
+    assert result.returncode == 2
+    assert "server.port" in result.stderr
+    config.write_text('[server]\nbogus = 1\n')
+    result = run_cli("--config", str(config), "wsgi_app:app")
+    assert result.returncode == 2 and "bogus" in result.stderr
+
+
+def test_unimportable_app_stops_the_supervisor():
+    result = run_cli("--port", "0", "--workers", "1", "no_such_module:app")
+    assert result.returncode == 1
+    assert "cannot start the app" in result.stderr

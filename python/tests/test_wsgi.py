@@ -1,0 +1,136 @@
+"""WSGI over real sockets; the app runs under wsgiref.validate with warnings as errors."""
+
+import json
+import os
+
+from conftest import read_response, request
+
+
+def test_hello_and_headers(serve):
+    server = serve("wsgi_app:app")
+    status, headers, body = request(server, "GET", "/hello")
+    assert (status, body) == (200, b"hello world")
+    assert headers["content-type"] == "text/plain"
+    assert headers["content-length"] == "11"
+    status, headers, body = request(server, "GET", "/status")
+    assert (status, body, headers["x-custom"]) == (201, b"created", "yes")
+
+
+def test_environ_follows_pep_3333(serve):
+    server = serve("wsgi_app:app", workers=2)
+    status, _, body = request(
+        server, "POST", "/environ?a=1&b=%20", b"xyz",
+        {"Content-Type": "text/x-test"},
+    )
+    assert status == 200
+    env = json.loads(body)
+    assert env["REQUEST_METHOD"] == "POST"
+    assert env["PATH_INFO"] == "/environ"
+    assert env["QUERY_STRING"] == "a=1&b=%20"
+    assert env["CONTENT_TYPE"] == "text/x-test"
+    assert env["CONTENT_LENGTH"] == "3"
+    assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert env["SERVER_PORT"] == str(server.port)
+    assert env["wsgi.multiprocess"] is True
+    assert env["wsgi.multithread"] is False
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["HTTP_HOST"] == "localhost"
+
+
+def test_path_info_is_decoded_latin1(serve):
+    server = serve("wsgi_app:app")
+    status, _, body = request(server, "GET", "/environ%C3%A9")
+    # Not /environ: 404 from the app, but decoded first.
+    assert status == 404
+
+
+def test_single_worker_is_not_multiprocess(serve):
+    server = serve("wsgi_app:app")
+    env = json.loads(request(server, "GET", "/environ")[2])
+    assert env["wsgi.multiprocess"] is False
+
+
+def test_input_never_reads_past_body(serve):
+    server = serve("wsgi_app:app")
+    status, headers, body = request(server, "POST", "/echo", b"0123456789" * 100)
+    assert (status, body) == (200, b"0123456789" * 100)
+    assert headers["x-extra"] == "0"
+
+
+def test_chunked_upload(serve):
+    server = serve("wsgi_app:app")
+    with server.connect() as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        status, _, body, _ = read_response(sock)
+    assert (status, body) == (200, b"hello world")
+
+
+def test_large_body(serve):
+    server = serve("wsgi_app:app")
+    payload = os.urandom(900 * 1024)
+    status, _, body = request(server, "POST", "/echo", payload)
+    assert status == 200 and body == payload
+
+
+def test_head_has_length_but_no_body(serve):
+    server = serve("wsgi_app:app")
+    with server.connect() as sock:
+        sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body, _ = read_response(sock, head_only=True)
+        assert (status, headers["content-length"], body) == (200, "11", b"")
+        status, _, body, _ = read_response(sock)
+        assert body == b"hello world"
+
+
+def test_keep_alive_and_pipelining(serve):
+    server = serve("wsgi_app:app")
+    with server.connect() as sock:
+        for _ in range(3):
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(sock)[2] == b"hello world"
+        batch = b"".join(
+            f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{i:02d}".encode()
+            for i in range(20)
+        )
+        sock.sendall(batch)
+        bodies = [read_response(sock)[2] for _ in range(20)]
+    assert bodies == [f"{i:02d}".encode() for i in range(20)]
+
+
+def test_iterable_collected_and_closed(serve, tmp_path):
+    server = serve("wsgi_app:app", extra=[])
+    marker = f"closed-{os.getpid()}-{id(tmp_path)}"
+    status, headers, body = request(server, "GET", f"/chunks?{marker}")
+    assert (status, body, headers["content-length"]) == (200, b"abcdef", "6")
+    path = os.path.join("/tmp", marker)
+    assert open(path).read() == "closed"
+    os.unlink(path)
+
+
+def test_write_callable(serve):
+    server = serve("wsgi_app:app")
+    assert request(server, "GET", "/write")[2] == b"written-returned"
+
+
+def test_exc_info_replaces_unsent_headers(serve):
+    server = serve("wsgi_app:app")
+    status, _, body = request(server, "GET", "/exc_info")
+    assert (status, body) == (503, b"recovered")
+
+
+def test_content_length_honoured(serve):
+    server = serve("wsgi_app:app")
+    status, headers, body = request(server, "GET", "/length")
+    assert (status, headers["content-length"], body) == (200, "5", b"01234")
+
+
+def test_exception_is_500_and_worker_lives(serve):
+    server = serve("wsgi_app:app")
+    pid = request(server, "GET", "/pid")[2]
+    status, _, body = request(server, "GET", "/error")
+    assert status == 500
+    assert request(server, "GET", "/pid")[2] == pid
+    server.stop()
+    assert any("RuntimeError: boom" in line for line in server.errors)
