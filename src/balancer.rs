@@ -23,18 +23,24 @@ use crate::shard::Shard;
 /// connection opens or closes, never per request.
 pub(crate) type Loads = Arc<[AtomicUsize]>;
 
-/// Serves the accepted connection `fd` on this shard, or closes it at once past
-/// `max_connections`.
+/// Serves the accepted connection `fd` on this shard. At `max_connections` the
+/// longest-idle keep-alive connection is closed to make room (as nginx reuses idle
+/// connections); only when none is idle is the new one answered `503` and closed.
 pub(crate) fn admit(shard: &Rc<Shard>, fd: OwnedFd, loads: Option<&Loads>) {
-    if shard.stats.active() >= shard.settings.get().max_connections {
-        shard.stats.refused();
-        return;
-    }
     // Registration fails only when the kernel is out of memory: drop the connection.
     let Ok(stream) = Socket::register(fd, &shard.poller) else {
         shard.stats.refused();
         return;
     };
+    if shard.stats.active() >= shard.settings.get().max_connections {
+        if shard.watchdog.evict_longest_idle() {
+            shard.stats.evicted();
+        } else {
+            shard.stats.refused();
+            glommio::spawn_local(conn::refuse(stream, shard.clone())).detach();
+            return;
+        }
+    }
     // A socket that refuses TCP_NODELAY still works, only slower.
     let _ = stream.set_nodelay(shard.settings.get().tcp_nodelay);
     let loads = loads.cloned();

@@ -62,6 +62,8 @@ pub(crate) async fn serve(stream: Socket, shard: Rc<Shard>) {
         inflight: VecDeque::new(),
         deadline: shard.watchdog.deadline(),
         head_started: None,
+        body_started: None,
+        bytes_read: 0,
         errored: false,
     };
     // I/O errors (resets, broken pipes) just end the connection.
@@ -81,6 +83,11 @@ struct Connection {
     deadline: Rc<Deadline>,
     /// When the first byte of the request head now arriving was read.
     head_started: Option<Instant>,
+    /// When the body now arriving began, and `bytes_read` then: the body's average
+    /// rate is held to `limits.min_body_rate`.
+    body_started: Option<(Instant, u64)>,
+    /// Bytes read on this connection so far.
+    bytes_read: u64,
     /// An error response was queued: the request's mode is in doubt.
     errored: bool,
 }
@@ -152,6 +159,7 @@ impl Connection {
             match self.decoder.decode(&mut self.read) {
                 Ok(Event::Request(request)) => {
                     self.head_started = None;
+                    self.body_started = None;
                     shard.stats.request(request.method());
                     let mode = ResponseMode {
                         head_only: request.method() == Method::Head,
@@ -298,6 +306,7 @@ impl Connection {
             _ => 0,
         };
         shard.stats.bytes_in(n);
+        self.bytes_read += n as u64;
         match result {
             None => Ok(Input::TimedOut),
             Some(Ok(0)) => Ok(Input::Eof),
@@ -307,27 +316,42 @@ impl Connection {
     }
 
     /// Idle between requests: `keep_alive`. Inside a head: `header`, counted from its
-    /// first byte. Inside a body: `body`, counted from the last progress.
+    /// first byte. Inside a body: `body`, counted from the last progress, and no later
+    /// than the body's allowance at `min_body_rate` (so a drip of bytes, each within
+    /// `body` of the last, cannot hold the connection for ever).
     fn arm_read_deadline(&mut self, shard: &Shard) {
         let now = shard.watchdog.now();
-        let timeouts = shard.settings.get().timeouts;
-        let at = if self.decoder.in_body() {
-            now + timeouts.body
+        let settings = shard.settings.get();
+        let timeouts = settings.timeouts;
+        if self.decoder.in_body() {
+            let pause = now + timeouts.body;
+            let (started, bytes_then) = *self.body_started.get_or_insert((now, self.bytes_read));
+            let at = match settings.min_body_rate {
+                0 => pause,
+                rate => {
+                    let earned = (self.bytes_read - bytes_then) as f64 / rate as f64;
+                    pause.min(started + timeouts.body + Duration::from_secs_f64(earned))
+                }
+            };
+            self.deadline.set(Some(at));
         } else if self.read.is_empty() {
-            now + timeouts.keep_alive
+            self.deadline.set_idle(now + timeouts.keep_alive);
         } else {
-            *self.head_started.get_or_insert(now) + timeouts.header
-        };
-        self.deadline.set(Some(at));
+            let at = *self.head_started.get_or_insert(now) + timeouts.header;
+            self.deadline.set(Some(at));
+        }
     }
 
     /// A read deadline passed: an idle connection just closes; a request in progress
-    /// gets 408 first.
+    /// gets 408 first. An idle connection evicted to make room for a new one closes the same way.
     async fn timed_out(&mut self, stream: &Socket, shard: &Shard) -> io::Result<Closed> {
-        shard.stats.timeout();
         if self.read.is_empty() && !self.decoder.in_body() {
+            if !self.deadline.evicted() {
+                shard.stats.timeout();
+            }
             return Ok(Closed::CloseNow);
         }
+        shard.stats.timeout();
         self.push_error(
             Response::new(StatusCode::REQUEST_TIMEOUT)
                 .with_body("text/plain", "request timed out\n"),
@@ -372,6 +396,25 @@ fn poll_fill(
         append(read, &scratch[..n], shard);
     }
     poll
+}
+
+/// Answers a connection the shard has no room for with `503` and closes it, after
+/// briefly draining what the client sends (so the answer is not lost to a reset).
+pub(crate) async fn refuse(stream: Socket, shard: Rc<Shard>) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: haywire\r\n\
+        Content-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n\
+        server at capacity\r\n";
+    let deadline = shard.watchdog.deadline();
+    deadline.set(Some(shard.watchdog.now() + LINGER_TIME));
+    let mut written = 0;
+    while written < BUSY.len() {
+        match watchdog::until(&deadline, |cx| stream.poll_write(cx, &BUSY[written..])).await {
+            Some(Ok(n)) if n > 0 => written += n,
+            _ => return,
+        }
+    }
+    shard.stats.response(503);
+    linger(&stream, &shard, &deadline).await;
 }
 
 /// Between requests, a graceful stop closes the connection, unless a request has

@@ -2,8 +2,13 @@
 //! and one task per shard checks them all on a coarse tick and wakes the expired ones.
 //!
 //! Setting a deadline is a `Cell` store against the shard's cached clock, so the
-//! request path pays no syscall and no allocation for its timeouts. Deadlines fire up to
-//! one tick late.
+//! request path pays no syscall and no allocation for its timeouts. The clock is read
+//! at each tick, so a deadline set just before a tick counts from a clock up to a tick
+//! old and may fire up to one tick early; one checked just after it passed fires up to
+//! a tick late.
+//!
+//! The watchdog also knows which connections sit idle between requests, so that at
+//! `max_connections` the longest-idle one can make room for a new client.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -19,6 +24,10 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub struct Deadline {
     at: Cell<Option<Instant>>,
     expired: Cell<bool>,
+    /// The connection waits between requests (its deadline is the keep-alive's).
+    idle: Cell<bool>,
+    /// Expired early to make room for a new connection.
+    evicted: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
@@ -27,11 +36,25 @@ impl Deadline {
     pub fn set(&self, at: Option<Instant>) {
         self.at.set(at);
         self.expired.set(false);
+        self.idle.set(false);
+        self.evicted.set(false);
+    }
+
+    /// Expire at `at`, while the connection waits idle between requests: until the
+    /// next `set`, it may be evicted (see [`Watchdog::evict_longest_idle`]).
+    pub fn set_idle(&self, at: Instant) {
+        self.set(Some(at));
+        self.idle.set(true);
     }
 
     /// Whether the deadline has passed since it was last set.
     pub fn expired(&self) -> bool {
         self.expired.get()
+    }
+
+    /// Whether it expired because its idle connection was evicted.
+    pub fn evicted(&self) -> bool {
+        self.evicted.get()
     }
 
     /// Remembers the task to wake when the deadline passes.
@@ -92,6 +115,25 @@ impl Watchdog {
             deadline.check(now);
             Rc::strong_count(deadline) > 1
         });
+    }
+
+    /// Expires the idle connection that has waited longest (the earliest keep-alive
+    /// deadline), so it closes and makes room. `false` when no connection is idle. A
+    /// scan of every deadline: it runs only at `max_connections`.
+    pub fn evict_longest_idle(&self) -> bool {
+        let deadlines = self.deadlines.borrow();
+        let longest = deadlines
+            .iter()
+            .filter(|d| d.idle.get() && !d.expired.get())
+            .min_by_key(|d| d.at.get());
+        let Some(deadline) = longest else {
+            return false;
+        };
+        deadline.evicted.set(true);
+        deadline.expired.set(true);
+        deadline.idle.set(false);
+        deadline.wake();
+        true
     }
 
     /// Wakes every task waiting on a deadline without expiring it, so each looks at the

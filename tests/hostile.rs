@@ -152,47 +152,122 @@ fn a_handler_past_its_timeout_gets_503() {
     assert_eq!(read_reply(&mut reader, false).text(), "hello world");
 }
 
+/// Whether the server has closed `reader`'s connection, looking for `wait` at most.
+fn closed_within(reader: &mut BufReader<std::net::TcpStream>, wait: Duration) -> bool {
+    reader.get_ref().set_read_timeout(Some(wait)).unwrap();
+    let closed = is_closed(reader);
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    closed
+}
+
 #[test]
-fn past_max_connections_new_ones_are_refused_and_old_ones_keep_working() {
+fn at_max_connections_the_longest_idle_connection_makes_room() {
     let mut config = test_config();
-    config.server.max_connections = 2;
+    config.server.max_connections = 1;
     let server = start_server(config);
     let addr = server.local_addr();
-    let mut served = Vec::new();
-    let mut refused = 0;
-    for _ in 0..12 {
+    // One connection per shard at most, yet every new client is served: each new
+    // one closes the longest-idle connection of its shard.
+    let mut clients = Vec::new();
+    for _ in 0..6 {
         let mut stream = connect(addr);
         stream.write_all(get("/").as_bytes()).unwrap();
         let mut reader = BufReader::new(stream);
+        assert_eq!(read_reply(&mut reader, false).status, 200);
+        clients.push(reader);
+    }
+    let open = clients
+        .iter_mut()
+        .map(|c| !closed_within(c, Duration::from_millis(300)))
+        .filter(|&open| open)
+        .count();
+    assert!(open <= 2, "{open} connections open past the limit of 2");
+    let connections = &total_stats(addr)["connections"];
+    assert!(
+        connections["evicted"].as_u64().unwrap() >= 4,
+        "{connections}"
+    );
+    assert_eq!(connections["refused"], 0);
+    assert_eq!(
+        total_stats(addr)["timeouts"],
+        0,
+        "an eviction is no timeout"
+    );
+}
+
+#[test]
+fn at_max_connections_with_none_idle_new_clients_get_503_and_close() {
+    let mut config = test_config();
+    config.server.max_connections = 1;
+    let server = start_server(config);
+    let addr = server.local_addr();
+    // Fill both shards with busy connections: a slow request in flight is not idle.
+    let mut busy = Vec::new();
+    for _ in 0..40 {
+        let mut stream = connect(addr);
+        stream.write_all(get("/slow/2000").as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut line = String::new();
-        match std::io::BufRead::read_line(&mut reader, &mut line) {
-            Ok(n) if n > 0 => {
-                assert!(line.starts_with("HTTP/1.1 200"));
-                // Read the rest of the response so the connection is idle and reusable.
-                let mut rest = Vec::new();
-                while !rest.ends_with(b"hello world") {
-                    let mut byte = [0u8; 1];
-                    std::io::Read::read_exact(&mut reader, &mut byte).unwrap();
-                    rest.push(byte[0]);
-                }
-                served.push(reader);
-            }
-            _ => refused += 1,
+        if std::io::BufRead::read_line(&mut reader, &mut line).is_err() {
+            busy.push(reader); // no answer yet: its handler is running
+        }
+        if busy.len() == 2 {
+            break;
         }
     }
-    // Two per shard at most; the rest were closed at once.
-    assert!(served.len() <= 4, "{} served", served.len());
-    assert_eq!(served.len() + refused, 12);
-    for reader in &mut served {
-        reader.get_mut().write_all(get("/").as_bytes()).unwrap();
-        assert_eq!(read_reply(reader, false).status, 200);
+    assert_eq!(busy.len(), 2, "could not occupy both shards");
+    let (reply, mut reader) = exchange(addr, get("/").as_bytes());
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(is_closed(&mut reader));
+    // The busy ones are unaffected.
+    for reader in &mut busy {
+        reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(read_reply(reader, false).text(), "slept 2000");
     }
-    drop(served);
-    // Once those close, connections are accepted again.
-    eventually("a slot to free up", || {
-        let mut stream = connect(addr);
-        stream.write_all(get("/").as_bytes()).is_ok() && !is_closed(&mut stream)
+}
+
+#[test]
+fn a_body_dripped_below_the_minimum_rate_gets_408() {
+    let mut config = test_config();
+    config.timeouts.body = 0.5;
+    config.limits.min_body_rate = 100;
+    let server = start_server(config);
+    let mut stream = connect(server.local_addr());
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    // A byte every 100 ms: each well within `timeouts.body` of the last, but 10 B/s
+    // overall, a tenth of the minimum rate.
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let dripper = thread::spawn(move || {
+        for _ in 0..100 {
+            if stream.write_all(b"x").is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     });
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(reply.status, 408);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+    drop(reader);
+    dripper.join().unwrap();
 }
 
 /// Sends `wire`, then resets the connection (RST, not FIN).
