@@ -1,0 +1,85 @@
+//! A real PostgreSQL for the `pg` tests: the one `benchmarks/tfb/setup.sh` prepares.
+//! No mock: when it is unreachable the tests fail and say how to set it up.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use haywire::config::{Config, PostgresConfig};
+
+use crate::common::{connect, get, read_reply, Reply};
+
+/// The TechEmpower database on loopback.
+pub const DATABASE_URL: &str = "postgres://benchmarkdbuser:benchmarkdbpass@127.0.0.1/hello_world";
+
+/// A `[postgres]` section for `url` plus `query_timeout`.
+pub fn postgres_config(url: &str, query_timeout: f64) -> PostgresConfig {
+    let mut config = Config::default().postgres;
+    config.url = url.to_owned();
+    config.query_timeout = query_timeout;
+    config.connect_timeout = 2.0;
+    config
+}
+
+/// Fails the test unless PostgreSQL accepts TCP connections on 127.0.0.1:5432.
+pub fn require_database() {
+    let addr: SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+        panic!(
+            "PostgreSQL is not reachable on {addr} ({e}): run `benchmarks/tfb/setup.sh` \
+             (as root) to install and start it with the hello_world database"
+        );
+    }
+}
+
+/// Runs SQL through `psql` as the benchmark user over TCP; rows as `|`-separated lines.
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "benchmarkdbuser",
+            "-d",
+            "hello_world",
+        ])
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGPASSWORD", "benchmarkdbpass")
+        .env("PGCONNECT_TIMEOUT", "3")
+        .output()
+        .expect("psql runs (run benchmarks/tfb/setup.sh to install PostgreSQL)");
+    assert!(
+        out.status.success(),
+        "psql {sql:?} failed: {} (run benchmarks/tfb/setup.sh)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One GET on a fresh connection with a `timeout` for the answer.
+pub fn get_within(addr: SocketAddr, path: &str, timeout: Duration) -> Reply {
+    use std::io::{BufReader, Write};
+    let mut stream = connect(addr);
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    stream.write_all(get(path).as_bytes()).unwrap();
+    read_reply(&mut BufReader::new(stream), false)
+}
+
+/// Polls `path` until it answers 200, failing with `why` after `within`.
+pub fn wait_for_200(addr: SocketAddr, path: &str, within: Duration, why: &str) -> Reply {
+    let start = Instant::now();
+    loop {
+        let reply = get_within(addr, path, Duration::from_secs(5));
+        if reply.status == 200 {
+            return reply;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{path} still answers {} {:?} after {within:?}: {why}",
+            reply.status,
+            reply.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,399 @@
+//! The `techempower` example's seven routes on a real 2-shard server against the real
+//! PostgreSQL from `benchmarks/tfb/setup.sh`, checked against TechEmpower's rules; plus
+//! pipelining, the query timeout (504) and an unreachable database (503).
+#![cfg(feature = "pg")]
+
+mod common;
+mod pg_support;
+
+#[allow(dead_code)] // the example's `main` is not used here
+#[path = "../examples/techempower.rs"]
+mod techempower;
+
+use std::collections::HashMap;
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use haywire::pg::{Pg, ToSql};
+use haywire::{Request, Response, Router, Server, ShardCtx};
+use pg_support::*;
+use serde_json::Value;
+
+/// One server for the binary: test routes plus the example's, against the real database.
+fn server() -> SocketAddr {
+    static SERVER: OnceLock<SocketAddr> = OnceLock::new();
+    *SERVER.get_or_init(|| {
+        require_database();
+        let postgres = postgres_config(DATABASE_URL, 5.0);
+        let running = Server::new(test_config())
+            .routes(test_routes)
+            .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+                techempower::routes(router, ctx, &postgres)
+            })
+            .start()
+            .expect("server starts");
+        let addr = running.local_addr();
+        std::mem::forget(running);
+        wait_for_200(
+            addr,
+            "/db",
+            Duration::from_secs(10),
+            "the shards cannot reach PostgreSQL: run benchmarks/tfb/setup.sh",
+        );
+        addr
+    })
+}
+
+fn fetch(path: &str) -> Reply {
+    let (reply, _) = exchange(server(), get(path).as_bytes());
+    reply
+}
+
+fn json(reply: &Reply) -> Value {
+    serde_json::from_slice(&reply.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", reply.text()))
+}
+
+/// A `{"id":..,"randomNumber":..}` object with both in 1..=10000; returns them.
+fn world(value: &Value) -> (i64, i64) {
+    let object = value.as_object().expect("a world is an object");
+    assert_eq!(object.len(), 2, "exactly id and randomNumber: {value}");
+    let id = object["id"].as_i64().expect("id is an integer");
+    let number = object["randomNumber"]
+        .as_i64()
+        .expect("randomNumber is an integer");
+    assert!((1..=10_000).contains(&id), "{value}");
+    assert!((1..=10_000).contains(&number), "{value}");
+    (id, number)
+}
+
+fn worlds(reply: &Reply) -> Vec<(i64, i64)> {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let value = json(reply);
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("an array: {value}"))
+        .iter()
+        .map(world)
+        .collect()
+}
+
+/// The whole World table, by id.
+fn database_worlds() -> HashMap<i64, i64> {
+    psql("SELECT id, randomnumber FROM world")
+        .lines()
+        .map(|line| {
+            let (id, n) = line.split_once('|').unwrap();
+            (id.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn every_response_has_the_required_headers_and_content_type() {
+    // `/updates` is checked by the updates test: no other test may change the table.
+    let cases = [
+        ("/plaintext", "text/plain"),
+        ("/json", "application/json"),
+        ("/db", "application/json"),
+        ("/queries?queries=2", "application/json"),
+        ("/fortunes", "text/html; charset=utf-8"),
+        ("/cached-queries?count=2", "application/json"),
+    ];
+    for (path, content_type) in cases {
+        check_headers(path, &fetch(path), content_type);
+    }
+}
+
+/// Status 200 with `Server`, `Date`, `Content-Type` and a matching `Content-Length`.
+fn check_headers(path: &str, reply: &Reply, content_type: &str) {
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    assert_eq!(reply.header("server"), Some("haywire"), "{path}");
+    let date = reply.header("date").expect("Date");
+    assert!(date.ends_with(" GMT"), "{path}: Date {date:?}");
+    assert_eq!(reply.header("content-type"), Some(content_type), "{path}");
+    assert_eq!(
+        reply.header("content-length"),
+        Some(reply.body.len().to_string().as_str()),
+        "{path}"
+    );
+}
+
+#[test]
+fn plaintext_and_json() {
+    assert_eq!(fetch("/plaintext").text(), "Hello, World!");
+    let reply = fetch("/json");
+    assert_eq!(reply.text(), r#"{"message":"Hello, World!"}"#);
+}
+
+#[test]
+fn db_answers_one_random_world() {
+    let ids: Vec<i64> = (0..20)
+        .map(|_| {
+            let reply = fetch("/db");
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            world(&json(&reply)).0
+        })
+        .collect();
+    assert!(ids.iter().any(|id| *id != ids[0]), "random ids: {ids:?}");
+}
+
+#[test]
+fn queries_clamp_their_count() {
+    let cases = [
+        ("", 1),
+        ("?queries=", 1),
+        ("?queries=0", 1),
+        ("?queries=-1", 1),
+        ("?queries=abc", 1),
+        ("?queries=1", 1),
+        ("?queries=20", 20),
+        ("?queries=500", 500),
+        ("?queries=501", 500),
+        ("?other=3&queries=7", 7),
+    ];
+    for (query, n) in cases {
+        let reply = fetch(&format!("/queries{query}"));
+        assert_eq!(worlds(&reply).len(), n, "/queries{query}");
+    }
+}
+
+#[test]
+fn queries_read_the_database() {
+    // Rows this test reads are compared with the table read just before; another test
+    // may update a few rows meanwhile, so most (not all) must match.
+    let table = database_worlds();
+    let rows = worlds(&fetch("/queries?queries=200"));
+    let same = rows.iter().filter(|(id, n)| table[id] == *n).count();
+    assert!(same >= 190, "{same} of 200 rows match the database");
+}
+
+#[test]
+fn fortunes_are_escaped_sorted_and_complete() {
+    let reply = fetch("/fortunes");
+    assert_eq!(reply.status, 200);
+    let html = reply.text();
+    assert!(html.starts_with(
+        "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>\
+         <tr><th>id</th><th>message</th></tr>"
+    ));
+    assert!(html.ends_with("</table></body></html>"), "{html}");
+    assert!(!html.contains("<script>"), "unescaped: {html}");
+    assert!(html.contains(
+        "<tr><td>11</td><td>&lt;script&gt;alert(&quot;This should not be displayed in a \
+         browser alert box.&quot;);&lt;/script&gt;</td></tr>"
+    ));
+    assert!(html.contains("<tr><td>12</td><td>フレームワークのベンチマーク</td></tr>"));
+    assert!(html.contains("<tr><td>0</td><td>Additional fortune added at request time.</td></tr>"));
+    // Rows in message order: their ids follow the order of the sorted messages.
+    let ids: Vec<&str> = html
+        .split("<tr><td>")
+        .skip(1)
+        .map(|row| row.split("</td>").next().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["11", "4", "5", "2", "8", "0", "3", "7", "10", "6", "9", "1", "12"]
+    );
+    assert_eq!(
+        html.matches("<tr>").count(),
+        14,
+        "header + 12 rows + the added one"
+    );
+}
+
+#[test]
+fn cached_queries_match_the_database_then_updates_persist() {
+    // One test, in this order: the cache is a copy taken at start, and updates change
+    // the table under it (no other test here updates).
+    let addr = server();
+    wait_for_200(
+        addr,
+        "/cached-queries?count=1",
+        Duration::from_secs(10),
+        "the cache loads at shard start",
+    );
+    let table = database_worlds();
+    assert_eq!(table.len(), 10_000);
+    for _ in 0..10 {
+        for (id, n) in worlds(&fetch("/cached-queries?count=500")) {
+            assert_eq!(table[&id], n, "cached world {id}");
+        }
+    }
+    for (query, n) in [
+        ("", 1),
+        ("?count=0", 1),
+        ("?count=-1", 1),
+        ("?count=abc", 1),
+        ("?count=501", 500),
+        ("?count=9", 9),
+    ] {
+        let reply = fetch(&format!("/cached-queries{query}"));
+        assert_eq!(worlds(&reply).len(), n, "/cached-queries{query}");
+    }
+
+    for (query, n) in [
+        ("", 1),
+        ("?queries=0", 1),
+        ("?queries=-1", 1),
+        ("?queries=abc", 1),
+        ("?queries=501", 500),
+        ("?queries=5", 5),
+    ] {
+        let path = format!("/updates{query}");
+        let reply = fetch(&path);
+        check_headers(&path, &reply, "application/json");
+        assert_eq!(worlds(&reply).len(), n, "{path}");
+    }
+    // What an update answers is what the table holds afterwards.
+    for _ in 0..5 {
+        let updated = worlds(&fetch("/updates?queries=20"));
+        let table = database_worlds();
+        for (id, n) in &updated {
+            assert_eq!(table[id], *n, "world {id} after /updates: {updated:?}");
+        }
+    }
+}
+
+#[test]
+fn many_pipelined_queries_on_one_connection_and_several_connections() {
+    let addr = server();
+    // 64 pipelined /db on one connection: all answered, in order.
+    let mut stream = connect(addr);
+    let wire: String = (0..64).map(|_| get("/db")).collect();
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    for i in 0..64 {
+        let reply = read_reply(&mut reader, false);
+        assert_eq!(reply.status, 200, "response {i}: {}", reply.text());
+        world(&json(&reply));
+    }
+    // Eight connections at once, each pipelining 16 mixed requests.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                let paths = ["/db", "/queries?queries=10", "/fortunes", "/db"];
+                let wire: String = (0..16).map(|i| get(paths[i % 4])).collect();
+                stream.write_all(wire.as_bytes()).unwrap();
+                let mut reader = BufReader::new(stream);
+                for i in 0..16 {
+                    let reply = read_reply(&mut reader, false);
+                    assert_eq!(reply.status, 200, "{}: {}", paths[i % 4], reply.text());
+                    if i % 4 == 1 {
+                        assert_eq!(worlds(&reply).len(), 10);
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a client thread");
+    }
+}
+
+#[test]
+fn a_slow_query_answers_504_and_the_connection_serves_again() {
+    require_database();
+    let postgres = postgres_config(DATABASE_URL, 0.3);
+    let running = Server::new(test_config())
+        .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            let pg = Pg::start(ctx, &postgres, &["SELECT 1 FROM pg_sleep($1)", "SELECT 7"])
+                .expect("configured");
+            let p = pg.clone();
+            router.get("/sleep/:s", move |req: Request| {
+                let pg = p.clone();
+                let secs: f64 = req.param("s").and_then(|s| s.parse().ok()).unwrap_or(0.0);
+                async move {
+                    let params: [&(dyn ToSql + Sync); 1] = [&secs];
+                    match pg.query_one(0, &params).await {
+                        Ok(_) => Response::text("slept"),
+                        Err(e) => e.response(),
+                    }
+                }
+            });
+            router.get("/fast", move |_: Request| {
+                let pg = pg.clone();
+                async move {
+                    match pg.query_one(1, &[]).await {
+                        Ok(row) => Response::text(row.get::<_, i32>(0).to_string()),
+                        Err(e) => e.response(),
+                    }
+                }
+            });
+        })
+        .start()
+        .expect("server starts");
+    let addr = running.local_addr();
+    wait_for_200(
+        addr,
+        "/fast",
+        Duration::from_secs(10),
+        "PostgreSQL reachable",
+    );
+    for _ in 0..3 {
+        let start = Instant::now();
+        let reply = get_within(addr, "/sleep/3", Duration::from_secs(5));
+        let took = start.elapsed();
+        assert_eq!(reply.status, 504, "{}", reply.text());
+        assert!(reply.text().contains("timed out"), "{}", reply.text());
+        assert!(took < Duration::from_millis(1500), "504 after {took:?}");
+        // The database aborted the statement too (statement_timeout), so the connection
+        // is free again at once, not after the 3 s sleep.
+        let start = Instant::now();
+        let reply = get_within(addr, "/fast", Duration::from_secs(5));
+        assert_eq!((reply.status, reply.text().as_str()), (200, "7"));
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    running.stop();
+    running.join().expect("clean stop");
+}
+
+#[test]
+fn an_unreachable_database_answers_503_at_once() {
+    // Nothing listens on port 1: every connect is refused and retried with backoff.
+    let postgres = postgres_config("postgres://benchmarkdbuser:x@127.0.0.1:1/hello_world", 5.0);
+    let running = Server::new(test_config())
+        .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            techempower::routes(router, ctx, &postgres)
+        })
+        .start()
+        .expect("server starts");
+    let addr = running.local_addr();
+    for path in [
+        "/db",
+        "/queries?queries=5",
+        "/fortunes",
+        "/updates?queries=5",
+    ] {
+        let start = Instant::now();
+        let reply = get_within(addr, path, Duration::from_secs(5));
+        assert_eq!(reply.status, 503, "{path}: {}", reply.text());
+        assert!(
+            reply.text().starts_with("database unavailable: "),
+            "{path}: {}",
+            reply.text()
+        );
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "{path}: {:?}",
+            start.elapsed()
+        );
+    }
+    // The shards keep serving everything else.
+    assert_eq!(
+        get_within(addr, "/plaintext", Duration::from_secs(5)).status,
+        200
+    );
+    running.stop();
+    running.join().expect("clean stop");
+}
