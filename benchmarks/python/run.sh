@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Python servers on one CPU: Haywire's WSGI, ASGI and native interfaces against Granian
+# (same interface; RSGI for native), uvicorn (httptools + uvloop) and gunicorn (gthread),
+# with wrk's pipe16, ka and mixed scenarios (benchmarks/wrk/*.lua) for a hello-world
+# and a JSON endpoint. Writes benchmarks/python/results/latest.md and prints it.
+#
+#   benchmarks/python/run.sh              # server on CPU 1, wrk on CPU 0 (about 15 minutes)
+#   benchmarks/python/run.sh --quick      # one 2-second run each
+#   benchmarks/python/run.sh --servers haywire-native,granian-rsgi --scenarios ka
+#
+# Flags (see bench.py --help): --servers --scenarios --endpoints --server-cpus --wrk-cpus
+# --wrk-threads --connections --duration --warmup --runs --port --quick.
+# The venv (BENCH_VENV, default benchmarks/python/.venv) gets haywire (./python, built
+# in release), granian, uvicorn[standard] and gunicorn from PyPI; wrk comes from apt-get
+# when missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+venv=${BENCH_VENV:-benchmarks/python/.venv}
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk with apt-get..." >&2
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
+fi
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ "${BENCH_NO_INSTALL:-0}" != 1 ]; then
+  echo "installing haywire (./python) and the peers into $venv..." >&2
+  "$venv/bin/pip" install -q ./python granian 'uvicorn[standard]' gunicorn
+fi
+exec "$venv/bin/python" benchmarks/python/bench.py "$@"

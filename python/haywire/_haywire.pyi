@@ -1,0 +1,66 @@
+"""Type stubs for the Rust extension module ``haywire._haywire``."""
+
+from os import PathLike
+from typing import Callable
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key."""
+
+def check_config(
+    path: str | None = None, address: str | None = None, port: int | None = None
+) -> tuple[str, int, list[str]]:
+    """Validates a config; returns (address, port, stock route paths)."""
+
+class Request:
+    """One request handed to Python; answer it once with :meth:`respond`."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str:
+        """The path, still percent-encoded, without the query."""
+    @property
+    def query(self) -> str:
+        """The query string without ``?`` (empty when none)."""
+    @property
+    def http_version(self) -> str: ...
+    @property
+    def route(self) -> int:
+        """Index of the native route that matched, ``-1`` for the fallback."""
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def raw_headers(self) -> list[tuple[str, bytes]]: ...
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lower-case names; repeated headers joined with ``, ``."""
+    @property
+    def params(self) -> dict[str, str]: ...
+    @property
+    def responded(self) -> bool: ...
+    def header(self, name: str) -> str | None: ...
+    def json(self) -> object: ...
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+
+class Worker:
+    """One single-shard Haywire server answered by this process's Python thread."""
+
+    def __init__(
+        self,
+        path: str | None = None,
+        address: str | None = None,
+        port: int | None = None,
+        index: int = 0,
+        stats_dir: str | PathLike[str] | None = None,
+        max_in_flight: int = 1024,
+        routes: list[tuple[str, str]] = ...,
+        fallback: bool = True,
+    ) -> None: ...
+    def start(self) -> int:
+        """Starts the shard; returns the bound port."""
+    def serve(self, handler: Callable[[Request], object]) -> None:
+        """Calls ``handler`` for every request until the server stops."""
+    def fileno(self) -> int: ...
+    def take(self) -> list[Request] | None: ...
