@@ -23,7 +23,7 @@ impl BufferPool {
         }
     }
 
-    /// An empty buffer with room for at least `buffer_size` bytes.
+    /// An empty buffer with room for at least the pool's initial size.
     pub fn take(&self) -> BytesMut {
         match self.free.borrow_mut().pop() {
             Some(buf) => {

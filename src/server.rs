@@ -176,16 +176,17 @@ impl RunningServer {
     }
 }
 
-/// One SO_REUSEPORT listener per shard, all on the same port: the first binds the
-/// configured port (0 picks one), the rest bind the port it got.
-fn bind_all(addr: SocketAddr, shards: usize, backlog: u32) -> io::Result<Vec<Socket>> {
+/// `count` SO_REUSEPORT listeners on one port (one per shard, or shard 0's alone with
+/// `handoff`): the first binds the configured port (0 picks one), the rest the port it
+/// got.
+fn bind_all(addr: SocketAddr, count: usize, backlog: u32) -> io::Result<Vec<Socket>> {
     let first = bind_one(addr, backlog)?;
     let port = first
         .local_addr()?
         .as_socket()
         .map_or(addr.port(), |a| a.port());
     let mut sockets = vec![first];
-    for _ in 1..shards {
+    for _ in 1..count {
         sockets.push(bind_one(SocketAddr::new(addr.ip(), port), backlog)?);
     }
     Ok(sockets)

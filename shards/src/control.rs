@@ -1,9 +1,10 @@
 //! The control mesh: the only path between shards, for rare coordination.
 //!
 //! A message is a job: a closure that runs on the receiving shard with that shard's
-//! [`ShardCtx`], so it reaches shard-local state without locks. `broadcast` runs a job on
-//! every shard; `gather` runs one everywhere and collects one answer per shard. Nothing on
-//! the request path should ever go through here.
+//! context, so it reaches shard-local state without locks. This module moves jobs and
+//! answers between shards; it is generic over the context type (`C`, the crate's
+//! `ShardCtx`), so it depends on nothing above it. Nothing on the request path should
+//! ever go through here.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -12,24 +13,22 @@ use std::fmt;
 use std::future::poll_fn;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
-use std::sync::Arc;
-
-use crate::ctx::ShardCtx;
 use crate::mailbox::{Doorbell, Mailbox};
 
 /// Every shard's mailbox, indexed by shard id; shared by all shards.
-pub(crate) type Mailboxes = Arc<Vec<Arc<Mailbox<Envelope>>>>;
+pub(crate) type Mailboxes<C> = Arc<Vec<Arc<Mailbox<Envelope<C>>>>>;
 
 type Answer = Result<Box<dyn Any + Send>, ShardPanicked>;
-type Job = Box<dyn FnOnce(&ShardCtx) -> Box<dyn Any + Send> + Send>;
+type Job<C> = Box<dyn FnOnce(&C) -> Box<dyn Any + Send> + Send>;
 
 /// What travels on the mesh.
-pub(crate) enum Envelope {
+pub(crate) enum Envelope<C> {
     /// Run `job` here; if `reply_to` is `(gather id, shard)`, send the answer there.
     Run {
-        job: Job,
+        job: Job<C>,
         reply_to: Option<(u64, usize)>,
     },
     /// The answer from shard `from` to gather `id`.
@@ -61,20 +60,51 @@ struct Gather {
     waker: Option<Waker>,
 }
 
-/// This shard's end of the mesh. Reached through [`ShardCtx::control`].
-pub struct Control {
-    mailboxes: Mailboxes,
+/// One shard's end of the mesh, for a shard context of type `C`.
+pub struct Control<C> {
+    id: usize,
+    mailboxes: Mailboxes<C>,
     next_id: Cell<u64>,
     gathers: RefCell<HashMap<u64, Gather>>,
 }
 
-impl Control {
-    pub(crate) fn new(mailboxes: Mailboxes) -> Self {
+/// Forgets a gather when its future is dropped, finished or not: answers that arrive
+/// later find no entry and are dropped.
+struct GatherGuard<'a, C> {
+    control: &'a Control<C>,
+    id: u64,
+}
+
+impl<C> Drop for GatherGuard<'_, C> {
+    fn drop(&mut self) {
+        self.control.gathers.borrow_mut().remove(&self.id);
+    }
+}
+
+fn unit<C>(f: impl FnOnce(&C) + Send + 'static) -> Job<C> {
+    Box::new(move |ctx: &C| {
+        f(ctx);
+        Box::new(()) as Box<dyn Any + Send>
+    })
+}
+
+impl<C: 'static> Control<C> {
+    pub(crate) fn new(id: usize, mailboxes: Mailboxes<C>) -> Self {
         Control {
+            id,
             mailboxes,
             next_id: Cell::new(0),
             gathers: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Gathers still waiting for answers (a dropped gather is forgotten at once).
+    pub fn pending_gathers(&self) -> usize {
+        self.gathers.borrow().len()
+    }
+
+    fn run_job(&self, ctx: &C, job: Job<C>) -> Answer {
+        catch_unwind(AssertUnwindSafe(|| job(ctx))).map_err(|_| ShardPanicked { shard: self.id })
     }
 
     fn record(&self, id: u64, from: usize, answer: Answer) {
@@ -90,68 +120,54 @@ impl Control {
             }
         }
     }
-}
 
-fn run_job(ctx: &ShardCtx, job: Job) -> Answer {
-    catch_unwind(AssertUnwindSafe(|| job(ctx))).map_err(|_| ShardPanicked { shard: ctx.id() })
-}
-
-impl ShardCtx {
-    /// Runs `f` once on every shard: on this one at once, on the others as soon as
-    /// they get to it. Each shard runs jobs from one sender in the order they were sent.
-    pub fn broadcast<F>(&self, f: F)
+    /// Runs `f` with `ctx` here at once, then on every other shard.
+    pub(crate) fn broadcast<F>(&self, ctx: &C, f: F)
     where
-        F: Fn(&ShardCtx) + Send + Clone + 'static,
+        F: Fn(&C) + Send + Clone + 'static,
     {
-        let local = f.clone();
-        let _ = run_job(
-            self,
-            Box::new(move |ctx| {
-                local(ctx);
-                Box::new(()) as Box<dyn Any + Send>
-            }),
-        );
-        self.send_everywhere(None, move |ctx| {
+        let _ = self.run_job(ctx, unit(f.clone()));
+        self.send_everywhere(None, move |ctx: &C| {
             f(ctx);
             Box::new(()) as Box<dyn Any + Send>
         });
     }
 
-    /// Runs `f` on every shard and returns the answers indexed by shard id.
-    pub async fn gather<R, F>(&self, f: F) -> Result<Vec<R>, ShardPanicked>
+    /// Runs `f` everywhere (here with `ctx`) and returns the answers by shard id.
+    pub(crate) async fn gather<R, F>(&self, ctx: &C, f: F) -> Result<Vec<R>, ShardPanicked>
     where
         R: Send + 'static,
-        F: Fn(&ShardCtx) -> R + Send + Clone + 'static,
+        F: Fn(&C) -> R + Send + Clone + 'static,
     {
-        let control = self.control();
-        let id = control.next_id.get();
-        control.next_id.set(id + 1);
-        control.gathers.borrow_mut().insert(
+        let count = self.mailboxes.len();
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        self.gathers.borrow_mut().insert(
             id,
             Gather {
-                answers: (0..self.count()).map(|_| None).collect(),
-                missing: self.count(),
+                answers: (0..count).map(|_| None).collect(),
+                missing: count,
                 waker: None,
             },
         );
-        let job = move |ctx: &ShardCtx| Box::new(f(ctx)) as Box<dyn Any + Send>;
-        let local = run_job(self, Box::new(job.clone()));
-        control.record(id, self.id(), local);
-        self.send_everywhere(Some((id, self.id())), job);
+        let _guard = GatherGuard { control: self, id };
+        let job = move |ctx: &C| Box::new(f(ctx)) as Box<dyn Any + Send>;
+        let local = self.run_job(ctx, Box::new(job.clone()));
+        self.record(id, self.id, local);
+        self.send_everywhere(Some((id, self.id)), job);
 
-        let gather = poll_fn(|cx| {
-            let mut gathers = control.gathers.borrow_mut();
+        let answers = poll_fn(|cx| {
+            let mut gathers = self.gathers.borrow_mut();
             let gather = gathers.get_mut(&id).expect("gather registered above");
             if gather.missing == 0 {
-                Poll::Ready(gathers.remove(&id).expect("present"))
+                Poll::Ready(std::mem::take(&mut gather.answers))
             } else {
                 gather.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
         })
         .await;
-        gather
-            .answers
+        answers
             .into_iter()
             .map(|answer| {
                 let value = answer.expect("every shard answered")?;
@@ -160,108 +176,91 @@ impl ShardCtx {
             .collect()
     }
 
-    /// Runs `f` on shard `shard` (at once when that is this one). Ownership of whatever
-    /// `f` carries moves there: this is how a connection changes hands.
-    pub fn run_on<F>(&self, shard: usize, f: F)
+    /// Runs `f` on shard `shard` (at once, with `ctx`, when that is this one).
+    pub(crate) fn run_on<F>(&self, ctx: &C, shard: usize, f: F)
     where
-        F: FnOnce(&ShardCtx) + Send + 'static,
+        F: FnOnce(&C) + Send + 'static,
     {
-        if shard == self.id() {
-            let _ = run_job(
-                self,
-                Box::new(move |ctx| {
-                    f(ctx);
-                    Box::new(()) as Box<dyn Any + Send>
-                }),
-            );
+        if shard == self.id {
+            let _ = self.run_job(ctx, unit(f));
             return;
         }
-        self.control().mailboxes[shard].post(Envelope::Run {
-            job: Box::new(move |ctx| {
-                f(ctx);
-                Box::new(()) as Box<dyn Any + Send>
-            }),
+        self.mailboxes[shard].post(Envelope::Run {
+            job: unit(f),
             reply_to: None,
         });
     }
 
-    /// Asks every shard, this one included, to stop: fires each shard's
-    /// [`ShardCtx::stop_event`].
-    pub fn stop_all(&self) {
-        self.send_everywhere(None, |ctx: &ShardCtx| {
-            ctx.stop_event().fire();
-            Box::new(()) as Box<dyn Any + Send>
-        });
-        self.stop_event().fire();
-    }
-
-    fn send_everywhere<J>(&self, reply_to: Option<(u64, usize)>, job: J)
+    /// Posts `job` to every shard but this one.
+    pub(crate) fn send_everywhere<J>(&self, reply_to: Option<(u64, usize)>, job: J)
     where
-        J: FnOnce(&ShardCtx) -> Box<dyn Any + Send> + Send + Clone + 'static,
+        J: FnOnce(&C) -> Box<dyn Any + Send> + Send + Clone + 'static,
     {
-        for peer in (0..self.count()).filter(|&peer| peer != self.id()) {
-            let envelope = Envelope::Run {
-                job: Box::new(job.clone()),
-                reply_to,
-            };
-            self.control().mailboxes[peer].post(envelope);
+        for (peer, mailbox) in self.mailboxes.iter().enumerate() {
+            if peer != self.id {
+                mailbox.post(Envelope::Run {
+                    job: Box::new(job.clone()),
+                    reply_to,
+                });
+            }
         }
     }
 }
 
 /// Reaches every shard from outside the shards (a signal thread, a test, `main`).
-#[derive(Clone)]
-pub struct Controller {
-    mailboxes: Mailboxes,
+pub struct Controller<C> {
+    mailboxes: Mailboxes<C>,
 }
 
-impl Controller {
-    pub(crate) fn new(mailboxes: Mailboxes) -> Self {
+impl<C> Clone for Controller<C> {
+    fn clone(&self) -> Self {
+        Controller {
+            mailboxes: self.mailboxes.clone(),
+        }
+    }
+}
+
+impl<C: 'static> Controller<C> {
+    pub(crate) fn new(mailboxes: Mailboxes<C>) -> Self {
         Controller { mailboxes }
     }
 
     /// Runs `f` on every shard, from any thread; returns once it is queued everywhere.
     pub fn broadcast<F>(&self, f: F)
     where
-        F: Fn(&ShardCtx) + Send + Clone + 'static,
+        F: Fn(&C) + Send + Clone + 'static,
     {
         for mailbox in self.mailboxes.iter() {
-            let f = f.clone();
             mailbox.post(Envelope::Run {
-                job: Box::new(move |ctx: &ShardCtx| {
-                    f(ctx);
-                    Box::new(()) as Box<dyn Any + Send>
-                }),
+                job: unit(f.clone()),
                 reply_to: None,
             });
         }
     }
-
-    /// Fires every shard's [`ShardCtx::stop_event`].
-    pub fn stop(&self) {
-        self.broadcast(|ctx: &ShardCtx| ctx.stop_event().fire());
-    }
 }
 
-/// Serves this shard's mailbox: runs jobs in arrival order and routes answers back.
-pub(crate) fn serve(ctx: Rc<ShardCtx>, doorbell: Doorbell) {
-    let mailbox = ctx.control().mailboxes[ctx.id()].clone();
+/// Serves this shard's mailbox: runs jobs in arrival order with `ctx`, and routes
+/// answers back. `control` finds the shard's own end of the mesh in `ctx`.
+pub(crate) fn serve<C: 'static>(ctx: Rc<C>, control: fn(&C) -> &Control<C>, doorbell: Doorbell) {
+    let mailbox = control(&ctx).mailboxes[control(&ctx).id].clone();
     glommio::spawn_local(async move {
-        let here = ctx.clone();
         doorbell
-            .serve(mailbox, move |envelope| match envelope {
-                Envelope::Run { job, reply_to } => {
-                    let answer = run_job(&here, job);
-                    if let Some((id, origin)) = reply_to {
-                        let reply = Envelope::Reply {
-                            id,
-                            from: here.id(),
-                            answer,
-                        };
-                        here.control().mailboxes[origin].post(reply);
+            .serve(mailbox, move |envelope| {
+                let here = control(&ctx);
+                match envelope {
+                    Envelope::Run { job, reply_to } => {
+                        let answer = here.run_job(&ctx, job);
+                        if let Some((id, origin)) = reply_to {
+                            let reply = Envelope::Reply {
+                                id,
+                                from: here.id,
+                                answer,
+                            };
+                            here.mailboxes[origin].post(reply);
+                        }
                     }
+                    Envelope::Reply { id, from, answer } => here.record(id, from, answer),
                 }
-                Envelope::Reply { id, from, answer } => here.control().record(id, from, answer),
             })
             .await
     })

@@ -1,11 +1,18 @@
-//! The per-shard context handed to every shard's main future.
+//! The per-shard context handed to every shard's main future, and the control mesh
+//! as a shard sees it.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::control::Control;
+use crate::control::{self, ShardPanicked};
 use crate::event::LocalEvent;
+
+/// This shard's end of the control mesh.
+pub type Control = control::Control<ShardCtx>;
+
+/// Reaches every shard from any thread.
+pub type Controller = control::Controller<ShardCtx>;
 
 /// Everything a shard knows about itself. `!Send`: it never leaves its shard.
 pub struct ShardCtx {
@@ -49,7 +56,7 @@ impl ShardCtx {
         &self.control
     }
 
-    /// Fired when this shard is asked to stop (see [`Control::stop_all`]).
+    /// Fired when this shard is asked to stop (see [`ShardCtx::stop_all`]).
     pub fn stop_event(&self) -> &LocalEvent {
         &self.stop
     }
@@ -68,5 +75,50 @@ impl ShardCtx {
         let locals = self.locals.borrow();
         let (_, value) = locals.iter().find(|(id, _)| *id == TypeId::of::<T>())?;
         value.clone().downcast::<T>().ok()
+    }
+
+    /// Runs `f` once on every shard: on this one at once, on the others as soon as
+    /// they get to it. Each shard runs jobs from one sender in the order they were sent.
+    pub fn broadcast<F>(&self, f: F)
+    where
+        F: Fn(&ShardCtx) + Send + Clone + 'static,
+    {
+        self.control.broadcast(self, f);
+    }
+
+    /// Runs `f` on every shard and returns the answers indexed by shard id. Dropping
+    /// the future before it completes forgets the gather; late answers are dropped.
+    pub async fn gather<R, F>(&self, f: F) -> Result<Vec<R>, ShardPanicked>
+    where
+        R: Send + 'static,
+        F: Fn(&ShardCtx) -> R + Send + Clone + 'static,
+    {
+        self.control.gather(self, f).await
+    }
+
+    /// Runs `f` on shard `shard` (at once when that is this one). Ownership of whatever
+    /// `f` carries moves there: this is how a connection changes hands.
+    pub fn run_on<F>(&self, shard: usize, f: F)
+    where
+        F: FnOnce(&ShardCtx) + Send + 'static,
+    {
+        self.control.run_on(self, shard, f);
+    }
+
+    /// Asks every shard, this one included, to stop: fires each shard's
+    /// [`ShardCtx::stop_event`].
+    pub fn stop_all(&self) {
+        self.control.send_everywhere(None, |ctx: &ShardCtx| {
+            ctx.stop_event().fire();
+            Box::new(()) as Box<dyn Any + Send>
+        });
+        self.stop_event().fire();
+    }
+}
+
+impl Controller {
+    /// Fires every shard's [`ShardCtx::stop_event`].
+    pub fn stop(&self) {
+        self.broadcast(|ctx: &ShardCtx| ctx.stop_event().fire());
     }
 }

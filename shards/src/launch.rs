@@ -7,9 +7,9 @@ use std::rc::Rc;
 use glommio::LocalExecutorBuilder;
 use std::sync::mpsc;
 
-use crate::control::{self, Control, Controller, Mailboxes};
+use crate::control::{self, Mailboxes};
 use crate::cpus;
-use crate::ctx::ShardCtx;
+use crate::ctx::{Control, Controller, ShardCtx};
 use crate::mailbox;
 
 /// Where shards run.
@@ -96,7 +96,7 @@ impl LaunchConfig {
 pub struct Runtime<T> {
     handles: Vec<std::thread::JoinHandle<Option<T>>>,
     cpus: Vec<Option<usize>>,
-    mailboxes: Mailboxes,
+    mailboxes: Mailboxes<ShardCtx>,
 }
 
 impl<T> Runtime<T> {
@@ -188,8 +188,8 @@ where
                     return None;
                 }
                 Some(executor.run(async move {
-                    let ctx = Rc::new(ShardCtx::new(id, count, cpu, Control::new(mailboxes)));
-                    control::serve(ctx.clone(), doorbell);
+                    let ctx = Rc::new(ShardCtx::new(id, count, cpu, Control::new(id, mailboxes)));
+                    control::serve(ctx.clone(), ShardCtx::control, doorbell);
                     main(ctx).await
                 }))
             })?;

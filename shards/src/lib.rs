@@ -13,7 +13,7 @@ pub mod launch;
 mod mailbox;
 pub mod signals;
 
-pub use control::{Control, Controller, ShardPanicked};
-pub use ctx::ShardCtx;
+pub use control::ShardPanicked;
+pub use ctx::{Control, Controller, ShardCtx};
 pub use event::LocalEvent;
 pub use launch::{launch, LaunchConfig, Placement, Runtime};

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_lite::AsyncReadExt;
 
-/// The sending side of one shard's mailbox; cheap to clone, usable from any thread.
+/// The sending side of one shard's mailbox, usable from any thread (shared in an `Arc`).
 pub(crate) struct Mailbox<T> {
     queue: Mutex<VecDeque<T>>,
     rung: AtomicBool,

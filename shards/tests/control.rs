@@ -122,3 +122,21 @@ fn run_on_reaches_exactly_the_named_shard() {
     });
     assert_eq!(hits, vec![1, 1, 3]);
 }
+
+#[test]
+fn a_dropped_gather_is_forgotten() {
+    let pending = run(2, |ctx: Rc<ShardCtx>| async move {
+        for _ in 0..100 {
+            // Polled once, so it is registered and its jobs are sent, then dropped the
+            // way a handler's future is dropped by a timeout or a client reset.
+            let gather = ctx.gather(|shard: &ShardCtx| shard.id());
+            assert!(futures_lite::future::poll_once(gather).await.is_none());
+        }
+        let after_drops = ctx.control().pending_gathers();
+        // Answers to the dropped gathers arrive later and are ignored; a new one works.
+        let ids = ctx.gather(|shard: &ShardCtx| shard.id()).await.unwrap();
+        assert_eq!(ids, vec![0, 1]);
+        (after_drops, ctx.control().pending_gathers())
+    });
+    assert_eq!(pending, (0, 0));
+}
