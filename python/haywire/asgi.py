@@ -14,7 +14,6 @@ import asyncio
 import sys
 import traceback
 from typing import Any, Callable
-from urllib.parse import unquote
 
 CHUNK = 64 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
@@ -87,25 +86,19 @@ def make_handler(
     state: dict,
 ) -> Callable[[Any], None]:
     """The per-request function: starts a task running the app for the request."""
+    base = {
+        "type": "http",
+        "asgi": _ASGI,
+        "scheme": "http",
+        "root_path": "",
+        "client": None,
+        "server": server,
+    }
 
     async def run(request: Any) -> None:
         body = request.body
-        path = request.path
-        scope = {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": request.http_version[5:],
-            "method": request.method,
-            "scheme": "http",
-            "path": unquote(path),
-            "raw_path": path.encode("latin-1"),
-            "query_string": request.query.encode("latin-1"),
-            "root_path": "",
-            "headers": [(n.lower().encode("latin-1"), v) for n, v in request.raw_headers],
-            "client": None,
-            "server": server,
-            "state": state.copy(),
-        }
+        scope = request.asgi_scope(base)
+        scope["state"] = state.copy()
         chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
         position = 0
         done = loop.create_future()

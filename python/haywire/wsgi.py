@@ -12,7 +12,6 @@ import io
 import sys
 import traceback
 from typing import Any, Callable
-from urllib.parse import unquote_to_bytes
 
 _ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
 
@@ -41,29 +40,8 @@ def make_handler(
     }
 
     def handle(request: Any) -> None:
-        body = request.body
-        environ = base.copy()
-        environ["REQUEST_METHOD"] = request.method
-        environ["PATH_INFO"] = unquote_to_bytes(request.path).decode("latin-1")
-        environ["QUERY_STRING"] = request.query
-        environ["SERVER_PROTOCOL"] = request.http_version
-        for name, value in request.raw_headers:
-            key = name.upper().replace("-", "_")
-            value = value.decode("latin-1")
-            if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-                environ[key] = value
-                continue
-            if key == "TRANSFER_ENCODING":
-                # Haywire has already de-chunked the body.
-                continue
-            key = "HTTP_" + key
-            if key in environ:
-                environ[key] += "," + value
-            else:
-                environ[key] = value
-        if body or "CONTENT_LENGTH" in environ:
-            environ["CONTENT_LENGTH"] = str(len(body))
-        environ["wsgi.input"] = io.BytesIO(body)
+        environ = request.wsgi_environ(base)
+        environ["wsgi.input"] = io.BytesIO(request.body)
 
         state: dict[str, Any] = {"status": None, "headers": None, "sent": False}
         chunks: list[bytes] = []

@@ -21,6 +21,7 @@ use haywire::config::RouteConfig;
 use haywire::{Config, Method, Request, Response, Router, Server, ShardCtx, StatusCode};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -234,6 +235,91 @@ impl PyRequest {
     fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         py.import("json")?
             .call_method1("loads", (PyBytes::new(py, &self.job.body),))
+    }
+
+    /// A PEP 3333 environ: a copy of `base` (the server's constant keys) plus this
+    /// request's CGI keys: REQUEST_METHOD, PATH_INFO (percent-decoded, Latin-1),
+    /// QUERY_STRING, SERVER_PROTOCOL, CONTENT_TYPE and CONTENT_LENGTH (the de-chunked
+    /// body's length) without `HTTP_`, every other header as `HTTP_*` (repeats joined
+    /// with `,`). `wsgi.input` is left to the caller.
+    fn wsgi_environ<'py>(
+        &self,
+        py: Python<'py>,
+        base: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = base.copy()?;
+        env.set_item(intern!(py, "REQUEST_METHOD"), &self.job.method)?;
+        env.set_item(
+            intern!(py, "PATH_INFO"),
+            latin1(&percent_decode(self.job.path.as_bytes())),
+        )?;
+        env.set_item(intern!(py, "QUERY_STRING"), &self.job.query)?;
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), self.job.version)?;
+        let mut has_length = false;
+        for (name, value) in &self.job.headers {
+            let mut key = String::with_capacity(name.len() + 5);
+            let special = name.eq_ignore_ascii_case("content-type")
+                || name.eq_ignore_ascii_case("content-length");
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                // Haywire has already de-chunked the body.
+                continue;
+            }
+            if !special {
+                key.push_str("HTTP_");
+            }
+            key.extend(name.chars().map(|c| match c {
+                '-' => '_',
+                c => c.to_ascii_uppercase(),
+            }));
+            if key == "CONTENT_LENGTH" {
+                has_length = true;
+                continue;
+            }
+            let value = latin1(value);
+            match env.get_item(&key)? {
+                Some(old) if !special => {
+                    env.set_item(&key, format!("{},{value}", old.extract::<String>()?))?
+                }
+                _ => env.set_item(&key, value)?,
+            }
+        }
+        if has_length || !self.job.body.is_empty() {
+            env.set_item(
+                intern!(py, "CONTENT_LENGTH"),
+                self.job.body.len().to_string(),
+            )?;
+        }
+        Ok(env)
+    }
+
+    /// An ASGI HTTP scope: a copy of `base` (type, asgi, scheme, server, ...) plus
+    /// http_version, method, path (percent-decoded UTF-8), raw_path, query_string and
+    /// headers (lower-case names, bytes).
+    fn asgi_scope<'py>(
+        &self,
+        py: Python<'py>,
+        base: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let scope = base.copy()?;
+        scope.set_item(intern!(py, "http_version"), &self.job.version[5..])?;
+        scope.set_item(intern!(py, "method"), &self.job.method)?;
+        let decoded = percent_decode(self.job.path.as_bytes());
+        scope.set_item(intern!(py, "path"), String::from_utf8_lossy(&decoded))?;
+        scope.set_item(
+            intern!(py, "raw_path"),
+            PyBytes::new(py, self.job.path.as_bytes()),
+        )?;
+        scope.set_item(
+            intern!(py, "query_string"),
+            PyBytes::new(py, self.job.query.as_bytes()),
+        )?;
+        let headers = PyList::empty(py);
+        for (name, value) in &self.job.headers {
+            let name = name.to_ascii_lowercase();
+            headers.append((PyBytes::new(py, name.as_bytes()), PyBytes::new(py, value)))?;
+        }
+        scope.set_item(intern!(py, "headers"), headers)?;
+        Ok(scope)
     }
 
     /// Route parameters (`:name` captures) as a dict.
@@ -478,4 +564,26 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Bytes as Latin-1 text (every byte one character), as WSGI and HTTP/1.1 read them.
 fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Decodes `%XX` escapes (an invalid escape is kept as is).
+fn percent_decode(input: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !input.contains(&b'%') {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' && i + 2 < input.len() {
+            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }
