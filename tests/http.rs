@@ -172,6 +172,14 @@ fn each_bad_request_gets_its_status_and_the_connection_closes() {
         (big_body.into_bytes(), 413),
         (b"GET / HTTP/3.0\r\nHost: t\r\n\r\n".to_vec(), 505),
         (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec(), 501),
+        (b"GET / HTTP/1.1\r\nHost: user@t\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: t/path\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: t:http\r\n\r\n".to_vec(), 400),
+        (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n".to_vec(), 400),
+        (b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
+        (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 400),
+        ("\r\n".repeat(20).into_bytes(), 400),
     ];
     for (wire, status) in cases {
         // A valid request after the bad one must never be answered.
@@ -183,6 +191,15 @@ fn each_bad_request_gets_its_status_and_the_connection_closes() {
         assert_eq!(reply.header("connection"), Some("close"), "{shown}");
         assert!(is_closed(&mut reader), "{shown}: connection left open");
     }
+}
+
+#[test]
+fn lenient_where_the_rfcs_say_so() {
+    // Empty lines before a request line, and empty list elements, are ignored.
+    let wire = b"\r\n\r\nPOST /echo HTTP/1.1\r\nHost: [::1]:80\r\n\
+                 Transfer-Encoding: , chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    let (reply, _) = exchange(shared_server(), wire);
+    assert_eq!((reply.status, reply.text()), (200, "ok".into()));
 }
 
 #[test]

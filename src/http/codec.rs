@@ -3,7 +3,7 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::http::body::ChunkedDecoder;
 use crate::http::error::ParseError;
@@ -69,7 +69,12 @@ pub struct Decoder {
     limits: Limits,
     shard: usize,
     state: State,
+    /// Empty lines skipped before the request line now expected.
+    empty_lines: u8,
 }
+
+/// Empty lines tolerated before a request line; more is answered 400.
+const MAX_EMPTY_LINES: u8 = 8;
 
 impl Decoder {
     /// A decoder for a connection served by `shard`.
@@ -82,6 +87,7 @@ impl Decoder {
             limits,
             shard,
             state: State::Head,
+            empty_lines: 0,
         };
         decoder.set_limits(limits);
         decoder
@@ -133,9 +139,13 @@ impl Decoder {
             params: Params::default(),
             shard: self.shard,
         };
+        if buf.first().is_some_and(|&b| b == b'\r' || b == b'\n') {
+            self.skip_empty_lines(buf)?;
+        }
         let Some((head_len, parsed)) = parse_head(buf, &self.limits, &mut request.headers)? else {
             return Ok(Event::NeedMore);
         };
+        self.empty_lines = 0;
         request.headers.set_head(buf.split_to(head_len).freeze());
         request.method = parsed.method;
         request.method_span = parsed.method_span;
@@ -166,6 +176,23 @@ impl Decoder {
                 }
                 self.decode(buf)
             }
+        }
+    }
+
+    /// Consumes empty lines before a request line (RFC 9112 §2.2 asks servers to
+    /// ignore at least one), up to [`MAX_EMPTY_LINES`] per request.
+    fn skip_empty_lines(&mut self, buf: &mut BytesMut) -> Result<(), ParseError> {
+        loop {
+            let line = match &buf[..] {
+                [b'\r', b'\n', ..] => 2,
+                [b'\n', ..] => 1,
+                _ => return Ok(()),
+            };
+            self.empty_lines += 1;
+            if self.empty_lines > MAX_EMPTY_LINES {
+                return Err(bad("too many empty lines before the request line"));
+            }
+            buf.advance(line);
         }
     }
 
@@ -232,6 +259,11 @@ fn parse_head(
     if target.len() > limits.max_uri_length {
         return Err(ParseError::UriTooLong);
     }
+    // httparse lets bytes above 0x7f through (for UTF-8 paths); a request target is
+    // visible ASCII only (RFC 9112 §3.2, RFC 3986: anything else is percent-encoded).
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("invalid byte in request target"));
+    }
     let method = Method::from_token(method_text);
     let path_text = origin_path(method, target)?;
     let version = match req.version {
@@ -271,6 +303,9 @@ fn parse_head(
             chunked = parse_transfer_encoding(value, chunked)?;
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            if !valid_host(value) {
+                return Err(bad("invalid Host header"));
+            }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in tokens(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
@@ -348,15 +383,69 @@ fn map_httparse_error(error: httparse::Error, buf: &[u8]) -> ParseError {
     }
 }
 
-/// Whether the request line ends in a well-formed `HTTP/x.y` that is not 1.0 or 1.1.
+/// Whether the request line is three parts, the last a well-formed `HTTP/x.y` that is
+/// not 1.0 or 1.1. (A space inside the target makes four parts: a malformed line.)
 fn looks_like_other_version(buf: &[u8]) -> bool {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(space) = line.iter().rposition(|&b| b == b' ') else {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(_method), Some(_target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
-    matches!(&line[space + 1..], [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
         if major.is_ascii_digit() && minor.is_ascii_digit())
+}
+
+/// Whether a Host value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2):
+/// a reg-name or IPv4 address, or a bracketed IPv6 literal, then optional digits. Empty
+/// is allowed (a target without an authority). Userinfo, paths, spaces, lists (commas)
+/// and anything else are not.
+fn valid_host(value: &[u8]) -> bool {
+    let value = trim(value);
+    let (host_ok, rest) = match value {
+        [] => return true,
+        [b'[', literal @ ..] => match literal.iter().position(|&b| b == b']') {
+            Some(end) => (valid_ipv6(&literal[..end]), &literal[end + 1..]),
+            None => return false,
+        },
+        _ => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            (valid_reg_name(&value[..end]), &value[end..])
+        }
+    };
+    host_ok
+        && match rest {
+            [] => true,
+            [b':', port @ ..] => port.len() <= 5 && port.iter().all(u8::is_ascii_digit),
+            _ => false,
+        }
+}
+
+fn valid_ipv6(literal: &[u8]) -> bool {
+    std::str::from_utf8(literal).is_ok_and(|text| text.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// A non-empty reg-name: unreserved characters, percent-escapes and sub-delims, less
+/// the comma (which only ever means a list here).
+fn valid_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' if name
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+            {
+                i += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=".contains(&b) => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    !name.is_empty()
 }
 
 /// The path of an origin-form (`/a?b`), asterisk-form (`OPTIONS *`) or absolute-form
@@ -394,15 +483,16 @@ fn parse_content_length(value: &[u8]) -> Result<usize, ParseError> {
 }
 
 /// Folds one Transfer-Encoding line into "chunked is the final coding so far".
-/// `chunked` must come last, once; any other coding is one we do not implement.
+/// `chunked` must come last, once; any other coding is one we do not implement. Empty
+/// list elements are ignored (RFC 9110 §5.6.1).
 fn parse_transfer_encoding(value: &[u8], mut chunked: bool) -> Result<bool, ParseError> {
-    for coding in tokens(value) {
+    for coding in tokens(value).filter(|coding| !coding.is_empty()) {
         if chunked {
             return Err(bad("Transfer-Encoding has a coding after chunked"));
         }
         if coding.eq_ignore_ascii_case(b"chunked") {
             chunked = true;
-        } else if coding.is_empty() || !coding.iter().all(|&b| is_token_byte(b)) {
+        } else if !coding.iter().all(|&b| is_token_byte(b)) {
             return Err(bad("invalid Transfer-Encoding"));
         } else {
             return Err(ParseError::UnsupportedTransferCoding);
