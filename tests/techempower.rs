@@ -95,7 +95,7 @@ fn database_worlds() -> HashMap<i64, i64> {
 
 #[test]
 fn every_response_has_the_required_headers_and_content_type() {
-    // `/updates` is checked by the updates test: no other test may change the table.
+    // `/updates` is checked (headers included) by its own test.
     let cases = [
         ("/plaintext", "text/plain"),
         ("/json", "application/json"),
@@ -165,11 +165,12 @@ fn queries_clamp_their_count() {
 #[test]
 fn queries_read_the_database() {
     // Rows this test reads are compared with the table read just before; another test
-    // may update a few rows meanwhile, so most (not all) must match.
+    // (or a benchmark on the same database) may update rows meanwhile, so most, not
+    // all, must match.
     let table = database_worlds();
     let rows = worlds(&fetch("/queries?queries=200"));
     let same = rows.iter().filter(|(id, n)| table[id] == *n).count();
-    assert!(same >= 190, "{same} of 200 rows match the database");
+    assert!(same >= 160, "{same} of 200 rows match the database");
 }
 
 #[test]
@@ -207,23 +208,46 @@ fn fortunes_are_escaped_sorted_and_complete() {
 }
 
 #[test]
-fn cached_queries_match_the_database_then_updates_persist() {
-    // One test, in this order: the cache is a copy taken at start, and updates change
-    // the table under it (no other test here updates).
-    let addr = server();
+fn cached_queries_match_the_database() {
+    // Its own server, so the table can be read before the cache is filled. Something
+    // else (a benchmark) may update the table meanwhile: rows that are the same before
+    // the server starts and after the checks were unchanged while the cache was filled,
+    // and those must match exactly.
+    require_database();
+    let before = database_worlds();
+    assert_eq!(before.len(), 10_000);
+    let postgres = postgres_config(DATABASE_URL, 5.0);
+    let running = Server::new(test_config())
+        .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            techempower::routes(router, ctx, &postgres)
+        })
+        .start()
+        .expect("server starts");
+    let addr = running.local_addr();
     wait_for_200(
         addr,
         "/cached-queries?count=1",
         Duration::from_secs(10),
         "the cache loads at shard start",
     );
-    let table = database_worlds();
-    assert_eq!(table.len(), 10_000);
+    let mut cached = Vec::new();
     for _ in 0..10 {
-        for (id, n) in worlds(&fetch("/cached-queries?count=500")) {
-            assert_eq!(table[&id], n, "cached world {id}");
-        }
+        cached.extend(worlds(&fetch_from(addr, "/cached-queries?count=500")));
     }
+    let after = database_worlds();
+    let stable: Vec<&(i64, i64)> = cached
+        .iter()
+        .filter(|(id, _)| before[id] == after[id])
+        .collect();
+    for (id, n) in &stable {
+        assert_eq!(after[id], *n, "cached world {id}");
+    }
+    assert!(
+        stable.len() >= 100,
+        "only {} of {} cached rows were left alone by concurrent updates: too few to check",
+        stable.len(),
+        cached.len()
+    );
     for (query, n) in [
         ("", 1),
         ("?count=0", 1),
@@ -232,10 +256,16 @@ fn cached_queries_match_the_database_then_updates_persist() {
         ("?count=501", 500),
         ("?count=9", 9),
     ] {
-        let reply = fetch(&format!("/cached-queries{query}"));
-        assert_eq!(worlds(&reply).len(), n, "/cached-queries{query}");
+        let path = format!("/cached-queries{query}");
+        let reply = fetch_from(addr, &path);
+        assert_eq!(worlds(&reply).len(), n, "{path}");
     }
+    running.stop();
+    running.join().expect("clean stop");
+}
 
+#[test]
+fn updates_clamp_their_count_and_persist() {
     for (query, n) in [
         ("", 1),
         ("?queries=0", 1),
@@ -249,14 +279,19 @@ fn cached_queries_match_the_database_then_updates_persist() {
         check_headers(&path, &reply, "application/json");
         assert_eq!(worlds(&reply).len(), n, "{path}");
     }
-    // What an update answers is what the table holds afterwards.
+    // What an update answers is what the table holds afterwards. A concurrent writer
+    // (a benchmark on the same database) may have changed a row since: a few may differ.
+    let (mut same, mut total) = (0, 0);
     for _ in 0..5 {
         let updated = worlds(&fetch("/updates?queries=20"));
         let table = database_worlds();
-        for (id, n) in &updated {
-            assert_eq!(table[id], *n, "world {id} after /updates: {updated:?}");
-        }
+        total += updated.len();
+        same += updated.iter().filter(|(id, n)| table[id] == *n).count();
     }
+    assert!(
+        same * 10 >= total * 9,
+        "{same} of {total} updated rows are in the table"
+    );
 }
 
 #[test]
@@ -396,4 +431,40 @@ fn an_unreachable_database_answers_503_at_once() {
     );
     running.stop();
     running.join().expect("clean stop");
+}
+
+#[test]
+fn the_separate_keys_and_a_unix_socket_work_too() {
+    require_database();
+    // host starting with `/`: the socket directory (setup.sh allows password logins there).
+    let mut postgres = postgres_config("", 5.0);
+    postgres.host = "/var/run/postgresql".into();
+    postgres.user = "benchmarkdbuser".into();
+    postgres.password = "benchmarkdbpass".into();
+    postgres.dbname = "hello_world".into();
+    postgres.connections_per_shard = 3;
+    let running = Server::new(test_config())
+        .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            techempower::routes(router, ctx, &postgres)
+        })
+        .start()
+        .expect("server starts");
+    let addr = running.local_addr();
+    let reply = wait_for_200(
+        addr,
+        "/db",
+        Duration::from_secs(10),
+        "login over /var/run/postgresql (run benchmarks/tfb/setup.sh)",
+    );
+    world(&json(&reply));
+    // Requests spread over the three connections of a shard.
+    for _ in 0..3 {
+        assert_eq!(worlds(&fetch_from(addr, "/queries?queries=50")).len(), 50);
+    }
+    running.stop();
+    running.join().expect("clean stop");
+}
+
+fn fetch_from(addr: SocketAddr, path: &str) -> Reply {
+    get_within(addr, path, Duration::from_secs(10))
 }

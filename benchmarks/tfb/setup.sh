@@ -13,7 +13,8 @@
 #   `hello_world` owned by it, with TechEmpower's tables: World (10,000 rows, random
 #   numbers 1..10000) and Fortune (the 12 standard rows);
 # - sets `synchronous_commit = off` on the database, as TechEmpower's own config does;
-# - checks a password login over TCP on 127.0.0.1.
+# - lets the user log in with its password over the Unix socket too (pg_hba.conf);
+# - checks a password login over TCP on 127.0.0.1 and over the Unix socket.
 set -euo pipefail
 
 cpus=
@@ -70,6 +71,20 @@ else
 fi
 
 psql_admin() { runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -qAt "$@"; }
+
+# Password logins for the benchmark user over the Unix socket too (Debian's default is
+# `peer`, which only lets an OS user of the same name in): the first matching line wins,
+# so it goes before the others.
+hba="/etc/postgresql/$version/$cluster/pg_hba.conf"
+hba_line="local   hello_world     benchmarkdbuser                         scram-sha-256"
+if [ -f "$hba" ] && ! grep -qF "$hba_line" "$hba"; then
+    { echo "# benchmarks/tfb/setup.sh: password login over the Unix socket"; echo "$hba_line"; cat "$hba"; } > "$hba.new"
+    chown --reference="$hba" "$hba.new"
+    chmod --reference="$hba" "$hba.new"
+    mv "$hba.new" "$hba"
+    pg_ctlcluster "$version" "$cluster" reload
+    say "pg_hba.conf: benchmarkdbuser may log in with its password over the Unix socket"
+fi
 
 for _ in $(seq 50); do
     psql_admin -c 'SELECT 1' >/dev/null 2>&1 && break
@@ -154,4 +169,6 @@ say "Fortune has its 12 rows"
 # The check the benchmarks rely on: a password login over TCP.
 check=$(psql_user -c "SELECT count(*) FROM World" -c "SELECT count(*) FROM Fortune" -c "SHOW synchronous_commit" | tr '\n' ' ')
 say "TCP login as benchmarkdbuser@127.0.0.1:$port ok: World, Fortune rows, synchronous_commit = $check"
+unix=$(psql -h /var/run/postgresql -p "$port" -U benchmarkdbuser -d hello_world -qAt -c "SELECT 'ok'")
+say "Unix-socket login as benchmarkdbuser (/var/run/postgresql) $unix"
 say "url: postgres://benchmarkdbuser:benchmarkdbpass@127.0.0.1:$port/hello_world"

@@ -19,23 +19,35 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 const SCRATCH: usize = 8 * 1024;
 
 /// A TCP or Unix-domain connection to the database.
-pub(crate) enum Socket {
+enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
-/// A [`Socket`] with the tokio I/O traits.
-pub(crate) struct PgStream {
+/// A glommio TCP or Unix stream with tokio's `AsyncRead`/`AsyncWrite`, for
+/// `tokio_postgres::Config::connect_raw`. [`Pg`](super::Pg) uses it for its connections;
+/// it is public for code that drives tokio-postgres itself on a shard.
+pub struct PgStream {
     socket: Socket,
     scratch: Box<[u8]>,
 }
 
 impl PgStream {
-    pub(crate) fn new(socket: Socket) -> PgStream {
+    fn new(socket: Socket) -> PgStream {
         PgStream {
             socket,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
         }
+    }
+
+    /// Wraps a TCP stream (set TCP_NODELAY on it first: queries are small).
+    pub fn tcp(stream: TcpStream) -> PgStream {
+        PgStream::new(Socket::Tcp(stream))
+    }
+
+    /// Wraps a Unix-domain stream.
+    pub fn unix(stream: UnixStream) -> PgStream {
+        PgStream::new(Socket::Unix(stream))
     }
 }
 

@@ -61,7 +61,7 @@ pub use tokio_postgres::types::ToSql;
 pub use tokio_postgres::Row;
 
 use crate::config::PostgresConfig;
-use io::{PgStream, Socket};
+pub use io::PgStream;
 
 /// First wait before reconnecting; doubled after every failed attempt.
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
@@ -358,16 +358,16 @@ impl Target {
                 stream
                     .set_nodelay(true)
                     .map_err(|e| PgError::Unavailable(format!("TCP_NODELAY: {e}")))?;
-                Socket::Tcp(stream)
+                PgStream::tcp(stream)
             }
             Address::Unix(path) => {
-                Socket::Unix(UnixStream::connect(path).await.map_err(|e| {
+                PgStream::unix(UnixStream::connect(path).await.map_err(|e| {
                     PgError::Unavailable(format!("connect {}: {e}", path.display()))
                 })?)
             }
         };
         self.config
-            .connect_raw(PgStream::new(socket), NoTls)
+            .connect_raw(socket, NoTls)
             .await
             .map_err(|e| PgError::Unavailable(format!("login: {e}")))
     }
