@@ -290,6 +290,16 @@ run_wrk() { # $1 seconds, $2 output file, rest: wrk arguments. In the background
   return $rc
 }
 
+peer_versions() { # the framework and database crates each peer's Cargo.lock pins
+  local s
+  for s in ${server_list[@]+"${server_list[@]}"}; do
+    [ "$s" = haywire ] && continue
+    awk -v peer="$s" '/^name = / {name = $3; gsub(/"/, "", name)}
+      /^version = / && name ~ /^(hyper|actix-web|may_minihttp|may|xitca-web|xitca-postgres|tokio-postgres|postgres|tokio)$/ {
+        v = $3; gsub(/"/, "", v); out = out (out ? " " : "") name "@" v }
+      END {printf "%s: %s; ", peer, out}' "$peers/$s/Cargo.lock"
+  done
+}
 clk_tck=$(getconf CLK_TCK)
 raw="$work/raw.tsv"
 : >"$raw"
@@ -306,6 +316,8 @@ raw="$work/raw.tsv"
   printf 'flag\ttests\t%s\n' "$(IFS=,; echo "${test_list[*]}")"
   printf 'flag\tservers\t%s\n' "$(IFS=,; echo "${server_list[*]}")"
   printf 'flag\tdatabase\t%s, %s\n' "$pg_version" "${database_url//benchmarkdbpass/***}"
+  printf 'flag\thaywire\t%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes in the tree)')"
+  printf 'flag\tpeer crates\t%s\n' "$(peer_versions)"
   printf 'flag\tquick\t%s\n' "$([ $quick = 1 ] && echo yes || echo no)"
   printf 'flag\tload average at start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   for t in "${test_list[@]}"; do printf 'desc\t%s\t%s\n' "$t" "$(describe "$t")"; done

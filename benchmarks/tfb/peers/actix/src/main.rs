@@ -128,6 +128,19 @@ async fn cached_queries(req: HttpRequest, db: web::Data<Db>) -> HttpResponse {
     json(&worlds)
 }
 
+/// The listener, with TCP_NODELAY set on it: Linux hands it down to every accepted socket,
+/// so answers to pipelined requests are not held back by Nagle's algorithm (the framework
+/// does not set it itself).
+fn listener(port: u16) -> std::io::Result<std::net::TcpListener> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let args = common::args(8102);
@@ -145,8 +158,7 @@ async fn main() -> std::io::Result<()> {
             .route("/cached-queries", web::get().to(cached_queries))
     })
     .workers(args.threads)
-    .backlog(1024)
-    .bind(("127.0.0.1", args.port))?;
+    .listen(listener(args.port)?)?;
     println!("tfb-actix on 127.0.0.1:{} with {} workers", args.port, args.threads);
     server.run().await
 }

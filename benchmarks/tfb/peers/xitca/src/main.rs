@@ -162,6 +162,19 @@ async fn cached_queries(StateRef(db): StateRef<'_, Db>, uri: &Uri) -> WebRespons
     json(&worlds)
 }
 
+/// The listener, with TCP_NODELAY set on it: Linux hands it down to every accepted socket,
+/// so answers to pipelined requests are not held back by Nagle's algorithm (the framework
+/// does not set it itself).
+fn listener(port: u16) -> std::io::Result<std::net::TcpListener> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 fn main() -> std::io::Result<()> {
     let args = common::args(8104);
     let url = args.database_url.clone();
@@ -177,8 +190,7 @@ fn main() -> std::io::Result<()> {
         .at("/cached-queries", get(handler_service(cached_queries)))
         .serve()
         .worker_threads(args.threads)
-        .backlog(1024)
-        .bind(("127.0.0.1", args.port))?
+        .listen(listener(args.port)?)?
         .run()
         .wait()
 }
