@@ -222,7 +222,7 @@ fn a_database_restart_under_load_gives_quick_503s_then_service_resumes() {
         .start()
         .expect("server starts");
     let addr = running.local_addr();
-    wait_for_200(addr, "/q", Duration::from_secs(10), "PostgreSQL reachable");
+    wait_for_shards(addr, "/q", Duration::from_secs(10), "PostgreSQL reachable");
     wait_for_backends(SHARDS * PER_SHARD, Duration::from_secs(5));
 
     let load = Load::start(addr, 4);

@@ -38,7 +38,7 @@ fn server() -> SocketAddr {
             .expect("server starts");
         let addr = running.local_addr();
         std::mem::forget(running);
-        wait_for_200(
+        wait_for_shards(
             addr,
             "/db",
             Duration::from_secs(10),
@@ -232,7 +232,14 @@ fn cached_queries_match_the_database() {
     );
     let mut cached = Vec::new();
     for _ in 0..10 {
-        cached.extend(worlds(&fetch_from(addr, "/cached-queries?count=500")));
+        // Each shard fills its own cache: wait for the one this connection reaches.
+        let reply = wait_for_200(
+            addr,
+            "/cached-queries?count=500",
+            Duration::from_secs(10),
+            "every shard's cache loads at start",
+        );
+        cached.extend(worlds(&reply));
     }
     let after = database_worlds();
     let stable: Vec<&(i64, i64)> = cached
@@ -257,7 +264,7 @@ fn cached_queries_match_the_database() {
         ("?count=9", 9),
     ] {
         let path = format!("/cached-queries{query}");
-        let reply = fetch_from(addr, &path);
+        let reply = wait_for_200(addr, &path, Duration::from_secs(10), "cache loaded");
         assert_eq!(worlds(&reply).len(), n, "{path}");
     }
     running.stop();
@@ -364,7 +371,7 @@ fn a_slow_query_answers_504_and_the_connection_serves_again() {
         .start()
         .expect("server starts");
     let addr = running.local_addr();
-    wait_for_200(
+    wait_for_shards(
         addr,
         "/fast",
         Duration::from_secs(10),
@@ -450,7 +457,7 @@ fn the_separate_keys_and_a_unix_socket_work_too() {
         .start()
         .expect("server starts");
     let addr = running.local_addr();
-    let reply = wait_for_200(
+    let reply = wait_for_shards(
         addr,
         "/db",
         Duration::from_secs(10),
@@ -467,4 +474,68 @@ fn the_separate_keys_and_a_unix_socket_work_too() {
 
 fn fetch_from(addr: SocketAddr, path: &str) -> Reply {
     get_within(addr, path, Duration::from_secs(10))
+}
+
+#[test]
+fn a_stalled_connection_is_replaced() {
+    // With the server-side statement_timeout off, a long statement keeps the shard's one
+    // connection silent: queries behind it time out (504) until the client gives up on
+    // it (two query timeouts without an answer) and reconnects, well before the
+    // statement would have finished.
+    require_database();
+    let url = format!("{DATABASE_URL}?options=-c%20statement_timeout%3D0");
+    let postgres = postgres_config(&url, 0.3);
+    let mut config = test_config();
+    config.server.shards = 1;
+    let running = Server::new(config)
+        .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            let pg = Pg::start(ctx, &postgres, &["SELECT 1 FROM pg_sleep($1)", "SELECT 7"])
+                .expect("configured");
+            let p = pg.clone();
+            router.get("/sleep/:s", move |req: Request| {
+                let pg = p.clone();
+                let secs: f64 = req.param("s").and_then(|s| s.parse().ok()).unwrap_or(0.0);
+                async move {
+                    let params: [&(dyn ToSql + Sync); 1] = [&secs];
+                    match pg.query_one(0, &params).await {
+                        Ok(_) => Response::text("slept"),
+                        Err(e) => e.response(),
+                    }
+                }
+            });
+            router.get("/fast", move |_: Request| {
+                let pg = pg.clone();
+                async move {
+                    match pg.query_one(1, &[]).await {
+                        Ok(row) => Response::text(row.get::<_, i32>(0).to_string()),
+                        Err(e) => e.response(),
+                    }
+                }
+            });
+        })
+        .start()
+        .expect("server starts");
+    let addr = running.local_addr();
+    wait_for_shards(
+        addr,
+        "/fast",
+        Duration::from_secs(10),
+        "PostgreSQL reachable",
+    );
+    let start = Instant::now();
+    let reply = get_within(addr, "/sleep/5", Duration::from_secs(5));
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    wait_for_200(
+        addr,
+        "/fast",
+        Duration::from_secs(3),
+        "a stalled connection must be replaced",
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    running.stop();
+    running.join().expect("clean stop");
 }

@@ -46,7 +46,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use glommio::net::{TcpStream, UnixStream};
@@ -94,7 +94,18 @@ pub struct PgConn {
     client: Client,
     statements: Vec<Statement>,
     query_timeout: Duration,
+    /// When a query was first given up on (timed out) since the connection last
+    /// answered: its answer is still owed, and a connection that owes one and stays
+    /// silent is stalled (see `STALLED_AFTER`).
+    gave_up_since: Cell<Option<Instant>>,
 }
+
+/// How many query timeouts a liveness probe may wait, once a query was given up on,
+/// before the connection is dropped and reconnected. The server aborts a statement at
+/// one query timeout (`statement_timeout`), so only a dead peer (a host gone without a
+/// reset, a black-holed network) or a statement_timeout turned off stays silent that
+/// long.
+const STALLED_AFTER: u32 = 2;
 
 /// What a connection task needs to (re)connect.
 struct Target {
@@ -246,28 +257,42 @@ impl PgConn {
     /// wrap a request's queries in [`Pg::timed`].
     pub async fn query_one(&self, statement: usize, params: Params<'_>) -> Result<Row, PgError> {
         let stmt = self.statement(statement);
-        self.client
-            .query_one(stmt, params)
-            .await
-            .map_err(|e| self.error(e))
+        let mut pending = Pending(self, false);
+        let result = self.client.query_one(stmt, params).await;
+        pending.1 = true;
+        self.answered(result)
     }
 
     /// Runs statement `statement` and returns its rows.
     pub async fn query(&self, statement: usize, params: Params<'_>) -> Result<Vec<Row>, PgError> {
         let stmt = self.statement(statement);
-        self.client
-            .query(stmt, params)
-            .await
-            .map_err(|e| self.error(e))
+        let mut pending = Pending(self, false);
+        let result = self.client.query(stmt, params).await;
+        pending.1 = true;
+        self.answered(result)
     }
 
     /// Runs statement `statement` and returns how many rows it changed.
     pub async fn execute(&self, statement: usize, params: Params<'_>) -> Result<u64, PgError> {
         let stmt = self.statement(statement);
-        self.client
-            .execute(stmt, params)
-            .await
-            .map_err(|e| self.error(e))
+        let mut pending = Pending(self, false);
+        let result = self.client.execute(stmt, params).await;
+        pending.1 = true;
+        self.answered(result)
+    }
+
+    /// Notes that the connection answered (it is alive); maps a driver error.
+    fn answered<T>(&self, result: Result<T, tokio_postgres::Error>) -> Result<T, PgError> {
+        self.gave_up_since.set(None);
+        result.map_err(|e| self.error(e))
+    }
+
+    /// A query was given up on at least a query timeout ago and nothing has been
+    /// answered since.
+    fn owes_answer(&self) -> bool {
+        self.gave_up_since
+            .get()
+            .is_some_and(|t| t.elapsed() >= self.query_timeout)
     }
 
     fn error(&self, e: tokio_postgres::Error) -> PgError {
@@ -275,6 +300,18 @@ impl PgConn {
             // The server's statement_timeout: report the configured limit.
             PgError::Timeout(_) => PgError::Timeout(self.query_timeout),
             other => other,
+        }
+    }
+}
+
+/// A query in flight on a [`PgConn`]; `.1` is set once it is answered. Dropped
+/// unanswered (its request timed out), it leaves the connection owing an answer.
+struct Pending<'a>(&'a PgConn, bool);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.1 && self.0.gave_up_since.get().is_none() {
+            self.0.gave_up_since.set(Some(Instant::now()));
         }
     }
 }
@@ -424,15 +461,36 @@ async fn connection(
             client,
             statements,
             query_timeout,
+            gave_up_since: Cell::new(None),
         });
         let Some(live) = slot.upgrade() else {
             return Ok(());
         };
-        *live.conn.borrow_mut() = Some(conn);
+        *live.conn.borrow_mut() = Some(conn.clone());
         live.connects.set(live.connects.get() + 1);
         up.set(true);
         drop(live);
-        future::pending::<Result<(), PgError>>().await
+        // A dead peer that never resets the socket would leave the driver waiting
+        // forever and every query timing out. After a query was given up on, an empty
+        // query asks whether the connection still answers: it queues behind whatever
+        // is stuck, so silence means stalled, and the connection is replaced.
+        loop {
+            sleep(query_timeout).await;
+            if !conn.owes_answer() {
+                continue;
+            }
+            let probe = async { conn.client.check_connection().await.map_err(PgError::from) };
+            match with_timeout(query_timeout * STALLED_AFTER, probe).await {
+                Ok(()) => conn.gave_up_since.set(None),
+                Err(PgError::Timeout(_)) => {
+                    return Err(PgError::Unavailable(format!(
+                        "no answer for {:.1} s: reconnecting",
+                        (query_timeout * (STALLED_AFTER + 1)).as_secs_f64()
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
     };
     let ended = future::or(async { driver.await.map_err(PgError::from) }, serve).await;
     match (up.get(), ended) {

@@ -83,3 +83,13 @@ pub fn wait_for_200(addr: SocketAddr, path: &str, within: Duration, why: &str) -
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// [`wait_for_200`] on 20 fresh connections, so that (spread by SO_REUSEPORT) every
+/// shard of a 2-shard server has its database connection up.
+pub fn wait_for_shards(addr: SocketAddr, path: &str, within: Duration, why: &str) -> Reply {
+    let mut reply = wait_for_200(addr, path, within, why);
+    for _ in 0..19 {
+        reply = wait_for_200(addr, path, within, why);
+    }
+    reply
+}
