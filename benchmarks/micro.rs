@@ -6,8 +6,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use haywire::http::response::ResponseMode;
-use haywire::http::{Decoder, Event, Limits};
+use haywire::internals::{Decoder, Event, Limits, ResponseMode};
 use haywire::{Request, Response, Router};
 
 const SMALL: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost:8000\r\n\r\n";

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::handler::Reply;
-use crate::http::response::ResponseMode;
+use crate::http::ResponseMode;
 use crate::http::{Decoder, Event, Method, ParseError, Response, StatusCode, Version};
 use crate::net::Socket;
 use crate::shard::Shard;

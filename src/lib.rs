@@ -10,17 +10,26 @@ mod net;
 #[cfg(feature = "pg")]
 pub mod pg;
 mod pool;
-pub mod reload;
-pub mod router;
-pub mod server;
+mod reload;
+mod router;
+mod server;
 mod shard;
 pub mod stats;
-pub mod stock;
+mod stock;
 mod watchdog;
 
 pub use config::Config;
 pub use handler::{Handler, IntoReply, Reply};
 pub use haywire_shards::ShardCtx;
-pub use http::{Method, Request, Response, StatusCode};
+pub use http::{HeaderText, Headers, Method, Request, Response, StatusCode, Version};
+pub use reload::{Reloaded, Reloader};
 pub use router::Router;
 pub use server::{RunningServer, Server};
+
+/// The sans-I/O decoder and encoder, for the micro-benchmarks and fuzz targets (cargo
+/// feature `internals`); not a stable API.
+#[cfg(feature = "internals")]
+pub mod internals {
+    pub use crate::http::codec::{Decoder, Event, Limits};
+    pub use crate::http::response::ResponseMode;
+}

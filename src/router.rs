@@ -245,3 +245,135 @@ fn match_segments(
     }
     parts.next().is_none().then_some(captured)
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::http::{Decoder, Event, Limits};
+
+    fn request(method: &str, path: &str) -> Request {
+        let wire = format!("{method} {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut buf = BytesMut::from(wire.as_bytes());
+        match Decoder::new(Limits::default(), 0).decode(&mut buf) {
+            Ok(Event::Request(request)) => request,
+            other => panic!("{wire:?} did not decode: {other:?}"),
+        }
+    }
+
+    /// The status and body `router` answers `method path` with.
+    fn answer(router: &Router, method: &str, path: &str) -> (u16, String) {
+        match router.dispatch(request(method, path)) {
+            Reply::Ready(response) => (
+                response.status().as_u16(),
+                String::from_utf8_lossy(response.body()).into_owned(),
+            ),
+            Reply::Pending(_) => panic!("test handlers answer at once"),
+        }
+    }
+
+    fn named(name: &'static str) -> impl Handler {
+        move |req: Request| {
+            let params = ["id", "dir", "rest"]
+                .iter()
+                .filter_map(|p| req.param(p).map(|v| format!(" {p}={v}")))
+                .collect::<String>();
+            Response::text(format!("{name}{params}"))
+        }
+    }
+
+    #[test]
+    fn exact_paths_win_over_patterns() {
+        let mut router = Router::new();
+        router.get("/users/:id", named("param"));
+        router.get("/users/me", named("exact"));
+        assert_eq!(answer(&router, "GET", "/users/me").1, "exact");
+        assert_eq!(answer(&router, "GET", "/users/7").1, "param id=7");
+    }
+
+    #[test]
+    fn patterns_match_in_registration_order() {
+        let mut router = Router::new();
+        router.get("/files/:dir/*", named("first"));
+        router.get("/files/*", named("second"));
+        assert_eq!(answer(&router, "GET", "/files/a/b").1, "first dir=a");
+        assert_eq!(answer(&router, "GET", "/files/a").1, "second");
+    }
+
+    #[test]
+    fn stars_match_one_segment_or_a_tail() {
+        let mut router = Router::new();
+        router.get("/a/*/c", named("middle"));
+        router.get("/users/*", named("tail"));
+        assert_eq!(answer(&router, "GET", "/a/b/c").1, "middle");
+        assert_eq!(answer(&router, "GET", "/a/b/x").0, 404);
+        assert_eq!(
+            answer(&router, "GET", "/a//c").0,
+            404,
+            "a star needs a segment"
+        );
+        assert_eq!(answer(&router, "GET", "/users/42").1, "tail");
+        assert_eq!(answer(&router, "GET", "/users/42/posts/1").1, "tail");
+        assert_eq!(answer(&router, "GET", "/users").0, 404);
+        assert_eq!(answer(&router, "GET", "/users/").0, 404);
+    }
+
+    #[test]
+    fn params_capture_one_non_empty_segment() {
+        let mut router = Router::new();
+        router.get("/items/:id", named("item"));
+        assert_eq!(answer(&router, "GET", "/items/x%20y").1, "item id=x%20y");
+        assert_eq!(answer(&router, "GET", "/items/").0, 404);
+        assert_eq!(answer(&router, "GET", "/items/1/2").0, 404);
+        assert_eq!(
+            answer(&router, "GET", "/items/7?q=1").1,
+            "item id=7",
+            "the query is not part of the path"
+        );
+    }
+
+    #[test]
+    fn methods_head_fallback_405_and_404() {
+        let mut router = Router::new();
+        router.get("/r", named("get"));
+        router.post("/r", named("post"));
+        router.delete("/p/:id", named("delete"));
+        assert_eq!(answer(&router, "HEAD", "/r").1, "get");
+        assert_eq!(answer(&router, "POST", "/r").1, "post");
+        let Reply::Ready(response) = router.dispatch(request("PUT", "/r")) else {
+            panic!("405 is immediate");
+        };
+        assert_eq!(response.status().as_u16(), 405);
+        assert_eq!(response.header("allow"), Some("GET, POST, HEAD"));
+        assert_eq!(answer(&router, "GET", "/p/1").0, 405);
+        assert_eq!(answer(&router, "DELETE", "/p/1").1, "delete id=1");
+        assert_eq!(answer(&router, "GET", "/nowhere").0, 404);
+    }
+
+    #[test]
+    fn a_later_registration_replaces_the_same_method_and_path() {
+        let mut router = Router::new();
+        router.get("/x", named("old"));
+        router.get("/x", named("new"));
+        router.get("/y/:id", named("old"));
+        router.get("/y/:id", named("new"));
+        assert_eq!(answer(&router, "GET", "/x").1, "new");
+        assert_eq!(answer(&router, "GET", "/y/1").1, "new id=1");
+    }
+
+    #[test]
+    fn the_fallback_takes_every_unmatched_path_and_method() {
+        let mut router = Router::new();
+        router.get("/known", named("known"));
+        router.fallback(named("fallback"));
+        assert_eq!(answer(&router, "GET", "/known").1, "known");
+        assert_eq!(answer(&router, "GET", "/").1, "fallback");
+        assert_eq!(answer(&router, "PATCH", "/any/thing").1, "fallback");
+        assert_eq!(
+            answer(&router, "POST", "/known").0,
+            405,
+            "a known path keeps its 405"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use haywire::http::{Decoder, Event, Limits};
+use haywire::internals::{Decoder, Event, Limits, ResponseMode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,8 +4,8 @@
 #![no_main]
 
 use bytes::BytesMut;
-use haywire::http::response::ResponseMode;
-use haywire::http::{Decoder, Event, Limits, Method, Request, Response, Version};
+use haywire::internals::{Decoder, Event, Limits, ResponseMode};
+use haywire::{Method, Request, Response, Version};
 use haywire::{Reply, Router};
 use libfuzzer_sys::fuzz_target;
 
