@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The Python package's CI: build and install ./python into a venv (maturin, release),
+# The Python package's CI: build and install ./python into a venv (maturin),
 # then run its pytest suite against real servers on loopback.
 #   HAYWIRE_VENV         venv to use or create [/tmp/haywire-venv]
 #   MATURIN_PEP517_ARGS  cargo flags for the build [--profile dev: CI checks behaviour,
-#                        and a debug build takes a third of the time; set it empty for
+#                        and a debug build compiles faster; set it empty for
 #                        the release build that a plain `pip install ./python` makes]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, metavar="N", help="overrides server.port; 0 picks a free port")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="worker processes, one per CPU (default: every CPU the process may use)")
-    parser.add_argument("--max-in-flight", type=int, default=1024, metavar="N",
-                        help="requests a worker holds unanswered; past it: 503 (default 1024)")
+    parser.add_argument("--max-in-flight", type=int, default=2048, metavar="N",
+                        help="requests a worker holds unanswered; past it: 503 (default 2048)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)

@@ -54,7 +54,7 @@ class Worker:
         port: int | None = None,
         index: int = 0,
         stats_dir: str | PathLike[str] | None = None,
-        max_in_flight: int = 1024,
+        max_in_flight: int = 2048,
         routes: list[tuple[str, str]] = ...,
         fallback: bool = True,
     ) -> None: ...

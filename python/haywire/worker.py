@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int)
     parser.add_argument("--interface", default="wsgi")
     parser.add_argument("--stats-dir")
-    parser.add_argument("--max-in-flight", type=int, default=1024)
+    parser.add_argument("--max-in-flight", type=int, default=2048)
     parser.add_argument("--loop", default="auto")
     parser.add_argument("app")
     args = parser.parse_args(argv)

@@ -378,7 +378,7 @@ impl Worker {
     /// `routes` are native `(method, path)` routes answered by Python with their index;
     /// with `fallback`, every path no route matches goes to Python.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=1024, routes=Vec::new(), fallback=true))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import APPS, Server, request
+from conftest import APPS, Server, read_response, request
 
 
 def worker_pids(server: Server) -> list[int]:
@@ -89,3 +89,17 @@ def test_unimportable_app_stops_the_supervisor():
     result = run_cli("--port", "0", "--workers", "1", "no_such_module:app")
     assert result.returncode == 1
     assert "cannot start the app" in result.stderr
+
+
+def test_full_queue_answers_503_at_once(serve):
+    server = serve("wsgi_app:app", extra=["--max-in-flight", "1"])
+    with server.connect() as slow:
+        slow.sendall(b"GET /sleep?1.0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)  # the worker's only slot is taken
+        started = time.monotonic()
+        status, headers, _ = request(server, "GET", "/hello")
+        assert status == 503 and headers["retry-after"] == "1"
+        assert time.monotonic() - started < 0.5
+        status, _, body, _ = read_response(slow)
+        assert (status, body) == (200, b"slept")
+    assert request(server, "GET", "/hello")[0] == 200

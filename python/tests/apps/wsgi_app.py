@@ -64,6 +64,11 @@ def raw(environ, start_response):
     if path == "/length":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return [b"0123456789"]
+    if path == "/sleep":
+        import time
+        time.sleep(float(environ["QUERY_STRING"] or "0.5"))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slept"]
     if path == "/pid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
