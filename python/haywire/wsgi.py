@@ -12,6 +12,7 @@ import io
 import sys
 import traceback
 from typing import Any, Callable
+from wsgiref.util import FileWrapper
 
 _ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
 
@@ -37,6 +38,7 @@ def make_handler(
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
     }
 
     def handle(request: Any) -> None:

@@ -86,3 +86,18 @@ def test_lifespan_shutdown_runs_on_sigterm(serve):
     assert server.stop() == 0
     assert open(marker).read() == "done"
     os.unlink(marker)
+
+
+def test_lifespan_startup_failure_stops_the_server():
+    import subprocess
+    import sys
+
+    from conftest import APPS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "haywire", "--interface", "asgi", "--port", "0",
+         "--address", "127.0.0.1", "--workers", "1", "asgi_fail:app"],
+        cwd=APPS, capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 1
+    assert "no database" in result.stderr

@@ -103,3 +103,30 @@ def test_full_queue_answers_503_at_once(serve):
         status, _, body, _ = read_response(slow)
         assert (status, body) == (200, b"slept")
     assert request(server, "GET", "/hello")[0] == 200
+
+
+def test_rust_routes_answer_while_python_is_busy(serve, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[[route]]\nhandler = "text"\npath = "/text"\nbody = "stock"\n'
+                      '[[route]]\nhandler = "stats"\npath = "/stats"\n')
+    server = serve("wsgi_app:app", config=str(config))
+    with server.connect() as slow:
+        slow.sendall(b"GET /sleep?1.0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)  # the Python thread is asleep in the app, holding the GIL
+        started = time.monotonic()
+        assert request(server, "GET", "/text")[2] == b"stock"
+        assert request(server, "GET", "/stats")[0] == 200
+        assert time.monotonic() - started < 0.5
+        assert read_response(slow)[2] == b"slept"
+
+
+def test_sigterm_lets_in_flight_requests_finish(serve):
+    server = serve("wsgi_app:app")
+    with server.connect() as slow:
+        slow.sendall(b"GET /sleep?0.8 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        server.proc.send_signal(signal.SIGTERM)
+        status, headers, body, _ = read_response(slow)
+        assert (status, body) == (200, b"slept")
+        assert headers.get("connection") == "close"
+    assert server.proc.wait(15) == 0

@@ -134,3 +134,10 @@ def test_exception_is_500_and_worker_lives(serve):
     assert request(server, "GET", "/pid")[2] == pid
     server.stop()
     assert any("RuntimeError: boom" in line for line in server.errors)
+
+
+def test_file_wrapper(serve):
+    server = serve("wsgi_app:app")
+    status, _, body = request(server, "GET", "/file")
+    assert status == 200
+    assert body == open(__file__.replace("test_wsgi.py", "apps/wsgi_app.py"), "rb").read()
