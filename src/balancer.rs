@@ -41,8 +41,12 @@ pub(crate) fn admit(shard: &Rc<Shard>, fd: OwnedFd, loads: Option<&Loads>) {
             return;
         }
     }
-    // A socket that refuses TCP_NODELAY still works, only slower.
-    let _ = stream.set_nodelay(shard.settings.get().tcp_nodelay);
+    // The socket inherited the listener's TCP_NODELAY; only a reload that changed the
+    // setting costs a syscall here. A socket that refuses it still works, only slower.
+    let nodelay = shard.settings.get().tcp_nodelay;
+    if nodelay != shard.listener_nodelay {
+        let _ = stream.set_nodelay(nodelay);
+    }
     let loads = loads.cloned();
     let id = shard.id;
     let shard = shard.clone();

@@ -12,7 +12,7 @@ use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::balancer::{self, Loads};
-use crate::config::{Balancer, Config, Overrides, PlacementKind};
+use crate::config::{Balancer, Config, Overrides, PlacementKind, ServerConfig};
 use crate::net;
 use crate::reload::Reloader;
 use crate::router::Router;
@@ -85,7 +85,7 @@ impl Server {
         let sockets = bind_all(
             SocketAddr::new(ip, self.config.server.port),
             listeners,
-            self.config.server.backlog,
+            &self.config.server,
         )?;
         let addr = sockets[0]
             .local_addr()?
@@ -179,27 +179,30 @@ impl RunningServer {
 /// `count` SO_REUSEPORT listeners on one port (one per shard, or shard 0's alone with
 /// `handoff`): the first binds the configured port (0 picks one), the rest the port it
 /// got.
-fn bind_all(addr: SocketAddr, count: usize, backlog: u32) -> io::Result<Vec<Socket>> {
-    let first = bind_one(addr, backlog)?;
+fn bind_all(addr: SocketAddr, count: usize, options: &ServerConfig) -> io::Result<Vec<Socket>> {
+    let first = bind_one(addr, options)?;
     let port = first
         .local_addr()?
         .as_socket()
         .map_or(addr.port(), |a| a.port());
     let mut sockets = vec![first];
     for _ in 1..count {
-        sockets.push(bind_one(SocketAddr::new(addr.ip(), port), backlog)?);
+        sockets.push(bind_one(SocketAddr::new(addr.ip(), port), options)?);
     }
     Ok(sockets)
 }
 
-fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
+fn bind_one(addr: SocketAddr, options: &ServerConfig) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener: no setsockopt per
+    // connection (see `balancer::admit`).
+    socket.set_nodelay(options.tcp_nodelay)?;
     socket
         .bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
-    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    socket.listen(options.backlog.min(i32::MAX as u32) as i32)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
 }

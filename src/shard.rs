@@ -36,6 +36,8 @@ pub(crate) struct Shard {
     /// Live settings; a reload replaces them.
     pub(crate) settings: Cell<Settings>,
     pub(crate) watchdog: Rc<Watchdog>,
+    /// TCP_NODELAY as set on the listeners, which accepted sockets inherit.
+    pub(crate) listener_nodelay: bool,
     /// Readiness for every socket of the shard.
     pub(crate) poller: Rc<Poller>,
     /// Set when a graceful shutdown begins: no new requests are read.
@@ -75,6 +77,7 @@ impl Shard {
                 POOLED_BUFFERS * config.limits.read_buffer,
             ),
             settings: Cell::new(config.settings()),
+            listener_nodelay: config.server.tcp_nodelay,
             watchdog,
             poller,
             draining: Cell::new(false),
