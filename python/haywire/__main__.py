@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from ._haywire import ConfigError, check_config
+from ._haywire import ConfigError, ConfigSummary, check_config
 
 CONFIG_ERROR = 2
 FATAL = 3
@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--address", metavar="ADDR", help="overrides server.address")
     parser.add_argument("--port", type=int, metavar="N", help="overrides server.port; 0 picks a free port")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
-                        help="worker processes, one per CPU (default: every CPU the process may use)")
+                        help="worker processes (overrides server.shards; default: one per CPU"
+                        " the process may use)")
     parser.add_argument("--max-in-flight", type=int, default=2048, metavar="N",
                         help="requests a worker holds unanswered; past it: 503 (default 2048)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
@@ -60,14 +61,19 @@ def reserve_port(address: str) -> tuple[socket.socket, int]:
 class Supervisor:
     """Starts, watches and stops the workers."""
 
-    def __init__(self, args: argparse.Namespace, address: str, port: int, stats_dir: str) -> None:
+    def __init__(self, args: argparse.Namespace, config: ConfigSummary, port: int, stats_dir: str) -> None:
         self.args = args
-        self.address = address
+        self.address = config.address
         self.port = port
         self.stats_dir = stats_dir
-        cpus = sorted(os.sched_getaffinity(0))
-        self.workers = args.workers if args.workers > 0 else len(cpus)
-        self.cpus = [cpus[i % len(cpus)] for i in range(self.workers)]
+        allowed = sorted(os.sched_getaffinity(0))
+        cpus = list(config.cpus) if config.pinned and config.cpus else allowed
+        self.workers = args.workers or config.shards or len(cpus)
+        # server.placement = "pinned": worker k on the k-th CPU (round robin past the
+        # end); "unbound": the kernel schedules the workers.
+        self.cpus: list[int | None] = [
+            cpus[i % len(cpus)] if config.pinned else None for i in range(self.workers)
+        ]
         self.children: dict[int, int] = {}  # pid -> worker index
         self.started: dict[int, float] = {}
         self.stopping = False
@@ -79,7 +85,6 @@ class Supervisor:
             sys.executable, "-m", "haywire.worker",
             "--index", str(index),
             "--workers", str(self.workers),
-            "--cpu", str(self.cpus[index]),
             "--address", self.address,
             "--port", str(self.port),
             "--interface", args.interface,
@@ -87,6 +92,8 @@ class Supervisor:
             "--max-in-flight", str(args.max_in_flight),
             "--loop", args.loop,
         ]
+        if self.cpus[index] is not None:
+            command += ["--cpu", str(self.cpus[index])]
         if args.config:
             command += ["--config", args.config]
         command.append(args.app)
@@ -141,25 +148,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source = args.config or "(defaults)"
     try:
-        address, port, _routes = check_config(args.config, args.address, args.port)
+        config = check_config(args.config, args.address, args.port)
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR
     except (OverflowError, TypeError) as e:
         print(f"haywire: config error: key `server.port`: {e}", file=sys.stderr)
         return CONFIG_ERROR
+    allowed = os.sched_getaffinity(0)
+    if config.pinned and not set(config.cpus) <= allowed:
+        print(f"haywire: config error in {source}: key `server.cpus`: {sorted(set(config.cpus) - allowed)}"
+              f" not among the CPUs this process may use ({sorted(allowed)})", file=sys.stderr)
+        return CONFIG_ERROR
+    if args.workers < 0:
+        print("haywire: --workers must not be negative", file=sys.stderr)
+        return CONFIG_ERROR
     module, _, attribute = args.app.partition(":")
     if not module or not attribute:
         print(f"haywire: app {args.app!r} must look like module:attribute", file=sys.stderr)
         return CONFIG_ERROR
     reserved = None
+    port = config.port
     if port == 0:
-        reserved, port = reserve_port(address)
+        reserved, port = reserve_port(config.address)
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     stats_dir = tempfile.mkdtemp(prefix="haywire-", dir=shm)
-    supervisor = Supervisor(args, address, port, stats_dir)
+    supervisor = Supervisor(args, config, port, stats_dir)
     print(
-        f"haywire: serving {args.app} ({args.interface}) on http://{address}:{port}"
+        f"haywire: serving {args.app} ({args.interface}) on http://{config.address}:{port}"
         f" with {supervisor.workers} worker(s)",
         flush=True,
     )

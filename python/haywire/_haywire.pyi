@@ -6,10 +6,20 @@ from typing import Callable
 class ConfigError(ValueError):
     """A configuration problem; the message names the key."""
 
+class ConfigSummary:
+    """What the supervisor needs from a validated config."""
+
+    address: str
+    port: int
+    shards: int
+    pinned: bool
+    cpus: list[int]
+    routes: list[str]
+
 def check_config(
     path: str | None = None, address: str | None = None, port: int | None = None
-) -> tuple[str, int, list[str]]:
-    """Validates a config; returns (address, port, stock route paths)."""
+) -> ConfigSummary:
+    """Validates a config; raises ConfigError naming the key."""
 
 class Request:
     """One request handed to Python; answer it once with :meth:`respond`."""

@@ -59,23 +59,46 @@ fn config_error(e: haywire::config::ConfigError) -> PyErr {
     ConfigError::new_err(e.to_string())
 }
 
-/// Validates a configuration and returns `(address, port, route paths)`: what the
-/// supervisor needs before it starts workers. Raises `ConfigError` naming the key.
+/// What the supervisor needs from a validated config.
+#[pyclass(module = "haywire._haywire", frozen, get_all)]
+struct ConfigSummary {
+    /// `server.address`, normalized.
+    address: String,
+    /// `server.port` (0: pick one).
+    port: u16,
+    /// `server.shards`: worker processes, 0 = one per allowed CPU.
+    shards: usize,
+    /// `server.placement == "pinned"`: pin worker k to its CPU.
+    pinned: bool,
+    /// `server.cpus`: with `pinned`, worker k on `cpus[k]`; empty = the allowed set.
+    cpus: Vec<usize>,
+    /// Paths of the stock routes (answered in Rust).
+    routes: Vec<String>,
+}
+
+/// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
+/// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
 #[pyfunction]
 #[pyo3(signature = (path=None, address=None, port=None))]
 fn check_config(
     path: Option<&str>,
     address: Option<String>,
     port: Option<u16>,
-) -> PyResult<(String, u16, Vec<String>)> {
+) -> PyResult<ConfigSummary> {
     let config = load_config(path, address, port).map_err(config_error)?;
     let ip: IpAddr = config
         .server
         .address
         .parse()
         .map_err(|_| ConfigError::new_err("key `server.address`: not an IP address"))?;
-    let routes = config.routes.iter().map(|r| r.path().to_owned()).collect();
-    Ok((ip.to_string(), config.server.port, routes))
+    Ok(ConfigSummary {
+        address: ip.to_string(),
+        port: config.server.port,
+        shards: config.server.shards,
+        pinned: config.server.placement == haywire::config::PlacementKind::Pinned,
+        cpus: config.server.cpus.clone(),
+        routes: config.routes.iter().map(|r| r.path().to_owned()).collect(),
+    })
 }
 
 /// One request handed to Python. Answer it exactly once with [`PyRequest::respond`];
@@ -558,6 +581,7 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
     m.add_class::<Worker>()?;
     m.add_class::<PyRequest>()?;
+    m.add_class::<ConfigSummary>()?;
     Ok(())
 }
 

@@ -130,3 +130,22 @@ def test_sigterm_lets_in_flight_requests_finish(serve):
         assert (status, body) == (200, b"slept")
         assert headers.get("connection") == "close"
     assert server.proc.wait(15) == 0
+
+
+def test_config_cpus_outside_the_allowed_set_is_a_config_error(tmp_path):
+    config = tmp_path / "cpus.toml"
+    config.write_text("[server]\ncpus = [4096]\n")
+    result = run_cli("--config", str(config), "wsgi_app:app")
+    assert result.returncode == 2 and "server.cpus" in result.stderr
+
+
+def test_config_shards_sets_the_worker_count(serve, tmp_path):
+    config = tmp_path / "shards.toml"
+    config.write_text('[server]\nshards = 2\nplacement = "unbound"\n')
+    server = Server("wsgi_app:app", workers=0, config=str(config))
+    try:
+        server.wait_for(r"worker \d+ ready", 2)
+        assert all("cpu -" in line for line in server.lines if "ready" in line)
+        assert request(server, "GET", "/hello")[2] == b"hello world"
+    finally:
+        assert server.stop() == 0
