@@ -30,6 +30,8 @@
 #   --port N            first port: haywire N, hyper N+1, actix N+2, may_minihttp N+3,
 #                       xitca N+4 [19000]
 #   --database-url URL  use this database and skip setup.sh [setup.sh's]
+#   --haywire-rev REV   build Haywire from commit REV (git archive into target/tfb-haywire/),
+#                       not from the working tree, e.g. HEAD while the tree is mid-edit
 #   --quick             --runs 1 --duration 2
 #   --no-build          use the binaries already built
 #   -h, --help          this text
@@ -39,7 +41,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 shards=1 server_cpus=1 wrk_cpus=0 wrk_threads=1 connections=64 duration=8 runs=3 depth=16
-warmup=2 port_base=19000 build=1 quick=0 database_url=
+warmup=2 port_base=19000 build=1 quick=0 database_url= haywire_rev=
 servers=haywire,hyper,actix,may_minihttp,xitca
 tests=plaintext,json,db,queries,fortunes,updates,cached-queries
 command_line="benchmarks/tfb/run.sh $*"
@@ -48,7 +50,7 @@ die() { echo "tfb/run.sh: $*" >&2; exit 1; }
 need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --servers|--tests|--runs|--duration|--warmup|--shards|--server-cpus|--wrk-cpus|--wrk-threads|--connections|--depth|--port|--database-url)
+    --servers|--tests|--runs|--duration|--warmup|--shards|--server-cpus|--wrk-cpus|--wrk-threads|--connections|--depth|--port|--database-url|--haywire-rev)
       need_value "$@"
       case "$1" in
         --servers) servers=$2 ;; --tests) tests=$2 ;; --runs) runs=$2 ;;
@@ -56,6 +58,7 @@ while [ $# -gt 0 ]; do
         --server-cpus) server_cpus=$2 ;; --wrk-cpus) wrk_cpus=$2 ;;
         --wrk-threads) wrk_threads=$2 ;; --connections) connections=$2 ;;
         --depth) depth=$2 ;; --port) port_base=$2 ;; --database-url) database_url=$2 ;;
+        --haywire-rev) haywire_rev=$2 ;;
       esac
       shift 2 ;;
     --quick) quick=1 runs=1 duration=2; shift ;;
@@ -148,9 +151,14 @@ trap cleanup EXIT
 trap 'echo "tfb/run.sh: interrupted" >&2; exit 130' INT TERM HUP
 
 peers=benchmarks/tfb/peers
+haywire_src=. haywire_target=target
+if [ -n "$haywire_rev" ]; then
+  haywire_rev=$(git rev-parse --short "$haywire_rev^{commit}") || die "--haywire-rev: no such commit"
+  haywire_src=target/tfb-haywire/src haywire_target=target/tfb-haywire/target
+fi
 bin_of() {
   case "$1" in
-    haywire) echo target/release/examples/techempower ;;
+    haywire) echo $haywire_target/release/examples/techempower ;;
     hyper) echo $peers/hyper/target/release/tfb-hyper ;;
     actix) echo $peers/actix/target/release/tfb-actix ;;
     may_minihttp) echo $peers/may_minihttp/target/release/tfb-may-minihttp ;;
@@ -168,9 +176,15 @@ drop_server() { # $1 server, $2 why
 
 if [ $build = 1 ]; then
   if has_server haywire; then
-    if [ -f examples/techempower.rs ]; then
+    if [ -n "$haywire_rev" ]; then
+      echo "extracting haywire at $haywire_rev into $haywire_src..." >&2
+      rm -rf "$haywire_src" && mkdir -p "$haywire_src"
+      git archive "$haywire_rev" | tar -x -C "$haywire_src"
+    fi
+    if [ -f "$haywire_src/examples/techempower.rs" ]; then
       echo "building haywire's techempower example (--features pg)..." >&2
-      cargo build --release --quiet --example techempower --features pg \
+      CARGO_TARGET_DIR=$PWD/$haywire_target cargo build --release --quiet --example techempower \
+        --features pg --manifest-path "$haywire_src/Cargo.toml" \
         || drop_server haywire "examples/techempower.rs does not build (see the cargo output above)"
     else
       drop_server haywire "examples/techempower.rs does not exist yet"
@@ -316,7 +330,11 @@ raw="$work/raw.tsv"
   printf 'flag\ttests\t%s\n' "$(IFS=,; echo "${test_list[*]}")"
   printf 'flag\tservers\t%s\n' "$(IFS=,; echo "${server_list[*]}")"
   printf 'flag\tdatabase\t%s, %s\n' "$pg_version" "${database_url//benchmarkdbpass/***}"
-  printf 'flag\thaywire\t%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes in the tree)')"
+  if [ -n "$haywire_rev" ]; then
+    printf 'flag\thaywire\t%s (--haywire-rev)\n' "$haywire_rev"
+  else
+    printf 'flag\thaywire\t%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes in the working tree')"
+  fi
   printf 'flag\tpeer crates\t%s\n' "$(peer_versions)"
   printf 'flag\tquick\t%s\n' "$([ $quick = 1 ] && echo yes || echo no)"
   printf 'flag\tload average at start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
