@@ -264,7 +264,7 @@ impl PyRequest {
     /// request's CGI keys: REQUEST_METHOD, PATH_INFO (percent-decoded, Latin-1),
     /// QUERY_STRING, SERVER_PROTOCOL, CONTENT_TYPE and CONTENT_LENGTH (the de-chunked
     /// body's length) without `HTTP_`, every other header as `HTTP_*` (repeats joined
-    /// with `,`). `wsgi.input` is left to the caller.
+    /// with `,`; names holding `_` dropped). `wsgi.input` is left to the caller.
     fn wsgi_environ<'py>(
         &self,
         py: Python<'py>,
@@ -283,8 +283,10 @@ impl PyRequest {
             let mut key = String::with_capacity(name.len() + 5);
             let special = name.eq_ignore_ascii_case("content-type")
                 || name.eq_ignore_ascii_case("content-length");
-            if name.eq_ignore_ascii_case("transfer-encoding") {
-                // Haywire has already de-chunked the body.
+            // Haywire has already de-chunked the body. A name with `_` would map to
+            // the same key as its `-` twin and could spoof it (as gunicorn and nginx
+            // do, such headers are dropped).
+            if name.eq_ignore_ascii_case("transfer-encoding") || name.contains('_') {
                 continue;
             }
             if !special {

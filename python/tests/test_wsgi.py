@@ -20,7 +20,7 @@ def test_environ_follows_pep_3333(serve):
     server = serve("wsgi_app:app", workers=2)
     status, _, body = request(
         server, "POST", "/environ?a=1&b=%20", b"xyz",
-        {"Content-Type": "text/x-test"},
+        {"Content-Type": "text/x-test", "X-Forwarded-For": "a", "X_Forwarded_For": "spoof"},
     )
     assert status == 200
     env = json.loads(body)
@@ -36,6 +36,7 @@ def test_environ_follows_pep_3333(serve):
     assert env["wsgi.multithread"] is False
     assert env["wsgi.url_scheme"] == "http"
     assert env["HTTP_HOST"] == "localhost"
+    assert env["HTTP_X_FORWARDED_FOR"] == "a"  # the underscore twin is dropped
 
 
 def test_path_info_is_decoded_latin1(serve):
