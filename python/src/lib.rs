@@ -613,3 +613,56 @@ fn percent_decode(input: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
     std::borrow::Cow::Owned(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_keeps_invalid_escapes() {
+        assert_eq!(&*percent_decode(b"/a%20b"), b"/a b");
+        assert_eq!(&*percent_decode(b"/%C3%A9"), "/é".as_bytes());
+        assert_eq!(&*percent_decode(b"/%zz%2"), b"/%zz%2");
+        assert_eq!(&*percent_decode(b"/plain"), b"/plain");
+    }
+
+    #[test]
+    fn latin1_maps_every_byte_to_one_char() {
+        assert_eq!(latin1(b"caf\xe9"), "café");
+    }
+
+    #[test]
+    fn responses_keep_framing_to_haywire() {
+        let response = build_response(
+            201,
+            vec![
+                ("Content-Type".into(), "text/x".into()),
+                ("Content-Length".into(), "999".into()),
+                ("Connection".into(), "close".into()),
+                ("X-A".into(), "1".into()),
+            ],
+            Bytes::from_static(b"abc"),
+        )
+        .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+        assert_eq!(response.header("x-a"), Some("1"));
+        assert_eq!(response.header("content-length"), None);
+        assert!(response.closes());
+        assert_eq!(&response.body()[..], b"abc");
+        assert!(build_response(42, vec![], Bytes::new()).is_err());
+    }
+
+    #[test]
+    fn mailbox_rings_once_per_drain_and_wakes_on_close() {
+        let (mailbox, door) = Mailbox::<u32>::new().unwrap();
+        mailbox.post(1);
+        mailbox.post(2);
+        let mut buf = [0u8; 8];
+        assert_eq!(std::io::Read::read(&mut &door, &mut buf).unwrap(), 1);
+        assert_eq!(mailbox.drain(), [1, 2]);
+        assert!(!mailbox.is_closed());
+        mailbox.close();
+        assert_eq!(std::io::Read::read(&mut &door, &mut buf).unwrap(), 1);
+        assert!(mailbox.is_closed() && mailbox.drain().is_empty());
+    }
+}
