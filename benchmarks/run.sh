@@ -26,6 +26,8 @@
 #                       haywire-handoff N+4 [18000]
 #   --quick             --runs 1 --duration 2
 #   --no-build          use the binaries already built
+#   --raw-out FILE      also keep the raw results (the TSV report.py reads) in FILE
+#   --no-report         no Markdown report or chart (with --raw-out: benchmarks/scale.sh)
 # nginx is used only when it is installed; wrk is installed with apt-get when missing,
 # gnuplot-nox too (for the chart; without it the chart is skipped).
 set -euo pipefail
@@ -34,7 +36,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shards=1 server_cpus=1 wrk_cpus=0 wrk_threads=1 connections=64 duration=8 runs=3 depth=
 scenarios=pipe16,pipe32,ka,close,mixed
 servers=haywire,hyper,may_minihttp,nginx
-port_base=18000 build=1 quick=0 warmup=2
+port_base=18000 build=1 quick=0 warmup=2 raw_out= report=1
 command_line="benchmarks/run.sh $*"
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -52,6 +54,8 @@ while [ $# -gt 0 ]; do
       shift 2 ;;
     --quick) quick=1 runs=1 duration=2; shift ;;
     --no-build) build=0; shift ;;
+    --raw-out) need_value "$@"; raw_out=$2; shift 2 ;;
+    --no-report) report=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown flag $1 (see --help)" ;;
   esac
@@ -413,4 +417,5 @@ for scenario in "${scenario_list[@]}"; do
 done
 
 echo >&2
-python3 benchmarks/report.py "$raw" $([ $quick = 1 ] && echo --quick)
+[ -z "$raw_out" ] || cp "$raw" "$raw_out"
+[ $report = 0 ] || python3 benchmarks/report.py "$raw" $([ $quick = 1 ] && echo --quick)
