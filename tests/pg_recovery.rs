@@ -61,6 +61,7 @@ impl Drop for RestartOnDrop {
         let (version, name) = cluster();
         let _ = Command::new("pg_ctlcluster")
             .args([&version, &name, "start"])
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
     }

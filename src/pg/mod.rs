@@ -17,7 +17,9 @@
 //! is up a query fails at once with [`PgError::Unavailable`] (503); a query slower than
 //! `postgres.query_timeout` fails with [`PgError::Timeout`] (504), and the database
 //! aborts it too (`statement_timeout`), so a runaway statement does not hold the
-//! connection.
+//! connection. A connection that stays silent after a query was given up on (a dead
+//! peer that never resets the socket) is probed with an empty query and replaced.
+//! When the shard stops, its connections close.
 //!
 //! ```rust,ignore
 //! use haywire::pg::{Pg, PgError};
