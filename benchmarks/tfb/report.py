@@ -14,7 +14,7 @@ RAW.tsv has one record per line, tab-separated, the first field its kind:
     run   SERVER TEST RUN CPU_TICKS DB_TICKS CLK_TCK  k=v ...   one measured wrk run
     rss   SERVER TEST KIB                 the server's VmHWM after one run (the largest is shown)
 CPU_TICKS are the server's utime+stime over the run, DB_TICKS PostgreSQL's (the postmaster
-and all its processes). The k=v fields come from benchmarks/wrk/report.lua.
+and all its processes; `-` for a test that uses no database). The k=v fields come from benchmarks/wrk/report.lua.
 """
 import argparse
 import datetime
@@ -61,7 +61,7 @@ def parse(path):
                     "p50": float(fields["p50_us"]),
                     "p99": float(fields["p99_us"]),
                     "cpu": int(ticks) * per_request,
-                    "db": int(db_ticks) * per_request,
+                    "db": None if db_ticks == "-" else int(db_ticks) * per_request,
                     "socket": int(fields["socket_errors"]),
                     "non2xx": int(fields["non2xx"]),
                 })
@@ -80,7 +80,7 @@ def summarize(runs, rss):
             "p50": middle["p50"],
             "p99": middle["p99"],
             "cpu": statistics.median(r["cpu"] for r in items),
-            "db": statistics.median(r["db"] for r in items),
+            "db": None if any(r["db"] is None for r in items) else statistics.median(r["db"] for r in items),
             "socket": sum(r["socket"] for r in items),
             "non2xx": sum(r["non2xx"] for r in items),
             "rss": rss.get(key),
@@ -117,13 +117,15 @@ def markdown(info, flags, descs, notes, table, quick, chart_name):
         rows = ["", f"## {title}", "", "| test | " + " | ".join(servers) + " |",
                 "| --- |" + " ---: |" * len(servers)]
         for test in tests:
-            cells = [fmt(table[(s, test)][key]) if (s, test) in table else "–" for s in servers]
+            cells = [fmt(table[(s, test)][key]) if (s, test) in table and table[(s, test)][key] is not None
+                     else "–" for s in servers]
             rows.append(f"| {test} | " + " | ".join(cells) + " |")
         return rows
 
     out += grid("Requests per second (median)", "rps", lambda v: f"{v:,.0f}")
     out += grid("Server CPU µs per request (median; lower is better)", "cpu", lambda v: f"{v:.2f}")
-    out += grid("PostgreSQL CPU µs per request (median)", "db", lambda v: f"{v:.2f}")
+    out += grid("PostgreSQL CPU µs per request (median; – where a test uses no database)", "db",
+                lambda v: f"{v:.2f}")
 
     peers = [s for s in servers if s != OURS]
     if OURS in servers and peers:
@@ -155,7 +157,7 @@ def markdown(info, flags, descs, notes, table, quick, chart_name):
             errors = row["socket"] + row["non2xx"]
             detail = f"{errors:,} ({row['socket']:,} + {row['non2xx']:,})" if errors else "0"
             out.append(f"| {server} | {row['rps']:,.0f} | {base.fmt_us(row['p50'])} | {base.fmt_us(row['p99'])} | "
-                       f"{row['cpu']:.2f} | {row['db']:.2f} | {base.fmt_rss(row['rss'])} | {detail} |")
+                       f"{row['cpu']:.2f} | {'–' if row['db'] is None else format(row['db'], '.2f')} | {base.fmt_rss(row['rss'])} | {detail} |")
 
     out += ["", "## Runs", "", "Every measured run: req/s, server CPU µs/req.", "",
             "| test | server | runs |", "| --- | --- | --- |"]

@@ -7,7 +7,7 @@
 # for its port, checks one response, runs a 2 s warm-up and one measured wrk run under
 # `taskset -c WRK_CPUS`, reads the server's CPU time (and PostgreSQL's) and peak RSS from
 # /proc, and stops it by PID. Writes benchmarks/tfb/results/<date>-<host>.md (and
-# latest.md, latest.png) and prints the report.
+# latest.md, latest.png, and the raw figures as latest-raw.tsv) and prints the report.
 #
 #   benchmarks/tfb/run.sh                 # 2-core defaults: servers on CPU 1, wrk + PostgreSQL on CPU 0
 #   benchmarks/tfb/run.sh --quick         # smoke test: one 2-second run per test
@@ -212,8 +212,10 @@ if [ -z "$database_url" ]; then
   database_url=$(sed -n 's/^setup\.sh: url: //p' "$work/setup.log" | tail -1)
   [ -n "$database_url" ] || database_url=postgres://benchmarkdbuser:benchmarkdbpass@127.0.0.1/hello_world
 fi
-# The postmaster, to count the database's CPU time (its backends are its children).
-postmaster=$(pgrep -o -x postgres 2>/dev/null || true)
+# The postmaster, to count the database's CPU time (its backends are its children). Looked
+# up for every run: if it changes during one (someone restarted PostgreSQL), the run is
+# measured again.
+postmaster_pid() { pgrep -o -x postgres 2>/dev/null || true; }
 pg_version=$(psql --version 2>/dev/null | head -1 || echo unknown)
 
 port_of() {
@@ -244,7 +246,8 @@ start_server() { # $1 server, $2 port, $3 log file; sets server_pid
   done
   echo "tfb/run.sh: $1 did not start (PID $server_pid, port $2): ${cmd[*]}" >&2
   sed 's/^/  | /' "$3" >&2
-  exit 1
+  stop_pid "$server_pid"
+  return 1
 }
 
 # CPU ticks (utime + stime of all threads) of a process and its children.
@@ -257,7 +260,7 @@ tree_ticks() {
   echo $total
 }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-db_ticks() { if [ -n "$postmaster" ]; then tree_ticks "$postmaster"; else echo 0; fi; }
+db_ticks() { if [ -n "$1" ]; then tree_ticks "$1"; else echo 0; fi; }
 
 path_of() { # $1 test
   case "$1" in
@@ -282,13 +285,16 @@ wrk_args() { # $1 test, $2 base URL: wrk arguments, one per line
   [ "$1" = plaintext ] && printf '%s\n' -- "$depth"
   return 0
 }
-check_response() { # $1 server, $2 test, $3 base URL: one request must answer 200 with a body
-  local out="$work/check" status
-  status=$(curl -s -o "$out" -w '%{http_code}' --max-time 5 "$3$(path_of "$2")" || echo 000)
-  if [ "$status" != 200 ] || [ ! -s "$out" ]; then
-    echo "tfb/run.sh: $1 answered $status to $(path_of "$2")" >&2
-    printf 'note\t%s\n' "$1 $2: a check request answered HTTP $status before the run" >>"$raw"
-  fi
+uses_db() { case "$1" in plaintext|json|cached-queries-*) return 1 ;; esac; }
+wait_ready() { # $1 server, $2 test, $3 base URL: up to 10 s for the test's path to answer
+  local out="$work/check" status=000 # 200 with a body (a server may listen before its
+  for _ in $(seq 100); do # database connection is up, and answer 503 meanwhile)
+    status=$(curl -s -o "$out" -w '%{http_code}' --max-time 5 "$3$(path_of "$2")" || echo 000)
+    [ "$status" = 200 ] && [ -s "$out" ] && return 0
+    sleep 0.1
+  done
+  echo "tfb/run.sh: $1 still answers $status to $(path_of "$2") after 10 s" >&2
+  printf 'note\t%s\n' "$1 $2: answered HTTP $status to $(path_of "$2") for 10 s after starting; measured anyway" >>"$raw"
 }
 
 wrk_pid=
@@ -341,10 +347,64 @@ raw="$work/raw.tsv"
   for t in "${test_list[@]}"; do printf 'desc\t%s\t%s\n' "$t" "$(describe "$t")"; done
 } >>"$raw"
 for n in ${notes[@]+"${notes[@]}"}; do printf 'note\t%s\n' "$n" >>"$raw"; done
-[ -n "$postmaster" ] || printf 'note\t%s\n' "no postgres process found: database CPU is not counted" >>"$raw"
+[ -n "$(postmaster_pid)" ] || printf 'note\t%s\n' "no postgres process found: database CPU is not counted" >>"$raw"
 if has_server may_minihttp; then
   printf 'note\t%s\n' "may_minihttp uses the synchronous postgres crate (may_postgres is not on crates.io): its queries block its worker thread and are not pipelined." >>"$raw"
 fi
+
+measure() { # $1 server, $2 test, $3 run: one measured run on a fresh server. Returns 2
+  local server=$1 test=$2 run=$3 port base log pid rc # when PostgreSQL restarted meanwhile.
+  port=$(port_of "$server")
+  base="http://127.0.0.1:$port"
+  mapfile -t args < <(wrk_args "$test" "$base")
+  log="$work/$server-$test.log"
+  if ! start_server "$server" "$port" "$log"; then
+    printf 'note\t%s\n' "$server $test run $run: the server did not start: $(tail -1 "$log" | cut -c1-200)" >>"$raw"
+    return 0
+  fi
+  pid=$server_pid
+  echo "[$step/$total] $test run $run: $server (PID $pid, port $port): warm-up ${warmup}s, ${duration}s" >&2
+  wait_ready "$server" "$test" "$base"
+  run_wrk "$warmup" "$work/wrk.out" "${args[@]}" || true
+  local pm_before pm_after before after db_before db_after
+  pm_before=$(postmaster_pid)
+  before=$(tree_ticks "$pid") db_before=$(db_ticks "$pm_before")
+  rc=0
+  run_wrk "$duration" "$work/wrk.out" "${args[@]}" || rc=$?
+  pm_after=$(postmaster_pid)
+  after=$(tree_ticks "$pid") db_after=$(db_ticks "$pm_after")
+  if uses_db "$test" && [ "$pm_before" != "$pm_after" ]; then
+    echo "tfb/run.sh: PostgreSQL restarted during $server $test run $run (postmaster $pm_before -> $pm_after)" >&2
+    stop_pid "$pid"
+    return 2
+  fi
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "tfb/run.sh: $server died during $test:" >&2
+    sed 's/^/  | /' "$log" >&2
+    printf 'note\t%s\n' "$server $test run $run: the server died: $(tail -1 "$log" | cut -c1-200)" >>"$raw"
+    stop_pid "$pid"
+    return 0
+  fi
+  local result requests errors
+  result=$(grep -m1 '^RESULT ' "$work/wrk.out" || true)
+  if [ $rc != 0 ] || [ -z "$result" ]; then
+    echo "tfb/run.sh: wrk failed (status $rc) for $server $test run $run:" >&2
+    sed 's/^/  | /' "$work/wrk.out" >&2
+    printf 'note\t%s\n' "$server $test run $run: wrk gave no result" >>"$raw"
+  else
+    printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$test" "$run" "$((after - before))" \
+      "$(uses_db "$test" && echo $((db_after - db_before)) || echo -)" "$clk_tck" "${result#RESULT }" >>"$raw"
+    requests=$(grep -o 'requests=[0-9]*' <<<"$result" | cut -d= -f2)
+    errors=$(grep -o 'non2xx=[0-9]*' <<<"$result" | head -1 | cut -d= -f2)
+    echo "    $requests requests, $(awk -v r="$requests" -v d="$duration" 'BEGIN {printf "%.0f", r / d}') req/s, non-2xx $errors" >&2
+  fi
+  printf 'rss\t%s\t%s\t%s\n' "$server" "$test" "$(hwm_kib "$pid")" >>"$raw"
+  stop_pid "$pid"
+  if grep -qiE 'panick|error' "$log"; then
+    printf 'note\t%s\n' "$server $test run $run logged: $(grep -iE -m1 'panick|error' "$log" | cut -c1-200)" >>"$raw"
+  fi
+  return 0
+}
 
 # Runs are interleaved: run 1 of every server, then run 2 of every server, and so on, so a
 # slow spell of a shared machine lands on every server alike.
@@ -354,44 +414,22 @@ for test in "${test_list[@]}"; do
   for run in $(seq "$runs"); do
     for server in "${server_list[@]}"; do
       step=$((step + 1))
-      port=$(port_of "$server")
-      base="http://127.0.0.1:$port"
-      mapfile -t args < <(wrk_args "$test" "$base")
-      log="$work/$server-$test.log"
-      start_server "$server" "$port" "$log"
-      pid=$server_pid
-      echo "[$step/$total] $test run $run: $server (PID $pid, port $port): warm-up ${warmup}s, ${duration}s" >&2
-      [ "$run" = 1 ] && check_response "$server" "$test" "$base"
-      run_wrk "$warmup" "$work/wrk.out" "${args[@]}" || true
-      before=$(tree_ticks "$pid") db_before=$(db_ticks)
       rc=0
-      run_wrk "$duration" "$work/wrk.out" "${args[@]}" || rc=$?
-      after=$(tree_ticks "$pid") db_after=$(db_ticks)
-      if ! kill -0 "$pid" 2>/dev/null; then
-        echo "tfb/run.sh: $server died during $test:" >&2
-        sed 's/^/  | /' "$log" >&2
-        exit 1
-      fi
-      result=$(grep -m1 '^RESULT ' "$work/wrk.out" || true)
-      if [ $rc != 0 ] || [ -z "$result" ]; then
-        echo "tfb/run.sh: wrk failed (status $rc) for $server $test run $run:" >&2
-        sed 's/^/  | /' "$work/wrk.out" >&2
-        printf 'note\t%s\n' "$server $test run $run: wrk gave no result" >>"$raw"
-      else
-        printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$test" "$run" "$((after - before))" \
-          "$((db_after - db_before))" "$clk_tck" "${result#RESULT }" >>"$raw"
-        requests=$(grep -o 'requests=[0-9]*' <<<"$result" | cut -d= -f2)
-        errors=$(grep -o 'non2xx=[0-9]*' <<<"$result" | head -1 | cut -d= -f2)
-        echo "    $requests requests, $(awk -v r="$requests" -v d="$duration" 'BEGIN {printf "%.0f", r / d}') req/s, non-2xx $errors" >&2
-      fi
-      printf 'rss\t%s\t%s\t%s\n' "$server" "$test" "$(hwm_kib "$pid")" >>"$raw"
-      stop_pid "$pid"
-      if grep -qiE 'panick|error' "$log"; then
-        printf 'note\t%s\n' "$server $test run $run logged: $(grep -iE -m1 'panick|error' "$log" | cut -c1-200)" >>"$raw"
+      measure "$server" "$test" "$run" || rc=$?
+      if [ $rc = 2 ]; then # once more; a second restart is kept, with a note
+        rc=0
+        measure "$server" "$test" "$run" || rc=$?
+        if [ $rc = 2 ]; then
+          printf 'note\t%s\n' "$server $test run $run: PostgreSQL restarted during the run twice: not measured" >>"$raw"
+        else
+          printf 'note\t%s\n' "$server $test run $run: measured again, PostgreSQL restarted during the first try" >>"$raw"
+        fi
       fi
     done
   done
 done
 
 echo >&2
+mkdir -p benchmarks/tfb/results
+cp "$raw" benchmarks/tfb/results/latest-raw.tsv # to redraw: python3 benchmarks/tfb/report.py FILE
 python3 benchmarks/tfb/report.py "$raw" $([ $quick = 1 ] && echo --quick)
