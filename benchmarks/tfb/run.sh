@@ -205,7 +205,9 @@ done
 [ ${#server_list[@]} -gt 0 ] || die "no server left to benchmark"
 
 # PostgreSQL on the wrk CPUs, the same for every server.
+own_db=0
 if [ -z "$database_url" ]; then
+  own_db=1
   echo "setting up PostgreSQL (benchmarks/tfb/setup.sh --cpus $wrk_cpus)..." >&2
   benchmarks/tfb/setup.sh --cpus "$wrk_cpus" >"$work/setup.log" 2>&1 \
     || { sed 's/^/  | /' "$work/setup.log" >&2; die "setup.sh failed"; }
@@ -216,6 +218,17 @@ fi
 # up for every run: if it changes during one (someone restarted PostgreSQL), the run is
 # measured again.
 postmaster_pid() { pgrep -o -x postgres 2>/dev/null || true; }
+pinned_postmaster=$(postmaster_pid)
+ensure_db() { # before each run: a PostgreSQL restarted by someone else is set up and pinned again
+  [ $own_db = 1 ] || return 0
+  local pm
+  pm=$(postmaster_pid)
+  [ -n "$pm" ] && [ "$pm" = "$pinned_postmaster" ] && return 0
+  echo "tfb/run.sh: PostgreSQL restarted (postmaster ${pinned_postmaster:-none} -> ${pm:-none}): setup.sh --cpus $wrk_cpus again" >&2
+  benchmarks/tfb/setup.sh --cpus "$wrk_cpus" >"$work/setup.log" 2>&1 || sed 's/^/  | /' "$work/setup.log" >&2
+  pinned_postmaster=$(postmaster_pid)
+  printf 'note\t%s\n' "PostgreSQL was restarted by something else during the benchmark; setup.sh --cpus $wrk_cpus ran again before $1" >>"$raw"
+}
 pg_version=$(psql --version 2>/dev/null | head -1 || echo unknown)
 
 port_of() {
@@ -358,6 +371,7 @@ measure() { # $1 server, $2 test, $3 run: one measured run on a fresh server. Re
   base="http://127.0.0.1:$port"
   mapfile -t args < <(wrk_args "$test" "$base")
   log="$work/$server-$test.log"
+  ensure_db "$server $test run $run"
   if ! start_server "$server" "$port" "$log"; then
     printf 'note\t%s\n' "$server $test run $run: the server did not start: $(tail -1 "$log" | cut -c1-200)" >>"$raw"
     return 0
