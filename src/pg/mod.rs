@@ -512,3 +512,65 @@ fn reason(e: PgError) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(edit: impl FnOnce(&mut PostgresConfig)) -> Result<Target, PgError> {
+        let mut config = PostgresConfig::default();
+        edit(&mut config);
+        Target::from_config(&config, &["SELECT 1"])
+    }
+
+    #[test]
+    fn a_url_names_the_server_and_gets_the_defaults_added() {
+        let t = target(|c| {
+            c.url = "postgres://u:p@10.1.2.3:6543/db".into();
+            c.query_timeout = 0.25;
+        })
+        .unwrap();
+        assert!(matches!(&t.address, Address::Tcp(a) if a == "10.1.2.3:6543"));
+        assert_eq!(t.config.get_application_name(), Some("haywire"));
+        assert_eq!(t.config.get_options(), Some("-c statement_timeout=250"));
+        assert_eq!(t.config.get_dbname(), Some("db"));
+        assert_eq!(t.statements, ["SELECT 1"]);
+    }
+
+    #[test]
+    fn the_users_own_settings_win() {
+        let t = target(|c| {
+            c.url = "postgres://u@[::1]/db?application_name=app&options=-c%20statement_timeout%3D0"
+                .into();
+        })
+        .unwrap();
+        assert!(matches!(&t.address, Address::Tcp(a) if a == "[::1]:5432"));
+        assert_eq!(t.config.get_application_name(), Some("app"));
+        assert_eq!(t.config.get_options(), Some("-c statement_timeout=0"));
+    }
+
+    #[test]
+    fn a_host_starting_with_a_slash_is_a_socket_directory() {
+        let t = target(|c| {
+            c.host = "/var/run/postgresql".into();
+            c.port = 5433;
+            c.user = "u".into();
+        })
+        .unwrap();
+        assert!(matches!(
+            &t.address,
+            Address::Unix(p) if p == std::path::Path::new("/var/run/postgresql/.s.PGSQL.5433")
+        ));
+        assert_eq!(t.config.get_user(), Some("u"));
+        assert_eq!(t.config.get_password(), None);
+    }
+
+    #[test]
+    fn nothing_configured_or_a_bad_url_is_a_config_error() {
+        assert!(matches!(target(|_| {}), Err(PgError::Config(_))));
+        assert!(matches!(
+            target(|c| c.url = "postgres://u@h:notaport/db".into()),
+            Err(PgError::Config(_))
+        ));
+    }
+}
