@@ -4,9 +4,10 @@
 # runs benchmarks/tfb/setup.sh --cpus WRK_CPUS (PostgreSQL with the hello_world database,
 # pinned to the wrk CPUs: the same place for every server), then for every test, N times
 # over, for every server in turn: starts the server under `taskset -c SERVER_CPUS`, waits
-# for its port, checks one response, runs a 2 s warm-up and one measured wrk run under
+# until the test's path answers 200, runs a 2 s warm-up and one measured wrk run under
 # `taskset -c WRK_CPUS`, reads the server's CPU time (and PostgreSQL's) and peak RSS from
-# /proc, and stops it by PID. Writes benchmarks/tfb/results/<date>-<host>.md (and
+# /proc, and stops it by PID. A run during which PostgreSQL restarted is measured again
+# (after setup.sh pins the new postmaster). Writes benchmarks/tfb/results/<date>-<host>.md (and
 # latest.md, latest.png, and the raw figures as latest-raw.tsv) and prints the report.
 #
 #   benchmarks/tfb/run.sh                 # 2-core defaults: servers on CPU 1, wrk + PostgreSQL on CPU 0
