@@ -1,7 +1,7 @@
 """Type stubs for the Rust extension module ``haywire._haywire``."""
 
 from os import PathLike
-from typing import Callable
+from typing import Callable, Iterable
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key."""
@@ -52,7 +52,12 @@ class Request:
     def responded(self) -> bool: ...
     def header(self, name: str) -> str | None: ...
     def json(self) -> object: ...
-    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+    def respond(
+        self,
+        status: int,
+        headers: "Iterable[tuple[str | bytes, str | bytes]]",
+        body: "bytes | bytearray | memoryview",
+    ) -> None: ...
 
 class Worker:
     """One single-shard Haywire server answered by this process's Python thread."""

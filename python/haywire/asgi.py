@@ -98,14 +98,21 @@ def make_handler(
     async def run(request: Any) -> None:
         body = request.body
         scope = request.asgi_scope(base)
-        scope["state"] = state.copy()
-        chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)] or [b""]
+        scope["state"] = state.copy() if state else {}
+        if len(body) <= CHUNK:
+            chunks = [body]
+        else:
+            chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
         position = 0
-        done = loop.create_future()
-        response: dict[str, Any] = {"status": None, "headers": [], "body": []}
+        # Set when the response is complete (or the app has returned): receive() then
+        # answers http.disconnect. Made only if the app waits for it.
+        done: asyncio.Future | None = None
+        status: int | None = None
+        headers: Any = ()
+        parts: list[bytes] = []
 
         async def receive() -> dict:
-            nonlocal position
+            nonlocal position, done
             if position < len(chunks):
                 chunk = chunks[position]
                 position += 1
@@ -114,35 +121,33 @@ def make_handler(
                     "body": chunk,
                     "more_body": position < len(chunks),
                 }
-            await done
+            if not request.responded:
+                if done is None:
+                    done = loop.create_future()
+                await done
             return {"type": "http.disconnect"}
 
         async def send(message: dict) -> None:
+            nonlocal status, headers
             kind = message["type"]
-            if done.done():
+            if request.responded:
                 raise RuntimeError("response already complete")
             if kind == "http.response.start":
-                if response["status"] is not None:
+                if status is not None:
                     raise RuntimeError("http.response.start sent twice")
-                response["status"] = int(message["status"])
-                response["headers"] = [
-                    (
-                        n.decode("latin-1") if isinstance(n, bytes) else n,
-                        v.decode("latin-1") if isinstance(v, bytes) else v,
-                    )
-                    for n, v in message.get("headers", [])
-                ]
+                status = int(message["status"])
+                headers = message.get("headers", ())
             elif kind == "http.response.body":
-                if response["status"] is None:
+                if status is None:
                     raise RuntimeError("http.response.body before http.response.start")
                 data = message.get("body", b"")
                 if data:
-                    response["body"].append(bytes(data))
+                    parts.append(data)
                 if not message.get("more_body", False):
-                    request.respond(
-                        response["status"], response["headers"], b"".join(response["body"])
-                    )
-                    done.set_result(None)
+                    data = parts[0] if len(parts) == 1 else b"".join(parts)
+                    request.respond(status, headers, data)
+                    if done is not None:
+                        done.set_result(None)
             else:
                 raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
@@ -157,7 +162,7 @@ def make_handler(
                 print("haywire: ASGI app returned without a complete response", file=sys.stderr)
                 request.respond(*_ERROR)
         finally:
-            if not done.done():
+            if done is not None and not done.done():
                 done.set_result(None)
 
     tasks: set[asyncio.Task] = set()

@@ -363,17 +363,45 @@ impl PyRequest {
         self.responded.load(Ordering::Acquire)
     }
 
-    /// Sends the response: status, `(name, value)` headers, body. Content-Length,
-    /// Date and Server are Haywire's; `Connection: close` closes after the response.
+    /// Sends the response: status, `(name, value)` headers (`str` or Latin-1
+    /// `bytes`), body. Content-Length, Date and Server are Haywire's;
+    /// `Connection: close` closes after the response.
     #[pyo3(signature = (status, headers, body))]
-    fn respond(&self, status: u16, headers: Vec<(String, String)>, body: &[u8]) -> PyResult<()> {
-        let response = build_response(status, headers, Bytes::copy_from_slice(body))?;
+    fn respond(
+        &self,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let body = match body.cast::<PyBytes>() {
+            Ok(bytes) => Bytes::copy_from_slice(bytes.as_bytes()),
+            // bytearray, memoryview, any buffer: through bytes().
+            Err(_) => {
+                let builtins = body.py().import("builtins")?;
+                let bytes = builtins.getattr("bytes")?.call1((body,))?;
+                Bytes::copy_from_slice(bytes.cast::<PyBytes>()?.as_bytes())
+            }
+        };
+        let mut pairs = Vec::new();
+        for item in headers.try_iter()? {
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            pairs.push((header_text(&name)?, header_text(&value)?));
+        }
+        let response = build_response(status, pairs, body)?;
         if self.send(response) {
             Ok(())
         } else {
             Err(PyRuntimeError::new_err("response already sent"))
         }
     }
+}
+
+/// A header name or value from Python: `str`, or `bytes` read as Latin-1.
+fn header_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return Ok(latin1(bytes.as_bytes()));
+    }
+    value.extract::<String>()
 }
 
 /// A worker: one single-shard Haywire server whose unrouted paths (or native routes)

@@ -23,7 +23,8 @@ async def app(scope, receive, send):
     if path == "/hello":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": b"hello world"})
+        await send({"type": "http.response.body", "body": bytearray(b"hello "), "more_body": True})
+        await send({"type": "http.response.body", "body": memoryview(b"world")})
         return
     if path == "/echo":
         events = 0
