@@ -90,19 +90,29 @@ def main(argv: list[str] | None = None) -> int:
     if native and not isinstance(app, App):
         print(f"haywire: {args.app} is not a haywire.App", file=sys.stderr)
         return FATAL
-    worker = Worker(
-        path=args.config,
-        address=args.address,
-        port=args.port,
-        index=args.index,
-        stats_dir=args.stats_dir,
-        max_in_flight=args.max_in_flight,
-        routes=[(method, path) for method, path, _ in app.routes] if native else [],
-        fallback=not native,
-    )
+    try:
+        worker = Worker(
+            path=args.config,
+            address=args.address,
+            port=args.port,
+            index=args.index,
+            stats_dir=args.stats_dir,
+            max_in_flight=args.max_in_flight,
+            routes=[(method, path) for method, path, _ in app.routes] if native else [],
+            fallback=not native,
+        )
+    except Exception as e:
+        print(f"haywire: worker {args.index}: {e}", file=sys.stderr)
+        return FATAL
     server_name = args.address or "localhost"
 
-    def ready(port: int) -> None:
+    def start() -> None:
+        try:
+            port = worker.start()
+        except Exception as e:
+            # Cannot bind or start the shard: restarting would not help.
+            print(f"haywire: worker {args.index} cannot start: {e}", file=sys.stderr)
+            sys.exit(FATAL)
         cpu = "-" if args.cpu is None else args.cpu
         print(f"haywire: worker {args.index} ready (pid {os.getpid()}, cpu {cpu}, port {port})", flush=True)
 
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             handler = wsgi.make_handler(app, server_name, args.port or 0, args.workers > 1)
         else:
             handler = app.dispatcher()
-        ready(worker.start())
+        start()
         worker.serve(handler)
         return 0
 
@@ -143,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             handler(request)
 
     loop.add_reader(worker.fileno(), on_ready)
-    ready(worker.start())
+    start()
     loop.run_forever()
     loop.remove_reader(worker.fileno())
     if lifespan is not None:

@@ -149,3 +149,15 @@ def test_config_shards_sets_the_worker_count(serve, tmp_path):
         assert request(server, "GET", "/hello")[2] == b"hello world"
     finally:
         assert server.stop() == 0
+
+
+def test_port_taken_by_another_process_stops_the_server():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))  # no SO_REUSEPORT: the workers cannot share it
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--address", "127.0.0.1", "--port", str(port), "--workers", "1", "wsgi_app:app")
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr
