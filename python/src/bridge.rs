@@ -1,10 +1,10 @@
 //! The bridge between one shard and the worker's Python thread.
 //!
-//! Shard → Python: the handler turns the request into an owned [`Job`], pushes it onto
-//! the [`Inbox`] (a locked queue plus a doorbell socket) and returns a future that waits
-//! on a shard-local slot. Python → shard: the Python thread posts the response into the
-//! [`Outbox`] (the same shape) and rings its doorbell; a task on the shard reads that
-//! doorbell as a glommio stream and completes the slots. No foreign thread ever touches
+//! Shard → Python: the handler turns the request into an owned [`Job`], posts it to the
+//! inbox (a [`Mailbox`]: a locked queue plus a doorbell socket) and returns a future
+//! that waits on a shard-local slot. Python → shard: the Python thread posts the
+//! response to the outbox (another [`Mailbox`]), which rings its doorbell; a task on
+//! the shard reads that doorbell as a glommio stream and completes the slots. No foreign thread ever touches
 //! a glommio `Waker` (see `shards/src/mailbox.rs` for why: glommio 0.9 can leave the
 //! executor parked when woken from another thread).
 
