@@ -126,6 +126,29 @@ fn routes(router: &mut Router, ctx: &Rc<ShardCtx>) {
             }
         }
     });
+    // The client as any code on the shard finds it: through the shard's typed locals.
+    let ctx = ctx.clone();
+    router.get("/pg", move |_: Request| {
+        let pg = ctx.local::<Pg>().expect("Pg::start registers the client");
+        Response::text(format!("{} {} {}", ctx.id(), pg.connected(), pg.connects()))
+    });
+}
+
+/// Each shard's (connections up, connects so far), asked on fresh connections until
+/// every shard has answered.
+fn shard_connections(addr: SocketAddr) -> [(usize, u64); SHARDS] {
+    let mut seen = [None; SHARDS];
+    for _ in 0..200 {
+        let reply = get_within(addr, "/pg", Duration::from_secs(5));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let text = reply.text();
+        let fields: Vec<u64> = text.split(' ').map(|f| f.parse().unwrap()).collect();
+        seen[fields[0] as usize] = Some((fields[1] as usize, fields[2]));
+        if seen.iter().all(Option::is_some) {
+            return seen.map(Option::unwrap);
+        }
+    }
+    panic!("not every shard answered: {seen:?}");
 }
 
 /// Keeps `threads` keep-alive clients sending `/q`; counts answers by status and
@@ -297,6 +320,15 @@ fn a_database_restart_under_load_gives_quick_503s_then_service_resumes() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(backends(), SHARDS * PER_SHARD, "no leaked connections");
     every_shard_serves(addr);
+    // Every shard has all its connections up, each having connected three times (at
+    // start, after the stop/start, after the restart).
+    for (shard, (up, connects)) in shard_connections(addr).into_iter().enumerate() {
+        assert_eq!(up, PER_SHARD, "shard {shard}: connections up");
+        assert!(
+            connects >= 3 * PER_SHARD as u64,
+            "shard {shard}: {connects} connects"
+        );
+    }
 
     // Stopping the server closes its connections.
     running.stop();
