@@ -22,6 +22,8 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     /// The PostgreSQL client of the `pg` feature (`haywire::pg`); unused without it.
     pub postgres: PostgresConfig,
+    /// The access log.
+    pub log: LogConfig,
     /// Stock handlers mounted on paths.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -264,6 +266,48 @@ impl PostgresConfig {
     }
 }
 
+/// `[log]`: the access log, one line per response, buffered per shard.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `"off"`, `"stdout"`, or the path of a file each shard appends to.
+    pub access: String,
+    /// Line format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            access: "off".into(),
+            format: LogFormat::Combined,
+        }
+    }
+}
+
+/// How access log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// The NCSA combined format, as Apache's and nginx's default.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogConfig {
+    /// Checks the keys; errors name them as `log.<key>`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.access.is_empty() {
+            return Err(error(
+                "log.access",
+                "must be \"off\", \"stdout\" or a file path",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The timeouts as durations; `handler` is `None` when disabled. Part of [`Settings`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -308,6 +352,17 @@ pub enum RouteConfig {
         /// Route path.
         path: String,
     },
+    /// Readiness for a load balancer: GET answers 200, and 503 from the moment a
+    /// graceful shutdown begins, so the balancer stops sending before connections close.
+    Ready {
+        /// Route path.
+        path: String,
+    },
+    /// Liveness: GET answers 200 while the shard serves.
+    Live {
+        /// Route path.
+        path: String,
+    },
 }
 
 /// Longest timeout accepted: a day.
@@ -324,7 +379,9 @@ impl RouteConfig {
             RouteConfig::Text { path, .. }
             | RouteConfig::Echo { path }
             | RouteConfig::Stats { path }
-            | RouteConfig::Metrics { path } => path,
+            | RouteConfig::Metrics { path }
+            | RouteConfig::Ready { path }
+            | RouteConfig::Live { path } => path,
         }
     }
 }
@@ -451,6 +508,7 @@ impl Config {
             }
         }
         self.postgres.validate()?;
+        self.log.validate()?;
         Ok(())
     }
 
@@ -587,7 +645,8 @@ mod tests {
         assert_eq!(config.server, ServerConfig::default());
         assert_eq!(config.limits, LimitsConfig::default());
         assert_eq!(config.timeouts, TimeoutsConfig::default());
-        assert_eq!(config.routes.len(), 4);
+        assert_eq!(config.log, LogConfig::default());
+        assert_eq!(config.routes.len(), 6);
     }
 
     #[test]
@@ -674,6 +733,8 @@ mod tests {
             ("[timeouts]\nheader = 0.0", "timeouts.header"),
             ("[timeouts]\nhandler = -1.0", "timeouts.handler"),
             ("[server]\nmax_connections = 0", "server.max_connections"),
+            ("[log]\naccess = \"\"", "log.access"),
+            ("[log]\nformat = \"xml\"", "log.format"),
             (
                 "[[route]]\nhandler = \"text\"\npath = \"x\"\nbody = \"\"",
                 "route[0].path",

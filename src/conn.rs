@@ -50,6 +50,8 @@ enum Closed {
 struct Slot {
     reply: Reply,
     mode: ResponseMode,
+    /// What the access log needs from the request; `None` when it is off.
+    access: Option<crate::access_log::Entry>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -65,6 +67,7 @@ pub(crate) async fn serve(stream: Socket, shard: Rc<Shard>) {
         body_started: None,
         bytes_read: 0,
         errored: false,
+        peer: shard.access_log.peer(&stream),
     };
     // I/O errors (resets, broken pipes) just end the connection.
     if let Ok(Closed::DrainThenClose) = conn.run(&stream, &shard).await {
@@ -86,6 +89,8 @@ struct Connection {
     /// When the body now arriving began, and `bytes_read` then: the body's average
     /// rate is held to `limits.min_body_rate`.
     body_started: Option<(Instant, u64)>,
+    /// The client's address, for the access log (looked up only when it is on).
+    peer: Option<std::net::IpAddr>,
     /// Bytes read on this connection so far.
     bytes_read: u64,
     /// An error response was queued: the request's mode is in doubt.
@@ -168,6 +173,7 @@ impl Connection {
                     };
                     // The closure borrows the request rather than owning it: a closure
                     // that owns it is copied whole, twice, on its way into catch_unwind.
+                    let access = shard.access_log.entry(&request, self.peer);
                     let mut request = Some(request);
                     let reply = match catch_unwind(AssertUnwindSafe(|| {
                         shard
@@ -177,7 +183,11 @@ impl Connection {
                         Ok(reply) => reply,
                         Err(_) => panicked(shard),
                     };
-                    self.inflight.push_back(Slot { reply, mode });
+                    self.inflight.push_back(Slot {
+                        reply,
+                        mode,
+                        access,
+                    });
                     if !mode.keep_alive {
                         return Next::Close;
                     }
@@ -211,6 +221,7 @@ impl Connection {
         self.inflight.push_back(Slot {
             reply: Reply::Ready(response),
             mode,
+            access: None,
         });
     }
 
@@ -446,6 +457,7 @@ fn encode_ready(
     while let Some(Slot {
         reply: Reply::Ready(response),
         mode,
+        access,
     }) = inflight.front()
     {
         // A shutdown that began while the handler ran closes the connection after it.
@@ -454,6 +466,7 @@ fn encode_ready(
             ..*mode
         };
         response.encode(mode, date, write);
+        shard.access_log.log(access.as_ref(), response, mode, date);
         shard.stats.response(response.status().as_u16());
         let closes = !mode.keep_alive || response.closes();
         inflight.pop_front();

@@ -1,11 +1,13 @@
 //! The `haywire` binary: CLI flags over `config.toml`, then the stock server.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use haywire::config::{Config, ConfigError, Overrides};
-use haywire::Server;
+use haywire::{Reloaded, Server};
+use tracing_subscriber::EnvFilter;
 
 /// A thread-per-core HTTP/1.1 server.
 #[derive(Parser, Debug)]
@@ -53,7 +55,20 @@ fn load(cli: &Cli) -> Result<Config, ConfigError> {
     }
 }
 
+/// Server events (start, reloads, errors) go to stderr through `tracing`, filtered by
+/// `RUST_LOG` (`info` when unset); the start-up banner and the access log's `stdout`
+/// stay on stdout.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
 fn main() -> ExitCode {
+    init_tracing();
     let cli = Cli::parse();
     let source = cli
         .config
@@ -62,7 +77,7 @@ fn main() -> ExitCode {
     let config = match load(&cli) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("haywire: config error in {}: {e}", source.display());
+            tracing::error!("config error in {}: {e}", source.display());
             return ExitCode::from(CONFIG_ERROR);
         }
     };
@@ -73,7 +88,7 @@ fn main() -> ExitCode {
     let running = match server.start() {
         Ok(running) => running,
         Err(e) => {
-            eprintln!("haywire: cannot start: {e}");
+            tracing::error!("cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -103,17 +118,43 @@ fn main() -> ExitCode {
         "  limits:       body {} B, head {} B, uri {} B, read buffer {} B",
         limits.max_request_size, limits.max_head_size, limits.max_uri_length, limits.read_buffer
     );
+    println!(
+        "  access log:   {} ({:?})",
+        config.log.access, config.log.format
+    );
     for route in routes {
         println!("  route:        {route}");
     }
+    tracing::debug!(
+        address = %running.local_addr(),
+        shards = running.shards(),
+        "haywire {} started",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut reloader = running.reloader(&source, cli.overrides());
-    if let Err(e) = running.stop_on_signals(move || reloader.reload_and_report()) {
-        eprintln!("haywire: cannot handle signals: {e}");
+    let path = source.display().to_string();
+    let on_reload = move || match reloader.reload() {
+        Ok(Reloaded { needs_restart }) if needs_restart.is_empty() => {
+            tracing::info!("reloaded {path}")
+        }
+        Ok(Reloaded { needs_restart }) => tracing::warn!(
+            "reloaded {path}; unchanged until a restart: {}",
+            needs_restart.join(", ")
+        ),
+        Err(e) => {
+            tracing::error!("reload of {path} rejected, the running config stays: {e}")
+        }
+    };
+    if let Err(e) = running.stop_on_signals(on_reload) {
+        tracing::error!("cannot handle signals: {e}");
     }
     match running.join() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("haywire: {e}");
+            tracing::error!("a shard failed: {e}");
             ExitCode::FAILURE
         }
     }

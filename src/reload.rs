@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use haywire_shards::{Controller, ShardCtx};
 
+use crate::access_log;
 use crate::config::{Config, ConfigError, Overrides};
 use crate::shard::Shard;
 
@@ -40,14 +41,22 @@ impl Reloader {
 
     /// Reads the file again, with the same overrides as at start. An invalid file
     /// changes nothing and names the bad key. Otherwise every shard gets the new live
-    /// settings, and the keys that need a restart keep their running values.
+    /// settings, and the keys that need a restart keep their running values. Every
+    /// shard also reopens its access log (after writing what it buffered), so a rotated
+    /// log file is let go: rename it, then send SIGHUP.
     pub fn reload(&mut self) -> Result<Reloaded, ConfigError> {
         let new = Config::load_with(&self.path, &self.overrides)?;
+        access_log::check(&new.log).map_err(|e| ConfigError {
+            key: "log.access".into(),
+            message: format!("cannot open: {e}"),
+        })?;
         let needs_restart = self.running.restart_keys(&new);
         let settings = new.settings();
+        let log = new.log.clone();
         self.controller.broadcast(move |ctx: &ShardCtx| {
             if let Some(shard) = ctx.local::<Shard>() {
                 shard.settings.set(settings);
+                shard.access_log.reopen(&log);
             }
         });
         self.running = self.running.reloaded(new);

@@ -77,6 +77,8 @@ impl Server {
                 "server.address is not an IP address",
             )
         })?;
+        // A log file that cannot be opened fails the start, not each shard quietly.
+        crate::access_log::check(&self.config.log)?;
         // With handoff only shard 0 listens.
         let listeners = match self.config.server.balancer {
             Balancer::Reuseport => shards,

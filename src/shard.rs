@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use haywire_shards::ShardCtx;
 
+use crate::access_log::AccessLog;
 use crate::config::{Config, Settings};
 use crate::http::date::DateCache;
 use crate::net::Poller;
@@ -44,6 +45,8 @@ pub(crate) struct Shard {
     pub(crate) draining: Cell<bool>,
     /// Every read lands here first (see `conn::poll_fill`); zeroed once.
     pub(crate) scratch: RefCell<Vec<u8>>,
+    /// This shard's access log buffer; a reload reopens it.
+    pub(crate) access_log: Rc<AccessLog>,
 }
 
 impl Shard {
@@ -61,6 +64,8 @@ impl Shard {
         glommio::spawn_local(refresh_date(date.clone())).detach();
         let watchdog = Rc::new(Watchdog::default());
         glommio::spawn_local(watchdog.clone().run()).detach();
+        let access_log = Rc::new(AccessLog::new(ctx.id(), &config.log));
+        glommio::spawn_local(access_log.clone().run()).detach();
 
         let mut router = Router::new();
         stock::mount(&config.routes, &mut router, ctx);
@@ -82,6 +87,7 @@ impl Shard {
             poller,
             draining: Cell::new(false),
             scratch: RefCell::new(vec![0; READ_SCRATCH]),
+            access_log,
         });
         ctx.insert_local(shard.clone());
         shard
@@ -97,6 +103,7 @@ impl Shard {
         while self.stats.active() > 0 && Instant::now() < grace {
             glommio::timer::sleep(Duration::from_millis(10)).await;
         }
+        self.access_log.flush();
     }
 }
 

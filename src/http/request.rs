@@ -124,6 +124,12 @@ impl Headers {
         self.head = head;
     }
 
+    /// The whole head: the access log keeps it (a reference, not a copy) until the
+    /// response is encoded.
+    pub(crate) fn head(&self) -> &Bytes {
+        &self.head
+    }
+
     pub(crate) fn push(&mut self, name: Span, value: Span) {
         match self.inline.get_mut(self.len as usize) {
             Some(slot) => *slot = (name, value),

@@ -29,6 +29,12 @@ impl Socket {
         })
     }
 
+    /// The peer's IP address (one `getpeername`), for the access log.
+    pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        let addr = socket2::SockRef::from(&self.fd).peer_addr().ok()?;
+        Some(addr.as_socket()?.ip())
+    }
+
     /// Reads what the socket has into `buf`; `Ok(0)` is the end of input.
     pub(crate) fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if !self.poller.readable(self.token) {

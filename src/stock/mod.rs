@@ -1,5 +1,5 @@
 //! Ready-made handlers the config's `[[route]]` tables mount, one module each: text,
-//! echo, stats and metrics.
+//! echo, stats, metrics, and the health routes (ready, live).
 
 use std::rc::Rc;
 
@@ -9,6 +9,7 @@ use crate::config::RouteConfig;
 use crate::router::Router;
 
 pub mod echo;
+pub mod health;
 pub mod metrics;
 pub mod stats;
 pub mod text;
@@ -25,6 +26,8 @@ pub fn mount(routes: &[RouteConfig], router: &mut Router, ctx: &Rc<ShardCtx>) {
             RouteConfig::Echo { path } => echo::mount(router, path),
             RouteConfig::Stats { path } => stats::mount(router, path, ctx),
             RouteConfig::Metrics { path } => metrics::mount(router, path, ctx),
+            RouteConfig::Ready { path } => health::mount_ready(router, path, ctx),
+            RouteConfig::Live { path } => health::mount_live(router, path),
         }
     }
 }

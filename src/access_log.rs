@@ -1,0 +1,543 @@
+//! The access log: one line per response, buffered per shard.
+//!
+//! Each shard appends formatted lines to its own reused buffer (no lock, no syscall, no
+//! allocation once the buffer has grown) and writes the buffer out once a second, when it
+//! passes `FLUSH_AT`, on a reload, and at the end of a graceful stop. Lines from different
+//! shards never interleave mid-line: a file is opened with `O_APPEND` by every shard and
+//! written with one `write` per buffer of whole lines; standard output, which may be a
+//! pipe, is written in whole-line chunks of at most `PIPE_BUF` bytes (atomic on a pipe).
+//!
+//! When the log is off, the request path pays one branch where a request is decoded
+//! (no entry is made) and one where its response is encoded.
+
+use std::cell::{Cell, RefCell};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::{LogConfig, LogFormat};
+use crate::http::date::DATE_LEN;
+use crate::http::{Request, Response, ResponseMode};
+
+/// Buffered bytes that trigger a write before the next timer tick, so a busy shard's
+/// buffer stays small (a write per ~500 lines, not per line).
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Largest write that is atomic on a pipe (POSIX `PIPE_BUF` on Linux).
+const PIPE_BUF: usize = 4096;
+
+/// How often buffered lines are written at the latest.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// What the log needs from a request, kept until its response is encoded: the head (a
+/// reference to the request's bytes, not a copy) and offsets into it.
+pub(crate) struct Entry {
+    head: Bytes,
+    /// The request line, e.g. `GET /a?b HTTP/1.1`.
+    line: (u16, u16),
+    referer: Option<(u16, u16)>,
+    agent: Option<(u16, u16)>,
+    peer: Option<IpAddr>,
+}
+
+/// Where lines go.
+enum Sink {
+    Off,
+    /// A duplicate of descriptor 1, written in whole-line chunks of at most `PIPE_BUF`.
+    Stdout(File),
+    /// A file opened with `O_APPEND` by this shard.
+    File(File),
+}
+
+/// One shard's access log.
+pub(crate) struct AccessLog {
+    shard: usize,
+    /// Read on every request: the one branch the log costs when off.
+    on: Cell<bool>,
+    format: Cell<LogFormat>,
+    buf: RefCell<Vec<u8>>,
+    sink: RefCell<Sink>,
+    /// A write failed and was reported; reported again only after one succeeds.
+    failing: Cell<bool>,
+}
+
+/// Opens what `config` names, checking that it can be written: at start and before a
+/// reload is applied, so a bad path is refused with the key's name.
+pub(crate) fn check(config: &LogConfig) -> io::Result<()> {
+    open(config).map(drop)
+}
+
+fn open(config: &LogConfig) -> io::Result<Sink> {
+    Ok(match config.access.as_str() {
+        "off" => Sink::Off,
+        "stdout" => Sink::Stdout(File::from(io::stdout().as_fd().try_clone_to_owned()?)),
+        path => Sink::File(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("log.access {path:?}: {e}")))?,
+        ),
+    })
+}
+
+impl AccessLog {
+    /// Shard `shard`'s log as `config` asks; a file that cannot be opened leaves the
+    /// log off (reported), since the shard can still serve.
+    pub(crate) fn new(shard: usize, config: &LogConfig) -> AccessLog {
+        let log = AccessLog {
+            shard,
+            on: Cell::new(false),
+            format: Cell::new(config.format),
+            buf: RefCell::new(Vec::new()),
+            sink: RefCell::new(Sink::Off),
+            failing: Cell::new(false),
+        };
+        log.reopen(config);
+        log
+    }
+
+    /// Writes what is buffered to the old destination, then opens the one `config`
+    /// names (a reload: also how a rotated file is reopened). On failure the old
+    /// destination stays.
+    pub(crate) fn reopen(&self, config: &LogConfig) {
+        self.flush();
+        match open(config) {
+            Ok(sink) => {
+                self.on.set(!matches!(sink, Sink::Off));
+                self.format.set(config.format);
+                *self.sink.borrow_mut() = sink;
+            }
+            Err(e) => tracing::error!(shard = self.shard, "access log not reopened: {e}"),
+        }
+    }
+
+    /// Whether lines are being logged.
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.on.get()
+    }
+
+    /// The peer's address for a new connection's entries; no syscall when off.
+    pub(crate) fn peer(&self, stream: &crate::net::Socket) -> Option<IpAddr> {
+        if self.is_on() {
+            stream.peer_ip()
+        } else {
+            None
+        }
+    }
+
+    /// What the log needs from `request`, or `None` when the log is off.
+    #[inline]
+    pub(crate) fn entry(&self, request: &Request, peer: Option<IpAddr>) -> Option<Entry> {
+        if self.is_on() {
+            Some(Entry::new(request, peer))
+        } else {
+            None
+        }
+    }
+
+    /// Logs one encoded response. `entry` is `None` for a response to no request (a
+    /// malformed one, a timeout) or when the log was off as the request arrived.
+    #[inline]
+    pub(crate) fn log(
+        &self,
+        entry: Option<&Entry>,
+        response: &Response,
+        mode: ResponseMode,
+        date: &[u8; DATE_LEN],
+    ) {
+        if self.is_on() {
+            self.append(entry, response, mode, date);
+        }
+    }
+
+    #[inline(never)]
+    fn append(
+        &self,
+        entry: Option<&Entry>,
+        response: &Response,
+        mode: ResponseMode,
+        date: &[u8; DATE_LEN],
+    ) {
+        let status = response.status();
+        let bytes = if mode.head_only || status.forbids_body() {
+            0
+        } else {
+            response.body().len()
+        };
+        let full = {
+            let mut buf = self.buf.borrow_mut();
+            let line = Line {
+                entry,
+                status: status.as_u16(),
+                bytes,
+                date,
+                shard: self.shard,
+            };
+            match self.format.get() {
+                LogFormat::Combined => line.combined(&mut buf),
+                LogFormat::Json => line.json(&mut buf),
+            }
+            buf.len() >= FLUSH_AT
+        };
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Writes every buffered line: one `write` to a file, whole-line chunks of at most
+    /// `PIPE_BUF` to standard output. A failed write drops the lines (reported once).
+    pub(crate) fn flush(&self) {
+        let mut buf = self.buf.borrow_mut();
+        if buf.is_empty() {
+            return;
+        }
+        let result = match &*self.sink.borrow() {
+            Sink::Off => Ok(()),
+            Sink::Stdout(out) => write_chunked(out, &buf),
+            Sink::File(file) => write_all(file, &buf),
+        };
+        buf.clear();
+        match result {
+            Ok(()) => self.failing.set(false),
+            Err(e) if !self.failing.replace(true) => {
+                tracing::warn!(shard = self.shard, "access log write failed: {e}")
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// The shard's flush timer: buffered lines are out within a second.
+    pub(crate) async fn run(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(FLUSH_EVERY).await;
+            self.flush();
+        }
+    }
+}
+
+/// One `write` for the whole buffer; more only if the kernel takes part of it.
+fn write_all(mut file: &File, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match file.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` (whole lines) in chunks of whole lines of at most `PIPE_BUF` bytes, so
+/// that shards sharing a pipe never interleave mid-line. A longer line goes alone.
+fn write_chunked(out: &File, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let end = if bytes.len() <= PIPE_BUF {
+            bytes.len()
+        } else {
+            match bytes[..PIPE_BUF].iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => bytes
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |i| i + 1),
+            }
+        };
+        write_all(out, &bytes[..end])?;
+        bytes = &bytes[end..];
+    }
+    Ok(())
+}
+
+impl Entry {
+    fn new(request: &Request, peer: Option<IpAddr>) -> Entry {
+        let head = request.headers.head().clone();
+        let start = request.method_span.start as usize;
+        let end = head[start..]
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .map_or(head.len(), |i| start + i);
+        let span = |value: &[u8]| {
+            let at = value.as_ptr() as usize - head.as_ptr() as usize;
+            (at as u16, value.len() as u16)
+        };
+        Entry {
+            line: (start as u16, (end - start) as u16),
+            referer: request.headers.get("referer").map(span),
+            agent: request.headers.get("user-agent").map(span),
+            peer,
+            head,
+        }
+    }
+
+    fn get(&self, (at, len): (u16, u16)) -> &[u8] {
+        &self.head[at as usize..at as usize + len as usize]
+    }
+}
+
+/// The values of one line.
+struct Line<'a> {
+    entry: Option<&'a Entry>,
+    status: u16,
+    bytes: usize,
+    date: &'a [u8; DATE_LEN],
+    shard: usize,
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+impl Line<'_> {
+    /// `1.2.3.4 - - [06/Nov/1994:08:49:37 +0000] "GET / HTTP/1.1" 200 11 "-" "curl/8"`
+    fn combined(&self, buf: &mut Vec<u8>) {
+        self.peer(buf);
+        // The cached Date header, `Sun, 06 Nov 1994 08:49:37 GMT`, rearranged.
+        let d = self.date;
+        buf.extend_from_slice(b" - - [");
+        buf.extend_from_slice(&d[5..7]);
+        buf.push(b'/');
+        buf.extend_from_slice(&d[8..11]);
+        buf.push(b'/');
+        buf.extend_from_slice(&d[12..16]);
+        buf.push(b':');
+        buf.extend_from_slice(&d[17..25]);
+        buf.extend_from_slice(b" +0000] \"");
+        match self.entry {
+            Some(entry) => escape_combined(buf, entry.get(entry.line)),
+            None => buf.push(b'-'),
+        }
+        buf.extend_from_slice(b"\" ");
+        buf.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(itoa::Buffer::new().format(self.bytes).as_bytes());
+        for header in [
+            self.entry.and_then(|e| e.referer.map(|s| e.get(s))),
+            self.entry.and_then(|e| e.agent.map(|s| e.get(s))),
+        ] {
+            buf.extend_from_slice(b" \"");
+            match header {
+                Some(value) => escape_combined(buf, value),
+                None => buf.push(b'-'),
+            }
+            buf.push(b'"');
+        }
+        buf.push(b'\n');
+    }
+
+    /// `{"time":"1994-11-06T08:49:37Z","remote":"1.2.3.4","method":"GET","target":"/",
+    /// "protocol":"HTTP/1.1","status":200,"bytes":11,"referer":null,"user_agent":"curl/8",
+    /// "shard":0}`
+    fn json(&self, buf: &mut Vec<u8>) {
+        let d = self.date;
+        let month = MONTHS
+            .iter()
+            .position(|m| m[..] == d[8..11])
+            .map_or(0, |i| i + 1);
+        buf.extend_from_slice(b"{\"time\":\"");
+        buf.extend_from_slice(&d[12..16]);
+        buf.push(b'-');
+        buf.push(b'0' + (month / 10) as u8);
+        buf.push(b'0' + (month % 10) as u8);
+        buf.push(b'-');
+        buf.extend_from_slice(&d[5..7]);
+        buf.push(b'T');
+        buf.extend_from_slice(&d[17..25]);
+        buf.extend_from_slice(b"Z\",\"remote\":");
+        if self.entry.and_then(|e| e.peer).is_some() {
+            buf.push(b'"');
+            self.peer(buf);
+            buf.push(b'"');
+        } else {
+            buf.extend_from_slice(b"null");
+        }
+        let mut parts = self
+            .entry
+            .map(|e| e.get(e.line))
+            .unwrap_or_default()
+            .splitn(3, |&b| b == b' ');
+        for key in ["method", "target", "protocol"] {
+            buf.extend_from_slice(b",\"");
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(b"\":");
+            json_string(buf, parts.next().filter(|_| self.entry.is_some()));
+        }
+        buf.extend_from_slice(b",\"status\":");
+        buf.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        buf.extend_from_slice(b",\"bytes\":");
+        buf.extend_from_slice(itoa::Buffer::new().format(self.bytes).as_bytes());
+        buf.extend_from_slice(b",\"referer\":");
+        json_string(buf, self.entry.and_then(|e| e.referer.map(|s| e.get(s))));
+        buf.extend_from_slice(b",\"user_agent\":");
+        json_string(buf, self.entry.and_then(|e| e.agent.map(|s| e.get(s))));
+        buf.extend_from_slice(b",\"shard\":");
+        buf.extend_from_slice(itoa::Buffer::new().format(self.shard).as_bytes());
+        buf.extend_from_slice(b"}\n");
+    }
+
+    /// The peer's IP address, or `-`. Formatted on the stack: `Display` for an
+    /// address does not allocate.
+    fn peer(&self, buf: &mut Vec<u8>) {
+        match self.entry.and_then(|e| e.peer) {
+            Some(ip) => {
+                let _ = write!(buf, "{ip}");
+            }
+            None => buf.push(b'-'),
+        }
+    }
+}
+
+/// Appends `value` with `"`, `\`, control and non-ASCII bytes as `\xHH` (as nginx does),
+/// so a client cannot forge a line or a field.
+fn escape_combined(buf: &mut Vec<u8>, value: &[u8]) {
+    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    if value.iter().all(|&b| plain(b)) {
+        buf.extend_from_slice(value);
+        return;
+    }
+    for &b in value {
+        if plain(b) {
+            buf.push(b);
+        } else {
+            buf.extend_from_slice(&[b'\\', b'x', hex(b >> 4), hex(b & 0xf)]);
+        }
+    }
+}
+
+/// Appends `value` as a JSON string (`null` when absent). Bytes that are not printable
+/// ASCII become `\u00HH`: a header may hold any byte, and the line must stay valid JSON.
+fn json_string(buf: &mut Vec<u8>, value: Option<&[u8]>) {
+    let Some(value) = value else {
+        buf.extend_from_slice(b"null");
+        return;
+    };
+    buf.push(b'"');
+    for &b in value {
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            0x20..=0x7e => buf.push(b),
+            _ => buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', hex(b >> 4), hex(b & 0xf)]),
+        }
+    }
+    buf.push(b'"');
+}
+
+fn hex(nibble: u8) -> u8 {
+    b"0123456789abcdef"[nibble as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8; DATE_LEN] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    fn entry(head: &'static [u8], peer: Option<IpAddr>) -> Entry {
+        let text = std::str::from_utf8(head).unwrap();
+        let span = |needle: &str| text.find(needle).map(|at| (at as u16, needle.len() as u16));
+        let line_end = text.find("\r\n").unwrap();
+        Entry {
+            head: Bytes::from_static(head),
+            line: (0, line_end as u16),
+            referer: span("http://r/\"x"),
+            agent: span("agent\u{1}"),
+            peer,
+        }
+    }
+
+    fn line(entry: Option<&Entry>, format: LogFormat) -> String {
+        let line = Line {
+            entry,
+            status: 200,
+            bytes: 11,
+            date: DATE,
+            shard: 1,
+        };
+        let mut buf = Vec::new();
+        match format {
+            LogFormat::Combined => line.combined(&mut buf),
+            LogFormat::Json => line.json(&mut buf),
+        }
+        String::from_utf8(buf).unwrap()
+    }
+
+    const HEAD: &[u8] =
+        b"GET /a?b=\"c HTTP/1.1\r\nReferer: http://r/\"x\r\nUser-Agent: agent\x01\r\n\r\n";
+
+    #[test]
+    fn combined_lines_escape_what_could_forge_a_field() {
+        let e = entry(HEAD, Some("10.0.0.7".parse().unwrap()));
+        assert_eq!(
+            line(Some(&e), LogFormat::Combined),
+            "10.0.0.7 - - [06/Nov/1994:08:49:37 +0000] \"GET /a?b=\\x22c HTTP/1.1\" 200 11 \
+             \"http://r/\\x22x\" \"agent\\x01\"\n"
+        );
+        assert_eq!(
+            line(None, LogFormat::Combined),
+            "- - - [06/Nov/1994:08:49:37 +0000] \"-\" 200 11 \"-\" \"-\"\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_are_valid_json() {
+        let e = entry(HEAD, Some("::1".parse().unwrap()));
+        let text = line(Some(&e), LogFormat::Json);
+        assert!(text.ends_with("}\n"));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["time"], "1994-11-06T08:49:37Z");
+        assert_eq!(value["remote"], "::1");
+        assert_eq!(value["method"], "GET");
+        assert_eq!(value["target"], "/a?b=\"c");
+        assert_eq!(value["protocol"], "HTTP/1.1");
+        assert_eq!(value["status"], 200);
+        assert_eq!(value["bytes"], 11);
+        assert_eq!(value["referer"], "http://r/\"x");
+        assert_eq!(value["user_agent"], "agent\u{1}");
+        assert_eq!(value["shard"], 1);
+        let bare: serde_json::Value = serde_json::from_str(&line(None, LogFormat::Json)).unwrap();
+        assert_eq!(bare["remote"], serde_json::Value::Null);
+        assert_eq!(bare["method"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn every_month_maps_to_its_number() {
+        for (i, month) in MONTHS.iter().enumerate() {
+            let mut date = *DATE;
+            date[8..11].copy_from_slice(&month[..]);
+            let mut buf = Vec::new();
+            Line {
+                entry: None,
+                status: 200,
+                bytes: 0,
+                date: &date,
+                shard: 0,
+            }
+            .json(&mut buf);
+            let value: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            assert_eq!(value["time"], format!("1994-{:02}-06T08:49:37Z", i + 1));
+        }
+    }
+
+    #[test]
+    fn chunks_hold_whole_lines_within_pipe_buf() {
+        let path = std::env::temp_dir().join(format!("haywire-chunks-{}", std::process::id()));
+        let file = File::create(&path).unwrap();
+        let mut lines = Vec::new();
+        for i in 0..500 {
+            lines.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 50)).as_bytes());
+        }
+        lines.extend_from_slice(&[b'y'; 9000]);
+        lines.push(b'\n');
+        write_chunked(&file, &lines).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), lines);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

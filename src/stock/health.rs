@@ -1,0 +1,60 @@
+//! `handler = "ready"` and `handler = "live"`: health routes for a load balancer or an
+//! orchestrator.
+//!
+//! Readiness answers 503 from the moment a graceful shutdown begins (the shard's
+//! `draining` flag), while in-flight requests are still being served: a balancer that
+//! polls it stops sending new requests before the connections close. Liveness answers
+//! 200 as long as the shard answers at all.
+
+use std::rc::Rc;
+
+use haywire_shards::ShardCtx;
+
+use crate::http::{Method, Request, Response, StatusCode};
+use crate::router::Router;
+use crate::shard::Shard;
+
+/// Mounts GET `path` answering readiness.
+pub fn mount_ready(router: &mut Router, path: &str, ctx: &Rc<ShardCtx>) {
+    let ctx = ctx.clone();
+    // The shard's state is registered after its routes are built, so it is looked up
+    // per request: a short scan of the shard's locals, fine for a health probe.
+    router.route(Method::Get, path, move |_: Request| {
+        ready(
+            ctx.local::<Shard>()
+                .is_some_and(|shard| !shard.draining.get()),
+        )
+    });
+}
+
+/// Mounts GET `path` answering liveness.
+pub fn mount_live(router: &mut Router, path: &str) {
+    router.get(path, |_: Request| {
+        Response::new(StatusCode::OK).with_body("text/plain", "live\n")
+    });
+}
+
+/// 200 `ready` when serving; 503 `draining` with `Connection: close` once a shutdown
+/// began (the connection is closing anyway).
+fn ready(serving: bool) -> Response {
+    if serving {
+        Response::new(StatusCode::OK).with_body("text/plain", "ready\n")
+    } else {
+        Response::new(StatusCode::SERVICE_UNAVAILABLE)
+            .with_body("text/plain", "draining\n")
+            .with_close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_the_draining_flag() {
+        assert_eq!(ready(true).status(), StatusCode::OK);
+        let draining = ready(false);
+        assert_eq!(draining.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(draining.closes());
+    }
+}

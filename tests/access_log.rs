@@ -1,0 +1,182 @@
+//! The access log against a real server: lines for every response (pipelined, errors,
+//! 404s), written within a second without a shutdown, all of them at a graceful stop,
+//! and moved to a new file by a reload (log rotation).
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use haywire::config::{Config, LogFormat, Overrides};
+
+fn temp(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("haywire-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until `path` holds `count` lines, at most `limit`.
+fn wait_for_lines(path: &Path, count: usize, limit: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines = read_lines(path);
+        if lines.len() >= count || start.elapsed() > limit {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn config_with_log(path: &Path, format: LogFormat) -> Config {
+    let mut config = test_config();
+    config.log.access = path.display().to_string();
+    config.log.format = format;
+    config
+}
+
+#[test]
+fn combined_lines_are_written_within_a_second_and_all_at_a_stop() {
+    let path = temp("access-combined");
+    let running = start_server(config_with_log(&path, LogFormat::Combined));
+    let addr = running.local_addr();
+
+    // Three pipelined requests on one connection, in order.
+    let mut stream = connect(addr);
+    stream
+        .write_all(
+            b"GET /items/7 HTTP/1.1\r\nHost: t\r\nUser-Agent: probe/1\r\nReferer: http://r/\r\n\r\n\
+              GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n\
+              HEAD / HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    assert_eq!(read_reply(&mut reader, false).status, 200);
+    assert_eq!(read_reply(&mut reader, false).status, 404);
+    assert_eq!(read_reply(&mut reader, true).status, 200);
+
+    // Buffered, then written by the shard's timer: no shutdown needed.
+    let lines = wait_for_lines(&path, 3, Duration::from_secs(3));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let date = r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\]";
+    let patterns = [
+        format!(
+            r#"^127\.0\.0\.1 - - {date} "GET /items/7 HTTP/1\.1" 200 1 "http://r/" "probe/1"$"#
+        ),
+        format!(r#"^127\.0\.0\.1 - - {date} "GET /nowhere HTTP/1\.1" 404 \d+ "-" "-"$"#),
+        // HEAD: the GET's headers, no body bytes.
+        format!(r#"^127\.0\.0\.1 - - {date} "HEAD / HTTP/1\.1" 200 0 "-" "-"$"#),
+    ];
+    for (line, pattern) in lines.iter().zip(&patterns) {
+        assert!(matches(pattern, line), "{line:?} !~ {pattern}");
+    }
+
+    // A malformed request is logged too, without a request line.
+    let (reply, _) = exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n",
+    );
+    assert_eq!(reply.status, 400);
+    // Many requests, then a stop at once: the stop writes what the shards buffered.
+    for _ in 0..50 {
+        let (reply, _) = exchange(addr, get("/").as_bytes());
+        assert_eq!(reply.status, 200);
+    }
+    running.stop();
+    running.join().unwrap();
+    let lines = read_lines(&path);
+    assert_eq!(lines.len(), 3 + 1 + 50, "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains(r#""-" 400 "#)), "{lines:?}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn json_lines_parse_and_a_reload_moves_the_log_to_a_new_file() {
+    let first = temp("access-json-1");
+    let second = temp("access-json-2");
+    let config_file = temp("access-json.toml");
+    let write_config = |log: &Path| {
+        std::fs::write(
+            &config_file,
+            format!(
+                "[server]\naddress = \"127.0.0.1\"\nport = 0\nshards = 2\nplacement = \"unbound\"\n\
+                 [log]\naccess = {:?}\nformat = \"json\"\n",
+                log.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    write_config(&first);
+    let running = start_server(Config::load(&config_file).unwrap());
+    let addr = running.local_addr();
+    let (reply, _) = exchange(
+        addr,
+        b"GET /items/a%22b?q=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: a \"quoted\" \xff agent\r\n\r\n",
+    );
+    assert_eq!(reply.status, 200);
+    let lines = wait_for_lines(&first, 1, Duration::from_secs(3));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let value: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(value["remote"], "127.0.0.1");
+    assert_eq!(value["method"], "GET");
+    assert_eq!(value["target"], "/items/a%22b?q=1");
+    assert_eq!(value["protocol"], "HTTP/1.1");
+    assert_eq!(value["status"], 200);
+    assert_eq!(value["bytes"], 5);
+    assert_eq!(value["user_agent"], "a \"quoted\" \u{ff} agent");
+    assert_eq!(value["referer"], serde_json::Value::Null);
+    assert!(value["shard"].as_u64().unwrap() < 2);
+
+    // Rotation: the file is renamed away and a reload reopens the configured path;
+    // here the config names a new path, which the shards switch to.
+    write_config(&second);
+    let mut reloader = running.reloader(&config_file, Overrides::default());
+    reloader.reload().unwrap();
+    // The reload reaches every shard over the control mesh; give it a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let (reply, _) = exchange(addr, get("/nowhere").as_bytes());
+    assert_eq!(reply.status, 404);
+    let lines = wait_for_lines(&second, 1, Duration::from_secs(3));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("\"status\":404"), "{lines:?}");
+    assert_eq!(
+        read_lines(&first).len(),
+        1,
+        "the old file gets no more lines"
+    );
+
+    // A path that cannot be opened is refused by key; the running log stays.
+    write_config(Path::new("/nonexistent-dir/access.log"));
+    let err = reloader.reload().unwrap_err();
+    assert_eq!(err.key, "log.access", "{err}");
+
+    running.stop();
+    running.join().unwrap();
+    for path in [&first, &second, &config_file] {
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn a_log_file_that_cannot_be_opened_fails_the_start() {
+    let mut config = test_config();
+    config.log.access = "/nonexistent-dir/access.log".into();
+    let err = haywire::Server::new(config)
+        .start()
+        .err()
+        .expect("start fails");
+    assert!(err.to_string().contains("log.access"), "{err}");
+}
+
+fn matches(pattern: &str, line: &str) -> bool {
+    regex::Regex::new(pattern).unwrap().is_match(line)
+}
