@@ -605,6 +605,7 @@ restart_keys! {
     "server.handoff" => server.handoff;
     "limits.read_buffer" => limits.read_buffer;
     "route" => routes;
+    "postgres" => postgres;
 }
 
 /// Values given on the command line, applied over the file at start and at every
