@@ -22,6 +22,8 @@ pub struct Config {
     pub timeouts: TimeoutsConfig,
     /// The PostgreSQL client of the `pg` feature (`haywire::pg`); unused without it.
     pub postgres: PostgresConfig,
+    /// HTTPS: certificate and key files; off when empty.
+    pub tls: TlsConfig,
     /// The access log.
     pub log: LogConfig,
     /// Stock handlers mounted on paths.
@@ -308,6 +310,29 @@ impl LogConfig {
     }
 }
 
+/// `[tls]`: when `cert` and `key` are set, the listener speaks HTTPS only (TLS 1.3 and
+/// 1.2, ALPN `http/1.1`). A reload re-reads both files; new connections use them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first; empty: TLS off.
+    pub cert: String,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1); empty: TLS off.
+    pub key: String,
+}
+
+impl TlsConfig {
+    /// Whether TLS is on.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty() || !self.key.is_empty()
+    }
+
+    /// Reads and checks both files; errors name `tls.cert` or `tls.key`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        crate::net::TlsKeys::load(self).map(drop)
+    }
+}
+
 /// The timeouts as durations; `handler` is `None` when disabled. Part of [`Settings`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -508,6 +533,7 @@ impl Config {
             }
         }
         self.postgres.validate()?;
+        self.tls.validate()?;
         self.log.validate()?;
         Ok(())
     }

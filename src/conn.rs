@@ -5,6 +5,9 @@
 //! call; then read again. Asynchronous handlers of one batch run concurrently, and
 //! their responses still leave in request order.
 //!
+//! The connection reads and writes through a `Transport`: the plain socket, or TLS over
+//! it (`net::tls`); the loop is generic, so each has its own compiled instance.
+//!
 //! Every wait has a deadline (see `watchdog`): an idle keep-alive connection, a head or
 //! body that arrives too slowly, a client that does not read its responses, a handler
 //! that does not finish. Output is bounded: once a batch's encoded responses pass
@@ -23,7 +26,7 @@ use bytes::BytesMut;
 use crate::handler::Reply;
 use crate::http::ResponseMode;
 use crate::http::{Decoder, Event, Method, ParseError, Response, StatusCode, Version};
-use crate::net::Socket;
+use crate::net::{Socket, TlsStream, Transport};
 use crate::shard::Shard;
 use crate::watchdog::{self, Deadline};
 
@@ -54,8 +57,22 @@ struct Slot {
     access: Option<crate::access_log::Entry>,
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes: over TLS when the shard has a TLS
+/// config now, else plaintext. Each is its own instance of the generic loop, so the
+/// plaintext one has no TLS branch inside.
 pub(crate) async fn serve(stream: Socket, shard: Rc<Shard>) {
+    match shard.tls.current() {
+        None => serve_on(stream, shard).await,
+        Some(config) => {
+            // Fails only when rustls cannot allocate its state: drop the connection.
+            if let Ok(stream) = TlsStream::new(stream, config) {
+                serve_on(stream, shard).await;
+            }
+        }
+    }
+}
+
+async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>) {
     shard.stats.connection_opened();
     let mut conn = Connection {
         read: BytesMut::new(),
@@ -67,11 +84,14 @@ pub(crate) async fn serve(stream: Socket, shard: Rc<Shard>) {
         body_started: None,
         bytes_read: 0,
         errored: false,
-        peer: shard.access_log.peer(&stream),
+        peer: shard.access_log.peer(stream.socket()),
     };
     // I/O errors (resets, broken pipes) just end the connection.
-    if let Ok(Closed::DrainThenClose) = conn.run(&stream, &shard).await {
-        linger(&stream, &shard, &conn.deadline).await;
+    match conn.run(&stream, &shard).await {
+        Ok(Closed::DrainThenClose) => linger(&stream, &shard, &conn.deadline).await,
+        // TLS: a close_notify, so the client can tell the end from a truncation.
+        Ok(Closed::CloseNow) => stream.close_notify(),
+        _ => {}
     }
     shard.pool.give(conn.read);
     shard.pool.give(conn.write);
@@ -118,7 +138,7 @@ enum Input {
 }
 
 impl Connection {
-    async fn run(&mut self, stream: &Socket, shard: &Shard) -> io::Result<Closed> {
+    async fn run<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<Closed> {
         loop {
             let started = Instant::now();
             let queued = self.inflight.len();
@@ -275,7 +295,7 @@ impl Connection {
     }
 
     /// Writes the encoded responses, giving the client `timeouts.write` to take them.
-    async fn flush(&mut self, stream: &Socket, shard: &Shard) -> io::Result<()> {
+    async fn flush<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<()> {
         self.deadline.set(Some(
             shard.watchdog.now() + shard.settings.get().timeouts.write,
         ));
@@ -293,6 +313,15 @@ impl Connection {
             }
             written += n;
         }
+        if T::BUFFERED {
+            // TLS: the records rustls still holds leave within the same deadline.
+            watchdog::until(&self.deadline, |cx| stream.poll_flush(cx))
+                .await
+                .ok_or_else(|| {
+                    shard.stats.timeout();
+                    io::Error::from(io::ErrorKind::TimedOut)
+                })??;
+        }
         shard.stats.wrote(self.write.len());
         // Back to the pool until the next batch: idle connections hold no buffer.
         shard.pool.give(std::mem::take(&mut self.write));
@@ -301,8 +330,8 @@ impl Connection {
 
     /// Reads what the socket has into the read buffer, within the deadline of the
     /// phase the connection is in.
-    async fn fill(&mut self, stream: &Socket, shard: &Shard) -> io::Result<Input> {
-        self.arm_read_deadline(shard);
+    async fn fill<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<Input> {
+        self.arm_read_deadline(shard, stream.handshaking());
         let idle = self.read.is_empty() && !self.decoder.in_body();
         let Connection { read, deadline, .. } = self;
         let result = watchdog::until(deadline, |cx| {
@@ -326,11 +355,12 @@ impl Connection {
         }
     }
 
-    /// Idle between requests: `keep_alive`. Inside a head: `header`, counted from its
-    /// first byte. Inside a body: `body`, counted from the last progress, and no later
-    /// than the body's allowance at `min_body_rate` (so a drip of bytes, each within
-    /// `body` of the last, cannot hold the connection for ever).
-    fn arm_read_deadline(&mut self, shard: &Shard) {
+    /// Idle between requests: `keep_alive`. Inside a head, or a TLS handshake:
+    /// `header`, counted from its first byte. Inside a body: `body`, counted from the
+    /// last progress, and no later than the body's allowance at `min_body_rate` (so a
+    /// drip of bytes, each within `body` of the last, cannot hold the connection for
+    /// ever).
+    fn arm_read_deadline(&mut self, shard: &Shard, handshaking: bool) {
         let now = shard.watchdog.now();
         let settings = shard.settings.get();
         let timeouts = settings.timeouts;
@@ -345,7 +375,9 @@ impl Connection {
                 }
             };
             self.deadline.set(Some(at));
-        } else if self.read.is_empty() {
+        } else if self.read.is_empty() && !handshaking {
+            // A handshake's start does not count against the first request's head.
+            self.head_started = None;
             self.deadline.set_idle(now + timeouts.keep_alive);
         } else {
             let at = *self.head_started.get_or_insert(now) + timeouts.header;
@@ -355,7 +387,7 @@ impl Connection {
 
     /// A read deadline passed: an idle connection just closes; a request in progress
     /// gets 408 first. An idle connection evicted to make room for a new one closes the same way.
-    async fn timed_out(&mut self, stream: &Socket, shard: &Shard) -> io::Result<Closed> {
+    async fn timed_out<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<Closed> {
         if self.read.is_empty() && !self.decoder.in_body() {
             if !self.deadline.evicted() {
                 shard.stats.timeout();
@@ -391,9 +423,9 @@ impl Connection {
 /// that buffer before every read, and a connection waiting for input holds no buffer at
 /// all (the socket is read with a non-blocking `recv` at poll time, and waits for
 /// readiness without one).
-fn poll_fill(
+fn poll_fill<T: Transport>(
     read: &mut BytesMut,
-    stream: &Socket,
+    stream: &T,
     shard: &Shard,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
@@ -412,6 +444,10 @@ fn poll_fill(
 /// Answers a connection the shard has no room for with `503` and closes it, after
 /// briefly draining what the client sends (so the answer is not lost to a reset).
 pub(crate) async fn refuse(stream: Socket, shard: Rc<Shard>) {
+    // A TLS client could not read a plaintext answer: just close.
+    if shard.tls.enabled() {
+        return;
+    }
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: haywire\r\n\
         Content-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n\
         server at capacity\r\n";
@@ -431,7 +467,11 @@ pub(crate) async fn refuse(stream: Socket, shard: Rc<Shard>) {
 /// Between requests, a graceful stop closes the connection, unless a request has
 /// already arrived: that one is read now (its readiness may not be harvested yet) and
 /// answered with `Connection: close`. Nothing waiting reads as the end of input.
-fn read_before_closing(read: &mut BytesMut, stream: &Socket, shard: &Shard) -> io::Result<usize> {
+fn read_before_closing<T: Transport>(
+    read: &mut BytesMut,
+    stream: &T,
+    shard: &Shard,
+) -> io::Result<usize> {
     let mut scratch = shard.scratch.borrow_mut();
     let n = stream.read_now(&mut scratch[..])?.unwrap_or(0);
     append(read, &scratch[..n], shard);
@@ -485,7 +525,7 @@ fn encode_ready(
 /// Half-closes, then reads and drops what the client still sends, briefly: closing a
 /// socket with unread input makes the kernel answer with a reset, which can destroy the
 /// response before the client has read it.
-async fn linger(stream: &Socket, shard: &Shard, deadline: &Deadline) {
+async fn linger<T: Transport>(stream: &T, shard: &Shard, deadline: &Deadline) {
     if stream.shutdown_write().is_err() {
         return;
     }

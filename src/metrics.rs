@@ -14,7 +14,7 @@ type Getter = fn(&StatsSnapshot) -> u64;
 type Plain = (&'static str, &'static str, &'static str, Getter);
 
 /// Families with only the `shard` label.
-const PLAIN: [Plain; 7] = [
+const PLAIN: [Plain; 12] = [
     (
         "haywire_connections_active",
         "gauge",
@@ -56,6 +56,36 @@ const PLAIN: [Plain; 7] = [
         "counter",
         "Connections or handlers past a timeout.",
         |s| s.timeouts,
+    ),
+    (
+        "haywire_tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed.",
+        |s| s.tls.handshakes,
+    ),
+    (
+        "haywire_tls_resumed_total",
+        "counter",
+        "TLS handshakes that resumed a session.",
+        |s| s.tls.resumed,
+    ),
+    (
+        "haywire_tls_failed_total",
+        "counter",
+        "TLS connections closed on a bad message (failed handshake, bad record).",
+        |s| s.tls.failed,
+    ),
+    (
+        "haywire_tls_plaintext_total",
+        "counter",
+        "Connections closed because plaintext HTTP reached the TLS listener.",
+        |s| s.tls.plaintext,
+    ),
+    (
+        "haywire_tls_truncated_total",
+        "counter",
+        "TLS connections whose input ended inside a record or the handshake.",
+        |s| s.tls.truncated,
     ),
 ];
 

@@ -7,6 +7,7 @@ use haywire_shards::{Controller, ShardCtx};
 
 use crate::access_log;
 use crate::config::{Config, ConfigError, Overrides};
+use crate::net::TlsKeys;
 use crate::shard::Shard;
 
 /// Re-reads a config file and applies it to every shard.
@@ -50,12 +51,16 @@ impl Reloader {
             key: "log.access".into(),
             message: format!("cannot open: {e}"),
         })?;
+        // Certificate and key are read again: new connections use them, open ones keep
+        // theirs. A bad file was already rejected (naming `tls.cert` or `tls.key`).
+        let tls = TlsKeys::load(&new.tls)?.map(std::sync::Arc::new);
         let needs_restart = self.running.restart_keys(&new);
         let settings = new.settings();
         let log = new.log.clone();
         self.controller.broadcast(move |ctx: &ShardCtx| {
             if let Some(shard) = ctx.local::<Shard>() {
                 shard.settings.set(settings);
+                shard.tls.install(tls.as_deref());
                 shard.access_log.reopen(&log);
             }
         });

@@ -13,7 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::balancer::{self, Loads};
 use crate::config::{Balancer, Config, Overrides, PlacementKind, ServerConfig};
-use crate::net;
+use crate::net::{self, TlsKeys};
 use crate::reload::Reloader;
 use crate::router::Router;
 use crate::shard::{RouteFactory, Shard};
@@ -79,6 +79,10 @@ impl Server {
         })?;
         // A log file that cannot be opened fails the start, not each shard quietly.
         crate::access_log::check(&self.config.log)?;
+        // Read once here; every shard builds its own TLS config from the same keys.
+        let tls = TlsKeys::load(&self.config.tls)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+            .map(Arc::new);
         // With handoff only shard 0 listens.
         let listeners = match self.config.server.balancer {
             Balancer::Reuseport => shards,
@@ -106,7 +110,7 @@ impl Server {
                 .unwrap_or_else(|p| p.into_inner())
                 .get_mut(ctx.id())
                 .and_then(Option::take);
-            run_shard(ctx, listener, config, routes, loads)
+            run_shard(ctx, listener, config, routes, loads, tls.clone())
         })?;
         Ok(RunningServer {
             addr,
@@ -217,8 +221,10 @@ async fn run_shard(
     config: Arc<Config>,
     routes: Arc<Vec<RouteFactory>>,
     loads: Loads,
+    tls: Option<Arc<TlsKeys>>,
 ) {
     let shard = Shard::start(&ctx, &config, &routes);
+    shard.tls.install(tls.as_deref());
     let listener = listener.map(|socket| {
         net::Socket::register(socket.into(), &shard.poller).expect("cannot register the listener")
     });

@@ -11,7 +11,7 @@ use haywire_shards::ShardCtx;
 use crate::access_log::AccessLog;
 use crate::config::{Config, Settings};
 use crate::http::date::DateCache;
-use crate::net::Poller;
+use crate::net::{Poller, ShardTls};
 use crate::pool::BufferPool;
 use crate::router::Router;
 use crate::stats::ShardStats;
@@ -45,6 +45,8 @@ pub(crate) struct Shard {
     pub(crate) draining: Cell<bool>,
     /// Every read lands here first (see `conn::poll_fill`); zeroed once.
     pub(crate) scratch: RefCell<Vec<u8>>,
+    /// The TLS config new connections use (none: plaintext); a reload replaces it.
+    pub(crate) tls: ShardTls,
     /// This shard's access log buffer; a reload reopens it.
     pub(crate) access_log: Rc<AccessLog>,
 }
@@ -87,6 +89,7 @@ impl Shard {
             poller,
             draining: Cell::new(false),
             scratch: RefCell::new(vec![0; READ_SCRATCH]),
+            tls: ShardTls::default(),
             access_log,
         });
         ctx.insert_local(shard.clone());

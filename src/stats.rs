@@ -262,6 +262,11 @@ pub struct ShardStats {
     timeouts: Counter,
     latency: [Counter; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: Counter,
+    tls_handshakes: Counter,
+    tls_resumed: Counter,
+    tls_failed: Counter,
+    tls_plaintext: Counter,
+    tls_truncated: Counter,
 }
 
 impl ShardStats {
@@ -345,6 +350,28 @@ impl ShardStats {
         self.timeouts.add(1);
     }
 
+    /// A TLS handshake completed; `resumed`: from a session ticket or id.
+    pub fn tls_handshake(&self, resumed: bool) {
+        self.tls_handshakes.add(1);
+        self.tls_resumed.add(u64::from(resumed));
+    }
+
+    /// A TLS connection failed on a bad message (a handshake that went wrong, a record
+    /// that does not decrypt) and was closed.
+    pub fn tls_failed(&self) {
+        self.tls_failed.add(1);
+    }
+
+    /// Plaintext (an HTTP request) reached the TLS listener; the connection was closed.
+    pub fn tls_plaintext(&self) {
+        self.tls_plaintext.add(1);
+    }
+
+    /// A TLS connection's input ended inside a record or the handshake.
+    pub fn tls_truncated(&self) {
+        self.tls_truncated.add(1);
+    }
+
     /// A copy of the counters, labelled with the shard id.
     pub fn snapshot(&self, shard: usize) -> StatsSnapshot {
         let methods = self.methods.snapshot();
@@ -369,6 +396,13 @@ impl ShardStats {
             latency: LatencyStats {
                 buckets: std::array::from_fn(|i| self.latency[i].get()),
                 sum_us: self.latency_sum_us.get(),
+            },
+            tls: TlsStats {
+                handshakes: self.tls_handshakes.get(),
+                resumed: self.tls_resumed.get(),
+                failed: self.tls_failed.get(),
+                plaintext: self.tls_plaintext.get(),
+                truncated: self.tls_truncated.get(),
             },
         }
     }
@@ -395,6 +429,33 @@ impl ConnectionStats {
             active: self.active + other.active,
             refused: self.refused + other.refused,
             evicted: self.evicted + other.evicted,
+        }
+    }
+}
+
+/// TLS counters (all zero when `[tls]` is off).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsStats {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Of those, resumed sessions (ticket or session id).
+    pub resumed: u64,
+    /// Connections closed on a bad TLS message: failed handshakes, bad records.
+    pub failed: u64,
+    /// Connections closed because plaintext HTTP reached the TLS listener.
+    pub plaintext: u64,
+    /// Connections whose input ended inside a TLS record or the handshake.
+    pub truncated: u64,
+}
+
+impl TlsStats {
+    fn sum(self, other: Self) -> Self {
+        TlsStats {
+            handshakes: self.handshakes + other.handshakes,
+            resumed: self.resumed + other.resumed,
+            failed: self.failed + other.failed,
+            plaintext: self.plaintext + other.plaintext,
+            truncated: self.truncated + other.truncated,
         }
     }
 }
@@ -456,6 +517,9 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     /// Request latency histogram.
     pub latency: LatencyStats,
+    /// TLS handshakes and failures.
+    #[serde(default)]
+    pub tls: TlsStats,
 }
 
 impl StatsSnapshot {
@@ -477,6 +541,7 @@ impl StatsSnapshot {
                 handler_panics: a.handler_panics + b.handler_panics,
                 timeouts: a.timeouts + b.timeouts,
                 latency: a.latency.sum(b.latency),
+                tls: a.tls.sum(b.tls),
             })
     }
 }
@@ -501,6 +566,9 @@ mod tests {
         b.wrote(7);
         b.parse_error(ParseError::UriTooLong);
         b.latency(Duration::from_secs(60), 1);
+        a.tls_handshake(true);
+        b.tls_handshake(false);
+        b.tls_plaintext();
         let total = StatsSnapshot::total(&[a.snapshot(0), b.snapshot(1)]);
         assert_eq!(total.requests, 2);
         assert_eq!(
@@ -539,5 +607,9 @@ mod tests {
         );
         assert_eq!(total.latency.sum_us, 140 + 60_000_000);
         assert_eq!(total.shard, None);
+        assert_eq!(
+            (total.tls.handshakes, total.tls.resumed, total.tls.plaintext),
+            (2, 1, 1)
+        );
     }
 }

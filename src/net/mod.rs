@@ -9,6 +9,8 @@
 
 mod poller;
 mod socket;
+pub(crate) mod tls;
 
 pub(crate) use poller::Poller;
 pub(crate) use socket::Socket;
+pub(crate) use tls::{ShardTls, TlsKeys, TlsStream, Transport};

@@ -35,6 +35,11 @@ impl Socket {
         Some(addr.as_socket()?.ip())
     }
 
+    /// The counters of the shard that owns the socket.
+    pub(crate) fn stats(&self) -> &crate::stats::ShardStats {
+        &self.poller.stats
+    }
+
     /// Reads what the socket has into `buf`; `Ok(0)` is the end of input.
     pub(crate) fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         if !self.poller.readable(self.token) {

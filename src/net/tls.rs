@@ -1,0 +1,504 @@
+//! TLS as a transport: a connection's socket plus a sans-I/O `rustls::ServerConnection`.
+//!
+//! The connection loop (`conn.rs`) reads and writes through [`Transport`], which the
+//! plain [`Socket`] implements by forwarding (the loop is generic, so the plaintext path
+//! is compiled on its own with no TLS branch in it) and [`TlsStream`] implements by
+//! moving records between the socket and rustls: `read_tls` / `process_new_packets` /
+//! `reader` on the way in, `writer` / `write_tls` on the way out.
+//!
+//! Each shard builds its own `ServerConfig` with its own session cache (no lock shared
+//! between shards on a handshake); the ticket key is one per process, so a ticket a
+//! client got from one shard resumes on any other (the kernel spreads a client's
+//! connections over shards). A reload installs a new `ServerConfig` for new
+//! connections; open connections keep the one they started with.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
+use rustls::{HandshakeKind, ServerConfig, ServerConnection};
+
+use super::Socket;
+use crate::config::{ConfigError, TlsConfig};
+
+/// Sessions each shard remembers for TLS 1.2 session-id resumption.
+const SESSIONS_PER_SHARD: usize = 4096;
+
+/// What a connection reads and writes through: the plain socket or TLS over it.
+pub(crate) trait Transport {
+    /// Whether a write may leave bytes queued above the socket, so that a batch is
+    /// only out after [`Transport::poll_flush`]. `false` lets the plain path skip it.
+    const BUFFERED: bool;
+
+    /// The socket underneath.
+    fn socket(&self) -> &Socket;
+
+    /// Reads plaintext into `buf`; `Ok(0)` is the end of input.
+    fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Takes what it can of `buf`.
+    fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// Writes out whatever earlier writes left queued.
+    fn poll_flush(&self, cx: &Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Reads what is waiting right now, `None` when nothing is (see [`Socket::read_now`]).
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+
+    /// Ends the output (after a `close_notify` for TLS).
+    fn shutdown_write(&self) -> io::Result<()>;
+
+    /// TLS: sends a `close_notify` if the socket takes it now; the caller then closes.
+    fn close_notify(&self);
+
+    /// Whether the TLS handshake is still under way: the connection is then held to the
+    /// header timeout rather than the keep-alive one.
+    fn handshaking(&self) -> bool;
+}
+
+impl Transport for Socket {
+    const BUFFERED: bool = false;
+
+    #[inline]
+    fn socket(&self) -> &Socket {
+        self
+    }
+
+    #[inline]
+    fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Socket::poll_read(self, cx, buf)
+    }
+
+    #[inline]
+    fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Socket::poll_write(self, cx, buf)
+    }
+
+    #[inline]
+    fn poll_flush(&self, _cx: &Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        Socket::read_now(self, buf)
+    }
+
+    #[inline]
+    fn shutdown_write(&self) -> io::Result<()> {
+        Socket::shutdown_write(self)
+    }
+
+    #[inline]
+    fn close_notify(&self) {}
+
+    #[inline]
+    fn handshaking(&self) -> bool {
+        false
+    }
+}
+
+/// A certificate chain and its private key, read from the `[tls]` files.
+pub(crate) struct TlsKeys {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl TlsKeys {
+    /// Reads `tls.cert` and `tls.key`; `None` when TLS is off (both empty). Errors name
+    /// the key whose file is missing, unreadable or unusable.
+    pub(crate) fn load(config: &TlsConfig) -> Result<Option<TlsKeys>, ConfigError> {
+        let error = |key: &str, message: String| ConfigError {
+            key: key.into(),
+            message,
+        };
+        match (config.cert.is_empty(), config.key.is_empty()) {
+            (true, true) => return Ok(None),
+            (true, false) => return Err(error("tls.cert", "must be set with tls.key".into())),
+            (false, true) => return Err(error("tls.key", "must be set with tls.cert".into())),
+            (false, false) => {}
+        }
+        let cert_path = Path::new(&config.cert);
+        let certs = CertificateDer::pem_file_iter(cert_path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                error(
+                    "tls.cert",
+                    format!("cannot read a PEM certificate from {}: {e}", config.cert),
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(error(
+                "tls.cert",
+                format!("no PEM certificate in {}", config.cert),
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_file(Path::new(&config.key)).map_err(|e| {
+            error(
+                "tls.key",
+                format!("cannot read a PEM private key from {}: {e}", config.key),
+            )
+        })?;
+        let keys = TlsKeys { certs, key };
+        // Build once to catch a key that does not fit the certificate, or a key type
+        // the provider cannot sign with.
+        keys.server_config(ServerSessionMemoryCache::new(1))
+            .map_err(|e| error("tls.key", format!("{}: {e}", config.key)))?;
+        Ok(Some(keys))
+    }
+
+    /// A server config for these keys: TLS 1.3 and 1.2, ALPN `http/1.1`, sessions kept
+    /// in `sessions`, tickets sealed with the process-wide key.
+    fn server_config(
+        &self,
+        sessions: Arc<ServerSessionMemoryCache>,
+    ) -> Result<ServerConfig, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(self.certs.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.session_storage = sessions;
+        config.ticketer = ticketer()?;
+        Ok(config)
+    }
+}
+
+/// The ticket sealer every shard shares, so a ticket resumes on whichever shard the
+/// client's next connection reaches. It is touched once per handshake, never per request.
+fn ticketer() -> Result<Arc<dyn ProducesTickets>, rustls::Error> {
+    static TICKETER: OnceLock<Arc<dyn ProducesTickets>> = OnceLock::new();
+    if let Some(ticketer) = TICKETER.get() {
+        return Ok(ticketer.clone());
+    }
+    let made = rustls::crypto::ring::Ticketer::new()?;
+    Ok(TICKETER.get_or_init(|| made).clone())
+}
+
+/// One shard's TLS state: the config new connections use (none: plaintext) and the
+/// shard's own session cache, kept across reloads.
+pub(crate) struct ShardTls {
+    config: RefCell<Option<Arc<ServerConfig>>>,
+    sessions: Arc<ServerSessionMemoryCache>,
+}
+
+impl Default for ShardTls {
+    fn default() -> Self {
+        ShardTls {
+            config: RefCell::new(None),
+            sessions: ServerSessionMemoryCache::new(SESSIONS_PER_SHARD),
+        }
+    }
+}
+
+impl ShardTls {
+    /// Serves new connections with `keys` (TLS off with `None`). The keys were
+    /// checked when loaded; should building fail anyway, the running config stays.
+    pub(crate) fn install(&self, keys: Option<&TlsKeys>) {
+        let config = match keys {
+            None => None,
+            Some(keys) => match keys.server_config(self.sessions.clone()) {
+                Ok(config) => Some(Arc::new(config)),
+                Err(e) => {
+                    eprintln!("haywire: TLS config not applied, the running one stays: {e}");
+                    return;
+                }
+            },
+        };
+        *self.config.borrow_mut() = config;
+    }
+
+    /// The config a new connection starts with; `None` when TLS is off.
+    pub(crate) fn current(&self) -> Option<Arc<ServerConfig>> {
+        self.config.borrow().clone()
+    }
+
+    /// Whether the listener speaks TLS now.
+    pub(crate) fn enabled(&self) -> bool {
+        self.config.borrow().is_some()
+    }
+}
+
+/// A TLS connection: the socket and the rustls state over it.
+pub(crate) struct TlsStream {
+    socket: Socket,
+    inner: RefCell<Inner>,
+}
+
+struct Inner {
+    tls: ServerConnection,
+    track: Track,
+    /// The handshake's outcome has been counted.
+    counted: bool,
+}
+
+/// What the raw input looked like: enough to tell plaintext HTTP and a truncated
+/// record from other failures, which rustls reports alike.
+#[derive(Default)]
+struct Track {
+    /// The connection's first byte, once read.
+    first: Option<u8>,
+    /// Bytes of the record header now arriving.
+    header: [u8; 5],
+    header_len: usize,
+    /// Bytes still due in the record body now arriving.
+    body_left: usize,
+}
+
+impl Track {
+    fn saw(&mut self, mut bytes: &[u8]) {
+        if self.first.is_none() {
+            self.first = bytes.first().copied();
+        }
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let take = self.body_left.min(bytes.len());
+                self.body_left -= take;
+                bytes = &bytes[take..];
+                continue;
+            }
+            let take = (5 - self.header_len).min(bytes.len());
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&bytes[..take]);
+            self.header_len += take;
+            bytes = &bytes[take..];
+            if self.header_len == 5 {
+                self.header_len = 0;
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+            }
+        }
+    }
+
+    /// Input ended inside a record.
+    fn mid_record(&self) -> bool {
+        self.header_len > 0 || self.body_left > 0
+    }
+
+    /// The client began with an ASCII letter: an HTTP method, not a TLS record.
+    fn plaintext(&self) -> bool {
+        self.first.is_some_and(|b| b.is_ascii_uppercase())
+    }
+}
+
+impl TlsStream {
+    /// Starts a server-side TLS session on `socket`.
+    pub(crate) fn new(socket: Socket, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
+        let tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(TlsStream {
+            socket,
+            inner: RefCell::new(Inner {
+                tls,
+                track: Track::default(),
+                counted: false,
+            }),
+        })
+    }
+
+    /// Writes queued records until none is left, or the socket is full.
+    fn poll_send(&self, inner: &mut Inner, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        while inner.tls.wants_write() {
+            match inner.tls.write_tls(&mut Send {
+                socket: &self.socket,
+                cx,
+            }) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Counts a handshake once it completes.
+    fn count_handshake(&self, inner: &mut Inner) {
+        if !inner.counted && !inner.tls.is_handshaking() {
+            inner.counted = true;
+            let resumed = inner.tls.handshake_kind() == Some(HandshakeKind::Resumed);
+            self.socket.stats().tls_handshake(resumed);
+        }
+    }
+
+    /// Counts why input ended or failed, once per connection.
+    fn count_failure(&self, inner: &mut Inner, truncated: bool) {
+        if inner.counted {
+            // Only a truncation is worth counting after a completed handshake.
+            if truncated {
+                self.socket.stats().tls_truncated();
+            }
+            return;
+        }
+        inner.counted = true;
+        let stats = self.socket.stats();
+        if inner.track.plaintext() {
+            stats.tls_plaintext();
+        } else if truncated {
+            stats.tls_truncated();
+        } else {
+            stats.tls_failed();
+        }
+    }
+}
+
+impl Transport for TlsStream {
+    const BUFFERED: bool = true;
+
+    fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let inner = &mut *self.inner.borrow_mut();
+        loop {
+            match inner.tls.reader().read(buf) {
+                // Ok(0): the client sent close_notify, a clean end.
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    // The socket ended without close_notify: an end of input, and a
+                    // truncation when it cut a record or the handshake short.
+                    let cut = inner.track.mid_record()
+                        || (inner.tls.is_handshaking() && inner.track.first.is_some());
+                    if cut {
+                        self.count_failure(inner, true);
+                        // Counted once: a later read (a lingering close) finds no cut.
+                        inner.track = Track {
+                            first: inner.track.first,
+                            ..Track::default()
+                        };
+                    }
+                    inner.counted = true;
+                    return Poll::Ready(Ok(0));
+                }
+            }
+            // Handshake messages and alerts go out first: the client waits for them.
+            match self.poll_send(inner, cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|r| r.map(|()| 0)),
+            }
+            let read = inner.tls.read_tls(&mut Recv {
+                socket: &self.socket,
+                cx,
+                track: &mut inner.track,
+            });
+            match read {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            if let Err(error) = inner.tls.process_new_packets() {
+                self.count_failure(inner, false);
+                // The alert rustls queued, if the socket takes it now.
+                let _ = self.poll_send(inner, cx);
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, error)));
+            }
+            self.count_handshake(inner);
+        }
+    }
+
+    fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let inner = &mut *self.inner.borrow_mut();
+        // Records queued earlier go first, so what rustls holds stays within its limit.
+        match self.poll_send(inner, cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|()| 0)),
+        }
+        let n = inner.tls.writer().write(buf)?;
+        if let Poll::Ready(Err(e)) = self.poll_send(inner, cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_send(&mut self.inner.borrow_mut(), cx)
+    }
+
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match Transport::poll_read(self, &Context::from_waker(Waker::noop()), buf) {
+            Poll::Ready(read) => read.map(Some),
+            Poll::Pending => Ok(None),
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.close_notify();
+        self.socket.shutdown_write()
+    }
+
+    fn close_notify(&self) {
+        let inner = &mut *self.inner.borrow_mut();
+        inner.tls.send_close_notify();
+        // Best effort: a client that does not read loses the close_notify, not more.
+        let _ = self.poll_send(inner, &Context::from_waker(Waker::noop()));
+    }
+
+    fn handshaking(&self) -> bool {
+        self.inner.borrow().tls.is_handshaking()
+    }
+}
+
+/// The socket as rustls's reader: `WouldBlock` when it has nothing (the task is then
+/// woken by the socket's next event).
+struct Recv<'a, 'b> {
+    socket: &'a Socket,
+    cx: &'a Context<'b>,
+    track: &'a mut Track,
+}
+
+impl Read for Recv<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.socket.poll_read(self.cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                self.track.saw(&buf[..n]);
+                Ok(n)
+            }
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+/// The socket as rustls's writer.
+struct Send<'a, 'b> {
+    socket: &'a Socket,
+    cx: &'a Context<'b>,
+}
+
+impl Write for Send<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.socket.poll_write(self.cx, buf) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn track_follows_record_boundaries() {
+        let mut track = Track::default();
+        track.saw(&[0x16, 3, 1, 0, 4, 1, 2]);
+        assert!(track.mid_record(), "two of four body bytes");
+        track.saw(&[3, 4]);
+        assert!(!track.mid_record());
+        track.saw(&[0x17, 3]);
+        assert!(track.mid_record(), "a partial header");
+        assert!(!track.plaintext());
+        let mut http = Track::default();
+        http.saw(b"GET / HTTP/1.1\r\n");
+        assert!(http.plaintext());
+    }
+}

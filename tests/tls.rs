@@ -1,0 +1,459 @@
+//! HTTPS: a real rustls client over TCP against a 2-shard server with a certificate made
+//! here; plaintext, garbage and truncated handshakes; reload of the certificate; curl
+//! and openssl when they are installed.
+
+mod common;
+
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use haywire::config::{Config, ConfigError};
+use haywire::{RunningServer, Server};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
+
+use common::*;
+
+/// A self-signed certificate for `localhost` written to `dir` (cert.pem, key.pem).
+struct Cert {
+    der: CertificateDer<'static>,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_cert(dir: &Path) -> Cert {
+    std::fs::create_dir_all(dir).unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    Cert {
+        der: made.cert.der().clone(),
+        cert,
+        key,
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("haywire-tls-{name}-{}", std::process::id()))
+}
+
+fn tls_config(cert: &Cert) -> Config {
+    let mut config = test_config();
+    config.tls.cert = cert.cert.display().to_string();
+    config.tls.key = cert.key.display().to_string();
+    config
+}
+
+fn start_tls(cert: &Cert) -> RunningServer {
+    start_server(tls_config(cert))
+}
+
+/// A client that trusts `cert` only, offering `versions`.
+fn client(
+    cert: &Cert,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.der.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
+
+fn connect_tls(addr: SocketAddr, config: &Arc<ClientConfig>) -> std::io::Result<Tls> {
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = ClientConnection::new(config.clone(), name).unwrap();
+    let mut stream = StreamOwned::new(conn, connect(addr));
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(BufReader::new(stream))
+}
+
+fn tls_get(reader: &mut Tls, path: &str) -> Reply {
+    reader.get_mut().write_all(get(path).as_bytes()).unwrap();
+    reader.get_mut().flush().unwrap();
+    read_reply(reader, false)
+}
+
+/// `/stats` over TLS.
+fn tls_stats(addr: SocketAddr, config: &Arc<ClientConfig>) -> serde_json::Value {
+    let mut reader = connect_tls(addr, config).unwrap();
+    let reply = tls_get(&mut reader, "/stats");
+    assert_eq!(reply.status, 200);
+    serde_json::from_slice(&reply.body).unwrap()
+}
+
+/// Whether the server closed a raw connection: EOF or a reset within the read timeout.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            // An alert may come first.
+            Ok(_) => continue,
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+#[test]
+fn get_pipelining_and_keep_alive_over_tls_1_3_and_1_2() {
+    let cert = make_cert(&temp_dir("basic"));
+    let server = start_tls(&cert);
+    let addr = server.local_addr();
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let config = client(&cert, versions);
+        let mut reader = connect_tls(addr, &config).unwrap();
+        let conn = &reader.get_ref().conn;
+        assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+        assert_eq!(conn.protocol_version(), Some(versions[0].version));
+        // Keep-alive: several requests, one after another, on one connection.
+        for _ in 0..3 {
+            let reply = tls_get(&mut reader, "/");
+            assert_eq!((reply.status, reply.text()), (200, "hello world".into()));
+        }
+        // Pipelining: 16 requests in one write, answered in order.
+        let wire: String = (0..16).map(|i| get(&format!("/items/{i}"))).collect();
+        reader.get_mut().write_all(wire.as_bytes()).unwrap();
+        for i in 0..16 {
+            assert_eq!(read_reply(&mut reader, false).text(), i.to_string());
+        }
+        // A body larger than one TLS record, both ways.
+        let big = tls_get(&mut reader, "/big");
+        assert_eq!(big.body.len(), BIG.len());
+        let body = vec![b'y'; 40_000];
+        let head = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        reader.get_mut().write_all(head.as_bytes()).unwrap();
+        reader.get_mut().write_all(&body).unwrap();
+        assert_eq!(read_reply(&mut reader, false).body, body);
+        // Connection: close ends with close_notify: a clean end for the client.
+        reader
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_reply(&mut reader, false).status, 200);
+        let mut rest = Vec::new();
+        reader
+            .read_to_end(&mut rest)
+            .expect("close_notify, not a bare EOF");
+        assert!(rest.is_empty());
+    }
+    let report = tls_stats(addr, &client(&cert, &[&rustls::version::TLS13]));
+    assert_eq!(report["total"]["tls"]["handshakes"], 3);
+    assert_eq!(report["total"]["tls"]["failed"], 0);
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_second_connection_resumes_the_session_on_any_shard() {
+    let cert = make_cert(&temp_dir("resume"));
+    let server = start_tls(&cert);
+    let addr = server.local_addr();
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let config = client(&cert, versions);
+        let mut first = connect_tls(addr, &config).unwrap();
+        assert_eq!(
+            first.get_ref().conn.handshake_kind(),
+            Some(HandshakeKind::Full)
+        );
+        // TLS 1.3 tickets arrive after the handshake: read a response to take them.
+        assert_eq!(tls_get(&mut first, "/").status, 200);
+        // The kernel spreads connections over both shards; every one resumes.
+        for _ in 0..6 {
+            let mut next = connect_tls(addr, &config).unwrap();
+            assert_eq!(
+                next.get_ref().conn.handshake_kind(),
+                Some(HandshakeKind::Resumed),
+                "{versions:?}"
+            );
+            assert_eq!(tls_get(&mut next, "/").status, 200);
+        }
+    }
+    let report = tls_stats(addr, &client(&cert, &[&rustls::version::TLS13]));
+    assert_eq!(report["total"]["tls"]["resumed"], 12);
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn plaintext_garbage_and_truncated_handshakes_are_closed_and_counted() {
+    let cert = make_cert(&temp_dir("bad"));
+    let server = start_tls(&cert);
+    let addr = server.local_addr();
+    let config = client(&cert, &[&rustls::version::TLS13]);
+
+    // Plaintext HTTP to the TLS port.
+    let mut plain = connect(addr);
+    plain.write_all(get("/").as_bytes()).unwrap();
+    assert!(closed_by_server(&mut plain));
+
+    // A handshake record full of garbage.
+    let mut garbage = connect(addr);
+    let mut wire = vec![0x16, 3, 1, 0, 40];
+    wire.extend((0..40u8).map(|i| i.wrapping_mul(37)));
+    garbage.write_all(&wire).unwrap();
+    assert!(closed_by_server(&mut garbage));
+
+    // Half a real ClientHello, then the end of input.
+    let mut hello = Vec::new();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = ClientConnection::new(config.clone(), name).unwrap();
+    conn.write_tls(&mut hello).unwrap();
+    let mut cut = connect(addr);
+    cut.write_all(&hello[..hello.len() / 2]).unwrap();
+    cut.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(closed_by_server(&mut cut));
+
+    // Non-TLS binary noise.
+    let mut noise = connect(addr);
+    noise.write_all(&[0u8; 64]).unwrap();
+    assert!(closed_by_server(&mut noise));
+
+    let report = tls_stats(addr, &config);
+    let tls = &report["total"]["tls"];
+    assert_eq!(tls["plaintext"], 1, "{tls}");
+    assert_eq!(tls["failed"], 2, "{tls}");
+    assert_eq!(tls["truncated"], 1, "{tls}");
+    // The same counters in /metrics.
+    let mut reader = connect_tls(addr, &config).unwrap();
+    let metrics = tls_get(&mut reader, "/metrics").text();
+    for line in [
+        "haywire_tls_plaintext_total{shard=\"total\"} 1",
+        "haywire_tls_failed_total{shard=\"total\"} 2",
+        "haywire_tls_truncated_total{shard=\"total\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    // The server is unharmed.
+    assert_eq!(tls_get(&mut reader, "/").status, 200);
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_bad_certificate_or_key_is_a_config_error_naming_the_key() {
+    let dir = temp_dir("config");
+    let cert = make_cert(&dir);
+    let other = make_cert(&dir.join("other"));
+    let toml = |c: &Path, k: &Path| {
+        format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            c.display(),
+            k.display()
+        )
+    };
+    let missing = dir.join("missing.pem");
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let cases: [(String, &str); 5] = [
+        (toml(&missing, &cert.key), "tls.cert"),
+        (toml(&not_pem, &cert.key), "tls.cert"),
+        (toml(&cert.cert, &missing), "tls.key"),
+        (toml(&cert.cert, &other.key), "tls.key"),
+        (
+            format!("[tls]\nkey = \"{}\"\n", cert.key.display()),
+            "tls.cert",
+        ),
+    ];
+    for (text, key) in &cases {
+        let err: ConfigError = Config::from_toml(text).unwrap_err();
+        assert_eq!(err.key, *key, "{text}: {err}");
+    }
+    assert!(Config::from_toml(&toml(&cert.cert, &cert.key)).is_ok());
+    // The binary exits 2 and names the key.
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, &cases[0].0).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_haywire"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("tls.cert"), "{stderr}");
+    // A programmatic config with a bad file does not start.
+    let mut config = test_config();
+    config.tls.cert = missing.display().to_string();
+    config.tls.key = cert.key.display().to_string();
+    let err = Server::new(config).start().err().expect("refused");
+    assert!(err.to_string().contains("tls.cert"), "{err}");
+}
+
+#[test]
+fn a_reload_swaps_the_certificate_for_new_connections_only() {
+    let dir = temp_dir("reload");
+    let first = make_cert(&dir);
+    let path = dir.join("haywire.toml");
+    let text = |cert: &Cert| {
+        format!(
+            "[server]\naddress = \"127.0.0.1\"\nport = 0\nshards = 2\nplacement = \"unbound\"\n\
+             [tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+             [[route]]\nhandler = \"text\"\npath = \"/\"\nbody = \"hello world\"\n",
+            cert.cert.display(),
+            cert.key.display()
+        )
+    };
+    std::fs::write(&path, text(&first)).unwrap();
+    let server = Server::new(Config::load(&path).unwrap()).start().unwrap();
+    let addr = server.local_addr();
+    let mut reloader = server.reloader(&path, Default::default());
+    let trusts_first = client(&first, &[&rustls::version::TLS13]);
+    let mut open = connect_tls(addr, &trusts_first).unwrap();
+    assert_eq!(tls_get(&mut open, "/").status, 200);
+
+    // New files at the same paths.
+    let second = make_cert(&dir);
+    reloader.reload().unwrap();
+    let trusts_second = client(&second, &[&rustls::version::TLS13]);
+    let mut fresh = connect_tls(addr, &trusts_second).unwrap();
+    assert_eq!(tls_get(&mut fresh, "/").status, 200);
+    assert!(
+        connect_tls(addr, &client(&first, &[&rustls::version::TLS13])).is_err(),
+        "a new connection still got the old certificate"
+    );
+    // The connection opened before the reload goes on.
+    assert_eq!(tls_get(&mut open, "/").status, 200);
+
+    // A broken certificate is rejected, naming the key; the running one stays.
+    std::fs::write(&second.cert, "broken").unwrap();
+    assert_eq!(reloader.reload().unwrap_err().key, "tls.cert");
+    let mut after = connect_tls(addr, &trusts_second).unwrap();
+    assert_eq!(tls_get(&mut after, "/").status, 200);
+    server.stop();
+    server.join().unwrap();
+}
+
+fn have(binary: &str) -> bool {
+    Command::new(binary).arg("--version").output().is_ok()
+        || Command::new(binary).arg("version").output().is_ok()
+}
+
+#[test]
+fn curl_and_openssl_speak_to_it() {
+    let cert = make_cert(&temp_dir("tools"));
+    let server = start_tls(&cert);
+    let port = server.local_addr().port();
+    if have("curl") {
+        let out = Command::new("curl")
+            .args(["-sS", "--http1.1", "--cacert"])
+            .arg(&cert.cert)
+            .arg("--resolve")
+            .arg(format!("localhost:{port}:127.0.0.1"))
+            .arg(format!("https://localhost:{port}/"))
+            .arg(format!("https://localhost:{port}/items/7"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world7");
+    } else {
+        eprintln!("curl not installed: skipped its part");
+    }
+    if have("openssl") {
+        for version in ["-tls1_2", "-tls1_3"] {
+            let mut child = Command::new("openssl")
+                .args(["s_client", "-quiet", "-alpn", "http/1.1", version])
+                .arg("-connect")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-CAfile")
+                .arg(&cert.cert)
+                .args(["-servername", "localhost", "-verify_return_error"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.starts_with("HTTP/1.1 200") && stdout.ends_with("hello world"),
+                "{version}: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    } else {
+        eprintln!("openssl not installed: skipped its part");
+    }
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_stalled_handshake_gets_the_header_timeout_and_an_unread_client_the_write_timeout() {
+    let cert = make_cert(&temp_dir("timeouts"));
+    let mut config = tls_config(&cert);
+    config.timeouts.header = 0.3;
+    config.timeouts.write = 0.5;
+    let server = start_server(config);
+    let addr = server.local_addr();
+    let tls = client(&cert, &[&rustls::version::TLS13]);
+
+    // Half a ClientHello, then silence: closed after `header`, not `keep_alive` (60 s).
+    let mut hello = Vec::new();
+    let name = ServerName::try_from("localhost").unwrap();
+    ClientConnection::new(tls.clone(), name)
+        .unwrap()
+        .write_tls(&mut hello)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut stalled = connect(addr);
+    stalled.write_all(&hello[..hello.len() / 2]).unwrap();
+    assert!(closed_by_server(&mut stalled));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // 200 pipelined requests for 64 KiB each, never read: closed after `write`.
+    let mut reader = connect_tls(addr, &tls).unwrap();
+    let wire: String = (0..200).map(|_| get("/big")).collect();
+    reader.get_mut().write_all(wire.as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let mut sink = vec![0u8; 1 << 16];
+    let mut total = 0;
+    loop {
+        match reader.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    assert!(total < 200 * BIG.len(), "all {total} bytes arrived");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let report = tls_stats(addr, &tls);
+    assert!(
+        report["total"]["timeouts"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
+    server.stop();
+    server.join().unwrap();
+}
