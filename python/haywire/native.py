@@ -97,8 +97,6 @@ class App:
 
     def __init__(self) -> None:
         self.routes: list[tuple[str, str, Handler]] = []
-        self.on_startup: list[Handler] = []
-        self.on_shutdown: list[Handler] = []
 
     def route(self, path: str, methods: Iterable[str] = ("GET",)) -> Callable[[Handler], Handler]:
         """Registers the decorated function for ``methods`` on ``path``."""
