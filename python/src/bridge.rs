@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -115,7 +115,8 @@ pub fn consume_rings(door: &UnixStream) {
     let mut rings = [0u8; 256];
     loop {
         match (&*door).read(&mut rings) {
-            Ok(0) => return,
+            // Rings are coalesced (one per drain), so a short read has taken them all.
+            Ok(n) if n < rings.len() => return,
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return,
@@ -123,17 +124,16 @@ pub fn consume_rings(door: &UnixStream) {
     }
 }
 
-/// Blocks (without the GIL) until the doorbell rings.
+/// Blocks (call it without the GIL) until the doorbell rings: one `read` on a door
+/// that `Worker::serve` has made blocking.
 pub fn wait_ring(door: &UnixStream) {
-    let mut pfd = libc::pollfd {
-        fd: door.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is a valid pollfd for the duration of the call; an error (EINTR)
-    // just returns early and the caller looks at the queue again.
-    unsafe { libc::poll(&mut pfd, 1, -1) };
-    consume_rings(door);
+    let mut rings = [0u8; 256];
+    loop {
+        match (&*door).read(&mut rings) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            _ => return,
+        }
+    }
 }
 
 /// A shard-local one-shot: the response and the waiting task.

@@ -553,6 +553,9 @@ impl Worker {
     /// stopped. The handler must call `request.respond(...)`; one that raises or
     /// returns without answering gets a 500. The GIL is released only while waiting.
     fn serve(&self, py: Python<'_>, handler: Bound<'_, PyAny>) -> PyResult<()> {
+        // Waiting is then one blocking read (no poll, no EAGAIN read); `take` is not
+        // used alongside `serve`.
+        self.inbox_door.set_nonblocking(false).map_err(io_error)?;
         loop {
             let jobs = self.inbox.drain();
             if jobs.is_empty() {
