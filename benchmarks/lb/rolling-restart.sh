@@ -13,6 +13,7 @@
 # Env:   HAYWIRE_BIN   the binary (default: `cargo build --release --bin haywire`)
 #        DURATION      seconds of wrk load (default 14)
 #        CONNECTIONS   wrk connections (default 32)
+#        NGINX_CONF    the nginx config template (default benchmarks/lb/nginx.conf)
 # Installs nginx-light and wrk with apt-get when missing (needs root).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -53,7 +54,7 @@ a_port=$(free_port)
 b_port=$(free_port)
 
 sed -e "s|@NGINX_PORT@|$nginx_port|g" -e "s|@A_PORT@|$a_port|g" -e "s|@B_PORT@|$b_port|g" \
-    -e "s|@DIR@|$dir|g" benchmarks/lb/nginx.conf >"$dir/nginx.conf"
+    -e "s|@DIR@|$dir|g" "${NGINX_CONF:-benchmarks/lb/nginx.conf}" >"$dir/nginx.conf"
 
 # One config per instance: 2 shards, the readiness route, a short grace.
 for name in a b; do
