@@ -50,6 +50,53 @@ pub struct Job {
     pub params: Vec<(String, String)>,
 }
 
+/// A response made by the Python thread. Plain data, so it can cross threads (a
+/// haywire `Response` may hold shard-local state); the shard turns it into one.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code (100..=999, checked when made).
+    pub status: StatusCode,
+    /// Content-Type of the body; `None` with an empty body sends none.
+    pub content_type: Option<String>,
+    /// Other headers (framing headers already removed).
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Bytes,
+    /// Close the connection after this response.
+    pub close: bool,
+}
+
+impl Answer {
+    /// A plain-text answer.
+    pub fn text(status: StatusCode, body: &'static str) -> Answer {
+        Answer {
+            status,
+            content_type: Some("text/plain".into()),
+            headers: Vec::new(),
+            body: Bytes::from_static(body.as_bytes()),
+            close: false,
+        }
+    }
+
+    /// The haywire response (built on the shard).
+    pub fn into_response(self) -> Response {
+        let mut response = Response::new(self.status);
+        for (name, value) in self.headers {
+            response = response.with_header(name, value);
+        }
+        if !self.body.is_empty() || self.content_type.is_some() {
+            let content_type = self
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into());
+            response = response.with_body(content_type, self.body);
+        }
+        if self.close {
+            response = response.with_close();
+        }
+        response
+    }
+}
+
 /// A queue plus a doorbell: any thread posts, one reader drains after a ring.
 pub struct Mailbox<T> {
     queue: Mutex<VecDeque<T>>,
@@ -166,7 +213,7 @@ impl ShardBridge {
 
     /// Serves the outbox: completes slots with the responses the Python thread posts.
     /// Runs on the shard until the shard ends.
-    pub async fn serve(self: Rc<Self>, outbox: Arc<Mailbox<(u64, Response)>>, door: UnixStream) {
+    pub async fn serve(self: Rc<Self>, outbox: Arc<Mailbox<(u64, Answer)>>, door: UnixStream) {
         // SAFETY: `into_raw_fd` hands over sole ownership of a valid, open, nonblocking
         // stream socket; glommio's stream takes over closing it. glommio offers no safe
         // conversion from a std socket.
@@ -176,11 +223,11 @@ impl ShardBridge {
             match door.read(&mut rings).await {
                 Ok(0) => return,
                 Ok(_) => {
-                    for (token, response) in outbox.drain() {
+                    for (token, answer) in outbox.drain() {
                         self.in_flight.set(self.in_flight.get().saturating_sub(1));
                         let slot = self.pending.borrow_mut().remove(&token);
                         if let Some(slot) = slot {
-                            *slot.response.borrow_mut() = Some(response);
+                            *slot.response.borrow_mut() = Some(answer.into_response());
                             if let Some(waker) = slot.waker.borrow_mut().take() {
                                 waker.wake();
                             }

@@ -18,14 +18,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use haywire::config::RouteConfig;
-use haywire::{Config, Method, Request, Response, Router, Server, ShardCtx, StatusCode};
+use haywire::{Config, Method, Request, Router, Server, ShardCtx, StatusCode};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::bridge::{Job, Mailbox, PyRoute, ShardBridge, FALLBACK};
+use crate::bridge::{Answer, Job, Mailbox, PyRoute, ShardBridge, FALLBACK};
 use crate::stats::StatsDir;
 
 create_exception!(
@@ -106,50 +106,47 @@ fn check_config(
 #[pyclass(module = "haywire._haywire", name = "Request", frozen)]
 struct PyRequest {
     job: Job,
-    outbox: Arc<Mailbox<(u64, Response)>>,
+    outbox: Arc<Mailbox<(u64, Answer)>>,
     responded: AtomicBool,
 }
 
-fn build_response(status: u16, headers: Vec<(String, String)>, body: Bytes) -> PyResult<Response> {
+fn build_response(status: u16, headers: Vec<(String, String)>, body: Bytes) -> PyResult<Answer> {
     let status = StatusCode::from_u16(status)
         .ok_or_else(|| PyValueError::new_err(format!("invalid status {status}")))?;
-    let mut response = Response::new(status);
-    let mut content_type = None;
-    let mut close = false;
+    let mut answer = Answer {
+        status,
+        content_type: None,
+        headers: Vec::with_capacity(headers.len()),
+        body,
+        close: false,
+    };
     for (name, value) in headers {
         match name.to_ascii_lowercase().as_str() {
-            "content-type" => content_type = Some(value),
+            "content-type" => answer.content_type = Some(value),
             // Framing and these are Haywire's own.
             "content-length" | "transfer-encoding" | "date" | "server" | "keep-alive" => {}
-            "connection" => close |= value.to_ascii_lowercase().contains("close"),
-            _ => response = response.with_header(name, value),
+            "connection" => answer.close |= value.to_ascii_lowercase().contains("close"),
+            _ => answer.headers.push((name, value)),
         }
     }
-    if !body.is_empty() || content_type.is_some() {
-        let content_type = content_type.unwrap_or_else(|| "application/octet-stream".into());
-        response = response.with_body(content_type, body);
-    }
-    if close {
-        response = response.with_close();
-    }
-    Ok(response)
+    Ok(answer)
 }
 
 impl PyRequest {
-    fn send(&self, response: Response) -> bool {
+    fn send(&self, answer: Answer) -> bool {
         if self.responded.swap(true, Ordering::AcqRel) {
             return false;
         }
-        self.outbox.post((self.job.token, response));
+        self.outbox.post((self.job.token, answer));
         true
     }
 
     /// Answers 500 unless a response was sent.
     fn fail(&self) {
-        self.send(
-            Response::new(StatusCode::INTERNAL_SERVER_ERROR)
-                .with_body("text/plain", "internal server error\n"),
-        );
+        self.send(Answer::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error\n",
+        ));
     }
 }
 
@@ -416,7 +413,7 @@ struct Worker {
     fallback: bool,
     inbox: Arc<Mailbox<Job>>,
     inbox_door: UnixStream,
-    outbox: Arc<Mailbox<(u64, Response)>>,
+    outbox: Arc<Mailbox<(u64, Answer)>>,
     outbox_door: Arc<Mutex<Option<UnixStream>>>,
     started: AtomicBool,
 }
@@ -674,7 +671,8 @@ mod tests {
             ],
             Bytes::from_static(b"abc"),
         )
-        .unwrap();
+        .unwrap()
+        .into_response();
         assert_eq!(response.status().as_u16(), 201);
         assert_eq!(response.header("x-a"), Some("1"));
         assert_eq!(response.header("content-length"), None);
