@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::handler::Reply;
+use crate::http::ChunkStream;
 use crate::http::ResponseMode;
 use crate::http::{Decoder, Event, Method, ParseError, Response, StatusCode, Version};
 use crate::net::{Socket, TlsStream, Transport};
@@ -84,6 +85,7 @@ async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>) {
         body_started: None,
         bytes_read: 0,
         errored: false,
+        streaming: None,
         peer: shard.access_log.peer(stream.socket()),
     };
     // I/O errors (resets, broken pipes) just end the connection.
@@ -115,6 +117,16 @@ struct Connection {
     bytes_read: u64,
     /// An error response was queued: the request's mode is in doubt.
     errored: bool,
+    /// A streamed body whose head is encoded and whose pieces are still to send.
+    streaming: Option<Streaming>,
+}
+
+/// A streamed response body on its way out.
+struct Streaming {
+    pieces: ChunkStream,
+    /// Bytes still due under a `Content-Length`; `None`: chunked, or to the close.
+    left: Option<u64>,
+    chunked: bool,
 }
 
 /// What a batch of decoding asks of the connection.
@@ -145,6 +157,14 @@ impl Connection {
             let next = self.decode_batch(shard);
             let dispatched = (self.inflight.len() - queued) as u64;
             let mut close = self.finish_responses(shard).await;
+            // A streamed body goes out in full before the responses after it.
+            while let Some(body) = self.streaming.take() {
+                self.send_stream(stream, shard, body).await?;
+                if close || self.inflight.is_empty() {
+                    break;
+                }
+                close = self.finish_responses(shard).await;
+            }
             if dispatched > 0 {
                 shard.stats.latency(started.elapsed(), dispatched);
             }
@@ -259,6 +279,7 @@ impl Connection {
             self.take_write_buffer(shard);
         }
         let inflight = &mut self.inflight;
+        let streaming = &mut self.streaming;
         let write = &mut self.write;
         let date = shard.date.get();
         let deadline = &self.deadline;
@@ -272,7 +293,7 @@ impl Connection {
                     }
                 }
             }
-            encode_ready(inflight, write, &date, shard)
+            encode_ready(inflight, streaming, write, &date, shard)
         })
         .await;
         if let Some(close) = finished {
@@ -288,7 +309,13 @@ impl Connection {
                 );
             }
         }
-        match encode_ready(&mut self.inflight, &mut self.write, &date, shard) {
+        match encode_ready(
+            &mut self.inflight,
+            &mut self.streaming,
+            &mut self.write,
+            &date,
+            shard,
+        ) {
             Poll::Ready(close) => close,
             Poll::Pending => unreachable!("every slot is ready"),
         }
@@ -326,6 +353,84 @@ impl Connection {
         // Back to the pool until the next batch: idle connections hold no buffer.
         shard.pool.give(std::mem::take(&mut self.write));
         Ok(())
+    }
+
+    /// Sends a streamed body after what is already encoded. The next piece is asked for
+    /// only once the buffer is below `OUTPUT_CAP` or written, so memory stays bounded
+    /// and a client that does not read stalls only this stream, until `timeouts.write`
+    /// closes the connection. Waiting for the producer has no deadline (server-sent
+    /// events may be quiet for long); pieces already buffered are written meanwhile.
+    async fn send_stream<T: Transport>(
+        &mut self,
+        stream: &T,
+        shard: &Shard,
+        mut body: Streaming,
+    ) -> io::Result<()> {
+        loop {
+            let next = match poll_piece(
+                &mut body.pieces,
+                shard,
+                &mut Context::from_waker(std::task::Waker::noop()),
+            ) {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    if !self.write.is_empty() {
+                        self.flush(stream, shard).await?;
+                    }
+                    std::future::poll_fn(|cx| poll_piece(&mut body.pieces, shard, cx)).await
+                }
+            };
+            let next = match next {
+                Ok(next) => next,
+                Err(e) => {
+                    // What came before the failure still goes out; then the connection
+                    // ends, with the body visibly incomplete.
+                    if !self.write.is_empty() {
+                        self.flush(stream, shard).await?;
+                    }
+                    return Err(e);
+                }
+            };
+            let Some(mut piece) = next else { break };
+            if let Some(left) = &mut body.left {
+                // More than announced would corrupt the next response: cut it off.
+                piece.truncate(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= piece.len() as u64;
+            }
+            if piece.is_empty() {
+                // An empty chunk would end a chunked body.
+                if body.left == Some(0) {
+                    break;
+                }
+                continue;
+            }
+            self.take_write_buffer(shard);
+            if body.chunked {
+                let mut size = [0u8; 16];
+                let digits = hex(piece.len(), &mut size);
+                self.write.extend_from_slice(digits);
+                self.write.extend_from_slice(b"\r\n");
+                self.write.extend_from_slice(&piece);
+                self.write.extend_from_slice(b"\r\n");
+            } else {
+                self.write.extend_from_slice(&piece);
+            }
+            if self.write.len() >= OUTPUT_CAP {
+                self.flush(stream, shard).await?;
+            }
+        }
+        if body.chunked {
+            self.take_write_buffer(shard);
+            self.write.extend_from_slice(b"0\r\n\r\n");
+        }
+        if !self.write.is_empty() {
+            self.flush(stream, shard).await?;
+        }
+        match body.left {
+            // Fewer bytes than announced: the framing is broken, end the connection.
+            Some(left) if left > 0 => Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Reads what the socket has into the read buffer, within the deadline of the
@@ -490,6 +595,7 @@ fn append(read: &mut BytesMut, bytes: &[u8], shard: &Shard) {
 /// encoded (close: a response ended the connection), Pending while one still waits.
 fn encode_ready(
     inflight: &mut VecDeque<Slot>,
+    streaming: &mut Option<Streaming>,
     write: &mut BytesMut,
     date: &[u8; 29],
     shard: &Shard,
@@ -500,6 +606,7 @@ fn encode_ready(
         access,
     }) = inflight.front()
     {
+        debug_assert!(streaming.is_none(), "a stream is sent before what follows");
         // A shutdown that began while the handler ran closes the connection after it.
         let mode = ResponseMode {
             keep_alive: mode.keep_alive && !shard.draining.get(),
@@ -508,10 +615,25 @@ fn encode_ready(
         response.encode(mode, date, write);
         shard.access_log.log(access.as_ref(), response, mode, date);
         shard.stats.response(response.status().as_u16());
-        let closes = !mode.keep_alive || response.closes();
+        let closes = response.closes_in(mode);
+        let body = response
+            .body_stream()
+            .filter(|_| !mode.head_only && !response.status().forbids_body());
+        // A streamed body: its pieces follow the head before any later response.
+        let body = body.and_then(|body| Some((body.take()?, body.len())));
         inflight.pop_front();
         if closes {
             inflight.clear();
+        }
+        if let Some((pieces, len)) = body {
+            *streaming = Some(Streaming {
+                pieces,
+                left: len,
+                chunked: len.is_none() && !mode.http10,
+            });
+            return Poll::Ready(closes);
+        }
+        if closes {
             return Poll::Ready(true);
         }
     }
@@ -539,6 +661,35 @@ async fn linger<T: Transport>(stream: &T, shard: &Shard, deadline: &Deadline) {
         match read {
             Some(Ok(n)) if n > 0 => drained += n,
             _ => break,
+        }
+    }
+}
+
+/// Polls a streamed body for its next piece; a panic in the producer ends the
+/// connection (the head is already out, so no error response can follow).
+fn poll_piece(
+    pieces: &mut ChunkStream,
+    shard: &Shard,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<Option<bytes::Bytes>>> {
+    match catch_unwind(AssertUnwindSafe(|| pieces.as_mut().poll_next(cx))) {
+        Ok(poll) => poll.map(Ok),
+        Err(_) => {
+            shard.stats.handler_panic();
+            Poll::Ready(Err(io::Error::other("a response stream panicked")))
+        }
+    }
+}
+
+/// `n` in lowercase hexadecimal, as a chunk size.
+fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            return &buf[at..];
         }
     }
 }

@@ -22,7 +22,9 @@ mod watchdog;
 pub use config::Config;
 pub use handler::{Handler, IntoReply, Reply};
 pub use haywire_shards::ShardCtx;
-pub use http::{HeaderText, Headers, Method, Request, Response, StatusCode, Version};
+pub use http::{
+    BodyStream, ChunkStream, HeaderText, Headers, Method, Request, Response, StatusCode, Version,
+};
 pub use reload::{Reloaded, Reloader};
 pub use router::Router;
 pub use server::{RunningServer, Server};

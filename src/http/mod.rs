@@ -12,4 +12,4 @@ pub(crate) use codec::{Decoder, Event, Limits};
 pub use error::ParseError;
 pub use request::{Headers, Method, Request, Version};
 pub(crate) use response::ResponseMode;
-pub use response::{HeaderText, Response, StatusCode};
+pub use response::{BodyStream, ChunkStream, HeaderText, Response, StatusCode};

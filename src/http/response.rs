@@ -1,8 +1,13 @@
 //! `Response`: a builder the connection encodes straight into its write buffer.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::pin::Pin;
+use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::Stream;
 
 use crate::http::date::DATE_LEN;
 
@@ -155,7 +160,43 @@ pub struct Response {
     content_type: Option<HeaderText>,
     headers: Vec<(HeaderText, HeaderText)>,
     body: Bytes,
+    /// A body sent piece by piece instead of `body`.
+    stream: Option<BodyStream>,
     close: bool,
+}
+
+/// The pieces of a streamed body, in order.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Bytes>>>;
+
+/// A response body produced piece by piece (see [`Response::stream`]). The connection
+/// asks for the next piece only once the previous ones are written (or buffered within
+/// a bound), so a client that reads slowly slows the producer, and holds no more than
+/// that bound in memory. Cloning shares the stream: only one response can send it.
+#[derive(Clone)]
+pub struct BodyStream {
+    pieces: Rc<RefCell<Option<ChunkStream>>>,
+    /// `Content-Length`, when known; otherwise the body is sent chunked.
+    len: Option<u64>,
+}
+
+impl fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl BodyStream {
+    /// The stream, once: `None` after the first call (a clone already took it).
+    pub(crate) fn take(&self) -> Option<ChunkStream> {
+        self.pieces.borrow_mut().take()
+    }
+
+    /// The announced length, `None` for a chunked body.
+    pub(crate) fn len(&self) -> Option<u64> {
+        self.len
+    }
 }
 
 impl Response {
@@ -166,8 +207,43 @@ impl Response {
             content_type: None,
             headers: Vec::new(),
             body: Bytes::new(),
+            stream: None,
             close: false,
         }
+    }
+
+    /// 200 with a body sent as `stream` yields it, with chunked transfer encoding (to
+    /// an HTTP/1.0 client: unframed, then the connection closes). For server-sent
+    /// events, a download produced on the fly, a file read piece by piece.
+    pub fn stream(
+        content_type: impl Into<HeaderText>,
+        stream: impl Stream<Item = Bytes> + 'static,
+    ) -> Response {
+        Response::new(StatusCode::OK).with_stream(content_type, None, stream)
+    }
+
+    /// Sets a streamed body (replacing any other), announced with `Content-Length: len`
+    /// when `len` is given (the stream must then yield exactly `len` bytes: more are
+    /// cut off and fewer end the connection, since the framing is already sent), else
+    /// chunked.
+    pub fn with_stream(
+        mut self,
+        content_type: impl Into<HeaderText>,
+        len: Option<u64>,
+        stream: impl Stream<Item = Bytes> + 'static,
+    ) -> Response {
+        self.content_type = Some(content_type.into());
+        self.body = Bytes::new();
+        self.stream = Some(BodyStream {
+            pieces: Rc::new(RefCell::new(Some(Box::pin(stream)))),
+            len,
+        });
+        self
+    }
+
+    /// The streamed body, if the response has one.
+    pub fn body_stream(&self) -> Option<&BodyStream> {
+        self.stream.as_ref()
     }
 
     /// 200 with a `text/plain` body. A `&'static str` is sent without copying.
@@ -241,6 +317,15 @@ impl Response {
     pub fn closes(&self) -> bool {
         self.close
     }
+
+    /// Whether the connection must close after this response under `mode`: asked for,
+    /// or a streamed body of unknown length to an HTTP/1.0 client (no chunked there,
+    /// so the end of the body is the end of the connection).
+    pub(crate) fn closes_in(&self, mode: ResponseMode) -> bool {
+        self.close
+            || !mode.keep_alive
+            || (mode.http10 && self.stream.as_ref().is_some_and(|s| s.len.is_none()))
+    }
 }
 
 /// What the request asks of its response's encoding: body or not, keep-alive, version.
@@ -283,9 +368,20 @@ impl Response {
                 out.put_slice(b"\r\n");
             }
             let mut len = itoa::Buffer::new();
-            out.put_slice(b"Content-Length: ");
-            out.put_slice(len.format(self.body.len()).as_bytes());
-            out.put_slice(b"\r\n");
+            match &self.stream {
+                None => {
+                    out.put_slice(b"Content-Length: ");
+                    out.put_slice(len.format(self.body.len()).as_bytes());
+                    out.put_slice(b"\r\n");
+                }
+                Some(BodyStream { len: Some(n), .. }) => {
+                    out.put_slice(b"Content-Length: ");
+                    out.put_slice(len.format(*n).as_bytes());
+                    out.put_slice(b"\r\n");
+                }
+                Some(_) if mode.http10 => {}
+                Some(_) => out.put_slice(b"Transfer-Encoding: chunked\r\n"),
+            }
         }
         for (name, value) in &self.headers {
             if name.safe && value.safe && !name.text.contains(&b':') {
@@ -295,7 +391,7 @@ impl Response {
                 out.put_slice(b"\r\n");
             }
         }
-        if !mode.keep_alive || self.close {
+        if self.closes_in(mode) {
             out.put_slice(b"Connection: close\r\n");
         } else if mode.http10 {
             out.put_slice(b"Connection: keep-alive\r\n");
