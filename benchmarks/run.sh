@@ -20,7 +20,9 @@
 #   --duration S        seconds per measured run [8]
 #   --runs N            measured runs per scenario, the median is reported [3]
 #   --depth N           pipeline depth for every pipeN scenario [N from the name]
-#   --scenarios LIST    pipe16,pipe32,ka,close,mixed (any pipeN works) [all five]
+#   --scenarios LIST    pipe16,pipe32,ka,close,mixed (any pipeN works) [all five]; also
+#                       tls-ka and tls-pipeN: the same over HTTPS (TLS 1.3, a P-256
+#                       certificate made for the run; may_minihttp has no TLS and sits out)
 #   --servers LIST      haywire,hyper,may_minihttp,nginx; also haywire-handoff [first four]
 #   --port N            first port: haywire N, hyper N+1, may_minihttp N+2, nginx N+3,
 #                       haywire-handoff N+4 [18000]
@@ -76,8 +78,9 @@ for s in ${scenarios//,/ }; do
   case "$s" in
     pipe[1-9]*) [[ $s =~ ^pipe[0-9]+$ ]] || die "unknown scenario $s"
                 [ -n "$depth" ] && s=pipe$depth ;;
-    ka|close|mixed) ;;
-    *) die "unknown scenario $s (pipe16, pipe32, pipeN, ka, close, mixed)" ;;
+    ka|close|mixed|tls-ka) ;;
+    tls-pipe[1-9]*) [[ $s =~ ^tls-pipe[0-9]+$ ]] || die "unknown scenario $s" ;;
+    *) die "unknown scenario $s (pipe16, pipe32, pipeN, ka, close, mixed, tls-ka, tls-pipeN)" ;;
   esac
   [[ " ${scenario_list[*]} " == *" $s "* ]] || scenario_list+=("$s")
 done
@@ -192,6 +195,15 @@ port_of() {
     haywire-handoff) echo $((port_base + 4)) ;; esac
 }
 
+# TLS scenarios: one certificate for every server; `tls` is 1 while one runs.
+tls=0
+if [[ " ${scenario_list[*]} " == *" tls-"* ]]; then
+  command -v openssl >/dev/null || die "the tls-* scenarios need openssl to make a certificate"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null \
+    || die "openssl could not make a certificate"
+fi
+
 haywire_config() { # $1 port, $2 balancer; prints the file's path
   local file="$work/haywire-$2.toml"
   cat > "$file" <<TOML
@@ -215,6 +227,7 @@ body = "hello world"
 handler = "echo"
 path = "/echo"
 TOML
+  [ $tls = 0 ] || printf '[tls]\ncert = "%s"\nkey = "%s"\n' "$work/cert.pem" "$work/key.pem" >>"$file"
   echo "$file"
 }
 
@@ -223,6 +236,11 @@ nginx_config() { # $1 port; prints the file's path
   chmod -R 755 "$work/nginx"
   local user=""
   [ "$(id -u)" = 0 ] && user="user root;"
+  local ssl="" ssl_conf=""
+  if [ $tls = 1 ]; then
+    ssl=" ssl"
+    ssl_conf="ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;"
+  fi
   cat > "$work/nginx/nginx.conf" <<CONF
 $user
 worker_processes $server_cpu_count;
@@ -241,7 +259,8 @@ http {
   uwsgi_temp_path $work/nginx/uwsgi;
   scgi_temp_path $work/nginx/scgi;
   server {
-    listen 127.0.0.1:$1 reuseport backlog=1024;
+    listen 127.0.0.1:$1$ssl reuseport backlog=1024;
+    $ssl_conf
     location / { default_type text/plain; return 200 "hello world"; }
     location = /nope { return 404; }
     # nginx cannot echo without a module: /echo reads and drops the body, answers 200.
@@ -260,7 +279,8 @@ start_server() { # $1 server, $2 port, $3 log file; sets server_pid
   case "$1" in
     haywire) cmd=(target/release/haywire --config "$(haywire_config "$2" reuseport)") ;;
     haywire-handoff) cmd=(target/release/haywire --config "$(haywire_config "$2" handoff)") ;;
-    hyper) cmd=("$peers/target/release/peer-hyper" --port "$2" --threads "$shards") ;;
+    hyper) cmd=("$peers/target/release/peer-hyper" --port "$2" --threads "$shards")
+           [ $tls = 0 ] || cmd+=(--tls "$work/cert.pem" "$work/key.pem") ;;
     may_minihttp) cmd=("$peers/target/release/peer-may-minihttp" --port "$2" --threads "$shards") ;;
     nginx) cmd=(nginx -p "$work/nginx" -e "$work/nginx/logs/error.log" -c "$(nginx_config "$2")") ;;
   esac
@@ -311,8 +331,8 @@ scenario_connections() { # $1 scenario
 }
 wrk_args() { # $1 scenario, $2 base URL: the scenario's wrk arguments, one per line
   echo "-c$(scenario_connections "$1")"
-  case "$1" in
-    pipe*) printf '%s\n' -s benchmarks/pipelined_get.lua "$2/" -- "${1#pipe}" ;;
+  case "${1#tls-}" in
+    pipe*) printf '%s\n' -s benchmarks/pipelined_get.lua "$2/" -- "${1#*pipe}" ;;
     ka) printf '%s\n' -s benchmarks/wrk/keepalive.lua "$2/" ;;
     close) printf '%s\n' -s benchmarks/wrk/close.lua "$2/" ;;
     mixed) printf '%s\n' -s benchmarks/wrk/mixed.lua "$2/" ;;
@@ -320,6 +340,7 @@ wrk_args() { # $1 scenario, $2 base URL: the scenario's wrk arguments, one per l
 }
 describe() {
   case "$1" in
+    tls-*) echo "$(describe "${1#tls-}"), over HTTPS (TLS 1.3 as wrk's OpenSSL and the servers agree: TLS_AES_256_GCM_SHA384, X25519; one handshake per connection)" ;;
     pipe*) echo "$connections connections, pipelined GET /, depth ${1#pipe} (latency is per batch of ${1#pipe})" ;;
     ka) echo "$connections connections, keep-alive, GET /, one request at a time" ;;
     close) echo "$close_connections connections, GET / with Connection: close: one TCP connection per request" ;;
@@ -385,7 +406,12 @@ for scenario in "${scenario_list[@]}"; do
     for server in "${server_list[@]}"; do
       step=$((step + 1))
       port=$(port_of "$server")
-      mapfile -t args < <(wrk_args "$scenario" "http://127.0.0.1:$port")
+      scheme=http tls=0
+      if [[ $scenario == tls-* ]]; then
+        [ "$server" = may_minihttp ] && continue # no TLS
+        scheme=https tls=1
+      fi
+      mapfile -t args < <(wrk_args "$scenario" "$scheme://127.0.0.1:$port")
       log="$work/$server-$scenario.log"
       start_server "$server" "$port" "$log"
       pid=$server_pid

@@ -1,9 +1,12 @@
 //! Benchmark peer: hyper 1.x, one current-thread tokio runtime per thread, each with its
 //! own SO_REUSEPORT listener. `GET *` answers `hello world`; `POST /echo` echoes.
-//! Usage: peer-hyper [--port N] [--threads N]
+//! With `--tls CERT KEY` it serves HTTPS through tokio-rustls (ring provider, TLS 1.3 and
+//! 1.2, ALPN http/1.1): the same TLS stack as Haywire's, over tokio's I/O.
+//! Usage: peer-hyper [--port N] [--threads N] [--tls CERT KEY]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -11,6 +14,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::TlsAcceptor;
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() == Method::POST && req.uri().path() == "/echo" {
@@ -34,12 +41,31 @@ fn listener(addr: SocketAddr) -> std::net::TcpListener {
     socket.into()
 }
 
+fn tls_acceptor(cert: &str, key: &str) -> TlsAcceptor {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .expect("--tls CERT: a PEM file")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("--tls CERT: PEM certificates");
+    let key = PrivateKeyDer::from_pem_file(key).expect("--tls KEY: a PEM private key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("certificate and key");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsAcceptor::from(Arc::new(config))
+}
+
 fn main() {
-    let (port, threads) = args(8001);
+    let (port, threads, tls) = args(8001);
+    let acceptor = tls.map(|(cert, key)| tls_acceptor(&cert, &key));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let std_listener = listener(addr);
+            let acceptor = acceptor.clone();
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
                 rt.block_on(async move {
@@ -47,11 +73,22 @@ fn main() {
                     loop {
                         let Ok((stream, _)) = listener.accept().await else { continue };
                         let _ = stream.set_nodelay(true);
+                        let acceptor = acceptor.clone();
                         tokio::task::spawn(async move {
-                            let _ = http1::Builder::new()
-                                .pipeline_flush(true)
-                                .serve_connection(TokioIo::new(stream), service_fn(handle))
-                                .await;
+                            let http = http1::Builder::new().pipeline_flush(true).clone();
+                            match acceptor {
+                                None => {
+                                    let _ = http
+                                        .serve_connection(TokioIo::new(stream), service_fn(handle))
+                                        .await;
+                                }
+                                Some(acceptor) => {
+                                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                                    let _ = http
+                                        .serve_connection(TokioIo::new(stream), service_fn(handle))
+                                        .await;
+                                }
+                            }
                         });
                     }
                 });
@@ -64,17 +101,18 @@ fn main() {
     }
 }
 
-/// `--port N` (default 8001) and `--threads N` (default 1).
-fn args(default_port: u16) -> (u16, usize) {
-    let (mut port, mut threads) = (default_port, 1);
+/// `--port N` (default 8001), `--threads N` (default 1), `--tls CERT KEY` (default off).
+fn args(default_port: u16) -> (u16, usize, Option<(String, String)>) {
+    let (mut port, mut threads, mut tls) = (default_port, 1, None);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--port" => port = value.parse().expect("--port N"),
             "--threads" => threads = value.parse().expect("--threads N"),
-            _ => panic!("unknown flag {flag}: use --port N --threads N"),
+            "--tls" => tls = Some((value, args.next().expect("--tls CERT KEY"))),
+            _ => panic!("unknown flag {flag}: use --port N --threads N [--tls CERT KEY]"),
         }
     }
-    (port, threads.max(1))
+    (port, threads.max(1), tls)
 }
