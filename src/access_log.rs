@@ -239,21 +239,26 @@ fn write_all(mut file: &File, mut bytes: &[u8]) -> io::Result<()> {
 /// that shards sharing a pipe never interleave mid-line. A longer line goes alone.
 fn write_chunked(out: &File, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
-        let end = if bytes.len() <= PIPE_BUF {
-            bytes.len()
-        } else {
-            match bytes[..PIPE_BUF].iter().rposition(|&b| b == b'\n') {
-                Some(i) => i + 1,
-                None => bytes
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(bytes.len(), |i| i + 1),
-            }
-        };
+        let end = chunk_end(bytes);
         write_all(out, &bytes[..end])?;
         bytes = &bytes[end..];
     }
     Ok(())
+}
+
+/// Where the first chunk of `bytes` ends: after the last line that fits in `PIPE_BUF`,
+/// or after the first line when even that one is longer.
+fn chunk_end(bytes: &[u8]) -> usize {
+    if bytes.len() <= PIPE_BUF {
+        return bytes.len();
+    }
+    match bytes[..PIPE_BUF].iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None => bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| i + 1),
+    }
 }
 
 impl Entry {
@@ -528,15 +533,34 @@ mod tests {
 
     #[test]
     fn chunks_hold_whole_lines_within_pipe_buf() {
-        let path = std::env::temp_dir().join(format!("haywire-chunks-{}", std::process::id()));
-        let file = File::create(&path).unwrap();
         let mut lines = Vec::new();
         for i in 0..500 {
             lines.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 50)).as_bytes());
         }
         lines.extend_from_slice(&[b'y'; 9000]);
         lines.push(b'\n');
-        write_chunked(&file, &lines).unwrap();
+        lines.extend_from_slice(b"last\n");
+        let mut chunks = Vec::new();
+        let mut rest = &lines[..];
+        while !rest.is_empty() {
+            let end = chunk_end(rest);
+            chunks.push(&rest[..end]);
+            rest = &rest[end..];
+        }
+        assert!(chunks.len() > 3, "{} chunks", chunks.len());
+        for chunk in &chunks {
+            assert!(chunk.ends_with(b"\n"), "a chunk ends mid-line");
+            let lines_in = chunk.iter().filter(|&&b| b == b'\n').count();
+            assert!(
+                chunk.len() <= PIPE_BUF || lines_in == 1,
+                "{} bytes",
+                chunk.len()
+            );
+        }
+        assert_eq!(chunks.concat(), lines);
+
+        let path = std::env::temp_dir().join(format!("haywire-chunks-{}", std::process::id()));
+        write_chunked(&File::create(&path).unwrap(), &lines).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), lines);
         std::fs::remove_file(&path).unwrap();
     }

@@ -98,7 +98,8 @@ impl Shard {
 
     /// Graceful stop, once the listener is gone: idle connections close now, busy ones
     /// once their in-flight responses (sent with `Connection: close`) are out. Returns
-    /// when the last one is done or the grace has passed.
+    /// when the last one is done or the grace has passed, after writing the access log
+    /// lines still buffered.
     pub(crate) async fn drain(&self) {
         self.draining.set(true);
         self.watchdog.wake_all();
