@@ -2,8 +2,9 @@
 //!
 //! Each shard keeps its own `HashMap` (no lock: only its shard touches it). A GET
 //! `/cache/:key` answers from this shard's cache or fills it; a POST
-//! `/invalidate/:key` removes the key everywhere by broadcasting a job over the control
-//! mesh, and a GET `/cached` asks every shard how many keys it holds and sums the answers.
+//! `/invalidate/:key` removes the key everywhere with a job gathered over the control
+//! mesh (it answers once every shard has dropped the key), and a GET `/cached` asks
+//! every shard how many keys it holds and sums the answers.
 //!
 //! `cargo run --release --example shard_cache` (or `-- PORT`), then
 //! `curl localhost:8000/cache/a`, `curl -X POST localhost:8000/invalidate/a`.
@@ -42,17 +43,29 @@ pub fn routes(router: &mut Router, shard: &Rc<ShardCtx>) {
     let ctx = shard.clone();
     router.post("/invalidate/:key", move |req: Request| {
         let key = req.param("key").unwrap_or_default().to_owned();
-        // Runs on every shard, this one at once, the others as soon as they get to it.
-        ctx.broadcast(move |shard: &ShardCtx| {
-            if let Some(cache) = shard.local::<Cache>() {
-                cache.entries.borrow_mut().remove(&key);
+        let ctx = ctx.clone();
+        async move {
+            // Runs on every shard, this one at once, the others as soon as they get to
+            // it; answering after every shard has done it means a client that reads
+            // the answer can no longer see the old value anywhere.
+            let removed = ctx
+                .gather(move |shard: &ShardCtx| {
+                    shard
+                        .local::<Cache>()
+                        .is_some_and(|cache| cache.entries.borrow_mut().remove(&key).is_some())
+                })
+                .await;
+            match removed {
+                Ok(removed) => Response::text(format!(
+                    "invalidated on {} shards by shard {} (held by {})\n",
+                    removed.len(),
+                    ctx.id(),
+                    removed.iter().filter(|&&r| r).count()
+                )),
+                Err(e) => Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+                    .with_body("text/plain", e.to_string()),
             }
-        });
-        Response::text(format!(
-            "invalidated on {} shards by shard {}\n",
-            ctx.count(),
-            ctx.id()
-        ))
+        }
     });
 
     let ctx = shard.clone();
