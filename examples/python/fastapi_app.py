@@ -6,7 +6,7 @@
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 state = {"started": False}
 
@@ -45,3 +45,13 @@ async def upload(request: Request):
 @app.get("/sync")
 def sync_endpoint():
     return {"sync": True}
+
+
+@app.get("/stream")
+async def stream():
+    async def parts():
+        for i in range(3):
+            yield f"part{i};"
+
+    # Collected into one body with a Content-Length until Haywire streams responses.
+    return StreamingResponse(parts(), media_type="text/plain")

@@ -142,3 +142,11 @@ def test_file_wrapper(serve):
     status, _, body = request(server, "GET", "/file")
     assert status == 200
     assert body == open(__file__.replace("test_wsgi.py", "apps/wsgi_app.py"), "rb").read()
+
+
+def test_http10_request(serve):
+    server = serve("wsgi_app:app")
+    with server.connect() as sock:
+        sock.sendall(b"GET /environ HTTP/1.0\r\n\r\n")
+        status, _, body, _ = read_response(sock)
+    assert status == 200 and json.loads(body)["SERVER_PROTOCOL"] == "HTTP/1.0"
