@@ -166,10 +166,14 @@ impl AccessLog {
         date: &[u8; DATE_LEN],
     ) {
         let status = response.status();
+        // Body bytes; a streamed body's announced length, unknown (`-`) when chunked.
         let bytes = if mode.head_only || status.forbids_body() {
-            0
+            Some(0)
         } else {
-            response.body().len()
+            match response.body_stream() {
+                Some(stream) => stream.len(),
+                None => Some(response.body().len() as u64),
+            }
         };
         let full = {
             let mut buf = self.buf.borrow_mut();
@@ -291,7 +295,8 @@ impl Entry {
 struct Line<'a> {
     entry: Option<&'a Entry>,
     status: u16,
-    bytes: usize,
+    /// `None`: a streamed body of unknown length.
+    bytes: Option<u64>,
     date: &'a [u8; DATE_LEN],
     shard: usize,
 }
@@ -322,7 +327,10 @@ impl Line<'_> {
         buf.extend_from_slice(b"\" ");
         buf.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
         buf.push(b' ');
-        buf.extend_from_slice(itoa::Buffer::new().format(self.bytes).as_bytes());
+        match self.bytes {
+            Some(bytes) => buf.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes()),
+            None => buf.push(b'-'),
+        }
         for header in [
             self.entry.and_then(|e| e.referer.map(|s| e.get(s))),
             self.entry.and_then(|e| e.agent.map(|s| e.get(s))),
@@ -377,7 +385,10 @@ impl Line<'_> {
         buf.extend_from_slice(b",\"status\":");
         buf.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
         buf.extend_from_slice(b",\"bytes\":");
-        buf.extend_from_slice(itoa::Buffer::new().format(self.bytes).as_bytes());
+        match self.bytes {
+            Some(bytes) => buf.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes()),
+            None => buf.extend_from_slice(b"null"),
+        }
         buf.extend_from_slice(b",\"referer\":");
         json_string(buf, self.entry.and_then(|e| e.referer.map(|s| e.get(s))));
         buf.extend_from_slice(b",\"user_agent\":");
@@ -462,7 +473,7 @@ mod tests {
         let line = Line {
             entry,
             status: 200,
-            bytes: 11,
+            bytes: Some(11),
             date: DATE,
             shard: 1,
         };
@@ -521,13 +532,14 @@ mod tests {
             Line {
                 entry: None,
                 status: 200,
-                bytes: 0,
+                bytes: None,
                 date: &date,
                 shard: 0,
             }
             .json(&mut buf);
             let value: serde_json::Value = serde_json::from_slice(&buf).unwrap();
             assert_eq!(value["time"], format!("1994-{:02}-06T08:49:37Z", i + 1));
+            assert_eq!(value["bytes"], serde_json::Value::Null, "unknown length");
         }
     }
 

@@ -167,6 +167,58 @@ fn json_lines_parse_and_a_reload_moves_the_log_to_a_new_file() {
 }
 
 #[test]
+fn a_streamed_body_logs_its_announced_length_or_dash_when_chunked() {
+    use futures_lite::stream;
+    let path = temp("access-stream");
+    let running = haywire::Server::new(config_with_log(&path, LogFormat::Combined))
+        .routes(
+            |router: &mut haywire::Router, _: &std::rc::Rc<haywire::ShardCtx>| {
+                router.get("/chunked", |_: haywire::Request| {
+                    let pieces = stream::iter([&b"ab"[..], b"cd"].map(bytes::Bytes::from_static));
+                    haywire::Response::stream("text/plain", pieces)
+                });
+                router.get("/sized", |_: haywire::Request| {
+                    let pieces = stream::iter([&b"abc"[..], b"de"].map(bytes::Bytes::from_static));
+                    haywire::Response::new(haywire::StatusCode::OK).with_stream(
+                        "text/plain",
+                        Some(5),
+                        pieces,
+                    )
+                });
+            },
+        )
+        .start()
+        .unwrap();
+    for target in ["/chunked", "/sized"] {
+        let mut stream = connect(running.local_addr());
+        stream
+            .write_all(
+                format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut stream, &mut all).unwrap();
+        assert!(
+            all.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&all)
+        );
+    }
+    running.stop();
+    running.join().unwrap();
+    let lines = read_lines(&path);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    // The two connections may land on different shards: any order.
+    for expected in [
+        r#""GET /chunked HTTP/1.1" 200 - "#,
+        r#""GET /sized HTTP/1.1" 200 5 "#,
+    ] {
+        assert!(lines.iter().any(|l| l.contains(expected)), "{lines:?}");
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn a_log_file_that_cannot_be_opened_fails_the_start() {
     let mut config = test_config();
     config.log.access = "/nonexistent-dir/access.log".into();
