@@ -51,6 +51,10 @@ class Request:
     @property
     def responded(self) -> bool: ...
     def header(self, name: str) -> str | None: ...
+    def wsgi_environ(self, base: dict[str, object]) -> dict[str, object]:
+        """A copy of ``base`` plus this request's PEP 3333 CGI keys (no wsgi.input)."""
+    def asgi_scope(self, base: dict[str, object]) -> dict[str, object]:
+        """A copy of ``base`` plus this request's ASGI HTTP scope keys."""
     def json(self) -> object: ...
     def respond(
         self,
