@@ -123,9 +123,9 @@ class Supervisor:
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            index = self.children.pop(pid, None)
-            if index is None:
+            if pid not in self.children:
                 continue
+            index = self.children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
