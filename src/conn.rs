@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::body::BodyFeed;
 use crate::handler::Reply;
 use crate::http::ChunkStream;
 use crate::http::ResponseMode;
-use crate::http::{Decoder, Event, Method, ParseError, Response, StatusCode, Version};
+use crate::http::{BodyPiece, Decoder, Event, Method, ParseError, Response, StatusCode, Version};
 use crate::net::{Socket, TlsStream, Transport};
 use crate::shard::Shard;
 use crate::watchdog::{self, Deadline};
@@ -86,6 +87,7 @@ async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>) {
         bytes_read: 0,
         errored: false,
         streaming: None,
+        feeding: None,
         peer: shard.access_log.peer(stream.socket()),
     };
     // I/O errors (resets, broken pipes) just end the connection.
@@ -119,6 +121,9 @@ struct Connection {
     errored: bool,
     /// A streamed body whose head is encoded and whose pieces are still to send.
     streaming: Option<Streaming>,
+    /// The feed of a streamed request body just dispatched, and whether the client
+    /// waits for `100 Continue`.
+    feeding: Option<(Rc<BodyFeed>, bool)>,
 }
 
 /// A streamed response body on its way out.
@@ -140,6 +145,26 @@ enum Next {
     Continue,
     /// Write, then close.
     Close,
+    /// Feed the streamed body of the last request to its handler (see `feed_body`).
+    Feed,
+}
+
+/// How feeding a streamed request body ended.
+enum Fed {
+    /// The body is complete: requests after it may follow.
+    Done,
+    /// No more of it will be read (the handler let go, bad framing, the client left):
+    /// close after the responses.
+    Stop,
+    /// The client sent too slowly.
+    TimedOut,
+}
+
+/// What a wait while feeding a body found.
+enum FeedWait {
+    Room,
+    Read(usize),
+    Abandoned,
 }
 
 /// What a read found.
@@ -154,9 +179,34 @@ impl Connection {
         loop {
             let started = Instant::now();
             let queued = self.inflight.len();
-            let next = self.decode_batch(shard);
+            let mut next = self.decode_batch(shard);
             let dispatched = (self.inflight.len() - queued) as u64;
-            let mut close = self.finish_responses(shard).await;
+            let mut stop = false;
+            if let Some((feed, expect_continue)) = self.feeding.take() {
+                // Earlier responses come first; with none pending, the client may go on.
+                if expect_continue && self.inflight.len() == 1 {
+                    self.take_write_buffer(shard);
+                    self.write.extend_from_slice(CONTINUE);
+                    shard.stats.response(100);
+                    self.flush(stream, shard).await?;
+                }
+                match self.feed_body(stream, shard, &feed).await? {
+                    Fed::Done => next = Next::More,
+                    outcome => {
+                        if let Fed::TimedOut = outcome {
+                            shard.stats.timeout();
+                            feed.fail(io::ErrorKind::TimedOut);
+                        }
+                        // The handler answers (it sees the error, if any); the rest of
+                        // the body is unread, so the connection closes after that.
+                        if let Some(slot) = self.inflight.back_mut() {
+                            slot.mode.keep_alive = false;
+                        }
+                        stop = true;
+                    }
+                }
+            }
+            let mut close = self.finish_responses(shard).await || stop;
             // A streamed body goes out in full before the responses after it.
             while let Some(body) = self.streaming.take() {
                 self.send_stream(stream, shard, body).await?;
@@ -201,7 +251,41 @@ impl Connection {
             if self.inflight.len() >= MAX_INFLIGHT {
                 return Next::More;
             }
-            match self.decoder.decode(&mut self.read) {
+            let router = &shard.router;
+            match self
+                .decoder
+                .decode_routed(&mut self.read, |r| router.streams(r))
+            {
+                Ok(Event::Streamed {
+                    request,
+                    expect_continue,
+                }) => {
+                    self.head_started = None;
+                    self.body_started = None;
+                    shard.stats.request(request.method());
+                    let mode = ResponseMode {
+                        head_only: request.method() == Method::Head,
+                        keep_alive: request.keep_alive(),
+                        http10: request.version() == Version::Http10,
+                    };
+                    let access = shard.access_log.entry(&request, self.peer);
+                    let (feed, body) = BodyFeed::new();
+                    let mut parts = Some((request, body));
+                    let reply = match catch_unwind(AssertUnwindSafe(|| {
+                        let (request, body) = parts.take().expect("dispatched once");
+                        router.dispatch_streaming(request, body)
+                    })) {
+                        Ok(reply) => reply,
+                        Err(_) => panicked(shard),
+                    };
+                    self.inflight.push_back(Slot {
+                        reply,
+                        mode,
+                        access,
+                    });
+                    self.feeding = Some((feed, expect_continue));
+                    return Next::Feed;
+                }
                 Ok(Event::Request(request)) => {
                     self.head_started = None;
                     self.body_started = None;
@@ -433,6 +517,87 @@ impl Connection {
         }
     }
 
+    /// Feeds a streamed request body to its handler as it arrives: pieces already
+    /// buffered first, then reads, only while the handler's queue has room (so a slow
+    /// handler slows the client, and memory stays within the queue's window). Pending
+    /// handlers are polled meanwhile, since the body's reader is one of them.
+    async fn feed_body<T: Transport>(
+        &mut self,
+        stream: &T,
+        shard: &Shard,
+        feed: &BodyFeed,
+    ) -> io::Result<Fed> {
+        loop {
+            while feed.has_room() {
+                match self.decoder.body_piece(&mut self.read) {
+                    Ok(BodyPiece::Data(piece)) => feed.push(piece),
+                    Ok(BodyPiece::End) => {
+                        feed.finish();
+                        self.body_started = None;
+                        return Ok(Fed::Done);
+                    }
+                    Ok(BodyPiece::NeedMore) => break,
+                    Err(error) => {
+                        shard.stats.parse_error(error);
+                        feed.fail(io::ErrorKind::InvalidData);
+                        self.errored = true;
+                        return Ok(Fed::Stop);
+                    }
+                }
+            }
+            if feed.abandoned() {
+                return Ok(Fed::Stop);
+            }
+            let need_input = feed.has_room();
+            if need_input {
+                self.arm_read_deadline(shard, false);
+            } else {
+                // Waiting on the handler, not the client: `body` from now, and the
+                // client's rate allowance starts over afterwards.
+                let body = shard.settings.get().timeouts.body;
+                self.deadline.set(Some(shard.watchdog.now() + body));
+                self.body_started = None;
+            }
+            let Connection {
+                read,
+                inflight,
+                deadline,
+                ..
+            } = self;
+            let waited = watchdog::until(deadline, |cx| {
+                poll_handlers(inflight, shard, cx);
+                if feed.abandoned() {
+                    Poll::Ready(Ok(FeedWait::Abandoned))
+                } else if need_input {
+                    poll_fill(read, stream, shard, cx).map(|r| r.map(FeedWait::Read))
+                } else if feed.has_room() {
+                    Poll::Ready(Ok(FeedWait::Room))
+                } else {
+                    feed.wait_room(cx.waker());
+                    Poll::Pending
+                }
+            })
+            .await;
+            match waited {
+                None => return Ok(Fed::TimedOut),
+                Some(Ok(FeedWait::Abandoned)) => return Ok(Fed::Stop),
+                Some(Ok(FeedWait::Room)) => {}
+                Some(Ok(FeedWait::Read(0))) => {
+                    feed.fail(io::ErrorKind::UnexpectedEof);
+                    return Ok(Fed::Stop);
+                }
+                Some(Ok(FeedWait::Read(n))) => {
+                    shard.stats.bytes_in(n);
+                    self.bytes_read += n as u64;
+                }
+                Some(Err(e)) => {
+                    feed.fail(e.kind());
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// Reads what the socket has into the read buffer, within the deadline of the
     /// phase the connection is in.
     async fn fill<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<Input> {
@@ -661,6 +826,20 @@ async fn linger<T: Transport>(stream: &T, shard: &Shard, deadline: &Deadline) {
         match read {
             Some(Ok(n)) if n > 0 => drained += n,
             _ => break,
+        }
+    }
+}
+
+/// Polls every pending handler once, so they progress while the connection waits on
+/// something else (a streamed request body they read).
+fn poll_handlers(inflight: &mut VecDeque<Slot>, shard: &Shard, cx: &mut Context<'_>) {
+    for slot in inflight.iter_mut() {
+        if let Reply::Pending(future) = &mut slot.reply {
+            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                Ok(Poll::Ready(response)) => slot.reply = Reply::Ready(response),
+                Ok(Poll::Pending) => {}
+                Err(_) => slot.reply = panicked(shard),
+            }
         }
     }
 }

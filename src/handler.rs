@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::body::RequestBody;
 use crate::http::{Request, Response};
 
 /// A response still being computed by an asynchronous handler.
@@ -50,5 +51,22 @@ where
 {
     fn call(&self, request: Request) -> Reply {
         self(request).into_reply()
+    }
+}
+
+/// A handler that reads its request's body as it arrives (see
+/// `Router::post_streaming`): `Fn(Request, RequestBody) -> Response` or a future of one.
+pub trait BodyHandler: 'static {
+    /// Handles one request; its `body()` is empty, the body comes through `body`.
+    fn call(&self, request: Request, body: RequestBody) -> Reply;
+}
+
+impl<F, R> BodyHandler for F
+where
+    F: Fn(Request, RequestBody) -> R + 'static,
+    R: IntoReply,
+{
+    fn call(&self, request: Request, body: RequestBody) -> Reply {
+        self(request, body).into_reply()
     }
 }

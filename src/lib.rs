@@ -2,6 +2,7 @@
 
 mod access_log;
 mod balancer;
+mod body;
 pub mod config;
 mod conn;
 pub mod handler;
@@ -19,8 +20,9 @@ pub mod stats;
 mod stock;
 mod watchdog;
 
+pub use body::RequestBody;
 pub use config::Config;
-pub use handler::{Handler, IntoReply, Reply};
+pub use handler::{BodyHandler, Handler, IntoReply, Reply};
 pub use haywire_shards::ShardCtx;
 pub use http::{
     BodyStream, ChunkStream, HeaderText, Headers, Method, Request, Response, StatusCode, Version,
@@ -33,6 +35,6 @@ pub use server::{RunningServer, Server};
 /// feature `internals`); not a stable API.
 #[cfg(feature = "internals")]
 pub mod internals {
-    pub use crate::http::codec::{Decoder, Event, Limits};
+    pub use crate::http::codec::{BodyPiece, Decoder, Event, Limits};
     pub use crate::http::response::ResponseMode;
 }

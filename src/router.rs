@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
-use crate::handler::{Handler, Reply};
+use crate::body::RequestBody;
+use crate::handler::{BodyHandler, Handler, Reply};
 use crate::http::request::{Span, MAX_PARAMS};
 use crate::http::{Method, Request, Response, StatusCode};
 
@@ -84,6 +85,9 @@ struct Pattern {
     endpoint: Endpoint,
 }
 
+/// The handlers of one streaming route, by method.
+type StreamingHandlers = Vec<(Method, Rc<dyn BodyHandler>)>;
+
 /// One shard's routing table. Built by the route factory on each shard.
 #[derive(Default)]
 pub struct Router {
@@ -91,6 +95,8 @@ pub struct Router {
     patterns: Vec<Pattern>,
     /// Answers every path no route matches, whatever the method.
     fallback: Option<Rc<dyn Handler>>,
+    /// Routes that read their bodies as they arrive: exact paths only.
+    streaming: HashMap<Box<str>, StreamingHandlers, BuildHasherDefault<Fnv>>,
 }
 
 fn parse_pattern(path: &str) -> (Vec<Segment>, Vec<Box<str>>) {
@@ -180,6 +186,58 @@ impl Router {
         self.route(Method::Delete, path, handler)
     }
 
+    /// Registers `handler` for `method` on the exact path `path` (no `:name` or `*`),
+    /// reading the request body as it arrives, with backpressure and without
+    /// `max_request_size` (see [`RequestBody`]): for uploads larger than memory should
+    /// hold. A request there without a body gets an empty, complete one.
+    pub fn route_streaming(
+        &mut self,
+        method: Method,
+        path: &str,
+        handler: impl BodyHandler,
+    ) -> &mut Router {
+        assert!(path.starts_with('/'), "route {path:?} must start with '/'");
+        assert!(
+            !path.split('/').any(|s| s == "*" || s.starts_with(':')),
+            "a streaming route {path:?} must be an exact path"
+        );
+        let handlers = self.streaming.entry(path.into()).or_default();
+        handlers.retain(|(m, _)| *m != method);
+        handlers.push((method, Rc::new(handler)));
+        self
+    }
+
+    /// POST `path`, the body read as it arrives (see [`Router::route_streaming`]).
+    pub fn post_streaming(&mut self, path: &str, handler: impl BodyHandler) -> &mut Router {
+        self.route_streaming(Method::Post, path, handler)
+    }
+
+    /// PUT `path`, the body read as it arrives (see [`Router::route_streaming`]).
+    pub fn put_streaming(&mut self, path: &str, handler: impl BodyHandler) -> &mut Router {
+        self.route_streaming(Method::Put, path, handler)
+    }
+
+    /// The streaming handler for `request`, if its route is one.
+    fn streaming_handler(&self, request: &Request) -> Option<&Rc<dyn BodyHandler>> {
+        let handlers = self.streaming.get(request.path())?;
+        let method = request.method();
+        handlers.iter().find(|(m, _)| *m == method).map(|(_, h)| h)
+    }
+
+    /// Whether `request`'s body should be streamed to its handler. Asked only for
+    /// requests that have a body; free when no streaming route exists.
+    pub(crate) fn streams(&self, request: &Request) -> bool {
+        !self.streaming.is_empty() && self.streaming_handler(request).is_some()
+    }
+
+    /// Calls the streaming handler of `request` (which `streams` said has one).
+    pub(crate) fn dispatch_streaming(&self, request: Request, body: RequestBody) -> Reply {
+        match self.streaming_handler(&request) {
+            Some(handler) => handler.call(request, body),
+            None => self.dispatch(request),
+        }
+    }
+
     /// Sends every request that matches no route to `handler`, whatever its method,
     /// instead of answering 404 (an application mounted behind the stock routes).
     pub fn fallback(&mut self, handler: impl Handler) -> &mut Router {
@@ -200,6 +258,9 @@ impl Router {
                 request.set_params(&pattern.names, &spans[..count]);
                 return call(&pattern.endpoint, request);
             }
+        }
+        if let Some(handler) = self.streaming_handler(&request) {
+            return handler.call(request, RequestBody::empty());
         }
         if let Some(fallback) = &self.fallback {
             return fallback.call(request);

@@ -11,14 +11,65 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::{stream, StreamExt};
-use haywire::{Request, Response, Router, RunningServer, Server, ShardCtx};
+use haywire::{Request, RequestBody, Response, Router, RunningServer, Server, ShardCtx};
 
 use common::*;
 
 /// Bytes the endless stream has produced, over all shards.
 static PRODUCED: AtomicU64 = AtomicU64::new(0);
 
+/// Where `/upload` stores bodies: one file per upload, named by the `X-Name` header.
+fn upload_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("haywire-upload-{}", std::process::id()))
+}
+
+/// Pieces `/hold` has taken, over all shards.
+static HELD: AtomicU64 = AtomicU64::new(0);
+
 fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
+    // Streams the body to a file, never holding it whole.
+    router.post_streaming(
+        "/upload",
+        |req: Request, mut body: RequestBody| async move {
+            let name = req.header("x-name").unwrap_or("unnamed").to_owned();
+            let mut file = std::fs::File::create(upload_dir().join(&name)).unwrap();
+            let (mut total, mut pieces, mut largest) = (0usize, 0usize, 0usize);
+            while let Some(piece) = body.chunk().await {
+                match piece {
+                    Ok(piece) => {
+                        file.write_all(&piece).unwrap();
+                        total += piece.len();
+                        pieces += 1;
+                        largest = largest.max(piece.len());
+                    }
+                    Err(e) => {
+                        return Response::new(haywire::StatusCode::BAD_REQUEST)
+                            .with_body("text/plain", format!("body failed: {:?}", e.kind()));
+                    }
+                }
+            }
+            Response::text(format!(
+                "stored {total} bytes in {pieces} pieces, largest {largest}"
+            ))
+        },
+    );
+    // Takes one piece, then stops reading for 2 s: past `timeouts.body` (1 s).
+    router.post_streaming("/hold", |_: Request, mut body: RequestBody| async move {
+        let _ = body.chunk().await;
+        HELD.fetch_add(1, Ordering::Relaxed);
+        glommio::timer::sleep(Duration::from_secs(2)).await;
+        while let Some(piece) = body.chunk().await {
+            if let Err(e) = piece {
+                return Response::new(haywire::StatusCode::REQUEST_TIMEOUT)
+                    .with_body("text/plain", format!("{:?}", e.kind()));
+            }
+        }
+        Response::text("complete")
+    });
+    // Refuses without reading the body.
+    router.post_streaming("/refuse", |_: Request, _: RequestBody| {
+        Response::new(haywire::StatusCode::from_u16(401).unwrap()).with_body("text/plain", "no\n")
+    });
     router.get("/count/:n", |req: Request| {
         let n: u32 = req.param("n").and_then(|n| n.parse().ok()).unwrap_or(0);
         Response::stream(
@@ -70,6 +121,8 @@ fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
 fn start() -> RunningServer {
     let mut config = test_config();
     config.timeouts.write = 0.5;
+    config.timeouts.body = 1.0;
+    std::fs::create_dir_all(upload_dir()).unwrap();
     Server::new(config)
         .routes(test_routes)
         .routes(routes)
@@ -240,6 +293,151 @@ fn the_stream_is_sent_over_many_writes_when_large() {
     let expected: String = (0..100000).map(|i| format!("line {i}\n")).collect();
     assert_eq!(body.len(), expected.len());
     assert!(body == expected.as_bytes());
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn an_upload_larger_than_max_request_size_streams_to_a_file() {
+    let server = start();
+    let addr = server.local_addr();
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    // Content-Length, then chunked, each followed by a pipelined GET.
+    let mut stream = connect(addr);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: t\r\nX-Name: sized\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&data).unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nX-Name: chunked\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    for piece in data.chunks(70_000) {
+        stream
+            .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .unwrap();
+        stream.write_all(piece).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+    }
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    stream.write_all(get("/").as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    for name in ["sized", "chunked"] {
+        let reply = read_reply(&mut reader, false);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert!(
+            reply.text().starts_with("stored 5000000 bytes"),
+            "{}",
+            reply.text()
+        );
+        // No piece is larger than one read.
+        let largest: usize = reply.text().rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(largest <= 64 * 1024, "{}", reply.text());
+        assert!(std::fs::read(upload_dir().join(name)).unwrap() == data);
+    }
+    assert_eq!(read_reply(&mut reader, false).text(), "hello world");
+    // A whole-body route keeps its limit.
+    let big = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        1 << 20
+    );
+    let (reply, _) = exchange(addr, big.as_bytes());
+    assert_eq!(reply.status, 413);
+    // Expect: 100-continue: the interim answer first, then the body.
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nX-Name: cont\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    assert_eq!(read_reply(&mut reader, false).status, 100);
+    reader.get_mut().write_all(b"xyz").unwrap();
+    assert_eq!(
+        read_reply(&mut reader, false).text(),
+        "stored 3 bytes in 1 pieces, largest 3"
+    );
+    // No body: an empty, complete one.
+    let (reply, _) = exchange(
+        addr,
+        b"POST /upload HTTP/1.1\r\nHost: t\r\nX-Name: empty\r\n\r\n",
+    );
+    assert_eq!(reply.text(), "stored 0 bytes in 0 pieces, largest 0");
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_handler_that_stops_reading_stops_the_connection_reading() {
+    let server = start();
+    let addr = server.local_addr();
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"POST /hold HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000000\r\n\r\n")
+        .unwrap();
+    stream.set_nonblocking(true).unwrap();
+    // The client can push only what the kernel buffers plus the handler's window.
+    let piece = vec![b'a'; 64 * 1024];
+    let mut sent = 0usize;
+    let started = Instant::now();
+    let mut stalled_since = Instant::now();
+    while stalled_since.elapsed() < Duration::from_millis(300) {
+        match stream.write(&piece) {
+            Ok(n) => {
+                sent += n;
+                stalled_since = Instant::now();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(_) => break,
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    assert!(
+        sent < 64 << 20,
+        "{sent} bytes accepted by a handler that stopped reading"
+    );
+    assert_eq!(HELD.load(Ordering::Relaxed), 1);
+    // Other connections are served meanwhile.
+    let (reply, _) = exchange(addr, get("/").as_bytes());
+    assert_eq!(reply.status, 200);
+    // After `timeouts.body` (1 s) without room the body fails: the handler answers,
+    // and the connection closes.
+    stream.set_nonblocking(false).unwrap();
+    let mut reader = BufReader::new(stream);
+    let reply = read_reply(&mut reader, false);
+    assert_eq!((reply.status, reply.text()), (408, "TimedOut".into()));
+    assert_eq!(reply.header("connection"), Some("close"));
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_handler_that_refuses_early_closes_and_bad_framing_fails_the_body() {
+    let server = start();
+    let addr = server.local_addr();
+    let (reply, mut reader) = exchange(
+        addr,
+        b"POST /refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\nabcde",
+    );
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(is_closed(&mut reader));
+    // A body already complete when the handler lets go: the connection goes on.
+    let mut stream = connect(addr);
+    let wire =
+        "POST /refuse HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde".to_owned() + &get("/");
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    assert_eq!(read_reply(&mut reader, false).status, 401);
+    assert_eq!(read_reply(&mut reader, false).text(), "hello world");
+    let (reply, mut reader) = exchange(
+        addr,
+        b"POST /upload HTTP/1.1\r\nHost: t\r\nX-Name: bad\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXYZ",
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.text(), "body failed: InvalidData");
+    assert!(is_closed(&mut reader));
     server.stop();
     server.join().unwrap();
 }

@@ -45,6 +45,26 @@ pub enum Event {
     Continue,
     /// More input is needed.
     NeedMore,
+    /// A request whose route reads its body as it arrives (see
+    /// [`Decoder::decode_routed`]); take the body with [`Decoder::body_piece`] until
+    /// it ends, before decoding again.
+    Streamed {
+        /// The request, with an empty `body`.
+        request: Request,
+        /// The client waits for `100 Continue` before sending the body.
+        expect_continue: bool,
+    },
+}
+
+/// A piece of a streamed request body.
+#[derive(Debug)]
+pub enum BodyPiece {
+    /// Body bytes, de-chunked.
+    Data(Bytes),
+    /// The buffered input holds no more of the body.
+    NeedMore,
+    /// The body is complete.
+    End,
 }
 
 /// How the body of a request is delimited.
@@ -61,6 +81,10 @@ enum State {
     Head,
     Length(Request, usize),
     Chunked(Request, ChunkedDecoder, BytesMut),
+    /// A streamed body: bytes still due under Content-Length.
+    StreamedLength(u64),
+    /// A streamed chunked body.
+    StreamedChunked(ChunkedDecoder),
 }
 
 /// Decodes the requests of one connection, in order, from its read buffer.
@@ -111,12 +135,29 @@ impl Decoder {
     /// Decodes the next event from `buf`, consuming the bytes it used. After an error
     /// the connection must be closed: nothing after the bad bytes can be trusted.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {
+        self.decode_routed(buf, |_| false)
+    }
+
+    /// Like [`Decoder::decode`], and a request with a body for which `streams` says
+    /// yes comes out as [`Event::Streamed`] at once, its body left to
+    /// [`Decoder::body_piece`] and free of `max_request_size`. `streams` is asked only
+    /// about requests that have a body.
+    pub fn decode_routed(
+        &mut self,
+        buf: &mut BytesMut,
+        streams: impl FnOnce(&Request) -> bool,
+    ) -> Result<Event, ParseError> {
         // The common case first, without moving the state (a whole request) out.
         if let State::Head = self.state {
-            return self.decode_head(buf);
+            return self.decode_head(buf, streams);
         }
         match std::mem::replace(&mut self.state, State::Head) {
-            State::Head => self.decode_head(buf),
+            State::Head => self.decode_head(buf, streams),
+            state @ (State::StreamedLength(_) | State::StreamedChunked(_)) => {
+                // The connection reads a streamed body with `body_piece` first.
+                self.state = state;
+                Err(bad("request decoded inside a streamed body"))
+            }
             State::Length(request, len) => Ok(self.finish_length(request, len, buf)),
             State::Chunked(request, decoder, body) => {
                 self.finish_chunked(request, decoder, body, buf)
@@ -124,7 +165,42 @@ impl Decoder {
         }
     }
 
-    fn decode_head(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {
+    /// The next piece of a streamed body from `buf`.
+    pub fn body_piece(&mut self, buf: &mut BytesMut) -> Result<BodyPiece, ParseError> {
+        match &mut self.state {
+            State::StreamedLength(0) => {
+                self.state = State::Head;
+                Ok(BodyPiece::End)
+            }
+            State::StreamedLength(left) => {
+                if buf.is_empty() {
+                    return Ok(BodyPiece::NeedMore);
+                }
+                let take = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
+                *left -= take as u64;
+                Ok(BodyPiece::Data(buf.split_to(take).freeze()))
+            }
+            State::StreamedChunked(decoder) => {
+                let mut out = BytesMut::new();
+                let done = decoder.decode(buf, &mut out, usize::MAX)?;
+                if !out.is_empty() {
+                    return Ok(BodyPiece::Data(out.freeze()));
+                }
+                if done {
+                    self.state = State::Head;
+                    return Ok(BodyPiece::End);
+                }
+                Ok(BodyPiece::NeedMore)
+            }
+            _ => Ok(BodyPiece::End),
+        }
+    }
+
+    fn decode_head(
+        &mut self,
+        buf: &mut BytesMut,
+        streams: impl FnOnce(&Request) -> bool,
+    ) -> Result<Event, ParseError> {
         // The headers are parsed straight into the request: it is large, and moving
         // it costs a copy.
         let mut request = Request {
@@ -155,6 +231,16 @@ impl Decoder {
         request.keep_alive = parsed.keep_alive;
         match parsed.framing {
             None => Ok(Event::Request(request)),
+            Some(framing) if streams(&request) => {
+                self.state = match framing {
+                    BodyFraming::Length(len) => State::StreamedLength(len as u64),
+                    BodyFraming::Chunked => State::StreamedChunked(ChunkedDecoder::default()),
+                };
+                Ok(Event::Streamed {
+                    request,
+                    expect_continue: parsed.expect_continue && buf.is_empty(),
+                })
+            }
             Some(framing) => {
                 if let BodyFraming::Length(len) = framing {
                     if len > self.limits.max_request_size {

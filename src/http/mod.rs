@@ -8,7 +8,7 @@ mod error;
 pub(crate) mod request;
 pub(crate) mod response;
 
-pub(crate) use codec::{Decoder, Event, Limits};
+pub(crate) use codec::{BodyPiece, Decoder, Event, Limits};
 pub use error::ParseError;
 pub use request::{Headers, Method, Request, Version};
 pub(crate) use response::ResponseMode;

@@ -22,6 +22,7 @@ fn decode_split(wire: &[u8], split: usize) -> (Result<Vec<Request>, ParseError>,
                 Ok(Event::Request(r)) => out.push(r),
                 Ok(Event::Continue) => continues += 1,
                 Ok(Event::NeedMore) => break,
+                Ok(Event::Streamed { .. }) => unreachable!("decode never streams"),
                 Err(e) => return (Err(e), continues),
             }
         }
@@ -297,6 +298,7 @@ mod properties {
                     Event::Request(r) => out.push(r),
                     Event::Continue => {}
                     Event::NeedMore => break,
+                    Event::Streamed { .. } => unreachable!("decode never streams"),
                 }
             }
         }
@@ -547,4 +549,65 @@ fn a_few_empty_lines_before_a_request_are_skipped_and_more_are_refused() {
 
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n")
+}
+
+#[test]
+fn a_streamed_body_comes_out_piece_by_piece_past_the_size_limit() {
+    let limits = Limits {
+        max_request_size: 4,
+        ..Limits::default()
+    };
+    for (wire, body) in [
+        (
+            &b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            &b"0123456789"[..],
+        ),
+        (
+            &b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n7\r\ndefghij\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            &b"abcdefghij"[..],
+        ),
+    ] {
+        // Every split of the input gives the same pieces in total.
+        for split in 1..wire.len() {
+            let mut decoder = Decoder::new(limits, 0);
+            let mut buf = BytesMut::from(&wire[..split]);
+            let mut got = Vec::new();
+            let mut streamed = false;
+            let mut next_request = false;
+            let mut rest = &wire[split..];
+            loop {
+                if streamed && decoder.in_body() {
+                    match decoder.body_piece(&mut buf).unwrap() {
+                        BodyPiece::Data(piece) => {
+                            got.extend_from_slice(&piece);
+                            continue;
+                        }
+                        BodyPiece::End => continue,
+                        BodyPiece::NeedMore => {}
+                    }
+                } else {
+                    match decoder.decode_routed(&mut buf, |r| r.path() == "/up").unwrap() {
+                        Event::Streamed { request, .. } => {
+                            assert!(request.body().is_empty());
+                            streamed = true;
+                            continue;
+                        }
+                        Event::Request(request) => {
+                            assert_eq!(request.path(), "/");
+                            next_request = true;
+                            break;
+                        }
+                        Event::NeedMore | Event::Continue => {}
+                    }
+                }
+                if rest.is_empty() {
+                    break;
+                }
+                buf.extend_from_slice(&rest[..1]);
+                rest = &rest[1..];
+            }
+            assert!(streamed && next_request, "split {split}");
+            assert_eq!(got, body, "split {split}");
+        }
+    }
 }
