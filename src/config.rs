@@ -388,6 +388,15 @@ pub enum RouteConfig {
         /// Route path.
         path: String,
     },
+    /// Serves the files under `dir` at `path` and below (GET and HEAD): content types
+    /// by extension, ETag and Last-Modified with 304, single ranges (206/416),
+    /// `index.html` for directories; nothing outside `dir` is ever read.
+    Static {
+        /// Route path: the URL prefix.
+        path: String,
+        /// The directory served.
+        dir: String,
+    },
 }
 
 /// Longest timeout accepted: a day.
@@ -406,7 +415,8 @@ impl RouteConfig {
             | RouteConfig::Stats { path }
             | RouteConfig::Metrics { path }
             | RouteConfig::Ready { path }
-            | RouteConfig::Live { path } => path,
+            | RouteConfig::Live { path }
+            | RouteConfig::Static { path, .. } => path,
         }
     }
 }
@@ -530,6 +540,14 @@ impl Config {
         for (i, route) in self.routes.iter().enumerate() {
             if !route.path().starts_with('/') {
                 return Err(error(format!("route[{i}].path"), "must start with '/'"));
+            }
+            if let RouteConfig::Static { dir, .. } = route {
+                if !Path::new(dir).is_dir() {
+                    return Err(error(
+                        format!("route[{i}].dir"),
+                        format!("{dir:?} is not a directory"),
+                    ));
+                }
             }
         }
         self.postgres.validate()?;

@@ -1,5 +1,5 @@
 //! Ready-made handlers the config's `[[route]]` tables mount, one module each: text,
-//! echo, stats, metrics, and the health routes (ready, live).
+//! echo, stats, metrics, the health routes (ready, live), and static files.
 
 use std::rc::Rc;
 
@@ -11,6 +11,7 @@ use crate::router::Router;
 pub mod echo;
 pub mod health;
 pub mod metrics;
+pub mod static_files;
 pub mod stats;
 pub mod text;
 
@@ -28,6 +29,7 @@ pub fn mount(routes: &[RouteConfig], router: &mut Router, ctx: &Rc<ShardCtx>) {
             RouteConfig::Metrics { path } => metrics::mount(router, path, ctx),
             RouteConfig::Ready { path } => health::mount_ready(router, path, ctx),
             RouteConfig::Live { path } => health::mount_live(router, path),
+            RouteConfig::Static { path, dir } => static_files::mount(router, path, dir),
         }
     }
 }

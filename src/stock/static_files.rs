@@ -1,0 +1,351 @@
+//! `handler = "static"`: the files under a directory, at a URL prefix.
+//!
+//! A request path is decoded segment by segment; a segment that is empty, `.` or `..`,
+//! starts with `.` (hidden files), or decodes to hold `/`, `\` or NUL is answered 404.
+//! The file is then opened by its canonical path (symlinks resolved), which must lie
+//! inside the canonical directory, so neither `..` nor a symlink pointing out of the
+//! directory reads anything outside it.
+//!
+//! Files up to `WHOLE_FILE` bytes are read whole; larger ones are streamed in
+//! `PIECE`-sized reads as the client takes them (see [`Response::with_stream`]), so a
+//! large file never sits in memory and each read holds the shard only briefly (small
+//! positional reads, mostly from the page cache).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use futures_lite::stream;
+
+use crate::http::{Request, Response, StatusCode};
+use crate::router::Router;
+
+/// Files up to this size are read in one go and sent as one body.
+const WHOLE_FILE: u64 = 64 * 1024;
+/// Bytes per read of a streamed file.
+const PIECE: usize = 64 * 1024;
+
+/// Mounts GET (and so HEAD) `prefix` and everything below it, serving `dir`. A `dir`
+/// that cannot be resolved answers 404 to everything (the config checks it exists).
+pub fn mount(router: &mut Router, prefix: &str, dir: &str) {
+    let root: Rc<Option<PathBuf>> = Rc::new(std::fs::canonicalize(dir).ok());
+    let prefix: Rc<str> = prefix.trim_end_matches('/').into();
+    let base = if prefix.is_empty() { "/" } else { &*prefix };
+    for pattern in [base.to_owned(), format!("{}/*", prefix)] {
+        let (root, prefix) = (root.clone(), prefix.clone());
+        router.get(&pattern, move |request: Request| {
+            let Some(root) = root.as_ref() else {
+                return not_found();
+            };
+            serve(&request, root, &prefix)
+        });
+    }
+}
+
+fn not_found() -> Response {
+    Response::new(StatusCode::NOT_FOUND).with_body("text/plain", "not found\n")
+}
+
+/// Answers `request` from `root`.
+fn serve(request: &Request, root: &Path, prefix: &str) -> Response {
+    let path = request.path();
+    let rest = path.strip_prefix(prefix).unwrap_or("");
+    let Some(relative) = decode_path(rest) else {
+        return not_found();
+    };
+    let Some(mut file_path) = resolve(root, &relative) else {
+        return not_found();
+    };
+    let Ok(mut meta) = std::fs::metadata(&file_path) else {
+        return not_found();
+    };
+    if meta.is_dir() {
+        if !path.ends_with('/') {
+            // Relative links in the index resolve against the directory only with `/`.
+            return Response::new(StatusCode::from_u16(301).expect("valid"))
+                .with_header("Location", format!("{path}/"))
+                .with_body("text/plain", "moved\n");
+        }
+        let Some(index) = resolve(root, &relative.join("index.html")) else {
+            return not_found();
+        };
+        match std::fs::metadata(&index) {
+            Ok(m) if m.is_file() => (file_path, meta) = (index, m),
+            _ => return not_found(),
+        }
+    }
+    if !meta.is_file() {
+        return not_found();
+    }
+    let len = meta.len();
+    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let etag = etag(len, modified);
+    let last_modified = httpdate::fmt_http_date(modified);
+    let content_type = content_type(&file_path);
+    let with_validators = |response: Response| {
+        response
+            .with_header("ETag", etag.clone())
+            .with_header("Last-Modified", last_modified.clone())
+            .with_header("Accept-Ranges", "bytes")
+    };
+    if not_modified(request, &etag, modified) {
+        return with_validators(Response::new(StatusCode::NOT_MODIFIED));
+    }
+    // A Range applies only while the client's copy (If-Range) is still current.
+    let if_range_ok = request.header("if-range").is_none_or(|v| v.trim() == etag);
+    let range = match request.header("range").filter(|_| if_range_ok) {
+        None => None,
+        Some(value) => match parse_range(value, len) {
+            RangeAsk::Whole => None,
+            RangeAsk::Part(start, end) => Some((start, end)),
+            RangeAsk::Unsatisfiable => {
+                return Response::new(StatusCode::from_u16(416).expect("valid"))
+                    .with_header("Content-Range", format!("bytes */{len}"))
+                    .with_body("text/plain", "range not satisfiable\n");
+            }
+        },
+    };
+    let Ok(file) = File::open(&file_path) else {
+        return not_found();
+    };
+    let (status, start, end) = match range {
+        Some((start, end)) => (StatusCode::from_u16(206).expect("valid"), start, end),
+        None => (StatusCode::OK, 0, len),
+    };
+    let mut response = with_validators(Response::new(status));
+    if range.is_some() {
+        response =
+            response.with_header("Content-Range", format!("bytes {start}-{}/{len}", end - 1));
+    }
+    let count = end - start;
+    if request.method() == crate::http::Method::Head {
+        // No body is sent: announce the length without reading.
+        return response.with_stream(content_type, Some(count), stream::empty());
+    }
+    if count <= WHOLE_FILE {
+        let mut buf = vec![0; count as usize];
+        return match file.read_exact_at(&mut buf, start) {
+            Ok(()) => response.with_body(content_type, buf),
+            // The file shrank since its metadata was read.
+            Err(_) => not_found(),
+        };
+    }
+    let pieces = stream::unfold((file, start), move |(file, at)| async move {
+        if at >= end {
+            return None;
+        }
+        let want = (end - at).min(PIECE as u64) as usize;
+        let mut buf = BytesMut::zeroed(want);
+        match file.read_at(&mut buf, at) {
+            // A read error or a file cut short ends the body early; the connection
+            // then closes, since the length was announced.
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((buf.freeze(), (file, at + n as u64)))
+            }
+        }
+    });
+    response.with_stream(content_type, Some(count), pieces)
+}
+
+/// The decoded segments of `rest` (the path after the prefix) as a relative path;
+/// `None` for anything that could leave the directory or name a hidden file.
+fn decode_path(rest: &str) -> Option<PathBuf> {
+    let mut relative = PathBuf::new();
+    if rest.is_empty() || rest == "/" {
+        return Some(relative);
+    }
+    let rest = rest.strip_prefix('/')?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    for segment in rest.split('/') {
+        let decoded = percent_decode(segment)?;
+        let bad =
+            decoded.is_empty() || decoded.starts_with('.') || decoded.contains(['/', '\\', '\0']);
+        if bad {
+            return None;
+        }
+        relative.push(decoded);
+    }
+    Some(relative)
+}
+
+/// `%XX` decoding into UTF-8 text; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `root` joined with `relative`, canonicalized: `None` unless it exists and lies
+/// inside `root` (a symlink may point anywhere; only where it lands counts).
+fn resolve(root: &Path, relative: &Path) -> Option<PathBuf> {
+    let path = std::fs::canonicalize(root.join(relative)).ok()?;
+    path.starts_with(root).then_some(path)
+}
+
+fn etag(len: u64, modified: SystemTime) -> String {
+    let nanos = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{len:x}-{nanos:x}\"")
+}
+
+/// Whether the client's copy is current: `If-None-Match` decides when present (weak
+/// comparison), else `If-Modified-Since` (to the second).
+fn not_modified(request: &Request, etag: &str, modified: SystemTime) -> bool {
+    if let Some(tags) = request.header("if-none-match") {
+        return tags
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag);
+    }
+    let Some(since) = request
+        .header("if-modified-since")
+        .and_then(|v| httpdate::parse_http_date(v.trim()).ok())
+    else {
+        return false;
+    };
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs(modified) <= secs(since)
+}
+
+/// What a `Range` header asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAsk {
+    /// The whole file: no usable range (several ranges, another unit, bad syntax).
+    Whole,
+    /// Bytes `start..end`.
+    Part(u64, u64),
+    /// A range that starts past the end.
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range against a file of `len` bytes.
+fn parse_range(value: &str, len: u64) -> RangeAsk {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeAsk::Whole;
+    };
+    if spec.contains(',') {
+        return RangeAsk::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (first.is_empty(), number(first), number(last)) {
+        // bytes=-N: the last N bytes.
+        (true, _, Some(n)) if n > 0 && len > 0 => RangeAsk::Part(len.saturating_sub(n), len),
+        (true, _, Some(_)) => RangeAsk::Unsatisfiable,
+        (false, Some(start), _) if start >= len => RangeAsk::Unsatisfiable,
+        (false, Some(start), None) if last.is_empty() => RangeAsk::Part(start, len),
+        (false, Some(start), Some(end)) if end >= start => {
+            RangeAsk::Part(start, end.saturating_add(1).min(len))
+        }
+        _ => RangeAsk::Whole,
+    }
+}
+
+/// The content type for a file name's extension.
+fn content_type(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match extension.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "txt" | "text" => "text/plain; charset=utf-8",
+        "md" => "text/markdown; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_could_leave_the_directory_are_refused() {
+        assert_eq!(decode_path("/a/b.txt"), Some(PathBuf::from("a/b.txt")));
+        assert_eq!(decode_path("/a%20b"), Some(PathBuf::from("a b")));
+        assert_eq!(decode_path(""), Some(PathBuf::new()));
+        for bad in [
+            "/../x",
+            "/a/../../x",
+            "/%2e%2e/x",
+            "/%2E%2e/x",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a%00",
+            "/.hidden",
+            "/a//b",
+            "/%zz",
+            "/%c3",
+            "/.",
+            "/a/./b",
+        ] {
+            assert_eq!(decode_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeAsk::Part(0, 10));
+        assert_eq!(parse_range("bytes=90-", 100), RangeAsk::Part(90, 100));
+        assert_eq!(parse_range("bytes=-10", 100), RangeAsk::Part(90, 100));
+        assert_eq!(parse_range("bytes=-200", 100), RangeAsk::Part(0, 100));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeAsk::Part(50, 100));
+        assert_eq!(parse_range("bytes=100-", 100), RangeAsk::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeAsk::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 100), RangeAsk::Whole);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeAsk::Whole);
+        assert_eq!(parse_range("items=0-1", 100), RangeAsk::Whole);
+        assert_eq!(parse_range("bytes=x-1", 100), RangeAsk::Whole);
+    }
+}

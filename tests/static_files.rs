@@ -1,0 +1,212 @@
+//! `handler = "static"` over raw TCP: types, validators and 304, ranges, HEAD, index
+//! files, large files streamed, and requests that try to leave the directory.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+
+use haywire::config::{Config, RouteConfig};
+use haywire::RunningServer;
+
+use common::*;
+
+struct Site {
+    root: PathBuf,
+    big: Vec<u8>,
+}
+
+/// `root/www` is served; `root/outside/secret.txt` must never be.
+fn site(name: &str) -> Site {
+    let root = std::env::temp_dir().join(format!("haywire-static-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let www = root.join("www");
+    std::fs::create_dir_all(www.join("sub")).unwrap();
+    std::fs::create_dir_all(root.join("outside")).unwrap();
+    std::fs::write(root.join("outside/secret.txt"), "secret").unwrap();
+    std::fs::write(www.join("hello.txt"), "hello static\n").unwrap();
+    std::fs::write(www.join("style.CSS"), "body{}").unwrap();
+    std::fs::write(www.join("sub/index.html"), "<h1>index</h1>").unwrap();
+    std::fs::write(www.join(".hidden"), "hidden").unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(www.join("big.bin"), &big).unwrap();
+    std::os::unix::fs::symlink(root.join("outside/secret.txt"), www.join("escape.txt")).unwrap();
+    std::os::unix::fs::symlink(root.join("outside"), www.join("escape-dir")).unwrap();
+    std::os::unix::fs::symlink(www.join("hello.txt"), www.join("alias.txt")).unwrap();
+    Site { root, big }
+}
+
+fn start(site: &Site) -> RunningServer {
+    let mut config = test_config();
+    config.routes.push(RouteConfig::Static {
+        path: "/static".into(),
+        dir: site.root.join("www").display().to_string(),
+    });
+    start_server(config)
+}
+
+fn request(path: &str, headers: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n")
+}
+
+#[test]
+fn files_types_validators_and_not_modified() {
+    let site = site("basic");
+    let server = start(&site);
+    let addr = server.local_addr();
+    let (reply, _) = exchange(addr, get("/static/hello.txt").as_bytes());
+    assert_eq!((reply.status, reply.text()), (200, "hello static\n".into()));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(reply.header("accept-ranges"), Some("bytes"));
+    let etag = reply.header("etag").unwrap().to_owned();
+    let modified = reply.header("last-modified").unwrap().to_owned();
+    let (css, _) = exchange(addr, get("/static/style.CSS").as_bytes());
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    // 304 on a matching ETag (also weak, also in a list), or an unchanged date.
+    for header in [
+        format!("If-None-Match: {etag}\r\n"),
+        format!("If-None-Match: \"x\", W/{etag}\r\n"),
+        format!("If-Modified-Since: {modified}\r\n"),
+    ] {
+        let (reply, _) = exchange(addr, request("/static/hello.txt", &header).as_bytes());
+        assert_eq!(reply.status, 304, "{header}");
+        assert!(reply.body.is_empty());
+        assert_eq!(reply.header("etag"), Some(&*etag));
+    }
+    for header in [
+        "If-None-Match: \"other\"\r\n",
+        "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+    ] {
+        let (reply, _) = exchange(addr, request("/static/hello.txt", header).as_bytes());
+        assert_eq!(reply.status, 200, "{header}");
+    }
+    // HEAD: the GET's headers, no body; the connection goes on.
+    let mut stream = connect(addr);
+    let wire =
+        "HEAD /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\n".to_owned() + &get("/static/hello.txt");
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let head = read_reply(&mut reader, true);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("3000000"));
+    assert_eq!(
+        head.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(read_reply(&mut reader, false).text(), "hello static\n");
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn ranges_large_files_and_index() {
+    let site = site("ranges");
+    let server = start(&site);
+    let addr = server.local_addr();
+    // A large file is streamed with its length.
+    let (reply, _) = exchange(addr, get("/static/big.bin").as_bytes());
+    assert_eq!(reply.status, 200);
+    assert!(reply.body == site.big);
+    let cases = [
+        ("bytes=0-4", 0, 5),
+        ("bytes=-3", 2_999_997, 3_000_000),
+        ("bytes=100000-2000000", 100_000, 2_000_001),
+        ("bytes=2999990-", 2_999_990, 3_000_000),
+    ];
+    for (range, start, end) in cases {
+        let (reply, _) = exchange(
+            addr,
+            request("/static/big.bin", &format!("Range: {range}\r\n")).as_bytes(),
+        );
+        assert_eq!(reply.status, 206, "{range}");
+        assert_eq!(
+            reply.header("content-range").unwrap(),
+            format!("bytes {start}-{}/3000000", end - 1)
+        );
+        assert!(reply.body == site.big[start..end], "{range}");
+    }
+    let (reply, _) = exchange(
+        addr,
+        request("/static/big.bin", "Range: bytes=3000000-\r\n").as_bytes(),
+    );
+    assert_eq!(reply.status, 416);
+    assert_eq!(reply.header("content-range"), Some("bytes */3000000"));
+    // If-Range with another validator: the whole file.
+    let (reply, _) = exchange(
+        addr,
+        request(
+            "/static/hello.txt",
+            "Range: bytes=0-1\r\nIf-Range: \"old\"\r\n",
+        )
+        .as_bytes(),
+    );
+    assert_eq!((reply.status, reply.body.len()), (200, 13));
+    // Directories: index.html, and a redirect to the slash form.
+    let (reply, _) = exchange(addr, get("/static/sub/").as_bytes());
+    assert_eq!((reply.status, reply.text()), (200, "<h1>index</h1>".into()));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let (reply, _) = exchange(addr, get("/static/sub").as_bytes());
+    assert_eq!(reply.status, 301);
+    assert_eq!(reply.header("location"), Some("/static/sub/"));
+    // The root has no index: 404. A symlink inside the directory is followed.
+    assert_eq!(exchange(addr, get("/static/").as_bytes()).0.status, 404);
+    let (reply, _) = exchange(addr, get("/static/alias.txt").as_bytes());
+    assert_eq!((reply.status, reply.text()), (200, "hello static\n".into()));
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn nothing_outside_the_directory_is_served() {
+    let site = site("escape");
+    let server = start(&site);
+    let addr = server.local_addr();
+    for path in [
+        "/static/../outside/secret.txt",
+        "/static/%2e%2e/outside/secret.txt",
+        "/static/%2E%2E/outside/secret.txt",
+        "/static/sub/..%2f..%2foutside/secret.txt",
+        "/static/..%5c..%5coutside%5csecret.txt",
+        "/static/hello.txt%00",
+        "/static/escape.txt",
+        "/static/escape-dir/secret.txt",
+        "/static/.hidden",
+        "/static//hello.txt",
+        "/static/missing.txt",
+        "/static/%ff",
+    ] {
+        let (reply, _) = exchange(addr, get(path).as_bytes());
+        assert!(
+            reply.status == 404 || reply.status == 400,
+            "{path}: {} {}",
+            reply.status,
+            reply.text()
+        );
+        assert!(!reply.text().contains("secret"), "{path}");
+    }
+    // The server still serves.
+    assert_eq!(
+        exchange(addr, get("/static/hello.txt").as_bytes()).0.status,
+        200
+    );
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_missing_directory_is_a_config_error_naming_the_key() {
+    let text = "[[route]]\nhandler = \"static\"\npath = \"/s\"\ndir = \"/nonexistent/haywire\"\n";
+    assert_eq!(Config::from_toml(text).unwrap_err().key, "route[0].dir");
+    let site = site("config");
+    let text = format!(
+        "[[route]]\nhandler = \"static\"\npath = \"/s\"\ndir = \"{}\"\n",
+        site.root.join("www").display()
+    );
+    assert!(Config::from_toml(&text).is_ok());
+}
