@@ -22,7 +22,9 @@
 #   --depth N           pipeline depth for every pipeN scenario [N from the name]
 #   --scenarios LIST    pipe16,pipe32,ka,close,mixed (any pipeN works) [all five]; also
 #                       tls-ka and tls-pipeN: the same over HTTPS (TLS 1.3, a P-256
-#                       certificate made for the run; may_minihttp has no TLS and sits out)
+#                       certificate made for the run; may_minihttp has no TLS and sits out);
+#                       static-1k and static-1m: keep-alive GETs of a 1 KiB / 1 MiB file
+#                       (Haywire's static route, nginx with sendfile; the peers sit out)
 #   --servers LIST      haywire,hyper,may_minihttp,nginx; also haywire-handoff [first four]
 #   --port N            first port: haywire N, hyper N+1, may_minihttp N+2, nginx N+3,
 #                       haywire-handoff N+4 [18000]
@@ -78,9 +80,9 @@ for s in ${scenarios//,/ }; do
   case "$s" in
     pipe[1-9]*) [[ $s =~ ^pipe[0-9]+$ ]] || die "unknown scenario $s"
                 [ -n "$depth" ] && s=pipe$depth ;;
-    ka|close|mixed|tls-ka) ;;
+    ka|close|mixed|tls-ka|static-1k|static-1m) ;;
     tls-pipe[1-9]*) [[ $s =~ ^tls-pipe[0-9]+$ ]] || die "unknown scenario $s" ;;
-    *) die "unknown scenario $s (pipe16, pipe32, pipeN, ka, close, mixed, tls-ka, tls-pipeN)" ;;
+    *) die "unknown scenario $s (pipe16, pipe32, pipeN, ka, close, mixed, tls-ka, tls-pipeN, static-1k, static-1m)" ;;
   esac
   [[ " ${scenario_list[*]} " == *" $s "* ]] || scenario_list+=("$s")
 done
@@ -204,6 +206,14 @@ if [[ " ${scenario_list[*]} " == *" tls-"* ]]; then
     || die "openssl could not make a certificate"
 fi
 
+# Static scenarios: the files every server serves at /static/.
+if [[ " ${scenario_list[*]} " == *" static-"* ]]; then
+  mkdir -p "$work/www"
+  head -c 1024 /dev/urandom >"$work/www/1k.bin"
+  head -c 1048576 /dev/urandom >"$work/www/1m.bin"
+  chmod -R 755 "$work/www"
+fi
+
 haywire_config() { # $1 port, $2 balancer; prints the file's path
   local file="$work/haywire-$2.toml"
   cat > "$file" <<TOML
@@ -228,6 +238,7 @@ handler = "echo"
 path = "/echo"
 TOML
   [ $tls = 0 ] || printf '[tls]\ncert = "%s"\nkey = "%s"\n' "$work/cert.pem" "$work/key.pem" >>"$file"
+  [ ! -d "$work/www" ] || printf '[[route]]\nhandler = "static"\npath = "/static"\ndir = "%s"\n' "$work/www" >>"$file"
   echo "$file"
 }
 
@@ -263,6 +274,7 @@ http {
     $ssl_conf
     location / { default_type text/plain; return 200 "hello world"; }
     location = /nope { return 404; }
+    location /static/ { alias $work/www/; sendfile on; }
     # nginx cannot echo without a module: /echo reads and drops the body, answers 200.
     location = /echo { default_type text/plain; return 200 "hello world"; }
   }
@@ -334,6 +346,7 @@ wrk_args() { # $1 scenario, $2 base URL: the scenario's wrk arguments, one per l
   case "${1#tls-}" in
     pipe*) printf '%s\n' -s benchmarks/pipelined_get.lua "$2/" -- "${1#*pipe}" ;;
     ka) printf '%s\n' -s benchmarks/wrk/keepalive.lua "$2/" ;;
+    static-*) printf '%s\n' -s benchmarks/wrk/keepalive.lua "$2/static/${1#static-}.bin" ;;
     close) printf '%s\n' -s benchmarks/wrk/close.lua "$2/" ;;
     mixed) printf '%s\n' -s benchmarks/wrk/mixed.lua "$2/" ;;
   esac
@@ -343,6 +356,8 @@ describe() {
     tls-*) echo "$(describe "${1#tls-}"), over HTTPS (TLS 1.3 as wrk's OpenSSL and the servers agree: TLS_AES_256_GCM_SHA384, X25519; one handshake per connection)" ;;
     pipe*) echo "$connections connections, pipelined GET /, depth ${1#pipe} (latency is per batch of ${1#pipe})" ;;
     ka) echo "$connections connections, keep-alive, GET /, one request at a time" ;;
+    static-1k) echo "$connections connections, keep-alive, GET of a 1 KiB file (Haywire: handler = \"static\"; nginx: sendfile)" ;;
+    static-1m) echo "$connections connections, keep-alive, GET of a 1 MiB file (Haywire: streamed in 64 KiB reads; nginx: sendfile)" ;;
     close) echo "$close_connections connections, GET / with Connection: close: one TCP connection per request" ;;
     mixed) echo "$connections connections, keep-alive, in turn GET /users/<n> (:param route), GET /nope (404, not an error), POST /echo with 1 KiB" ;;
   esac
@@ -410,6 +425,9 @@ for scenario in "${scenario_list[@]}"; do
       if [[ $scenario == tls-* ]]; then
         [ "$server" = may_minihttp ] && continue # no TLS
         scheme=https tls=1
+      fi
+      if [[ $scenario == static-* ]]; then
+        [ "$server" = hyper ] || [ "$server" = may_minihttp ] && continue # no file serving
       fi
       mapfile -t args < <(wrk_args "$scenario" "$scheme://127.0.0.1:$port")
       log="$work/$server-$scenario.log"
