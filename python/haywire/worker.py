@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"haywire: worker {args.index} cannot start: {e}", file=sys.stderr)
             sys.exit(FATAL)
         cpu = "-" if args.cpu is None else args.cpu
-        print(f"haywire: worker {args.index} ready (pid {os.getpid()}, cpu {cpu}, port {port})", flush=True)
+        line = f"haywire: worker {args.index} ready (pid {os.getpid()}, cpu {cpu}, port {port})\n"
+        # One write: workers share the supervisor's stdout, and print() writes the text
+        # and its newline apart, so lines of two workers could interleave.
+        sys.stdout.flush()
+        os.write(sys.stdout.fileno(), line.encode())
 
     if args.interface == "wsgi" or (native and not app.is_async):
         if args.interface == "wsgi":
