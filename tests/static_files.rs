@@ -33,6 +33,8 @@ fn site(name: &str) -> Site {
     std::os::unix::fs::symlink(root.join("outside/secret.txt"), www.join("escape.txt")).unwrap();
     std::os::unix::fs::symlink(root.join("outside"), www.join("escape-dir")).unwrap();
     std::os::unix::fs::symlink(www.join("hello.txt"), www.join("alias.txt")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret.txt", www.join("rel-escape.txt")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", www.join("rel-alias.txt")).unwrap();
     Site { root, big }
 }
 
@@ -156,8 +158,10 @@ fn ranges_large_files_and_index() {
     assert_eq!(reply.header("location"), Some("/static/sub/"));
     // The root has no index: 404. A symlink inside the directory is followed.
     assert_eq!(exchange(addr, get("/static/").as_bytes()).0.status, 404);
-    let (reply, _) = exchange(addr, get("/static/alias.txt").as_bytes());
-    assert_eq!((reply.status, reply.text()), (200, "hello static\n".into()));
+    for alias in ["/static/alias.txt", "/static/rel-alias.txt"] {
+        let (reply, _) = exchange(addr, get(alias).as_bytes());
+        assert_eq!((reply.status, reply.text()), (200, "hello static\n".into()));
+    }
     server.stop();
     server.join().unwrap();
 }
@@ -175,6 +179,7 @@ fn nothing_outside_the_directory_is_served() {
         "/static/..%5c..%5coutside%5csecret.txt",
         "/static/hello.txt%00",
         "/static/escape.txt",
+        "/static/rel-escape.txt",
         "/static/escape-dir/secret.txt",
         "/static/.hidden",
         "/static//hello.txt",

@@ -2,9 +2,11 @@
 //!
 //! A request path is decoded segment by segment; a segment that is empty, `.` or `..`,
 //! starts with `.` (hidden files), or decodes to hold `/`, `\` or NUL is answered 404.
-//! The file is then opened by its canonical path (symlinks resolved), which must lie
-//! inside the canonical directory, so neither `..` nor a symlink pointing out of the
-//! directory reads anything outside it.
+//! The file is then opened with `openat2(RESOLVE_BENEATH)` from the directory's
+//! descriptor, which the kernel refuses for any path (a symlink included) that would
+//! resolve outside it: one syscall, no race between checking and opening. On kernels
+//! without `openat2` the path is canonicalized (symlinks resolved) and must lie inside
+//! the canonical directory.
 //!
 //! Files up to `WHOLE_FILE` bytes are read whole; larger ones are streamed in
 //! `PIECE`-sized reads as the client takes them (see [`Response::with_stream`]), so a
@@ -12,6 +14,7 @@
 //! positional reads, mostly from the page cache).
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -19,6 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use futures_lite::stream;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use crate::http::{Request, Response, StatusCode};
 use crate::router::Router;
@@ -31,7 +36,7 @@ const PIECE: usize = 64 * 1024;
 /// Mounts GET (and so HEAD) `prefix` and everything below it, serving `dir`. A `dir`
 /// that cannot be resolved answers 404 to everything (the config checks it exists).
 pub fn mount(router: &mut Router, prefix: &str, dir: &str) {
-    let root: Rc<Option<PathBuf>> = Rc::new(std::fs::canonicalize(dir).ok());
+    let root: Rc<Option<Root>> = Rc::new(Root::open(dir));
     let prefix: Rc<str> = prefix.trim_end_matches('/').into();
     let base = if prefix.is_empty() { "/" } else { &*prefix };
     for pattern in [base.to_owned(), format!("{}/*", prefix)] {
@@ -49,19 +54,73 @@ fn not_found() -> Response {
     Response::new(StatusCode::NOT_FOUND).with_body("text/plain", "not found\n")
 }
 
+/// The served directory: its descriptor (for `openat2`) and canonical path.
+struct Root {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Root {
+    fn open(dir: &str) -> Option<Root> {
+        let path = std::fs::canonicalize(dir).ok()?;
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&path, flags, Mode::empty()).ok()?;
+        Some(Root { fd, path })
+    }
+
+    /// Opens `relative` (already free of `..`) for reading, only if it resolves
+    /// inside the directory.
+    fn open_inside(&self, relative: &Path) -> Option<File> {
+        let relative = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        // NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let error = match rustix::fs::openat2(&self.fd, relative, flags, Mode::empty(), resolve) {
+            Ok(fd) => return Some(File::from(fd)),
+            Err(error) => error,
+        };
+        // EXDEV: an absolute symlink (refused by RESOLVE_BENEATH even when it lands
+        // inside); ENOSYS: no openat2. Where the path really lands decides.
+        if error != Errno::XDEV && error != Errno::NOSYS {
+            return None;
+        }
+        let landed = std::fs::canonicalize(self.path.join(relative)).ok()?;
+        let inside = landed.strip_prefix(&self.path).ok()?.to_owned();
+        let fd = if error == Errno::NOSYS {
+            rustix::fs::open(&landed, flags, Mode::empty()).ok()?
+        } else {
+            // The canonical path has no symlink left: refusing any keeps a component
+            // swapped for one since from leading outside.
+            let inside = if inside.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &inside
+            };
+            let strict = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+            rustix::fs::openat2(&self.fd, inside, flags, Mode::empty(), strict).ok()?
+        };
+        Some(File::from(fd))
+    }
+}
+
 /// Answers `request` from `root`.
-fn serve(request: &Request, root: &Path, prefix: &str) -> Response {
+fn serve(request: &Request, root: &Root, prefix: &str) -> Response {
     let path = request.path();
     let rest = path.strip_prefix(prefix).unwrap_or("");
     let Some(relative) = decode_path(rest) else {
         return not_found();
     };
-    let Some(mut file_path) = resolve(root, &relative) else {
+    let Some(mut file) = root.open_inside(&relative) else {
         return not_found();
     };
-    let Ok(mut meta) = std::fs::metadata(&file_path) else {
+    let Ok(mut meta) = file.metadata() else {
         return not_found();
     };
+    let mut file_path = relative.clone();
     if meta.is_dir() {
         if !path.ends_with('/') {
             // Relative links in the index resolve against the directory only with `/`.
@@ -69,11 +128,12 @@ fn serve(request: &Request, root: &Path, prefix: &str) -> Response {
                 .with_header("Location", format!("{path}/"))
                 .with_body("text/plain", "moved\n");
         }
-        let Some(index) = resolve(root, &relative.join("index.html")) else {
+        file_path = relative.join("index.html");
+        let Some(index) = root.open_inside(&file_path) else {
             return not_found();
         };
-        match std::fs::metadata(&index) {
-            Ok(m) if m.is_file() => (file_path, meta) = (index, m),
+        match index.metadata() {
+            Ok(m) if m.is_file() => (file, meta) = (index, m),
             _ => return not_found(),
         }
     }
@@ -107,9 +167,6 @@ fn serve(request: &Request, root: &Path, prefix: &str) -> Response {
                     .with_body("text/plain", "range not satisfiable\n");
             }
         },
-    };
-    let Ok(file) = File::open(&file_path) else {
-        return not_found();
     };
     let (status, start, end) = match range {
         Some((start, end)) => (StatusCode::from_u16(206).expect("valid"), start, end),
@@ -189,13 +246,6 @@ fn percent_decode(segment: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// `root` joined with `relative`, canonicalized: `None` unless it exists and lies
-/// inside `root` (a symlink may point anywhere; only where it lands counts).
-fn resolve(root: &Path, relative: &Path) -> Option<PathBuf> {
-    let path = std::fs::canonicalize(root.join(relative)).ok()?;
-    path.starts_with(root).then_some(path)
 }
 
 fn etag(len: u64, modified: SystemTime) -> String {
