@@ -4,8 +4,9 @@
 # several rounds. One shard pinned to SERVER_CPU, wrk pinned to WRK_CPU.
 #
 #   benchmarks/access_log.sh            # 5 rounds of 8 s each per setting
+#   PIPELINE=16 benchmarks/access_log.sh   # pipelined (benchmarks/pipelined_get.lua)
 # Env: HAYWIRE_BIN (default: cargo build --release), ROUNDS [5], DURATION [8],
-#      CONNECTIONS [64], SERVER_CPU [1], WRK_CPU [0], PORT [18090]
+#      CONNECTIONS [64], SERVER_CPU [1], WRK_CPU [0], PORT [18090], PIPELINE [off]
 # Prints per-run lines and the median ns of server CPU per request for each setting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,10 @@ fi
 dir=$(mktemp -d /tmp/haywire-logcost.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 tick=$(getconf CLK_TCK)
+script=()
+[ -n "${PIPELINE:-}" ] && script=(-s benchmarks/pipelined_get.lua)
+args=()
+[ -n "${PIPELINE:-}" ] && args=(-- "$PIPELINE")
 
 run() { # setting access format -> "ns_per_request requests"
     local access=$1 format=$2
@@ -38,11 +43,11 @@ TOML
     taskset -c "$server_cpu" "$HAYWIRE_BIN" --config "$dir/c.toml" >/dev/null 2>&1 &
     local pid=$!
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.05; done
-    taskset -c "$wrk_cpu" wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null
+    taskset -c "$wrk_cpu" wrk -t1 -c"$connections" -d2s "${script[@]}" "http://127.0.0.1:$port/" "${args[@]}" >/dev/null
     local before after
     before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     local out
-    out=$(taskset -c "$wrk_cpu" wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$port/")
+    out=$(taskset -c "$wrk_cpu" wrk -t1 -c"$connections" -d"${duration}s" "${script[@]}" "http://127.0.0.1:$port/" "${args[@]}")
     after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     kill -TERM "$pid"; wait "$pid" || true
     local requests
