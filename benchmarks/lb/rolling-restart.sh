@@ -39,8 +39,8 @@ fi
 dir=$(mktemp -d /tmp/haywire-lb.XXXXXX)
 pids=()
 cleanup() {
+    # nginx runs in the foreground (daemon off): its master is among the pids.
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$dir"
 }
