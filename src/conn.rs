@@ -254,7 +254,7 @@ impl Connection {
             let router = &shard.router;
             match self
                 .decoder
-                .decode_routed(&mut self.read, |r| router.streams(r))
+                .decode_routed(&mut self.read, &|r| router.streams(r))
             {
                 Ok(Event::Streamed {
                     request,

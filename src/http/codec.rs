@@ -135,7 +135,7 @@ impl Decoder {
     /// Decodes the next event from `buf`, consuming the bytes it used. After an error
     /// the connection must be closed: nothing after the bad bytes can be trusted.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Event, ParseError> {
-        self.decode_routed(buf, |_| false)
+        self.decode_routed(buf, &|_| false)
     }
 
     /// Like [`Decoder::decode`], and a request with a body for which `streams` says
@@ -145,7 +145,7 @@ impl Decoder {
     pub fn decode_routed(
         &mut self,
         buf: &mut BytesMut,
-        streams: impl FnOnce(&Request) -> bool,
+        streams: &dyn Fn(&Request) -> bool,
     ) -> Result<Event, ParseError> {
         // The common case first, without moving the state (a whole request) out.
         if let State::Head = self.state {
@@ -196,10 +196,12 @@ impl Decoder {
         }
     }
 
+    // One instance, not one per caller's closure: the head parser stays inlined here,
+    // and `streams` is called only for requests with a body.
     fn decode_head(
         &mut self,
         buf: &mut BytesMut,
-        streams: impl FnOnce(&Request) -> bool,
+        streams: &dyn Fn(&Request) -> bool,
     ) -> Result<Event, ParseError> {
         // The headers are parsed straight into the request: it is large, and moving
         // it costs a copy.

@@ -586,7 +586,7 @@ fn a_streamed_body_comes_out_piece_by_piece_past_the_size_limit() {
                         BodyPiece::NeedMore => {}
                     }
                 } else {
-                    match decoder.decode_routed(&mut buf, |r| r.path() == "/up").unwrap() {
+                    match decoder.decode_routed(&mut buf, &|r| r.path() == "/up").unwrap() {
                         Event::Streamed { request, .. } => {
                             assert!(request.body().is_empty());
                             streamed = true;
