@@ -457,3 +457,42 @@ fn a_stalled_handshake_gets_the_header_timeout_and_an_unread_client_the_write_ti
     server.stop();
     server.join().unwrap();
 }
+
+#[test]
+fn a_request_waiting_in_a_tls_connection_when_a_stop_begins_is_answered() {
+    let cert = make_cert(&temp_dir("drain"));
+    let tls = client(&cert, &[&rustls::version::TLS13]);
+    let to_shard = |addr, shard: &str| loop {
+        let mut conn = connect_tls(addr, &tls).unwrap();
+        if tls_get(&mut conn, "/shard").text() == shard {
+            return conn;
+        }
+    };
+    for _ in 0..4 {
+        let server = start_tls(&cert);
+        let addr = server.local_addr();
+        let mut kept = to_shard(addr, "0");
+        // Both shards busy: the next request and the stop arrive while nothing runs.
+        let blockers: Vec<_> = ["0", "1"]
+            .into_iter()
+            .map(|shard| {
+                let mut blocker = to_shard(addr, shard);
+                blocker
+                    .get_mut()
+                    .write_all(get("/block/150").as_bytes())
+                    .unwrap();
+                blocker.get_mut().flush().unwrap();
+                blocker
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        kept.get_mut().write_all(get("/").as_bytes()).unwrap();
+        kept.get_mut().flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        server.stop();
+        let reply = read_reply(&mut kept, false);
+        assert_eq!((reply.status, reply.text()), (200, "hello world".into()));
+        drop(blockers);
+        server.join().unwrap();
+    }
+}

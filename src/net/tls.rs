@@ -353,6 +353,57 @@ impl Transport for TlsStream {
     }
 
     fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.read_with(cx, buf, false)
+    }
+
+    fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let inner = &mut *self.inner.borrow_mut();
+        // Records queued earlier go first, so what rustls holds stays within its limit.
+        match self.poll_send(inner, cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|()| 0)),
+        }
+        let n = inner.tls.writer().write(buf)?;
+        if let Poll::Ready(Err(e)) = self.poll_send(inner, cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_send(&mut self.inner.borrow_mut(), cx)
+    }
+
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // `now`: the socket is read whatever readiness has been harvested, as
+        // `Socket::read_now` does for the plain path.
+        match self.read_with(&Context::from_waker(Waker::noop()), buf, true) {
+            Poll::Ready(read) => read.map(Some),
+            Poll::Pending => Ok(None),
+        }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.close_notify();
+        self.socket.shutdown_write()
+    }
+
+    fn close_notify(&self) {
+        let inner = &mut *self.inner.borrow_mut();
+        inner.tls.send_close_notify();
+        // Best effort: a client that does not read loses the close_notify, not more.
+        let _ = self.poll_send(inner, &Context::from_waker(Waker::noop()));
+    }
+
+    fn handshaking(&self) -> bool {
+        self.inner.borrow().tls.is_handshaking()
+    }
+}
+
+impl TlsStream {
+    /// Reads plaintext: what rustls holds, else records from the socket (`now`: with a
+    /// `recv` even when no readiness was harvested).
+    fn read_with(&self, cx: &Context<'_>, buf: &mut [u8], now: bool) -> Poll<io::Result<usize>> {
         let inner = &mut *self.inner.borrow_mut();
         loop {
             match inner.tls.reader().read(buf) {
@@ -385,6 +436,7 @@ impl Transport for TlsStream {
                 socket: &self.socket,
                 cx,
                 track: &mut inner.track,
+                now,
             });
             match read {
                 Ok(_) => {}
@@ -400,47 +452,6 @@ impl Transport for TlsStream {
             self.count_handshake(inner);
         }
     }
-
-    fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let inner = &mut *self.inner.borrow_mut();
-        // Records queued earlier go first, so what rustls holds stays within its limit.
-        match self.poll_send(inner, cx) {
-            Poll::Ready(Ok(())) => {}
-            other => return other.map(|r| r.map(|()| 0)),
-        }
-        let n = inner.tls.writer().write(buf)?;
-        if let Poll::Ready(Err(e)) = self.poll_send(inner, cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_send(&mut self.inner.borrow_mut(), cx)
-    }
-
-    fn read_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match Transport::poll_read(self, &Context::from_waker(Waker::noop()), buf) {
-            Poll::Ready(read) => read.map(Some),
-            Poll::Pending => Ok(None),
-        }
-    }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.close_notify();
-        self.socket.shutdown_write()
-    }
-
-    fn close_notify(&self) {
-        let inner = &mut *self.inner.borrow_mut();
-        inner.tls.send_close_notify();
-        // Best effort: a client that does not read loses the close_notify, not more.
-        let _ = self.poll_send(inner, &Context::from_waker(Waker::noop()));
-    }
-
-    fn handshaking(&self) -> bool {
-        self.inner.borrow().tls.is_handshaking()
-    }
 }
 
 /// The socket as rustls's reader: `WouldBlock` when it has nothing (the task is then
@@ -449,10 +460,21 @@ struct Recv<'a, 'b> {
     socket: &'a Socket,
     cx: &'a Context<'b>,
     track: &'a mut Track,
+    /// Read with `Socket::read_now` (see `TlsStream::read_now`).
+    now: bool,
 }
 
 impl Read for Recv<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.now {
+            return match self.socket.read_now(buf)? {
+                Some(n) => {
+                    self.track.saw(&buf[..n]);
+                    Ok(n)
+                }
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            };
+        }
         match self.socket.poll_read(self.cx, buf) {
             Poll::Ready(Ok(n)) => {
                 self.track.saw(&buf[..n]);
