@@ -38,6 +38,8 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 /// Encoded output that triggers a write before more requests are dispatched.
 const OUTPUT_CAP: usize = 256 * 1024;
+/// Streamed pieces at least this large are written from where they are, not copied.
+const DIRECT_PIECE: usize = 16 * 1024;
 /// Requests dispatched before their responses are collected.
 const MAX_INFLIGHT: usize = 128;
 
@@ -494,10 +496,20 @@ impl Connection {
                 let digits = hex(piece.len(), &mut size);
                 self.write.extend_from_slice(digits);
                 self.write.extend_from_slice(b"\r\n");
-                self.write.extend_from_slice(&piece);
-                self.write.extend_from_slice(b"\r\n");
+            }
+            if piece.len() >= DIRECT_PIECE {
+                // A large piece goes to the socket from where it is, not copied into
+                // the write buffer first (a file's pieces, say).
+                if !self.write.is_empty() {
+                    self.flush(stream, shard).await?;
+                }
+                self.write_direct(stream, shard, &piece).await?;
             } else {
                 self.write.extend_from_slice(&piece);
+            }
+            if body.chunked {
+                self.take_write_buffer(shard);
+                self.write.extend_from_slice(b"\r\n");
             }
             if self.write.len() >= OUTPUT_CAP {
                 self.flush(stream, shard).await?;
@@ -596,6 +608,42 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Writes `bytes` as they are, giving the client `timeouts.write` to take them.
+    async fn write_direct<T: Transport>(
+        &mut self,
+        stream: &T,
+        shard: &Shard,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        self.deadline.set(Some(
+            shard.watchdog.now() + shard.settings.get().timeouts.write,
+        ));
+        let mut written = 0;
+        while written < bytes.len() {
+            let pending = &bytes[written..];
+            let n = watchdog::until(&self.deadline, |cx| stream.poll_write(cx, pending))
+                .await
+                .ok_or_else(|| {
+                    shard.stats.timeout();
+                    io::Error::from(io::ErrorKind::TimedOut)
+                })??;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            written += n;
+        }
+        if T::BUFFERED {
+            watchdog::until(&self.deadline, |cx| stream.poll_flush(cx))
+                .await
+                .ok_or_else(|| {
+                    shard.stats.timeout();
+                    io::Error::from(io::ErrorKind::TimedOut)
+                })??;
+        }
+        shard.stats.wrote(bytes.len());
+        Ok(())
     }
 
     /// Reads what the socket has into the read buffer, within the deadline of the

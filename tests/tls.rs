@@ -496,3 +496,29 @@ fn a_request_waiting_in_a_tls_connection_when_a_stop_begins_is_answered() {
         server.join().unwrap();
     }
 }
+
+#[test]
+fn a_large_file_streams_over_tls_and_the_connection_goes_on() {
+    let dir = temp_dir("static");
+    let cert = make_cert(&dir);
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(www.join("big.bin"), &big).unwrap();
+    let mut config = tls_config(&cert);
+    config.routes.push(haywire::config::RouteConfig::Static {
+        path: "/static".into(),
+        dir: www.display().to_string(),
+    });
+    let server = start_server(config);
+    let tls = client(&cert, &[&rustls::version::TLS13]);
+    let mut reader = connect_tls(server.local_addr(), &tls).unwrap();
+    for _ in 0..2 {
+        let reply = tls_get(&mut reader, "/static/big.bin");
+        assert_eq!(reply.status, 200);
+        assert!(reply.body == big);
+        assert_eq!(tls_get(&mut reader, "/").text(), "hello world");
+    }
+    server.stop();
+    server.join().unwrap();
+}

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use futures_lite::stream;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -195,15 +195,13 @@ fn serve(request: &Request, root: &Root, prefix: &str) -> Response {
             return None;
         }
         let want = (end - at).min(PIECE as u64) as usize;
-        let mut buf = BytesMut::zeroed(want);
-        match file.read_at(&mut buf, at) {
+        // Read into spare capacity: no zeroing of a buffer the read overwrites.
+        let mut buf = Vec::with_capacity(want);
+        match rustix::io::pread(&file, rustix::buffer::spare_capacity(&mut buf), at) {
             // A read error or a file cut short ends the body early; the connection
             // then closes, since the length was announced.
             Ok(0) | Err(_) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((buf.freeze(), (file, at + n as u64)))
-            }
+            Ok(n) => Some((Bytes::from(buf), (file, at + n as u64))),
         }
     });
     response.with_stream(content_type, Some(count), pieces)
