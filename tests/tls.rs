@@ -522,3 +522,25 @@ fn a_large_file_streams_over_tls_and_the_connection_goes_on() {
     server.stop();
     server.join().unwrap();
 }
+
+#[test]
+fn alpn_picks_http_1_1_and_refuses_h2_only_clients() {
+    let cert = make_cert(&temp_dir("alpn"));
+    let server = start_tls(&cert);
+    let addr = server.local_addr();
+    let with_alpn = |protocols: Vec<Vec<u8>>| {
+        let mut config = (*client(&cert, &[&rustls::version::TLS13])).clone();
+        config.alpn_protocols = protocols;
+        Arc::new(config)
+    };
+    // No ALPN offered: plain HTTP/1.1 all the same.
+    let mut reader = connect_tls(addr, &with_alpn(vec![])).unwrap();
+    assert_eq!(reader.get_ref().conn.alpn_protocol(), None);
+    assert_eq!(tls_get(&mut reader, "/").status, 200);
+    // Only h2: no common protocol, the handshake fails (and is counted).
+    assert!(connect_tls(addr, &with_alpn(vec![b"h2".to_vec()])).is_err());
+    let report = tls_stats(addr, &client(&cert, &[&rustls::version::TLS13]));
+    assert_eq!(report["total"]["tls"]["failed"], 1);
+    server.stop();
+    server.join().unwrap();
+}
