@@ -81,6 +81,19 @@ impl Socket {
         self.poll_io(cx, |fd| net::send(fd, buf, SendFlags::NOSIGNAL))
     }
 
+    /// Writes what the socket takes of `bufs`, in order, with one `sendmsg` (TLS
+    /// records queued by rustls go out together).
+    pub(crate) fn poll_write_vectored(
+        &self,
+        cx: &Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, |fd| {
+            let mut control = net::SendAncillaryBuffer::default();
+            net::sendmsg(fd, bufs, &mut control, SendFlags::NOSIGNAL)
+        })
+    }
+
     /// Accepts a connection, non-blocking from the start (no `fcntl` after `accept`).
     pub(crate) async fn accept(&self) -> io::Result<OwnedFd> {
         poll_fn(|cx| {
