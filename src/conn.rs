@@ -409,36 +409,11 @@ impl Connection {
 
     /// Writes the encoded responses, giving the client `timeouts.write` to take them.
     async fn flush<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<()> {
-        self.deadline.set(Some(
-            shard.watchdog.now() + shard.settings.get().timeouts.write,
-        ));
-        let mut written = 0;
-        while written < self.write.len() {
-            let pending = &self.write[written..];
-            let n = watchdog::until(&self.deadline, |cx| stream.poll_write(cx, pending))
-                .await
-                .ok_or_else(|| {
-                    shard.stats.timeout();
-                    io::Error::from(io::ErrorKind::TimedOut)
-                })??;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            written += n;
-        }
-        if T::BUFFERED {
-            // TLS: the records rustls still holds leave within the same deadline.
-            watchdog::until(&self.deadline, |cx| stream.poll_flush(cx))
-                .await
-                .ok_or_else(|| {
-                    shard.stats.timeout();
-                    io::Error::from(io::ErrorKind::TimedOut)
-                })??;
-        }
-        shard.stats.wrote(self.write.len());
+        let write = std::mem::take(&mut self.write);
+        let written = self.write_direct(stream, shard, &write).await;
         // Back to the pool until the next batch: idle connections hold no buffer.
-        shard.pool.give(std::mem::take(&mut self.write));
-        Ok(())
+        shard.pool.give(write);
+        written
     }
 
     /// Sends a streamed body after what is already encoded. The next piece is asked for
@@ -625,10 +600,7 @@ impl Connection {
             let pending = &bytes[written..];
             let n = watchdog::until(&self.deadline, |cx| stream.poll_write(cx, pending))
                 .await
-                .ok_or_else(|| {
-                    shard.stats.timeout();
-                    io::Error::from(io::ErrorKind::TimedOut)
-                })??;
+                .ok_or_else(|| write_timed_out(shard))??;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
@@ -637,10 +609,7 @@ impl Connection {
         if T::BUFFERED {
             watchdog::until(&self.deadline, |cx| stream.poll_flush(cx))
                 .await
-                .ok_or_else(|| {
-                    shard.stats.timeout();
-                    io::Error::from(io::ErrorKind::TimedOut)
-                })??;
+                .ok_or_else(|| write_timed_out(shard))??;
         }
         shard.stats.wrote(bytes.len());
         Ok(())
@@ -757,6 +726,12 @@ fn poll_fill<T: Transport>(
         append(read, &scratch[..n], shard);
     }
     poll
+}
+
+/// The client left output unread past `timeouts.write`: counted, and the connection ends.
+fn write_timed_out(shard: &Shard) -> io::Error {
+    shard.stats.timeout();
+    io::ErrorKind::TimedOut.into()
 }
 
 /// Answers a connection the shard has no room for with `503` and closes it, after

@@ -1,6 +1,8 @@
 //! A raw-TCP test client and a test server: 2 shards on an ephemeral loopback port.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod counting;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
