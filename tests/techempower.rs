@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
+use haywire::config::PostgresConfig;
 use haywire::pg::{Pg, ToSql};
 use haywire::{Request, Response, Router, Server, ShardCtx};
 use pg_support::*;
@@ -338,11 +339,13 @@ fn many_pipelined_queries_on_one_connection_and_several_connections() {
     }
 }
 
-#[test]
-fn a_slow_query_answers_504_and_the_connection_serves_again() {
-    require_database();
-    let postgres = postgres_config(DATABASE_URL, 0.3);
-    let running = Server::new(test_config())
+/// A server with `/sleep/:s` (`pg_sleep`) and `/fast` (`SELECT 7`) on `postgres`,
+/// returned once every shard's connection answers.
+fn sleep_server(
+    config: haywire::Config,
+    postgres: haywire::config::PostgresConfig,
+) -> haywire::RunningServer {
+    let running = Server::new(config)
         .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             let pg = Pg::start(ctx, &postgres, &["SELECT 1 FROM pg_sleep($1)", "SELECT 7"])
                 .expect("configured");
@@ -370,13 +373,21 @@ fn a_slow_query_answers_504_and_the_connection_serves_again() {
         })
         .start()
         .expect("server starts");
-    let addr = running.local_addr();
     wait_for_shards(
-        addr,
+        running.local_addr(),
         "/fast",
         Duration::from_secs(10),
         "PostgreSQL reachable",
     );
+    running
+}
+
+#[test]
+fn a_slow_query_answers_504_and_the_connection_serves_again() {
+    require_database();
+    let postgres = postgres_config(DATABASE_URL, 0.3);
+    let running = sleep_server(test_config(), postgres);
+    let addr = running.local_addr();
     for _ in 0..3 {
         let start = Instant::now();
         let reply = get_within(addr, "/sleep/3", Duration::from_secs(5));
@@ -487,41 +498,8 @@ fn a_stalled_connection_is_replaced() {
     let postgres = postgres_config(&url, 0.3);
     let mut config = test_config();
     config.server.shards = 1;
-    let running = Server::new(config)
-        .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
-            let pg = Pg::start(ctx, &postgres, &["SELECT 1 FROM pg_sleep($1)", "SELECT 7"])
-                .expect("configured");
-            let p = pg.clone();
-            router.get("/sleep/:s", move |req: Request| {
-                let pg = p.clone();
-                let secs: f64 = req.param("s").and_then(|s| s.parse().ok()).unwrap_or(0.0);
-                async move {
-                    let params: [&(dyn ToSql + Sync); 1] = [&secs];
-                    match pg.query_one(0, &params).await {
-                        Ok(_) => Response::text("slept"),
-                        Err(e) => e.response(),
-                    }
-                }
-            });
-            router.get("/fast", move |_: Request| {
-                let pg = pg.clone();
-                async move {
-                    match pg.query_one(1, &[]).await {
-                        Ok(row) => Response::text(row.get::<_, i32>(0).to_string()),
-                        Err(e) => e.response(),
-                    }
-                }
-            });
-        })
-        .start()
-        .expect("server starts");
+    let running = sleep_server(config, postgres);
     let addr = running.local_addr();
-    wait_for_shards(
-        addr,
-        "/fast",
-        Duration::from_secs(10),
-        "PostgreSQL reachable",
-    );
     let start = Instant::now();
     let reply = get_within(addr, "/sleep/5", Duration::from_secs(5));
     assert_eq!(reply.status, 504, "{}", reply.text());
