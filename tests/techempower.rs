@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use haywire::config::PostgresConfig;
 use haywire::pg::{Pg, ToSql};
-use haywire::{Request, Response, Router, Server, ShardCtx};
+use haywire::{Config, Request, Response, Router, RunningServer, Server, ShardCtx};
 use pg_support::*;
 use serde_json::Value;
 
@@ -341,10 +341,7 @@ fn many_pipelined_queries_on_one_connection_and_several_connections() {
 
 /// A server with `/sleep/:s` (`pg_sleep`) and `/fast` (`SELECT 7`) on `postgres`,
 /// returned once every shard's connection answers.
-fn sleep_server(
-    config: haywire::Config,
-    postgres: haywire::config::PostgresConfig,
-) -> haywire::RunningServer {
+fn sleep_server(config: Config, postgres: PostgresConfig) -> RunningServer {
     let running = Server::new(config)
         .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             let pg = Pg::start(ctx, &postgres, &["SELECT 1 FROM pg_sleep($1)", "SELECT 7"])
