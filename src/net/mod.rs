@@ -10,7 +10,9 @@
 mod poller;
 mod socket;
 pub(crate) mod tls;
+mod transport;
 
 pub(crate) use poller::Poller;
 pub(crate) use socket::Socket;
-pub(crate) use tls::{ShardTls, TlsKeys, TlsStream, Transport};
+pub(crate) use tls::{ShardTls, TlsKeys, TlsStream};
+pub(crate) use transport::Transport;

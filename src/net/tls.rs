@@ -1,9 +1,7 @@
 //! TLS as a transport: a connection's socket plus a sans-I/O `rustls::ServerConnection`.
 //!
-//! The connection loop (`conn.rs`) reads and writes through [`Transport`], which the
-//! plain [`Socket`] implements by forwarding (the loop is generic, so the plaintext path
-//! is compiled on its own with no TLS branch in it) and [`TlsStream`] implements by
-//! moving records between the socket and rustls: `read_tls` / `process_new_packets` /
+//! The connection loop (`conn.rs`) reads and writes through [`Transport`];
+//! [`TlsStream`] implements it by moving records between the socket and rustls: `read_tls` / `process_new_packets` /
 //! `reader` on the way in, `writer` / `write_tls` on the way out.
 //!
 //! Each shard builds its own `ServerConfig` with its own session cache (no lock shared
@@ -23,85 +21,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 
-use super::Socket;
+use super::{Socket, Transport};
 use crate::config::{ConfigError, TlsConfig};
 
 /// Sessions each shard remembers for TLS 1.2 session-id resumption.
 const SESSIONS_PER_SHARD: usize = 4096;
-
-/// What a connection reads and writes through: the plain socket or TLS over it.
-pub(crate) trait Transport {
-    /// Whether a write may leave bytes queued above the socket, so that a batch is
-    /// only out after [`Transport::poll_flush`]. `false` lets the plain path skip it.
-    const BUFFERED: bool;
-
-    /// The socket underneath.
-    fn socket(&self) -> &Socket;
-
-    /// Reads plaintext into `buf`; `Ok(0)` is the end of input.
-    fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
-
-    /// Takes what it can of `buf`.
-    fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
-
-    /// Writes out whatever earlier writes left queued.
-    fn poll_flush(&self, cx: &Context<'_>) -> Poll<io::Result<()>>;
-
-    /// Reads what is waiting right now, `None` when nothing is (see [`Socket::read_now`]).
-    fn read_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>>;
-
-    /// Ends the output (after a `close_notify` for TLS).
-    fn shutdown_write(&self) -> io::Result<()>;
-
-    /// TLS: sends a `close_notify` if the socket takes it now; the caller then closes.
-    fn close_notify(&self);
-
-    /// Whether the TLS handshake is still under way: the connection is then held to the
-    /// header timeout rather than the keep-alive one.
-    fn handshaking(&self) -> bool;
-}
-
-impl Transport for Socket {
-    const BUFFERED: bool = false;
-
-    #[inline]
-    fn socket(&self) -> &Socket {
-        self
-    }
-
-    #[inline]
-    fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        Socket::poll_read(self, cx, buf)
-    }
-
-    #[inline]
-    fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Socket::poll_write(self, cx, buf)
-    }
-
-    #[inline]
-    fn poll_flush(&self, _cx: &Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    #[inline]
-    fn read_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        Socket::read_now(self, buf)
-    }
-
-    #[inline]
-    fn shutdown_write(&self) -> io::Result<()> {
-        Socket::shutdown_write(self)
-    }
-
-    #[inline]
-    fn close_notify(&self) {}
-
-    #[inline]
-    fn handshaking(&self) -> bool {
-        false
-    }
-}
 
 /// A certificate chain and its private key, read from the `[tls]` files.
 pub(crate) struct TlsKeys {
@@ -302,7 +226,7 @@ impl TlsStream {
     /// Writes queued records until none is left, or the socket is full.
     fn poll_send(&self, inner: &mut Inner, cx: &Context<'_>) -> Poll<io::Result<()>> {
         while inner.tls.wants_write() {
-            match inner.tls.write_tls(&mut Send {
+            match inner.tls.write_tls(&mut SocketWriter {
                 socket: &self.socket,
                 cx,
             }) {
@@ -432,7 +356,7 @@ impl TlsStream {
                 Poll::Ready(Ok(())) => {}
                 other => return other.map(|r| r.map(|()| 0)),
             }
-            let read = inner.tls.read_tls(&mut Recv {
+            let read = inner.tls.read_tls(&mut SocketReader {
                 socket: &self.socket,
                 cx,
                 track: &mut inner.track,
@@ -456,7 +380,7 @@ impl TlsStream {
 
 /// The socket as rustls's reader: `WouldBlock` when it has nothing (the task is then
 /// woken by the socket's next event).
-struct Recv<'a, 'b> {
+struct SocketReader<'a, 'b> {
     socket: &'a Socket,
     cx: &'a Context<'b>,
     track: &'a mut Track,
@@ -464,7 +388,7 @@ struct Recv<'a, 'b> {
     now: bool,
 }
 
-impl Read for Recv<'_, '_> {
+impl Read for SocketReader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.now {
             return match self.socket.read_now(buf)? {
@@ -487,12 +411,12 @@ impl Read for Recv<'_, '_> {
 }
 
 /// The socket as rustls's writer.
-struct Send<'a, 'b> {
+struct SocketWriter<'a, 'b> {
     socket: &'a Socket,
     cx: &'a Context<'b>,
 }
 
-impl Write for Send<'_, '_> {
+impl Write for SocketWriter<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.socket.poll_write(self.cx, buf) {
             Poll::Ready(result) => result,

@@ -1,0 +1,65 @@
+//! The settings a running shard applies and a reload may change in place.
+
+use std::time::Duration;
+
+use super::Config;
+use crate::http::Limits;
+
+/// The timeouts as durations; `handler` is `None` when disabled. Part of [`Settings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// See [`TimeoutsConfig::header`].
+    pub header: Duration,
+    /// See [`TimeoutsConfig::body`].
+    pub body: Duration,
+    /// See [`TimeoutsConfig::keep_alive`].
+    pub keep_alive: Duration,
+    /// See [`TimeoutsConfig::write`].
+    pub write: Duration,
+    /// See [`TimeoutsConfig::handler`].
+    pub handler: Option<Duration>,
+}
+
+/// What a running shard applies and a reload may change in place; built only by
+/// [`Config::settings`]. Connections pick up new values at their next request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// `limits.max_head_size`, `limits.max_uri_length`, `limits.max_request_size`.
+    pub limits: Limits,
+    /// `limits.min_body_rate`, bytes per second (0: off).
+    pub min_body_rate: u64,
+    /// `[timeouts]`.
+    pub timeouts: Timeouts,
+    /// `server.max_connections`.
+    pub max_connections: u64,
+    /// `server.tcp_nodelay`, for newly accepted connections.
+    pub tcp_nodelay: bool,
+    /// `server.shutdown_grace`.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// The settings a running shard applies, and may change on reload: the one place
+    /// that turns keys into the values connections use.
+    pub fn settings(&self) -> Settings {
+        let t = &self.timeouts;
+        Settings {
+            limits: Limits {
+                max_head_size: self.limits.max_head_size,
+                max_uri_length: self.limits.max_uri_length,
+                max_request_size: self.limits.max_request_size,
+            },
+            min_body_rate: self.limits.min_body_rate,
+            timeouts: Timeouts {
+                header: Duration::from_secs_f64(t.header),
+                body: Duration::from_secs_f64(t.body),
+                keep_alive: Duration::from_secs_f64(t.keep_alive),
+                write: Duration::from_secs_f64(t.write),
+                handler: (t.handler > 0.0).then(|| Duration::from_secs_f64(t.handler)),
+            },
+            max_connections: self.server.max_connections as u64,
+            tcp_nodelay: self.server.tcp_nodelay,
+            shutdown_grace: Duration::from_secs_f64(self.server.shutdown_grace),
+        }
+    }
+}

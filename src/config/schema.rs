@@ -1,0 +1,391 @@
+//! The keys of the configuration file and their defaults: serde structs, one per
+//! section.
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::Limits;
+
+/// The whole configuration file. Every key is optional; see `config.toml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening socket and shard layout.
+    pub server: ServerConfig,
+    /// Request size limits.
+    pub limits: LimitsConfig,
+    /// Timeouts, in seconds.
+    pub timeouts: TimeoutsConfig,
+    /// The PostgreSQL client of the `pg` feature (`haywire::pg`); unused without it.
+    pub postgres: PostgresConfig,
+    /// HTTPS: certificate and key files; off when empty.
+    pub tls: TlsConfig,
+    /// The access log.
+    pub log: LogConfig,
+    /// Stock handlers mounted on paths.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// IP address to listen on.
+    pub address: String,
+    /// TCP port; 0 picks a free one.
+    pub port: u16,
+    /// Number of shards; 0 means one per CPU the process may use.
+    pub shards: usize,
+    /// `pinned` (one shard per CPU) or `unbound`.
+    pub placement: PlacementKind,
+    /// With `pinned`: the CPUs to use, shard k on `cpus[k]`; empty means all allowed.
+    pub cpus: Vec<usize>,
+    /// Set TCP_NODELAY on accepted connections.
+    pub tcp_nodelay: bool,
+    /// Listen backlog of each shard's socket.
+    pub backlog: u32,
+    /// Bytes each shard registers with io_uring (locked memory).
+    pub io_memory: usize,
+    /// Open connections per shard; past it new connections are closed at once.
+    pub max_connections: usize,
+    /// Seconds a graceful shutdown waits for busy connections before closing them.
+    pub shutdown_grace: f64,
+    /// How connections reach shards.
+    pub balancer: Balancer,
+    /// With the `handoff` balancer: how the accepting shard picks a shard.
+    pub handoff: HandoffPolicy,
+}
+
+/// How connections reach shards.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Balancer {
+    /// Every shard accepts on its own SO_REUSEPORT listener; the kernel spreads
+    /// connections by address hash.
+    Reuseport,
+    /// Shard 0 accepts and hands each connection to a shard over the control mesh.
+    Handoff,
+}
+
+/// How the `handoff` balancer picks a shard.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HandoffPolicy {
+    /// Each shard in turn.
+    RoundRobin,
+    /// The shard with the fewest open connections.
+    LeastConnections,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            address: "0.0.0.0".into(),
+            port: 8000,
+            shards: 0,
+            placement: PlacementKind::Pinned,
+            cpus: Vec::new(),
+            tcp_nodelay: true,
+            backlog: 1024,
+            io_memory: 128 * 1024,
+            max_connections: 10_000,
+            shutdown_grace: 10.0,
+            balancer: Balancer::Reuseport,
+            handoff: HandoffPolicy::LeastConnections,
+        }
+    }
+}
+
+/// Where shards run.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementKind {
+    /// Each shard pinned to its own CPU.
+    Pinned,
+    /// Shards float.
+    Unbound,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body in bytes (413 beyond).
+    pub max_request_size: usize,
+    /// Largest request head in bytes (431 beyond), at most 65535.
+    pub max_head_size: usize,
+    /// Longest request target in bytes (414 beyond).
+    pub max_uri_length: usize,
+    /// Initial read buffer per connection; it grows to fit a request and shrinks back.
+    pub read_buffer: usize,
+    /// Bytes per second a body must average once it has taken longer than
+    /// `timeouts.body`; slower gets 408. 0 turns the check off.
+    pub min_body_rate: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        LimitsConfig {
+            max_request_size: limits.max_request_size,
+            max_head_size: limits.max_head_size,
+            max_uri_length: limits.max_uri_length,
+            read_buffer: 4096,
+            min_body_rate: 1024,
+        }
+    }
+}
+
+/// `[timeouts]`, in seconds (fractions allowed).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// From a request's first byte to the end of its head (408 beyond).
+    pub header: f64,
+    /// Longest pause while a body is arriving (408 beyond).
+    pub body: f64,
+    /// Longest idle time between requests on a persistent connection (closed beyond).
+    pub keep_alive: f64,
+    /// Longest time a client may leave responses unread (closed beyond).
+    pub write: f64,
+    /// Longest time an asynchronous handler may take (503 beyond); 0 disables it.
+    pub handler: f64,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            header: 10.0,
+            body: 30.0,
+            keep_alive: 60.0,
+            write: 30.0,
+            handler: 0.0,
+        }
+    }
+}
+
+/// `[postgres]`: the per-shard PostgreSQL client of the `pg` feature (`haywire::pg`).
+/// Either `url` or `host` (with `port`, `dbname`, `user`, `password`); both empty means
+/// no database is configured.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// A libpq-style URL (`postgres://user:pass@host:port/db`) or `key=value` string;
+    /// empty: use the separate keys.
+    pub url: String,
+    /// Host name or IP address for TCP, or a directory holding the Unix socket when it
+    /// starts with `/`; empty (and no `url`): not configured.
+    pub host: String,
+    /// TCP port, also the Unix socket's number (`.s.PGSQL.<port>`).
+    pub port: u16,
+    /// Database name; empty: the user name.
+    pub dbname: String,
+    /// User to log in as.
+    pub user: String,
+    /// Password; empty: none.
+    pub password: String,
+    /// Connections each shard opens; requests spread over them round-robin.
+    pub connections_per_shard: usize,
+    /// Seconds a connection attempt (connect, login, prepare) may take.
+    pub connect_timeout: f64,
+    /// Seconds a query may take before the request gets 504; also the server-side
+    /// `statement_timeout`, so a runaway statement does not hold the connection.
+    pub query_timeout: f64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: String::new(),
+            host: String::new(),
+            port: 5432,
+            dbname: String::new(),
+            user: String::new(),
+            password: String::new(),
+            connections_per_shard: 1,
+            connect_timeout: 5.0,
+            query_timeout: 5.0,
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// Whether a database is configured (`url` or `host` set).
+    pub fn is_configured(&self) -> bool {
+        !self.url.is_empty() || !self.host.is_empty()
+    }
+}
+
+/// `[log]`: the access log, one line per response, buffered per shard.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `"off"`, `"stdout"`, or the path of a file each shard appends to.
+    pub access: String,
+    /// Line format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            access: "off".into(),
+            format: LogFormat::Combined,
+        }
+    }
+}
+
+/// How access log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// The NCSA combined format, as Apache's and nginx's default.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[tls]`: when `cert` and `key` are set, the listener speaks HTTPS only (TLS 1.3 and
+/// 1.2, ALPN `http/1.1`). A reload re-reads both files; new connections use them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first; empty: TLS off.
+    pub cert: String,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1); empty: TLS off.
+    pub key: String,
+}
+
+impl TlsConfig {
+    /// Whether TLS is on.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty() || !self.key.is_empty()
+    }
+}
+
+/// A `[[route]]`: a stock handler mounted on a path.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "handler", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RouteConfig {
+    /// Answers GET with a fixed body.
+    Text {
+        /// Route path.
+        path: String,
+        /// Response body.
+        body: String,
+        /// Content-Type of the body.
+        #[serde(default = "default_text_type")]
+        content_type: String,
+    },
+    /// Answers POST (and PUT) with the request body.
+    Echo {
+        /// Route path.
+        path: String,
+    },
+    /// Answers GET with the server's counters as JSON, per shard and summed.
+    Stats {
+        /// Route path.
+        path: String,
+    },
+    /// Answers GET with the counters in the Prometheus text format.
+    Metrics {
+        /// Route path.
+        path: String,
+    },
+    /// Readiness for a load balancer: GET answers 200, and 503 from the moment a
+    /// graceful shutdown begins, so the balancer stops sending before connections close.
+    Ready {
+        /// Route path.
+        path: String,
+    },
+    /// Liveness: GET answers 200 while the shard serves.
+    Live {
+        /// Route path.
+        path: String,
+    },
+    /// Serves the files under `dir` at `path` and below (GET and HEAD): content types
+    /// by extension, ETag and Last-Modified with 304, single ranges (206/416),
+    /// `index.html` for directories; nothing outside `dir` is ever read.
+    Static {
+        /// Route path: the URL prefix.
+        path: String,
+        /// The directory served.
+        dir: String,
+    },
+}
+
+fn default_text_type() -> String {
+    "text/plain; charset=utf-8".into()
+}
+
+impl RouteConfig {
+    /// The route's path.
+    pub fn path(&self) -> &str {
+        match self {
+            RouteConfig::Text { path, .. }
+            | RouteConfig::Echo { path }
+            | RouteConfig::Stats { path }
+            | RouteConfig::Metrics { path }
+            | RouteConfig::Ready { path }
+            | RouteConfig::Live { path }
+            | RouteConfig::Static { path, .. } => path,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_is_valid_and_complete() {
+        let text = include_str!("../../config.toml");
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.server, ServerConfig::default());
+        assert_eq!(config.limits, LimitsConfig::default());
+        assert_eq!(config.timeouts, TimeoutsConfig::default());
+        assert_eq!(config.log, LogConfig::default());
+        assert_eq!(config.routes.len(), 6);
+    }
+
+    #[test]
+    fn the_shipped_config_shows_every_key() {
+        let shipped: toml::Table = include_str!("../../config.toml").parse().unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for (section, keys) in defaults
+            .iter()
+            .filter_map(|(k, v)| Some((k, v.as_table()?)))
+        {
+            let shown = shipped[section].as_table().unwrap();
+            for key in keys.keys() {
+                assert!(shown.contains_key(key), "config.toml lacks {section}.{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn postgres_defaults_are_not_configured() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.postgres, PostgresConfig::default());
+        assert!(!config.postgres.is_configured());
+        assert_eq!(config.postgres.connections_per_shard, 1);
+        assert_eq!(config.postgres.connect_timeout, 5.0);
+        assert_eq!(config.postgres.query_timeout, 5.0);
+    }
+
+    #[test]
+    fn postgres_accepts_a_url_or_separate_keys() {
+        let url = Config::from_toml(
+            "[postgres]\nurl = \"postgres://u:p@127.0.0.1/db\"\nconnections_per_shard = 4",
+        )
+        .unwrap();
+        assert!(url.postgres.is_configured());
+        assert_eq!(url.postgres.connections_per_shard, 4);
+        let keys = Config::from_toml(
+            "[postgres]\nhost = \"/var/run/postgresql\"\nuser = \"u\"\nquery_timeout = 0.5",
+        )
+        .unwrap();
+        assert!(keys.postgres.is_configured());
+        assert_eq!(keys.postgres.query_timeout, 0.5);
+    }
+}

@@ -1,0 +1,231 @@
+//! What types alone cannot check: addresses, non-zero limits, timeouts, route paths,
+//! the PostgreSQL, TLS and log sections. Errors name the key.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use super::schema::{LogConfig, PlacementKind, PostgresConfig, RouteConfig, TlsConfig};
+use super::{error, Config, ConfigError};
+use crate::http::codec::MAX_HEAD_SIZE;
+
+/// Longest timeout accepted: a day.
+const MAX_TIMEOUT: f64 = 86_400.0;
+
+/// Most connections one shard may open: PostgreSQL's own default `max_connections` is 100.
+const MAX_PG_CONNECTIONS_PER_SHARD: usize = 64;
+
+impl Config {
+    /// Checks what types alone cannot: addresses, non-zero limits, route paths.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.address.parse::<IpAddr>().map_err(|_| {
+            error(
+                "server.address",
+                format!("{:?} is not an IP address", self.server.address),
+            )
+        })?;
+        let positive = [
+            ("server.backlog", self.server.backlog as usize),
+            ("server.io_memory", self.server.io_memory),
+            ("limits.max_request_size", self.limits.max_request_size),
+            ("limits.max_head_size", self.limits.max_head_size),
+            ("limits.max_uri_length", self.limits.max_uri_length),
+            ("limits.read_buffer", self.limits.read_buffer),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(error(key, "must be greater than 0"));
+            }
+        }
+        let timeouts = [
+            ("server.shutdown_grace", self.server.shutdown_grace),
+            ("timeouts.header", self.timeouts.header),
+            ("timeouts.body", self.timeouts.body),
+            ("timeouts.keep_alive", self.timeouts.keep_alive),
+            ("timeouts.write", self.timeouts.write),
+        ];
+        for (key, value) in timeouts {
+            if !(value > 0.0 && value <= MAX_TIMEOUT) {
+                return Err(error(
+                    key,
+                    format!("must be more than 0 and at most {MAX_TIMEOUT} seconds"),
+                ));
+            }
+        }
+        if !(0.0..=MAX_TIMEOUT).contains(&self.timeouts.handler) {
+            return Err(error(
+                "timeouts.handler",
+                format!("must be 0 (off) to {MAX_TIMEOUT} seconds"),
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(error("server.max_connections", "must be greater than 0"));
+        }
+        if self.limits.max_head_size > MAX_HEAD_SIZE {
+            return Err(error(
+                "limits.max_head_size",
+                format!("must be at most {MAX_HEAD_SIZE}"),
+            ));
+        }
+        if self.server.placement == PlacementKind::Unbound && !self.server.cpus.is_empty() {
+            return Err(error(
+                "server.cpus",
+                "only applies with placement = \"pinned\"",
+            ));
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if !route.path().starts_with('/') {
+                return Err(error(format!("route[{i}].path"), "must start with '/'"));
+            }
+            if let RouteConfig::Static { dir, .. } = route {
+                if !Path::new(dir).is_dir() {
+                    return Err(error(
+                        format!("route[{i}].dir"),
+                        format!("{dir:?} is not a directory"),
+                    ));
+                }
+            }
+        }
+        self.postgres.validate()?;
+        self.tls.validate()?;
+        self.log.validate()?;
+        Ok(())
+    }
+}
+
+impl PostgresConfig {
+    /// Checks the keys; errors name them as `postgres.<key>`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.url.is_empty() && !self.host.is_empty() {
+            return Err(error(
+                "postgres.url",
+                "set either `url` or `host`, not both",
+            ));
+        }
+        let url_ok = self.url.is_empty()
+            || self.url.starts_with("postgres://")
+            || self.url.starts_with("postgresql://")
+            || self.url.contains('=');
+        if !url_ok {
+            return Err(error(
+                "postgres.url",
+                "must start with postgres:// or postgresql://, or be key=value pairs",
+            ));
+        }
+        if !self.host.is_empty() && self.user.is_empty() {
+            return Err(error("postgres.user", "must be set with `host`"));
+        }
+        if self.port == 0 {
+            return Err(error("postgres.port", "must be greater than 0"));
+        }
+        if !(1..=MAX_PG_CONNECTIONS_PER_SHARD).contains(&self.connections_per_shard) {
+            return Err(error(
+                "postgres.connections_per_shard",
+                format!("must be 1 to {MAX_PG_CONNECTIONS_PER_SHARD}"),
+            ));
+        }
+        for (key, value) in [
+            ("postgres.connect_timeout", self.connect_timeout),
+            ("postgres.query_timeout", self.query_timeout),
+        ] {
+            if !(value > 0.0 && value <= MAX_TIMEOUT) {
+                return Err(error(
+                    key,
+                    format!("must be more than 0 and at most {MAX_TIMEOUT} seconds"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LogConfig {
+    /// Checks the keys; errors name them as `log.<key>`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.access.is_empty() {
+            return Err(error(
+                "log.access",
+                "must be \"off\", \"stdout\" or a file path",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl TlsConfig {
+    /// Reads and checks both files; errors name `tls.cert` or `tls.key`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        crate::net::TlsKeys::load(self).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[server]\nport = \"x\"", "server.port"),
+            ("[server]\nbogus = 1", "server.bogus"),
+            ("[server]\naddress = \"nowhere\"", "server.address"),
+            ("[limits]\nmax_request_size = 0", "limits.max_request_size"),
+            ("[limits]\nmax_head_size = 70000", "limits.max_head_size"),
+            ("[server]\nplacement = \"sideways\"", "server.placement"),
+            ("[timeouts]\nheader = 0", "timeouts.header"),
+            ("[timeouts]\nheader = 0.0", "timeouts.header"),
+            ("[timeouts]\nhandler = -1.0", "timeouts.handler"),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            ("[log]\naccess = \"\"", "log.access"),
+            ("[log]\nformat = \"xml\"", "log.format"),
+            (
+                "[[route]]\nhandler = \"text\"\npath = \"x\"\nbody = \"\"",
+                "route[0].path",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text).unwrap_err();
+            assert_eq!(err.key, key, "{text}: {err}");
+        }
+        let unknown = Config::from_toml("[server]\nbogus = 1").unwrap_err();
+        assert!(unknown.to_string().contains("bogus"), "{unknown}");
+    }
+
+    #[test]
+    fn postgres_errors_name_the_key() {
+        let cases = [
+            (
+                "[postgres]\nconnections_per_shard = 0",
+                "postgres.connections_per_shard",
+            ),
+            (
+                "[postgres]\nconnections_per_shard = 65",
+                "postgres.connections_per_shard",
+            ),
+            (
+                "[postgres]\nconnections_per_shard = -1",
+                "postgres.connections_per_shard",
+            ),
+            (
+                "[postgres]\nconnect_timeout = 0.0",
+                "postgres.connect_timeout",
+            ),
+            ("[postgres]\nquery_timeout = -1.0", "postgres.query_timeout"),
+            (
+                "[postgres]\nquery_timeout = \"x\"",
+                "postgres.query_timeout",
+            ),
+            ("[postgres]\nport = 0", "postgres.port"),
+            ("[postgres]\nurl = \"mysql://x\"", "postgres.url"),
+            (
+                "[postgres]\nurl = \"postgres://x\"\nhost = \"y\"",
+                "postgres.url",
+            ),
+            ("[postgres]\nhost = \"127.0.0.1\"", "postgres.user"),
+            ("[postgres]\nbogus = 1", "postgres.bogus"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text).unwrap_err();
+            assert_eq!(err.key, key, "{text}: {err}");
+        }
+    }
+}
