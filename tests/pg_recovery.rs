@@ -260,11 +260,8 @@ fn a_database_restart_under_load_gives_quick_503s_then_service_resumes() {
         let start = Instant::now();
         let reply = get_within(addr, "/q", Duration::from_secs(5));
         assert_eq!(reply.status, 503, "{}", reply.text());
-        assert!(
-            reply.text().starts_with("database unavailable: "),
-            "{}",
-            reply.text()
-        );
+        // Why (connection refused, the address) is in the log, not the body.
+        assert_eq!(reply.text(), "database unavailable\n");
         assert!(
             start.elapsed() < Duration::from_millis(200),
             "503 took {:?}",

@@ -31,16 +31,19 @@ impl PgError {
         }
     }
 
-    /// A plain-text response for this error. A query error names only its SQLSTATE,
-    /// so a client never sees the database's message (it may name tables or values).
+    /// A plain-text response for this error, with a generic reason only: a client never
+    /// sees the database's address, a login or prepare error or the database's message
+    /// (it may name tables or values). A query error names its SQLSTATE; the detail is
+    /// in the log (the connection task logs why a connection is down).
     pub fn response(&self) -> Response {
         let body = match self {
             PgError::Query(e) => match e.code() {
                 Some(code) => format!("database error (SQLSTATE {})\n", code.code()),
                 None => "database error\n".to_owned(),
             },
+            PgError::Unavailable(_) => "database unavailable\n".to_owned(),
             PgError::Config(_) => "database not configured\n".to_owned(),
-            other => format!("{other}\n"),
+            PgError::Timeout(_) => format!("{self}\n"),
         };
         let response = Response::new(self.status()).with_body("text/plain; charset=utf-8", body);
         match self {
@@ -103,12 +106,14 @@ mod tests {
 
     #[test]
     fn each_error_answers_with_its_status() {
-        let unavailable = PgError::Unavailable("connection refused".into()).response();
+        let why = "connect 10.1.2.3:5432: Connection refused";
+        let unavailable = PgError::Unavailable(why.into()).response();
         assert_eq!(unavailable.status().as_u16(), 503);
         assert_eq!(unavailable.header("retry-after"), Some("1"));
-        assert!(std::str::from_utf8(unavailable.body())
-            .unwrap()
-            .contains("database unavailable: connection refused"));
+        // The reason stays in the log: no address, no driver text for the client.
+        assert_eq!(&unavailable.body()[..], b"database unavailable\n");
+        let config = PgError::Config("postgres.url: bad port".into()).response();
+        assert_eq!(&config.body()[..], b"database not configured\n");
         let timeout = PgError::Timeout(Duration::from_millis(250)).response();
         assert_eq!(timeout.status().as_u16(), 504);
         assert!(std::str::from_utf8(timeout.body())

@@ -429,7 +429,11 @@ async fn maintain(slot: Weak<Slot>, target: Rc<Target>, query_timeout: Duration)
         };
         let Some(live) = slot.upgrade() else { return };
         live.conn.borrow_mut().take();
-        *live.down_reason.borrow_mut() = reason;
+        // The detail goes to the log, once per new reason (clients get a generic 503).
+        if *live.down_reason.borrow() != reason {
+            tracing::warn!(target: "haywire::pg", "database connection down: {reason}");
+            *live.down_reason.borrow_mut() = reason;
+        }
         drop(live);
         sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -470,6 +474,8 @@ async fn connection(
         };
         *live.conn.borrow_mut() = Some(conn.clone());
         live.connects.set(live.connects.get() + 1);
+        // The next drop is news for the log, whatever its reason.
+        live.down_reason.borrow_mut().clear();
         up.set(true);
         drop(live);
         // A dead peer that never resets the socket would leave the driver waiting
