@@ -14,7 +14,7 @@ type Getter = fn(&StatsSnapshot) -> u64;
 type Plain = (&'static str, &'static str, &'static str, Getter);
 
 /// Families with only the `shard` label.
-const PLAIN: [Plain; 12] = [
+const PLAIN: [Plain; 14] = [
     (
         "haywire_connections_active",
         "gauge",
@@ -86,6 +86,18 @@ const PLAIN: [Plain; 12] = [
         "counter",
         "TLS connections whose input ended inside a record or the handshake.",
         |s| s.tls.truncated,
+    ),
+    (
+        "haywire_loop_turns_total",
+        "counter",
+        "Harvests of the shard's epoll set (epoll_wait calls).",
+        |s| s.event_loop.turns,
+    ),
+    (
+        "haywire_loop_parks_total",
+        "counter",
+        "Times the shard slept until its epoll set had an event: its wake-ups by socket input.",
+        |s| s.event_loop.parks,
     ),
 ];
 

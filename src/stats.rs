@@ -267,6 +267,8 @@ pub struct ShardStats {
     tls_failed: Counter,
     tls_plaintext: Counter,
     tls_truncated: Counter,
+    loop_turns: Counter,
+    loop_parks: Counter,
 }
 
 impl ShardStats {
@@ -372,6 +374,17 @@ impl ShardStats {
         self.tls_truncated.add(1);
     }
 
+    /// The shard's poller harvested its epoll set once (one `epoll_wait`).
+    pub fn loop_turn(&self) {
+        self.loop_turns.add(1);
+    }
+
+    /// The shard found nothing ready and went to sleep until its epoll set had an
+    /// event: each park ends in one wake-up.
+    pub fn loop_park(&self) {
+        self.loop_parks.add(1);
+    }
+
     /// A copy of the counters, labelled with the shard id.
     pub fn snapshot(&self, shard: usize) -> StatsSnapshot {
         let methods = self.methods.snapshot();
@@ -403,6 +416,10 @@ impl ShardStats {
                 failed: self.tls_failed.get(),
                 plaintext: self.tls_plaintext.get(),
                 truncated: self.tls_truncated.get(),
+            },
+            event_loop: LoopStats {
+                turns: self.loop_turns.get(),
+                parks: self.loop_parks.get(),
             },
         }
     }
@@ -456,6 +473,25 @@ impl TlsStats {
             failed: self.failed + other.failed,
             plaintext: self.plaintext + other.plaintext,
             truncated: self.truncated + other.truncated,
+        }
+    }
+}
+
+/// The event loop's work: how often it looked for ready sockets and how often it
+/// slept. Requests ÷ parks is the requests served per wake-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopStats {
+    /// Harvests of the shard's epoll set (`epoll_wait` calls).
+    pub turns: u64,
+    /// Times the shard slept waiting for its epoll set: its wake-ups by socket input.
+    pub parks: u64,
+}
+
+impl LoopStats {
+    fn sum(self, other: Self) -> Self {
+        LoopStats {
+            turns: self.turns + other.turns,
+            parks: self.parks + other.parks,
         }
     }
 }
@@ -520,6 +556,9 @@ pub struct StatsSnapshot {
     /// TLS handshakes and failures.
     #[serde(default)]
     pub tls: TlsStats,
+    /// Event loop turns and parks.
+    #[serde(default, rename = "loop")]
+    pub event_loop: LoopStats,
 }
 
 impl StatsSnapshot {
@@ -542,6 +581,7 @@ impl StatsSnapshot {
                 timeouts: a.timeouts + b.timeouts,
                 latency: a.latency.sum(b.latency),
                 tls: a.tls.sum(b.tls),
+                event_loop: a.event_loop.sum(b.event_loop),
             })
     }
 }
@@ -569,6 +609,9 @@ mod tests {
         a.tls_handshake(true);
         b.tls_handshake(false);
         b.tls_plaintext();
+        a.loop_turn();
+        a.loop_park();
+        b.loop_turn();
         let total = StatsSnapshot::total(&[a.snapshot(0), b.snapshot(1)]);
         assert_eq!(total.requests, 2);
         assert_eq!(
@@ -594,6 +637,7 @@ mod tests {
         let json = serde_json::to_value(total).unwrap();
         assert_eq!(json["parse_errors"]["uri_too_long"], 1);
         assert_eq!(json["responses"]["4xx"], 1);
+        assert_eq!(json["loop"]["turns"], 2);
         let back: StatsSnapshot = serde_json::from_value(json).unwrap();
         assert_eq!(back, total, "a snapshot survives JSON");
         assert_eq!(
@@ -607,6 +651,7 @@ mod tests {
         );
         assert_eq!(total.latency.sum_us, 140 + 60_000_000);
         assert_eq!(total.shard, None);
+        assert_eq!(total.event_loop, LoopStats { turns: 2, parks: 1 });
         assert_eq!(
             (total.tls.handshakes, total.tls.resumed, total.tls.plaintext),
             (2, 1, 1)

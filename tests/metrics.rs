@@ -4,6 +4,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 
 use common::*;
 
@@ -170,6 +172,73 @@ fn metrics_parse_and_totals_equal_the_sum_over_shards() {
         );
         assert_eq!(buckets.last().copied(), Some(count));
     }
+    server.stop();
+    server.join().unwrap();
+}
+
+/// The shard that serves `stream`, asked on it.
+fn shard_of(reader: &mut BufReader<TcpStream>) -> usize {
+    reader
+        .get_mut()
+        .write_all(get("/shard").as_bytes())
+        .unwrap();
+    read_reply(reader, false).text().parse().unwrap()
+}
+
+/// One shard's loop counters from `/stats`: (turns, parks).
+fn loop_counts(addr: SocketAddr, shard: usize) -> (u64, u64) {
+    let report = stats(addr);
+    let counts = &report["shards"][shard]["loop"];
+    (
+        counts["turns"].as_u64().unwrap(),
+        counts["parks"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn loop_counters_count_wake_ups_not_requests() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let mut reader = BufReader::new(connect(addr));
+    let shard = shard_of(&mut reader);
+
+    // One request at a time: the shard sleeps between them, so each one wakes it.
+    let before = loop_counts(addr, shard);
+    for _ in 0..40 {
+        reader.get_mut().write_all(get("/").as_bytes()).unwrap();
+        assert_eq!(read_reply(&mut reader, false).status, 200);
+    }
+    let after = loop_counts(addr, shard);
+    let parks = after.1 - before.1;
+    assert!(parks >= 40, "40 wake-ups, {parks} parks counted");
+    assert!(after.0 - before.0 >= parks, "{before:?} -> {after:?}");
+
+    // 40 requests in one write: one read carries them all, a wake-up or two.
+    let before = loop_counts(addr, shard);
+    reader
+        .get_mut()
+        .write_all(get("/").repeat(40).as_bytes())
+        .unwrap();
+    for _ in 0..40 {
+        assert_eq!(read_reply(&mut reader, false).status, 200);
+    }
+    let after = loop_counts(addr, shard);
+    let parks = after.1 - before.1;
+    // The /stats gathers themselves wake the shard a few times.
+    assert!(parks <= 10, "a pipelined batch took {parks} parks");
+
+    // /metrics carries the same counters, and totals sum the shards.
+    let (reply, _) = exchange(addr, get("/metrics").as_bytes());
+    let samples = parse(&reply.text());
+    let turns = value(&samples, "haywire_loop_turns_total", &[("shard", "total")]);
+    let parks = value(&samples, "haywire_loop_parks_total", &[("shard", "total")]);
+    let shard_parks = value(
+        &samples,
+        "haywire_loop_parks_total",
+        &[("shard", &shard.to_string())],
+    );
+    assert!(shard_parks >= after.1 as f64, "{shard_parks} < {after:?}");
+    assert!(parks >= shard_parks && turns >= parks, "{turns} {parks}");
     server.stop();
     server.join().unwrap();
 }

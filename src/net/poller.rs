@@ -182,6 +182,7 @@ impl Poller {
         let mut events = vec![MaybeUninit::<Event>::uninit(); BATCH];
         let now = Timespec::default();
         loop {
+            self.stats.loop_turn();
             match epoll::wait(&self.epoll, &mut events[..], Some(&now)) {
                 Ok((ready, _)) => {
                     let full = ready.len() == BATCH;
@@ -198,6 +199,7 @@ impl Poller {
                 Err(Errno::INTR) => continue,
                 Err(_) => {}
             }
+            self.stats.loop_park();
             // Out of descriptors for the duplicate: poll on a short timer instead.
             if self.event().await.is_err() {
                 glommio::timer::sleep(Duration::from_millis(1)).await;
