@@ -10,7 +10,6 @@ mod pg_support;
 #[path = "../examples/techempower.rs"]
 mod techempower;
 
-use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -24,29 +23,41 @@ use haywire::{Config, Request, Response, Router, RunningServer, Server, ShardCtx
 use pg_support::*;
 use serde_json::Value;
 
-/// One server for the binary: test routes plus the example's, against the real database.
-fn server() -> SocketAddr {
-    static SERVER: OnceLock<SocketAddr> = OnceLock::new();
-    *SERVER.get_or_init(|| {
-        require_database();
-        let postgres = postgres_config(DATABASE_URL, 5.0);
-        let running = Server::new(test_config())
-            .routes(test_routes)
-            .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
-                techempower::routes(router, ctx, &postgres)
-            })
-            .start()
-            .expect("server starts");
+/// One server for the binary: test routes plus the example's, against a private copy
+/// of `world` that nothing writes (the updates test has its own).
+fn shared() -> &'static (SocketAddr, PrivateWorld) {
+    static SERVER: OnceLock<(SocketAddr, PrivateWorld)> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let world = PrivateWorld::new("shared");
+        let running = techempower_server(&world.url);
         let addr = running.local_addr();
         std::mem::forget(running);
-        wait_for_shards(
-            addr,
-            "/db",
-            Duration::from_secs(10),
-            "the shards cannot reach PostgreSQL: run benchmarks/tfb/setup.sh",
-        );
-        addr
+        (addr, world)
     })
+}
+
+fn server() -> SocketAddr {
+    shared().0
+}
+
+/// The example's routes plus the test routes on a 2-shard server using `url`, returned
+/// once every shard's database connection answers.
+fn techempower_server(url: &str) -> RunningServer {
+    let postgres = postgres_config(url, 5.0);
+    let running = Server::new(test_config())
+        .routes(test_routes)
+        .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            techempower::routes(router, ctx, &postgres)
+        })
+        .start()
+        .expect("server starts");
+    wait_for_shards(
+        running.local_addr(),
+        "/db",
+        Duration::from_secs(10),
+        "the shards cannot reach PostgreSQL: run benchmarks/tfb/setup.sh",
+    );
+    running
 }
 
 fn fetch(path: &str) -> Reply {
@@ -80,17 +91,6 @@ fn worlds(reply: &Reply) -> Vec<(i64, i64)> {
         .unwrap_or_else(|| panic!("an array: {value}"))
         .iter()
         .map(world)
-        .collect()
-}
-
-/// The whole World table, by id.
-fn database_worlds() -> HashMap<i64, i64> {
-    psql("SELECT id, randomnumber FROM world")
-        .lines()
-        .map(|line| {
-            let (id, n) = line.split_once('|').unwrap();
-            (id.parse().unwrap(), n.parse().unwrap())
-        })
         .collect()
 }
 
@@ -165,13 +165,15 @@ fn queries_clamp_their_count() {
 
 #[test]
 fn queries_read_the_database() {
-    // Rows this test reads are compared with the table read just before; another test
-    // (or a benchmark on the same database) may update rows meanwhile, so most, not
-    // all, must match.
-    let table = database_worlds();
-    let rows = worlds(&fetch("/queries?queries=200"));
-    let same = rows.iter().filter(|(id, n)| table[id] == *n).count();
-    assert!(same >= 160, "{same} of 200 rows match the database");
+    // The shared server's copy of `world` is written by nobody: every row must match.
+    let table = shared().1.rows();
+    for _ in 0..3 {
+        let rows = worlds(&fetch("/queries?queries=200"));
+        assert_eq!(rows.len(), 200);
+        for (id, n) in rows {
+            assert_eq!(table[&id], n, "world {id}");
+        }
+    }
 }
 
 #[test]
@@ -210,14 +212,12 @@ fn fortunes_are_escaped_sorted_and_complete() {
 
 #[test]
 fn cached_queries_match_the_database() {
-    // Its own server, so the table can be read before the cache is filled. Something
-    // else (a benchmark) may update the table meanwhile: rows that are the same before
-    // the server starts and after the checks were unchanged while the cache was filled,
-    // and those must match exactly.
-    require_database();
-    let before = database_worlds();
-    assert_eq!(before.len(), 10_000);
-    let postgres = postgres_config(DATABASE_URL, 5.0);
+    // Its own server and copy of `world`, which nothing writes: every cached row must
+    // match it exactly.
+    let private = PrivateWorld::new("cache");
+    let table = private.rows();
+    assert_eq!(table.len(), 10_000);
+    let postgres = postgres_config(&private.url, 5.0);
     let running = Server::new(test_config())
         .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             techempower::routes(router, ctx, &postgres)
@@ -242,20 +242,10 @@ fn cached_queries_match_the_database() {
         );
         cached.extend(worlds(&reply));
     }
-    let after = database_worlds();
-    let stable: Vec<&(i64, i64)> = cached
-        .iter()
-        .filter(|(id, _)| before[id] == after[id])
-        .collect();
-    for (id, n) in &stable {
-        assert_eq!(after[id], *n, "cached world {id}");
+    assert_eq!(cached.len(), 5_000);
+    for (id, n) in &cached {
+        assert_eq!(table[id], *n, "cached world {id}");
     }
-    assert!(
-        stable.len() >= 100,
-        "only {} of {} cached rows were left alone by concurrent updates: too few to check",
-        stable.len(),
-        cached.len()
-    );
     for (query, n) in [
         ("", 1),
         ("?count=0", 1),
@@ -274,6 +264,12 @@ fn cached_queries_match_the_database() {
 
 #[test]
 fn updates_clamp_their_count_and_persist() {
+    // Its own server and copy of `world`: this test is the only writer, so what an
+    // update answers must be exactly what the table holds afterwards.
+    let private = PrivateWorld::new("updates");
+    let running = techempower_server(&private.url);
+    let addr = running.local_addr();
+    let fetch = |path: &str| exchange(addr, get(path).as_bytes()).0;
     for (query, n) in [
         ("", 1),
         ("?queries=0", 1),
@@ -287,33 +283,42 @@ fn updates_clamp_their_count_and_persist() {
         check_headers(&path, &reply, "application/json");
         assert_eq!(worlds(&reply).len(), n, "{path}");
     }
-    // What an update answers is what the table holds afterwards. A concurrent writer
-    // (a benchmark on the same database) may have changed a row since: a few may differ.
-    let (mut same, mut total) = (0, 0);
     for _ in 0..5 {
+        let before = private.rows();
         let updated = worlds(&fetch("/updates?queries=20"));
-        let table = database_worlds();
-        total += updated.len();
-        same += updated.iter().filter(|(id, n)| table[id] == *n).count();
+        let after = private.rows();
+        assert_eq!(updated.len(), 20);
+        for (id, n) in &updated {
+            assert_eq!(after[id], *n, "updated world {id}");
+        }
+        // Nothing else changed.
+        for (id, n) in &before {
+            if !updated.iter().any(|(u, _)| u == id) {
+                assert_eq!(after[id], *n, "world {id} was not in the update");
+            }
+        }
+        // The new numbers are random: most rows changed (1 in 10,000 keeps its number).
+        let changed = updated.iter().filter(|(id, n)| before[id] != *n).count();
+        assert!(changed >= 15, "{changed} of 20 rows changed");
     }
-    assert!(
-        same * 10 >= total * 9,
-        "{same} of {total} updated rows are in the table"
-    );
+    running.stop();
+    running.join().expect("clean stop");
 }
 
 #[test]
 fn many_pipelined_queries_on_one_connection_and_several_connections() {
     let addr = server();
-    // 64 pipelined /db on one connection: all answered, in order.
+    // 64 pipelined requests on one connection, each with its own number of queries
+    // (answered at different times): the answers come back in request order.
     let mut stream = connect(addr);
-    let wire: String = (0..64).map(|_| get("/db")).collect();
+    let wire: String = (1..=64)
+        .map(|n| get(&format!("/queries?queries={}", 65 - n)))
+        .collect();
     stream.write_all(wire.as_bytes()).unwrap();
     let mut reader = BufReader::new(stream);
-    for i in 0..64 {
+    for n in 1..=64 {
         let reply = read_reply(&mut reader, false);
-        assert_eq!(reply.status, 200, "response {i}: {}", reply.text());
-        world(&json(&reply));
+        assert_eq!(worlds(&reply).len(), 65 - n, "response {n}");
     }
     // Eight connections at once, each pipelining 16 mixed requests.
     let threads: Vec<_> = (0..8)
@@ -457,7 +462,20 @@ fn the_separate_keys_and_a_unix_socket_work_too() {
     postgres.connections_per_shard = 3;
     let running = Server::new(test_config())
         .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
-            techempower::routes(router, ctx, &postgres)
+            techempower::routes(router, ctx, &postgres);
+            // A second client with the same settings says which backend (connection)
+            // answered, and on which shard.
+            let pg = Pg::start(ctx, &postgres, &["SELECT pg_backend_pid()"]).expect("configured");
+            let id = ctx.id();
+            router.get("/backend", move |_: Request| {
+                let pg = pg.clone();
+                async move {
+                    match pg.query_one(0, &[]).await {
+                        Ok(row) => Response::text(format!("{id} {}", row.get::<_, i32>(0))),
+                        Err(e) => e.response(),
+                    }
+                }
+            });
         })
         .start()
         .expect("server starts");
@@ -469,9 +487,37 @@ fn the_separate_keys_and_a_unix_socket_work_too() {
         "login over /var/run/postgresql (run benchmarks/tfb/setup.sh)",
     );
     world(&json(&reply));
-    // Requests spread over the three connections of a shard.
     for _ in 0..3 {
         assert_eq!(worlds(&fetch_from(addr, "/queries?queries=50")).len(), 50);
+    }
+    // Requests spread over the three connections of a shard, in turn: each shard's
+    // answers cycle through three different backends.
+    wait_for_shards(
+        addr,
+        "/backend",
+        Duration::from_secs(10),
+        "second client up",
+    );
+    let mut seen: [Vec<i32>; 2] = Default::default();
+    for _ in 0..200 {
+        if seen.iter().all(|pids| pids.len() >= 6) {
+            break;
+        }
+        let reply = fetch_from(addr, "/backend");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let text = reply.text();
+        let (shard, pid) = text.split_once(' ').unwrap();
+        seen[shard.parse::<usize>().unwrap()].push(pid.parse().unwrap());
+    }
+    for (shard, pids) in seen.iter().enumerate() {
+        assert!(
+            pids.len() >= 6,
+            "shard {shard} answered {} times",
+            pids.len()
+        );
+        let first: std::collections::HashSet<i32> = pids[..3].iter().copied().collect();
+        assert_eq!(first.len(), 3, "shard {shard}: {pids:?}");
+        assert_eq!(pids[..3], pids[3..6], "shard {shard} takes turns: {pids:?}");
     }
     running.stop();
     running.join().expect("clean stop");

@@ -93,3 +93,56 @@ pub fn wait_for_shards(addr: SocketAddr, path: &str, within: Duration, why: &str
     }
     reply
 }
+
+/// A private copy of `world` in a schema of its own, first on the `search_path` of
+/// [`PrivateWorld::url`]: a server using that URL reads and writes only this copy
+/// (`fortune` still comes from `public`), so a test's checks are exact even while other
+/// tests or a benchmark update the shared table. Dropped with the value.
+pub struct PrivateWorld {
+    pub schema: String,
+    pub url: String,
+}
+
+impl PrivateWorld {
+    /// Copies `world` into schema `haywire_test_<pid>_<tag>`, first dropping the schemas
+    /// that earlier test processes (no longer running) left behind.
+    pub fn new(tag: &str) -> PrivateWorld {
+        require_database();
+        for stale in
+            psql("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'haywire\\_test\\_%'").lines()
+        {
+            let pid = stale.split('_').nth(2).unwrap_or("");
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                psql(&format!("DROP SCHEMA IF EXISTS {stale} CASCADE"));
+            }
+        }
+        let schema = format!("haywire_test_{}_{tag}", std::process::id());
+        psql(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; \
+             CREATE TABLE {schema}.world (id integer PRIMARY KEY, randomnumber integer NOT NULL); \
+             INSERT INTO {schema}.world SELECT id, randomnumber FROM public.world"
+        ));
+        let url = format!("{DATABASE_URL}?options=-c%20search_path%3D{schema}%2Cpublic");
+        PrivateWorld { schema, url }
+    }
+
+    /// The copy's rows, by id.
+    pub fn rows(&self) -> std::collections::HashMap<i64, i64> {
+        psql(&format!(
+            "SELECT id, randomnumber FROM {}.world",
+            self.schema
+        ))
+        .lines()
+        .map(|line| {
+            let (id, n) = line.split_once('|').unwrap();
+            (id.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect()
+    }
+}
+
+impl Drop for PrivateWorld {
+    fn drop(&mut self) {
+        psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+    }
+}
