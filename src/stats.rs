@@ -273,13 +273,13 @@ pub struct ShardStats {
 
 impl ShardStats {
     /// A connection was accepted and is now active.
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.accepted.add(1);
         self.active.set(self.active.get() + 1);
     }
 
     /// An active connection ended.
-    pub fn connection_closed(&self) {
+    pub(crate) fn connection_closed(&self) {
         self.active.set(self.active.get().saturating_sub(1));
     }
 
@@ -290,28 +290,28 @@ impl ShardStats {
 
     /// A connection was turned away because the shard was at `max_connections` with
     /// no idle connection to close.
-    pub fn refused(&self) {
+    pub(crate) fn refused(&self) {
         self.refused.add(1);
     }
 
     /// An idle keep-alive connection was closed to admit a new one at
     /// `max_connections`.
-    pub fn evicted(&self) {
+    pub(crate) fn evicted(&self) {
         self.evicted.add(1);
     }
 
     /// A complete request was decoded.
-    pub fn request(&self, method: Method) {
+    pub(crate) fn request(&self, method: Method) {
         self.methods.add(method.into());
     }
 
     /// A response with `status` was encoded.
-    pub fn response(&self, status: u16) {
+    pub(crate) fn response(&self, status: u16) {
         self.responses.add(StatusClass::of(status));
     }
 
     /// `requests` requests were answered `elapsed` after their batch was read.
-    pub fn latency(&self, elapsed: Duration, requests: u64) {
+    pub(crate) fn latency(&self, elapsed: Duration, requests: u64) {
         let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
         let bucket = LATENCY_BUCKETS_US
             .iter()
@@ -322,55 +322,55 @@ impl ShardStats {
     }
 
     /// Bytes read from clients.
-    pub fn bytes_in(&self, n: usize) {
+    pub(crate) fn bytes_in(&self, n: usize) {
         self.bytes_in.add(n as u64);
     }
 
     /// One write of `n` bytes to a client (a whole batch of responses).
-    pub fn wrote(&self, n: usize) {
+    pub(crate) fn wrote(&self, n: usize) {
         self.bytes_out.add(n as u64);
         self.writes.add(1);
     }
 
     /// One `recv` call on a client socket, whether or not it found input.
-    pub fn read_call(&self) {
+    pub(crate) fn read_call(&self) {
         self.reads.add(1);
     }
 
     /// A request could not be decoded.
-    pub fn parse_error(&self, error: ParseError) {
+    pub(crate) fn parse_error(&self, error: ParseError) {
         self.parse_errors.add(error.into());
     }
 
     /// A handler panicked.
-    pub fn handler_panic(&self) {
+    pub(crate) fn handler_panic(&self) {
         self.handler_panics.add(1);
     }
 
     /// A connection or handler ran past one of its timeouts.
-    pub fn timeout(&self) {
+    pub(crate) fn timeout(&self) {
         self.timeouts.add(1);
     }
 
     /// A TLS handshake completed; `resumed`: from a session ticket or id.
-    pub fn tls_handshake(&self, resumed: bool) {
+    pub(crate) fn tls_handshake(&self, resumed: bool) {
         self.tls_handshakes.add(1);
         self.tls_resumed.add(u64::from(resumed));
     }
 
     /// A TLS connection failed on a bad message (a handshake that went wrong, a record
     /// that does not decrypt) and was closed.
-    pub fn tls_failed(&self) {
+    pub(crate) fn tls_failed(&self) {
         self.tls_failed.add(1);
     }
 
     /// Plaintext (an HTTP request) reached the TLS listener; the connection was closed.
-    pub fn tls_plaintext(&self) {
+    pub(crate) fn tls_plaintext(&self) {
         self.tls_plaintext.add(1);
     }
 
     /// A TLS connection's input ended inside a record or the handshake.
-    pub fn tls_truncated(&self) {
+    pub(crate) fn tls_truncated(&self) {
         self.tls_truncated.add(1);
     }
 

@@ -7,7 +7,7 @@ use crate::http::Limits;
 
 /// The timeouts as durations; `handler` is `None` when disabled. Part of [`Settings`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// See [`TimeoutsConfig::header`].
     pub header: Duration,
     /// See [`TimeoutsConfig::body`].
@@ -23,7 +23,7 @@ pub struct Timeouts {
 /// What a running shard applies and a reload may change in place; built only by
 /// [`Config::settings`]. Connections pick up new values at their next request.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// `limits.max_head_size`, `limits.max_uri_length`, `limits.max_request_size`.
     pub limits: Limits,
     /// `limits.min_body_rate`, bytes per second (0: off).
@@ -41,7 +41,7 @@ pub struct Settings {
 impl Config {
     /// The settings a running shard applies, and may change on reload: the one place
     /// that turns keys into the values connections use.
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         let t = &self.timeouts;
         Settings {
             limits: Limits {

@@ -1,8 +1,8 @@
 //! The TOML configuration, one concern per file: `schema` (the keys and their
 //! defaults), `load` (read, parse, apply [`Overrides`], validate), `validate` (what
-//! types alone cannot check), `live` (the [`Settings`] a running shard applies),
-//! `restart` (the keys a reload leaves at their running value) and `overrides` (the
-//! command line).
+//! types alone cannot check), `live` (the settings a running shard applies), `restart`
+//! (`RESTART_KEYS`, the keys a reload leaves at their running value) and `overrides`
+//! (the command line).
 
 use std::fmt;
 
@@ -13,9 +13,8 @@ mod restart;
 mod schema;
 mod validate;
 
-pub use live::{Settings, Timeouts};
+pub(crate) use live::Settings;
 pub use overrides::Overrides;
-pub use restart::{RestartKey, RESTART_KEYS};
 pub use schema::{
     Balancer, Config, HandoffPolicy, LimitsConfig, LogConfig, LogFormat, PlacementKind,
     PostgresConfig, RouteConfig, ServerConfig, TimeoutsConfig, TlsConfig,

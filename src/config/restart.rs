@@ -5,7 +5,7 @@ use super::Config;
 
 /// A key that only takes effect on a restart: its name, whether two configs differ in
 /// it, and how to carry the running value over into a reloaded config.
-pub struct RestartKey {
+pub(crate) struct RestartKey {
     /// The dotted key, as in `config.toml`.
     pub name: &'static str,
     differs: fn(&Config, &Config) -> bool,
@@ -15,7 +15,7 @@ pub struct RestartKey {
 macro_rules! restart_keys {
     ($($name:literal => $($field:ident).+;)*) => {
         /// Every key that a reload reports and leaves at its running value.
-        pub const RESTART_KEYS: &[RestartKey] = &[$(RestartKey {
+        pub(crate) const RESTART_KEYS: &[RestartKey] = &[$(RestartKey {
             name: $name,
             differs: |a, b| a.$($field).+ != b.$($field).+,
             keep: |new, running| new.$($field).+ = running.$($field).+.clone(),
@@ -41,7 +41,7 @@ restart_keys! {
 impl Config {
     /// Keys whose value differs between `self` (running) and `new` but that only take
     /// effect on a restart.
-    pub fn restart_keys(&self, new: &Config) -> Vec<&'static str> {
+    pub(crate) fn restart_keys(&self, new: &Config) -> Vec<&'static str> {
         RESTART_KEYS
             .iter()
             .filter(|key| (key.differs)(self, new))
@@ -50,7 +50,7 @@ impl Config {
     }
 
     /// `new` with the restart-only keys of `self`: what runs after a reload.
-    pub fn reloaded(&self, mut new: Config) -> Config {
+    pub(crate) fn reloaded(&self, mut new: Config) -> Config {
         for key in RESTART_KEYS {
             (key.keep)(&mut new, self);
         }
