@@ -1,4 +1,54 @@
-#![doc = include_str!("../README.md")]
+//! Haywire: a thread-per-core HTTP/1.1 server framework on glommio.
+//!
+//! A [`Server`] runs one **shard** per CPU: a glommio executor with its own listener,
+//! connections, buffer pool, counters and handler instances. The route factory given
+//! to [`Server::routes`] runs once on every shard, so handler state is shard-local
+//! (`Rc`, `Cell`): the request path takes no lock and touches no atomic. Shards talk
+//! only through [`ShardCtx`] (broadcasts and gathers over the control mesh).
+//!
+//! A handler is a function of a [`Request`] returning a [`Response`] (or anything
+//! [`IntoReply`]), synchronous or `async`. [`Router`] matches exact paths, `:name`
+//! parameters and `*` wildcards per method. [`Config`] is the TOML file (`config.toml`
+//! shows every key); [`RequestBody`] streams large request bodies.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::rc::Rc;
+//!
+//! use haywire::config::PlacementKind;
+//! use haywire::{Config, Request, Response, Router, Server, ShardCtx};
+//!
+//! let mut config = Config::default();
+//! config.server.address = "127.0.0.1".into();
+//! config.server.port = 0; // any free port
+//! config.server.shards = 1;
+//! config.server.placement = PlacementKind::Unbound;
+//!
+//! let server = Server::new(config)
+//!     .routes(|router: &mut Router, shard: &Rc<ShardCtx>| {
+//!         let id = shard.id();
+//!         router.get("/", move |_: Request| Response::text(format!("hello from shard {id}")));
+//!         router.get("/users/:id", |req: Request| {
+//!             Response::text(format!("user {}", req.param("id").unwrap_or("?")))
+//!         });
+//!     })
+//!     .start()?;
+//!
+//! let mut client = std::net::TcpStream::connect(server.local_addr())?;
+//! client.write_all(b"GET /users/42 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+//! let mut reply = String::new();
+//! client.read_to_string(&mut reply)?;
+//! assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"));
+//! assert!(reply.ends_with("user 42"));
+//!
+//! server.stop();
+//! server.join()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Cargo features: `pg` adds `haywire::pg`, a PostgreSQL client per shard; `internals` exposes
+//! the sans-I/O decoder and encoder to benchmarks and fuzz targets. The README covers
+//! the `haywire` binary, configuration, reloads, TLS, the access log and deployment.
 
 mod access_log;
 mod balancer;
