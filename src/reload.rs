@@ -53,7 +53,7 @@ impl Reloader {
         })?;
         // Certificate and key are read again: new connections use them, open ones keep
         // theirs. A bad file was already rejected (naming `tls.cert` or `tls.key`).
-        let tls = TlsKeys::load(&new.tls)?.map(std::sync::Arc::new);
+        let tls = TlsKeys::load(&new.tls.cert, &new.tls.key)?.map(std::sync::Arc::new);
         let needs_restart = self.running.restart_keys(&new);
         let settings = new.settings();
         let log = new.log.clone();

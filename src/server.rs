@@ -12,7 +12,7 @@ use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::balancer::{self, Loads};
-use crate::config::{Balancer, Config, Overrides, PlacementKind, ServerConfig};
+use crate::config::{Balancer, Config, ConfigError, Overrides, PlacementKind, ServerConfig};
 use crate::net::{self, TlsKeys};
 use crate::reload::Reloader;
 use crate::router::Router;
@@ -80,8 +80,13 @@ impl Server {
         // A log file that cannot be opened fails the start, not each shard quietly.
         crate::access_log::check(&self.config.log)?;
         // Read once here; every shard builds its own TLS config from the same keys.
-        let tls = TlsKeys::load(&self.config.tls)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+        let tls = TlsKeys::load(&self.config.tls.cert, &self.config.tls.key)
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    ConfigError::from(e).to_string(),
+                )
+            })?
             .map(Arc::new);
         // With handoff only shard 0 listens.
         let listeners = match self.config.server.balancer {

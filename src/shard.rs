@@ -41,8 +41,9 @@ pub(crate) struct Shard {
     pub(crate) listener_nodelay: bool,
     /// Readiness for every socket of the shard.
     pub(crate) poller: Rc<Poller>,
-    /// Set when a graceful shutdown begins: no new requests are read.
-    pub(crate) draining: Cell<bool>,
+    /// Set when a graceful shutdown begins: no new requests are read. Shared with the
+    /// readiness route.
+    pub(crate) draining: Rc<Cell<bool>>,
     /// Every read lands here first (see `conn::poll_fill`); zeroed once.
     pub(crate) scratch: RefCell<Vec<u8>>,
     /// The TLS config new connections use (none: plaintext); a reload replaces it.
@@ -69,8 +70,9 @@ impl Shard {
         let access_log = Rc::new(AccessLog::new(ctx.id(), &config.log));
         glommio::spawn_local(access_log.clone().run()).detach();
 
+        let draining = Rc::new(Cell::new(false));
         let mut router = Router::new();
-        stock::mount(&config.routes, &mut router, ctx);
+        stock::mount(&config.routes, &mut router, ctx, &draining);
         for factory in routes {
             factory(&mut router, ctx);
         }
@@ -87,7 +89,7 @@ impl Shard {
             listener_nodelay: config.server.tcp_nodelay,
             watchdog,
             poller,
-            draining: Cell::new(false),
+            draining,
             scratch: RefCell::new(vec![0; READ_SCRATCH]),
             tls: ShardTls::default(),
             access_log,

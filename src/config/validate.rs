@@ -7,6 +7,7 @@ use std::path::Path;
 use super::schema::{LogConfig, PlacementKind, PostgresConfig, RouteConfig, TlsConfig};
 use super::{error, Config, ConfigError};
 use crate::http::codec::MAX_HEAD_SIZE;
+use crate::net::{TlsFileError, TlsKeys};
 
 /// Longest timeout accepted: a day.
 const MAX_TIMEOUT: f64 = 86_400.0;
@@ -154,7 +155,14 @@ impl LogConfig {
 impl TlsConfig {
     /// Reads and checks both files; errors name `tls.cert` or `tls.key`.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        crate::net::TlsKeys::load(self).map(drop)
+        TlsKeys::load(&self.cert, &self.key)?;
+        Ok(())
+    }
+}
+
+impl From<TlsFileError> for ConfigError {
+    fn from(e: TlsFileError) -> ConfigError {
+        error(e.key, e.message)
     }
 }
 

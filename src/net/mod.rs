@@ -14,5 +14,5 @@ mod transport;
 
 pub(crate) use poller::Poller;
 pub(crate) use socket::Socket;
-pub(crate) use tls::{ShardTls, TlsKeys, TlsStream};
+pub(crate) use tls::{ShardTls, TlsFileError, TlsKeys, TlsStream};
 pub(crate) use transport::Transport;

@@ -22,7 +22,6 @@ use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 
 use super::{Socket, Transport};
-use crate::config::{ConfigError, TlsConfig};
 
 /// Sessions each shard remembers for TLS 1.2 session-id resumption.
 const SESSIONS_PER_SHARD: usize = 4096;
@@ -33,46 +32,51 @@ pub(crate) struct TlsKeys {
     key: PrivateKeyDer<'static>,
 }
 
+/// A certificate or key file that cannot be used, naming its key (`tls.cert` or
+/// `tls.key`); the configuration turns it into its own error.
+#[derive(Debug)]
+pub(crate) struct TlsFileError {
+    /// `tls.cert` or `tls.key`.
+    pub(crate) key: &'static str,
+    /// What is wrong with the file.
+    pub(crate) message: String,
+}
+
 impl TlsKeys {
-    /// Reads `tls.cert` and `tls.key`; `None` when TLS is off (both empty). Errors name
-    /// the key whose file is missing, unreadable or unusable.
-    pub(crate) fn load(config: &TlsConfig) -> Result<Option<TlsKeys>, ConfigError> {
-        let error = |key: &str, message: String| ConfigError {
-            key: key.into(),
-            message,
-        };
-        match (config.cert.is_empty(), config.key.is_empty()) {
+    /// Reads the `tls.cert` and `tls.key` files; `None` when TLS is off (both empty).
+    /// Errors name the key whose file is missing, unreadable or unusable.
+    pub(crate) fn load(cert: &str, key: &str) -> Result<Option<TlsKeys>, TlsFileError> {
+        let error = |key: &'static str, message: String| TlsFileError { key, message };
+        match (cert.is_empty(), key.is_empty()) {
             (true, true) => return Ok(None),
             (true, false) => return Err(error("tls.cert", "must be set with tls.key".into())),
             (false, true) => return Err(error("tls.key", "must be set with tls.cert".into())),
             (false, false) => {}
         }
-        let cert_path = Path::new(&config.cert);
+        let cert_path = Path::new(cert);
         let certs = CertificateDer::pem_file_iter(cert_path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .map_err(|e| {
                 error(
                     "tls.cert",
-                    format!("cannot read a PEM certificate from {}: {e}", config.cert),
+                    format!("cannot read a PEM certificate from {cert}: {e}"),
                 )
             })?;
         if certs.is_empty() {
-            return Err(error(
-                "tls.cert",
-                format!("no PEM certificate in {}", config.cert),
-            ));
+            return Err(error("tls.cert", format!("no PEM certificate in {cert}")));
         }
-        let key = PrivateKeyDer::from_pem_file(Path::new(&config.key)).map_err(|e| {
+        let key_path = key;
+        let key = PrivateKeyDer::from_pem_file(Path::new(key_path)).map_err(|e| {
             error(
                 "tls.key",
-                format!("cannot read a PEM private key from {}: {e}", config.key),
+                format!("cannot read a PEM private key from {key_path}: {e}"),
             )
         })?;
         let keys = TlsKeys { certs, key };
         // Build once to catch a key that does not fit the certificate, or a key type
         // the provider cannot sign with.
         keys.server_config(ServerSessionMemoryCache::new(1))
-            .map_err(|e| error("tls.key", format!("{}: {e}", config.key)))?;
+            .map_err(|e| error("tls.key", format!("{key_path}: {e}")))?;
         Ok(Some(keys))
     }
 

@@ -6,25 +6,16 @@
 //! polls it stops sending new requests before the connections close. Liveness answers
 //! 200 as long as the shard answers at all.
 
+use std::cell::Cell;
 use std::rc::Rc;
-
-use haywire_shards::ShardCtx;
 
 use crate::http::{Method, Request, Response, StatusCode};
 use crate::router::Router;
-use crate::shard::Shard;
 
-/// Mounts GET `path` answering readiness.
-pub fn mount_ready(router: &mut Router, path: &str, ctx: &Rc<ShardCtx>) {
-    let ctx = ctx.clone();
-    // The shard's state is registered after its routes are built, so it is looked up
-    // per request: a short scan of the shard's locals, fine for a health probe.
-    router.route(Method::Get, path, move |_: Request| {
-        ready(
-            ctx.local::<Shard>()
-                .is_some_and(|shard| !shard.draining.get()),
-        )
-    });
+/// Mounts GET `path` answering readiness from the shard's `draining` flag.
+pub fn mount_ready(router: &mut Router, path: &str, draining: &Rc<Cell<bool>>) {
+    let draining = draining.clone();
+    router.route(Method::Get, path, move |_: Request| ready(!draining.get()));
 }
 
 /// Mounts GET `path` answering liveness.

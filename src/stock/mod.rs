@@ -1,6 +1,7 @@
 //! Ready-made handlers the config's `[[route]]` tables mount, one module each: text,
 //! echo, stats, metrics, the health routes (ready, live), and static files.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use haywire_shards::ShardCtx;
@@ -15,8 +16,14 @@ pub mod static_files;
 pub mod stats;
 pub mod text;
 
-/// Mounts the configured stock routes on `router`.
-pub fn mount(routes: &[RouteConfig], router: &mut Router, ctx: &Rc<ShardCtx>) {
+/// Mounts the configured stock routes on `router`; `draining` is the shard's flag that
+/// readiness reports.
+pub fn mount(
+    routes: &[RouteConfig],
+    router: &mut Router,
+    ctx: &Rc<ShardCtx>,
+    draining: &Rc<Cell<bool>>,
+) {
     for route in routes {
         match route {
             RouteConfig::Text {
@@ -27,7 +34,7 @@ pub fn mount(routes: &[RouteConfig], router: &mut Router, ctx: &Rc<ShardCtx>) {
             RouteConfig::Echo { path } => echo::mount(router, path),
             RouteConfig::Stats { path } => stats::mount(router, path, ctx),
             RouteConfig::Metrics { path } => metrics::mount(router, path, ctx),
-            RouteConfig::Ready { path } => health::mount_ready(router, path, ctx),
+            RouteConfig::Ready { path } => health::mount_ready(router, path, draining),
             RouteConfig::Live { path } => health::mount_live(router, path),
             RouteConfig::Static { path, dir } => static_files::mount(router, path, dir),
         }
