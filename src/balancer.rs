@@ -18,57 +18,123 @@ use crate::config::HandoffPolicy;
 use crate::conn;
 use crate::net::Socket;
 use crate::shard::Shard;
+use crate::watchdog::Deadline;
 
 /// Open connections per shard, shared for the `least-connections` handoff. Written when a
 /// connection opens or closes, never per request.
 pub(crate) type Loads = Arc<[AtomicUsize]>;
 
+/// Refused connections one shard answers at a time. Each holds its descriptor while
+/// its `503` goes out and the client's input drains (up to two `LINGER_TIME`s); past
+/// this many, a refused connection is closed at once, so a storm of clients at
+/// `max_connections` cannot pile up descriptors.
+pub(crate) const MAX_REFUSING: usize = 32;
+
+/// Connections accepted before the accept loop lets the shard's other tasks
+/// run: a burst of clients must not hold up the connections already open.
+const ACCEPT_BATCH: usize = 16;
+
 /// Serves the accepted connection `fd` on this shard. At `max_connections` the
 /// longest-idle keep-alive connection is closed to make room (as nginx reuses idle
 /// connections); only when none is idle is the new one answered `503` and closed.
+///
+/// The connection counts as open from here, not from when its task first runs: a burst
+/// accepted in one turn would otherwise all pass the limit.
 pub(crate) fn admit(shard: &Rc<Shard>, fd: OwnedFd, loads: Option<&Loads>) {
+    if shard.stats.active() >= shard.settings.get().max_connections {
+        if shard.watchdog.evict_longest_idle() {
+            // The evicted connection is closing: its place is the new one's.
+            shard.stats.evicted();
+            shard.stats.connection_closed();
+        } else {
+            refuse(shard, fd);
+            return;
+        }
+    }
     // Registration fails only when the kernel is out of memory: drop the connection.
     let Ok(stream) = Socket::register(fd, &shard.poller) else {
         shard.stats.refused();
         return;
     };
-    if shard.stats.active() >= shard.settings.get().max_connections {
-        if shard.watchdog.evict_longest_idle() {
-            shard.stats.evicted();
-        } else {
-            shard.stats.refused();
-            glommio::spawn_local(conn::refuse(stream, shard.clone())).detach();
-            return;
-        }
-    }
     // The socket inherited the listener's TCP_NODELAY; only a reload that changed the
     // setting costs a syscall here. A socket that refuses it still works, only slower.
     let nodelay = shard.settings.get().tcp_nodelay;
     if nodelay != shard.listener_nodelay {
         let _ = stream.set_nodelay(nodelay);
     }
-    let loads = loads.cloned();
-    let id = shard.id;
+    let open = Open::new(shard, loads);
+    let deadline = open.deadline.clone();
     let shard = shard.clone();
-    if let Some(loads) = &loads {
-        loads[id].fetch_add(1, Ordering::Relaxed);
-    }
     glommio::spawn_local(async move {
-        conn::serve(stream, shard).await;
-        if let Some(loads) = loads {
-            loads[id].fetch_sub(1, Ordering::Relaxed);
-        }
+        conn::serve(stream, shard, deadline).await;
+        drop(open);
     })
     .detach();
 }
 
+/// Answers `fd` with `503` while fewer than [`MAX_REFUSING`] refusals linger on this
+/// shard; otherwise closes it at once.
+fn refuse(shard: &Rc<Shard>, fd: OwnedFd) {
+    shard.stats.refused();
+    if shard.refusing.get() >= MAX_REFUSING {
+        return;
+    }
+    let Ok(stream) = Socket::register(fd, &shard.poller) else {
+        return;
+    };
+    shard.refusing.set(shard.refusing.get() + 1);
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        conn::refuse(stream, shard.clone()).await;
+        shard.refusing.set(shard.refusing.get() - 1);
+    })
+    .detach();
+}
+
+/// One of the shard's `max_connections` places, held by a connection from its accept
+/// until its task ends (also when the task is dropped unfinished), or until an
+/// eviction gives it to a new connection.
+struct Open {
+    shard: Rc<Shard>,
+    loads: Option<Loads>,
+    /// The connection's deadline, which records an eviction.
+    deadline: Rc<Deadline>,
+}
+
+impl Open {
+    fn new(shard: &Rc<Shard>, loads: Option<&Loads>) -> Open {
+        shard.stats.connection_opened();
+        if let Some(loads) = loads {
+            loads[shard.id].fetch_add(1, Ordering::Relaxed);
+        }
+        Open {
+            shard: shard.clone(),
+            loads: loads.cloned(),
+            deadline: shard.watchdog.deadline(),
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if !self.deadline.released() {
+            self.shard.stats.connection_closed();
+        }
+        if let Some(loads) = &self.loads {
+            loads[self.shard.id].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Accepts on this shard's own listener until the shard is asked to stop.
 pub(crate) async fn accept_here(ctx: &ShardCtx, shard: &Rc<Shard>, listener: Socket) {
+    let mut since_yield = 0;
     while let Some(accepted) = until_stopped(ctx, listener.accept()).await {
         match accepted {
             Ok(fd) => admit(shard, fd, None),
             Err(_) => backoff().await,
         }
+        pace(&mut since_yield).await;
     }
 }
 
@@ -80,7 +146,9 @@ pub(crate) async fn hand_off(
     loads: Loads,
 ) {
     let mut next = 0;
+    let mut since_yield = 0;
     while let Some(accepted) = until_stopped(ctx, listener.accept()).await {
+        pace(&mut since_yield).await;
         let Ok(accepted) = accepted else {
             backoff().await;
             continue;
@@ -98,6 +166,15 @@ pub(crate) async fn hand_off(
                 admit(&shard, accepted, Some(&loads));
             }
         });
+    }
+}
+
+/// Lets the shard's other tasks run after every [`ACCEPT_BATCH`] accepts.
+async fn pace(since_yield: &mut usize) {
+    *since_yield += 1;
+    if *since_yield == ACCEPT_BATCH {
+        *since_yield = 0;
+        future::yield_now().await;
     }
 }
 

@@ -63,27 +63,27 @@ struct Slot {
 
 /// Serves one accepted connection until it closes: over TLS when the shard has a TLS
 /// config now, else plaintext. Each is its own instance of the generic loop, so the
-/// plaintext one has no TLS branch inside.
-pub(crate) async fn serve(stream: Socket, shard: Rc<Shard>) {
+/// plaintext one has no TLS branch inside. `deadline` is the connection's, made when
+/// it was admitted (an eviction to make room for another connection expires it).
+pub(crate) async fn serve(stream: Socket, shard: Rc<Shard>, deadline: Rc<Deadline>) {
     match shard.tls.current() {
-        None => serve_on(stream, shard).await,
+        None => serve_on(stream, shard, deadline).await,
         Some(config) => {
             // Fails only when rustls cannot allocate its state: drop the connection.
             if let Ok(stream) = TlsStream::new(stream, config) {
-                serve_on(stream, shard).await;
+                serve_on(stream, shard, deadline).await;
             }
         }
     }
 }
 
-async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>) {
-    shard.stats.connection_opened();
+async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>, deadline: Rc<Deadline>) {
     let mut conn = Connection {
         read: BytesMut::new(),
         write: BytesMut::new(),
         decoder: Decoder::new(shard.settings.get().limits, shard.id),
         inflight: VecDeque::new(),
-        deadline: shard.watchdog.deadline(),
+        deadline,
         head_started: None,
         body_started: None,
         bytes_read: 0,
@@ -101,7 +101,6 @@ async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>) {
     }
     shard.pool.give(conn.read);
     shard.pool.give(conn.write);
-    shard.stats.connection_closed();
 }
 
 struct Connection {

@@ -50,6 +50,8 @@ pub(crate) struct Shard {
     pub(crate) tls: ShardTls,
     /// This shard's access log buffer; a reload reopens it.
     pub(crate) access_log: Rc<AccessLog>,
+    /// Refused connections still answering `503` (bounded by `balancer::MAX_REFUSING`).
+    pub(crate) refusing: Cell<usize>,
 }
 
 impl Shard {
@@ -93,6 +95,7 @@ impl Shard {
             scratch: RefCell::new(vec![0; READ_SCRATCH]),
             tls: ShardTls::default(),
             access_log,
+            refusing: Cell::new(0),
         });
         ctx.insert_local(shard.clone());
         shard

@@ -375,13 +375,13 @@ impl ShardStats {
     }
 
     /// The shard's poller harvested its epoll set once (one `epoll_wait`).
-    pub fn loop_turn(&self) {
+    pub(crate) fn loop_turn(&self) {
         self.loop_turns.add(1);
     }
 
     /// The shard found nothing ready and went to sleep until its epoll set had an
     /// event: each park ends in one wake-up.
-    pub fn loop_park(&self) {
+    pub(crate) fn loop_park(&self) {
         self.loop_parks.add(1);
     }
 

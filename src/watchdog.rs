@@ -28,6 +28,9 @@ pub struct Deadline {
     idle: Cell<bool>,
     /// Expired early to make room for a new connection.
     evicted: Cell<bool>,
+    /// Its connection gave its place at `max_connections` to a new one: set by an
+    /// eviction and never cleared, so the place is released exactly once.
+    released: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
@@ -55,6 +58,11 @@ impl Deadline {
     /// Whether it expired because its idle connection was evicted.
     pub fn evicted(&self) -> bool {
         self.evicted.get()
+    }
+
+    /// Whether an eviction has taken its connection's place for a new connection.
+    pub fn released(&self) -> bool {
+        self.released.get()
     }
 
     /// Remembers the task to wake when the deadline passes.
@@ -118,18 +126,21 @@ impl Watchdog {
     }
 
     /// Expires the idle connection that has waited longest (the earliest keep-alive
-    /// deadline), so it closes and makes room. `false` when no connection is idle. A
-    /// scan of every deadline: it runs only at `max_connections`.
+    /// deadline), so it closes and makes room; its place counts as free from now (see
+    /// [`Deadline::released`]). `false` when no connection is idle. A scan of every
+    /// deadline: it runs only at `max_connections`.
     pub fn evict_longest_idle(&self) -> bool {
         let deadlines = self.deadlines.borrow();
         let longest = deadlines
             .iter()
-            .filter(|d| d.idle.get() && !d.expired.get())
+            // A deadline only the watchdog holds belongs to a closed connection.
+            .filter(|d| d.idle.get() && !d.expired.get() && Rc::strong_count(d) > 1)
             .min_by_key(|d| d.at.get());
         let Some(deadline) = longest else {
             return false;
         };
         deadline.evicted.set(true);
+        deadline.released.set(true);
         deadline.expired.set(true);
         deadline.idle.set(false);
         deadline.wake();
@@ -191,5 +202,24 @@ mod tests {
         drop(deadline);
         watchdog.tick(start + Duration::from_secs(4));
         assert!(watchdog.deadlines.borrow().is_empty());
+    }
+
+    #[test]
+    fn eviction_takes_a_live_idle_connection_and_releases_its_place_once() {
+        let watchdog = Watchdog::default();
+        let now = watchdog.now();
+        let closed = watchdog.deadline();
+        closed.set_idle(now);
+        drop(closed); // its connection ended before the next tick
+        let busy = watchdog.deadline();
+        busy.set(Some(now));
+        assert!(!watchdog.evict_longest_idle(), "no live idle connection");
+        let idle = watchdog.deadline();
+        idle.set_idle(now + Duration::from_secs(5));
+        assert!(watchdog.evict_longest_idle());
+        assert!(idle.expired() && idle.evicted() && idle.released());
+        idle.set(None);
+        assert!(idle.released(), "the place stays given away");
+        assert!(!watchdog.evict_longest_idle(), "evicted once only");
     }
 }

@@ -369,3 +369,148 @@ fn a_reset_after_part_of_a_body_releases_the_connection_at_once() {
     });
     assert_eq!(total_stats(addr)["timeouts"], 0);
 }
+
+/// A connection per shard, each told apart by the shard that serves it (at most 40
+/// tries: the kernel spreads connections by a hash).
+fn one_connection_per_shard(addr: SocketAddr) -> Vec<BufReader<std::net::TcpStream>> {
+    let mut found: Vec<Option<BufReader<std::net::TcpStream>>> = vec![None, None];
+    for _ in 0..40 {
+        let mut stream = connect(addr);
+        stream.write_all(get("/shard").as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let shard: usize = read_reply(&mut reader, false).text().parse().unwrap();
+        found[shard].get_or_insert(reader);
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    found
+        .into_iter()
+        .map(|r| r.expect("a connection on every shard"))
+        .collect()
+}
+
+/// What a client of a burst heard from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Answered(u16),
+    /// The connection closed (or was reset) without an answer.
+    Closed,
+    /// Nothing yet: the read timed out.
+    Waiting,
+}
+
+fn outcome(reader: &mut BufReader<std::net::TcpStream>) -> Outcome {
+    let mut line = String::new();
+    match std::io::BufRead::read_line(reader, &mut line) {
+        Ok(0) => Outcome::Closed,
+        Ok(_) => Outcome::Answered(line[9..12].parse().unwrap()),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Outcome::Waiting,
+        Err(_) => Outcome::Closed,
+    }
+}
+
+#[test]
+fn a_burst_of_clients_never_opens_more_than_max_connections() {
+    const MAX: u64 = 2;
+    let mut config = test_config();
+    config.server.max_connections = MAX as usize;
+    // `/active`: the shard's open connections as its handler runs, in the middle of
+    // the burst (a connection's first request is answered as it is accepted).
+    let server = haywire::Server::new(config)
+        .routes(test_routes)
+        .routes(|router, shard| {
+            let shard = shard.clone();
+            router.get("/active", move |_: haywire::Request| {
+                let stats = shard.local::<haywire::stats::ShardStats>().unwrap();
+                haywire::Response::text(stats.active().to_string())
+            });
+        })
+        .start()
+        .unwrap();
+    let addr = server.local_addr();
+    // Both shards block, so the burst queues in their listeners and is accepted at
+    // once; each new client finds the one before it idle and evicts it.
+    let mut blockers = one_connection_per_shard(addr);
+    for blocker in &mut blockers {
+        blocker
+            .get_mut()
+            .write_all(get("/block/700").as_bytes())
+            .unwrap();
+    }
+    thread::sleep(Duration::from_millis(100));
+    let mut burst: Vec<_> = (0..100)
+        .map(|_| {
+            let mut stream = connect(addr);
+            stream.write_all(get("/active").as_bytes()).unwrap();
+            BufReader::new(stream)
+        })
+        .collect();
+    for blocker in &mut blockers {
+        assert_eq!(read_reply(blocker, false).text(), "unblocked");
+    }
+    let seen: Vec<u64> = burst
+        .iter_mut()
+        .map(|reader| read_reply(reader, false).text().parse().unwrap())
+        .collect();
+    assert!(
+        seen.iter().all(|&n| n <= MAX),
+        "open connections seen: {seen:?}"
+    );
+    let connections = &stats(addr)["total"]["connections"];
+    assert!(
+        connections["evicted"].as_u64().unwrap() >= 90,
+        "{connections}"
+    );
+}
+
+#[test]
+fn refusals_at_max_connections_are_bounded() {
+    // balancer::MAX_REFUSING: refused connections answered 503 at a time per shard.
+    const MAX_REFUSING: usize = 32;
+    const BURST: usize = 200;
+    let mut config = test_config();
+    config.server.max_connections = 2;
+    let server = start_server(config);
+    let addr = server.local_addr();
+    // Each client starts a request and stops: busy, so none can be evicted. Two per
+    // shard are served; every other one is refused while all of them stay connected.
+    let mut burst: Vec<_> = (0..BURST)
+        .map(|_| {
+            let mut stream = connect(addr);
+            stream.write_all(b"GET /stats HTTP/1.1\r\n").unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            BufReader::new(stream)
+        })
+        .collect();
+    // Every refused client hears back: a 503, or its connection closed at once. The
+    // served ones wait (their request is not finished).
+    let outcomes: Vec<Outcome> = burst.iter_mut().map(outcome).collect();
+    let count = |which| outcomes.iter().filter(|&&o| o == which).count();
+    let (busy, closed) = (count(Outcome::Answered(503)), count(Outcome::Closed));
+    assert_eq!(count(Outcome::Waiting), 4, "{outcomes:?}");
+    assert_eq!(busy + closed, BURST - 4, "{outcomes:?}");
+    // At most MAX_REFUSING answers linger per shard; the rest closed at once.
+    assert!(busy <= 2 * MAX_REFUSING, "{busy} refusals answered at once");
+    assert!(
+        closed >= BURST - 4 - 2 * MAX_REFUSING,
+        "{busy} answered, {closed} closed"
+    );
+    // A served client finishes its request (the shard is full for a new one).
+    let served = outcomes
+        .iter()
+        .position(|&o| o == Outcome::Waiting)
+        .unwrap();
+    let reader = &mut burst[served];
+    reader.get_mut().write_all(b"Host: t\r\n\r\n").unwrap();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&read_reply(reader, false).body).unwrap();
+    let connections = &report["total"]["connections"];
+    assert_eq!(connections["refused"], BURST as u64 - 4, "{connections}");
+}
