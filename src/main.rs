@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use haywire::config::{Config, ConfigError, Overrides};
+use haywire::config::{Balancer, Config, ConfigError, Overrides, RouteConfig};
 use haywire::{Reloaded, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -67,6 +67,56 @@ fn init_tracing() {
         .init();
 }
 
+/// A config value as the file spells it (`"least-connections"`, not `LeastConnections`).
+fn spelled<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
+    match toml::Value::try_from(value) {
+        Ok(toml::Value::String(text)) => text,
+        _ => format!("{value:?}"),
+    }
+}
+
+/// The configured routes as aligned columns under a header (method, path, handler,
+/// detail); nothing when there are none.
+fn route_table(routes: &[RouteConfig]) -> Vec<String> {
+    if routes.is_empty() {
+        return Vec::new();
+    }
+    let rows: Vec<[String; 4]> = routes
+        .iter()
+        .map(|r| {
+            [
+                r.methods().into(),
+                r.path().into(),
+                r.handler().into(),
+                r.detail(),
+            ]
+        })
+        .collect();
+    let header = ["METHOD", "PATH", "HANDLER", "DETAIL"].map(String::from);
+    let width = |i: usize| {
+        rows.iter()
+            .chain([&header])
+            .map(|row| row[i].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [width(0), width(1), width(2)];
+    let mut lines = vec!["  routes:".to_owned()];
+    for row in [&header].into_iter().chain(&rows) {
+        lines.push(format!(
+            "    {:w0$}  {:w1$}  {:w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+        ));
+    }
+    lines
+}
+
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
@@ -82,9 +132,7 @@ fn main() -> ExitCode {
         }
     };
     let limits = config.limits.clone();
-    let routes: Vec<String> = config.routes.iter().map(|r| format!("{r:?}")).collect();
     let server = Server::new(config.clone());
-    let placement = server.launch_config().placement;
     let running = match server.start() {
         Ok(running) => running,
         Err(e) => {
@@ -100,14 +148,18 @@ fn main() -> ExitCode {
     println!("haywire {}", env!("CARGO_PKG_VERSION"));
     println!("  address:      {}", running.local_addr());
     println!(
-        "  shards:       {} ({placement:?}, cpus {})",
+        "  shards:       {} ({}, cpus {})",
         running.shards(),
+        spelled(&config.server.placement),
         cpus.join(",")
     );
-    println!(
-        "  balancer:     {:?} ({:?})",
-        config.server.balancer, config.server.handoff
-    );
+    match config.server.balancer {
+        Balancer::Reuseport => println!("  balancer:     reuseport"),
+        Balancer::Handoff => println!(
+            "  balancer:     handoff ({})",
+            spelled(&config.server.handoff)
+        ),
+    }
     println!("  tcp_nodelay:  {}", config.server.tcp_nodelay);
     println!("  backlog:      {}", config.server.backlog);
     println!(
@@ -119,11 +171,12 @@ fn main() -> ExitCode {
         limits.max_request_size, limits.max_head_size, limits.max_uri_length, limits.read_buffer
     );
     println!(
-        "  access log:   {} ({:?})",
-        config.log.access, config.log.format
+        "  access log:   {} ({})",
+        config.log.access,
+        spelled(&config.log.format)
     );
-    for route in routes {
-        println!("  route:        {route}");
+    for line in route_table(&config.routes) {
+        println!("{line}");
     }
     tracing::debug!(
         address = %running.local_addr(),

@@ -331,6 +331,42 @@ impl RouteConfig {
             | RouteConfig::Static { path, .. } => path,
         }
     }
+
+    /// The handler's name, as the `handler` key spells it.
+    pub fn handler(&self) -> &'static str {
+        match self {
+            RouteConfig::Text { .. } => "text",
+            RouteConfig::Echo { .. } => "echo",
+            RouteConfig::Stats { .. } => "stats",
+            RouteConfig::Metrics { .. } => "metrics",
+            RouteConfig::Ready { .. } => "ready",
+            RouteConfig::Live { .. } => "live",
+            RouteConfig::Static { .. } => "static",
+        }
+    }
+
+    /// The methods the route answers (a GET route answers HEAD too).
+    pub fn methods(&self) -> &'static str {
+        match self {
+            RouteConfig::Echo { .. } => "POST PUT",
+            _ => "GET",
+        }
+    }
+
+    /// What the route answers, in a few words for a person: the start-up banner.
+    pub fn detail(&self) -> String {
+        match self {
+            RouteConfig::Text {
+                body, content_type, ..
+            } => format!("{} bytes of {content_type}", body.len()),
+            RouteConfig::Echo { .. } => "the request body".into(),
+            RouteConfig::Stats { .. } => "counters as JSON".into(),
+            RouteConfig::Metrics { .. } => "counters for Prometheus".into(),
+            RouteConfig::Ready { .. } => "200, 503 once a shutdown begins".into(),
+            RouteConfig::Live { .. } => "200 while the shard serves".into(),
+            RouteConfig::Static { dir, .. } => format!("files under {dir}, and below the path"),
+        }
+    }
 }
 
 #[cfg(test)]
