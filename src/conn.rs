@@ -51,6 +51,8 @@ enum Closed {
     DrainThenClose,
     /// Nothing is expected from the client: close at once.
     CloseNow,
+    /// The last request upgraded to WebSocket: `Connection::upgrade` takes over.
+    Upgrade,
 }
 
 /// A response in flight, with how to frame it.
@@ -90,6 +92,7 @@ async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>, deadline: Rc<Deadli
         errored: false,
         streaming: None,
         feeding: None,
+        upgrade: None,
         peer: shard.access_log.peer(stream.socket()),
     };
     // I/O errors (resets, broken pipes) just end the connection.
@@ -97,6 +100,12 @@ async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>, deadline: Rc<Deadli
         Ok(Closed::DrainThenClose) => linger(&stream, &shard, &conn.deadline).await,
         // TLS: a close_notify, so the client can tell the end from a truncation.
         Ok(Closed::CloseNow) => stream.close_notify(),
+        Ok(Closed::Upgrade) => {
+            if let Some(pending) = conn.upgrade.take() {
+                let read = std::mem::take(&mut conn.read);
+                crate::ws::serve(&stream, &shard, &conn.deadline, pending, read).await;
+            }
+        }
         _ => {}
     }
     shard.pool.give(conn.read);
@@ -125,6 +134,9 @@ struct Connection {
     /// The feed of a streamed request body just dispatched, and whether the client
     /// waits for `100 Continue`.
     feeding: Option<(Rc<BodyFeed>, bool)>,
+    /// A WebSocket handshake that checked out: the connection becomes its after the
+    /// responses before it.
+    upgrade: Option<crate::ws::Pending>,
 }
 
 /// A streamed response body on its way out.
@@ -148,6 +160,8 @@ enum Next {
     Close,
     /// Feed the streamed body of the last request to its handler (see `feed_body`).
     Feed,
+    /// Write, then hand the connection to the WebSocket in `upgrade`.
+    Upgrade,
 }
 
 /// How feeding a streamed request body ended.
@@ -232,6 +246,9 @@ impl Connection {
             if close {
                 return Ok(self.closing());
             }
+            if next == Next::Upgrade {
+                return Ok(Closed::Upgrade);
+            }
             if next == Next::More {
                 continue;
             }
@@ -287,10 +304,22 @@ impl Connection {
                     self.feeding = Some((feed, expect_continue));
                     return Next::Feed;
                 }
-                Ok(Event::Request(request)) => {
+                Ok(Event::Request(mut request)) => {
                     self.head_started = None;
                     self.body_started = None;
                     shard.stats.request(request.method());
+                    if let Some(handler) = router.websocket_for(&mut request) {
+                        match crate::ws::Pending::new(request, handler) {
+                            Ok(pending) => {
+                                self.upgrade = Some(pending);
+                                return Next::Upgrade;
+                            }
+                            Err(refusal) => {
+                                self.push_error(*refusal);
+                                return Next::Close;
+                            }
+                        }
+                    }
                     let mode = ResponseMode {
                         head_only: request.method() == Method::Head,
                         keep_alive: request.keep_alive(),
@@ -834,7 +863,7 @@ fn encode_ready(
 /// Half-closes, then reads and drops what the client still sends, briefly: closing a
 /// socket with unread input makes the kernel answer with a reset, which can destroy the
 /// response before the client has read it.
-async fn linger<T: Transport>(stream: &T, shard: &Shard, deadline: &Deadline) {
+pub(crate) async fn linger<T: Transport>(stream: &T, shard: &Shard, deadline: &Deadline) {
     if stream.shutdown_write().is_err() {
         return;
     }

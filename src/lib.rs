@@ -69,6 +69,7 @@ mod shard;
 pub mod stats;
 mod stock;
 mod watchdog;
+pub mod ws;
 
 pub use body::RequestBody;
 pub use config::Config;
@@ -87,4 +88,13 @@ pub use server::{RunningServer, Server};
 pub mod internals {
     pub use crate::http::codec::{BodyPiece, Decoder, Event, Limits};
     pub use crate::http::response::ResponseMode;
+
+    /// The WebSocket frame codec.
+    pub mod ws {
+        pub use crate::ws::frame::{
+            apply_mask, decode_header, encode_frame, OpCode, ProtocolError,
+        };
+        pub use crate::ws::message::{Limits, Reader};
+        pub use crate::ws::Message;
+    }
 }

@@ -15,6 +15,7 @@ use crate::body::RequestBody;
 use crate::handler::{BodyHandler, Handler, Reply};
 use crate::http::request::{Span, MAX_PARAMS};
 use crate::http::{Method, Request, Response, StatusCode};
+use crate::ws::{AcceptAll, UpgradeHandler, WebSocket};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -85,6 +86,13 @@ struct Pattern {
     endpoint: Endpoint,
 }
 
+/// A WebSocket route: its path (exact or a pattern) and handler.
+struct WsRoute {
+    segments: Vec<Segment>,
+    names: Rc<[Box<str>]>,
+    handler: Rc<dyn UpgradeHandler>,
+}
+
 /// The handlers of one streaming route, by method.
 type StreamingHandlers = Vec<(Method, Rc<dyn BodyHandler>)>;
 
@@ -97,6 +105,8 @@ pub struct Router {
     fallback: Option<Rc<dyn Handler>>,
     /// Routes that read their bodies as they arrive: exact paths only.
     streaming: HashMap<Box<str>, StreamingHandlers, BuildHasherDefault<Fnv>>,
+    /// WebSocket routes, in the order added.
+    websockets: Vec<WsRoute>,
 }
 
 fn parse_pattern(path: &str) -> (Vec<Segment>, Vec<Box<str>>) {
@@ -236,6 +246,51 @@ impl Router {
             Some(handler) => handler.call(request, body),
             None => self.dispatch(request),
         }
+    }
+
+    /// A WebSocket route on `path` (exact, or with `:name` and `*` segments): every
+    /// valid handshake is accepted without a subprotocol, then `handler` runs the
+    /// connection; an invalid one is answered 400, 405 or 426 (see [`crate::ws`]).
+    /// WebSocket routes are matched before all others.
+    pub fn websocket<F, Fut>(&mut self, path: &str, handler: F) -> &mut Router
+    where
+        F: Fn(Request, WebSocket) -> Fut + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        self.websocket_upgrade(path, AcceptAll(handler))
+    }
+
+    /// A WebSocket route whose handler answers the handshake itself: it may accept
+    /// with a subprotocol, or reject, after waiting on anything (see [`crate::ws::Upgrade`]).
+    pub fn websocket_upgrade(&mut self, path: &str, handler: impl UpgradeHandler) -> &mut Router {
+        assert!(path.starts_with('/'), "route {path:?} must start with '/'");
+        let (segments, names) = parse_pattern(path);
+        assert!(
+            names.len() <= MAX_PARAMS,
+            "route {path:?} has more than {MAX_PARAMS} parameters"
+        );
+        self.websockets.retain(|route| route.segments != segments);
+        self.websockets.push(WsRoute {
+            segments,
+            names: names.into(),
+            handler: Rc::new(handler),
+        });
+        self
+    }
+
+    /// The WebSocket handler for `request`'s path, with its `:name` parameters set on
+    /// the request. Free when no WebSocket route exists.
+    pub(crate) fn websocket_for(&self, request: &mut Request) -> Option<Rc<dyn UpgradeHandler>> {
+        if self.websockets.is_empty() {
+            return None;
+        }
+        let mut spans = [Span::default(); MAX_PARAMS];
+        let path = request.path();
+        let (route, count) = self.websockets.iter().find_map(|route| {
+            match_segments(&route.segments, request.head(), path, &mut spans).map(|n| (route, n))
+        })?;
+        request.set_params(&route.names, &spans[..count]);
+        Some(route.handler.clone())
     }
 
     /// Sends every request that matches no route to `handler`, whatever its method,

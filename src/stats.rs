@@ -269,6 +269,10 @@ pub struct ShardStats {
     tls_truncated: Counter,
     loop_turns: Counter,
     loop_parks: Counter,
+    ws_opened: Counter,
+    ws_messages_in: Counter,
+    ws_messages_out: Counter,
+    ws_protocol_errors: Counter,
 }
 
 impl ShardStats {
@@ -385,6 +389,26 @@ impl ShardStats {
         self.loop_parks.add(1);
     }
 
+    /// A WebSocket handshake was accepted.
+    pub(crate) fn ws_opened(&self) {
+        self.ws_opened.add(1);
+    }
+
+    /// A WebSocket message (text, binary or close) reached its handler.
+    pub(crate) fn ws_message_in(&self) {
+        self.ws_messages_in.add(1);
+    }
+
+    /// A handler sent a WebSocket message.
+    pub(crate) fn ws_message_out(&self) {
+        self.ws_messages_out.add(1);
+    }
+
+    /// A WebSocket client broke the protocol and was closed with 1002, 1007 or 1009.
+    pub(crate) fn ws_protocol_error(&self) {
+        self.ws_protocol_errors.add(1);
+    }
+
     /// A copy of the counters, labelled with the shard id.
     pub fn snapshot(&self, shard: usize) -> StatsSnapshot {
         let methods = self.methods.snapshot();
@@ -420,6 +444,12 @@ impl ShardStats {
             event_loop: LoopStats {
                 turns: self.loop_turns.get(),
                 parks: self.loop_parks.get(),
+            },
+            websocket: WebSocketStats {
+                connections: self.ws_opened.get(),
+                messages_in: self.ws_messages_in.get(),
+                messages_out: self.ws_messages_out.get(),
+                protocol_errors: self.ws_protocol_errors.get(),
             },
         }
     }
@@ -496,6 +526,30 @@ impl LoopStats {
     }
 }
 
+/// WebSocket counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebSocketStats {
+    /// Handshakes accepted.
+    pub connections: u64,
+    /// Messages received (text, binary, close).
+    pub messages_in: u64,
+    /// Messages sent by handlers.
+    pub messages_out: u64,
+    /// Connections closed for breaking the protocol (1002, 1007, 1009).
+    pub protocol_errors: u64,
+}
+
+impl WebSocketStats {
+    fn sum(self, other: Self) -> Self {
+        WebSocketStats {
+            connections: self.connections + other.connections,
+            messages_in: self.messages_in + other.messages_in,
+            messages_out: self.messages_out + other.messages_out,
+            protocol_errors: self.protocol_errors + other.protocol_errors,
+        }
+    }
+}
+
 /// Server time per request, from its batch being read to its response being encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencyStats {
@@ -559,6 +613,9 @@ pub struct StatsSnapshot {
     /// Event loop turns and parks.
     #[serde(default, rename = "loop")]
     pub event_loop: LoopStats,
+    /// WebSocket connections and messages.
+    #[serde(default)]
+    pub websocket: WebSocketStats,
 }
 
 impl StatsSnapshot {
@@ -582,6 +639,7 @@ impl StatsSnapshot {
                 latency: a.latency.sum(b.latency),
                 tls: a.tls.sum(b.tls),
                 event_loop: a.event_loop.sum(b.event_loop),
+                websocket: a.websocket.sum(b.websocket),
             })
     }
 }
@@ -612,7 +670,21 @@ mod tests {
         a.loop_turn();
         a.loop_park();
         b.loop_turn();
+        a.ws_opened();
+        b.ws_opened();
+        a.ws_message_in();
+        b.ws_message_out();
+        b.ws_protocol_error();
         let total = StatsSnapshot::total(&[a.snapshot(0), b.snapshot(1)]);
+        assert_eq!(
+            total.websocket,
+            WebSocketStats {
+                connections: 2,
+                messages_in: 1,
+                messages_out: 1,
+                protocol_errors: 1
+            }
+        );
         assert_eq!(total.requests, 2);
         assert_eq!(
             (

@@ -40,6 +40,8 @@ impl StatusCode {
     pub const URI_TOO_LONG: StatusCode = StatusCode(414);
     /// 431 Request Header Fields Too Large
     pub const HEADER_FIELDS_TOO_LARGE: StatusCode = StatusCode(431);
+    /// 426 Upgrade Required
+    pub const UPGRADE_REQUIRED: StatusCode = StatusCode(426);
     /// 500 Internal Server Error
     pub const INTERNAL_SERVER_ERROR: StatusCode = StatusCode(500);
     /// 501 Not Implemented
@@ -87,6 +89,7 @@ impl StatusCode {
             414 => "URI Too Long",
             415 => "Unsupported Media Type",
             416 => "Range Not Satisfiable",
+            426 => "Upgrade Required",
             429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",

@@ -1,0 +1,316 @@
+//! What a handler holds: [`Upgrade`] before the handshake is answered, [`WebSocket`]
+//! after. Both are handles on state the connection's driver (`driver.rs`) shares with
+//! them; they never touch the socket, so any task on the shard may use them.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::BytesMut;
+
+use super::frame::CloseCode;
+use super::handshake::Handshake;
+use super::message::{CloseFrame, Message};
+use crate::http::{Response, ResponseMode, StatusCode};
+use crate::stats::ShardStats;
+
+/// Where the connection stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Phase {
+    /// The handshake awaits the handler's answer.
+    Handshake,
+    /// Accepted: messages flow.
+    Open,
+    /// Refused with an HTTP response: the connection closes once it is out.
+    Refused,
+}
+
+/// State shared by the driver and every handle on one connection.
+pub(crate) struct Shared {
+    pub(crate) phase: Cell<Phase>,
+    /// Messages read and not yet taken by `recv`, and their payload bytes.
+    pub(crate) inbound: RefCell<VecDeque<Message>>,
+    pub(crate) inbound_bytes: Cell<usize>,
+    /// No more messages will arrive (the peer closed, left, or broke the protocol).
+    pub(crate) input_done: Cell<bool>,
+    /// Encoded output not yet written.
+    pub(crate) out: RefCell<BytesMut>,
+    /// `send` waits while `out` holds this much.
+    pub(crate) out_limit: usize,
+    /// A close frame is queued or written: nothing more may be sent.
+    pub(crate) close_sent: Cell<bool>,
+    /// The driver's task, woken when a handle queues output or takes input.
+    pub(crate) driver: RefCell<Option<Waker>>,
+    /// Tasks waiting in `recv`, and in `send` for room.
+    receivers: RefCell<Vec<Waker>>,
+    senders: RefCell<Vec<Waker>>,
+    /// The subprotocol chosen at accept.
+    protocol: RefCell<Option<String>>,
+    pub(crate) stats: Rc<ShardStats>,
+}
+
+impl Shared {
+    pub(crate) fn new(out_limit: usize, stats: Rc<ShardStats>) -> Shared {
+        Shared {
+            phase: Cell::new(Phase::Handshake),
+            inbound: RefCell::new(VecDeque::new()),
+            inbound_bytes: Cell::new(0),
+            input_done: Cell::new(false),
+            out: RefCell::new(BytesMut::new()),
+            out_limit,
+            close_sent: Cell::new(false),
+            driver: RefCell::new(None),
+            receivers: RefCell::new(Vec::new()),
+            senders: RefCell::new(Vec::new()),
+            protocol: RefCell::new(None),
+            stats,
+        }
+    }
+
+    pub(crate) fn wake_driver(&self) {
+        if let Some(waker) = self.driver.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn wake_receivers(&self) {
+        for waker in self.receivers.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn wake_senders(&self) {
+        for waker in self.senders.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Queues a message the driver read.
+    pub(crate) fn deliver(&self, message: Message) {
+        self.inbound_bytes
+            .set(self.inbound_bytes.get() + message.len());
+        self.inbound.borrow_mut().push_back(message);
+        self.stats.ws_message_in();
+        self.wake_receivers();
+    }
+
+    /// Queues a close frame unless one is already out; ends sending.
+    pub(crate) fn queue_close(&self, frame: Option<CloseFrame>) {
+        if self.close_sent.replace(true) {
+            return;
+        }
+        Message::Close(frame).encode(&mut self.out.borrow_mut());
+        self.wake_senders();
+        self.wake_driver();
+    }
+
+    /// Input has ended: `recv` drains what is queued, then answers `None`.
+    pub(crate) fn end_input(&self) {
+        self.input_done.set(true);
+        self.wake_receivers();
+    }
+
+    /// Answers the handshake with `response` (plain, not streamed); the connection
+    /// closes after it.
+    pub(crate) fn refuse(&self, response: &Response, date: &[u8; 29]) {
+        let mode = ResponseMode {
+            head_only: false,
+            keep_alive: false,
+            http10: false,
+        };
+        response.encode(mode, date, &mut self.out.borrow_mut());
+        self.stats.response(response.status().as_u16());
+        self.phase.set(Phase::Refused);
+        self.end_input();
+        self.wake_driver();
+    }
+
+    fn poll_recv(&self, cx: &Context<'_>) -> Poll<Option<Message>> {
+        if let Some(message) = self.inbound.borrow_mut().pop_front() {
+            self.inbound_bytes
+                .set(self.inbound_bytes.get() - message.len());
+            self.wake_driver();
+            return Poll::Ready(Some(message));
+        }
+        if self.input_done.get() {
+            return Poll::Ready(None);
+        }
+        self.receivers.borrow_mut().push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn try_queue(&self, message: Message) -> Result<(), SendError> {
+        if self.close_sent.get() || self.phase.get() != Phase::Open {
+            return Err(SendError::Closed(message));
+        }
+        if self.out.borrow().len() >= self.out_limit {
+            return Err(SendError::Full(message));
+        }
+        match message {
+            Message::Close(frame) => self.queue_close(frame),
+            message => {
+                message.encode(&mut self.out.borrow_mut());
+                self.stats.ws_message_out();
+                self.wake_driver();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a message was not sent; it comes back inside.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection is closing or closed: nothing more can be sent.
+    Closed(Message),
+    /// (`try_send` only) the output buffer is over `websocket.write_buffer`: the client
+    /// reads more slowly than messages are produced.
+    Full(Message),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Closed(_) => f.write_str("the WebSocket is closed"),
+            SendError::Full(_) => f.write_str("the WebSocket's output buffer is full"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// An accepted WebSocket connection. Clones are handles on the same connection (a chat
+/// room keeps one per member to send to); it stays on its shard (`!Send`).
+#[derive(Clone)]
+pub struct WebSocket {
+    shared: Rc<Shared>,
+}
+
+impl WebSocket {
+    /// The next text, binary or close message from the client; `None` once no more will
+    /// come (after the client's close, which arrives as [`Message::Close`], after a
+    /// protocol error, or when the connection ends). Pings are answered by the server
+    /// and pongs are dropped, so neither comes out here. While messages wait here
+    /// unread, the server stops reading the socket.
+    pub async fn recv(&self) -> Option<Message> {
+        poll_fn(|cx| self.shared.poll_recv(cx)).await
+    }
+
+    /// Sends `message`, waiting while the output buffer is over `websocket.write_buffer`
+    /// (a client that reads slowly slows its sender). Sending [`Message::Close`] starts
+    /// the closing handshake. Fails once a close has been sent or the connection ended.
+    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        let mut message = Some(message);
+        poll_fn(|cx| {
+            match self
+                .shared
+                .try_queue(message.take().expect("polled after completion"))
+            {
+                Err(SendError::Full(back)) => {
+                    message = Some(back);
+                    self.shared.senders.borrow_mut().push(cx.waker().clone());
+                    Poll::Pending
+                }
+                done => Poll::Ready(done),
+            }
+        })
+        .await
+    }
+
+    /// Sends `message` now, or gives it back: [`SendError::Full`] when the output buffer
+    /// is over its bound. For fan-out to many connections, where one slow client must
+    /// not hold up the rest.
+    pub fn try_send(&self, message: Message) -> Result<(), SendError> {
+        self.shared.try_queue(message)
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes). The
+    /// client's close then arrives through [`WebSocket::recv`]; the connection ends
+    /// once it has, or after a short wait. Does nothing if a close was already sent.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        if self.shared.phase.get() == Phase::Open {
+            self.shared.queue_close(Some(CloseFrame {
+                code,
+                reason: reason.to_owned(),
+            }));
+        }
+    }
+
+    /// Whether the connection can still send: open, and no close sent.
+    pub fn is_open(&self) -> bool {
+        self.shared.phase.get() == Phase::Open && !self.shared.close_sent.get()
+    }
+
+    /// The subprotocol chosen when the connection was accepted.
+    pub fn protocol(&self) -> Option<String> {
+        self.shared.protocol.borrow().clone()
+    }
+}
+
+/// An upgrade request the handler has not answered yet: [`Upgrade::accept`] it (with
+/// a subprotocol the client offered, or none) or [`Upgrade::reject`] it with an HTTP
+/// response. Dropped unanswered, it is refused with 403 (500 if the handler panicked).
+pub struct Upgrade {
+    shared: Rc<Shared>,
+    handshake: Handshake,
+    date: [u8; 29],
+}
+
+impl Upgrade {
+    pub(crate) fn new(shared: Rc<Shared>, handshake: Handshake, date: [u8; 29]) -> Upgrade {
+        Upgrade {
+            shared,
+            handshake,
+            date,
+        }
+    }
+
+    /// The subprotocols the client offered (`Sec-WebSocket-Protocol`), in its order.
+    pub fn protocols(&self) -> &[String] {
+        &self.handshake.protocols
+    }
+
+    /// Answers 101 and opens the connection. A `protocol` the client did not offer is
+    /// not announced (the client would have to fail the connection).
+    pub fn accept(self, protocol: Option<&str>) -> WebSocket {
+        let protocol = protocol.filter(|p| self.handshake.protocols.iter().any(|o| o == p));
+        self.handshake
+            .encode_accept(protocol, &mut self.shared.out.borrow_mut());
+        *self.shared.protocol.borrow_mut() = protocol.map(str::to_owned);
+        self.shared.phase.set(Phase::Open);
+        self.shared.stats.ws_opened();
+        self.shared.stats.response(101);
+        self.shared.wake_driver();
+        WebSocket {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Refuses the upgrade with `response` (its status should be 4xx or 5xx); the
+    /// connection closes after it.
+    pub fn reject(self, response: Response) {
+        self.refuse(&response);
+    }
+
+    fn refuse(&self, response: &Response) {
+        self.shared.refuse(response, &self.date);
+    }
+}
+
+impl Drop for Upgrade {
+    fn drop(&mut self) {
+        if self.shared.phase.get() != Phase::Handshake {
+            return;
+        }
+        let response = if std::thread::panicking() {
+            Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+                .with_body("text/plain", "internal server error\n")
+        } else {
+            let forbidden = StatusCode::from_u16(403).expect("a valid status");
+            Response::new(forbidden).with_body("text/plain", "WebSocket refused\n")
+        };
+        self.refuse(&response);
+    }
+}
