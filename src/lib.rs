@@ -80,7 +80,7 @@ pub use http::{
 };
 pub use reload::{Reloaded, Reloader};
 pub use router::Router;
-pub use server::{RunningServer, Server};
+pub use server::{RunningServer, Server, StopHandle};
 
 /// The sans-I/O decoder and encoder, for the micro-benchmarks and fuzz targets (cargo
 /// feature `internals`); not a stable API.

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use haywire_shards::signals::{self, Signal};
-use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx};
+use haywire_shards::{launch, Controller, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::balancer::{self, Loads};
@@ -22,6 +22,18 @@ use crate::shard::{RouteFactory, Shard};
 pub struct Server {
     config: Config,
     routes: Vec<RouteFactory>,
+}
+
+/// Stops a [`RunningServer`] from any thread, as [`RunningServer::stop`] does, for
+/// embedders that handle signals themselves (the Python package's workers).
+#[derive(Clone)]
+pub struct StopHandle(Controller);
+
+impl StopHandle {
+    /// Stops the server gracefully (see [`RunningServer::stop`]); repeating it is harmless.
+    pub fn stop(&self) {
+        self.0.stop();
+    }
 }
 
 /// A started server.
@@ -147,6 +159,11 @@ impl RunningServer {
     /// `server.shutdown_grace`; `join` then returns.
     pub fn stop(&self) {
         self.runtime.stop();
+    }
+
+    /// A handle that stops this server from another thread, even while `join` waits.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.runtime.controller())
     }
 
     /// A reloader that re-reads `path`, applies `overrides` over it (the command line

@@ -2,14 +2,16 @@
 
 Validates the config (errors name the key, exit status 2), picks the port (``--port 0``
 reserves one free port for every worker), starts one worker process per CPU, each
-pinned to its CPU, restarts a worker that dies, and on SIGTERM or SIGINT stops every
-worker gracefully and exits 0 once all are done.
+pinned to its CPU, restarts a worker that dies, replaces every worker gracefully on
+SIGHUP, and on SIGTERM or SIGINT stops every worker gracefully (killing one still
+running after ``--workers-kill-timeout``) and exits 0 once all are done.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -42,6 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " the process may use)")
     parser.add_argument("--max-in-flight", type=int, default=2048, metavar="N",
                         help="requests a worker holds unanswered; past it: 503 (default 2048)")
+    parser.add_argument("--workers-kill-timeout", type=float, metavar="SECONDS",
+                        help="a stopping worker still running after this is killed"
+                        " (default: server.shutdown_grace + 5)")
+    parser.add_argument("--lifespan-timeout", type=float, default=60.0, metavar="SECONDS",
+                        help="ASGI lifespan startup/shutdown longer than this fails (default 60)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
@@ -58,8 +65,30 @@ def reserve_port(address: str) -> tuple[socket.socket, int]:
     return sock, sock.getsockname()[1]
 
 
+class Child:
+    """One worker process as the supervisor sees it."""
+
+    def __init__(self, index: int, proc: subprocess.Popen, ready_fd: int, replaces: int | None) -> None:
+        self.index = index
+        self.proc = proc
+        self.ready_fd: int | None = ready_fd
+        self.ready = False
+        self.started = time.monotonic()
+        self.kill_at: float | None = None
+        # After SIGHUP: the pid of the old worker this one retires once it is ready.
+        self.replaces = replaces
+        self.retiring = False
+
+
 class Supervisor:
-    """Starts, watches and stops the workers."""
+    """Starts, watches and stops the workers.
+
+    Signal handlers only note the signal; the main loop acts on it, so a signal that
+    arrives while a worker is being spawned cannot miss that worker. The loop waits on
+    the signal wake-up pipe and the workers' ready pipes, reaps every child (as PID 1
+    it also reaps orphans), restarts workers, and kills the ones that outlive their
+    stop by the kill timeout.
+    """
 
     def __init__(self, args: argparse.Namespace, config: ConfigSummary, port: int, stats_dir: str) -> None:
         self.args = args
@@ -74,13 +103,24 @@ class Supervisor:
         self.cpus: list[int | None] = [
             cpus[i % len(cpus)] if config.pinned else None for i in range(self.workers)
         ]
-        self.children: dict[int, int] = {}  # pid -> worker index
-        self.started: dict[int, float] = {}
+        self.kill_timeout = (
+            args.workers_kill_timeout
+            if args.workers_kill_timeout is not None
+            else config.shutdown_grace + 5.0
+        )
+        self.children: dict[int, Child] = {}  # pid -> child
+        self.restarts: dict[int, tuple[float, int | None]] = {}  # index -> (when, replaces)
+        self.signals: list[int] = []
+        self.selector = selectors.DefaultSelector()
         self.stopping = False
         self.failed = False
 
-    def spawn(self, index: int) -> None:
+    def log(self, message: str) -> None:
+        print(f"haywire: {message}", file=sys.stderr, flush=True)
+
+    def spawn(self, index: int, replaces: int | None = None) -> None:
         args = self.args
+        ready_r, ready_w = os.pipe()
         command = [
             sys.executable, "-m", "haywire.worker",
             "--index", str(index),
@@ -91,56 +131,166 @@ class Supervisor:
             "--stats-dir", self.stats_dir,
             "--max-in-flight", str(args.max_in_flight),
             "--loop", args.loop,
+            "--lifespan-timeout", str(args.lifespan_timeout),
+            "--parent", str(os.getpid()),
+            "--ready-fd", str(ready_w),
         ]
         if self.cpus[index] is not None:
             command += ["--cpu", str(self.cpus[index])]
         if args.config:
             command += ["--config", args.config]
         command.append(args.app)
-        # Its own process group: a terminal's Ctrl-C reaches only the supervisor, which
-        # then stops each worker once.
-        child = subprocess.Popen(command, process_group=0)
-        self.children[child.pid] = index
-        self.started[index] = time.monotonic()
+        try:
+            # Its own process group: a terminal's Ctrl-C reaches only the supervisor,
+            # which then stops each worker once.
+            proc = subprocess.Popen(command, process_group=0, pass_fds=(ready_w,))
+        except BaseException:
+            os.close(ready_r)
+            raise
+        finally:
+            os.close(ready_w)
+        os.set_blocking(ready_r, False)
+        child = Child(index, proc, ready_r, replaces)
+        self.children[proc.pid] = child
+        self.selector.register(ready_r, selectors.EVENT_READ, child)
 
-    def stop(self, *_: object) -> None:
+    def _close_ready(self, child: Child) -> None:
+        if child.ready_fd is not None:
+            self.selector.unregister(child.ready_fd)
+            os.close(child.ready_fd)
+            child.ready_fd = None
+
+    def _on_ready_pipe(self, child: Child) -> None:
+        try:
+            data = os.read(child.ready_fd, 16)
+        except BlockingIOError:
+            return
+        self._close_ready(child)
+        if not data:
+            return  # exited before it was ready: reaped below
+        child.ready = True
+        old = self.children.get(child.replaces) if child.replaces is not None else None
+        if old is not None and not self.stopping:
+            old.retiring = True
+            self.terminate(old)
+
+    def terminate(self, child: Child) -> None:
+        if child.kill_at is None:
+            child.kill_at = time.monotonic() + self.kill_timeout
+        try:
+            os.kill(child.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
         if self.stopping:
             return
         self.stopping = True
-        for pid in list(self.children):
+        self.restarts.clear()
+        for child in list(self.children.values()):
+            self.terminate(child)
+
+    def reload(self) -> None:
+        """SIGHUP: a new worker for every running one; each old worker is stopped
+        gracefully once its successor is ready (the port stays served throughout)."""
+        if self.stopping:
+            return
+        self.log("SIGHUP: restarting the workers")
+        for pid, child in list(self.children.items()):
+            if not child.retiring and child.replaces is None:
+                self.spawn(child.index, replaces=pid)
+
+    def _handle_signals(self) -> None:
+        while self.signals:
+            signum = self.signals.pop(0)
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self.stop()
+            elif signum == signal.SIGHUP:
+                self.reload()
+
+    def _on_exit(self, pid: int, status: int) -> None:
+        child = self.children.pop(pid, None)
+        if child is None:
+            return  # an orphan reparented to us (PID 1)
+        self._close_ready(child)
+        code = os.waitstatus_to_exitcode(status)
+        child.proc.returncode = code
+        if self.stopping or child.retiring:
+            return
+        if code == FATAL and not child.ready:
+            if child.replaces is not None:
+                self.log(f"worker {child.index} cannot start the app; keeping the running one")
+                return
+            self.log(f"worker {child.index} cannot start the app; stopping")
+            self.failed = True
+            self.stop()
+            return
+        self.log(f"worker {child.index} (pid {pid}) exited with status {code}; restarting")
+        # A worker that keeps dying at once is restarted at most once a second.
+        self.restarts[child.index] = (child.started + 1.0, child.replaces)
+
+    def _reap(self) -> None:
+        while True:
             try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._on_exit(pid, status)
+
+    def _timers(self) -> float | None:
+        """Runs due restarts and kills; returns seconds until the next one."""
+        now = time.monotonic()
+        for index, (when, replaces) in list(self.restarts.items()):
+            if when <= now:
+                del self.restarts[index]
+                self.spawn(index, replaces if replaces in self.children else None)
+        for pid, child in list(self.children.items()):
+            if child.kill_at is not None and child.kill_at <= now:
+                self.log(f"worker {child.index} (pid {pid}) did not stop within"
+                         f" {self.kill_timeout:g} s; killing it")
+                child.kill_at = None
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        deadlines = [when for when, _ in self.restarts.values()]
+        deadlines += [c.kill_at for c in self.children.values() if c.kill_at is not None]
+        return max(0.0, min(deadlines) - now) if deadlines else None
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
-        for index in range(self.workers):
-            self.spawn(index)
-        while self.children:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
-            if pid not in self.children:
-                continue
-            index = self.children.pop(pid)
-            code = os.waitstatus_to_exitcode(status)
-            if self.stopping:
-                continue
-            if code == FATAL:
-                print(f"haywire: worker {index} cannot start the app; stopping", file=sys.stderr, flush=True)
-                self.failed = True
-                self.stop()
-                continue
-            print(f"haywire: worker {index} (pid {pid}) exited with status {code}; restarting",
-                  file=sys.stderr, flush=True)
-            # A worker that keeps dying at once is restarted at most once a second.
-            if time.monotonic() - self.started.get(index, 0.0) < 1.0:
-                time.sleep(1.0)
-            if not self.stopping:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self.selector.register(wake_r, selectors.EVENT_READ, None)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, lambda signum, _frame: self.signals.append(signum))
+        try:
+            for index in range(self.workers):
+                self._handle_signals()
+                if self.stopping:
+                    break
                 self.spawn(index)
+            while True:
+                self._handle_signals()
+                self._reap()
+                timeout = self._timers()
+                if self.stopping and not self.children:
+                    break
+                for key, _ in self.selector.select(timeout):
+                    if key.data is None:
+                        try:
+                            os.read(wake_r, 4096)
+                        except BlockingIOError:
+                            pass
+                    else:
+                        self._on_ready_pipe(key.data)
+        finally:
+            signal.set_wakeup_fd(-1)
+            for fd in (wake_r, wake_w):
+                os.close(fd)
         return 1 if self.failed else 0
 
 

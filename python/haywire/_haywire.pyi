@@ -15,6 +15,7 @@ class ConfigSummary:
     pinned: bool
     cpus: list[int]
     routes: list[str]
+    shutdown_grace: float
 
 def check_config(
     path: str | None = None, address: str | None = None, port: int | None = None
@@ -79,6 +80,9 @@ class Worker:
     ) -> None: ...
     def start(self) -> int:
         """Starts the shard; returns the bound port."""
+    @property
+    def stats_dir(self) -> str | None:
+        """The private directory the counters are published in, once started."""
     def serve(self, handler: Callable[[Request], object]) -> None:
         """Calls ``handler`` for every request until the server stops."""
     def fileno(self) -> int: ...

@@ -42,12 +42,14 @@ class Lifespan:
         try:
             await self.app(scope, self.inbox.get, self._send)
         except Exception:
+            # Raising before startup completes means "lifespan not supported" (as
+            # uvicorn's `--lifespan auto`), but the reason is shown: it may be a bug.
+            traceback.print_exc(file=sys.stderr)
             if not self.startup_done.done():
-                # Raising before startup completes means "lifespan not supported".
+                print("haywire: the ASGI app raised on lifespan startup (above);"
+                      " serving without lifespan", file=sys.stderr)
                 self.supported = False
                 self.startup_done.set_result(None)
-            else:
-                traceback.print_exc(file=sys.stderr)
         finally:
             for future in (self.startup_done, self.shutdown_done):
                 if not future.done():

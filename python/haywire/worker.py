@@ -38,15 +38,17 @@ def import_app(spec: str) -> Any:
     return target
 
 
-def _die_with_parent() -> None:
-    """Asks the kernel to SIGTERM this process when the supervisor dies."""
+def _die_with_parent(parent: int | None) -> None:
+    """Asks the kernel to SIGTERM this process when the supervisor dies, and exits if
+    it has died already. The supervisor is named by pid, not assumed to be other than
+    PID 1: in a container it is PID 1."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
-    if os.getppid() == 1:
+    if parent is not None and os.getppid() != parent:
         sys.exit(0)
 
 
@@ -74,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stats-dir")
     parser.add_argument("--max-in-flight", type=int, default=2048)
     parser.add_argument("--loop", default="auto")
+    parser.add_argument("--lifespan-timeout", type=float, default=60.0)
+    parser.add_argument("--parent", type=int)
+    parser.add_argument("--ready-fd", type=int)
     parser.add_argument("app")
     args = parser.parse_args(argv)
 
-    _die_with_parent()
+    _die_with_parent(args.parent)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     try:
@@ -119,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         # and its newline apart, so lines of two workers could interleave.
         sys.stdout.flush()
         os.write(sys.stdout.fileno(), line.encode())
+        if args.ready_fd is not None:
+            # Tells the supervisor the app has started: an exit after this is a crash
+            # to restart, not a start-up failure.
+            os.write(args.ready_fd, b"r")
+            os.close(args.ready_fd)
 
     if args.interface == "wsgi" or (native and not app.is_async):
         if args.interface == "wsgi":
@@ -136,11 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.interface == "asgi":
         async def start_lifespan() -> asgi.Lifespan:
             span = asgi.Lifespan(app, state)
-            await span.startup()
+            await asyncio.wait_for(span.startup(), args.lifespan_timeout)
             return span
 
         try:
             lifespan = loop.run_until_complete(start_lifespan())
+        except asyncio.TimeoutError:
+            print(f"haywire: worker {args.index}: lifespan startup took longer than"
+                  f" {args.lifespan_timeout:g} s (--lifespan-timeout)", file=sys.stderr)
+            return FATAL
         except Exception:
             traceback.print_exc()
             return FATAL
@@ -161,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     loop.run_forever()
     loop.remove_reader(worker.fileno())
     if lifespan is not None:
-        loop.run_until_complete(lifespan.shutdown())
+        try:
+            loop.run_until_complete(asyncio.wait_for(lifespan.shutdown(), args.lifespan_timeout))
+        except asyncio.TimeoutError:
+            print(f"haywire: worker {args.index}: lifespan shutdown took longer than"
+                  f" {args.lifespan_timeout:g} s (--lifespan-timeout)", file=sys.stderr)
     loop.close()
     return 0
 

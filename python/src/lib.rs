@@ -74,6 +74,8 @@ struct ConfigSummary {
     cpus: Vec<usize>,
     /// Paths of the stock routes (answered in Rust).
     routes: Vec<String>,
+    /// `server.shutdown_grace` in seconds: how long a stopping worker drains.
+    shutdown_grace: f64,
 }
 
 /// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
@@ -98,6 +100,7 @@ fn check_config(
         pinned: config.server.placement == haywire::config::PlacementKind::Pinned,
         cpus: config.server.cpus.clone(),
         routes: config.routes.iter().map(|r| r.path().to_owned()).collect(),
+        shutdown_grace: config.server.shutdown_grace,
     })
 }
 
@@ -416,6 +419,8 @@ struct Worker {
     outbox: Arc<Mailbox<(u64, Answer)>>,
     outbox_door: Arc<Mutex<Option<UnixStream>>>,
     started: AtomicBool,
+    /// The stats directory in use once started.
+    used_stats_dir: Mutex<Option<PathBuf>>,
 }
 
 fn io_error(e: std::io::Error) -> PyErr {
@@ -465,6 +470,7 @@ impl Worker {
             outbox,
             outbox_door: Arc::new(Mutex::new(Some(outbox_door))),
             started: AtomicBool::new(false),
+            used_stats_dir: Mutex::new(None),
         })
     }
 
@@ -489,12 +495,19 @@ impl Worker {
             _ => true,
         });
         let stats_dir = StatsDir {
-            dir: self.stats_dir.clone().unwrap_or_else(|| {
-                std::env::temp_dir().join(format!("haywire-{}", std::process::id()))
-            }),
+            dir: match &self.stats_dir {
+                Some(dir) => stats::check_private(dir).map_err(io_error)?,
+                None => stats::private_dir().map_err(io_error)?,
+            },
             worker: self.index,
         };
-        let _ = std::fs::create_dir_all(&stats_dir.dir);
+        *self
+            .used_stats_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(stats_dir.dir.clone());
+        // A directory this worker made for itself goes with it (the supervisor's own
+        // is the supervisor's to remove).
+        let own_dir = self.stats_dir.is_none().then(|| stats_dir.dir.clone());
         let inbox = self.inbox.clone();
         let outbox = self.outbox.clone();
         let outbox_door = self.outbox_door.clone();
@@ -532,13 +545,16 @@ impl Worker {
         });
         let running = py.detach(|| server.start()).map_err(io_error)?;
         let port = running.local_addr().port();
-        running.stop_on_signals(|| {}).map_err(io_error)?;
+        stop_on_signals(running.stop_handle()).map_err(io_error)?;
         let inbox = self.inbox.clone();
         std::thread::Builder::new()
             .name("haywire-join".into())
             .spawn(move || {
                 if let Err(e) = running.join() {
                     eprintln!("haywire: worker: {e}");
+                }
+                if let Some(dir) = own_dir {
+                    let _ = std::fs::remove_dir_all(dir);
                 }
                 inbox.close();
             })
@@ -573,6 +589,15 @@ impl Worker {
         }
     }
 
+    /// The directory this worker publishes its counters in (`None` before `start`).
+    #[getter]
+    fn stats_dir(&self) -> Option<PathBuf> {
+        self.used_stats_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The doorbell to watch for readability (an event loop's `add_reader`); then call
     /// [`Worker::take`].
     fn fileno(&self) -> i32 {
@@ -592,6 +617,25 @@ impl Worker {
             .collect::<PyResult<_>>()
             .map(Some)
     }
+}
+
+/// Every SIGTERM or SIGINT stops the shard gracefully: the supervisor and a service
+/// manager that signals every process of the unit (systemd) may both send one, and a
+/// second must not cut in-flight requests short (the supervisor's kill timeout bounds a
+/// hung app). SIGHUP is the supervisor's (a graceful restart); a worker ignores it.
+fn stop_on_signals(stop: haywire::StopHandle) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("haywire-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal != SIGHUP {
+                    stop.stop();
+                }
+            }
+        })?;
+    Ok(())
 }
 
 impl Worker {

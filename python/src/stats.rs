@@ -2,6 +2,10 @@
 //! file under a shared directory (on /dev/shm) every 250 ms; `/stats` and `/metrics`
 //! read every worker's file (their own worker live) and sum them.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -12,6 +16,45 @@ use serde::Serialize;
 
 /// How often a worker publishes its counters.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// Makes a new directory only this user can enter (mode 0700) with an unguessable name,
+/// under `$XDG_RUNTIME_DIR` when set, else the temporary directory. Never reuses a path
+/// that exists, so nobody can plant a symlink or a directory there in advance.
+pub fn private_dir() -> io::Result<PathBuf> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| check_private(dir).is_ok())
+        .unwrap_or_else(std::env::temp_dir);
+    let mut last = None;
+    for attempt in 0u32..16 {
+        // RandomState is seeded from the OS's randomness for each process.
+        let tag = RandomState::new().hash_one((std::process::id(), attempt));
+        let dir = base.join(format!("haywire-{}-{tag:016x}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free name")))
+}
+
+/// Checks that `dir` is a real directory (not a symlink) owned by this user and not
+/// writable by anyone else, so files written in it cannot be redirected.
+pub fn check_private(dir: &Path) -> io::Result<PathBuf> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    let uid = rustix::process::geteuid().as_raw();
+    if !meta.file_type().is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "stats directory {} must be a directory owned by this user and writable only by it",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir.to_owned())
+}
 
 /// Where the workers' counters meet.
 #[derive(Clone)]
@@ -108,4 +151,26 @@ pub fn metrics(dir: &StatsDir, ctx: &ShardCtx, _: Request) -> Response {
         haywire::metrics::CONTENT_TYPE,
         haywire::metrics::render(&dir.gather(ctx)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dirs_are_new_0700_and_unguessable() {
+        let a = private_dir().unwrap();
+        let b = private_dir().unwrap();
+        assert_ne!(a, b);
+        let mode = std::fs::symlink_metadata(&a).unwrap().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(check_private(&a).is_ok());
+        let link = a.with_extension("link");
+        std::os::unix::fs::symlink(&b, &link).unwrap();
+        assert!(check_private(&link).is_err());
+        for path in [&a, &b] {
+            std::fs::remove_dir(path).unwrap();
+        }
+        std::fs::remove_file(link).unwrap();
+    }
 }

@@ -32,9 +32,10 @@ class Server:
 
     def __init__(self, app: str, *, interface: str = "wsgi", workers: int = 1,
                  config: str | None = None, extra: list[str] | None = None,
-                 cwd: Path = APPS, port: int | None = None) -> None:
+                 cwd: Path = APPS, port: int | None = None,
+                 wrap: list[str] | None = None) -> None:
         self.port = free_port() if port is None else port
-        command = [sys.executable, "-m", "haywire", "--interface", interface,
+        command = [*(wrap or []), sys.executable, "-m", "haywire", "--interface", interface,
                    "--address", "127.0.0.1", "--port", str(self.port),
                    "--workers", str(workers), *(extra or [])]
         if config:

@@ -75,6 +75,11 @@ def raw(environ, start_response):
     if path == "/pid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
+    if path == "/exit3":
+        os._exit(3)
+    if path == "/hang":
+        import time
+        time.sleep(3600)
     if path == "/status":
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-Custom", "yes")])
         return [b"created"]
