@@ -165,6 +165,48 @@ fn get_pipelining_and_keep_alive_over_tls_1_3_and_1_2() {
 }
 
 #[test]
+fn websocket_echo_and_close_over_tls() {
+    use common::ws::*;
+    use haywire::ws::{Message, WebSocket};
+    use haywire::{Request, Router, ShardCtx};
+
+    let cert = make_cert(&temp_dir("websocket"));
+    let server = Server::new(tls_config(&cert))
+        .routes(|router: &mut Router, _: &std::rc::Rc<ShardCtx>| {
+            router.websocket("/ws", |_: Request, ws: WebSocket| async move {
+                while let Some(message) = ws.recv().await {
+                    if let Message::Text(_) | Message::Binary(_) = message {
+                        let _ = ws.send(message).await;
+                    }
+                }
+            });
+        })
+        .start()
+        .unwrap();
+    let config = client(&cert, &[&rustls::version::TLS13]);
+    let stream = connect_tls(server.local_addr(), &config)
+        .unwrap()
+        .into_inner();
+    let (mut ws, reply) = Client::open(stream, "/ws", "");
+    assert_eq!(reply.status, 101);
+    ws.frame(true, TEXT, b"over tls");
+    assert_eq!(ws.read_text(), "over tls");
+    // Larger than one TLS record both ways.
+    let big: Vec<u8> = (0..40_000).map(|i| i as u8).collect();
+    ws.frame(true, BINARY, &big);
+    assert_eq!(ws.read(), (true, BINARY, big));
+    ws.frame(true, CLOSE, &1000u16.to_be_bytes());
+    assert_eq!(ws.read_close(), Some(1000));
+    let mut rest = Vec::new();
+    ws.io
+        .read_to_end(&mut rest)
+        .expect("close_notify, not a bare EOF");
+    assert!(rest.is_empty());
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
 fn a_second_connection_resumes_the_session_on_any_shard() {
     let cert = make_cert(&temp_dir("resume"));
     let server = start_tls(&cert);

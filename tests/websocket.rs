@@ -9,22 +9,16 @@ mod common;
 #[path = "../examples/websocket.rs"]
 mod websocket;
 
-use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use common::ws::*;
 use common::*;
 use haywire::ws::{CloseCode, Message, Upgrade, WebSocket};
 use haywire::{Request, Response, Router, Server, ShardCtx, StatusCode};
-
-const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CONT: u8 = 0x0;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
 
 /// The example's routes plus a few that exercise the handler API.
 fn routes(router: &mut Router, shard: &Rc<ShardCtx>) {
@@ -59,104 +53,6 @@ fn server() -> SocketAddr {
         std::mem::forget(running);
         addr
     })
-}
-
-fn upgrade_request(path: &str, extra: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
-    )
-}
-
-/// A client over any byte stream (plain TCP or TLS).
-struct Client<S: Read + Write> {
-    io: BufReader<S>,
-}
-
-impl<S: Read + Write> Client<S> {
-    /// Sends the upgrade for `path` and reads the 101.
-    fn open(stream: S, path: &str, extra: &str) -> (Client<S>, Reply) {
-        let mut io = BufReader::new(stream);
-        io.get_mut()
-            .write_all(upgrade_request(path, extra).as_bytes())
-            .unwrap();
-        let reply = read_reply(&mut io, false);
-        (Client { io }, reply)
-    }
-
-    fn raw(&mut self, bytes: &[u8]) {
-        self.io.get_mut().write_all(bytes).unwrap();
-        self.io.get_mut().flush().unwrap();
-    }
-
-    /// Sends one masked frame.
-    fn frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        self.raw(&frame(fin, opcode, payload, true));
-    }
-
-    /// Reads one frame: (fin, opcode, payload). Server frames are never masked.
-    fn read(&mut self) -> (bool, u8, Vec<u8>) {
-        let mut head = [0u8; 2];
-        self.io.read_exact(&mut head).expect("a frame header");
-        assert_eq!(head[1] & 0x80, 0, "a server frame is unmasked");
-        let len = match head[1] & 0x7F {
-            126 => {
-                let mut b = [0u8; 2];
-                self.io.read_exact(&mut b).unwrap();
-                u64::from(u16::from_be_bytes(b))
-            }
-            127 => {
-                let mut b = [0u8; 8];
-                self.io.read_exact(&mut b).unwrap();
-                u64::from_be_bytes(b)
-            }
-            n => u64::from(n),
-        };
-        let mut payload = vec![0; len as usize];
-        self.io.read_exact(&mut payload).unwrap();
-        (head[0] & 0x80 != 0, head[0] & 0x0F, payload)
-    }
-
-    fn read_text(&mut self) -> String {
-        let (fin, opcode, payload) = self.read();
-        assert_eq!((fin, opcode), (true, TEXT), "{payload:?}");
-        String::from_utf8(payload).unwrap()
-    }
-
-    /// Reads a close frame; its code (None for an empty one).
-    fn read_close(&mut self) -> Option<u16> {
-        let (_, opcode, payload) = self.read();
-        assert_eq!(opcode, CLOSE, "expected a close, got {payload:?}");
-        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
-    }
-
-    /// Whether the server then closed the connection.
-    fn ends(&mut self) -> bool {
-        is_closed(&mut self.io)
-    }
-}
-
-fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    let mask_bit = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        n @ 0..=125 => out.push(mask_bit | n as u8),
-        n @ 126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&KEY);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
 }
 
 fn open(path: &str) -> Client<TcpStream> {
@@ -419,4 +315,63 @@ fn stats_count_websocket_connections_and_messages() {
         grew("connections") && grew("messages_in") && grew("messages_out"),
         "{before} -> {after}"
     );
+}
+
+#[test]
+fn an_idle_connection_is_closed_with_1001() {
+    let mut config = test_config();
+    config.websocket.idle_timeout = 0.3;
+    let running = Server::new(config).routes(routes).start().unwrap();
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/ws", "");
+    assert_eq!(reply.status, 101);
+    ws.frame(true, TEXT, b"then silence");
+    assert_eq!(ws.read_text(), "then silence");
+    assert_eq!(ws.read_close(), Some(1001));
+    ws.frame(true, CLOSE, &1001u16.to_be_bytes());
+    assert!(ws.ends());
+}
+
+#[test]
+fn send_waits_while_the_client_reads_nothing_and_resumes_when_it_reads() {
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut config = test_config();
+    config.websocket.write_buffer = 16 * 1024;
+    let counter = sent.clone();
+    let running = Server::new(config)
+        .routes(move |router: &mut Router, _: &Rc<ShardCtx>| {
+            let sent = counter.clone();
+            router.websocket("/flood", move |_: Request, ws: WebSocket| {
+                let sent = sent.clone();
+                async move {
+                    let chunk = bytes::Bytes::from(vec![7u8; 1024]);
+                    while ws.send(Message::Binary(chunk.clone())).await.is_ok() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        })
+        .start()
+        .unwrap();
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/flood", "");
+    assert_eq!(reply.status, 101);
+    // Without backpressure the handler would queue messages for ever; with it, the
+    // count settles once the socket buffers and `write_buffer` are full.
+    let settled = |sent: &AtomicU64| {
+        let mut last = u64::MAX;
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = sent.load(Ordering::Relaxed);
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        panic!("the sender never waited: {last} messages queued");
+    };
+    let stalled = settled(&sent);
+    assert!(stalled > 0 && stalled < 64 * 1024, "{stalled} KiB queued");
+    for _ in 0..stalled {
+        assert_eq!(ws.read().1, BINARY);
+    }
+    assert!(settled(&sent) > stalled, "reading let the sender go on");
 }

@@ -36,6 +36,8 @@ pub(crate) struct Settings {
     pub tcp_nodelay: bool,
     /// `server.shutdown_grace`.
     pub shutdown_grace: Duration,
+    /// `[websocket]`, for connections upgraded from then on.
+    pub websocket: crate::ws::Settings,
 }
 
 impl Config {
@@ -60,6 +62,12 @@ impl Config {
             max_connections: self.server.max_connections as u64,
             tcp_nodelay: self.server.tcp_nodelay,
             shutdown_grace: Duration::from_secs_f64(self.server.shutdown_grace),
+            websocket: crate::ws::Settings {
+                max_message_size: self.websocket.max_message_size,
+                max_frame_size: self.websocket.max_frame_size,
+                idle_timeout: Duration::from_secs_f64(self.websocket.idle_timeout),
+                write_buffer: self.websocket.write_buffer,
+            },
         }
     }
 }

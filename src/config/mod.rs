@@ -17,7 +17,7 @@ pub(crate) use live::Settings;
 pub use overrides::Overrides;
 pub use schema::{
     Balancer, Config, HandoffPolicy, LimitsConfig, LogConfig, LogFormat, PlacementKind,
-    PostgresConfig, RouteConfig, ServerConfig, TimeoutsConfig, TlsConfig,
+    PostgresConfig, RouteConfig, ServerConfig, TimeoutsConfig, TlsConfig, WebSocketConfig,
 };
 
 /// A configuration problem, naming the key it concerns.

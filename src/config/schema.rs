@@ -19,6 +19,8 @@ pub struct Config {
     pub postgres: PostgresConfig,
     /// HTTPS: certificate and key files; off when empty.
     pub tls: TlsConfig,
+    /// WebSocket size limits, idle timeout and output bound.
+    pub websocket: WebSocketConfig,
     /// The access log.
     pub log: LogConfig,
     /// Stock handlers mounted on paths.
@@ -160,6 +162,32 @@ impl Default for TimeoutsConfig {
             keep_alive: 60.0,
             write: 30.0,
             handler: 0.0,
+        }
+    }
+}
+
+/// `[websocket]`: limits on WebSocket connections (routes added with
+/// `Router::websocket`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Largest message, all fragments together, in bytes (closed with 1009 beyond).
+    pub max_message_size: usize,
+    /// Largest frame in bytes (closed with 1009 beyond).
+    pub max_frame_size: usize,
+    /// Seconds without traffic either way before the server closes with 1001.
+    pub idle_timeout: f64,
+    /// Unwritten output, in bytes, at which `send` waits (and `try_send` refuses).
+    pub write_buffer: usize,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            max_message_size: 16 << 20,
+            max_frame_size: 16 << 20,
+            idle_timeout: 60.0,
+            write_buffer: 256 * 1024,
         }
     }
 }

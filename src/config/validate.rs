@@ -31,6 +31,12 @@ impl Config {
             ("limits.max_head_size", self.limits.max_head_size),
             ("limits.max_uri_length", self.limits.max_uri_length),
             ("limits.read_buffer", self.limits.read_buffer),
+            (
+                "websocket.max_message_size",
+                self.websocket.max_message_size,
+            ),
+            ("websocket.max_frame_size", self.websocket.max_frame_size),
+            ("websocket.write_buffer", self.websocket.write_buffer),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -43,6 +49,7 @@ impl Config {
             ("timeouts.body", self.timeouts.body),
             ("timeouts.keep_alive", self.timeouts.keep_alive),
             ("timeouts.write", self.timeouts.write),
+            ("websocket.idle_timeout", self.websocket.idle_timeout),
         ];
         for (key, value) in timeouts {
             if !(value > 0.0 && value <= MAX_TIMEOUT) {
@@ -184,6 +191,11 @@ mod tests {
             ("[timeouts]\nhandler = -1.0", "timeouts.handler"),
             ("[server]\nmax_connections = 0", "server.max_connections"),
             ("[log]\naccess = \"\"", "log.access"),
+            (
+                "[websocket]\nmax_frame_size = 0",
+                "websocket.max_frame_size",
+            ),
+            ("[websocket]\nidle_timeout = 0", "websocket.idle_timeout"),
             ("[log]\nformat = \"xml\"", "log.format"),
             (
                 "[[route]]\nhandler = \"text\"\npath = \"x\"\nbody = \"\"",

@@ -14,7 +14,7 @@ use bytes::{Buf, BytesMut};
 
 use super::message::{CloseFrame, Message, Reader};
 use super::socket::{Phase, Shared, Upgrade};
-use super::{CloseCode, Pending, Settings};
+use super::{CloseCode, Pending};
 use crate::http::{Response, StatusCode};
 use crate::net::Transport;
 use crate::shard::Shard;
@@ -46,7 +46,7 @@ pub(crate) async fn serve<T: Transport>(
     pending: Pending,
     read: BytesMut,
 ) {
-    let settings = Settings::default();
+    let settings = shard.settings.get().websocket;
     let shared = Rc::new(Shared::new(settings.write_buffer, shard.stats.clone()));
     let upgrade = Upgrade::new(shared.clone(), pending.handshake, shard.date.get());
     let (handler, request) = (pending.handler, pending.request);

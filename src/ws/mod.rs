@@ -146,32 +146,17 @@ impl Pending {
     }
 }
 
-/// The `[websocket]` settings a connection runs with.
+/// The `[websocket]` settings a connection runs with (see `config::WebSocketConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// The largest message accepted (1009 beyond).
-    pub max_message_size: usize,
-    /// The largest frame accepted (1009 beyond).
-    pub max_frame_size: usize,
-    /// Closed with 1001 after this long without traffic either way.
-    pub idle_timeout: Duration,
-    /// `send` waits while this many bytes are unwritten.
-    pub write_buffer: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            max_message_size: 16 << 20,
-            max_frame_size: 16 << 20,
-            idle_timeout: Duration::from_secs(60),
-            write_buffer: 256 * 1024,
-        }
-    }
+pub(crate) struct Settings {
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) write_buffer: usize,
 }
 
 impl Settings {
-    fn limits(&self) -> message::Limits {
+    pub(crate) fn limits(&self) -> message::Limits {
         message::Limits {
             max_frame: self.max_frame_size,
             max_message: self.max_message_size,
