@@ -123,20 +123,11 @@ impl AccessLog {
         self.on.get()
     }
 
-    /// The peer's address for a new connection's entries; no syscall when off.
-    pub(crate) fn peer(&self, stream: &crate::net::Socket) -> Option<IpAddr> {
-        if self.is_on() {
-            stream.peer_ip()
-        } else {
-            None
-        }
-    }
-
     /// What the log needs from `request`, or `None` when the log is off.
     #[inline]
-    pub(crate) fn entry(&self, request: &Request, peer: Option<IpAddr>) -> Option<Entry> {
+    pub(crate) fn entry(&self, request: &Request) -> Option<Entry> {
         if self.is_on() {
-            Some(Entry::new(request, peer))
+            Some(Entry::new(request))
         } else {
             None
         }
@@ -266,7 +257,7 @@ fn chunk_end(bytes: &[u8]) -> usize {
 }
 
 impl Entry {
-    fn new(request: &Request, peer: Option<IpAddr>) -> Entry {
+    fn new(request: &Request) -> Entry {
         let head = request.headers.head().clone();
         let start = request.method_span.start as usize;
         let end = head[start..]
@@ -281,7 +272,7 @@ impl Entry {
             line: (start as u16, (end - start) as u16),
             referer: request.headers.get("referer").map(span),
             agent: request.headers.get("user-agent").map(span),
-            peer,
+            peer: request.peer_addr().map(|addr| addr.ip()),
             head,
         }
     }

@@ -5,6 +5,7 @@
 //! and passes each connection to a shard it picks (round-robin, or the one with the
 //! fewest open connections) over the control mesh; the receiving shard then owns it.
 
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,13 +35,18 @@ pub(crate) const MAX_REFUSING: usize = 32;
 /// run: a burst of clients must not hold up the connections already open.
 const ACCEPT_BATCH: usize = 16;
 
-/// Serves the accepted connection `fd` on this shard. At `max_connections` the
+/// Serves the accepted connection `fd` from `peer` on this shard. At `max_connections` the
 /// longest-idle keep-alive connection is closed to make room (as nginx reuses idle
 /// connections); only when none is idle is the new one answered `503` and closed.
 ///
 /// The connection counts as open from here, not from when its task first runs: a burst
 /// accepted in one turn would otherwise all pass the limit.
-pub(crate) fn admit(shard: &Rc<Shard>, fd: OwnedFd, loads: Option<&Loads>) {
+pub(crate) fn admit(
+    shard: &Rc<Shard>,
+    fd: OwnedFd,
+    peer: Option<SocketAddr>,
+    loads: Option<&Loads>,
+) {
     if shard.stats.active() >= shard.settings.get().max_connections {
         if shard.watchdog.evict_longest_idle() {
             // The evicted connection is closing: its place is the new one's.
@@ -66,7 +72,7 @@ pub(crate) fn admit(shard: &Rc<Shard>, fd: OwnedFd, loads: Option<&Loads>) {
     let deadline = open.deadline.clone();
     let shard = shard.clone();
     glommio::spawn_local(async move {
-        conn::serve(stream, shard, deadline).await;
+        conn::serve(stream, peer, shard, deadline).await;
         drop(open);
     })
     .detach();
@@ -131,7 +137,7 @@ pub(crate) async fn accept_here(ctx: &ShardCtx, shard: &Rc<Shard>, listener: Soc
     let mut since_yield = 0;
     while let Some(accepted) = until_stopped(ctx, listener.accept()).await {
         match accepted {
-            Ok(fd) => admit(shard, fd, None),
+            Ok((fd, peer)) => admit(shard, fd, peer, None),
             Err(_) => backoff().await,
         }
         pace(&mut since_yield).await;
@@ -149,7 +155,7 @@ pub(crate) async fn hand_off(
     let mut since_yield = 0;
     while let Some(accepted) = until_stopped(ctx, listener.accept()).await {
         pace(&mut since_yield).await;
-        let Ok(accepted) = accepted else {
+        let Ok((fd, peer)) = accepted else {
             backoff().await;
             continue;
         };
@@ -163,7 +169,7 @@ pub(crate) async fn hand_off(
         let loads = loads.clone();
         ctx.run_on(target, move |ctx: &ShardCtx| {
             if let Some(shard) = ctx.local::<Shard>() {
-                admit(&shard, accepted, Some(&loads));
+                admit(&shard, fd, peer, Some(&loads));
             }
         });
     }

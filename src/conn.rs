@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -65,25 +66,39 @@ struct Slot {
 
 /// Serves one accepted connection until it closes: over TLS when the shard has a TLS
 /// config now, else plaintext. Each is its own instance of the generic loop, so the
-/// plaintext one has no TLS branch inside. `deadline` is the connection's, made when
-/// it was admitted (an eviction to make room for another connection expires it).
-pub(crate) async fn serve(stream: Socket, shard: Rc<Shard>, deadline: Rc<Deadline>) {
+/// plaintext one has no TLS branch inside. `peer` is the client's address as accept
+/// gave it (looked up when it did not); `deadline` is the connection's, made when it
+/// was admitted (an eviction to make room for another connection expires it).
+pub(crate) async fn serve(
+    stream: Socket,
+    peer: Option<SocketAddr>,
+    shard: Rc<Shard>,
+    deadline: Rc<Deadline>,
+) {
     match shard.tls.current() {
-        None => serve_on(stream, shard, deadline).await,
+        None => serve_on(stream, peer, false, shard, deadline).await,
         Some(config) => {
             // Fails only when rustls cannot allocate its state: drop the connection.
             if let Ok(stream) = TlsStream::new(stream, config) {
-                serve_on(stream, shard, deadline).await;
+                serve_on(stream, peer, true, shard, deadline).await;
             }
         }
     }
 }
 
-async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>, deadline: Rc<Deadline>) {
+async fn serve_on<T: Transport>(
+    stream: T,
+    peer: Option<SocketAddr>,
+    secure: bool,
+    shard: Rc<Shard>,
+    deadline: Rc<Deadline>,
+) {
+    let mut decoder = Decoder::new(shard.settings.get().limits, shard.id);
+    decoder.set_connection(peer.or_else(|| stream.socket().peer_addr()), secure);
     let mut conn = Connection {
         read: BytesMut::new(),
         write: BytesMut::new(),
-        decoder: Decoder::new(shard.settings.get().limits, shard.id),
+        decoder,
         inflight: VecDeque::new(),
         deadline,
         head_started: None,
@@ -93,7 +108,6 @@ async fn serve_on<T: Transport>(stream: T, shard: Rc<Shard>, deadline: Rc<Deadli
         streaming: None,
         feeding: None,
         upgrade: None,
-        peer: shard.access_log.peer(stream.socket()),
     };
     // I/O errors (resets, broken pipes) just end the connection.
     match conn.run(&stream, &shard).await {
@@ -123,8 +137,6 @@ struct Connection {
     /// When the body now arriving began, and `bytes_read` then: the body's average
     /// rate is held to `limits.min_body_rate`.
     body_started: Option<(Instant, u64)>,
-    /// The client's address, for the access log (looked up only when it is on).
-    peer: Option<std::net::IpAddr>,
     /// Bytes read on this connection so far.
     bytes_read: u64,
     /// An error response was queued: the request's mode is in doubt.
@@ -286,7 +298,7 @@ impl Connection {
                         keep_alive: request.keep_alive(),
                         http10: request.version() == Version::Http10,
                     };
-                    let access = shard.access_log.entry(&request, self.peer);
+                    let access = shard.access_log.entry(&request);
                     let (feed, body) = BodyFeed::new();
                     let mut parts = Some((request, body));
                     let reply = match catch_unwind(AssertUnwindSafe(|| {
@@ -327,7 +339,7 @@ impl Connection {
                     };
                     // The closure borrows the request rather than owning it: a closure
                     // that owns it is copied whole, twice, on its way into catch_unwind.
-                    let access = shard.access_log.entry(&request, self.peer);
+                    let access = shard.access_log.entry(&request);
                     let mut request = Some(request);
                     let reply = match catch_unwind(AssertUnwindSafe(|| {
                         shard

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use haywire::config::{Config, ConfigError};
+use haywire::config::{Balancer, Config, ConfigError};
 use haywire::{RunningServer, Server};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
@@ -585,4 +585,51 @@ fn alpn_picks_http_1_1_and_refuses_h2_only_clients() {
     assert_eq!(report["total"]["tls"]["failed"], 1);
     server.stop();
     server.join().unwrap();
+}
+
+/// `GET /peer` answers `shard peer secure`; every shard is reached (within a bound, so a
+/// dead shard fails) and each connection sees its own client address.
+fn peers_on_every_shard(mut ask: impl FnMut() -> (SocketAddr, String), secure: bool) {
+    let mut seen = [false; 2];
+    for _ in 0..64 {
+        let (client, text) = ask();
+        let fields: Vec<&str> = text.split(' ').collect();
+        assert_eq!(
+            fields[1..],
+            [client.to_string().as_str(), &secure.to_string()],
+            "{text}"
+        );
+        seen[fields[0].parse::<usize>().unwrap()] = true;
+        if seen == [true, true] {
+            return;
+        }
+    }
+    panic!("not every shard answered: {seen:?}");
+}
+
+#[test]
+fn a_request_knows_its_client_address_and_whether_it_came_over_tls() {
+    for balancer in [Balancer::Reuseport, Balancer::Handoff] {
+        let mut config = test_config();
+        config.server.balancer = balancer;
+        let server = start_server(config);
+        peers_on_every_shard(
+            || {
+                let (reply, reader) = exchange(server.local_addr(), get("/peer").as_bytes());
+                (reader.get_ref().local_addr().unwrap(), reply.text())
+            },
+            false,
+        );
+    }
+    let cert = make_cert(&temp_dir("peer"));
+    let server = start_tls(&cert);
+    let config = client(&cert, &[&rustls::version::TLS13]);
+    peers_on_every_shard(
+        || {
+            let mut reader = connect_tls(server.local_addr(), &config).unwrap();
+            let reply = tls_get(&mut reader, "/peer");
+            (reader.get_ref().sock.local_addr().unwrap(), reply.text())
+        },
+        true,
+    );
 }

@@ -2,6 +2,7 @@
 //! assembly, incremental across reads and over pipelined requests.
 
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -92,6 +93,9 @@ enum State {
 pub struct Decoder {
     limits: Limits,
     shard: usize,
+    /// The connection's client and whether it speaks TLS, copied into each request.
+    peer: Option<SocketAddr>,
+    secure: bool,
     state: State,
     /// Empty lines skipped before the request line now expected.
     empty_lines: u8,
@@ -110,11 +114,20 @@ impl Decoder {
         let mut decoder = Decoder {
             limits,
             shard,
+            peer: None,
+            secure: false,
             state: State::Head,
             empty_lines: 0,
         };
         decoder.set_limits(limits);
         decoder
+    }
+
+    /// Says which client the connection serves (`peer`) and whether over TLS, for
+    /// [`Request::peer_addr`] and [`Request::is_secure`].
+    pub fn set_connection(&mut self, peer: Option<SocketAddr>, secure: bool) {
+        self.peer = peer;
+        self.secure = secure;
     }
 
     /// Replaces the limits for the requests that follow. Panics as [`Decoder::new`].
@@ -216,6 +229,8 @@ impl Decoder {
             keep_alive: true,
             params: Params::default(),
             shard: self.shard,
+            peer: self.peer,
+            secure: self.secure,
         };
         if buf.first().is_some_and(|&b| b == b'\r' || b == b'\n') {
             self.skip_empty_lines(buf)?;

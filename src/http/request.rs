@@ -4,6 +4,7 @@
 //! headers are offsets into it. Nothing here allocates per request.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -206,6 +207,8 @@ pub struct Request {
     pub(crate) keep_alive: bool,
     pub(crate) params: Params,
     pub(crate) shard: usize,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) secure: bool,
 }
 
 impl Request {
@@ -272,6 +275,18 @@ impl Request {
     /// The shard serving this request.
     pub fn shard(&self) -> usize {
         self.shard
+    }
+
+    /// The client's address as the connection was accepted: the peer of the TCP
+    /// connection, so a proxy's address when one sits in front. `None` when it is
+    /// unknown (a request built without a connection).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Whether the request arrived over TLS (`https`).
+    pub fn is_secure(&self) -> bool {
+        self.secure
     }
 
     /// The value captured by the route's `:name` segment.

@@ -2,6 +2,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -29,10 +30,12 @@ impl Socket {
         })
     }
 
-    /// The peer's IP address (one `getpeername`), for the access log.
-    pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
-        let addr = socket2::SockRef::from(&self.fd).peer_addr().ok()?;
-        Some(addr.as_socket()?.ip())
+    /// The peer's address (one `getpeername`), where accept did not give it.
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        socket2::SockRef::from(&self.fd)
+            .peer_addr()
+            .ok()?
+            .as_socket()
     }
 
     /// The counters of the shard that owns the socket.
@@ -94,11 +97,14 @@ impl Socket {
         })
     }
 
-    /// Accepts a connection, non-blocking from the start (no `fcntl` after `accept`).
-    pub(crate) async fn accept(&self) -> io::Result<OwnedFd> {
+    /// Accepts a connection, non-blocking from the start (no `fcntl` after `accept`),
+    /// with the peer's address as `accept4` returns it (no `getpeername` later).
+    pub(crate) async fn accept(&self) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
         poll_fn(|cx| {
             self.poll_io(cx, |fd| {
-                net::accept_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+                let (fd, peer) =
+                    net::acceptfrom_with(fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+                Ok((fd, peer.and_then(|peer| SocketAddr::try_from(peer).ok())))
             })
         })
         .await

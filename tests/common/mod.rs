@@ -49,6 +49,11 @@ pub static BIG: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 pub fn test_routes(router: &mut Router, shard: &Rc<ShardCtx>) {
     let id = shard.id();
     router.get("/shard", move |_: Request| Response::text(format!("{id}")));
+    // Who asked, and how: `shard peer secure`.
+    router.get("/peer", move |req: Request| {
+        let peer = req.peer_addr().map_or("none".into(), |a| a.to_string());
+        Response::text(format!("{id} {peer} {}", req.is_secure()))
+    });
     router.get("/items/:id", |req: Request| {
         Response::text(req.param("id").unwrap_or("?").to_owned())
     });
