@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures_lite::AsyncReadExt;
 use haywire::handler::Reply;
-use haywire::{Handler, Request, Response, StatusCode};
+use haywire::{Handler, HeaderText, Request, Response, StatusCode};
 
 /// Route index of the fallback (WSGI and ASGI apps get every unrouted path).
 pub const FALLBACK: usize = usize::MAX;
@@ -54,12 +54,12 @@ pub struct Job {
 /// haywire `Response` may hold shard-local state); the shard turns it into one.
 #[derive(Debug)]
 pub struct Answer {
-    /// The status code (100..=999, checked when made).
+    /// The status code (200..=999, checked when made).
     pub status: StatusCode,
     /// Content-Type of the body; `None` with an empty body sends none.
-    pub content_type: Option<String>,
-    /// Other headers (framing headers already removed).
-    pub headers: Vec<(String, String)>,
+    pub content_type: Option<Bytes>,
+    /// Other headers as the app's bytes (framing headers already removed).
+    pub headers: Vec<(Bytes, Bytes)>,
     /// The whole body.
     pub body: Bytes,
     /// Close the connection after this response.
@@ -71,7 +71,7 @@ impl Answer {
     pub fn text(status: StatusCode, body: &'static str) -> Answer {
         Answer {
             status,
-            content_type: Some("text/plain".into()),
+            content_type: Some(Bytes::from_static(b"text/plain")),
             headers: Vec::new(),
             body: Bytes::from_static(body.as_bytes()),
             close: false,
@@ -82,13 +82,14 @@ impl Answer {
     pub fn into_response(self) -> Response {
         let mut response = Response::new(self.status);
         for (name, value) in self.headers {
-            response = response.with_header(name, value);
+            response =
+                response.with_header(HeaderText::from_bytes(name), HeaderText::from_bytes(value));
         }
         if !self.body.is_empty() || self.content_type.is_some() {
             let content_type = self
                 .content_type
-                .unwrap_or_else(|| "application/octet-stream".into());
-            response = response.with_body(content_type, self.body);
+                .unwrap_or_else(|| Bytes::from_static(b"application/octet-stream"));
+            response = response.with_body(HeaderText::from_bytes(content_type), self.body);
         }
         if self.close {
             response = response.with_close();

@@ -113,7 +113,14 @@ struct PyRequest {
     responded: AtomicBool,
 }
 
-fn build_response(status: u16, headers: Vec<(String, String)>, body: Bytes) -> PyResult<Answer> {
+fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyResult<Answer> {
+    if (100..200).contains(&status) {
+        // An informational status is not a final response: sent as one, the client
+        // would wait for the real answer on a connection that never brings it.
+        return Err(PyValueError::new_err(format!(
+            "status {status} is informational (1xx); an application must send a final status (200-999)"
+        )));
+    }
     let status = StatusCode::from_u16(status)
         .ok_or_else(|| PyValueError::new_err(format!("invalid status {status}")))?;
     let mut answer = Answer {
@@ -124,11 +131,16 @@ fn build_response(status: u16, headers: Vec<(String, String)>, body: Bytes) -> P
         close: false,
     };
     for (name, value) in headers {
-        match name.to_ascii_lowercase().as_str() {
-            "content-type" => answer.content_type = Some(value),
+        match name.to_ascii_lowercase().as_slice() {
+            b"content-type" => answer.content_type = Some(value),
             // Framing and these are Haywire's own.
-            "content-length" | "transfer-encoding" | "date" | "server" | "keep-alive" => {}
-            "connection" => answer.close |= value.to_ascii_lowercase().contains("close"),
+            b"content-length" | b"transfer-encoding" | b"date" | b"server" | b"keep-alive"
+            | b"upgrade" | b"trailer" => {}
+            b"connection" => {
+                answer.close |= value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            }
             _ => answer.headers.push((name, value)),
         }
     }
@@ -363,8 +375,9 @@ impl PyRequest {
         self.responded.load(Ordering::Acquire)
     }
 
-    /// Sends the response: status, `(name, value)` headers (`str` or Latin-1
-    /// `bytes`), body. Content-Length, Date and Server are Haywire's;
+    /// Sends the response: status (a 1xx raises `ValueError`), `(name, value)`
+    /// headers (`bytes` sent unchanged, `str` as Latin-1), body. Content-Length,
+    /// Transfer-Encoding, Date, Server, Keep-Alive, Upgrade and Trailer are Haywire's;
     /// `Connection: close` closes after the response.
     #[pyo3(signature = (status, headers, body))]
     fn respond(
@@ -385,7 +398,7 @@ impl PyRequest {
         let mut pairs = Vec::new();
         for item in headers.try_iter()? {
             let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-            pairs.push((header_text(&name)?, header_text(&value)?));
+            pairs.push((header_bytes(&name)?, header_bytes(&value)?));
         }
         let response = build_response(status, pairs, body)?;
         if self.send(response) {
@@ -396,12 +409,20 @@ impl PyRequest {
     }
 }
 
-/// A header name or value from Python: `str`, or `bytes` read as Latin-1.
-fn header_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
+/// A header name or value from Python as the bytes to send: `bytes` unchanged, `str`
+/// as Latin-1 (PEP 3333's native strings; a character past U+00FF is an error).
+fn header_bytes(value: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     if let Ok(bytes) = value.cast::<PyBytes>() {
-        return Ok(latin1(bytes.as_bytes()));
+        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
     }
-    value.extract::<String>()
+    let text = value.extract::<std::borrow::Cow<'_, str>>()?;
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .map(Bytes::from)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("header text {text:?} is not Latin-1 (send bytes)"))
+        })
 }
 
 /// A worker: one single-shard Haywire server whose unrouted paths (or native routes)
@@ -710,7 +731,8 @@ mod tests {
             vec![
                 ("Content-Type".into(), "text/x".into()),
                 ("Content-Length".into(), "999".into()),
-                ("Connection".into(), "close".into()),
+                ("Transfer-Encoding".into(), "chunked".into()),
+                ("Connection".into(), "keep-alive, Close".into()),
                 ("X-A".into(), "1".into()),
             ],
             Bytes::from_static(b"abc"),
@@ -722,7 +744,9 @@ mod tests {
         assert_eq!(response.header("content-length"), None);
         assert!(response.closes());
         assert_eq!(&response.body()[..], b"abc");
+        assert_eq!(response.header("transfer-encoding"), None);
         assert!(build_response(42, vec![], Bytes::new()).is_err());
+        assert!(build_response(103, vec![], Bytes::new()).is_err());
     }
 
     #[test]

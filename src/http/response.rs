@@ -129,9 +129,15 @@ impl HeaderText {
         HeaderText::new(text)
     }
 
-    /// The text.
+    /// Header bytes sent exactly as given, for values that are not UTF-8 (Latin-1
+    /// text from a WSGI or ASGI application). A name or value holding CR, LF or NUL is
+    /// still dropped when the response is encoded.
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        HeaderText::new(bytes)
+    }
+
+    /// The text; empty for bytes that are not UTF-8 (see [`HeaderText::from_bytes`]).
     pub fn as_str(&self) -> &str {
-        // Built only from `str`, so always UTF-8.
         std::str::from_utf8(&self.text).unwrap_or("")
     }
 }

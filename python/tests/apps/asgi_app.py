@@ -60,6 +60,16 @@ async def app(scope, receive, send):
         with open(os.path.join(MARKER_DIR, "disconnect"), "w") as f:
             f.write(message["type"])
         return
+    if path == "/latin1":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"x-name", b"caf\xe9"), (b"content-length", b"999"),
+                                (b"transfer-encoding", b"chunked")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+        return
+    if path == "/informational":
+        await send({"type": "http.response.start", "status": 101, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
     if path == "/error":
         raise RuntimeError("boom")
     if path == "/pid":

@@ -75,6 +75,13 @@ def raw(environ, start_response):
     if path == "/pid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
+    if path == "/latin1":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Name", "caf\u00e9"),
+                                  ("Content-Length", "999"), ("Transfer-Encoding", "chunked")])
+        return [b"ok"]
+    if path == "/informational":
+        start_response("103 Early Hints", [("Content-Type", "text/plain"), ("Link", "</a.css>")])
+        return [b""]
     if path == "/exit3":
         os._exit(3)
     if path == "/hang":

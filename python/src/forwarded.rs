@@ -1,0 +1,232 @@
+//! Who the client is: the connection's peer, or, when that peer is a trusted proxy
+//! (`--forwarded-allow-ips`), what its `Forwarded` or `X-Forwarded-For`/`-Proto`
+//! headers say. As uvicorn does: the client is the rightmost address in the chain that
+//! is not itself trusted; the scheme is the last one the proxies report.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// The addresses whose proxy headers are believed.
+#[derive(Clone, Debug, Default)]
+pub struct Trusted {
+    nets: Vec<(IpAddr, u8)>,
+    all: bool,
+}
+
+impl Trusted {
+    /// Parses a comma-separated list of addresses and CIDR networks (`*`: any peer).
+    pub fn parse(list: &str) -> Result<Trusted, String> {
+        let mut trusted = Trusted::default();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item == "*" {
+                trusted.all = true;
+                continue;
+            }
+            let (addr, prefix) = match item.split_once('/') {
+                Some((addr, prefix)) => (addr, Some(prefix)),
+                None => (item, None),
+            };
+            let addr: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("--forwarded-allow-ips: {item:?} is not an address"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let prefix = match prefix {
+                Some(p) => p
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|&p| p <= max)
+                    .ok_or_else(|| format!("--forwarded-allow-ips: bad prefix in {item:?}"))?,
+                None => max,
+            };
+            trusted.nets.push((addr, prefix));
+        }
+        Ok(trusted)
+    }
+
+    /// Whether `addr` is trusted.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        self.all || self.nets.iter().any(|&(net, prefix)| in_net(addr, net, prefix))
+    }
+
+    /// Whether any address is trusted (else the headers are never read).
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.nets.is_empty()
+    }
+}
+
+fn in_net(addr: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    let addr = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    };
+    match (addr, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The client as the application sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// Host (an address; a proxy may name it otherwise, e.g. `unknown`).
+    pub host: String,
+    /// Port (0 when a proxy header named the client without one).
+    pub port: u16,
+    /// `http` or `https`.
+    pub scheme: String,
+}
+
+/// The client of a request from `peer` (over TLS when `secure`) with `headers`.
+pub fn client(
+    peer: Option<SocketAddr>,
+    secure: bool,
+    headers: &[(String, bytes::Bytes)],
+    trusted: &Trusted,
+) -> Option<Client> {
+    let peer = peer?;
+    let mut client = Client {
+        host: peer.ip().to_canonical().to_string(),
+        port: peer.port(),
+        scheme: if secure { "https" } else { "http" }.to_owned(),
+    };
+    if trusted.is_empty() || !trusted.contains(peer.ip()) {
+        return Some(client);
+    }
+    let header = |name: &str| -> Option<String> {
+        let values: Vec<&[u8]> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &v[..])
+            .collect();
+        (!values.is_empty()).then(|| {
+            values
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    };
+    // `Forwarded` (RFC 7239) wins over the X- headers when a proxy sends it.
+    let (hops, proto) = match header("forwarded") {
+        Some(value) => forwarded_elements(&value),
+        None => (
+            header("x-forwarded-for")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+                .unwrap_or_default(),
+            header("x-forwarded-proto").and_then(|v| {
+                v.rsplit(',')
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .find(|s| !s.is_empty())
+            }),
+        ),
+    };
+    if let Some(proto) = proto.filter(|p| p == "http" || p == "https") {
+        client.scheme = proto;
+    }
+    // Rightmost untrusted hop; when every hop is trusted, the leftmost.
+    let hop = hops
+        .iter()
+        .rev()
+        .find(|h| h.parse::<IpAddr>().map_or(true, |ip| !trusted.contains(ip)))
+        .or(hops.first());
+    if let Some(hop) = hop.filter(|h| !h.is_empty()) {
+        client.host = hop.clone();
+        client.port = 0;
+    }
+    Some(client)
+}
+
+/// The `for=` nodes (addresses, brackets and ports removed) of every element, and the
+/// last element's `proto=`.
+fn forwarded_elements(value: &str) -> (Vec<String>, Option<String>) {
+    let mut hops = Vec::new();
+    let mut proto = None;
+    for element in value.split(',') {
+        for pair in element.split(';') {
+            let Some((key, val)) = pair.split_once('=') else {
+                continue;
+            };
+            let val = val.trim().trim_matches('"');
+            match key.trim().to_ascii_lowercase().as_str() {
+                "for" => hops.push(node_host(val)),
+                "proto" => proto = Some(val.to_ascii_lowercase()),
+                _ => {}
+            }
+        }
+    }
+    (hops, proto)
+}
+
+/// `[v6]:port`, `v4:port` or a bare node, as its host.
+fn node_host(node: &str) -> String {
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("").to_owned();
+    }
+    match node.split_once(':') {
+        Some((host, _)) if !host.contains(':') => host.to_owned(),
+        _ => node.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn headers(list: &[(&str, &str)]) -> Vec<(String, Bytes)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), Bytes::from(v.to_string())))
+            .collect()
+    }
+
+    fn peer(s: &str) -> Option<SocketAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn untrusted_peers_headers_are_ignored() {
+        let trusted = Trusted::parse("10.0.0.0/8").unwrap();
+        let h = headers(&[("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-Proto", "https")]);
+        let c = client(peer("192.168.1.5:4000"), false, &h, &trusted).unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.scheme.as_str()), ("192.168.1.5", 4000, "http"));
+    }
+
+    #[test]
+    fn trusted_proxy_gives_rightmost_untrusted_hop_and_proto() {
+        let trusted = Trusted::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+        let h = headers(&[
+            ("X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.1.1.1"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
+        let c = client(peer("127.0.0.1:4000"), false, &h, &trusted).unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.scheme.as_str()), ("1.2.3.4", 0, "https"));
+    }
+
+    #[test]
+    fn forwarded_header_wins_and_parses_nodes() {
+        let trusted = Trusted::parse("*").unwrap();
+        let h = headers(&[
+            ("Forwarded", "for=\"[2001:db8::1]:80\";proto=http, for=5.6.7.8:9;proto=https"),
+            ("X-Forwarded-For", "9.9.9.9"),
+        ]);
+        let c = client(peer("[::1]:4000"), true, &h, &trusted).unwrap();
+        assert_eq!((c.host.as_str(), c.scheme.as_str()), ("5.6.7.8", "https"));
+        assert_eq!(node_host("[2001:db8::1]:80"), "2001:db8::1");
+    }
+
+    #[test]
+    fn tls_and_v4_mapped_peers() {
+        let trusted = Trusted::parse("127.0.0.1").unwrap();
+        let c = client(peer("[::ffff:127.0.0.1]:5"), true, &[], &trusted).unwrap();
+        assert_eq!((c.host.as_str(), c.scheme.as_str()), ("127.0.0.1", "https"));
+        assert!(trusted.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(Trusted::parse("1.2.3.4/33").is_err() && Trusted::parse("x").is_err());
+        assert!(client(None, false, &[], &trusted).is_none());
+    }
+}

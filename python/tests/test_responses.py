@@ -1,0 +1,37 @@
+"""What reaches the wire from an app's response: header bytes unchanged, framing
+headers the server's own, informational statuses refused."""
+
+import time
+
+import pytest
+
+from conftest import read_response
+
+
+def raw_response(server, path):
+    with server.connect() as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        return read_response(sock)
+
+
+@pytest.mark.parametrize("interface, app", [("wsgi", "wsgi_app:app"), ("asgi", "asgi_app:app")])
+def test_header_bytes_pass_through_and_framing_is_the_servers(serve, interface, app):
+    server = serve(app, interface=interface)
+    status, headers, body, head = raw_response(server, "/latin1")
+    assert (status, body) == (200, b"ok")
+    assert b"\r\nx-name: caf\xe9\r\n" in head.lower() + b"\r\n"  # Latin-1 in, same bytes out
+    assert headers["content-length"] == "2"
+    assert "transfer-encoding" not in headers
+
+
+@pytest.mark.parametrize("interface, app", [("wsgi", "wsgi_app:app"), ("asgi", "asgi_app:app")])
+def test_informational_status_from_the_app_is_a_500(serve, interface, app):
+    server = serve(app, interface=interface)
+    status, _, _, _ = raw_response(server, "/informational")
+    assert status == 500
+    assert raw_response(server, "/pid")[0] == 200  # the worker lives on
+    # stderr is read by a thread: give it a moment to see the logged reason.
+    deadline = time.monotonic() + 10
+    while not any("is informational (1xx)" in line for line in server.errors):
+        assert time.monotonic() < deadline, server.errors
+        time.sleep(0.05)
