@@ -55,30 +55,35 @@ mod balancer;
 mod body;
 pub mod config;
 mod conn;
+pub mod extract;
 pub mod handler;
 pub mod http;
+pub mod layer;
 pub mod metrics;
 mod net;
 #[cfg(feature = "pg")]
 pub mod pg;
 mod pool;
 mod reload;
+mod respond;
 mod router;
 mod server;
 mod shard;
 pub mod stats;
 mod stock;
+pub mod testing;
 mod watchdog;
 pub mod ws;
 
 pub use body::RequestBody;
 pub use config::Config;
-pub use handler::{BodyHandler, Handler, IntoReply, Reply};
+pub use handler::{BodyHandler, Handler, IntoHandler, IntoReply, Reply};
 pub use haywire_shards::ShardCtx;
 pub use http::{
     BodyStream, ChunkStream, HeaderText, Headers, Method, Request, Response, StatusCode, Version,
 };
 pub use reload::{Reloaded, Reloader};
+pub use respond::{Error, IntoResponse, Json};
 pub use router::Router;
 pub use server::{RunningServer, Server, StopHandle};
 

@@ -7,14 +7,17 @@
 //! handler when no HEAD handler is registered. A known path with no handler for the
 //! method is answered 405 with `Allow`; an unknown path 404.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use crate::body::RequestBody;
-use crate::handler::{BodyHandler, Handler, Reply};
+use crate::extract::States;
+use crate::handler::{BodyHandler, Handler, IntoHandler, Reply};
 use crate::http::request::{Span, MAX_PARAMS};
-use crate::http::{Method, Request, Response, StatusCode};
+use crate::http::{HeaderText, Method, Request, Response, StatusCode};
+use crate::layer::Layer;
 use crate::ws::{AcceptAll, UpgradeHandler, WebSocket};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +50,50 @@ impl Hasher for Fnv {
     }
 }
 
+/// Answers a known path's other methods: 405 with `Allow`.
+struct NotAllowed {
+    /// The `Allow` value, kept in step with the endpoint's handlers.
+    allow: Rc<RefCell<HeaderText>>,
+}
+
+impl Handler for NotAllowed {
+    fn call(&self, _: Request) -> Reply {
+        Reply::Ready(
+            Response::new(StatusCode::METHOD_NOT_ALLOWED)
+                .with_header("Allow", self.allow.borrow().clone())
+                .with_body("text/plain", "method not allowed\n"),
+        )
+    }
+}
+
+/// Answers an unknown path: 404.
+struct NotFound;
+
+impl Handler for NotFound {
+    fn call(&self, _: Request) -> Reply {
+        Reply::Ready(Response::new(StatusCode::NOT_FOUND).with_body("text/plain", "not found\n"))
+    }
+}
+
 /// The handlers registered for one path, by method.
-#[derive(Default)]
 struct Endpoint {
     handlers: Vec<(Method, Rc<dyn Handler>)>,
-    /// The `Allow` header value, kept in step with `handlers`.
-    allow: String,
+    allow: Rc<RefCell<HeaderText>>,
+    /// Answers the methods without a handler (wrapped by the layers like the rest).
+    not_allowed: Rc<dyn Handler>,
+}
+
+impl Default for Endpoint {
+    fn default() -> Endpoint {
+        let allow = Rc::new(RefCell::new(HeaderText::from("")));
+        Endpoint {
+            handlers: Vec::new(),
+            not_allowed: Rc::new(NotAllowed {
+                allow: allow.clone(),
+            }),
+            allow,
+        }
+    }
 }
 
 impl Endpoint {
@@ -67,7 +108,7 @@ impl Endpoint {
         if self.find(Method::Head).is_some() && !allow.contains(&"HEAD") {
             allow.push("HEAD");
         }
-        self.allow = allow.join(", ");
+        *self.allow.borrow_mut() = allow.join(", ").into();
     }
 
     fn find(&self, method: Method) -> Option<&Rc<dyn Handler>> {
@@ -77,6 +118,28 @@ impl Endpoint {
             _ => None,
         };
         exact.or_else(fallback).map(|(_, h)| h)
+    }
+
+    fn call(&self, request: Request) -> Reply {
+        match self.find(request.method()) {
+            Some(handler) => handler.call(request),
+            None => self.not_allowed.call(request),
+        }
+    }
+
+    /// Wraps every handler, and the 405 answer, in `layer`.
+    fn wrap(&mut self, layer: &dyn Layer) {
+        for (_, handler) in &mut self.handlers {
+            *handler = layer.layer(handler.clone());
+        }
+        self.not_allowed = layer.layer(self.not_allowed.clone());
+    }
+
+    /// Takes `other`'s handlers (theirs win for a method both have).
+    fn absorb(&mut self, other: Endpoint) {
+        for (method, handler) in other.handlers {
+            self.add(method, handler);
+        }
     }
 }
 
@@ -97,16 +160,31 @@ struct WsRoute {
 type StreamingHandlers = Vec<(Method, Rc<dyn BodyHandler>)>;
 
 /// One shard's routing table. Built by the route factory on each shard.
-#[derive(Default)]
 pub struct Router {
     exact: HashMap<Box<str>, Endpoint, BuildHasherDefault<Fnv>>,
     patterns: Vec<Pattern>,
-    /// Answers every path no route matches, whatever the method.
-    fallback: Option<Rc<dyn Handler>>,
+    /// Answers every path no route matches, whatever the method: 404 unless
+    /// `fallback` set another.
+    not_found: Rc<dyn Handler>,
     /// Routes that read their bodies as they arrive: exact paths only.
     streaming: HashMap<Box<str>, StreamingHandlers, BuildHasherDefault<Fnv>>,
     /// WebSocket routes, in the order added.
     websockets: Vec<WsRoute>,
+    /// Values the `State` extractor finds by type.
+    states: Rc<States>,
+}
+
+impl Default for Router {
+    fn default() -> Router {
+        Router {
+            exact: HashMap::default(),
+            patterns: Vec::new(),
+            not_found: Rc::new(NotFound),
+            streaming: HashMap::default(),
+            websockets: Vec::new(),
+            states: Rc::default(),
+        }
+    }
 }
 
 fn parse_pattern(path: &str) -> (Vec<Segment>, Vec<Box<str>>) {
@@ -128,6 +206,16 @@ fn parse_pattern(path: &str) -> (Vec<Segment>, Vec<Box<str>>) {
     (segments, names)
 }
 
+/// `prefix` joined to a route's `path`: `/api` + `/` is `/api`, `/api` + `/x` is
+/// `/api/x`.
+fn join(prefix: &str, path: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    match path {
+        "/" if !prefix.is_empty() => prefix.to_owned(),
+        _ => format!("{prefix}{path}"),
+    }
+}
+
 impl Router {
     /// An empty router.
     pub fn new() -> Router {
@@ -137,8 +225,14 @@ impl Router {
     /// Registers `handler` for `method` on `path`. Panics on a pattern with more than
     /// eight `:name` segments or a path not starting with `/`: both are programming
     /// errors found at startup.
-    pub fn route(&mut self, method: Method, path: &str, handler: impl Handler) -> &mut Router {
-        self.route_rc(method, path, Rc::new(handler))
+    pub fn route<M>(
+        &mut self,
+        method: Method,
+        path: &str,
+        handler: impl IntoHandler<M>,
+    ) -> &mut Router {
+        let handler = handler.into_handler(&self.states);
+        self.route_rc(method, path, handler)
     }
 
     /// Like [`Router::route`] with a handler shared between routes or methods.
@@ -148,6 +242,12 @@ impl Router {
         path: &str,
         handler: Rc<dyn Handler>,
     ) -> &mut Router {
+        self.endpoint(path).add(method, handler);
+        self
+    }
+
+    /// The endpoint of `path`, made when new.
+    fn endpoint(&mut self, path: &str) -> &mut Endpoint {
         assert!(path.starts_with('/'), "route {path:?} must start with '/'");
         let (segments, names) = parse_pattern(path);
         assert!(
@@ -155,45 +255,118 @@ impl Router {
             "route {path:?} has more than {MAX_PARAMS} parameters"
         );
         if segments.iter().all(|s| matches!(s, Segment::Literal(_))) {
-            self.exact
-                .entry(path.into())
-                .or_default()
-                .add(method, handler);
-            return self;
+            return self.exact.entry(path.into()).or_default();
         }
-        match self.patterns.iter_mut().find(|p| p.segments == segments) {
-            Some(pattern) => pattern.endpoint.add(method, handler),
+        let index = match self.patterns.iter().position(|p| p.segments == segments) {
+            Some(index) => index,
             None => {
-                let mut endpoint = Endpoint::default();
-                endpoint.add(method, handler);
                 self.patterns.push(Pattern {
                     segments,
                     names: names.into(),
-                    endpoint,
+                    endpoint: Endpoint::default(),
                 });
+                self.patterns.len() - 1
             }
-        }
-        self
+        };
+        &mut self.patterns[index].endpoint
     }
 
     /// GET `path`.
-    pub fn get(&mut self, path: &str, handler: impl Handler) -> &mut Router {
+    pub fn get<M>(&mut self, path: &str, handler: impl IntoHandler<M>) -> &mut Router {
         self.route(Method::Get, path, handler)
     }
 
     /// POST `path`.
-    pub fn post(&mut self, path: &str, handler: impl Handler) -> &mut Router {
+    pub fn post<M>(&mut self, path: &str, handler: impl IntoHandler<M>) -> &mut Router {
         self.route(Method::Post, path, handler)
     }
 
     /// PUT `path`.
-    pub fn put(&mut self, path: &str, handler: impl Handler) -> &mut Router {
+    pub fn put<M>(&mut self, path: &str, handler: impl IntoHandler<M>) -> &mut Router {
         self.route(Method::Put, path, handler)
     }
 
+    /// PATCH `path`.
+    pub fn patch<M>(&mut self, path: &str, handler: impl IntoHandler<M>) -> &mut Router {
+        self.route(Method::Patch, path, handler)
+    }
+
     /// DELETE `path`.
-    pub fn delete(&mut self, path: &str, handler: impl Handler) -> &mut Router {
+    pub fn delete<M>(&mut self, path: &str, handler: impl IntoHandler<M>) -> &mut Router {
         self.route(Method::Delete, path, handler)
+    }
+
+    /// OPTIONS `path`.
+    pub fn options<M>(&mut self, path: &str, handler: impl IntoHandler<M>) -> &mut Router {
+        self.route(Method::Options, path, handler)
+    }
+
+    /// Stores `value` for the `State<T>` extractor of this router's handlers (and of
+    /// routers nested or merged into it later that lack a `T`). Each shard's router
+    /// holds its own: an `Rc<RefCell<_>>` inside is shared by this shard's requests
+    /// only, no lock needed.
+    pub fn state<T: Clone + 'static>(&mut self, value: T) -> &mut Router {
+        self.states.insert(value);
+        self
+    }
+
+    /// Wraps every route registered so far, the 405 answers of their paths and the
+    /// 404 (or fallback) in `layer`; routes added later are not wrapped. The layer added
+    /// last runs first. Streaming routes are not wrapped.
+    pub fn layer(&mut self, layer: impl Layer) -> &mut Router {
+        for endpoint in self.exact.values_mut() {
+            endpoint.wrap(&layer);
+        }
+        for pattern in &mut self.patterns {
+            pattern.endpoint.wrap(&layer);
+        }
+        self.not_found = layer.layer(self.not_found.clone());
+        self
+    }
+
+    /// Mounts `other`'s routes under `prefix` (`/api` + `/items/:id` is
+    /// `/api/items/:id`; `/api` + `/` is `/api`), with the layers `other` already
+    /// wraps them in: a group of routes with its own layers. Streaming and WebSocket
+    /// routes move too. `other`'s fallback is not used. A path and method both have
+    /// is `other`'s.
+    pub fn nest(&mut self, prefix: &str, other: Router) -> &mut Router {
+        assert!(
+            prefix.is_empty() || prefix.starts_with('/'),
+            "prefix {prefix:?} must start with '/'"
+        );
+        other.states.inherit(&self.states);
+        for (path, endpoint) in other.exact {
+            self.endpoint(&join(prefix, &path)).absorb(endpoint);
+        }
+        for pattern in other.patterns {
+            let path = pattern_path(&pattern.segments, &pattern.names);
+            self.endpoint(&join(prefix, &path)).absorb(pattern.endpoint);
+        }
+        for (path, handlers) in other.streaming {
+            for (method, handler) in handlers {
+                self.add_streaming(method, &join(prefix, &path), handler);
+            }
+        }
+        for route in other.websockets {
+            let path = pattern_path(&route.segments, &route.names);
+            self.add_websocket(&join(prefix, &path), route.handler);
+        }
+        self
+    }
+
+    /// Takes `other`'s routes as they are: [`Router::nest`] without a prefix.
+    pub fn merge(&mut self, other: Router) -> &mut Router {
+        self.nest("", other)
+    }
+
+    /// Builds a group of routes with `build` on a new router that shares this one's
+    /// state, then nests it under `prefix` (`""` for none): layers `build` adds wrap
+    /// the group's routes only.
+    pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut Router)) -> &mut Router {
+        let mut group = Router::new();
+        group.states.inherit(&self.states);
+        build(&mut group);
+        self.nest(prefix, group)
     }
 
     /// Registers `handler` for `method` on the exact path `path` (no `:name` or `*`),
@@ -206,6 +379,15 @@ impl Router {
         path: &str,
         handler: impl BodyHandler,
     ) -> &mut Router {
+        self.add_streaming(method, path, Rc::new(handler))
+    }
+
+    fn add_streaming(
+        &mut self,
+        method: Method,
+        path: &str,
+        handler: Rc<dyn BodyHandler>,
+    ) -> &mut Router {
         assert!(path.starts_with('/'), "route {path:?} must start with '/'");
         assert!(
             !path.split('/').any(|s| s == "*" || s.starts_with(':')),
@@ -213,7 +395,7 @@ impl Router {
         );
         let handlers = self.streaming.entry(path.into()).or_default();
         handlers.retain(|(m, _)| *m != method);
-        handlers.push((method, Rc::new(handler)));
+        handlers.push((method, handler));
         self
     }
 
@@ -263,6 +445,10 @@ impl Router {
     /// A WebSocket route whose handler answers the handshake itself: it may accept
     /// with a subprotocol, or reject, after waiting on anything (see [`crate::ws::Upgrade`]).
     pub fn websocket_upgrade(&mut self, path: &str, handler: impl UpgradeHandler) -> &mut Router {
+        self.add_websocket(path, Rc::new(handler))
+    }
+
+    fn add_websocket(&mut self, path: &str, handler: Rc<dyn UpgradeHandler>) -> &mut Router {
         assert!(path.starts_with('/'), "route {path:?} must start with '/'");
         let (segments, names) = parse_pattern(path);
         assert!(
@@ -273,7 +459,7 @@ impl Router {
         self.websockets.push(WsRoute {
             segments,
             names: names.into(),
-            handler: Rc::new(handler),
+            handler,
         });
         self
     }
@@ -295,8 +481,8 @@ impl Router {
 
     /// Sends every request that matches no route to `handler`, whatever its method,
     /// instead of answering 404 (an application mounted behind the stock routes).
-    pub fn fallback(&mut self, handler: impl Handler) -> &mut Router {
-        self.fallback = Some(Rc::new(handler));
+    pub fn fallback<M>(&mut self, handler: impl IntoHandler<M>) -> &mut Router {
+        self.not_found = handler.into_handler(&self.states);
         self
     }
 
@@ -304,35 +490,39 @@ impl Router {
     pub fn dispatch(&self, mut request: Request) -> Reply {
         let path = request.path();
         if let Some(endpoint) = self.exact.get(path) {
-            return call(endpoint, request);
+            return endpoint.call(request);
         }
         let mut spans = [Span::default(); MAX_PARAMS];
         for pattern in &self.patterns {
             if let Some(count) = match_segments(&pattern.segments, request.head(), path, &mut spans)
             {
                 request.set_params(&pattern.names, &spans[..count]);
-                return call(&pattern.endpoint, request);
+                return pattern.endpoint.call(request);
             }
         }
         if let Some(handler) = self.streaming_handler(&request) {
             return handler.call(request, RequestBody::empty());
         }
-        if let Some(fallback) = &self.fallback {
-            return fallback.call(request);
-        }
-        Reply::Ready(Response::new(StatusCode::NOT_FOUND).with_body("text/plain", "not found\n"))
+        self.not_found.call(request)
     }
 }
 
-fn call(endpoint: &Endpoint, request: Request) -> Reply {
-    match endpoint.find(request.method()) {
-        Some(handler) => handler.call(request),
-        None => Reply::Ready(
-            Response::new(StatusCode::METHOD_NOT_ALLOWED)
-                .with_header("Allow", endpoint.allow.clone())
-                .with_body("text/plain", "method not allowed\n"),
-        ),
+/// A pattern written back as a path (`:name` segments get their names again).
+fn pattern_path(segments: &[Segment], names: &[Box<str>]) -> String {
+    let mut names = names.iter();
+    let mut path = String::new();
+    for segment in segments {
+        path.push('/');
+        match segment {
+            Segment::Literal(literal) => path.push_str(literal),
+            Segment::Param => {
+                path.push(':');
+                path.push_str(names.next().map_or("", |n| n));
+            }
+            Segment::Wildcard => path.push('*'),
+        }
     }
+    path
 }
 
 /// Matches `path` against `segments`, recording `:name` captures as spans of `head`.
@@ -389,7 +579,7 @@ mod tests {
         }
     }
 
-    fn named(name: &'static str) -> impl Handler {
+    fn named(name: &'static str) -> impl Fn(Request) -> Response + 'static {
         move |req: Request| {
             let params = ["id", "dir", "rest"]
                 .iter()

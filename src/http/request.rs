@@ -296,6 +296,16 @@ impl Request {
         Some(self.text(self.params.values[index]))
     }
 
+    /// Every `:name` capture as `(name, value)`, in route order, values as sent
+    /// (still percent-encoded; the `Path` extractor decodes them).
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let names = self.params.names.as_deref().unwrap_or(&[]);
+        names
+            .iter()
+            .zip(&self.params.values)
+            .map(|(name, value)| (&**name, self.text(*value)))
+    }
+
     /// The raw head bytes every span points into.
     pub(crate) fn head(&self) -> &[u8] {
         &self.headers.head

@@ -22,12 +22,18 @@ impl StatusCode {
     pub const OK: StatusCode = StatusCode(200);
     /// 201 Created
     pub const CREATED: StatusCode = StatusCode(201);
+    /// 202 Accepted
+    pub const ACCEPTED: StatusCode = StatusCode(202);
     /// 204 No Content
     pub const NO_CONTENT: StatusCode = StatusCode(204);
     /// 304 Not Modified
     pub const NOT_MODIFIED: StatusCode = StatusCode(304);
     /// 400 Bad Request
     pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    /// 401 Unauthorized
+    pub const UNAUTHORIZED: StatusCode = StatusCode(401);
+    /// 403 Forbidden
+    pub const FORBIDDEN: StatusCode = StatusCode(403);
     /// 404 Not Found
     pub const NOT_FOUND: StatusCode = StatusCode(404);
     /// 405 Method Not Allowed
@@ -38,6 +44,10 @@ impl StatusCode {
     pub const PAYLOAD_TOO_LARGE: StatusCode = StatusCode(413);
     /// 414 URI Too Long
     pub const URI_TOO_LONG: StatusCode = StatusCode(414);
+    /// 415 Unsupported Media Type
+    pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
+    /// 422 Unprocessable Content
+    pub const UNPROCESSABLE_ENTITY: StatusCode = StatusCode(422);
     /// 431 Request Header Fields Too Large
     pub const HEADER_FIELDS_TOO_LARGE: StatusCode = StatusCode(431);
     /// 426 Upgrade Required
@@ -48,6 +58,8 @@ impl StatusCode {
     pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
     /// 503 Service Unavailable
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
+    /// 504 Gateway Timeout
+    pub const GATEWAY_TIMEOUT: StatusCode = StatusCode(504);
     /// 505 HTTP Version Not Supported
     pub const HTTP_VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
 
@@ -89,6 +101,7 @@ impl StatusCode {
             414 => "URI Too Long",
             415 => "Unsupported Media Type",
             416 => "Range Not Satisfiable",
+            422 => "Unprocessable Content",
             426 => "Upgrade Required",
             429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
@@ -251,6 +264,22 @@ impl Response {
         self
     }
 
+    /// Replaces the body, keeping the content type (a layer re-encoding it).
+    pub(crate) fn replace_body(&mut self, body: Bytes) {
+        self.body = body;
+        self.stream = None;
+    }
+
+    /// Replaces the body with `stream`, of unknown length (sent chunked), keeping the
+    /// content type.
+    pub(crate) fn replace_stream(&mut self, stream: impl Stream<Item = Bytes> + 'static) {
+        self.body = Bytes::new();
+        self.stream = Some(BodyStream {
+            pieces: Rc::new(RefCell::new(Some(Box::pin(stream)))),
+            len: None,
+        });
+    }
+
     /// The streamed body, if the response has one.
     pub fn body_stream(&self) -> Option<&BodyStream> {
         self.stream.as_ref()
@@ -313,6 +342,11 @@ impl Response {
     /// The body.
     pub fn body(&self) -> &Bytes {
         &self.body
+    }
+
+    /// The `Content-Type`, when a body set one.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_ref().map(HeaderText::as_str)
     }
 
     /// The first value of a user header (case-insensitive name).

@@ -79,7 +79,7 @@ pub fn test_routes(router: &mut Router, shard: &Rc<ShardCtx>) {
         panic!("handler failure on purpose")
     });
     router.get("/panic-async", |_: Request| async {
-        panic!("async handler failure on purpose");
+        panic!("async handler failure on purpose") as Response
     });
 }
 
