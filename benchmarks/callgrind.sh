@@ -4,6 +4,8 @@
 #   benchmarks/callgrind.sh                      # haywire, hyper, may_minihttp
 #   benchmarks/callgrind.sh haywire --batches 500
 #   benchmarks/callgrind.sh --depth 1            # keep-alive: one request at a time
+#   benchmarks/callgrind.sh techempower-json     # examples/techempower.rs GET /json
+#   HAYWIRE_BIN=/tmp/old benchmarks/callgrind.sh haywire   # binaries from another build
 #
 # Each server runs under `valgrind --tool=callgrind` with one shard/thread; a Python
 # client sends pipelined GET / batches (--depth, 16 by default) on 8 connections and reads every
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --batches) batches=$2; shift 2 ;;
     --depth) depth=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) servers+=("$1"); shift ;;
   esac
 done
@@ -30,14 +32,16 @@ done
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 
 peers=benchmarks/peers/target/release
+bin=${HAYWIRE_BIN:-target/release}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cat > "$work/client.py" <<'PY'
 import socket, sys, time
 port, batches, depth = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+path, marker = sys.argv[4].encode(), sys.argv[5].encode()
 conns = 8
-wire = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n" * depth
+wire = (b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\n\r\n") * depth
 deadline = time.time() + 60
 while True:
     try:
@@ -53,7 +57,7 @@ for _ in range(batches):
         s.sendall(wire)
     for s in socks:
         got = b""
-        while got.count(b"hello world") < depth:
+        while got.count(marker) < depth:
             chunk = s.recv(65536)
             if not chunk:
                 sys.exit("server closed")
@@ -63,8 +67,13 @@ PY
 
 port=18900
 for server in "${servers[@]}"; do
+  path=/ marker="hello world"
   case $server in
-    haywire) cmd=(target/release/haywire --config config.toml --port $port --shards 1) ;;
+    haywire) cmd=("$bin/haywire" --config config.toml --port $port --shards 1) ;;
+    techempower-json)
+      cmd=("$bin/examples/techempower" --port $port --shards 1)
+      [ -x "${cmd[0]}" ] || cmd=("$bin/techempower" --port $port --shards 1)
+      path=/json marker="Hello, World!" ;;
     hyper) cmd=("$peers/peer-hyper" --port $port --threads 1) ;;
     may_minihttp) cmd=("$peers/peer-may-minihttp" --port $port --threads 1) ;;
     *) echo "unknown server $server" >&2; exit 2 ;;
@@ -73,10 +82,10 @@ for server in "${servers[@]}"; do
   out="$work/callgrind.$server"
   valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" >"$work/$server.log" 2>&1 &
   pid=$!
-  python3 "$work/client.py" $port 20 "$depth" >/dev/null
+  python3 "$work/client.py" $port 20 "$depth" "$path" "$marker" >/dev/null
   # Dumps are written on request (and reset the counts); the servers do not exit here.
   callgrind_control -d "$pid" >/dev/null 2>&1
-  requests=$(python3 "$work/client.py" $port "$batches" "$depth")
+  requests=$(python3 "$work/client.py" $port "$batches" "$depth" "$path" "$marker")
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 2
   kill -9 "$pid" 2>/dev/null || true
