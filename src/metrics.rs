@@ -14,7 +14,7 @@ type Getter = fn(&StatsSnapshot) -> u64;
 type Plain = (&'static str, &'static str, &'static str, Getter);
 
 /// Families with only the `shard` label.
-const PLAIN: [Plain; 14] = [
+const PLAIN: [Plain; 15] = [
     (
         "haywire_connections_active",
         "gauge",
@@ -98,6 +98,12 @@ const PLAIN: [Plain; 14] = [
         "counter",
         "Times the shard slept until its epoll set had an event: its wake-ups by socket input.",
         |s| s.event_loop.parks,
+    ),
+    (
+        "haywire_access_log_dropped_total",
+        "counter",
+        "Access-log lines dropped because the sink was slower than the traffic, or failed.",
+        |s| s.access_log_dropped,
     ),
 ];
 

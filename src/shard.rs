@@ -69,7 +69,7 @@ impl Shard {
         glommio::spawn_local(refresh_date(date.clone())).detach();
         let watchdog = Rc::new(Watchdog::default());
         glommio::spawn_local(watchdog.clone().run()).detach();
-        let access_log = Rc::new(AccessLog::new(ctx.id(), &config.log));
+        let access_log = Rc::new(AccessLog::new(ctx.id(), &config.log, stats.clone()));
         glommio::spawn_local(access_log.clone().run()).detach();
 
         let draining = Rc::new(Cell::new(false));
@@ -112,7 +112,7 @@ impl Shard {
         while self.stats.active() > 0 && Instant::now() < grace {
             glommio::timer::sleep(Duration::from_millis(10)).await;
         }
-        self.access_log.flush();
+        self.access_log.finish().await;
     }
 }
 

@@ -273,6 +273,7 @@ pub struct ShardStats {
     ws_messages_in: Counter,
     ws_messages_out: Counter,
     ws_protocol_errors: Counter,
+    access_log_dropped: Counter,
 }
 
 impl ShardStats {
@@ -409,6 +410,11 @@ impl ShardStats {
         self.ws_protocol_errors.add(1);
     }
 
+    /// `lines` access-log lines were dropped: the sink was behind or failed.
+    pub(crate) fn access_log_dropped(&self, lines: u64) {
+        self.access_log_dropped.add(lines);
+    }
+
     /// A copy of the counters, labelled with the shard id.
     pub fn snapshot(&self, shard: usize) -> StatsSnapshot {
         let methods = self.methods.snapshot();
@@ -451,6 +457,7 @@ impl ShardStats {
                 messages_out: self.ws_messages_out.get(),
                 protocol_errors: self.ws_protocol_errors.get(),
             },
+            access_log_dropped: self.access_log_dropped.get(),
         }
     }
 }
@@ -616,6 +623,9 @@ pub struct StatsSnapshot {
     /// WebSocket connections and messages.
     #[serde(default)]
     pub websocket: WebSocketStats,
+    /// Access-log lines dropped because the sink was slower than the traffic (or failed).
+    #[serde(default)]
+    pub access_log_dropped: u64,
 }
 
 impl StatsSnapshot {
@@ -640,6 +650,7 @@ impl StatsSnapshot {
                 tls: a.tls.sum(b.tls),
                 event_loop: a.event_loop.sum(b.event_loop),
                 websocket: a.websocket.sum(b.websocket),
+                access_log_dropped: a.access_log_dropped + b.access_log_dropped,
             })
     }
 }
@@ -675,6 +686,8 @@ mod tests {
         a.ws_message_in();
         b.ws_message_out();
         b.ws_protocol_error();
+        a.access_log_dropped(3);
+        b.access_log_dropped(4);
         let total = StatsSnapshot::total(&[a.snapshot(0), b.snapshot(1)]);
         assert_eq!(
             total.websocket,
@@ -724,6 +737,7 @@ mod tests {
         assert_eq!(total.latency.sum_us, 140 + 60_000_000);
         assert_eq!(total.shard, None);
         assert_eq!(total.event_loop, LoopStats { turns: 2, parks: 1 });
+        assert_eq!(total.access_log_dropped, 7);
         assert_eq!(
             (total.tls.handshakes, total.tls.resumed, total.tls.plaintext),
             (2, 1, 1)

@@ -1,38 +1,13 @@
-//! The access log: one line per response, buffered per shard.
-//!
-//! Each shard appends formatted lines to its own reused buffer (no lock, no syscall, no
-//! allocation once the buffer has grown) and writes the buffer out once a second, when it
-//! passes `FLUSH_AT`, on a reload, and at the end of a graceful stop. Lines from different
-//! shards never interleave mid-line: a file is opened with `O_APPEND` by every shard and
-//! written with one `write` per buffer of whole lines; standard output, which may be a
-//! pipe, is written in whole-line chunks of at most `PIPE_BUF` bytes (atomic on a pipe).
-//!
-//! When the log is off, the request path pays one branch where a request is decoded
-//! (no entry is made) and one where its response is encoded.
+//! Formatting one access-log line, combined or JSON, from what the request left in an
+//! [`Entry`]: no allocation, and nothing a client sends can forge a field.
 
-use std::cell::{Cell, RefCell};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
-use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::config::{LogConfig, LogFormat};
 use crate::http::date::DATE_LEN;
-use crate::http::{Request, Response, ResponseMode};
-
-/// Buffered bytes that trigger a write before the next timer tick, so a busy shard's
-/// buffer stays small (a write per ~500 lines, not per line).
-const FLUSH_AT: usize = 64 * 1024;
-
-/// Largest write that is atomic on a pipe (POSIX `PIPE_BUF` on Linux).
-const PIPE_BUF: usize = 4096;
-
-/// How often buffered lines are written at the latest.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+use crate::http::Request;
 
 /// What the log needs from a request, kept until its response is encoded: the head (a
 /// reference to the request's bytes, not a copy) and offsets into it.
@@ -45,219 +20,8 @@ pub(crate) struct Entry {
     peer: Option<IpAddr>,
 }
 
-/// Where lines go.
-enum Sink {
-    Off,
-    /// A duplicate of descriptor 1, written in whole-line chunks of at most `PIPE_BUF`.
-    Stdout(File),
-    /// A file opened with `O_APPEND` by this shard.
-    File(File),
-}
-
-/// One shard's access log.
-pub(crate) struct AccessLog {
-    shard: usize,
-    /// Read on every request: the one branch the log costs when off.
-    on: Cell<bool>,
-    format: Cell<LogFormat>,
-    buf: RefCell<Vec<u8>>,
-    sink: RefCell<Sink>,
-    /// A write failed and was reported; reported again only after one succeeds.
-    failing: Cell<bool>,
-}
-
-/// Opens what `config` names, checking that it can be written: at start and before a
-/// reload is applied, so a bad path is refused with the key's name.
-pub(crate) fn check(config: &LogConfig) -> io::Result<()> {
-    open(config).map(drop)
-}
-
-fn open(config: &LogConfig) -> io::Result<Sink> {
-    Ok(match config.access.as_str() {
-        "off" => Sink::Off,
-        "stdout" => Sink::Stdout(File::from(io::stdout().as_fd().try_clone_to_owned()?)),
-        path => Sink::File(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| io::Error::new(e.kind(), format!("log.access {path:?}: {e}")))?,
-        ),
-    })
-}
-
-impl AccessLog {
-    /// Shard `shard`'s log as `config` asks; a file that cannot be opened leaves the
-    /// log off (reported), since the shard can still serve.
-    pub(crate) fn new(shard: usize, config: &LogConfig) -> AccessLog {
-        let log = AccessLog {
-            shard,
-            on: Cell::new(false),
-            format: Cell::new(config.format),
-            buf: RefCell::new(Vec::new()),
-            sink: RefCell::new(Sink::Off),
-            failing: Cell::new(false),
-        };
-        log.reopen(config);
-        log
-    }
-
-    /// Writes what is buffered to the old destination, then opens the one `config`
-    /// names (a reload: also how a rotated file is reopened). On failure the old
-    /// destination stays.
-    pub(crate) fn reopen(&self, config: &LogConfig) {
-        self.flush();
-        match open(config) {
-            Ok(sink) => {
-                self.on.set(!matches!(sink, Sink::Off));
-                self.format.set(config.format);
-                *self.sink.borrow_mut() = sink;
-            }
-            Err(e) => tracing::error!(shard = self.shard, "access log not reopened: {e}"),
-        }
-    }
-
-    /// Whether lines are being logged.
-    #[inline]
-    pub(crate) fn is_on(&self) -> bool {
-        self.on.get()
-    }
-
-    /// What the log needs from `request`, or `None` when the log is off.
-    #[inline]
-    pub(crate) fn entry(&self, request: &Request) -> Option<Entry> {
-        if self.is_on() {
-            Some(Entry::new(request))
-        } else {
-            None
-        }
-    }
-
-    /// Logs one encoded response. `entry` is `None` for a response to no request (a
-    /// malformed one, a timeout) or when the log was off as the request arrived.
-    #[inline]
-    pub(crate) fn log(
-        &self,
-        entry: Option<&Entry>,
-        response: &Response,
-        mode: ResponseMode,
-        date: &[u8; DATE_LEN],
-    ) {
-        if self.is_on() {
-            self.append(entry, response, mode, date);
-        }
-    }
-
-    #[inline(never)]
-    fn append(
-        &self,
-        entry: Option<&Entry>,
-        response: &Response,
-        mode: ResponseMode,
-        date: &[u8; DATE_LEN],
-    ) {
-        let status = response.status();
-        // Body bytes; a streamed body's announced length, unknown (`-`) when chunked.
-        let bytes = if mode.head_only || status.forbids_body() {
-            Some(0)
-        } else {
-            match response.body_stream() {
-                Some(stream) => stream.len(),
-                None => Some(response.body().len() as u64),
-            }
-        };
-        let full = {
-            let mut buf = self.buf.borrow_mut();
-            let line = Line {
-                entry,
-                status: status.as_u16(),
-                bytes,
-                date,
-                shard: self.shard,
-            };
-            match self.format.get() {
-                LogFormat::Combined => line.combined(&mut buf),
-                LogFormat::Json => line.json(&mut buf),
-            }
-            buf.len() >= FLUSH_AT
-        };
-        if full {
-            self.flush();
-        }
-    }
-
-    /// Writes every buffered line: one `write` to a file, whole-line chunks of at most
-    /// `PIPE_BUF` to standard output. A failed write drops the lines (reported once).
-    pub(crate) fn flush(&self) {
-        let mut buf = self.buf.borrow_mut();
-        if buf.is_empty() {
-            return;
-        }
-        let result = match &*self.sink.borrow() {
-            Sink::Off => Ok(()),
-            Sink::Stdout(out) => write_chunked(out, &buf),
-            Sink::File(file) => write_all(file, &buf),
-        };
-        buf.clear();
-        match result {
-            Ok(()) => self.failing.set(false),
-            Err(e) if !self.failing.replace(true) => {
-                tracing::warn!(shard = self.shard, "access log write failed: {e}")
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// The shard's flush timer: buffered lines are out within a second.
-    pub(crate) async fn run(self: Rc<Self>) {
-        loop {
-            glommio::timer::sleep(FLUSH_EVERY).await;
-            self.flush();
-        }
-    }
-}
-
-/// One `write` for the whole buffer; more only if the kernel takes part of it.
-fn write_all(mut file: &File, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match file.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Writes `bytes` (whole lines) in chunks of whole lines of at most `PIPE_BUF` bytes, so
-/// that shards sharing a pipe never interleave mid-line. A longer line goes alone.
-fn write_chunked(out: &File, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let end = chunk_end(bytes);
-        write_all(out, &bytes[..end])?;
-        bytes = &bytes[end..];
-    }
-    Ok(())
-}
-
-/// Where the first chunk of `bytes` ends: after the last line that fits in `PIPE_BUF`,
-/// or after the first line when even that one is longer.
-fn chunk_end(bytes: &[u8]) -> usize {
-    if bytes.len() <= PIPE_BUF {
-        return bytes.len();
-    }
-    match bytes[..PIPE_BUF].iter().rposition(|&b| b == b'\n') {
-        Some(i) => i + 1,
-        None => bytes
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |i| i + 1),
-    }
-}
-
 impl Entry {
-    fn new(request: &Request) -> Entry {
+    pub(super) fn new(request: &Request) -> Entry {
         let head = request.headers.head().clone();
         let start = request.method_span.start as usize;
         let end = head[start..]
@@ -283,13 +47,13 @@ impl Entry {
 }
 
 /// The values of one line.
-struct Line<'a> {
-    entry: Option<&'a Entry>,
-    status: u16,
+pub(super) struct Line<'a> {
+    pub(super) entry: Option<&'a Entry>,
+    pub(super) status: u16,
     /// `None`: a streamed body of unknown length.
-    bytes: Option<u64>,
-    date: &'a [u8; DATE_LEN],
-    shard: usize,
+    pub(super) bytes: Option<u64>,
+    pub(super) date: &'a [u8; DATE_LEN],
+    pub(super) shard: usize,
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
@@ -298,7 +62,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 
 impl Line<'_> {
     /// `1.2.3.4 - - [06/Nov/1994:08:49:37 +0000] "GET / HTTP/1.1" 200 11 "-" "curl/8"`
-    fn combined(&self, buf: &mut Vec<u8>) {
+    pub(super) fn combined(&self, buf: &mut Vec<u8>) {
         self.peer(buf);
         // The cached Date header, `Sun, 06 Nov 1994 08:49:37 GMT`, rearranged.
         let d = self.date;
@@ -339,7 +103,7 @@ impl Line<'_> {
     /// `{"time":"1994-11-06T08:49:37Z","remote":"1.2.3.4","method":"GET","target":"/",
     /// "protocol":"HTTP/1.1","status":200,"bytes":11,"referer":null,"user_agent":"curl/8",
     /// "shard":0}`
-    fn json(&self, buf: &mut Vec<u8>) {
+    pub(super) fn json(&self, buf: &mut Vec<u8>) {
         let d = self.date;
         let month = MONTHS
             .iter()
@@ -461,6 +225,7 @@ fn hex(nibble: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LogFormat;
 
     const DATE: &[u8; DATE_LEN] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
@@ -549,39 +314,5 @@ mod tests {
             assert_eq!(value["time"], format!("1994-{:02}-06T08:49:37Z", i + 1));
             assert_eq!(value["bytes"], serde_json::Value::Null, "unknown length");
         }
-    }
-
-    #[test]
-    fn chunks_hold_whole_lines_within_pipe_buf() {
-        let mut lines = Vec::new();
-        for i in 0..500 {
-            lines.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 50)).as_bytes());
-        }
-        lines.extend_from_slice(&[b'y'; 9000]);
-        lines.push(b'\n');
-        lines.extend_from_slice(b"last\n");
-        let mut chunks = Vec::new();
-        let mut rest = &lines[..];
-        while !rest.is_empty() {
-            let end = chunk_end(rest);
-            chunks.push(&rest[..end]);
-            rest = &rest[end..];
-        }
-        assert!(chunks.len() > 3, "{} chunks", chunks.len());
-        for chunk in &chunks {
-            assert!(chunk.ends_with(b"\n"), "a chunk ends mid-line");
-            let lines_in = chunk.iter().filter(|&&b| b == b'\n').count();
-            assert!(
-                chunk.len() <= PIPE_BUF || lines_in == 1,
-                "{} bytes",
-                chunk.len()
-            );
-        }
-        assert_eq!(chunks.concat(), lines);
-
-        let path = std::env::temp_dir().join(format!("haywire-chunks-{}", std::process::id()));
-        write_chunked(&File::create(&path).unwrap(), &lines).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), lines);
-        std::fs::remove_file(&path).unwrap();
     }
 }
