@@ -49,6 +49,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " (default: server.shutdown_grace + 5)")
     parser.add_argument("--lifespan-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="ASGI lifespan startup/shutdown longer than this fails (default 60)")
+    parser.add_argument("--forwarded-allow-ips", metavar="LIST",
+                        default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+                        help="proxies (addresses, CIDR networks, '*') whose Forwarded and"
+                        " X-Forwarded-For/-Proto headers set the client and scheme"
+                        " (default: $FORWARDED_ALLOW_IPS or 127.0.0.1; '' for none)")
+    parser.add_argument("--ssl-certfile", metavar="PATH", help="PEM certificate chain: serve HTTPS"
+                        " (overrides tls.cert)")
+    parser.add_argument("--ssl-keyfile", metavar="PATH", help="PEM private key (overrides tls.key)")
+    parser.add_argument("--root-path", default="", metavar="PATH",
+                        help="the prefix the app is mounted at (SCRIPT_NAME, root_path)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
@@ -132,6 +142,10 @@ class Supervisor:
             "--max-in-flight", str(args.max_in_flight),
             "--loop", args.loop,
             "--lifespan-timeout", str(args.lifespan_timeout),
+            "--forwarded-allow-ips", args.forwarded_allow_ips,
+            "--root-path", args.root_path,
+            *(["--ssl-certfile", args.ssl_certfile] if args.ssl_certfile else []),
+            *(["--ssl-keyfile", args.ssl_keyfile] if args.ssl_keyfile else []),
             "--parent", str(os.getpid()),
             "--ready-fd", str(ready_w),
         ]
@@ -298,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source = args.config or "(defaults)"
     try:
-        config = check_config(args.config, args.address, args.port)
+        config = check_config(args.config, args.address, args.port, args.ssl_certfile, args.ssl_keyfile)
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR
@@ -325,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     stats_dir = tempfile.mkdtemp(prefix="haywire-", dir=shm)
     supervisor = Supervisor(args, config, port, stats_dir)
     print(
-        f"haywire: serving {args.app} ({args.interface}) on http://{config.address}:{port}"
+        f"haywire: serving {args.app} ({args.interface}) on {'https' if config.tls else 'http'}://{config.address}:{port}"
         f" with {supervisor.workers} worker(s)",
         flush=True,
     )

@@ -16,9 +16,14 @@ class ConfigSummary:
     cpus: list[int]
     routes: list[str]
     shutdown_grace: float
+    tls: bool
 
 def check_config(
-    path: str | None = None, address: str | None = None, port: int | None = None
+    path: str | None = None,
+    address: str | None = None,
+    port: int | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> ConfigSummary:
     """Validates a config; raises ConfigError naming the key."""
 
@@ -51,6 +56,9 @@ class Request:
     def params(self) -> dict[str, str]: ...
     @property
     def responded(self) -> bool: ...
+    @property
+    def client(self) -> tuple[str, int, str] | None:
+        """``(host, port, scheme)``: the peer, or what a trusted proxy reports."""
     def header(self, name: str) -> str | None: ...
     def wsgi_environ(self, base: dict[str, object]) -> dict[str, object]:
         """A copy of ``base`` plus this request's PEP 3333 CGI keys (no wsgi.input)."""
@@ -77,6 +85,10 @@ class Worker:
         max_in_flight: int = 2048,
         routes: list[tuple[str, str]] = ...,
         fallback: bool = True,
+        forwarded_allow_ips: str = "",
+        root_path: str = "",
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None: ...
     def start(self) -> int:
         """Starts the shard; returns the bound port."""

@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-in-flight", type=int, default=2048)
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--lifespan-timeout", type=float, default=60.0)
+    parser.add_argument("--forwarded-allow-ips", default="")
+    parser.add_argument("--root-path", default="")
+    parser.add_argument("--ssl-certfile")
+    parser.add_argument("--ssl-keyfile")
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("app")
@@ -105,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             max_in_flight=args.max_in_flight,
             routes=[(method, path) for method, path, _ in app.routes] if native else [],
             fallback=not native,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            root_path=args.root_path,
+            ssl_certfile=args.ssl_certfile,
+            ssl_keyfile=args.ssl_keyfile,
         )
     except Exception as e:
         print(f"haywire: worker {args.index}: {e}", file=sys.stderr)

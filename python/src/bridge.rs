@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
@@ -48,6 +49,10 @@ pub struct Job {
     pub body: Bytes,
     /// `:name` captures of a native route.
     pub params: Vec<(String, String)>,
+    /// The connection's peer.
+    pub peer: Option<SocketAddr>,
+    /// Whether the connection is TLS.
+    pub secure: bool,
 }
 
 /// A response made by the Python thread. Plain data, so it can cross threads (a
@@ -269,6 +274,8 @@ impl ShardBridge {
                 .collect(),
             body: request.body().clone(),
             params,
+            peer: request.peer_addr(),
+            secure: request.is_secure(),
         };
         let slot = Rc::new(Slot::default());
         self.pending.borrow_mut().insert(token, slot.clone());

@@ -44,7 +44,11 @@ impl Trusted {
 
     /// Whether `addr` is trusted.
     pub fn contains(&self, addr: IpAddr) -> bool {
-        self.all || self.nets.iter().any(|&(net, prefix)| in_net(addr, net, prefix))
+        self.all
+            || self
+                .nets
+                .iter()
+                .any(|&(net, prefix)| in_net(addr, net, prefix))
     }
 
     /// Whether any address is trusted (else the headers are never read).
@@ -192,9 +196,15 @@ mod tests {
     #[test]
     fn untrusted_peers_headers_are_ignored() {
         let trusted = Trusted::parse("10.0.0.0/8").unwrap();
-        let h = headers(&[("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-Proto", "https")]);
+        let h = headers(&[
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
         let c = client(peer("192.168.1.5:4000"), false, &h, &trusted).unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.scheme.as_str()), ("192.168.1.5", 4000, "http"));
+        assert_eq!(
+            (c.host.as_str(), c.port, c.scheme.as_str()),
+            ("192.168.1.5", 4000, "http")
+        );
     }
 
     #[test]
@@ -205,18 +215,28 @@ mod tests {
             ("X-Forwarded-Proto", "https"),
         ]);
         let c = client(peer("127.0.0.1:4000"), false, &h, &trusted).unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.scheme.as_str()), ("1.2.3.4", 0, "https"));
+        assert_eq!(
+            (c.host.as_str(), c.port, c.scheme.as_str()),
+            ("1.2.3.4", 0, "https")
+        );
     }
 
     #[test]
     fn forwarded_header_wins_and_parses_nodes() {
         let trusted = Trusted::parse("*").unwrap();
         let h = headers(&[
-            ("Forwarded", "for=\"[2001:db8::1]:80\";proto=http, for=5.6.7.8:9;proto=https"),
+            (
+                "Forwarded",
+                "for=\"[2001:db8::1]:80\";proto=http, for=5.6.7.8:9;proto=https",
+            ),
             ("X-Forwarded-For", "9.9.9.9"),
         ]);
+        // `*` trusts every hop, so the leftmost is the client (as uvicorn).
         let c = client(peer("[::1]:4000"), true, &h, &trusted).unwrap();
-        assert_eq!((c.host.as_str(), c.scheme.as_str()), ("5.6.7.8", "https"));
+        assert_eq!(
+            (c.host.as_str(), c.scheme.as_str()),
+            ("2001:db8::1", "https")
+        );
         assert_eq!(node_host("[2001:db8::1]:80"), "2001:db8::1");
     }
 

@@ -6,6 +6,7 @@
 //! for requests. See `bridge.rs` for how requests and responses cross between them.
 
 mod bridge;
+mod forwarded;
 mod stats;
 
 use std::net::IpAddr;
@@ -26,6 +27,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::bridge::{Answer, Job, Mailbox, PyRoute, ShardBridge, FALLBACK};
+use crate::forwarded::Trusted;
 use crate::stats::StatsDir;
 
 create_exception!(
@@ -35,21 +37,37 @@ create_exception!(
     "A configuration problem; the message names the key."
 );
 
+/// Command-line settings that override the config file.
+#[derive(Default)]
+struct Overrides {
+    address: Option<String>,
+    port: Option<u16>,
+    /// `--ssl-certfile`: `tls.cert`.
+    cert: Option<String>,
+    /// `--ssl-keyfile`: `tls.key`.
+    key: Option<String>,
+}
+
 /// Loads `path` (or the defaults when `None`), applies the overrides and validates.
 fn load_config(
     path: Option<&str>,
-    address: Option<String>,
-    port: Option<u16>,
+    overrides: Overrides,
 ) -> Result<Config, haywire::config::ConfigError> {
     let mut config = match path {
         Some(path) => Config::load(std::path::Path::new(path))?,
         None => Config::default(),
     };
-    if let Some(address) = address {
+    if let Some(address) = overrides.address {
         config.server.address = address;
     }
-    if let Some(port) = port {
+    if let Some(port) = overrides.port {
         config.server.port = port;
+    }
+    if let Some(cert) = overrides.cert {
+        config.tls.cert = cert;
+    }
+    if let Some(key) = overrides.key {
+        config.tls.key = key;
     }
     config.validate()?;
     Ok(config)
@@ -76,18 +94,28 @@ struct ConfigSummary {
     routes: Vec<String>,
     /// `server.shutdown_grace` in seconds: how long a stopping worker drains.
     shutdown_grace: f64,
+    /// Whether the listener speaks HTTPS.
+    tls: bool,
 }
 
 /// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
 /// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
 #[pyfunction]
-#[pyo3(signature = (path=None, address=None, port=None))]
+#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None))]
 fn check_config(
     path: Option<&str>,
     address: Option<String>,
     port: Option<u16>,
+    ssl_certfile: Option<String>,
+    ssl_keyfile: Option<String>,
 ) -> PyResult<ConfigSummary> {
-    let config = load_config(path, address, port).map_err(config_error)?;
+    let overrides = Overrides {
+        address,
+        port,
+        cert: ssl_certfile,
+        key: ssl_keyfile,
+    };
+    let config = load_config(path, overrides).map_err(config_error)?;
     let ip: IpAddr = config
         .server
         .address
@@ -101,6 +129,7 @@ fn check_config(
         cpus: config.server.cpus.clone(),
         routes: config.routes.iter().map(|r| r.path().to_owned()).collect(),
         shutdown_grace: config.server.shutdown_grace,
+        tls: config.tls.enabled(),
     })
 }
 
@@ -110,7 +139,16 @@ fn check_config(
 struct PyRequest {
     job: Job,
     outbox: Arc<Mailbox<(u64, Answer)>>,
+    site: Arc<Site>,
     responded: AtomicBool,
+}
+
+/// How this worker is reached: what every request's client and paths are judged by.
+struct Site {
+    /// Proxies whose `Forwarded`/`X-Forwarded-*` headers are believed.
+    trusted: Trusted,
+    /// The prefix the app is mounted at (`--root-path`), without a trailing `/`.
+    root_path: String,
 }
 
 fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyResult<Answer> {
@@ -148,6 +186,15 @@ fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyR
 }
 
 impl PyRequest {
+    fn client_info(&self) -> Option<forwarded::Client> {
+        forwarded::client(
+            self.job.peer,
+            self.job.secure,
+            &self.job.headers,
+            &self.site.trusted,
+        )
+    }
+
     fn send(&self, answer: Answer) -> bool {
         if self.responded.swap(true, Ordering::AcqRel) {
             return false;
@@ -272,11 +319,19 @@ impl PyRequest {
             .call_method1("loads", (PyBytes::new(py, &self.job.body),))
     }
 
+    /// The client as `(host, port, scheme)`: the peer, or what a trusted proxy says.
+    #[getter]
+    fn client(&self) -> Option<(String, u16, String)> {
+        self.client_info().map(|c| (c.host, c.port, c.scheme))
+    }
+
     /// A PEP 3333 environ: a copy of `base` (the server's constant keys) plus this
-    /// request's CGI keys: REQUEST_METHOD, PATH_INFO (percent-decoded, Latin-1),
-    /// QUERY_STRING, SERVER_PROTOCOL, CONTENT_TYPE and CONTENT_LENGTH (the de-chunked
-    /// body's length) without `HTTP_`, every other header as `HTTP_*` (repeats joined
-    /// with `,`; names holding `_` dropped). `wsgi.input` is left to the caller.
+    /// request's CGI keys: REQUEST_METHOD, SCRIPT_NAME (the root path) and PATH_INFO
+    /// (percent-decoded, Latin-1, the root path removed), QUERY_STRING,
+    /// SERVER_PROTOCOL, REMOTE_ADDR/REMOTE_PORT and `wsgi.url_scheme` (see
+    /// `client`), CONTENT_TYPE and CONTENT_LENGTH (the de-chunked body's length)
+    /// without `HTTP_`, every other header as `HTTP_*` (repeats joined with `,`; names
+    /// holding `_` dropped). `wsgi.input` is left to the caller.
     fn wsgi_environ<'py>(
         &self,
         py: Python<'py>,
@@ -284,10 +339,19 @@ impl PyRequest {
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = base.copy()?;
         env.set_item(intern!(py, "REQUEST_METHOD"), &self.job.method)?;
-        env.set_item(
-            intern!(py, "PATH_INFO"),
-            latin1(&percent_decode(self.job.path.as_bytes())),
-        )?;
+        let path = percent_decode(self.job.path.as_bytes());
+        let root = self.site.root_path.as_bytes();
+        let path = match path.strip_prefix(root) {
+            Some(rest) if !root.is_empty() && (rest.is_empty() || rest[0] == b'/') => rest,
+            _ => &path[..],
+        };
+        env.set_item(intern!(py, "SCRIPT_NAME"), &self.site.root_path)?;
+        env.set_item(intern!(py, "PATH_INFO"), latin1(path))?;
+        if let Some(client) = self.client_info() {
+            env.set_item(intern!(py, "REMOTE_ADDR"), client.host)?;
+            env.set_item(intern!(py, "REMOTE_PORT"), client.port.to_string())?;
+            env.set_item(intern!(py, "wsgi.url_scheme"), client.scheme)?;
+        }
         env.set_item(intern!(py, "QUERY_STRING"), &self.job.query)?;
         env.set_item(intern!(py, "SERVER_PROTOCOL"), self.job.version)?;
         let mut has_length = false;
@@ -329,9 +393,10 @@ impl PyRequest {
         Ok(env)
     }
 
-    /// An ASGI HTTP scope: a copy of `base` (type, asgi, scheme, server, ...) plus
-    /// http_version, method, path (percent-decoded UTF-8), raw_path, query_string and
-    /// headers (lower-case names, bytes).
+    /// An ASGI HTTP scope: a copy of `base` (type, asgi, server, ...) plus
+    /// http_version, method, scheme and client (see `client`), root_path, path
+    /// (percent-decoded UTF-8, under the root path as uvicorn gives it), raw_path,
+    /// query_string and headers (lower-case names, bytes).
     fn asgi_scope<'py>(
         &self,
         py: Python<'py>,
@@ -340,8 +405,22 @@ impl PyRequest {
         let scope = base.copy()?;
         scope.set_item(intern!(py, "http_version"), &self.job.version[5..])?;
         scope.set_item(intern!(py, "method"), &self.job.method)?;
+        if let Some(client) = self.client_info() {
+            scope.set_item(intern!(py, "client"), (client.host, client.port))?;
+            scope.set_item(intern!(py, "scheme"), client.scheme)?;
+        }
+        let root = &self.site.root_path;
+        scope.set_item(intern!(py, "root_path"), root)?;
         let decoded = percent_decode(self.job.path.as_bytes());
-        scope.set_item(intern!(py, "path"), String::from_utf8_lossy(&decoded))?;
+        let decoded = String::from_utf8_lossy(&decoded);
+        let under_root = decoded
+            .strip_prefix(root.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if root.is_empty() || under_root {
+            scope.set_item(intern!(py, "path"), decoded)?;
+        } else {
+            scope.set_item(intern!(py, "path"), format!("{root}{decoded}"))?;
+        }
         scope.set_item(
             intern!(py, "raw_path"),
             PyBytes::new(py, self.job.path.as_bytes()),
@@ -439,6 +518,7 @@ struct Worker {
     inbox_door: UnixStream,
     outbox: Arc<Mailbox<(u64, Answer)>>,
     outbox_door: Arc<Mutex<Option<UnixStream>>>,
+    site: Arc<Site>,
     started: AtomicBool,
     /// The stats directory in use once started.
     used_stats_dir: Mutex<Option<PathBuf>>,
@@ -453,8 +533,11 @@ impl Worker {
     /// A worker for the config at `path` (defaults when `None`) with the overrides.
     /// `routes` are native `(method, path)` routes answered by Python with their index;
     /// with `fallback`, every path no route matches goes to Python.
+    /// `forwarded_allow_ips`: the proxies whose forwarding headers are believed
+    /// (addresses and CIDR networks, comma-separated; `*` any); `root_path`: the
+    /// prefix the app is mounted at; `ssl_certfile`/`ssl_keyfile` override `[tls]`.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -465,8 +548,25 @@ impl Worker {
         max_in_flight: usize,
         routes: Vec<(String, String)>,
         fallback: bool,
+        forwarded_allow_ips: &str,
+        root_path: &str,
+        ssl_certfile: Option<String>,
+        ssl_keyfile: Option<String>,
     ) -> PyResult<Worker> {
-        let mut config = load_config(path, address, port).map_err(config_error)?;
+        let trusted = Trusted::parse(forwarded_allow_ips).map_err(PyValueError::new_err)?;
+        let root_path = root_path.trim_end_matches('/').to_owned();
+        if !root_path.is_empty() && !root_path.starts_with('/') {
+            return Err(PyValueError::new_err(format!(
+                "--root-path {root_path:?} must start with '/'"
+            )));
+        }
+        let overrides = Overrides {
+            address,
+            port,
+            cert: ssl_certfile,
+            key: ssl_keyfile,
+        };
+        let mut config = load_config(path, overrides).map_err(config_error)?;
         config.server.shards = 1;
         // The process is pinned by the supervisor: the shard inherits its CPU.
         config.server.placement = haywire::config::PlacementKind::Unbound;
@@ -490,6 +590,7 @@ impl Worker {
             inbox_door,
             outbox,
             outbox_door: Arc::new(Mutex::new(Some(outbox_door))),
+            site: Arc::new(Site { trusted, root_path }),
             started: AtomicBool::new(false),
             used_stats_dir: Mutex::new(None),
         })
@@ -664,6 +765,7 @@ impl Worker {
         PyRequest {
             job,
             outbox: self.outbox.clone(),
+            site: self.site.clone(),
             responded: AtomicBool::new(false),
         }
     }

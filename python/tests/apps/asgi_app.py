@@ -20,6 +20,8 @@ async def app(scope, receive, send):
                 return
     assert scope["type"] == "http"
     path = scope["path"]
+    if scope["root_path"] and path.startswith(scope["root_path"]):
+        path = path[len(scope["root_path"]):]  # as Starlette does
     if path == "/hello":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})
@@ -44,6 +46,8 @@ async def app(scope, receive, send):
         return
     if path == "/scope":
         info = {k: v for k, v in scope.items() if isinstance(v, (str, int, list, dict)) and k != "headers"}
+        info["client"] = list(scope["client"]) if scope["client"] else None
+        info["server"] = list(scope["server"])
         info["raw_path"] = scope["raw_path"].decode()
         info["query_string"] = scope["query_string"].decode()
         info["headers"] = [[n.decode(), v.decode()] for n, v in scope["headers"]]

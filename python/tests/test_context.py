@@ -1,0 +1,92 @@
+"""Request context: the client's address and port, the scheme (TLS, trusted proxies'
+headers), the server's address, and the root path, in WSGI environ and ASGI scope."""
+
+import json
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from conftest import read_response
+
+
+def get_json(server, path, headers=(), wrap=None):
+    """GET `path` on a new connection; returns (JSON body, the client's local port)."""
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock = wrap(raw) if wrap else raw
+    with sock:
+        lines = [f"GET {path} HTTP/1.1", "Host: x", "Connection: close", *headers]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        port = sock.getsockname()[1]
+        status, _, body, _ = read_response(sock)
+        assert status == 200, body
+        return json.loads(body), port
+
+
+def test_wsgi_remote_addr_and_port(serve):
+    server = serve("wsgi_app:app")
+    env, port = get_json(server, "/environ")
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("127.0.0.1", str(port))
+    assert env["wsgi.url_scheme"] == "http"
+
+
+def test_asgi_client_and_server(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    scope, port = get_json(server, "/scope")
+    assert scope["client"] == ["127.0.0.1", port]
+    assert scope["server"] == ["127.0.0.1", server.port]
+    assert scope["scheme"] == "http"
+
+
+def test_trusted_proxy_headers_set_client_and_scheme(serve):
+    server = serve("wsgi_app:app")  # 127.0.0.1 is trusted by default, as uvicorn
+    env, _ = get_json(server, "/environ", ["X-Forwarded-For: 6.6.6.6, 1.2.3.4",
+                                           "X-Forwarded-Proto: https"])
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("1.2.3.4", "https")
+    asgi = serve("asgi_app:app", interface="asgi")
+    scope, _ = get_json(asgi, "/scope", ['Forwarded: for="9.9.9.9:55";proto=https'])
+    assert (scope["client"], scope["scheme"]) == (["9.9.9.9", 0], "https")
+
+
+def test_untrusted_peer_headers_are_ignored(serve):
+    server = serve("wsgi_app:app", extra=["--forwarded-allow-ips", "10.0.0.0/8"])
+    env, _ = get_json(server, "/environ", ["X-Forwarded-For: 1.2.3.4",
+                                           "X-Forwarded-Proto: https"])
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+
+
+def test_root_path(serve):
+    server = serve("wsgi_app:app", extra=["--root-path", "/api/"])
+    env, _ = get_json(server, "/api/environ")
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/api", "/environ")
+    asgi = serve("asgi_app:app", interface="asgi", extra=["--root-path", "/api"])
+    scope, _ = get_json(asgi, "/api/scope")
+    assert (scope["root_path"], scope["path"]) == ("/api", "/api/scope")
+    scope, _ = get_json(asgi, "/scope")  # a path outside the root gets it prefixed
+    assert scope["path"] == "/api/scope"
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_https_scheme_under_tls(serve, certificate):
+    cert, key = certificate
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    wrap = lambda sock: context.wrap_socket(sock, server_hostname="localhost")  # noqa: E731
+    tls = ["--ssl-certfile", cert, "--ssl-keyfile", key]
+    server = serve("wsgi_app:app", extra=tls)
+    assert f"on https://127.0.0.1:{server.port}" in server.wait_for("serving")[0]
+    env, port = get_json(server, "/environ", wrap=wrap)
+    assert (env["wsgi.url_scheme"], env["REMOTE_PORT"]) == ("https", str(port))
+    asgi = serve("asgi_app:app", interface="asgi", extra=tls)
+    scope, _ = get_json(asgi, "/scope", wrap=wrap)
+    assert scope["scheme"] == "https"
