@@ -1,6 +1,6 @@
-//! Client CPU per query of the `pg` feature's socket adapter (`haywire::pg::PgStream`)
-//! against `tokio_util::compat`, and of the whole `haywire::pg::Pg` client, on one
-//! glommio executor: prepared `SELECT randomnumber FROM world WHERE id = $1`, either
+//! Client CPU per query of tokio-postgres over glommio's own stream
+//! (`tokio_util::compat`) against the whole `haywire::pg::Pg` client (its socket on the
+//! shard's epoll set), on one glommio executor: prepared `SELECT randomnumber FROM world WHERE id = $1`, either
 //! one query at a time or a sliding window of 64 in flight.
 //!
 //! ```text
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use glommio::net::TcpStream;
 use haywire::config::Config;
-use haywire::pg::{Pg, PgStream};
+use haywire::pg::Pg;
 use haywire_shards::{launch, LaunchConfig, Placement};
 use tokio_postgres::{Client, NoTls, Statement};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
@@ -82,23 +82,13 @@ async fn tcp() -> TcpStream {
     stream
 }
 
-async fn raw_client(compat: bool) -> (Rc<Client>, Statement) {
+async fn raw_client() -> (Rc<Client>, Statement) {
     let config: tokio_postgres::Config = URL.parse().unwrap();
-    let client = if compat {
-        let (client, connection) = config
-            .connect_raw(tcp().await.compat(), NoTls)
-            .await
-            .unwrap();
-        glommio::spawn_local(connection).detach();
-        client
-    } else {
-        let (client, connection) = config
-            .connect_raw(PgStream::tcp(tcp().await), NoTls)
-            .await
-            .unwrap();
-        glommio::spawn_local(connection).detach();
-        client
-    };
+    let (client, connection) = config
+        .connect_raw(tcp().await.compat(), NoTls)
+        .await
+        .unwrap();
+    glommio::spawn_local(connection).detach();
     let statement = client.prepare(QUERY).await.unwrap();
     (Rc::new(client), statement)
 }
@@ -119,21 +109,21 @@ fn main() {
         ..LaunchConfig::default()
     };
     let runtime = launch(&config, move |ctx| async move {
-        for (name, compat) in [
-            ("tokio_util::compat", true),
-            ("haywire::pg::PgStream", false),
-        ] {
-            let (client, statement) = raw_client(compat).await;
-            for (mode, window) in [("1 at a time", 1), ("64 in flight", WINDOW)] {
-                let (client, statement) = (client.clone(), statement.clone());
-                measure(&format!("{name}, {mode}"), seconds, window, move |id| {
+        let (client, statement) = raw_client().await;
+        for (mode, window) in [("1 at a time", 1), ("64 in flight", WINDOW)] {
+            let (client, statement) = (client.clone(), statement.clone());
+            measure(
+                &format!("tokio_util::compat, {mode}"),
+                seconds,
+                window,
+                move |id| {
                     let (client, statement) = (client.clone(), statement.clone());
                     async move {
                         client.query_one(&statement, &[&id]).await.unwrap();
                     }
-                })
-                .await;
-            }
+                },
+            )
+            .await;
         }
         // The whole client as handlers use it: round-robin, timeout, error mapping.
         let mut postgres = Config::default().postgres;

@@ -65,6 +65,8 @@ impl Shard {
         let poller =
             Rc::new(Poller::new(stats.clone()).expect("cannot create the shard's epoll set"));
         glommio::spawn_local(poller.clone().run()).detach();
+        // Found by other clients on the shard (the `pg` feature's database sockets).
+        ctx.insert_local(poller.clone());
         let date = Rc::new(DateCache::default());
         glommio::spawn_local(refresh_date(date.clone())).detach();
         let watchdog = Rc::new(Watchdog::default());

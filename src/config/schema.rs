@@ -219,6 +219,9 @@ pub struct PostgresConfig {
     /// Seconds a query may take before the request gets 504; also the server-side
     /// `statement_timeout`, so a runaway statement does not hold the connection.
     pub query_timeout: f64,
+    /// Queries each shard may have in flight, over all its connections; past it a query
+    /// fails at once with 503 (`database busy`) instead of queueing without bound.
+    pub max_queries_in_flight: usize,
 }
 
 impl Default for PostgresConfig {
@@ -233,6 +236,7 @@ impl Default for PostgresConfig {
             connections_per_shard: 1,
             connect_timeout: 5.0,
             query_timeout: 5.0,
+            max_queries_in_flight: 16_384,
         }
     }
 }

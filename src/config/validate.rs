@@ -131,6 +131,12 @@ impl PostgresConfig {
                 format!("must be 1 to {MAX_PG_CONNECTIONS_PER_SHARD}"),
             ));
         }
+        if self.max_queries_in_flight == 0 {
+            return Err(error(
+                "postgres.max_queries_in_flight",
+                "must be greater than 0",
+            ));
+        }
         for (key, value) in [
             ("postgres.connect_timeout", self.connect_timeout),
             ("postgres.query_timeout", self.query_timeout),
@@ -230,6 +236,10 @@ mod tests {
                 "postgres.connect_timeout",
             ),
             ("[postgres]\nquery_timeout = -1.0", "postgres.query_timeout"),
+            (
+                "[postgres]\nmax_queries_in_flight = 0",
+                "postgres.max_queries_in_flight",
+            ),
             (
                 "[postgres]\nquery_timeout = \"x\"",
                 "postgres.query_timeout",

@@ -13,6 +13,9 @@ pub enum PgError {
     /// connection dropped while the query was in flight: `503`. The shard is already
     /// reconnecting; a later request may succeed.
     Unavailable(String),
+    /// The shard already has `postgres.max_queries_in_flight` queries in flight: `503`
+    /// at once, instead of a queue without bound.
+    Busy,
     /// The query took longer than `postgres.query_timeout`: `504`.
     Timeout(Duration),
     /// The database answered with an error, or a row was missing: `500`.
@@ -25,7 +28,7 @@ impl PgError {
     /// The HTTP status this error answers with: 503, 504 or 500.
     pub fn status(&self) -> StatusCode {
         match self {
-            PgError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PgError::Unavailable(_) | PgError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             PgError::Timeout(_) => StatusCode::from_u16(504).expect("504 is a status"),
             PgError::Query(_) | PgError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -42,13 +45,14 @@ impl PgError {
                 None => "database error\n".to_owned(),
             },
             PgError::Unavailable(_) => "database unavailable\n".to_owned(),
+            PgError::Busy => "database busy\n".to_owned(),
             PgError::Config(_) => "database not configured\n".to_owned(),
             PgError::Timeout(_) => format!("{self}\n"),
         };
         let response = Response::new(self.status()).with_body("text/plain; charset=utf-8", body);
         match self {
-            // The shard retries within a second; tell well-behaved clients so.
-            PgError::Unavailable(_) => response.with_header("Retry-After", "1"),
+            // The shard retries within a second (or queries finish); tell clients so.
+            PgError::Unavailable(_) | PgError::Busy => response.with_header("Retry-After", "1"),
             _ => response,
         }
     }
@@ -58,6 +62,7 @@ impl fmt::Display for PgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PgError::Unavailable(why) => write!(f, "database unavailable: {why}"),
+            PgError::Busy => write!(f, "database busy: too many queries in flight"),
             PgError::Timeout(after) => {
                 write!(
                     f,

@@ -2,14 +2,22 @@
 //!
 //! Each shard opens its own connections (`postgres.connections_per_shard`, 1 by
 //! default) on its own glommio executor: no tokio runtime, no extra thread, no lock.
-//! The driver is [`tokio_postgres`] with its runtime feature off, over glommio's TCP or
-//! Unix streams. The statements given to [`Pg::start`] are prepared once per connection
+//! The driver is [`tokio_postgres`] with its runtime feature off, over a TCP or Unix
+//! socket registered with the shard's own epoll set, as client connections are: an idle
+//! database socket costs no glommio poll arm, and its answers wake the shard together
+//! with its client sockets. The statements given to [`Pg::start`] are prepared once per connection
 //! and named by their index afterwards.
 //!
 //! Queries that are in flight at the same time on a shard, from one request or many,
 //! are pipelined on a connection: each is written as soon as it is issued, without
 //! waiting for earlier answers. A request that runs N queries should issue them
-//! together (see [`PgConn`]) instead of awaiting each in turn.
+//! together (see [`PgConn`]) instead of awaiting each in turn. The queries issued during
+//! one turn of the shard's loop leave in one write: the connection's task, woken by the
+//! first, runs after the handlers and sends everything queued.
+//!
+//! A shard has at most `postgres.max_queries_in_flight` queries in flight over all its
+//! connections; past that a query fails at once with [`PgError::Busy`] (503) instead of
+//! queueing without bound.
 //!
 //! Faults never crash a shard: every connection has a background task that connects,
 //! prepares, drives the connection and, when it drops (the database restarted, the
@@ -51,7 +59,6 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use glommio::net::{TcpStream, UnixStream};
 use glommio::timer::sleep;
 use haywire_shards::ShardCtx;
 use tokio_postgres::config::Host;
@@ -63,7 +70,9 @@ pub use tokio_postgres::types::ToSql;
 pub use tokio_postgres::Row;
 
 use crate::config::PostgresConfig;
-pub use io::PgStream;
+use crate::net::Poller;
+use crate::stats::ShardStats;
+use io::PgStream;
 
 /// First wait before reconnecting; doubled after every failed attempt.
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
@@ -80,6 +89,34 @@ pub struct Pg {
     slots: Vec<Rc<Slot>>,
     next: Cell<usize>,
     query_timeout: Duration,
+    in_flight: Rc<InFlight>,
+}
+
+/// The shard's queries in flight, over all its connections, and their bound.
+struct InFlight {
+    now: Cell<usize>,
+    max: usize,
+}
+
+impl InFlight {
+    /// A place for one more query, or [`PgError::Busy`] when the shard has none left.
+    fn admit(self: &Rc<Self>) -> Result<Admitted, PgError> {
+        let now = self.now.get();
+        if now >= self.max {
+            return Err(PgError::Busy);
+        }
+        self.now.set(now + 1);
+        Ok(Admitted(self.clone()))
+    }
+}
+
+/// One query's place in [`InFlight`], given back when the query is answered or dropped.
+struct Admitted(Rc<InFlight>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.now.set(self.0.now.get() - 1);
+    }
 }
 
 /// One connection's place: the live connection, if any, and why not otherwise.
@@ -96,6 +133,7 @@ pub struct PgConn {
     client: Client,
     statements: Vec<Statement>,
     query_timeout: Duration,
+    in_flight: Rc<InFlight>,
     /// When a query was first given up on (timed out) since the connection last
     /// answered: its answer is still owed, and a connection that owes one and stays
     /// silent is stalled (see `STALLED_AFTER`).
@@ -146,8 +184,21 @@ impl Pg {
             })
             .collect();
         let query_timeout = Duration::from_secs_f64(config.query_timeout);
+        let in_flight = Rc::new(InFlight {
+            now: Cell::new(0),
+            max: config.max_queries_in_flight.max(1),
+        });
+        let poller = shard_poller(ctx)?;
         for slot in &slots {
-            let task = maintain(Rc::downgrade(slot), target.clone(), query_timeout);
+            let task = maintain(
+                Rc::downgrade(slot),
+                target.clone(),
+                Link {
+                    query_timeout,
+                    in_flight: in_flight.clone(),
+                    poller: poller.clone(),
+                },
+            );
             let ctx = ctx.clone();
             glommio::spawn_local(async move {
                 // Ends with the shard: the stop event drops the connection (and its socket).
@@ -159,6 +210,7 @@ impl Pg {
             slots,
             next: Cell::new(0),
             query_timeout,
+            in_flight,
         });
         ctx.insert_local(pg.clone());
         Ok(pg)
@@ -222,6 +274,11 @@ impl Pg {
             .count()
     }
 
+    /// Queries in flight now on this shard, over all its connections.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.now.get()
+    }
+
     /// Successful connects so far, over all of this shard's connections (reconnects
     /// included).
     pub fn connects(&self) -> u64 {
@@ -259,6 +316,7 @@ impl PgConn {
     /// wrap a request's queries in [`Pg::timed`].
     pub async fn query_one(&self, statement: usize, params: Params<'_>) -> Result<Row, PgError> {
         let stmt = self.statement(statement);
+        let _admitted = self.in_flight.admit()?;
         let mut pending = Pending(self, false);
         let result = self.client.query_one(stmt, params).await;
         pending.1 = true;
@@ -268,6 +326,7 @@ impl PgConn {
     /// Runs statement `statement` and returns its rows.
     pub async fn query(&self, statement: usize, params: Params<'_>) -> Result<Vec<Row>, PgError> {
         let stmt = self.statement(statement);
+        let _admitted = self.in_flight.admit()?;
         let mut pending = Pending(self, false);
         let result = self.client.query(stmt, params).await;
         pending.1 = true;
@@ -277,6 +336,7 @@ impl PgConn {
     /// Runs statement `statement` and returns how many rows it changed.
     pub async fn execute(&self, statement: usize, params: Params<'_>) -> Result<u64, PgError> {
         let stmt = self.statement(statement);
+        let _admitted = self.in_flight.admit()?;
         let mut pending = Pending(self, false);
         let result = self.client.execute(stmt, params).await;
         pending.1 = true;
@@ -379,9 +439,10 @@ impl Target {
         })
     }
 
-    /// Opens the socket (TCP_NODELAY: queries are small and latency-bound) and logs in.
+    /// Opens the socket on the shard's poller and logs in.
     async fn connect(
         &self,
+        poller: &Rc<Poller>,
     ) -> Result<
         (
             Client,
@@ -390,20 +451,12 @@ impl Target {
         PgError,
     > {
         let socket = match &self.address {
-            Address::Tcp(addr) => {
-                let stream = TcpStream::connect(addr.as_str())
-                    .await
-                    .map_err(|e| PgError::Unavailable(format!("connect {addr}: {e}")))?;
-                stream
-                    .set_nodelay(true)
-                    .map_err(|e| PgError::Unavailable(format!("TCP_NODELAY: {e}")))?;
-                PgStream::tcp(stream)
-            }
-            Address::Unix(path) => {
-                PgStream::unix(UnixStream::connect(path).await.map_err(|e| {
-                    PgError::Unavailable(format!("connect {}: {e}", path.display()))
-                })?)
-            }
+            Address::Tcp(addr) => PgStream::tcp(addr, poller)
+                .await
+                .map_err(|e| PgError::Unavailable(format!("connect {addr}: {e}")))?,
+            Address::Unix(path) => PgStream::unix(path, poller)
+                .await
+                .map_err(|e| PgError::Unavailable(format!("connect {}: {e}", path.display())))?,
         };
         self.config
             .connect_raw(socket, NoTls)
@@ -412,14 +465,38 @@ impl Target {
     }
 }
 
+/// What a connection shares with its shard: the query timeout, the in-flight bound and
+/// the poller its socket is registered with.
+struct Link {
+    query_timeout: Duration,
+    in_flight: Rc<InFlight>,
+    poller: Rc<Poller>,
+}
+
+/// The shard's poller, found as a shard local (a Haywire server's shards have one). On a
+/// bare shard (no server) one is started and registered for the other clients.
+fn shard_poller(ctx: &Rc<ShardCtx>) -> Result<Rc<Poller>, PgError> {
+    if let Some(poller) = ctx.local::<Poller>() {
+        return Ok(poller);
+    }
+    let stats = ctx.local::<ShardStats>().unwrap_or_default();
+    let poller = Rc::new(
+        Poller::new(stats)
+            .map_err(|e| PgError::Config(format!("cannot create an epoll set: {e}")))?,
+    );
+    glommio::spawn_local(poller.clone().run()).detach();
+    ctx.insert_local(poller.clone());
+    Ok(poller)
+}
+
 /// One connection's life, forever: connect, prepare, publish, drive until it drops,
 /// then reconnect with backoff. Ends when the slot is gone.
-async fn maintain(slot: Weak<Slot>, target: Rc<Target>, query_timeout: Duration) {
+async fn maintain(slot: Weak<Slot>, target: Rc<Target>, link: Link) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let Some(live) = slot.upgrade() else { return };
         drop(live);
-        let reason = match connection(&slot, &target, query_timeout).await {
+        let reason = match connection(&slot, &target, &link).await {
             // It was up: reconnect at once the first time.
             Ok(reason) => {
                 backoff = MIN_BACKOFF;
@@ -442,12 +519,10 @@ async fn maintain(slot: Weak<Slot>, target: Rc<Target>, query_timeout: Duration)
 
 /// Connects and serves one connection until it ends. `Ok(reason)` when it was up and
 /// then dropped; `Err` when it never came up.
-async fn connection(
-    slot: &Weak<Slot>,
-    target: &Target,
-    query_timeout: Duration,
-) -> Result<String, PgError> {
-    let (client, driver) = with_timeout(target.connect_timeout, target.connect()).await?;
+async fn connection(slot: &Weak<Slot>, target: &Target, link: &Link) -> Result<String, PgError> {
+    let query_timeout = link.query_timeout;
+    let (client, driver) =
+        with_timeout(target.connect_timeout, target.connect(&link.poller)).await?;
     let up = Cell::new(false);
     // The driver reads and writes the socket; the other branch prepares and then
     // publishes the connection. Whichever ends first ends the connection: a driver
@@ -467,6 +542,7 @@ async fn connection(
             client,
             statements,
             query_timeout,
+            in_flight: link.in_flight.clone(),
             gave_up_since: Cell::new(None),
         });
         let Some(live) = slot.upgrade() else {

@@ -18,7 +18,8 @@ pub fn postgres_config(url: &str, query_timeout: f64) -> PostgresConfig {
     let mut config = Config::default().postgres;
     config.url = url.to_owned();
     config.query_timeout = query_timeout;
-    config.connect_timeout = 2.0;
+    // Generous: a debug build's SCRAM login takes about 0.5 s of CPU, far more on a busy machine.
+    config.connect_timeout = 10.0;
     config
 }
 
@@ -70,7 +71,8 @@ pub fn get_within(addr: SocketAddr, path: &str, timeout: Duration) -> Reply {
 pub fn wait_for_200(addr: SocketAddr, path: &str, within: Duration, why: &str) -> Reply {
     let start = Instant::now();
     loop {
-        let reply = get_within(addr, path, Duration::from_secs(5));
+        // Generous: a debug build's SCRAM logins hold a shard for a while on a busy machine.
+        let reply = get_within(addr, path, Duration::from_secs(30));
         if reply.status == 200 {
             return reply;
         }
