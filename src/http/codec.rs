@@ -572,17 +572,31 @@ fn valid_ipv6(literal: &[u8]) -> bool {
     std::str::from_utf8(literal).is_ok_and(|text| text.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
-/// The path of an origin-form (`/a?b`), asterisk-form (`OPTIONS *`) or absolute-form
-/// (`http://host/a`) request target.
+/// The path and query of an origin-form (`/a?b`), asterisk-form (`OPTIONS *`) or
+/// absolute-form (`http://host/a?b`) request target, as a subslice of `target`: the
+/// request's spans are offsets into the read buffer. An absolute-form target with an
+/// empty path (`http://host`, `http://host?q`) yields an empty path, which
+/// [`Request::path`] reads as `/` (RFC 9112 §3.2.2, RFC 3986 §6.2.3).
 fn origin_path(method: Method, target: &str) -> Result<&str, ParseError> {
     if target.starts_with('/') || (target == "*" && method == Method::Options) {
         return Ok(target);
     }
-    let rest = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
+    // The scheme is case-insensitive (RFC 3986 §3.1).
+    let scheme = ["http://", "https://"]
+        .into_iter()
+        .find(|scheme| {
+            target
+                .get(..scheme.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+        })
         .ok_or(bad("invalid request target"))?;
-    Ok(rest.find('/').map_or("/", |slash| &rest[slash..]))
+    let rest = &target[scheme.len()..];
+    let authority = rest.find(['/', '?']).unwrap_or(rest.len());
+    // An http(s) URI with an empty host is invalid (RFC 9110 §4.2.1).
+    if authority == 0 {
+        return Err(bad("request target has no host"));
+    }
+    Ok(&rest[authority..])
 }
 
 fn trim(value: &[u8]) -> &[u8] {

@@ -85,8 +85,12 @@ pub(crate) struct Span {
 
 impl Span {
     pub(crate) fn of(base: &[u8], part: &[u8]) -> Span {
-        // Offsets come from pointer distance: `part` is always a subslice of `base`.
-        let start = part.as_ptr() as usize - base.as_ptr() as usize;
+        // Offsets come from pointer distance: `part` must be a subslice of `base`.
+        let start = (part.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+        debug_assert!(
+            start <= base.len() && part.len() <= base.len() - start,
+            "a span outside its buffer"
+        );
         Span {
             start: start as u16,
             len: part.len() as u16,
@@ -227,9 +231,13 @@ impl Request {
         self.text(self.method_span)
     }
 
-    /// The path part of the request target, without the query.
+    /// The path part of the request target, without the query; `/` for an
+    /// absolute-form target with an empty path (`GET http://host HTTP/1.1`).
     pub fn path(&self) -> &str {
-        self.text(self.path)
+        match self.text(self.path) {
+            "" => "/",
+            path => path,
+        }
     }
 
     /// The query string after `?`, without the `?`.

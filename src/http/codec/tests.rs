@@ -182,6 +182,48 @@ fn absolute_form_targets_use_their_path() {
     assert_eq!(reqs[0].query(), Some("y"));
 }
 
+#[test]
+fn absolute_form_targets_with_an_empty_path_mean_the_root() {
+    let wire = b"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n\
+        GET http://a?x=1 HTTP/1.1\r\nHost: a\r\n\r\n\
+        GET HTTP://A:80/p HTTP/1.1\r\nHost: a\r\n\r\n\
+        GET hTTpS://a?q HTTP/1.1\r\nHost: a\r\n\r\n\
+        POST http://a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi";
+    let reqs = decode_all(wire).unwrap();
+    let got: Vec<_> = reqs.iter().map(summary).collect();
+    let want = [
+        ("GET", "/", None, &b""[..]),
+        ("GET", "/", Some("x=1"), b""),
+        ("GET", "/p", None, b""),
+        ("GET", "/", Some("q"), b""),
+        ("POST", "/", None, b"hi"),
+    ];
+    assert_eq!(got.len(), want.len());
+    for ((method, path, query, body, _), (m, p, q, b)) in got.iter().zip(want) {
+        assert_eq!((method.as_str(), path.as_str()), (m, p));
+        assert_eq!(query.as_deref(), q);
+        assert_eq!(body.as_slice(), b);
+    }
+    // Streamed routes see the same path: the body check runs inside the decoder.
+    let mut decoder = Decoder::new(limits(), 0);
+    let mut buf = BytesMut::from(&b"POST http://a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"[..]);
+    match decoder.decode_routed(&mut buf, &|r| r.path() == "/").unwrap() {
+        Event::Streamed { request, .. } => assert_eq!(request.path(), "/"),
+        other => panic!("not streamed: {other:?}"),
+    }
+}
+
+#[test]
+fn absolute_form_targets_need_a_scheme_and_a_host() {
+    for target in ["http:///x", "http://", "ftp://a/x", "http:/a", "a/x"] {
+        let wire = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(
+            matches!(decode_all(wire.as_bytes()), Err(ParseError::BadRequest(_))),
+            "{target}"
+        );
+    }
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
