@@ -102,13 +102,21 @@ impl ChunkedDecoder {
                     self.size = self.size << 4 | digit;
                     State::Size
                 }
-                b' ' | b'\t' if self.digits > 0 => State::SizeSpace,
+                b' ' | b'\t' if self.digits > 0 => {
+                    self.count_metadata()?;
+                    State::SizeSpace
+                }
                 b';' if self.digits > 0 => State::Extension,
                 b'\r' if self.digits > 0 => State::SizeLf,
                 _ => return Err(bad("invalid chunk size")),
             },
+            // Whitespace after the size counts as metadata: unbounded, it would let a
+            // client hold the connection and the decoder busy for ever.
             State::SizeSpace => match byte {
-                b' ' | b'\t' => State::SizeSpace,
+                b' ' | b'\t' => {
+                    self.count_metadata()?;
+                    State::SizeSpace
+                }
                 b';' => State::Extension,
                 _ => return Err(bad("invalid chunk size")),
             },
@@ -127,7 +135,9 @@ impl ChunkedDecoder {
                 self.digits = 0;
                 if self.size == 0 {
                     State::TrailerStart
-                } else if self.size > (max_body - have) as u64 {
+                } else if self.size > max_body.saturating_sub(have) as u64 {
+                    // Saturating: a reload may lower the limit below what a body in
+                    // progress already holds.
                     return Err(ParseError::BodyTooLarge);
                 } else {
                     State::Data
@@ -225,6 +235,33 @@ mod tests {
                 String::from_utf8_lossy(wire)
             );
         }
+    }
+
+    #[test]
+    fn whitespace_after_a_chunk_size_counts_toward_the_metadata_limit() {
+        let mut wire = b"5".to_vec();
+        wire.extend(std::iter::repeat_n(b' ', MAX_METADATA / 2));
+        wire.extend(std::iter::repeat_n(b'\t', MAX_METADATA / 2 + 1));
+        wire.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(decode_all(&wire), Err(ParseError::HeadTooLarge));
+        // Within the limit, it is allowed (RFC 9112 §7.1.1 tolerates BWS before `;`).
+        let (body, _) = decode_all(b"5 \t ;x\r\nhello\r\n0\r\n\r\n").unwrap();
+        assert_eq!(body, b"hello");
+    }
+
+    #[test]
+    fn a_limit_lowered_below_what_a_body_holds_refuses_the_next_chunk() {
+        // A reload can lower `max_request_size` while a body is in progress.
+        let mut decoder = ChunkedDecoder::default();
+        let mut out = BytesMut::new();
+        let mut input = BytesMut::from(&b"a\r\n0123456789\r\n"[..]);
+        assert!(!decoder.decode(&mut input, &mut out, 100).unwrap());
+        let mut input = BytesMut::from(&b"1\r\nx\r\n0\r\n\r\n"[..]);
+        assert_eq!(
+            decoder.decode(&mut input, &mut out, 8),
+            Err(ParseError::BodyTooLarge)
+        );
+        assert_eq!(out.len(), 10);
     }
 
     #[test]
