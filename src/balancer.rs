@@ -7,12 +7,13 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
+use futures_lite::{future, FutureExt};
 use haywire_shards::ShardCtx;
 
 use crate::config::HandoffPolicy;
@@ -72,7 +73,17 @@ pub(crate) fn admit(
     let deadline = open.deadline.clone();
     let shard = shard.clone();
     glommio::spawn_local(async move {
-        conn::serve(stream, peer, shard, deadline).await;
+        // Handlers and response streams are caught where they run (a 500, or the
+        // stream's end); this catches what is left, such as a user type whose `Drop`
+        // panics: the connection ends (its place freed with `open`) and the shard goes
+        // on, where an unwinding task would take the whole executor with it.
+        let served = AssertUnwindSafe(conn::serve(stream, peer, shard.clone(), deadline))
+            .catch_unwind()
+            .await;
+        if served.is_err() {
+            shard.stats.handler_panic();
+            tracing::error!(shard = shard.id, "a connection task panicked: connection closed");
+        }
         drop(open);
     })
     .detach();

@@ -199,26 +199,14 @@ fn the_binary_reloads_on_sighup_with_its_flags_and_stops_on_sigterm() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// A connection to `addr` served by shard `want`, found by asking `/shard`.
-fn connect_to_shard(addr: std::net::SocketAddr, want: &str) -> BufReader<std::net::TcpStream> {
-    loop {
-        let mut stream = connect(addr);
-        stream.write_all(get("/shard").as_bytes()).unwrap();
-        let mut reader = BufReader::new(stream);
-        if read_reply(&mut reader, false).text() == want {
-            return reader;
-        }
-    }
-}
-
 #[test]
 fn a_request_waiting_in_the_socket_when_a_stop_begins_is_answered() {
     for _ in 0..8 {
         let server = start_server(test_config());
         let addr = server.local_addr();
-        let mut kept = connect_to_shard(addr, "0");
+        let mut kept = connect_to_shard(addr, 0);
         // Both shards busy: the next request and the stop arrive while nothing runs.
-        let blockers: Vec<_> = ["0", "1"]
+        let blockers: Vec<_> = [0, 1]
             .into_iter()
             .map(|shard| {
                 let mut blocker = connect_to_shard(addr, shard);

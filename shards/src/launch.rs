@@ -1,7 +1,9 @@
 //! Starting N glommio executors, one shard each, placed on CPUs.
 
 use std::future::Future;
+use std::any::Any;
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
 use glommio::LocalExecutorBuilder;
@@ -171,6 +173,7 @@ where
         let (gate_tx, gate_rx) = mpsc::channel::<bool>();
         gates.push(gate_tx);
         let (mailboxes, main, ready_tx) = (mailboxes.clone(), main.clone(), ready_tx.clone());
+        let name = config.name.clone();
         let handle = std::thread::Builder::new()
             .name(format!("{}-{id}", config.name))
             .spawn(move || {
@@ -187,11 +190,32 @@ where
                 if gate_rx.recv() != Ok(true) {
                     return None;
                 }
-                Some(executor.run(async move {
-                    let ctx = Rc::new(ShardCtx::new(id, count, cpu, Control::new(id, mailboxes)));
-                    control::serve(ctx.clone(), ShardCtx::control, doorbell);
-                    main(ctx).await
-                }))
+                let stopper = Controller::new(mailboxes.clone());
+                let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    executor.run(async move {
+                        let ctx =
+                            Rc::new(ShardCtx::new(id, count, cpu, Control::new(id, mailboxes)));
+                        control::serve(ctx.clone(), ShardCtx::control, doorbell);
+                        main(ctx).await
+                    })
+                }));
+                match ran {
+                    Ok(out) => Some(out),
+                    Err(panic) => {
+                        // A panic that unwound out of a task ended this executor. The
+                        // others must not go on without it (its mailbox is dead: gathers
+                        // would never finish, handed-off connections would be lost):
+                        // stop them all, so `join` reports the failure and a supervisor
+                        // can restart the process.
+                        eprintln!(
+                            "{}-{id}: shard {id} panicked ({}); stopping every shard",
+                            name,
+                            panic_message(&*panic)
+                        );
+                        stopper.stop();
+                        std::panic::resume_unwind(panic)
+                    }
+                }
             })?;
         handles.push(handle);
     }
@@ -219,4 +243,13 @@ where
         cpus,
         mailboxes,
     })
+}
+
+/// The text a panic was raised with, when it is a string.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }

@@ -185,6 +185,21 @@ pub fn is_closed<R: Read>(reader: &mut R) -> bool {
     }
 }
 
+/// A keep-alive connection to `addr` served by shard `want`, found by asking `/shard`
+/// on fresh connections (the kernel spreads them over the shards). Bounded: a shard
+/// that no connection reaches in 500 tries is dead, and the test fails saying so.
+pub fn connect_to_shard(addr: SocketAddr, want: usize) -> BufReader<TcpStream> {
+    for _ in 0..500 {
+        let mut stream = connect(addr);
+        stream.write_all(get("/shard").as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        if read_reply(&mut reader, false).text() == want.to_string() {
+            return reader;
+        }
+    }
+    panic!("no connection reached shard {want} in 500 tries: is it dead?");
+}
+
 /// A GET request for `path`.
 pub fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
