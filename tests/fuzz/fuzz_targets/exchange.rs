@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 Ok(Event::Continue) => output.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n"),
+                Ok(Event::Streamed { .. }) => unreachable!("`decode` never streams"),
                 Ok(Event::NeedMore) => break,
                 Err(error) => {
                     let mode = ResponseMode {
