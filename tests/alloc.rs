@@ -11,6 +11,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::rc::Rc;
+use std::sync::Mutex;
 
 use common::counting::*;
 use common::*;
@@ -21,6 +22,10 @@ static GLOBAL: Counting = Counting;
 
 /// Haywire's allocations per request may not exceed this.
 const BOUND: f64 = 0.01;
+
+/// The counters are global: tests that read them run one at a time, or one test's
+/// warm-up would land in another's window.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn start() -> haywire::RunningServer {
     let mut config = test_config();
@@ -38,6 +43,7 @@ fn start() -> haywire::RunningServer {
 
 #[test]
 fn pipelined_gets_allocate_nothing_per_request() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start();
     for path in ["/", "/plain"] {
         let mut stream = connect(server.local_addr());
@@ -61,6 +67,7 @@ fn pipelined_gets_allocate_nothing_per_request() {
 
 #[test]
 fn keep_alive_gets_one_per_read_allocate_nothing_per_request() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start();
     for path in ["/", "/plain"] {
         let mut stream = connect(server.local_addr());
@@ -101,6 +108,7 @@ fn one_at_a_time(stream: &mut TcpStream, path: &str, requests: usize) {
 fn a_batch_of_responses_goes_into_a_pooled_buffer() {
     // Grown from empty instead of taken from the shard's pool, 200 responses (30 KB)
     // cost about nine reallocations per batch, each of them Haywire's.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start();
     let mut stream = connect(server.local_addr());
     run_batches(&mut stream, 200, 50);
