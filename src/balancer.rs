@@ -82,7 +82,10 @@ pub(crate) fn admit(
             .await;
         if served.is_err() {
             shard.stats.handler_panic();
-            tracing::error!(shard = shard.id, "a connection task panicked: connection closed");
+            tracing::error!(
+                shard = shard.id,
+                "a connection task panicked: connection closed"
+            );
         }
         drop(open);
     })

@@ -34,7 +34,10 @@ impl Drop for PanicsOnDrop {
 
 fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
     router.get("/drop-panics", |_: Request| {
-        Response::stream("text/plain", PanicsOnDrop(Some(Bytes::from_static(b"piece"))))
+        Response::stream(
+            "text/plain",
+            PanicsOnDrop(Some(Bytes::from_static(b"piece"))),
+        )
     });
     // A user task on the shard that panics later: glommio lets it unwind out of the
     // executor. (glommio polls a new task once inside `spawn_local`, so a panic there
@@ -91,7 +94,11 @@ fn a_panic_in_a_connection_task_outside_the_handler_ends_only_that_connection() 
         std::thread::sleep(Duration::from_millis(100));
         report = stats(addr);
     }
-    assert_eq!(report["total"]["handler_panics"].as_u64(), Some(2), "{report}");
+    assert_eq!(
+        report["total"]["handler_panics"].as_u64(),
+        Some(2),
+        "{report}"
+    );
     assert_eq!(
         report["total"]["connections"]["active"].as_u64(),
         Some(1),

@@ -1,7 +1,7 @@
 //! Starting N glommio executors, one shard each, placed on CPUs.
 
-use std::future::Future;
 use std::any::Any;
+use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;

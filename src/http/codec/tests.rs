@@ -206,8 +206,12 @@ fn absolute_form_targets_with_an_empty_path_mean_the_root() {
     }
     // Streamed routes see the same path: the body check runs inside the decoder.
     let mut decoder = Decoder::new(limits(), 0);
-    let mut buf = BytesMut::from(&b"POST http://a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"[..]);
-    match decoder.decode_routed(&mut buf, &|r| r.path() == "/").unwrap() {
+    let mut buf =
+        BytesMut::from(&b"POST http://a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"[..]);
+    match decoder
+        .decode_routed(&mut buf, &|r| r.path() == "/")
+        .unwrap()
+    {
         Event::Streamed { request, .. } => assert_eq!(request.path(), "/"),
         other => panic!("not streamed: {other:?}"),
     }
