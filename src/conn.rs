@@ -117,7 +117,7 @@ async fn serve_on<T: Transport>(
         Ok(Closed::Upgrade) => {
             if let Some(pending) = conn.upgrade.take() {
                 let read = std::mem::take(&mut conn.read);
-                crate::ws::serve(&stream, &shard, &conn.deadline, pending, read).await;
+                crate::ws::driver::serve(&stream, &shard, &conn.deadline, pending, read).await;
             }
         }
         _ => {}

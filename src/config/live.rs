@@ -37,7 +37,20 @@ pub(crate) struct Settings {
     /// `server.shutdown_grace`.
     pub shutdown_grace: Duration,
     /// `[websocket]`, for connections upgraded from then on.
-    pub websocket: crate::ws::Settings,
+    pub websocket: WebSocketSettings,
+}
+
+/// The `[websocket]` settings a connection runs with. Part of [`Settings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WebSocketSettings {
+    /// `websocket.max_message_size`.
+    pub(crate) max_message_size: usize,
+    /// `websocket.max_frame_size`.
+    pub(crate) max_frame_size: usize,
+    /// `websocket.idle_timeout`.
+    pub(crate) idle_timeout: Duration,
+    /// `websocket.write_buffer`.
+    pub(crate) write_buffer: usize,
 }
 
 impl Config {
@@ -62,7 +75,7 @@ impl Config {
             max_connections: self.server.max_connections as u64,
             tcp_nodelay: self.server.tcp_nodelay,
             shutdown_grace: Duration::from_secs_f64(self.server.shutdown_grace),
-            websocket: crate::ws::Settings {
+            websocket: WebSocketSettings {
                 max_message_size: self.websocket.max_message_size,
                 max_frame_size: self.websocket.max_frame_size,
                 idle_timeout: Duration::from_secs_f64(self.websocket.idle_timeout),

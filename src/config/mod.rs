@@ -13,7 +13,7 @@ mod restart;
 mod schema;
 mod validate;
 
-pub(crate) use live::Settings;
+pub(crate) use live::{Settings, WebSocketSettings};
 pub use overrides::Overrides;
 pub use schema::{
     Balancer, Config, HandoffPolicy, LimitsConfig, LogConfig, LogFormat, PlacementKind,

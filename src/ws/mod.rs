@@ -71,7 +71,7 @@
 //! keep up is dropped rather than allowed to hold up the room). See
 //! `examples/websocket.rs`.
 
-mod driver;
+pub(crate) mod driver;
 pub(crate) mod frame;
 mod handshake;
 pub(crate) mod message;
@@ -80,13 +80,11 @@ mod socket;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::time::Duration;
 
 pub use frame::CloseCode;
 pub use message::{CloseFrame, Message};
 pub use socket::{SendError, Upgrade, WebSocket};
 
-pub(crate) use driver::serve;
 pub(crate) use handshake::Handshake;
 
 use crate::http::{Request, Response};
@@ -146,14 +144,9 @@ impl Pending {
     }
 }
 
-/// The `[websocket]` settings a connection runs with (see `config::WebSocketConfig`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Settings {
-    pub(crate) max_message_size: usize,
-    pub(crate) max_frame_size: usize,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) write_buffer: usize,
-}
+/// The `[websocket]` settings a connection runs with: defined with the other live
+/// settings, so that the configuration does not depend on this module.
+pub(crate) use crate::config::WebSocketSettings as Settings;
 
 impl Settings {
     pub(crate) fn limits(&self) -> message::Limits {
