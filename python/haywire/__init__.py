@@ -5,8 +5,8 @@ HTTP parsing, keep-alive, pipelining and writes stay in Rust; each worker proces
 one shard and one Python thread that answers the requests the shard hands it.
 """
 
-from ._haywire import ConfigError, Request
+from ._haywire import ClientDisconnected, ConfigError, Request
 from .native import App, Response
 
-__all__ = ["App", "ConfigError", "Request", "Response", "__version__"]
+__all__ = ["App", "ClientDisconnected", "ConfigError", "Request", "Response", "__version__"]
 __version__ = "0.1.0"

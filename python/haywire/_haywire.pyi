@@ -27,6 +27,9 @@ def check_config(
 ) -> ConfigSummary:
     """Validates a config; raises ConfigError naming the key."""
 
+class ClientDisconnected(ConnectionError):
+    """The client is gone: a streamed response cannot be sent."""
+
 class Request:
     """One request handed to Python; answer it once with :meth:`respond`."""
 
@@ -56,6 +59,14 @@ class Request:
     def params(self) -> dict[str, str]: ...
     @property
     def responded(self) -> bool: ...
+    def start_stream(self, status: int, headers: object, length: int | None = None) -> None:
+        """Starts a streamed response (chunked, or ``length`` bytes)."""
+    def send_piece(self, data: bytes, block: bool = True) -> bool:
+        """Sends the next piece; False (nothing sent) when full and not ``block``."""
+    def wait_room(self) -> bool:
+        """Waits (GIL released) for room; False when the client is gone."""
+    def end_stream(self, abort: bool = False) -> None:
+        """Ends the streamed body (``abort``: cut short, the connection closes)."""
     @property
     def client(self) -> tuple[str, int, str] | None:
         """``(host, port, scheme)``: the peer, or what a trusted proxy reports."""

@@ -2,10 +2,12 @@
 thread.
 
 The request body is delivered in ``http.request`` events of at most 64 KiB with
-``more_body``. Haywire cannot stream a response yet: ``http.response.body`` events
-are collected until ``more_body`` is false and sent as one body with a
-Content-Length. After the response (or once the app returns) ``receive()`` answers
-``http.disconnect``.
+``more_body``. A response whose body comes in one ``http.response.body`` event is sent
+with a Content-Length; one in several events (``more_body``) is streamed as produced:
+chunked, or with the app's Content-Length. ``send`` waits (in an executor thread,
+GIL released) while the client is 256 KiB behind, and raises
+``haywire.ClientDisconnected`` (a ``ConnectionError``) once the client is gone. After the response (or once the app returns) ``receive()``
+answers ``http.disconnect``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import asyncio
 import sys
 import traceback
 from typing import Any, Callable
+
+from ._haywire import ClientDisconnected
 
 CHUNK = 64 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
@@ -81,6 +85,18 @@ class Lifespan:
         await self.shutdown_done
 
 
+def _content_length(headers: Any) -> int | None:
+    """The app's Content-Length, if it set a valid one."""
+    for name, value in headers:
+        if bytes(name).lower() == b"content-length":
+            try:
+                length = int(bytes(value))
+            except ValueError:
+                return None
+            return length if length >= 0 else None
+    return None
+
+
 def make_handler(
     app: Callable[..., Any],
     loop: asyncio.AbstractEventLoop,
@@ -111,7 +127,8 @@ def make_handler(
         done: asyncio.Future | None = None
         status: int | None = None
         headers: Any = ()
-        parts: list[bytes] = []
+        streaming = False  # a body sent in more than one event is streamed
+        complete = False
 
         async def receive() -> dict:
             nonlocal position, done
@@ -123,16 +140,16 @@ def make_handler(
                     "body": chunk,
                     "more_body": position < len(chunks),
                 }
-            if not request.responded:
+            if not request.responded or (streaming and not complete):
                 if done is None:
                     done = loop.create_future()
                 await done
             return {"type": "http.disconnect"}
 
         async def send(message: dict) -> None:
-            nonlocal status, headers
+            nonlocal status, headers, streaming, complete
             kind = message["type"]
-            if request.responded:
+            if complete or (request.responded and not streaming):
                 raise RuntimeError("response already complete")
             if kind == "http.response.start":
                 if status is not None:
@@ -143,11 +160,23 @@ def make_handler(
                 if status is None:
                     raise RuntimeError("http.response.body before http.response.start")
                 data = message.get("body", b"")
-                if data:
-                    parts.append(data)
-                if not message.get("more_body", False):
-                    data = parts[0] if len(parts) == 1 else b"".join(parts)
+                more = message.get("more_body", False)
+                if not streaming and not more:
+                    # The whole body in one event: one response with a Content-Length.
                     request.respond(status, headers, data)
+                    if done is not None:
+                        done.set_result(None)
+                    return
+                if not streaming:
+                    streaming = True
+                    request.start_stream(status, headers, _content_length(headers))
+                if data and not request.send_piece(data, False):
+                    # The client is 256 KiB behind: wait for room off the loop.
+                    await loop.run_in_executor(None, request.wait_room)
+                    request.send_piece(data)
+                if not more:
+                    request.end_stream()
+                    complete = True
                     if done is not None:
                         done.set_result(None)
             else:
@@ -155,12 +184,19 @@ def make_handler(
 
         try:
             await app(scope, receive, send)
+        except ClientDisconnected:
+            pass  # the client left mid-stream
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            if not request.responded:
+            if streaming and not complete:
+                request.end_stream(abort=True)
+            elif not request.responded:
                 request.respond(*_ERROR)
         else:
-            if not request.responded:
+            if streaming and not complete:
+                print("haywire: ASGI app returned inside a streamed body", file=sys.stderr)
+                request.end_stream(abort=True)
+            elif not request.responded:
                 print("haywire: ASGI app returned without a complete response", file=sys.stderr)
                 request.respond(*_ERROR)
         finally:

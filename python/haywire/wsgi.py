@@ -1,9 +1,12 @@
 """WSGI (PEP 3333) on Haywire.
 
-Haywire cannot stream a response body yet: the iterable (and anything passed to
-``write``) is collected into one body sent with a Content-Length. A Content-Length the
-application sets is honoured: the body is cut to it (a shorter body is sent as is, with
-its real length, and a warning on ``wsgi.errors``).
+A list or tuple returned by the application is one body sent with a Content-Length.
+Any other iterable (a generator, Django's ``StreamingHttpResponse``, Flask's
+``stream_with_context``) and anything passed to ``write`` are streamed as produced:
+chunked, or with the application's Content-Length; the thread waits, GIL released,
+while the client is 256 KiB behind, so memory stays bounded. A Content-Length the
+application sets is honoured: the body is cut to it (a shorter whole body is sent with
+its real length and a warning; a shorter stream ends the connection).
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import io
 import sys
 import traceback
 from typing import Any, Callable
+
 from wsgiref.util import FileWrapper
+
+from ._haywire import ClientDisconnected
 
 _ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
 
@@ -45,15 +51,24 @@ def make_handler(
         environ = request.wsgi_environ(base)
         environ["wsgi.input"] = io.BytesIO(request.body)
 
-        state: dict[str, Any] = {"status": None, "headers": None, "sent": False}
+        state: dict[str, Any] = {"status": None, "headers": None, "sent": False, "streaming": False}
         chunks: list[bytes] = []
+
+        def send_piece(data: bytes) -> None:
+            """Streams `data`, starting the streamed response first if needed; waits
+            (GIL released) while the client is 256 KiB behind."""
+            if not state["streaming"]:
+                state["streaming"] = True
+                request.start_stream(_status_code(state["status"]), state["headers"],
+                                     _content_length(state["headers"]))
+            request.send_piece(data)
 
         def write(data: bytes) -> None:
             if state["status"] is None:
                 raise AssertionError("write() before start_response()")
             if data:
                 state["sent"] = True
-                chunks.append(data)
+                send_piece(data)
 
         def start_response(status: str, headers: list, exc_info: Any = None) -> Callable:
             if exc_info:
@@ -72,15 +87,29 @@ def make_handler(
         result = None
         try:
             result = app(environ, start_response)
+            # A list or tuple is the whole body: one response with a Content-Length.
+            # Any other iterable is streamed as it is produced.
+            whole = isinstance(result, (list, tuple)) and not state["streaming"]
             for chunk in result:
                 if chunk:
                     if state["status"] is None:
                         raise AssertionError("body before start_response()")
                     state["sent"] = True
-                    chunks.append(chunk)
+                    if whole:
+                        chunks.append(chunk)
+                    else:
+                        send_piece(chunk)
+            if state["streaming"]:
+                request.end_stream()
+                return
+        except ClientDisconnected:
+            return  # the client left; close() below still runs
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            request.respond(*_ERROR)
+            if state["streaming"]:
+                request.end_stream(abort=True)
+            else:
+                request.respond(*_ERROR)
             return
         finally:
             if result is not None and hasattr(result, "close"):
@@ -94,21 +123,25 @@ def make_handler(
             return
         data = b"".join(chunks)
         headers = state["headers"]
-        for name, value in headers:
-            if name.lower() == "content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    break
-                if len(data) > declared:
-                    data = data[:declared]
-                elif len(data) < declared:
-                    print(
-                        f"haywire: WSGI app sent {len(data)} of {declared} bytes"
-                        " (Content-Length)",
-                        file=sys.stderr,
-                    )
-                break
+        declared = _content_length(headers)
+        if declared is not None:
+            if len(data) > declared:
+                data = data[:declared]
+            elif len(data) < declared:
+                print(f"haywire: WSGI app sent {len(data)} of {declared} bytes (Content-Length)",
+                      file=sys.stderr)
         request.respond(int(state["status"][:3]), headers, data)
 
     return handle
+
+
+def _content_length(headers: list) -> int | None:
+    """The app's Content-Length, if it set a valid one."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                return None
+            return length if length >= 0 else None
+    return None

@@ -18,7 +18,7 @@ use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -85,21 +85,175 @@ impl Answer {
 
     /// The haywire response (built on the shard).
     pub fn into_response(self) -> Response {
+        let body = self.body.clone();
+        let has_body = !body.is_empty() || self.content_type.is_some();
+        let (response, content_type) = self.head();
+        if has_body {
+            response.with_body(content_type, body)
+        } else {
+            response
+        }
+    }
+
+    /// The response with `stream` as its body (`len`: its Content-Length).
+    fn into_streamed(
+        self,
+        len: Option<u64>,
+        stream: impl futures_lite::Stream<Item = Bytes> + 'static,
+    ) -> Response {
+        let (response, content_type) = self.head();
+        response.with_stream(content_type, len, stream)
+    }
+
+    /// Status, headers and Connection; the content type for the body to set.
+    fn head(self) -> (Response, HeaderText) {
         let mut response = Response::new(self.status);
         for (name, value) in self.headers {
             response =
                 response.with_header(HeaderText::from_bytes(name), HeaderText::from_bytes(value));
         }
-        if !self.body.is_empty() || self.content_type.is_some() {
-            let content_type = self
-                .content_type
-                .unwrap_or_else(|| Bytes::from_static(b"application/octet-stream"));
-            response = response.with_body(HeaderText::from_bytes(content_type), self.body);
-        }
         if self.close {
             response = response.with_close();
         }
-        response
+        let content_type = self
+            .content_type
+            .unwrap_or_else(|| Bytes::from_static(b"application/octet-stream"));
+        (response, HeaderText::from_bytes(content_type))
+    }
+}
+
+/// What the Python thread sends the shard about one request.
+pub enum Out {
+    /// The whole response.
+    Whole(Answer),
+    /// The head of a streamed response (`answer.body` is empty): `len` announces a
+    /// Content-Length, else it is chunked. Pieces follow as [`Out::Piece`].
+    Start {
+        /// Status and headers.
+        answer: Answer,
+        /// The app's Content-Length, if it gave one.
+        len: Option<u64>,
+        /// Counts the bytes posted but not yet taken by the connection.
+        credit: Arc<Credit>,
+    },
+    /// The next piece of a streamed body.
+    Piece(Bytes),
+    /// The streamed body is complete (`abort`: the app failed, close the connection
+    /// without completing the framing).
+    End {
+        /// Whether the body is cut short.
+        abort: bool,
+    },
+}
+
+/// Backpressure for one streamed response: the bytes the Python thread has posted
+/// that the connection has not taken yet. The app waits (GIL released) while they are
+/// at [`STREAM_WINDOW`] or more, so memory per stream stays bounded whatever the app
+/// produces and however slowly the client reads.
+#[derive(Default)]
+pub struct Credit {
+    state: Mutex<CreditState>,
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct CreditState {
+    queued: usize,
+    /// The connection is gone (client left, or the response was dropped).
+    closed: bool,
+}
+
+/// Bytes of a streamed response that may wait between the app and the connection.
+pub const STREAM_WINDOW: usize = 256 * 1024;
+
+impl Credit {
+    /// Whether a piece may be posted now (`Some(true)`), the window is full
+    /// (`Some(false)`), or the connection is gone (`None`).
+    pub fn has_room(&self) -> Option<bool> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (!state.closed).then_some(state.queued < STREAM_WINDOW)
+    }
+
+    /// Blocks until there is room (true) or the connection is gone (false).
+    pub fn wait_room(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !state.closed && state.queued >= STREAM_WINDOW {
+            state = self.room.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        !state.closed
+    }
+
+    /// Counts `n` bytes posted.
+    pub fn take(&self, n: usize) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).queued += n;
+    }
+
+    fn give(&self, n: usize) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.queued = state.queued.saturating_sub(n);
+        if state.queued < STREAM_WINDOW {
+            self.room.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.room.notify_all();
+    }
+}
+
+/// The shard's end of one streamed response: pieces posted by the Python thread that
+/// the connection has not asked for yet.
+struct Pipe {
+    pieces: RefCell<VecDeque<Bytes>>,
+    /// `Some(abort)` once the app has ended the body.
+    end: Cell<Option<bool>>,
+    /// The connection dropped the stream: pieces that still arrive are discarded.
+    gone: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+    credit: Arc<Credit>,
+}
+
+impl Pipe {
+    fn wake(&self) {
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+}
+
+/// The body stream handed to the connection.
+struct PipeStream(Rc<Pipe>);
+
+impl futures_lite::Stream for PipeStream {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let pipe = &self.0;
+        if let Some(piece) = pipe.pieces.borrow_mut().pop_front() {
+            pipe.credit.give(piece.len());
+            return Poll::Ready(Some(piece));
+        }
+        match pipe.end.get() {
+            Some(false) => Poll::Ready(None),
+            // The body is cut short: a stream cannot report an error, but the
+            // connection ends (without completing the chunked framing) when its
+            // producer unwinds. `resume_unwind` skips the panic hook: no backtrace
+            // for what the app's traceback already told.
+            Some(true) => std::panic::resume_unwind(Box::new("response stream aborted")),
+            None => {
+                *pipe.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for PipeStream {
+    fn drop(&mut self) {
+        self.0.gone.set(true);
+        self.0.pieces.borrow_mut().clear();
+        self.0.credit.close();
     }
 }
 
@@ -200,6 +354,8 @@ struct Slot {
 pub struct ShardBridge {
     inbox: Arc<Mailbox<Job>>,
     pending: RefCell<HashMap<u64, Rc<Slot>>>,
+    /// Streamed responses whose body is still coming.
+    streams: RefCell<HashMap<u64, Rc<Pipe>>>,
     next: Cell<u64>,
     in_flight: Cell<usize>,
     max_in_flight: usize,
@@ -211,15 +367,16 @@ impl ShardBridge {
         Rc::new(ShardBridge {
             inbox,
             pending: RefCell::default(),
+            streams: RefCell::default(),
             next: Cell::new(0),
             in_flight: Cell::new(0),
             max_in_flight: max_in_flight.max(1),
         })
     }
 
-    /// Serves the outbox: completes slots with the responses the Python thread posts.
-    /// Runs on the shard until the shard ends.
-    pub async fn serve(self: Rc<Self>, outbox: Arc<Mailbox<(u64, Answer)>>, door: UnixStream) {
+    /// Serves the outbox: completes slots with the responses the Python thread posts
+    /// and feeds streamed bodies. Runs on the shard until the shard ends.
+    pub async fn serve(self: Rc<Self>, outbox: Arc<Mailbox<(u64, Out)>>, door: UnixStream) {
         // SAFETY: `into_raw_fd` hands over sole ownership of a valid, open, nonblocking
         // stream socket; glommio's stream takes over closing it. glommio offers no safe
         // conversion from a std socket.
@@ -229,20 +386,63 @@ impl ShardBridge {
             match door.read(&mut rings).await {
                 Ok(0) => return,
                 Ok(_) => {
-                    for (token, answer) in outbox.drain() {
-                        self.in_flight.set(self.in_flight.get().saturating_sub(1));
-                        let slot = self.pending.borrow_mut().remove(&token);
-                        if let Some(slot) = slot {
-                            *slot.response.borrow_mut() = Some(answer.into_response());
-                            if let Some(waker) = slot.waker.borrow_mut().take() {
-                                waker.wake();
-                            }
-                        }
+                    for (token, out) in outbox.drain() {
+                        self.deliver(token, out);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return,
             }
+        }
+    }
+
+    fn deliver(&self, token: u64, out: Out) {
+        let response = match out {
+            Out::Whole(answer) => answer.into_response(),
+            Out::Start {
+                answer,
+                len,
+                credit,
+            } => {
+                let pipe = Rc::new(Pipe {
+                    pieces: RefCell::default(),
+                    end: Cell::new(None),
+                    gone: Cell::new(false),
+                    waker: RefCell::new(None),
+                    credit,
+                });
+                self.streams.borrow_mut().insert(token, pipe.clone());
+                answer.into_streamed(len, PipeStream(pipe))
+            }
+            Out::Piece(piece) => {
+                if let Some(pipe) = self.streams.borrow().get(&token) {
+                    if !pipe.gone.get() {
+                        pipe.pieces.borrow_mut().push_back(piece);
+                        pipe.wake();
+                    }
+                }
+                return;
+            }
+            Out::End { abort } => {
+                if let Some(pipe) = self.streams.borrow_mut().remove(&token) {
+                    pipe.end.set(Some(abort));
+                    pipe.wake();
+                }
+                return;
+            }
+        };
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        let slot = self.pending.borrow_mut().remove(&token);
+        match slot {
+            Some(slot) => {
+                *slot.response.borrow_mut() = Some(response);
+                if let Some(waker) = slot.waker.borrow_mut().take() {
+                    waker.wake();
+                }
+            }
+            // Nobody waits (the handler timed out): dropping the response drops its
+            // stream, which tells the app the client is gone.
+            None => drop(response),
         }
     }
 
@@ -347,5 +547,25 @@ pub struct PyRoute {
 impl Handler for PyRoute {
     fn call(&self, request: Request) -> Reply {
         self.bridge.submit(self.route, request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_credit_bounds_the_window_and_frees_waiters_on_close() {
+        let credit = Arc::new(Credit::default());
+        assert_eq!(credit.has_room(), Some(true));
+        credit.take(STREAM_WINDOW);
+        assert_eq!(credit.has_room(), Some(false));
+        let waiter = {
+            let credit = credit.clone();
+            std::thread::spawn(move || credit.wait_room())
+        };
+        credit.close();
+        assert!(!waiter.join().unwrap());
+        assert_eq!(credit.has_room(), None);
     }
 }

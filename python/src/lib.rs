@@ -26,9 +26,16 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::bridge::{Answer, Job, Mailbox, PyRoute, ShardBridge, FALLBACK};
+use crate::bridge::{Answer, Credit, Job, Mailbox, Out, PyRoute, ShardBridge, FALLBACK};
 use crate::forwarded::Trusted;
 use crate::stats::StatsDir;
+
+create_exception!(
+    _haywire,
+    ClientDisconnected,
+    pyo3::exceptions::PyConnectionError,
+    "The client is gone: a streamed response cannot be sent."
+);
 
 create_exception!(
     _haywire,
@@ -138,9 +145,13 @@ fn check_config(
 #[pyclass(module = "haywire._haywire", name = "Request", frozen)]
 struct PyRequest {
     job: Job,
-    outbox: Arc<Mailbox<(u64, Answer)>>,
+    outbox: Arc<Mailbox<(u64, Out)>>,
     site: Arc<Site>,
     responded: AtomicBool,
+    /// A streamed response's window, once started.
+    stream: Mutex<Option<Arc<Credit>>>,
+    /// The streamed body was ended.
+    ended: AtomicBool,
 }
 
 /// How this worker is reached: what every request's client and paths are judged by.
@@ -199,8 +210,19 @@ impl PyRequest {
         if self.responded.swap(true, Ordering::AcqRel) {
             return false;
         }
-        self.outbox.post((self.job.token, answer));
+        self.outbox.post((self.job.token, Out::Whole(answer)));
         true
+    }
+
+    fn credit(&self) -> PyResult<Arc<Credit>> {
+        if self.ended.load(Ordering::Acquire) {
+            return Err(PyRuntimeError::new_err("the streamed response has ended"));
+        }
+        self.stream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| PyRuntimeError::new_err("no streamed response started"))
     }
 
     /// Answers 500 unless a response was sent.
@@ -215,7 +237,31 @@ impl PyRequest {
 impl Drop for PyRequest {
     fn drop(&mut self) {
         self.fail();
+        // A stream the app did not end is cut short, never left open.
+        let started = self.stream.get_mut().map_or(true, |s| s.is_some());
+        if started && !self.ended.swap(true, Ordering::AcqRel) {
+            self.outbox.post((self.job.token, Out::End { abort: true }));
+        }
     }
+}
+
+/// A body from Python: `bytes`, or any buffer (bytearray, memoryview) through `bytes()`.
+fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    if let Ok(bytes) = body.cast::<PyBytes>() {
+        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
+    }
+    let builtins = body.py().import("builtins")?;
+    let bytes = builtins.getattr("bytes")?.call1((body,))?;
+    Ok(Bytes::copy_from_slice(bytes.cast::<PyBytes>()?.as_bytes()))
+}
+
+fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
+    let mut pairs = Vec::new();
+    for item in headers.try_iter()? {
+        let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        pairs.push((header_bytes(&name)?, header_bytes(&value)?));
+    }
+    Ok(pairs)
 }
 
 #[pymethods]
@@ -465,26 +511,82 @@ impl PyRequest {
         headers: &Bound<'_, PyAny>,
         body: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let body = match body.cast::<PyBytes>() {
-            Ok(bytes) => Bytes::copy_from_slice(bytes.as_bytes()),
-            // bytearray, memoryview, any buffer: through bytes().
-            Err(_) => {
-                let builtins = body.py().import("builtins")?;
-                let bytes = builtins.getattr("bytes")?.call1((body,))?;
-                Bytes::copy_from_slice(bytes.cast::<PyBytes>()?.as_bytes())
-            }
-        };
-        let mut pairs = Vec::new();
-        for item in headers.try_iter()? {
-            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-            pairs.push((header_bytes(&name)?, header_bytes(&value)?));
-        }
-        let response = build_response(status, pairs, body)?;
+        let response = build_response(status, header_pairs(headers)?, body_bytes(body)?)?;
         if self.send(response) {
             Ok(())
         } else {
             Err(PyRuntimeError::new_err("response already sent"))
         }
+    }
+
+    /// Starts a streamed response: status and headers as for `respond`; `length` is
+    /// the app's Content-Length (the body must then have exactly that many bytes),
+    /// else the body is chunked. Send the body with `send_piece`, then `end_stream`.
+    #[pyo3(signature = (status, headers, length=None))]
+    fn start_stream(
+        &self,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        length: Option<u64>,
+    ) -> PyResult<()> {
+        let answer = build_response(status, header_pairs(headers)?, Bytes::new())?;
+        if self.responded.swap(true, Ordering::AcqRel) {
+            return Err(PyRuntimeError::new_err("response already sent"));
+        }
+        let credit = Arc::new(Credit::default());
+        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(credit.clone());
+        self.outbox.post((
+            self.job.token,
+            Out::Start {
+                answer,
+                len: length,
+                credit,
+            },
+        ));
+        Ok(())
+    }
+
+    /// Sends the next piece of a streamed body. While 256 KiB are already waiting for
+    /// the client, waits with the GIL released (`block`), or returns False having sent
+    /// nothing. Raises `ClientDisconnected` once the client is gone.
+    #[pyo3(signature = (data, block=true))]
+    fn send_piece(&self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool) -> PyResult<bool> {
+        let credit = self.credit()?;
+        let data = body_bytes(data)?;
+        let room = match credit.has_room() {
+            Some(false) if block => py.detach(|| credit.wait_room()),
+            Some(room) => room,
+            None => false,
+        };
+        if credit.has_room().is_none() {
+            return Err(ClientDisconnected::new_err("the client is gone"));
+        }
+        if !room {
+            return Ok(false);
+        }
+        if !data.is_empty() {
+            credit.take(data.len());
+            self.outbox.post((self.job.token, Out::Piece(data)));
+        }
+        Ok(true)
+    }
+
+    /// Waits with the GIL released until `send_piece` has room (True) or the client
+    /// is gone (False). For an event loop: run it in an executor.
+    fn wait_room(&self, py: Python<'_>) -> PyResult<bool> {
+        let credit = self.credit()?;
+        Ok(py.detach(|| credit.wait_room()))
+    }
+
+    /// Ends a streamed body; with `abort` (the app failed) the connection closes
+    /// without completing it, so the client sees it cut short.
+    #[pyo3(signature = (abort=false))]
+    fn end_stream(&self, abort: bool) -> PyResult<()> {
+        self.credit()?;
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            self.outbox.post((self.job.token, Out::End { abort }));
+        }
+        Ok(())
     }
 }
 
@@ -516,7 +618,7 @@ struct Worker {
     fallback: bool,
     inbox: Arc<Mailbox<Job>>,
     inbox_door: UnixStream,
-    outbox: Arc<Mailbox<(u64, Answer)>>,
+    outbox: Arc<Mailbox<(u64, Out)>>,
     outbox_door: Arc<Mutex<Option<UnixStream>>>,
     site: Arc<Site>,
     started: AtomicBool,
@@ -767,6 +869,8 @@ impl Worker {
             outbox: self.outbox.clone(),
             site: self.site.clone(),
             responded: AtomicBool::new(false),
+            stream: Mutex::new(None),
+            ended: AtomicBool::new(false),
         }
     }
 }
@@ -775,6 +879,10 @@ impl Worker {
 #[pymodule]
 fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
+    m.add(
+        "ClientDisconnected",
+        m.py().get_type::<ClientDisconnected>(),
+    )?;
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
     m.add_class::<Worker>()?;
     m.add_class::<PyRequest>()?;

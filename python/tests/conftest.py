@@ -110,6 +110,15 @@ def read_response(sock: socket.socket, head_only: bool = False) -> tuple[int, di
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    if not head_only and headers.get("transfer-encoding") == "chunked":
+        body, rest = read_chunked(sock, rest)
+        _leftover[sock.fileno()] = rest
+        return status, headers, body, head
+    if not head_only and "content-length" not in headers and status not in (204, 304):
+        # Delimited by the end of the connection (a streamed body to HTTP/1.0).
+        while data := sock.recv(65536):
+            rest += data
+        return status, headers, rest, head
     length = 0 if head_only else int(headers.get("content-length", "0"))
     while len(rest) < length:
         data = sock.recv(65536)
@@ -118,6 +127,28 @@ def read_response(sock: socket.socket, head_only: bool = False) -> tuple[int, di
         rest += data
     body, _leftover[sock.fileno()] = rest[:length], rest[length:]
     return status, headers, body, head
+
+
+def read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
+    """Decodes a chunked body from `buf` and the socket; returns (body, what follows)."""
+    body = b""
+    while True:
+        while b"\r\n" not in buf:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed inside a chunked body")
+            buf += data
+        size_line, _, buf = buf.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        while len(buf) < size + 2:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed inside a chunk")
+            buf += data
+        if size == 0:
+            return body, buf[2:]
+        body += buf[:size]
+        buf = buf[size + 2:]
 
 
 def request(server: Server, method: str, path: str, body: bytes = b"",

@@ -14,7 +14,7 @@ def raw_response(server, path):
         return read_response(sock)
 
 
-@pytest.mark.parametrize("interface, app", [("wsgi", "wsgi_app:app"), ("asgi", "asgi_app:app")])
+@pytest.mark.parametrize("interface, app", [("wsgi", "wsgi_app:raw"), ("asgi", "asgi_app:app")])
 def test_header_bytes_pass_through_and_framing_is_the_servers(serve, interface, app):
     server = serve(app, interface=interface)
     status, headers, body, head = raw_response(server, "/latin1")

@@ -7,11 +7,14 @@ from conftest import read_response, request
 
 
 def test_hello_and_headers(serve):
-    server = serve("wsgi_app:app")
+    server = serve("wsgi_app:raw")  # a list: one body with a Content-Length
     status, headers, body = request(server, "GET", "/hello")
     assert (status, body) == (200, b"hello world")
     assert headers["content-type"] == "text/plain"
     assert headers["content-length"] == "11"
+    server = serve("wsgi_app:app")  # the validator's iterator: streamed
+    status, headers, body = request(server, "GET", "/hello")
+    assert (status, body, headers["transfer-encoding"]) == (200, b"hello world", "chunked")
     status, headers, body = request(server, "GET", "/status")
     assert (status, body, headers["x-custom"]) == (201, b"created", "yes")
 
@@ -76,7 +79,7 @@ def test_large_body(serve):
 
 
 def test_head_has_length_but_no_body(serve):
-    server = serve("wsgi_app:app")
+    server = serve("wsgi_app:raw")
     with server.connect() as sock:
         sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body, _ = read_response(sock, head_only=True)
@@ -100,11 +103,11 @@ def test_keep_alive_and_pipelining(serve):
     assert bodies == [f"{i:02d}".encode() for i in range(20)]
 
 
-def test_iterable_collected_and_closed(serve, tmp_path):
+def test_iterable_streamed_and_closed(serve, tmp_path):
     server = serve("wsgi_app:app", extra=[])
     marker = f"closed-{os.getpid()}-{id(tmp_path)}"
     status, headers, body = request(server, "GET", f"/chunks?{marker}")
-    assert (status, body, headers["content-length"]) == (200, b"abcdef", "6")
+    assert (status, body, headers["transfer-encoding"]) == (200, b"abcdef", "chunked")
     path = os.path.join("/tmp", marker)
     assert open(path).read() == "closed"
     os.unlink(path)

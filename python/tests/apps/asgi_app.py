@@ -64,6 +64,22 @@ async def app(scope, receive, send):
         with open(os.path.join(MARKER_DIR, "disconnect"), "w") as f:
             f.write(message["type"])
         return
+    if path == "/gen":
+        marker = os.path.join(MARKER_DIR, scope["query_string"].decode())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first;", "more_body": True})
+        import asyncio
+        for _ in range(200):
+            if os.path.exists(marker):
+                break
+            await asyncio.sleep(0.05)
+        await send({"type": "http.response.body", "body": b"second"})
+        return
+    if path == "/endless":
+        piece = b"x" * 65536
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while True:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
     if path == "/latin1":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"x-name", b"caf\xe9"), (b"content-length", b"999"),

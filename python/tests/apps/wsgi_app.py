@@ -82,6 +82,31 @@ def raw(environ, start_response):
     if path == "/informational":
         start_response("103 Early Hints", [("Content-Type", "text/plain"), ("Link", "</a.css>")])
         return [b""]
+    if path == "/gen":
+        # Yields one piece, then waits (at most 10 s) for the file the query names.
+        def pieces(marker=os.path.join(MARKER_DIR, environ["QUERY_STRING"])):
+            import time
+            yield b"first;"
+            for _ in range(200):
+                if os.path.exists(marker):
+                    break
+                time.sleep(0.05)
+            yield b"second"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return pieces()
+    if path == "/endless":
+        piece = b"x" * 65536
+        def forever():
+            while True:
+                yield piece
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return forever()
+    if path == "/gen_fail":
+        def failing():
+            yield b"partial"
+            raise RuntimeError("mid-stream")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return failing()
     if path == "/exit3":
         os._exit(3)
     if path == "/hang":
