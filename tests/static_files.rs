@@ -35,6 +35,13 @@ fn site(name: &str) -> Site {
     std::os::unix::fs::symlink(www.join("hello.txt"), www.join("alias.txt")).unwrap();
     std::os::unix::fs::symlink("../outside/secret.txt", www.join("rel-escape.txt")).unwrap();
     std::os::unix::fs::symlink("hello.txt", www.join("rel-alias.txt")).unwrap();
+    // Links inside the directory to hidden names: the dot-file rule is about where a
+    // path lands, not only the name asked for.
+    std::os::unix::fs::symlink(".hidden", www.join("rel-hidden.txt")).unwrap();
+    std::os::unix::fs::symlink(www.join(".hidden"), www.join("abs-hidden.txt")).unwrap();
+    std::fs::create_dir_all(www.join(".git")).unwrap();
+    std::fs::write(www.join(".git/config"), "hidden").unwrap();
+    std::os::unix::fs::symlink(".git", www.join("repo")).unwrap();
     Site { root, big }
 }
 
@@ -43,6 +50,7 @@ fn start(site: &Site) -> RunningServer {
     config.routes.push(RouteConfig::Static {
         path: "/static".into(),
         dir: site.root.join("www").display().to_string(),
+        allow_check_then_open: false,
     });
     start_server(config)
 }
@@ -182,6 +190,9 @@ fn nothing_outside_the_directory_is_served() {
         "/static/rel-escape.txt",
         "/static/escape-dir/secret.txt",
         "/static/.hidden",
+        "/static/rel-hidden.txt",
+        "/static/abs-hidden.txt",
+        "/static/repo/config",
         "/static//hello.txt",
         "/static/missing.txt",
         "/static/%ff",
@@ -194,8 +205,34 @@ fn nothing_outside_the_directory_is_served() {
             reply.text()
         );
         assert!(!reply.text().contains("secret"), "{path}");
+        assert!(!reply.text().contains("hidden"), "{path}");
     }
     // The server still serves.
+    assert_eq!(
+        exchange(addr, get("/static/hello.txt").as_bytes()).0.status,
+        200
+    );
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_path_that_reaches_the_route_without_its_prefix_is_not_served() {
+    // `//static/x` matches the `/static` route by its segments, but is not under the
+    // `/static` prefix: neither the directory's root nor a redirect answers it.
+    let site = site("prefix");
+    let server = start(&site);
+    let addr = server.local_addr();
+    for path in [
+        "//static/hello.txt",
+        "//static/sub",
+        "//static/",
+        "//static",
+    ] {
+        let (reply, _) = exchange(addr, get(path).as_bytes());
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text());
+        assert_eq!(reply.header("location"), None, "{path}");
+    }
     assert_eq!(
         exchange(addr, get("/static/hello.txt").as_bytes()).0.status,
         200

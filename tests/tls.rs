@@ -556,6 +556,7 @@ fn a_large_file_streams_over_tls_and_the_connection_goes_on() {
     config.routes.push(haywire::config::RouteConfig::Static {
         path: "/static".into(),
         dir: www.display().to_string(),
+        allow_check_then_open: false,
     });
     let server = start_server(config);
     let tls = client(&cert, &[&rustls::version::TLS13]);

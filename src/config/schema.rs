@@ -343,6 +343,11 @@ pub enum RouteConfig {
         path: String,
         /// The directory served.
         dir: String,
+        /// On kernels without `openat2` (Linux before 5.6), serve anyway by checking
+        /// each path and then opening it, which a symlink swapped in between can
+        /// defeat. Off: such a kernel is a config error.
+        #[serde(default)]
+        allow_check_then_open: bool,
     },
 }
 

@@ -84,11 +84,24 @@ impl Config {
             if !route.path().starts_with('/') {
                 return Err(error(format!("route[{i}].path"), "must start with '/'"));
             }
-            if let RouteConfig::Static { dir, .. } = route {
+            if let RouteConfig::Static {
+                dir,
+                allow_check_then_open,
+                ..
+            } = route
+            {
                 if !Path::new(dir).is_dir() {
                     return Err(error(
                         format!("route[{i}].dir"),
                         format!("{dir:?} is not a directory"),
+                    ));
+                }
+                if !allow_check_then_open && !openat2_supported(Path::new(dir)) {
+                    return Err(error(
+                        format!("route[{i}].allow_check_then_open"),
+                        "this kernel has no openat2 (Linux 5.6+): files could only be \
+                         opened by checking the path first, which a symlink swapped in \
+                         between defeats; set it to true to serve that way",
                     ));
                 }
             }
@@ -177,6 +190,20 @@ impl From<TlsFileError> for ConfigError {
     fn from(e: TlsFileError) -> ConfigError {
         error(e.key, e.message)
     }
+}
+
+/// Whether this kernel has `openat2`, which the static handler opens files with.
+fn openat2_supported(dir: &Path) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let opened = rustix::fs::openat2(
+        rustix::fs::CWD,
+        dir,
+        flags,
+        Mode::empty(),
+        ResolveFlags::empty(),
+    );
+    !matches!(opened, Err(rustix::io::Errno::NOSYS))
 }
 
 #[cfg(test)]

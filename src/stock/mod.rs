@@ -36,7 +36,11 @@ pub fn mount(
             RouteConfig::Metrics { path } => metrics::mount(router, path, ctx),
             RouteConfig::Ready { path } => health::mount_ready(router, path, draining),
             RouteConfig::Live { path } => health::mount_live(router, path),
-            RouteConfig::Static { path, dir } => static_files::mount(router, path, dir),
+            RouteConfig::Static {
+                path,
+                dir,
+                allow_check_then_open,
+            } => static_files::mount(router, path, dir, *allow_check_then_open),
         }
     }
 }

@@ -35,8 +35,10 @@ const PIECE: usize = 64 * 1024;
 
 /// Mounts GET (and so HEAD) `prefix` and everything below it, serving `dir`. A `dir`
 /// that cannot be resolved answers 404 to everything (the config checks it exists).
-pub fn mount(router: &mut Router, prefix: &str, dir: &str) {
-    let root: Rc<Option<Root>> = Rc::new(Root::open(dir));
+/// Without `openat2` files are served only with `allow_check_then_open` (see
+/// [`Root::open_inside`]).
+pub fn mount(router: &mut Router, prefix: &str, dir: &str, allow_check_then_open: bool) {
+    let root: Rc<Option<Root>> = Rc::new(Root::open(dir, allow_check_then_open));
     let prefix: Rc<str> = prefix.trim_end_matches('/').into();
     let base = if prefix.is_empty() { "/" } else { &*prefix };
     for pattern in [base.to_owned(), format!("{}/*", prefix)] {
@@ -58,59 +60,93 @@ fn not_found() -> Response {
 struct Root {
     fd: OwnedFd,
     path: PathBuf,
+    /// Serve where `openat2` is missing, by checking the path and then opening it.
+    allow_check_then_open: bool,
 }
 
 impl Root {
-    fn open(dir: &str) -> Option<Root> {
+    fn open(dir: &str, allow_check_then_open: bool) -> Option<Root> {
         let path = std::fs::canonicalize(dir).ok()?;
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rustix::fs::open(&path, flags, Mode::empty()).ok()?;
-        Some(Root { fd, path })
+        Some(Root {
+            fd,
+            path,
+            allow_check_then_open,
+        })
     }
 
-    /// Opens `relative` (already free of `..`) for reading, only if it resolves
-    /// inside the directory.
+    /// Opens `relative` (already free of `..` and dot-segments) for reading, only if
+    /// it resolves inside the directory to a name that is not hidden.
     fn open_inside(&self, relative: &Path) -> Option<File> {
         let relative = if relative.as_os_str().is_empty() {
             Path::new(".")
         } else {
             relative
         };
-        // NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-        let error = match rustix::fs::openat2(&self.fd, relative, flags, Mode::empty(), resolve) {
-            Ok(fd) => return Some(File::from(fd)),
+        // No symlink on the way: the common case, one syscall.
+        let error = match self.open_strict(relative) {
+            Ok(file) => return Some(file),
             Err(error) => error,
         };
-        // EXDEV: an absolute symlink (refused by RESOLVE_BENEATH even when it lands
-        // inside); ENOSYS: no openat2. Where the path really lands decides.
-        if error != Errno::XDEV && error != Errno::NOSYS {
-            return None;
+        // ELOOP: a symlink on the path (NO_SYMLINKS refuses it). Where the path really
+        // lands decides: inside the directory, and no hidden name on the way (a link
+        // may point at `.env`). The canonical path has no symlink left, so it is
+        // opened strictly again: a component swapped for a symlink since fails.
+        if error == Errno::LOOP {
+            let inside = self.landed_inside(relative)?;
+            return self.open_strict(&inside).ok();
         }
+        // No openat2 (Linux before 5.6): checking the path and then opening it can be
+        // raced by a symlink swapped in between, so only when the operator allowed it.
+        if error == Errno::NOSYS && self.allow_check_then_open {
+            let inside = self.landed_inside(relative)?;
+            let fd = rustix::fs::open(self.path.join(inside), OPEN_FLAGS, Mode::empty()).ok()?;
+            return Some(File::from(fd));
+        }
+        None
+    }
+
+    /// `openat2` beneath the directory, following no symlink at all.
+    fn open_strict(&self, relative: &Path) -> Result<File, Errno> {
+        let relative = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        rustix::fs::openat2(&self.fd, relative, OPEN_FLAGS, Mode::empty(), resolve).map(File::from)
+    }
+
+    /// Where `relative` lands with every symlink resolved, relative to the directory;
+    /// `None` outside it or through a hidden name.
+    fn landed_inside(&self, relative: &Path) -> Option<PathBuf> {
         let landed = std::fs::canonicalize(self.path.join(relative)).ok()?;
         let inside = landed.strip_prefix(&self.path).ok()?.to_owned();
-        let fd = if error == Errno::NOSYS {
-            rustix::fs::open(&landed, flags, Mode::empty()).ok()?
-        } else {
-            // The canonical path has no symlink left: refusing any keeps a component
-            // swapped for one since from leading outside.
-            let inside = if inside.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                &inside
-            };
-            let strict = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-            rustix::fs::openat2(&self.fd, inside, flags, Mode::empty(), strict).ok()?
-        };
-        Some(File::from(fd))
+        let hidden = inside
+            .components()
+            .any(|part| part.as_os_str().as_encoded_bytes().starts_with(b"."));
+        (!hidden).then_some(inside)
     }
 }
+
+/// How files are opened. NONBLOCK: opening a FIFO must not wait for a writer (it is
+/// refused later, as not a regular file).
+const OPEN_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::NOCTTY);
 
 /// Answers `request` from `root`.
 fn serve(request: &Request, root: &Root, prefix: &str) -> Response {
     let path = request.path();
-    let rest = path.strip_prefix(prefix).unwrap_or("");
+    // The route matched by segments; the prefix must match as text too, at a segment
+    // boundary (`//static/x` reaches this route, and is not under `/static`).
+    let rest = match path.strip_prefix(prefix) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => return not_found(),
+    };
     let Some(relative) = decode_path(rest) else {
         return not_found();
     };
