@@ -70,7 +70,7 @@ mod router;
 mod server;
 mod shard;
 pub mod stats;
-mod stock;
+pub mod stock;
 pub mod testing;
 mod watchdog;
 pub mod ws;

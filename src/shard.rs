@@ -75,6 +75,7 @@ impl Shard {
         glommio::spawn_local(access_log.clone().run()).detach();
 
         let draining = Rc::new(Cell::new(false));
+        ctx.insert_local(Rc::new(stock::health::Draining(draining.clone())));
         let mut router = Router::new();
         stock::mount(&config.routes, &mut router, ctx, &draining);
         for factory in routes {

@@ -9,20 +9,56 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use haywire_shards::ShardCtx;
+
+use crate::handler::{Handler, Reply};
 use crate::http::{Method, Request, Response, StatusCode};
 use crate::router::Router;
+
+/// The shard's draining flag, registered as a shard local so that handlers made in
+/// code ([`Ready::new`]) read the same flag the config's `ready` routes do.
+pub(crate) struct Draining(pub(crate) Rc<Cell<bool>>);
+
+/// The readiness handler: `200 ready`, or `503 draining` with `Connection: close` once
+/// the shard's graceful shutdown began (`router.get("/ready", Ready::new(shard))`).
+pub struct Ready {
+    draining: Rc<Cell<bool>>,
+}
+
+impl Ready {
+    /// Readiness of `shard` (always ready on a router not served by a `Server`).
+    pub fn new(shard: &ShardCtx) -> Ready {
+        let draining = shard
+            .local::<Draining>()
+            .map_or_else(Rc::default, |flag| flag.0.clone());
+        Ready { draining }
+    }
+}
+
+impl Handler for Ready {
+    fn call(&self, _: Request) -> Reply {
+        Reply::Ready(ready(!self.draining.get()))
+    }
+}
+
+/// The liveness handler: `200 live` as long as the shard answers at all.
+pub struct Live;
+
+impl Handler for Live {
+    fn call(&self, _: Request) -> Reply {
+        Reply::Ready(Response::new(StatusCode::OK).with_body("text/plain", "live\n"))
+    }
+}
 
 /// Mounts GET `path` answering readiness from the shard's `draining` flag.
 pub fn mount_ready(router: &mut Router, path: &str, draining: &Rc<Cell<bool>>) {
     let draining = draining.clone();
-    router.route(Method::Get, path, move |_: Request| ready(!draining.get()));
+    router.route(Method::Get, path, Ready { draining });
 }
 
 /// Mounts GET `path` answering liveness.
 pub fn mount_live(router: &mut Router, path: &str) {
-    router.get(path, |_: Request| {
-        Response::new(StatusCode::OK).with_body("text/plain", "live\n")
-    });
+    router.get(path, Live);
 }
 
 /// 200 `ready` when serving; 503 `draining` with `Connection: close` once a shutdown

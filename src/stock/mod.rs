@@ -1,5 +1,8 @@
 //! Ready-made handlers the config's `[[route]]` tables mount, one module each: text,
-//! echo, stats, metrics, the health routes (ready, live), and static files.
+//! echo, stats, metrics, the health routes (ready, live), and static files. The same
+//! handlers can be mounted from code: `router.get("/ready", Ready::new(shard))`,
+//! `Live`, `Stats::new(shard)`, `Metrics::new(shard)`, and
+//! `router.static_files("/assets", "public")`.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -9,16 +12,20 @@ use haywire_shards::ShardCtx;
 use crate::config::RouteConfig;
 use crate::router::Router;
 
-pub mod echo;
-pub mod health;
-pub mod metrics;
-pub mod static_files;
-pub mod stats;
-pub mod text;
+pub(crate) mod echo;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod static_files;
+pub(crate) mod stats;
+pub(crate) mod text;
+
+pub use health::{Live, Ready};
+pub use metrics::Metrics;
+pub use stats::Stats;
 
 /// Mounts the configured stock routes on `router`; `draining` is the shard's flag that
 /// readiness reports.
-pub fn mount(
+pub(crate) fn mount(
     routes: &[RouteConfig],
     router: &mut Router,
     ctx: &Rc<ShardCtx>,

@@ -5,14 +5,33 @@ use std::rc::Rc;
 use haywire_shards::ShardCtx;
 use serde::Serialize;
 
+use crate::handler::{Handler, Reply};
 use crate::http::{Method, Request, Response, StatusCode};
 use crate::router::Router;
 use crate::stats::{ShardStats, StatsSnapshot};
 
 /// Mounts GET `path`.
 pub fn mount(router: &mut Router, path: &str, ctx: &Rc<ShardCtx>) {
-    let ctx = ctx.clone();
-    router.route(Method::Get, path, move |_: Request| stats(ctx.clone()));
+    router.route(Method::Get, path, Stats::new(ctx));
+}
+
+/// The stats handler: every shard's counters and their sum as JSON, gathered over the
+/// control mesh (`router.get("/stats", Stats::new(shard))`).
+pub struct Stats {
+    ctx: Rc<ShardCtx>,
+}
+
+impl Stats {
+    /// Stats as seen from `shard`.
+    pub fn new(shard: &Rc<ShardCtx>) -> Stats {
+        Stats { ctx: shard.clone() }
+    }
+}
+
+impl Handler for Stats {
+    fn call(&self, _: Request) -> Reply {
+        Reply::Pending(Box::pin(stats(self.ctx.clone())))
+    }
 }
 
 #[derive(Serialize)]
