@@ -29,14 +29,12 @@ use crate::handler::Reply;
 use crate::http::ChunkStream;
 use crate::http::ResponseMode;
 use crate::http::{BodyPiece, Decoder, Event, Method, ParseError, Response, StatusCode, Version};
+use crate::linger::{linger, LINGER_TIME};
 use crate::net::{Socket, TlsStream, Transport};
 use crate::shard::Shard;
 use crate::watchdog::{self, Deadline};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-/// How long, and how many bytes, a closing connection drains its client's input.
-const LINGER_TIME: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 256 * 1024;
 /// Encoded output that triggers a write before more requests are dispatched.
 const OUTPUT_CAP: usize = 256 * 1024;
 /// Streamed pieces at least this large are written from where they are, not copied.
@@ -869,27 +867,6 @@ fn encode_ready(
         Poll::Ready(false)
     } else {
         Poll::Pending
-    }
-}
-
-/// Half-closes, then reads and drops what the client still sends, briefly: closing a
-/// socket with unread input makes the kernel answer with a reset, which can destroy the
-/// response before the client has read it.
-pub(crate) async fn linger<T: Transport>(stream: &T, shard: &Shard, deadline: &Deadline) {
-    if stream.shutdown_write().is_err() {
-        return;
-    }
-    deadline.set(Some(shard.watchdog.now() + LINGER_TIME));
-    let mut drained = 0;
-    while drained < LINGER_BYTES {
-        let read = watchdog::until(deadline, |cx| {
-            stream.poll_read(cx, &mut shard.scratch.borrow_mut()[..])
-        })
-        .await;
-        match read {
-            Some(Ok(n)) if n > 0 => drained += n,
-            _ => break,
-        }
     }
 }
 

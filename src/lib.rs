@@ -59,6 +59,7 @@ pub mod extract;
 pub mod handler;
 pub mod http;
 pub mod layer;
+mod linger;
 pub mod metrics;
 mod net;
 #[cfg(feature = "pg")]

@@ -89,7 +89,7 @@ pub(crate) async fn serve<T: Transport>(
     };
     match end {
         End::Close => stream.close_notify(),
-        End::Linger => crate::conn::linger(stream, shard, deadline).await,
+        End::Linger => crate::linger::linger(stream, shard, deadline).await,
         End::Abort => {}
     }
     shard.pool.give(std::mem::take(&mut driver.read));
