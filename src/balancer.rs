@@ -205,6 +205,9 @@ fn least_loaded(loads: &[AtomicUsize]) -> usize {
         .unwrap_or(0)
 }
 
+/// `work` until the shard is asked to stop. `work` is polled first, so at a stop the
+/// connections already queued on the listener are still accepted (and answered) before
+/// it closes, rather than reset.
 async fn until_stopped<T>(ctx: &ShardCtx, work: impl std::future::Future<Output = T>) -> Option<T> {
     future::or(async { Some(work.await) }, async {
         ctx.stop_event().wait().await;

@@ -660,7 +660,9 @@ impl Connection {
         let idle = self.read.is_empty() && !self.decoder.in_body();
         let Connection { read, deadline, .. } = self;
         let result = watchdog::until(deadline, |cx| {
-            if idle && shard.draining.get() {
+            // A graceful stop lets an idle connection send one more request for a moment
+            // (a balancer may be sending it just now), then closes it.
+            if idle && shard.closing_idle.get() {
                 return Poll::Ready(read_before_closing(read, stream, shard));
             }
             poll_fill(read, stream, shard, cx)
@@ -795,9 +797,10 @@ pub(crate) async fn refuse(stream: Socket, shard: Rc<Shard>) {
     linger(&stream, &shard, &deadline).await;
 }
 
-/// Between requests, a graceful stop closes the connection, unless a request has
-/// already arrived: that one is read now (its readiness may not be harvested yet) and
-/// answered with `Connection: close`. Nothing waiting reads as the end of input.
+/// Between requests, a graceful stop past its idle linger closes the connection, unless
+/// a request has already arrived: that one is read now (its readiness may not be
+/// harvested yet) and answered with `Connection: close`. Nothing waiting reads as the
+/// end of input.
 fn read_before_closing<T: Transport>(
     read: &mut BytesMut,
     stream: &T,

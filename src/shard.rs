@@ -20,6 +20,11 @@ use crate::watchdog::Watchdog;
 
 /// Idle buffers a shard keeps for reuse, in initial-size buffers' worth of bytes.
 const POOLED_BUFFERS: usize = 1024;
+/// How long into a graceful stop a connection waiting between requests may still send
+/// one (answered with `Connection: close`) before it is closed. Closing an idle
+/// keep-alive connection at once races a client (a balancer) that is sending its next
+/// request on it just then: that request would be lost.
+const IDLE_LINGER: Duration = Duration::from_millis(500);
 
 /// Bytes one read may take from a socket.
 const READ_SCRATCH: usize = 64 * 1024;
@@ -44,6 +49,9 @@ pub(crate) struct Shard {
     /// Set when a graceful shutdown begins: no new requests are read. Shared with the
     /// readiness route.
     pub(crate) draining: Rc<Cell<bool>>,
+    /// Set `IDLE_LINGER` into a graceful shutdown: connections waiting between requests
+    /// close from then on (until then each may send one more request).
+    pub(crate) closing_idle: Cell<bool>,
     /// Every read lands here first (see `conn::poll_fill`); zeroed once.
     pub(crate) scratch: RefCell<Vec<u8>>,
     /// The TLS config new connections use (none: plaintext); a reload replaces it.
@@ -95,6 +103,7 @@ impl Shard {
             watchdog,
             poller,
             draining,
+            closing_idle: Cell::new(false),
             scratch: RefCell::new(vec![0; READ_SCRATCH]),
             tls: ShardTls::default(),
             access_log,
@@ -104,15 +113,22 @@ impl Shard {
         shard
     }
 
-    /// Graceful stop, once the listener is gone: idle connections close now, busy ones
-    /// once their in-flight responses (sent with `Connection: close`) are out. Returns
-    /// when the last one is done or the grace has passed, after writing the access log
-    /// lines still buffered.
+    /// Graceful stop, once the listener is gone: every response from now on carries
+    /// `Connection: close`; a connection waiting between requests (or for its first)
+    /// may still send one for `IDLE_LINGER`, then idle ones close; busy ones close once
+    /// their in-flight responses are out. Returns when the last one is done or the
+    /// grace has passed, after writing the access log lines still buffered.
     pub(crate) async fn drain(&self) {
         self.draining.set(true);
         self.watchdog.wake_all();
-        let grace = Instant::now() + self.settings.get().shutdown_grace;
-        while self.stats.active() > 0 && Instant::now() < grace {
+        let start = Instant::now();
+        let grace = self.settings.get().shutdown_grace;
+        let linger_end = start + IDLE_LINGER.min(grace);
+        while self.stats.active() > 0 && start.elapsed() < grace {
+            if !self.closing_idle.get() && Instant::now() >= linger_end {
+                self.closing_idle.set(true);
+                self.watchdog.wake_all();
+            }
             glommio::timer::sleep(Duration::from_millis(10)).await;
         }
         self.access_log.finish().await;

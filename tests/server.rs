@@ -1,4 +1,5 @@
-//! Whole-server behaviour: stats across shards, batching, the binary's config errors.
+//! Whole-server behaviour: stats across shards, batching, the binary's config errors,
+//! what a graceful stop answers.
 
 mod common;
 
@@ -199,6 +200,21 @@ fn the_binary_reloads_on_sighup_with_its_flags_and_stops_on_sigterm() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// Keeps both shards of `addr` busy for `ms` (a handler that blocks its thread).
+fn block_both_shards(addr: std::net::SocketAddr, ms: u64) -> Vec<BufReader<std::net::TcpStream>> {
+    [0, 1]
+        .into_iter()
+        .map(|shard| {
+            let mut blocker = connect_to_shard(addr, shard);
+            blocker
+                .get_mut()
+                .write_all(get(&format!("/block/{ms}")).as_bytes())
+                .unwrap();
+            blocker
+        })
+        .collect()
+}
+
 #[test]
 fn a_request_waiting_in_the_socket_when_a_stop_begins_is_answered() {
     for _ in 0..8 {
@@ -206,17 +222,7 @@ fn a_request_waiting_in_the_socket_when_a_stop_begins_is_answered() {
         let addr = server.local_addr();
         let mut kept = connect_to_shard(addr, 0);
         // Both shards busy: the next request and the stop arrive while nothing runs.
-        let blockers: Vec<_> = [0, 1]
-            .into_iter()
-            .map(|shard| {
-                let mut blocker = connect_to_shard(addr, shard);
-                blocker
-                    .get_mut()
-                    .write_all(get("/block/150").as_bytes())
-                    .unwrap();
-                blocker
-            })
-            .collect();
+        let blockers = block_both_shards(addr, 150);
         std::thread::sleep(Duration::from_millis(30));
         kept.get_mut().write_all(get("/").as_bytes()).unwrap();
         std::thread::sleep(Duration::from_millis(5));
@@ -229,4 +235,51 @@ fn a_request_waiting_in_the_socket_when_a_stop_begins_is_answered() {
         drop(blockers);
         server.join().unwrap();
     }
+}
+
+#[test]
+fn a_connection_accepted_before_a_stop_gets_its_first_request_answered() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    // Connected but silent, as a balancer's fresh connection is until its request goes
+    // out; the stop begins meanwhile, and only then does the request come.
+    let mut fresh = BufReader::new(connect(addr));
+    std::thread::sleep(Duration::from_millis(50));
+    server.stop();
+    std::thread::sleep(Duration::from_millis(100));
+    fresh.get_mut().write_all(get("/").as_bytes()).unwrap();
+    let reply = read_reply(&mut fresh, false);
+    assert_eq!((reply.status, reply.text()), (200, "hello world".into()));
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(is_closed(&mut fresh), "the connection outlived the stop");
+    server.join().unwrap();
+}
+
+#[test]
+fn connections_queued_when_a_stop_begins_are_all_answered() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    // Both shards busy: the next connections wait in the listeners' accept queues, their
+    // requests sent, while the stop begins.
+    let blockers = block_both_shards(addr, 300);
+    std::thread::sleep(Duration::from_millis(30));
+    let mut queued: Vec<_> = (0..8)
+        .map(|_| {
+            let mut stream = connect(addr);
+            stream.write_all(get("/").as_bytes()).unwrap();
+            BufReader::new(stream)
+        })
+        .collect();
+    server.stop();
+    // Accepted before the listeners close (nothing queued is reset), answered, closed.
+    for (i, reader) in queued.iter_mut().enumerate() {
+        let reply = read_reply(reader, false);
+        assert_eq!(
+            (i, reply.status, reply.text()),
+            (i, 200, "hello world".into())
+        );
+        assert!(is_closed(reader), "queued connection {i} outlived the stop");
+    }
+    drop(blockers);
+    server.join().unwrap();
 }
