@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 venv=${HAYWIRE_VENV:-/tmp/haywire-venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 export MATURIN_PEP517_ARGS=${MATURIN_PEP517_ARGS---profile dev}
-"$venv/bin/pip" install -q ./python pytest flask fastapi httpx
+"$venv/bin/pip" install -q ./python pytest flask fastapi httpx django
 "$venv/bin/python" -m pytest python/tests -q
 libdir=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 ldlib=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("LDLIBRARY"))')

@@ -3,6 +3,8 @@
     python -m haywire --interface asgi fastapi_app:app
 """
 
+import asyncio
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -53,5 +55,18 @@ async def stream():
         for i in range(3):
             yield f"part{i};"
 
-    # Collected into one body with a Content-Length until Haywire streams responses.
     return StreamingResponse(parts(), media_type="text/plain")
+
+
+@app.get("/events")
+async def events(until: str):
+    """Server-sent events: one now, the next once the file `until` exists (10 s at most)."""
+    async def stream():
+        yield "data: first\n\n"
+        for _ in range(200):
+            if os.path.exists(until):
+                break
+            await asyncio.sleep(0.05)
+        yield "data: last\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream")

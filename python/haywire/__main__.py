@@ -24,6 +24,8 @@ from ._haywire import ConfigError, ConfigSummary, check_config
 
 CONFIG_ERROR = 2
 FATAL = 3
+# Python apps take uploads (forms, files) that the core's 1 MiB default would refuse.
+DEFAULT_MAX_BODY = 16 << 20
 INTERFACES = ("wsgi", "asgi", "native")
 
 
@@ -57,6 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ssl-certfile", metavar="PATH", help="PEM certificate chain: serve HTTPS"
                         " (overrides tls.cert)")
     parser.add_argument("--ssl-keyfile", metavar="PATH", help="PEM private key (overrides tls.key)")
+    parser.add_argument("--max-body-size", type=int, metavar="BYTES",
+                        help="largest request body, read whole before the app runs; larger"
+                        " gets 413 (overrides limits.max_request_size; default without"
+                        f" --config: {DEFAULT_MAX_BODY >> 20} MiB)")
     parser.add_argument("--root-path", default="", metavar="PATH",
                         help="the prefix the app is mounted at (SCRIPT_NAME, root_path)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
@@ -144,6 +150,7 @@ class Supervisor:
             "--lifespan-timeout", str(args.lifespan_timeout),
             "--forwarded-allow-ips", args.forwarded_allow_ips,
             "--root-path", args.root_path,
+            *(["--max-body-size", str(args.max_body_size)] if args.max_body_size is not None else []),
             *(["--ssl-certfile", args.ssl_certfile] if args.ssl_certfile else []),
             *(["--ssl-keyfile", args.ssl_keyfile] if args.ssl_keyfile else []),
             "--parent", str(os.getpid()),
@@ -312,7 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source = args.config or "(defaults)"
     try:
-        config = check_config(args.config, args.address, args.port, args.ssl_certfile, args.ssl_keyfile)
+        if args.max_body_size is None and not args.config:
+            args.max_body_size = DEFAULT_MAX_BODY
+        config = check_config(args.config, args.address, args.port, args.ssl_certfile,
+                              args.ssl_keyfile, args.max_body_size)
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR

@@ -24,6 +24,7 @@ def check_config(
     port: int | None = None,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
+    max_body_size: int | None = None,
 ) -> ConfigSummary:
     """Validates a config; raises ConfigError naming the key."""
 
@@ -100,6 +101,7 @@ class Worker:
         root_path: str = "",
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        max_body_size: int | None = None,
     ) -> None: ...
     def start(self) -> int:
         """Starts the shard; returns the bound port."""

@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root-path", default="")
     parser.add_argument("--ssl-certfile")
     parser.add_argument("--ssl-keyfile")
+    parser.add_argument("--max-body-size", type=int)
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("app")
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             root_path=args.root_path,
             ssl_certfile=args.ssl_certfile,
             ssl_keyfile=args.ssl_keyfile,
+            max_body_size=args.max_body_size,
         )
     except Exception as e:
         print(f"haywire: worker {args.index}: {e}", file=sys.stderr)

@@ -53,6 +53,8 @@ struct Overrides {
     cert: Option<String>,
     /// `--ssl-keyfile`: `tls.key`.
     key: Option<String>,
+    /// `--max-body-size`: `limits.max_request_size`.
+    max_body: Option<usize>,
 }
 
 /// Loads `path` (or the defaults when `None`), applies the overrides and validates.
@@ -75,6 +77,9 @@ fn load_config(
     }
     if let Some(key) = overrides.key {
         config.tls.key = key;
+    }
+    if let Some(max_body) = overrides.max_body {
+        config.limits.max_request_size = max_body;
     }
     config.validate()?;
     Ok(config)
@@ -108,19 +113,21 @@ struct ConfigSummary {
 /// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
 /// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
 #[pyfunction]
-#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None))]
+#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None))]
 fn check_config(
     path: Option<&str>,
     address: Option<String>,
     port: Option<u16>,
     ssl_certfile: Option<String>,
     ssl_keyfile: Option<String>,
+    max_body_size: Option<usize>,
 ) -> PyResult<ConfigSummary> {
     let overrides = Overrides {
         address,
         port,
         cert: ssl_certfile,
         key: ssl_keyfile,
+        max_body: max_body_size,
     };
     let config = load_config(path, overrides).map_err(config_error)?;
     let ip: IpAddr = config
@@ -637,9 +644,10 @@ impl Worker {
     /// with `fallback`, every path no route matches goes to Python.
     /// `forwarded_allow_ips`: the proxies whose forwarding headers are believed
     /// (addresses and CIDR networks, comma-separated; `*` any); `root_path`: the
-    /// prefix the app is mounted at; `ssl_certfile`/`ssl_keyfile` override `[tls]`.
+    /// prefix the app is mounted at; `ssl_certfile`/`ssl_keyfile` override `[tls]`,
+    /// `max_body_size` `limits.max_request_size`.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -654,6 +662,7 @@ impl Worker {
         root_path: &str,
         ssl_certfile: Option<String>,
         ssl_keyfile: Option<String>,
+        max_body_size: Option<usize>,
     ) -> PyResult<Worker> {
         let trusted = Trusted::parse(forwarded_allow_ips).map_err(PyValueError::new_err)?;
         let root_path = root_path.trim_end_matches('/').to_owned();
@@ -667,6 +676,7 @@ impl Worker {
             port,
             cert: ssl_certfile,
             key: ssl_keyfile,
+            max_body: max_body_size,
         };
         let mut config = load_config(path, overrides).map_err(config_error)?;
         config.server.shards = 1;

@@ -153,3 +153,13 @@ def test_http10_request(serve):
         sock.sendall(b"GET /environ HTTP/1.0\r\n\r\n")
         status, _, body, _ = read_response(sock)
     assert status == 200 and json.loads(body)["SERVER_PROTOCOL"] == "HTTP/1.0"
+
+
+def test_max_body_size(serve):
+    server = serve("wsgi_app:app", extra=["--max-body-size", "1000"])
+    assert request(server, "POST", "/echo", b"x" * 1000)[2] == b"x" * 1000
+    assert request(server, "POST", "/echo", b"x" * 1001)[0] == 413
+    # Without --config the default takes uploads well past the core's 1 MiB.
+    server = serve("wsgi_app:app")
+    payload = os.urandom(3 * 1024 * 1024)
+    assert request(server, "POST", "/echo", payload)[2] == payload
