@@ -304,7 +304,7 @@ impl Router {
     /// Serves the files under `dir` at `prefix` and below (GET and HEAD), as the
     /// config's `handler = "static"` does (see the README's "Static files").
     pub fn static_files(&mut self, prefix: &str, dir: &str) -> &mut Router {
-        crate::stock::static_files::mount(self, prefix, dir);
+        crate::stock::static_files::mount(self, prefix, dir, false);
         self
     }
 
