@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ssl-certfile", metavar="PATH", help="PEM certificate chain: serve HTTPS"
                         " (overrides tls.cert)")
     parser.add_argument("--ssl-keyfile", metavar="PATH", help="PEM private key (overrides tls.key)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="WSGI and sync native: threads per worker running the app"
+                        " (default 1: the fastest for apps that do not wait)")
     parser.add_argument("--max-body-size", type=int, metavar="BYTES",
                         help="largest request body, read whole before the app runs; larger"
                         " gets 413 (overrides limits.max_request_size; default without"
@@ -150,6 +153,7 @@ class Supervisor:
             "--lifespan-timeout", str(args.lifespan_timeout),
             "--forwarded-allow-ips", args.forwarded_allow_ips,
             "--root-path", args.root_path,
+            "--threads", str(args.threads),
             *(["--max-body-size", str(args.max_body_size)] if args.max_body_size is not None else []),
             *(["--ssl-certfile", args.ssl_certfile] if args.ssl_certfile else []),
             *(["--ssl-keyfile", args.ssl_keyfile] if args.ssl_keyfile else []),
@@ -333,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     if config.pinned and not set(config.cpus) <= allowed:
         print(f"haywire: config error in {source}: key `server.cpus`: {sorted(set(config.cpus) - allowed)}"
               f" not among the CPUs this process may use ({sorted(allowed)})", file=sys.stderr)
+        return CONFIG_ERROR
+    if args.threads < 1:
+        print("haywire: --threads must be at least 1", file=sys.stderr)
         return CONFIG_ERROR
     if args.workers < 0:
         print("haywire: --workers must not be negative", file=sys.stderr)

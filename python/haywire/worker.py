@@ -64,6 +64,32 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
+    """Runs `handler` on a pool of `threads` threads: while one request waits (a
+    database, an HTTP call, a slow client), the GIL lets another run. The main thread
+    waits on the doorbell in `select` (GIL released) and hands each request over; the
+    shard's --max-in-flight bound still caps the requests queued."""
+    import concurrent.futures
+    import select
+
+    def run(request: Any) -> None:
+        try:
+            handler(request)
+        except BaseException:
+            traceback.print_exc()
+
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="haywire-wsgi") as pool:
+        fd = worker.fileno()
+        while True:
+            requests = worker.take()
+            if requests is None:
+                return
+            for request in requests:
+                pool.submit(run, request)
+            requests = request = None  # the pool holds the only references
+            select.select([fd], [], [])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="haywire.worker")
     parser.add_argument("--index", type=int, default=0)
@@ -82,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ssl-certfile")
     parser.add_argument("--ssl-keyfile")
     parser.add_argument("--max-body-size", type=int)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("app")
@@ -142,11 +169,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.interface == "wsgi" or (native and not app.is_async):
         if args.interface == "wsgi":
-            handler = wsgi.make_handler(app, server_name, args.port or 0, args.workers > 1)
+            handler = wsgi.make_handler(app, server_name, args.port or 0, args.workers > 1,
+                                        args.threads > 1)
         else:
             handler = app.dispatcher()
         start()
-        worker.serve(handler)
+        if args.threads > 1:
+            serve_threaded(worker, handler, args.threads)
+        else:
+            worker.serve(handler)
         return 0
 
     loop = _new_loop(args.loop)

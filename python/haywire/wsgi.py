@@ -30,7 +30,8 @@ def _status_code(status: str) -> int:
 
 
 def make_handler(
-    app: Callable[..., Any], server_name: str, port: int, multiprocess: bool
+    app: Callable[..., Any], server_name: str, port: int, multiprocess: bool,
+    multithread: bool = False,
 ) -> Callable[[Any], None]:
     """The per-request function a worker calls with each :class:`haywire.Request`."""
     base = {
@@ -40,7 +41,7 @@ def make_handler(
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
         "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
+        "wsgi.multithread": multithread,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,

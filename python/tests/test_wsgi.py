@@ -163,3 +163,14 @@ def test_max_body_size(serve):
     server = serve("wsgi_app:app")
     payload = os.urandom(3 * 1024 * 1024)
     assert request(server, "POST", "/echo", payload)[2] == payload
+
+
+def test_threads_run_requests_at_once(serve):
+    server = serve("wsgi_app:app", extra=["--threads", "2"])
+    socks = [server.connect() for _ in range(2)]
+    for sock in socks:
+        sock.sendall(b"GET /barrier HTTP/1.1\r\nHost: x\r\n\r\n")
+    answers = [read_response(sock) for sock in socks]
+    for sock in socks:
+        sock.close()
+    assert [(a[0], a[2]) for a in answers] == [(200, b"together")] * 2

@@ -8,6 +8,7 @@ from wsgiref.validate import WSGIWarning, validator
 warnings.simplefilter("error", WSGIWarning)
 
 MARKER_DIR = os.environ.get("HAYWIRE_TEST_DIR", "/tmp")
+BARRIER = __import__("threading").Barrier(2)
 
 
 class Closing:
@@ -107,6 +108,16 @@ def raw(environ, start_response):
             raise RuntimeError("mid-stream")
         start_response("200 OK", [("Content-Type", "text/plain")])
         return failing()
+    if path == "/barrier":
+        # Answers only when two requests are inside the app at once (5 s at most).
+        import threading
+        try:
+            BARRIER.wait(5)
+        except threading.BrokenBarrierError:
+            start_response("504 Gateway Timeout", [("Content-Type", "text/plain")])
+            return [b"alone"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["wsgi.multithread"] and b"together" or b"?"]
     if path == "/exit3":
         os._exit(3)
     if path == "/hang":
