@@ -302,7 +302,8 @@ impl Router {
     }
 
     /// Serves the files under `dir` at `prefix` and below (GET and HEAD), as the
-    /// config's `handler = "static"` does (see the README's "Static files").
+    /// config's `handler = "static"` does with its defaults (see the README's "Static
+    /// files"): on a kernel without `openat2`, nothing is served.
     pub fn static_files(&mut self, prefix: &str, dir: &str) -> &mut Router {
         crate::stock::static_files::mount(self, prefix, dir, false);
         self
