@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from ._haywire import ConfigError, ConfigSummary, check_config
@@ -59,6 +60,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ssl-certfile", metavar="PATH", help="PEM certificate chain: serve HTTPS"
                         " (overrides tls.cert)")
     parser.add_argument("--ssl-keyfile", metavar="PATH", help="PEM private key (overrides tls.key)")
+    parser.add_argument("--factory", action="store_true",
+                        help="the app is a factory: call it (no arguments) to get the app")
+    parser.add_argument("--max-requests", type=int, default=0, metavar="N",
+                        help="replace a worker after it has served N requests (0: never)")
+    parser.add_argument("--reload", action="store_true",
+                        help="development: restart the workers when a .py file under the"
+                        " current directory changes")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="WSGI and sync native: threads per worker running the app"
                         " (default 1: the fastest for apps that do not wait)")
@@ -154,6 +162,8 @@ class Supervisor:
             "--forwarded-allow-ips", args.forwarded_allow_ips,
             "--root-path", args.root_path,
             "--threads", str(args.threads),
+            "--max-requests", str(args.max_requests),
+            *(["--factory"] if args.factory else []),
             *(["--max-body-size", str(args.max_body_size)] if args.max_body_size is not None else []),
             *(["--ssl-certfile", args.ssl_certfile] if args.ssl_certfile else []),
             *(["--ssl-keyfile", args.ssl_keyfile] if args.ssl_keyfile else []),
@@ -186,18 +196,26 @@ class Supervisor:
             child.ready_fd = None
 
     def _on_ready_pipe(self, child: Child) -> None:
+        """A worker's pipe: `r` when it is ready, `q` when it has served
+        --max-requests (it is then replaced like on SIGHUP), EOF when it exits."""
         try:
             data = os.read(child.ready_fd, 16)
         except BlockingIOError:
             return
-        self._close_ready(child)
         if not data:
-            return  # exited before it was ready: reaped below
-        child.ready = True
-        old = self.children.get(child.replaces) if child.replaces is not None else None
-        if old is not None and not self.stopping:
-            old.retiring = True
-            self.terminate(old)
+            self._close_ready(child)
+            return  # exited: reaped below
+        if b"r" in data and not child.ready:
+            child.ready = True
+            old = self.children.get(child.replaces) if child.replaces is not None else None
+            if old is not None and not self.stopping:
+                old.retiring = True
+                self.terminate(old)
+        if b"q" in data and not self.stopping and not child.retiring:
+            pid = child.proc.pid
+            if not any(c.replaces == pid for c in self.children.values()):
+                self.log(f"worker {child.index} (pid {pid}) served --max-requests; replacing it")
+                self.spawn(child.index, replaces=pid)
 
     def terminate(self, child: Child) -> None:
         if child.kill_at is None:
@@ -292,6 +310,8 @@ class Supervisor:
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, lambda signum, _frame: self.signals.append(signum))
+        if self.args.reload:
+            threading.Thread(target=watch_sources, args=(os.getcwd(),), daemon=True).start()
         try:
             for index in range(self.workers):
                 self._handle_signals()
@@ -317,6 +337,33 @@ class Supervisor:
             for fd in (wake_r, wake_w):
                 os.close(fd)
         return 1 if self.failed else 0
+
+
+def _sources(root: str) -> dict[str, float]:
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "node_modules")]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                try:
+                    found[path] = os.stat(path).st_mtime
+                except OSError:
+                    pass
+    return found
+
+
+def watch_sources(root: str) -> None:
+    """--reload: polls the .py files under `root` once a second; on a change, sends
+    this process SIGHUP (a graceful restart of every worker)."""
+    seen = _sources(root)
+    while True:
+        time.sleep(1.0)
+        now = _sources(root)
+        if now != seen:
+            seen = now
+            print("haywire: source changed; restarting the workers", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGHUP)
 
 
 def main(argv: list[str] | None = None) -> int:

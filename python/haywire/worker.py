@@ -64,6 +64,23 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def _counted(handler: Any, args: argparse.Namespace) -> Any:
+    """With --max-requests, `handler` counting requests: at the limit the worker asks
+    the supervisor (on its pipe) for a successor, which stops it once ready."""
+    if args.max_requests <= 0 or args.ready_fd is None:
+        return handler
+    count = 0
+
+    def counted(request: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == args.max_requests:
+            os.write(args.ready_fd, b"q")
+        handler(request)
+
+    return counted
+
+
 def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
     """Runs `handler` on a pool of `threads` threads: while one request waits (a
     database, an HTTP call, a slow client), the GIL lets another run. The main thread
@@ -109,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ssl-keyfile")
     parser.add_argument("--max-body-size", type=int)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-requests", type=int, default=0)
+    parser.add_argument("--factory", action="store_true")
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("app")
@@ -119,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {args.cpu})
     try:
         app = import_app(args.app)
+        if args.factory:
+            app = app()
     except Exception:
         traceback.print_exc()
         return FATAL
@@ -164,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ready_fd is not None:
             # Tells the supervisor the app has started: an exit after this is a crash
             # to restart, not a start-up failure.
+            # The pipe stays open: `q` later asks to be replaced (--max-requests).
             os.write(args.ready_fd, b"r")
-            os.close(args.ready_fd)
 
     if args.interface == "wsgi" or (native and not app.is_async):
         if args.interface == "wsgi":
@@ -173,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                                         args.threads > 1)
         else:
             handler = app.dispatcher()
+        handler = _counted(handler, args)
         start()
         if args.threads > 1:
             serve_threaded(worker, handler, args.threads)
@@ -202,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         handler = asgi.make_handler(app, loop, (server_name, args.port or 0), state)
     else:
         handler = app.async_dispatcher(loop)
+
+    handler = _counted(handler, args)
 
     def on_ready() -> None:
         requests = worker.take()

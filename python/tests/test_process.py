@@ -161,3 +161,37 @@ def test_port_taken_by_another_process_stops_the_server():
         result = run_cli("--address", "127.0.0.1", "--port", str(port), "--workers", "1", "wsgi_app:app")
     assert result.returncode == 1
     assert "cannot start" in result.stderr
+
+
+def test_factory(serve):
+    server = serve("wsgi_app:create_app", extra=["--factory"])
+    assert request(server, "GET", "/hello")[2] == b"hello world"
+
+
+def test_max_requests_replaces_the_worker_without_a_gap(serve):
+    server = serve("wsgi_app:app", extra=["--max-requests", "5"])
+    pids = set()
+    deadline = time.monotonic() + 20
+    while len(pids) < 2:  # requests keep coming while the successor starts
+        assert time.monotonic() < deadline, pids
+        status, _, body = request(server, "GET", "/pid")
+        assert status == 200  # never refused: the successor is ready before the old stops
+        pids.add(body)
+    assert any("served --max-requests; replacing it" in line for line in server.errors)
+
+
+def test_reload_restarts_on_a_source_change(serve, tmp_path):
+    module = tmp_path / "reload_app.py"
+    source = ('def app(environ, start_response):\n'
+              '    start_response("200 OK", [("Content-Type", "text/plain")])\n'
+              '    return [b"VERSION"]\n')
+    module.write_text(source.replace("VERSION", "one"))
+    server = serve("reload_app:app", cwd=tmp_path, extra=["--reload"])
+    assert request(server, "GET", "/")[2] == b"one"
+    module.write_text(source.replace("VERSION", "two"))
+    os.utime(module, (time.time() + 5, time.time() + 5))  # a new mtime even within a tick
+    server.wait_for(r"worker 0 ready", 2)
+    deadline = time.monotonic() + 20
+    while request(server, "GET", "/")[2] != b"two":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)

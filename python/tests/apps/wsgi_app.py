@@ -131,3 +131,8 @@ def raw(environ, start_response):
 
 
 app = validator(raw)
+
+
+def create_app():
+    """A factory (--factory wsgi_app:create_app)."""
+    return app
