@@ -301,14 +301,6 @@ impl Router {
         self.route(Method::Options, path, handler)
     }
 
-    /// Serves the files under `dir` at `prefix` and below (GET and HEAD), as the
-    /// config's `handler = "static"` does with its defaults (see the README's "Static
-    /// files"): on a kernel without `openat2`, nothing is served.
-    pub fn static_files(&mut self, prefix: &str, dir: &str) -> &mut Router {
-        crate::stock::static_files::mount(self, prefix, dir, false);
-        self
-    }
-
     /// Stores `value` for the `State<T>` extractor of this router's handlers (and of
     /// routers nested or merged into it later that lack a `T`). Each shard's router
     /// holds its own: an `Rc<RefCell<_>>` inside is shared by this shard's requests

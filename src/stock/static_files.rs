@@ -33,6 +33,18 @@ const WHOLE_FILE: u64 = 64 * 1024;
 /// Bytes per read of a streamed file.
 const PIECE: usize = 64 * 1024;
 
+// Defined here rather than in router.rs, so that the router does not import the stock
+// handlers (which import it).
+impl Router {
+    /// Serves the files under `dir` at `prefix` and below (GET and HEAD), as the
+    /// config's `handler = "static"` does with its defaults (see the README's "Static
+    /// files"): on a kernel without `openat2`, nothing is served.
+    pub fn static_files(&mut self, prefix: &str, dir: &str) -> &mut Router {
+        mount(self, prefix, dir, false);
+        self
+    }
+}
+
 /// Mounts GET (and so HEAD) `prefix` and everything below it, serving `dir`. A `dir`
 /// that cannot be resolved answers 404 to everything (the config checks it exists).
 /// Without `openat2` files are served only with `allow_check_then_open` (see
