@@ -9,6 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${HAYWIRE_VENV:-/tmp/haywire-venv}
+# The tests use openssl (certificates), ss (listen backlog) and unshare (PID 1).
+for tool in openssl:openssl ss:iproute2 unshare:util-linux; do
+    if ! command -v "${tool%%:*}" >/dev/null && command -v apt-get >/dev/null; then
+        apt-get install -y -q "${tool#*:}" >/dev/null
+    fi
+done
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 export MATURIN_PEP517_ARGS=${MATURIN_PEP517_ARGS---profile dev}
 "$venv/bin/pip" install -q ./python pytest flask fastapi httpx django

@@ -28,6 +28,7 @@ FATAL = 3
 # Python apps take uploads (forms, files) that the core's 1 MiB default would refuse.
 DEFAULT_MAX_BODY = 16 << 20
 INTERFACES = ("wsgi", "asgi", "native")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,6 +61,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ssl-certfile", metavar="PATH", help="PEM certificate chain: serve HTTPS"
                         " (overrides tls.cert)")
     parser.add_argument("--ssl-keyfile", metavar="PATH", help="PEM private key (overrides tls.key)")
+    parser.add_argument("--backlog", type=int, metavar="N",
+                        help="listen backlog (overrides server.backlog)")
+    parser.add_argument("--access-log", nargs="?", const="stdout", metavar="PATH",
+                        help="the server's access log, to stdout or appended to PATH"
+                        " (overrides log.access)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                        help="level of Python's root logger in the workers (default info)")
     parser.add_argument("--factory", action="store_true",
                         help="the app is a factory: call it (no arguments) to get the app")
     parser.add_argument("--max-requests", type=int, default=0, metavar="N",
@@ -163,6 +171,9 @@ class Supervisor:
             "--root-path", args.root_path,
             "--threads", str(args.threads),
             "--max-requests", str(args.max_requests),
+            "--log-level", args.log_level,
+            *(["--backlog", str(args.backlog)] if args.backlog is not None else []),
+            *(["--access-log", args.access_log] if args.access_log else []),
             *(["--factory"] if args.factory else []),
             *(["--max-body-size", str(args.max_body_size)] if args.max_body_size is not None else []),
             *(["--ssl-certfile", args.ssl_certfile] if args.ssl_certfile else []),
@@ -373,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_body_size is None and not args.config:
             args.max_body_size = DEFAULT_MAX_BODY
         config = check_config(args.config, args.address, args.port, args.ssl_certfile,
-                              args.ssl_keyfile, args.max_body_size)
+                              args.ssl_keyfile, args.max_body_size, args.backlog, args.access_log)
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR

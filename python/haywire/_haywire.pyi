@@ -25,6 +25,8 @@ def check_config(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     max_body_size: int | None = None,
+    backlog: int | None = None,
+    access_log: str | None = None,
 ) -> ConfigSummary:
     """Validates a config; raises ConfigError naming the key."""
 
@@ -102,6 +104,8 @@ class Worker:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         max_body_size: int | None = None,
+        backlog: int | None = None,
+        access_log: str | None = None,
     ) -> None: ...
     def start(self) -> int:
         """Starts the shard; returns the bound port."""

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import ctypes
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -128,12 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-requests", type=int, default=0)
     parser.add_argument("--factory", action="store_true")
+    parser.add_argument("--backlog", type=int)
+    parser.add_argument("--access-log")
+    parser.add_argument("--log-level", default="info")
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("app")
     args = parser.parse_args(argv)
 
     _die_with_parent(args.parent)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     try:
@@ -163,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             ssl_certfile=args.ssl_certfile,
             ssl_keyfile=args.ssl_keyfile,
             max_body_size=args.max_body_size,
+            backlog=args.backlog,
+            access_log=args.access_log,
         )
     except Exception as e:
         print(f"haywire: worker {args.index}: {e}", file=sys.stderr)

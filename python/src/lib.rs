@@ -55,6 +55,10 @@ struct Overrides {
     key: Option<String>,
     /// `--max-body-size`: `limits.max_request_size`.
     max_body: Option<usize>,
+    /// `--backlog`: `server.backlog`.
+    backlog: Option<u32>,
+    /// `--access-log`: `log.access` (`stdout` or a file).
+    access_log: Option<String>,
 }
 
 /// Loads `path` (or the defaults when `None`), applies the overrides and validates.
@@ -80,6 +84,12 @@ fn load_config(
     }
     if let Some(max_body) = overrides.max_body {
         config.limits.max_request_size = max_body;
+    }
+    if let Some(backlog) = overrides.backlog {
+        config.server.backlog = backlog;
+    }
+    if let Some(access) = overrides.access_log {
+        config.log.access = access;
     }
     config.validate()?;
     Ok(config)
@@ -113,7 +123,8 @@ struct ConfigSummary {
 /// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
 /// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
 #[pyfunction]
-#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None))]
+#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None))]
+#[allow(clippy::too_many_arguments)]
 fn check_config(
     path: Option<&str>,
     address: Option<String>,
@@ -121,6 +132,8 @@ fn check_config(
     ssl_certfile: Option<String>,
     ssl_keyfile: Option<String>,
     max_body_size: Option<usize>,
+    backlog: Option<u32>,
+    access_log: Option<String>,
 ) -> PyResult<ConfigSummary> {
     let overrides = Overrides {
         address,
@@ -128,6 +141,8 @@ fn check_config(
         cert: ssl_certfile,
         key: ssl_keyfile,
         max_body: max_body_size,
+        backlog,
+        access_log,
     };
     let config = load_config(path, overrides).map_err(config_error)?;
     let ip: IpAddr = config
@@ -645,9 +660,10 @@ impl Worker {
     /// `forwarded_allow_ips`: the proxies whose forwarding headers are believed
     /// (addresses and CIDR networks, comma-separated; `*` any); `root_path`: the
     /// prefix the app is mounted at; `ssl_certfile`/`ssl_keyfile` override `[tls]`,
-    /// `max_body_size` `limits.max_request_size`.
+    /// `max_body_size` `limits.max_request_size`, `backlog` `server.backlog`,
+    /// `access_log` `log.access`.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -663,6 +679,8 @@ impl Worker {
         ssl_certfile: Option<String>,
         ssl_keyfile: Option<String>,
         max_body_size: Option<usize>,
+        backlog: Option<u32>,
+        access_log: Option<String>,
     ) -> PyResult<Worker> {
         let trusted = Trusted::parse(forwarded_allow_ips).map_err(PyValueError::new_err)?;
         let root_path = root_path.trim_end_matches('/').to_owned();
@@ -677,6 +695,8 @@ impl Worker {
             cert: ssl_certfile,
             key: ssl_keyfile,
             max_body: max_body_size,
+            backlog,
+            access_log,
         };
         let mut config = load_config(path, overrides).map_err(config_error)?;
         config.server.shards = 1;

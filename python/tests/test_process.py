@@ -195,3 +195,24 @@ def test_reload_restarts_on_a_source_change(serve, tmp_path):
     while request(server, "GET", "/")[2] != b"two":
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_access_log_and_log_level(serve):
+    server = serve("wsgi_app:app", extra=["--access-log", "--log-level", "warning"])
+    assert request(server, "GET", "/log?x=1")[0] == 200
+    assert server.wait_for(r'"GET /log\?x=1 HTTP/1.1" 200')  # the core's access log
+    deadline = time.monotonic() + 10
+    while not any("app-warning-line" in line for line in server.errors):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not any("app-info-line" in line for line in server.errors)
+
+
+def test_backlog(serve):
+    import shutil
+
+    assert shutil.which("ss"), "ss (iproute2) is needed"
+    server = serve("wsgi_app:app", extra=["--backlog", "77"])
+    listing = subprocess.run(["ss", "-ltnH", f"sport = :{server.port}"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert listing[2] == "77", listing  # Send-Q of a listener is its backlog

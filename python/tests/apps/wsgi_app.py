@@ -118,6 +118,12 @@ def raw(environ, start_response):
             return [b"alone"]
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [environ["wsgi.multithread"] and b"together" or b"?"]
+    if path == "/log":
+        import logging
+        logging.getLogger("testapp").info("app-info-line")
+        logging.getLogger("testapp").warning("app-warning-line")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"logged"]
     if path == "/exit3":
         os._exit(3)
     if path == "/hang":
