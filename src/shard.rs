@@ -86,6 +86,7 @@ impl Shard {
         ctx.insert_local(Rc::new(stock::health::Draining(draining.clone())));
         let mut router = Router::new();
         stock::mount(&config.routes, &mut router, ctx, &draining);
+        stock::wrap(&config.compression, &config.cors, &mut router);
         for factory in routes {
             factory(&mut router, ctx);
         }

@@ -35,6 +35,8 @@ restart_keys! {
     "server.handoff" => server.handoff;
     "limits.read_buffer" => limits.read_buffer;
     "route" => routes;
+    "compression" => compression;
+    "cors" => cors;
     "postgres" => postgres;
 }
 

@@ -23,6 +23,10 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// The access log.
     pub log: LogConfig,
+    /// Response compression for the stock routes.
+    pub compression: CompressionConfig,
+    /// CORS for the stock routes.
+    pub cors: CorsConfig,
     /// Stock handlers mounted on paths.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
@@ -188,6 +192,78 @@ impl Default for WebSocketConfig {
             max_frame_size: 16 << 20,
             idle_timeout: 60.0,
             write_buffer: 256 * 1024,
+        }
+    }
+}
+
+/// `[compression]`: compresses the stock routes' responses as `Accept-Encoding` asks
+/// (the `Compression` layer; routes added in code use `Router::layer` themselves).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompressionConfig {
+    /// Whether the stock routes are compressed.
+    pub enabled: bool,
+    /// Effort from 1 (fastest) to 9 (smallest).
+    pub level: u32,
+    /// Smallest body compressed, in bytes.
+    pub min_size: usize,
+    /// The codings offered, preferred in this order on equal q-values.
+    pub encodings: Vec<EncodingName>,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            enabled: false,
+            level: 4,
+            min_size: 1024,
+            encodings: vec![EncodingName::Br, EncodingName::Zstd, EncodingName::Gzip],
+        }
+    }
+}
+
+/// A coding `compression.encodings` may name.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingName {
+    /// brotli
+    Br,
+    /// zstd
+    Zstd,
+    /// gzip
+    Gzip,
+}
+
+/// `[cors]`: lets browsers on other origins call the stock routes (the `Cors` layer).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Whether the stock routes answer CORS requests and preflights.
+    pub enabled: bool,
+    /// The origins allowed; empty allows every origin.
+    pub allow_origins: Vec<String>,
+    /// The methods preflights allow, as the header lists them.
+    pub allow_methods: String,
+    /// The request headers preflights allow; empty allows whatever is asked.
+    pub allow_headers: String,
+    /// Response headers scripts may read; empty for none beyond the simple ones.
+    pub expose_headers: String,
+    /// Whether cookies and `Authorization` may be sent.
+    pub allow_credentials: bool,
+    /// Seconds a browser may cache a preflight's answer.
+    pub max_age: u32,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            enabled: false,
+            allow_origins: Vec::new(),
+            allow_methods: "GET, HEAD, POST, PUT, PATCH, DELETE".into(),
+            allow_headers: String::new(),
+            expose_headers: String::new(),
+            allow_credentials: false,
+            max_age: 600,
         }
     }
 }

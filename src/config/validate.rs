@@ -43,6 +43,31 @@ impl Config {
                 return Err(error(key, "must be greater than 0"));
             }
         }
+        if !(1..=9).contains(&self.compression.level) {
+            return Err(error("compression.level", "must be from 1 to 9"));
+        }
+        if self.compression.enabled && self.compression.encodings.is_empty() {
+            return Err(error(
+                "compression.encodings",
+                "must name at least one coding",
+            ));
+        }
+        for (key, value) in [
+            ("cors.allow_methods", &self.cors.allow_methods),
+            ("cors.allow_headers", &self.cors.allow_headers),
+            ("cors.expose_headers", &self.cors.expose_headers),
+        ]
+        .into_iter()
+        .chain(
+            self.cors
+                .allow_origins
+                .iter()
+                .map(|o| ("cors.allow_origins", o)),
+        ) {
+            if value.chars().any(char::is_control) {
+                return Err(error(key, format!("{value:?} holds a control character")));
+            }
+        }
         let timeouts = [
             ("server.shutdown_grace", self.server.shutdown_grace),
             ("timeouts.header", self.timeouts.header),
@@ -220,6 +245,18 @@ mod tests {
             ("[limits]\nmax_head_size = 70000", "limits.max_head_size"),
             ("[server]\nplacement = \"sideways\"", "server.placement"),
             ("[timeouts]\nheader = 0", "timeouts.header"),
+            ("[compression]\nlevel = 0", "compression.level"),
+            ("[compression]\nlevel = 10", "compression.level"),
+            (
+                "[compression]\nencodings = [\"lz4\"]",
+                "compression.encodings[0]",
+            ),
+            (
+                "[compression]\nenabled = true\nencodings = []",
+                "compression.encodings",
+            ),
+            ("[cors]\nallow_origins = [\"a\\nb\"]", "cors.allow_origins"),
+            ("[cors]\nmax_age = -1", "cors.max_age"),
             ("[timeouts]\nheader = 0.0", "timeouts.header"),
             ("[timeouts]\nhandler = -1.0", "timeouts.handler"),
             ("[server]\nmax_connections = 0", "server.max_connections"),

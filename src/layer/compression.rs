@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures_lite::Stream;
 
 use super::Layer;
+use crate::config::{CompressionConfig, EncodingName};
 use crate::handler::{Handler, Reply};
 use crate::http::{ChunkStream, Request, Response};
 
@@ -98,6 +99,23 @@ impl Compression {
     pub fn min_size(mut self, bytes: usize) -> Compression {
         self.min_size = bytes;
         self
+    }
+
+    /// The layer `[compression]` describes.
+    pub(crate) fn from_config(config: &CompressionConfig) -> Compression {
+        let encodings: Vec<Encoding> = config
+            .encodings
+            .iter()
+            .map(|name| match name {
+                EncodingName::Br => Encoding::Brotli,
+                EncodingName::Zstd => Encoding::Zstd,
+                EncodingName::Gzip => Encoding::Gzip,
+            })
+            .collect();
+        Compression::new()
+            .encodings(&encodings)
+            .level(config.level)
+            .min_size(config.min_size)
     }
 
     /// The coding to use for a request with this `Accept-Encoding`, `None` for the

@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use super::Layer;
+use crate::config::CorsConfig;
 use crate::handler::{Handler, Reply};
 use crate::http::{HeaderText, Method, Request, Response, StatusCode};
 
@@ -86,6 +87,24 @@ impl Cors {
     pub fn max_age(mut self, seconds: u32) -> Cors {
         self.max_age = HeaderText::from(seconds.to_string());
         self
+    }
+
+    /// The layer `[cors]` describes.
+    pub(crate) fn from_config(config: &CorsConfig) -> Cors {
+        let mut cors = Cors::new()
+            .allow_methods(config.allow_methods.clone())
+            .allow_credentials(config.allow_credentials)
+            .max_age(config.max_age);
+        for origin in &config.allow_origins {
+            cors = cors.allow_origin(origin.clone());
+        }
+        if !config.allow_headers.is_empty() {
+            cors = cors.allow_headers(config.allow_headers.clone());
+        }
+        if !config.expose_headers.is_empty() {
+            cors = cors.expose_headers(config.expose_headers.clone());
+        }
+        cors
     }
 
     /// The `Access-Control-Allow-Origin` value for `origin`, `None` when it is not

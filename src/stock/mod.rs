@@ -9,7 +9,8 @@ use std::rc::Rc;
 
 use haywire_shards::ShardCtx;
 
-use crate::config::RouteConfig;
+use crate::config::{CompressionConfig, CorsConfig, RouteConfig};
+use crate::layer::{Compression, Cors};
 use crate::router::Router;
 
 pub(crate) mod echo;
@@ -49,5 +50,17 @@ pub(crate) fn mount(
                 allow_check_then_open,
             } => static_files::mount(router, path, dir, *allow_check_then_open),
         }
+    }
+}
+
+/// Wraps the stock routes mounted so far (with the 404 and 405 answers) in the layers
+/// `[compression]` and `[cors]` enable; routes added in code afterwards are not
+/// wrapped.
+pub(crate) fn wrap(compression: &CompressionConfig, cors: &CorsConfig, router: &mut Router) {
+    if compression.enabled {
+        router.layer(Compression::from_config(compression));
+    }
+    if cors.enabled {
+        router.layer(Cors::from_config(cors));
     }
 }
