@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -15,18 +15,6 @@ use common::*;
 const BATCHES: usize = 50;
 const PIPELINED: usize = 100;
 const CONNECTIONS: usize = 4;
-
-/// The server process, killed if the test fails before stopping it.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.0.kill().ok();
-            self.0.wait().ok();
-        }
-    }
-}
 
 #[test]
 fn a_stdout_pipe_nobody_reads_drops_lines_and_stalls_nothing() {
@@ -40,7 +28,7 @@ fn a_stdout_pipe_nobody_reads_drops_lines_and_stalls_nothing() {
          [[route]]\nhandler = \"metrics\"\npath = \"/metrics\"\n",
     )
     .unwrap();
-    let mut server = Server(
+    let mut server = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_haywire"))
             .arg("--config")
             .arg(&path)

@@ -25,15 +25,17 @@ fn the_banner_lists_routes_as_a_table() {
         dir.display()
     );
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haywire"))
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_haywire"))
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Lines arrive through a channel, so a banner without the expected last row fails
     // after a timeout instead of blocking on a server that prints nothing more.
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
@@ -59,8 +61,7 @@ fn the_banner_lists_routes_as_a_table() {
         .parse()
         .unwrap();
     assert_eq!(exchange(addr, get("/").as_bytes()).0.status, 200);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     std::fs::remove_dir_all(&dir).unwrap();
 
     let text = banner.join("\n");

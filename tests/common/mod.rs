@@ -212,3 +212,16 @@ pub fn stats(addr: SocketAddr) -> serde_json::Value {
     assert_eq!(reply.header("content-type"), Some("application/json"));
     serde_json::from_slice(&reply.body).unwrap()
 }
+
+/// A child process (the `haywire` binary) killed when dropped unless it has exited, so
+/// a failing test leaves no server running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.0.kill().ok();
+            self.0.wait().ok();
+        }
+    }
+}
