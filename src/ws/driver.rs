@@ -230,7 +230,15 @@ impl Driver<'_> {
             && !self.eof
             && !self.failed
             && !self.peer_closed
-            && shared.inbound_bytes.get() < INBOUND_WINDOW
+            && self.has_room()
+    }
+
+    /// Whether both queues have room: received messages the handler has not taken,
+    /// and output the client has not read (pongs are output too: a client that sends
+    /// pings and reads nothing must not grow it).
+    fn has_room(&self) -> bool {
+        self.shared.inbound_bytes.get() < INBOUND_WINDOW
+            && self.shared.out.borrow().len() < self.shared.out_limit
     }
 
     /// Decodes the frames read so far; answers pings and the client's close. Whether
@@ -238,7 +246,7 @@ impl Driver<'_> {
     fn decode(&mut self, shard: &Shard) -> bool {
         let shared = self.shared;
         let mut progress = false;
-        while !self.failed && !self.peer_closed && shared.inbound_bytes.get() < INBOUND_WINDOW {
+        while !self.failed && !self.peer_closed && self.has_room() {
             match self.reader.read(&mut self.read) {
                 Ok(None) => break,
                 Ok(Some(message)) => {

@@ -425,6 +425,72 @@ mod tests {
         assert_eq!(reader.read(&mut wire).unwrap_err().code, CloseCode::TOO_BIG);
     }
 
+    /// Frames from arbitrary parts, valid or not (any opcode, fin, mask, payload).
+    fn arbitrary_frames() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        // Mostly valid opcodes and masked frames, so that sequences get past the first.
+        let opcode = prop_oneof![
+            3 => prop_oneof![Just(0x0u8), Just(0x1), Just(0x2), Just(0x8), Just(0x9), Just(0xA)],
+            1 => any::<u8>(),
+        ];
+        let payload =
+            proptest::collection::vec(prop_oneof![3 => b'a'..=b'z', 1 => any::<u8>()], 0..300);
+        let frame = (
+            opcode,
+            any::<bool>(),
+            proptest::bool::weighted(0.9),
+            payload,
+        );
+        proptest::collection::vec(frame, 0..8).prop_map(|frames| {
+            let mut wire = BytesMut::new();
+            for (bits, fin, masked, payload) in frames {
+                let b0 = if fin { 0x80 } else { 0 } | (bits & 0x7F);
+                let mut one = BytesMut::new();
+                let mask = masked.then_some(KEY);
+                frame::encode_frame(&mut one, true, OpCode::Binary, &payload, mask);
+                one[0] = b0;
+                wire.extend_from_slice(&one);
+            }
+            wire.to_vec()
+        })
+    }
+
+    proptest::proptest! {
+        /// The fuzz target's property, run in `cargo test`: however the input is cut,
+        /// the reader decides the same way, and every error is 1002, 1007 or 1009.
+        #[test]
+        fn the_outcome_does_not_depend_on_how_input_is_cut(wire in arbitrary_frames(), step in 1usize..64) {
+            let limits = Limits { max_frame: 200, max_message: 400 };
+            let mut whole = Reader::new(limits);
+            let mut buf = BytesMut::from(&wire[..]);
+            let mut expected = (Vec::new(), None);
+            loop {
+                match whole.read(&mut buf) {
+                    Ok(Some(m)) => expected.0.push(m),
+                    Ok(None) => break,
+                    Err(e) => { expected.1 = Some(e); break; }
+                }
+            }
+            let mut pieces = Reader::new(limits);
+            let mut buf = BytesMut::new();
+            let mut got = (Vec::new(), None);
+            'feed: for piece in wire.chunks(step) {
+                buf.extend_from_slice(piece);
+                loop {
+                    match pieces.read(&mut buf) {
+                        Ok(Some(m)) => got.0.push(m),
+                        Ok(None) => break,
+                        Err(e) => { got.1 = Some(e); break 'feed; }
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(&got, &expected);
+            if let Some(error) = expected.1 {
+                proptest::prop_assert!(matches!(error.code.0, 1002 | 1007 | 1009));
+            }
+        }
+    }
+
     #[test]
     fn a_server_close_is_encoded_with_its_code_and_a_cut_reason() {
         let mut out = BytesMut::new();
