@@ -10,29 +10,20 @@ import argparse
 import datetime
 import os
 import socket
-import statistics
-from collections import defaultdict
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "lib"))
+import results as R  # noqa: E402  benchmarks/lib/results.py
 
 
 def parse(path):
-    """(shards, {(server, scenario): [(req/s, cpu µs per request)]})"""
-    shards, runs = None, defaultdict(list)
-    with open(path) as f:
-        for line in f:
-            fields = line.rstrip("\n").split("\t")
-            if fields[0] == "flag" and fields[1] == "shards":
-                shards = int(fields[2])
-            elif fields[0] == "run":
-                server, scenario, _, ticks, clk = fields[1:6]
-                kv = dict(p.split("=", 1) for p in fields[6].split() if "=" in p)
-                requests = int(kv["requests"])
-                seconds = int(kv["duration_us"]) / 1e6
-                if requests and seconds:
-                    cpu_us = int(ticks) / int(clk) * 1e6 / requests
-                    runs[(server, scenario)].append((requests / seconds, cpu_us))
-    return shards, runs
+    """(shards, {(server, scenario): summary row}) of one run.sh raw file: medians of the
+    clean runs (benchmarks/lib/results.py)."""
+    flags, _, _, runs = R.parse(path)
+    shards = int(dict(flags)["shards"])
+    table = {key: row for key, row in R.summarize(runs).items() if row["clean"]}
+    return shards, table
 
 
 def main():
@@ -43,11 +34,8 @@ def main():
     args = parser.parse_args()
     points = {}
     for path in args.raw:
-        shards, runs = parse(path)
-        points[shards] = {
-            key: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v))
-            for key, v in runs.items()
-        }
+        shards, table = parse(path)
+        points[shards] = {key: (row["rps"], row["cpu"]) for key, row in table.items()}
     keys = sorted({key for point in points.values() for key in point})
     lines = [
         "| server | scenario | shards | req/s | CPU µs/req | efficiency |",

@@ -1,5 +1,6 @@
 //! Benchmark peer: hyper 1.x, one current-thread tokio runtime per thread, each with its
-//! own SO_REUSEPORT listener. `GET *` answers `hello world`; `POST /echo` echoes.
+//! own SO_REUSEPORT listener. It routes as Haywire's benchmark config does: `GET /` and
+//! `GET /users/<id>` answer `hello world`, `POST /echo` echoes, anything else is a 404.
 //! With `--tls CERT KEY` it serves HTTPS through tokio-rustls (ring provider, TLS 1.3 and
 //! 1.2, ALPN http/1.1): the same TLS stack as Haywire's, over tokio's I/O.
 //! Usage: peer-hyper [--port N] [--threads N] [--tls CERT KEY]
@@ -20,9 +21,15 @@ use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.method() == Method::POST && req.uri().path() == "/echo" {
+    let path = req.uri().path();
+    if req.method() == Method::POST && path == "/echo" {
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         return Ok(Response::new(Full::new(body)));
+    }
+    if req.method() != Method::GET || !(path == "/" || path.starts_with("/users/")) {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+        return Ok(response);
     }
     let mut response = Response::new(Full::new(Bytes::from_static(b"hello world")));
     response

@@ -1,4 +1,5 @@
-//! Benchmark peer: may_minihttp. `GET *` answers `hello world`; `POST /echo` echoes.
+//! Benchmark peer: may_minihttp. It routes as Haywire's benchmark config does: `GET /` and
+//! `GET /users/<id>` answer `hello world`, `POST /echo` echoes, anything else is a 404.
 //! may_minihttp never closes a connection itself: when a request says `Connection: close`
 //! the answer says so too, and the client (wrk) closes it, so the `close` scenario still
 //! costs this server one accepted connection per request.
@@ -23,6 +24,11 @@ impl HttpService for Hello {
             let mut body = Vec::new();
             req.body().read_to_end(&mut body)?;
             rsp.body_vec(body);
+            return Ok(());
+        }
+        let path = req.path();
+        if req.method() != "GET" || !(path == "/" || path.starts_with("/users/")) {
+            rsp.status_code(404, "Not Found");
             return Ok(());
         }
         rsp.header("Content-Type: text/plain; charset=utf-8");
