@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures_util::future::try_join_all;
-use haywire::config::{PlacementKind, PostgresConfig};
+use haywire::config::{PlacementKind, PostgresConfig, RouteConfig};
 use haywire::pg::{Pg, PgConn, PgError, ToSql};
 use haywire::{Config, Request, Response, Router, Server, ShardCtx, StatusCode};
 use sailfish::TemplateSimple;
@@ -296,7 +296,8 @@ fn main() -> std::io::Result<()> {
     let mut config = Config::default();
     config.server.port = args.port;
     config.server.shards = args.shards;
-    config.routes.clear();
+    // The seven test routes, plus the counters benchmarks/tfb/run.sh reads (wake-ups).
+    config.routes = vec![RouteConfig::Metrics { path: "/metrics".into() }];
     if args.cpus.is_empty() {
         config.server.placement = PlacementKind::Unbound;
     } else {

@@ -2,13 +2,21 @@
 # TechEmpower suite, Haywire side by side with its peers. Builds Haywire's techempower
 # example and the peers in benchmarks/tfb/peers/ (hyper, actix, may_minihttp, xitca),
 # runs benchmarks/tfb/setup.sh --cpus WRK_CPUS (PostgreSQL with the hello_world database,
-# pinned to the wrk CPUs: the same place for every server), then for every test, N times
-# over, for every server in turn: starts the server under `taskset -c SERVER_CPUS`, waits
-# until the test's path answers 200, runs a 2 s warm-up and one measured wrk run under
-# `taskset -c WRK_CPUS`, reads the server's CPU time (and PostgreSQL's) and peak RSS from
-# /proc, and stops it by PID. A run during which PostgreSQL restarted is measured again
-# (after setup.sh pins the new postmaster). Writes benchmarks/tfb/results/<date>-<host>.md (and
-# latest.md, latest.png, and the raw figures as latest-raw.tsv) and prints the report.
+# pinned to the wrk CPUs: the same place for every server), then for every test, N rounds
+# over, for every server in a shuffled order: VACUUM and CHECKPOINT (database tests),
+# starts the server under `taskset -c SERVER_CPUS`, waits until the test's path answers
+# 200, runs a 2 s warm-up and one measured wrk run under `taskset -c WRK_CPUS`, reads the
+# server's CPU time, its own PostgreSQL backends' CPU time, wrk's, the server's peak RSS
+# and (Haywire) its event-loop wake-ups, and stops it by PID. A run during which PostgreSQL
+# restarted is measured again (after setup.sh pins the new postmaster). Writes
+# benchmarks/tfb/results/<date>-<host>.md (and latest.md, latest.png, and the raw figures
+# as latest-raw.tsv) and prints the report. The shared parts are in benchmarks/lib/.
+#
+# The peers are built as their TechEmpower entries are, with the allocator and codegen
+# flags made the same for every server (Haywire included): the system allocator, fat LTO,
+# one codegen unit. may_minihttp sits out the database tests: its TechEmpower entry's
+# client, may_postgres, is not on crates.io, and a blocking client would measure something
+# else.
 #
 #   benchmarks/tfb/run.sh                 # 2-core defaults: servers on CPU 1, wrk + PostgreSQL on CPU 0
 #   benchmarks/tfb/run.sh --quick         # smoke test: one 2-second run per test
@@ -19,7 +27,9 @@
 #   --tests LIST        plaintext,json,db,queries,fortunes,updates,cached-queries [all];
 #                       `queries` and `updates` mean N = 1, 5 and 20, `cached-queries` N = 20;
 #                       one N alone: queries-5, updates-20, cached-queries-100 (N in 1..500)
-#   --runs N            measured runs per test and server, the median is reported [3]
+#   --runs N            measured runs per test and server, the median of the clean ones
+#                       is reported [5]
+#   --seed S            the shuffle of the server order [random, written in the report]
 #   --duration S        seconds per measured run [8]
 #   --warmup S          seconds of warm-up before each measured run [2]
 #   --shards N          Haywire shards, peer threads [1]
@@ -41,17 +51,18 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-shards=1 server_cpus=1 wrk_cpus=0 wrk_threads=1 connections=64 duration=8 runs=3 depth=16
-warmup=2 port_base=19000 build=1 quick=0 database_url= haywire_rev=
+shards=1 server_cpus=1 wrk_cpus=0 wrk_threads=1 connections=64 duration=8 runs=5 depth=16
+warmup=2 port_base=19000 build=1 quick=0 database_url= haywire_rev= seed=$RANDOM
 servers=haywire,hyper,actix,may_minihttp,xitca
 tests=plaintext,json,db,queries,fortunes,updates,cached-queries
 command_line="benchmarks/tfb/run.sh $*"
+me=tfb/run.sh
+work=$(mktemp -d /tmp/haywire-tfb.XXXXXX)
+source benchmarks/lib/harness.sh
 
-die() { echo "tfb/run.sh: $*" >&2; exit 1; }
-need_value() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --servers|--tests|--runs|--duration|--warmup|--shards|--server-cpus|--wrk-cpus|--wrk-threads|--connections|--depth|--port|--database-url|--haywire-rev)
+    --servers|--tests|--runs|--duration|--warmup|--shards|--server-cpus|--wrk-cpus|--wrk-threads|--connections|--depth|--port|--database-url|--haywire-rev|--seed)
       need_value "$@"
       case "$1" in
         --servers) servers=$2 ;; --tests) tests=$2 ;; --runs) runs=$2 ;;
@@ -59,7 +70,7 @@ while [ $# -gt 0 ]; do
         --server-cpus) server_cpus=$2 ;; --wrk-cpus) wrk_cpus=$2 ;;
         --wrk-threads) wrk_threads=$2 ;; --connections) connections=$2 ;;
         --depth) depth=$2 ;; --port) port_base=$2 ;; --database-url) database_url=$2 ;;
-        --haywire-rev) haywire_rev=$2 ;;
+        --haywire-rev) haywire_rev=$2 ;; --seed) seed=$2 ;;
       esac
       shift 2 ;;
     --quick) quick=1 runs=1 duration=2; shift ;;
@@ -69,19 +80,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for pair in "shards:$shards" "wrk-threads:$wrk_threads" "connections:$connections" \
-            "duration:$duration" "runs:$runs" "port:$port_base" "depth:$depth" "warmup:$warmup"; do
-  [[ ${pair#*:} =~ ^[1-9][0-9]*$ ]] || die "--${pair%%:*} wants a positive integer, not '${pair#*:}'"
-done
-for list in "$server_cpus" "$wrk_cpus"; do
-  [[ $list =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] || die "bad CPU list '$list' (like 1 or 0-3,8)"
-done
+check_positive "shards:$shards" "wrk-threads:$wrk_threads" "connections:$connections" \
+  "duration:$duration" "runs:$runs" "port:$port_base" "depth:$depth" "warmup:$warmup"
+check_cpu_list "$server_cpus" "$wrk_cpus"
 [ "$connections" -ge "$wrk_threads" ] || die "--connections must be at least --wrk-threads"
 [ "$port_base" -le 65530 ] || die "--port must leave room for five ports"
 
 # Tests: plaintext, json, db, fortunes, queries-N, updates-N, cached-queries-N.
 test_list=()
-add_test() { [[ " ${test_list[*]} " == *" $1 "* ]] || test_list+=("$1"); }
+add_test() { in_list "$1" ${test_list[@]+"${test_list[@]}"} || test_list+=("$1"); }
 for t in ${tests//,/ }; do
   case "$t" in
     plaintext|json|db|fortunes) add_test "$t" ;;
@@ -99,57 +106,10 @@ done
 server_list=()
 for s in ${servers//,/ }; do
   case "$s" in haywire|hyper|actix|may_minihttp|xitca) ;; *) die "unknown server $s" ;; esac
-  [[ " ${server_list[*]} " == *" $s "* ]] || server_list+=("$s")
+  has_server "$s" || server_list+=("$s")
 done
 [ ${#server_list[@]} -gt 0 ] || die "no servers"
-
-command -v taskset >/dev/null || die "taskset (util-linux) is missing"
-command -v python3 >/dev/null || die "python3 is missing"
-command -v curl >/dev/null || die "curl is missing"
-
-apt_install() { # $1 package: install it, running apt-get update once if the first try fails
-  echo "installing $1 with apt-get..." >&2
-  apt-get install -y -qq "$1" >/dev/null 2>&1 && return 0
-  { apt-get update -qq && apt-get install -y -qq "$1"; } >/dev/null 2>&1
-}
-
-notes=()
-if ! command -v wrk >/dev/null; then
-  apt_install wrk && command -v wrk >/dev/null || die "wrk is missing and apt-get could not install it"
-fi
-if ! command -v gnuplot >/dev/null; then
-  apt_install gnuplot-nox || true
-  command -v gnuplot >/dev/null || notes+=("gnuplot could not be installed: no chart")
-fi
-
-# Everything this script starts is in `pids`; the EXIT trap stops what is left, by PID.
-work=$(mktemp -d /tmp/haywire-tfb.XXXXXX)
-pids=()
-forget_pid() {
-  local rest=() p
-  for p in ${pids[@]+"${pids[@]}"}; do [ "$p" = "$1" ] || rest+=("$p"); done
-  pids=(${rest[@]+"${rest[@]}"})
-}
-stop_pid() { # $1 PID: SIGTERM, up to 10 s to exit, then SIGKILL
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "PID $pid did not stop on SIGTERM: SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  forget_pid "$pid"
-}
-cleanup() {
-  trap - EXIT
-  trap '' INT TERM HUP # let the cleanup finish
-  local p
-  for p in ${pids[@]+"${pids[@]}"}; do stop_pid "$p"; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'echo "tfb/run.sh: interrupted" >&2; exit 130' INT TERM HUP
+need_tools
 
 peers=benchmarks/tfb/peers
 haywire_src=. haywire_target=target
@@ -165,14 +125,6 @@ bin_of() {
     may_minihttp) echo $peers/may_minihttp/target/release/tfb-may-minihttp ;;
     xitca) echo $peers/xitca/target/release/tfb-xitca ;;
   esac
-}
-has_server() { [[ " ${server_list[*]} " == *" $1 "* ]]; }
-drop_server() { # $1 server, $2 why
-  local rest=() s
-  for s in "${server_list[@]}"; do [ "$s" = "$1" ] || rest+=("$s"); done
-  server_list=(${rest[@]+"${rest[@]}"})
-  notes+=("$1 skipped: $2")
-  echo "$1 skipped: $2" >&2
 }
 
 if [ $build = 1 ]; then
@@ -204,6 +156,14 @@ for s in ${server_list[@]+"${server_list[@]}"}; do
   [ -x "$(bin_of "$s")" ] || drop_server "$s" "$(bin_of "$s") is missing (run without --no-build)"
 done
 [ ${#server_list[@]} -gt 0 ] || die "no server left to benchmark"
+server_cpu_count=$(cpu_count "$server_cpus")
+
+uses_db() { case "$1" in plaintext|json|cached-queries-*) return 1 ;; esac; }
+# Which servers sit a test out, and why (empty: it runs).
+sits_out() { # $1 server, $2 test
+  [ "$1" = may_minihttp ] && uses_db "$2" && echo "its TechEmpower entry's database client, may_postgres, is not on crates.io"
+  return 0
+}
 
 # PostgreSQL on the wrk CPUs, the same for every server.
 own_db=0
@@ -215,9 +175,10 @@ if [ -z "$database_url" ]; then
   database_url=$(sed -n 's/^setup\.sh: url: //p' "$work/setup.log" | tail -1)
   [ -n "$database_url" ] || database_url=postgres://benchmarkdbuser:benchmarkdbpass@127.0.0.1/hello_world
 fi
-# The postmaster, to count the database's CPU time (its backends are its children). Looked
-# up for every run: if it changes during one (someone restarted PostgreSQL), the run is
-# measured again.
+pg_port=$(sed -n 's|.*@[^/:]*:\([0-9][0-9]*\)/.*|\1|p' <<<"$database_url")
+pg_port=${pg_port:-5432}
+# The postmaster: a change of it during a run (someone restarted PostgreSQL) means the run
+# is measured again.
 postmaster_pid() { pgrep -o -x postgres 2>/dev/null || true; }
 pinned_postmaster=$(postmaster_pid)
 ensure_db() { # before each run: a PostgreSQL restarted by someone else is set up and pinned again
@@ -230,6 +191,19 @@ ensure_db() { # before each run: a PostgreSQL restarted by someone else is set u
   pinned_postmaster=$(postmaster_pid)
   printf 'note\t%s\n' "PostgreSQL was restarted by something else during the benchmark; setup.sh --cpus $wrk_cpus ran again before $1" >>"$raw"
 }
+# Before every database run: the dead rows earlier updates left are vacuumed and the dirty
+# pages written out, so no run pays for the one before it.
+settle_db() {
+  if [ $own_db = 1 ]; then
+    runuser -u postgres -- psql -p "$pg_port" -d hello_world -qAt -v ON_ERROR_STOP=1 \
+      -c 'VACUUM ANALYZE world' -c 'VACUUM ANALYZE fortune' -c CHECKPOINT >/dev/null 2>&1 && return 0
+  else
+    psql "$database_url" -qAt -c 'VACUUM ANALYZE world' -c 'VACUUM ANALYZE fortune' -c CHECKPOINT \
+      >/dev/null 2>&1 && return 0
+  fi
+  [ -n "${settle_noted:-}" ] || printf 'note\t%s\n' "VACUUM/CHECKPOINT between runs failed (needs the database's superuser)" >>"$raw"
+  settle_noted=1
+}
 pg_version=$(psql --version 2>/dev/null | head -1 || echo unknown)
 
 port_of() {
@@ -238,43 +212,11 @@ port_of() {
     xitca) echo $((port_base + 4)) ;; esac
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-server_pid=
 start_server() { # $1 server, $2 port, $3 log file; sets server_pid
   local cmd=("$(bin_of "$1")" --port "$2" --database-url "$database_url")
   if [ "$1" = haywire ]; then cmd+=(--shards "$shards"); else cmd+=(--threads "$shards"); fi
-  local waited=0
-  while port_open "$2" && [ $waited -lt 50 ]; do sleep 0.1; waited=$((waited + 1)); done
-  if port_open "$2"; then
-    ss -ltnp "sport = :$2" >&2 2>/dev/null || true
-    die "port $2 (for $1) is already in use by another process: pick other ports with --port"
-  fi
-  taskset -c "$server_cpus" "${cmd[@]}" >"$3" 2>&1 &
-  server_pid=$!
-  pids+=("$server_pid")
-  for _ in $(seq 150); do # up to 15 s (the servers connect to the database first)
-    port_open "$2" && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "tfb/run.sh: $1 did not start (PID $server_pid, port $2): ${cmd[*]}" >&2
-  sed 's/^/  | /' "$3" >&2
-  stop_pid "$server_pid"
-  return 1
+  launch "$2" "$3" 15 "${cmd[@]}" # up to 15 s: the servers connect to the database first
 }
-
-# CPU ticks (utime + stime of all threads) of a process and its children.
-tree_ticks() {
-  local total=0 p t
-  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-    t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
-    total=$((total + ${t:-0}))
-  done
-  echo $total
-}
-hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-db_ticks() { if [ -n "$1" ]; then tree_ticks "$1"; else echo 0; fi; }
 
 path_of() { # $1 test
   case "$1" in
@@ -295,11 +237,10 @@ describe() {
   esac
 }
 wrk_args() { # $1 test, $2 base URL: wrk arguments, one per line
-  printf '%s\n' "-c$connections" -s benchmarks/tfb/get.lua "$2$(path_of "$1")"
+  printf '%s\n' -s benchmarks/tfb/get.lua "$2$(path_of "$1")"
   [ "$1" = plaintext ] && printf '%s\n' -- "$depth"
   return 0
 }
-uses_db() { case "$1" in plaintext|json|cached-queries-*) return 1 ;; esac; }
 wait_ready() { # $1 server, $2 test, $3 base URL: up to 10 s for the test's path to answer
   local out="$work/check" status=000 # 200 with a body (a server may listen before its
   for _ in $(seq 100); do # database connection is up, and answer 503 meanwhile)
@@ -309,19 +250,6 @@ wait_ready() { # $1 server, $2 test, $3 base URL: up to 10 s for the test's path
   done
   echo "tfb/run.sh: $1 still answers $status to $(path_of "$2") after 10 s" >&2
   printf 'note\t%s\n' "$1 $2: answered HTTP $status to $(path_of "$2") for 10 s after starting; measured anyway" >>"$raw"
-}
-
-wrk_pid=
-run_wrk() { # $1 seconds, $2 output file, rest: wrk arguments. In the background, so a
-  local seconds=$1 out=$2; shift 2 # signal is handled at once.
-  WRK_CONNECTIONS=$connections timeout $((seconds + 30)) taskset -c "$wrk_cpus" \
-    wrk -t"$wrk_threads" -d"${seconds}s" --timeout 4s "$@" >"$out" 2>&1 &
-  wrk_pid=$!
-  pids+=("$wrk_pid")
-  local rc=0
-  wait "$wrk_pid" || rc=$?
-  forget_pid "$wrk_pid"
-  return $rc
 }
 
 peer_versions() { # the framework and database crates each peer's Cargo.lock pins
@@ -339,22 +267,22 @@ raw="$work/raw.tsv"
 : >"$raw"
 {
   printf 'flag\tcommand\t%s\n' "$command_line"
+  if [ -n "$haywire_rev" ]; then
+    printf 'flag\tcommit\t%s (--haywire-rev; the harness at %s)\n' "$haywire_rev" "$(commit_of)"
+  else
+    printf 'flag\tcommit\t%s\n' "$(commit_of)"
+  fi
   printf 'flag\tshards/threads\t%s\n' "$shards"
   printf 'flag\tserver-cpus\t%s\n' "$server_cpus"
   printf 'flag\twrk-cpus (and PostgreSQL)\t%s\n' "$wrk_cpus"
   printf 'flag\twrk-threads\t%s\n' "$wrk_threads"
   printf 'flag\tconnections\t%s\n' "$connections"
   printf 'flag\tduration\t%ss\n' "$duration"
-  printf 'flag\truns\t%s per server, interleaved, each on a fresh server after a %s s warm-up\n' "$runs" "$warmup"
+  printf 'flag\truns\t%s per server, in rounds, servers shuffled each round (seed %s), each on a fresh server after a %s s warm-up\n' "$runs" "$seed" "$warmup"
   printf 'flag\tplaintext depth\t%s\n' "$depth"
   printf 'flag\ttests\t%s\n' "$(IFS=,; echo "${test_list[*]}")"
   printf 'flag\tservers\t%s\n' "$(IFS=,; echo "${server_list[*]}")"
   printf 'flag\tdatabase\t%s, %s\n' "$pg_version" "${database_url//benchmarkdbpass/***}"
-  if [ -n "$haywire_rev" ]; then
-    printf 'flag\thaywire\t%s (--haywire-rev)\n' "$haywire_rev"
-  else
-    printf 'flag\thaywire\t%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes in the working tree')"
-  fi
   printf 'flag\tpeer crates\t%s\n' "$(peer_versions)"
   printf 'flag\tquick\t%s\n' "$([ $quick = 1 ] && echo yes || echo no)"
   printf 'flag\tload average at start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -363,7 +291,11 @@ raw="$work/raw.tsv"
 for n in ${notes[@]+"${notes[@]}"}; do printf 'note\t%s\n' "$n" >>"$raw"; done
 [ -n "$(postmaster_pid)" ] || printf 'note\t%s\n' "no postgres process found: database CPU is not counted" >>"$raw"
 if has_server may_minihttp; then
-  printf 'note\t%s\n' "may_minihttp uses the synchronous postgres crate (may_postgres is not on crates.io): its queries block its worker thread and are not pipelined." >>"$raw"
+  for t in "${test_list[@]}"; do
+    uses_db "$t" || continue
+    printf 'note\t%s\n' "may_minihttp sits out the database tests: $(sits_out may_minihttp db)." >>"$raw"
+    break
+  done
 fi
 
 measure() { # $1 server, $2 test, $3 run: one measured run on a fresh server. Returns 2
@@ -373,6 +305,7 @@ measure() { # $1 server, $2 test, $3 run: one measured run on a fresh server. Re
   mapfile -t args < <(wrk_args "$test" "$base")
   log="$work/$server-$test.log"
   ensure_db "$server $test run $run"
+  ! uses_db "$test" || settle_db
   if ! start_server "$server" "$port" "$log"; then
     printf 'note\t%s\n' "$server $test run $run: the server did not start: $(tail -1 "$log" | cut -c1-200)" >>"$raw"
     return 0
@@ -380,14 +313,20 @@ measure() { # $1 server, $2 test, $3 run: one measured run on a fresh server. Re
   pid=$server_pid
   echo "[$step/$total] $test run $run: $server (PID $pid, port $port): warm-up ${warmup}s, ${duration}s" >&2
   wait_ready "$server" "$test" "$base"
-  run_wrk "$warmup" "$work/wrk.out" "${args[@]}" || true
-  local pm_before pm_after before after db_before db_after
+  run_wrk "$warmup" "$work/wrk.out" "$connections" -c"$connections" "${args[@]}" || true
+  # PostgreSQL's CPU is counted for the backends of this server's own connections.
+  local backends=() pm_before pm_after before after db_before=- db_after=- parks_before turns_before parks_after turns_after
+  uses_db "$test" && mapfile -t backends < <(python3 benchmarks/lib/pg_backends.py "$pid" "$pg_port")
   pm_before=$(postmaster_pid)
-  before=$(tree_ticks "$pid") db_before=$(db_ticks "$pm_before")
+  read -r parks_before turns_before < <(loop_counters "$base")
+  before=$(tree_ticks "$pid")
+  [ ${#backends[@]} = 0 ] || db_before=$(ticks_of "${backends[@]}")
   rc=0
-  run_wrk "$duration" "$work/wrk.out" "${args[@]}" || rc=$?
+  run_wrk "$duration" "$work/wrk.out" "$connections" -c"$connections" "${args[@]}" || rc=$?
+  after=$(tree_ticks "$pid")
+  [ ${#backends[@]} = 0 ] || db_after=$(ticks_of "${backends[@]}")
+  read -r parks_after turns_after < <(loop_counters "$base")
   pm_after=$(postmaster_pid)
-  after=$(tree_ticks "$pid") db_after=$(db_ticks "$pm_after")
   if uses_db "$test" && [ "$pm_before" != "$pm_after" ]; then
     echo "tfb/run.sh: PostgreSQL restarted during $server $test run $run (postmaster $pm_before -> $pm_after)" >&2
     stop_pid "$pid"
@@ -400,20 +339,27 @@ measure() { # $1 server, $2 test, $3 run: one measured run on a fresh server. Re
     stop_pid "$pid"
     return 0
   fi
-  local result requests errors
+  if uses_db "$test" && [ ${#backends[@]} = 0 ]; then
+    printf 'note\t%s\n' "$server $test run $run: no PostgreSQL backend of its own found: database CPU not counted" >>"$raw"
+  fi
+  local result requests errors db=- parks=- turns=-
+  [ "$db_before" = - ] || db=$((db_after - db_before))
+  [ "$parks_before" = - ] || [ "$parks_after" = - ] || parks=$((parks_after - parks_before))
+  [ "$turns_before" = - ] || [ "$turns_after" = - ] || turns=$((turns_after - turns_before))
   result=$(grep -m1 '^RESULT ' "$work/wrk.out" || true)
   if [ $rc != 0 ] || [ -z "$result" ]; then
     echo "tfb/run.sh: wrk failed (status $rc) for $server $test run $run:" >&2
     sed 's/^/  | /' "$work/wrk.out" >&2
     printf 'note\t%s\n' "$server $test run $run: wrk gave no result" >>"$raw"
   else
-    printf 'run\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$test" "$run" "$((after - before))" \
-      "$(uses_db "$test" && echo $((db_after - db_before)) || echo -)" "$clk_tck" "${result#RESULT }" >>"$raw"
+    printf 'run\t%s\t%s\t%s\tserver_ticks=%s db_ticks=%s db_backends=%s clk_tck=%s server_cpus=%s wrk_cpu_s=%s rss_kib=%s parks=%s turns=%s %s\n' \
+      "$server" "$test" "$run" "$((after - before))" "$db" "${#backends[@]}" "$clk_tck" "$server_cpu_count" \
+      "$(cat "$work/wrk.cpu" 2>/dev/null || echo -)" "$(tree_hwm_kib "$pid")" "$parks" "$turns" \
+      "${result#RESULT }" >>"$raw"
     requests=$(grep -o 'requests=[0-9]*' <<<"$result" | cut -d= -f2)
     errors=$(grep -o 'non2xx=[0-9]*' <<<"$result" | head -1 | cut -d= -f2)
-    echo "    $requests requests, $(awk -v r="$requests" -v d="$duration" 'BEGIN {printf "%.0f", r / d}') req/s, non-2xx $errors" >&2
+    echo "    $requests requests, $(awk -v r="$requests" -v d="$duration" 'BEGIN {printf "%.0f", r / d}') req/s, non-2xx $errors, server CPU $(( (after - before) * 100 / clk_tck / duration ))%" >&2
   fi
-  printf 'rss\t%s\t%s\t%s\n' "$server" "$test" "$(hwm_kib "$pid")" >>"$raw"
   stop_pid "$pid"
   if grep -qiE 'panick|error' "$log"; then
     printf 'note\t%s\n' "$server $test run $run logged: $(grep -iE -m1 'panick|error' "$log" | cut -c1-200)" >>"$raw"
@@ -421,13 +367,15 @@ measure() { # $1 server, $2 test, $3 run: one measured run on a fresh server. Re
   return 0
 }
 
-# Runs are interleaved: run 1 of every server, then run 2 of every server, and so on, so a
-# slow spell of a shared machine lands on every server alike.
-total=$(( ${#server_list[@]} * ${#test_list[@]} * runs ))
+total=0
+for test in "${test_list[@]}"; do
+  for server in "${server_list[@]}"; do [ -n "$(sits_out "$server" "$test")" ] || total=$((total + runs)); done
+done
 step=0
 for test in "${test_list[@]}"; do
   for run in $(seq "$runs"); do
-    for server in "${server_list[@]}"; do
+    for server in $(round_order "$test" "$run" "${server_list[@]}"); do
+      [ -z "$(sits_out "$server" "$test")" ] || continue
       step=$((step + 1))
       rc=0
       measure "$server" "$test" "$run" || rc=$?

@@ -1,12 +1,16 @@
 //! TechEmpower peer: actix-web 4 with tokio-postgres, as TFB's actix entries run it: every
 //! worker (a single-threaded runtime) builds its own App and its own database connection
-//! (prepared statements; a request's queries are pipelined on it).
+//! (prepared statements; a request's queries are pipelined on it), with the OS's TCP
+//! keep-alive and no client request timeout, as the entry configures its server.
 //! Usage: tfb-actix --port P --threads N [--database-url URL]
 
 #[path = "../../common.rs"]
 mod common;
 
+use std::time::Duration;
+
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE, SERVER};
+use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::future::try_join_all;
 use serde::Serialize;
@@ -157,6 +161,8 @@ async fn main() -> std::io::Result<()> {
             .route("/updates", web::get().to(updates))
             .route("/cached-queries", web::get().to(cached_queries))
     })
+    .keep_alive(KeepAlive::Os)
+    .client_request_timeout(Duration::ZERO)
     .workers(args.threads)
     .listen(listener(args.port)?)?;
     println!("tfb-actix on 127.0.0.1:{} with {} workers", args.port, args.threads);

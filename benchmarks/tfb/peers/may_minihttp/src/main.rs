@@ -1,23 +1,21 @@
 //! TechEmpower peer: may_minihttp (stackful coroutines on `--threads` may workers, one
-//! coroutine per connection), laid out like TFB's may-minihttp entry: a pool of database
-//! connections made at start, each connection's service holding one of them.
+//! coroutine per connection), for the tests that need no database query while serving:
+//! plaintext, json and cached-queries (the cache is read once at start).
 //!
-//! Substitution: TFB's entry uses may_postgres (a coroutine-aware port of tokio-postgres),
-//! which is not published on crates.io. This peer uses the synchronous `postgres` crate, one
-//! connection per may worker thread: a query blocks its worker thread (no other coroutine
-//! runs meanwhile) and a request's queries go one after another, not pipelined. Database
-//! tests therefore understate what may_minihttp does with may_postgres.
+//! TFB's may-minihttp entry queries through may_postgres, a coroutine-aware client that is
+//! not published on crates.io; a blocking client would stall a worker thread per query and
+//! measure something else, so this peer answers 404 to /db, /queries, /fortunes and
+//! /updates, and benchmarks/tfb/run.sh leaves it out of those tests.
 //! Usage: tfb-may-minihttp --port P --threads N [--database-url URL]
 
 #[path = "../../common.rs"]
 mod common;
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::BufMut;
 use may_minihttp::{HttpService, HttpServiceFactory, Request, Response};
-use postgres::{Client, NoTls, Statement};
 use serde::Serialize;
 
 use common::Rng;
@@ -34,40 +32,8 @@ struct World {
     random_number: i32,
 }
 
-struct Db {
-    client: Client,
-    world: Statement,
-    fortune: Statement,
-    update: Statement,
-}
-
-fn io_error(e: postgres::Error) -> io::Error {
-    io::Error::other(e)
-}
-
-impl Db {
-    fn connect(url: &str) -> Result<Db, postgres::Error> {
-        let mut client = Client::connect(url, NoTls)?;
-        let world = client.prepare(common::SELECT_WORLD)?;
-        let fortune = client.prepare(common::SELECT_FORTUNES)?;
-        let update = client.prepare(common::UPDATE_WORLDS)?;
-        Ok(Db { client, world, fortune, update })
-    }
-
-    fn world(&mut self, id: i32) -> io::Result<World> {
-        let row = self.client.query_one(&self.world, &[&id]).map_err(io_error)?;
-        Ok(World { id: row.get(0), random_number: row.get(1) })
-    }
-
-    fn worlds(&mut self, n: usize) -> io::Result<Vec<World>> {
-        let mut rng = Rng::new();
-        (0..n).map(|_| self.world(rng.world_id())).collect()
-    }
-}
-
 #[derive(Clone)]
 struct Techempower {
-    db: Arc<Mutex<Db>>,
     cache: Arc<Vec<World>>, // index id - 1
 }
 
@@ -88,40 +54,6 @@ impl HttpService for Techempower {
                 rsp.body("Hello, World!");
             }
             "/json" => json(rsp, &Message { message: common::HELLO }),
-            "/db" => {
-                let world = self.db.lock().unwrap().world(Rng::new().world_id())?;
-                json(rsp, &world);
-            }
-            "/queries" => {
-                let worlds = self.db.lock().unwrap().worlds(common::count(query, "queries"))?;
-                json(rsp, &worlds);
-            }
-            "/fortunes" => {
-                let rows = {
-                    let mut db = self.db.lock().unwrap();
-                    let db = &mut *db;
-                    db.client.query(&db.fortune, &[]).map_err(io_error)?
-                };
-                let fortunes = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-                rsp.header("Content-Type: text/html; charset=utf-8");
-                rsp.body_vec(common::fortunes_html(fortunes).into_bytes());
-            }
-            "/updates" => {
-                let n = common::count(query, "queries");
-                let mut db = self.db.lock().unwrap();
-                let mut worlds = db.worlds(n)?;
-                let mut rng = Rng::new();
-                for w in &mut worlds {
-                    w.random_number = rng.world_id();
-                }
-                let mut sorted = worlds.clone();
-                sorted.sort_unstable_by_key(|w| w.id);
-                let ids: Vec<i32> = sorted.iter().map(|w| w.id).collect();
-                let numbers: Vec<i32> = sorted.iter().map(|w| w.random_number).collect();
-                let db = &mut *db;
-                db.client.execute(&db.update, &[&ids, &numbers]).map_err(io_error)?;
-                json(rsp, &worlds);
-            }
             "/cached-queries" => {
                 let mut rng = Rng::new();
                 let n = common::count(query, "count");
@@ -140,28 +72,21 @@ impl HttpService for Techempower {
 }
 
 struct Factory {
-    pool: Vec<Arc<Mutex<Db>>>,
     cache: Arc<Vec<World>>,
 }
 
 impl HttpServiceFactory for Factory {
     type Service = Techempower;
 
-    fn new_service(&self, id: usize) -> Techempower {
-        Techempower { db: self.pool[id % self.pool.len()].clone(), cache: self.cache.clone() }
+    fn new_service(&self, _: usize) -> Techempower {
+        Techempower { cache: self.cache.clone() }
     }
 }
 
-fn main() {
-    let args = common::args(8103);
-    may::config().set_workers(args.threads).set_stack_size(0x8000);
-    let pool: Vec<_> = (0..args.threads)
-        .map(|_| Arc::new(Mutex::new(Db::connect(&args.database_url).expect("database"))))
-        .collect();
-    let mut cache: Vec<World> = pool[0]
-        .lock()
-        .unwrap()
-        .client
+/// The World table, read once before serving (TFB's cache is filled at start too).
+fn load_cache(url: &str) -> Vec<World> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("database");
+    let mut cache: Vec<World> = client
         .query(common::SELECT_ALL_WORLDS, &[])
         .expect("world table")
         .iter()
@@ -169,7 +94,14 @@ fn main() {
         .collect();
     cache.sort_unstable_by_key(|w| w.id);
     assert_eq!(cache.len(), common::WORLD_ROWS as usize, "the world table needs 10,000 rows");
-    let server = Factory { pool, cache: Arc::new(cache) }.start(("127.0.0.1", args.port)).unwrap();
+    cache
+}
+
+fn main() {
+    let args = common::args(8103);
+    may::config().set_workers(args.threads).set_stack_size(0x8000);
+    let cache = Arc::new(load_cache(&args.database_url));
+    let server = Factory { cache }.start(("127.0.0.1", args.port)).unwrap();
     println!("tfb-may-minihttp on 127.0.0.1:{} with {} workers", args.port, args.threads);
     server.wait();
 }

@@ -1,7 +1,7 @@
 //! TechEmpower peer: xitca-web with xitca-postgres, as TFB's xitca-web entry runs it: every
 //! worker thread builds its own state (`with_async_state`) holding its own database client;
-//! a request's queries are all sent before any answer is read (pipelined), and an update is
-//! one batched statement.
+//! a request's queries are all sent before any answer is read (pipelined), and an update's
+//! SELECTs and its one batched UPDATE go out together: one round trip.
 //! Usage: tfb-xitca --port P --threads N [--database-url URL]
 
 #[path = "../../common.rs"]
@@ -139,16 +139,29 @@ async fn fortunes(StateRef(db): StateRef<'_, Db>) -> WebResponse {
 async fn updates(StateRef(db): StateRef<'_, Db>, uri: &Uri) -> WebResponse {
     or_500(
         async {
-            let mut worlds = db.worlds(common::count(uri.query(), "queries")).await?;
+            let n = common::count(uri.query(), "queries");
             let mut rng = Rng::new();
-            for w in &mut worlds {
-                w.random_number = rng.world_id();
+            // (id, new number) per row: the new numbers do not depend on the rows read.
+            let picks: Vec<(i32, i32)> = (0..n).map(|_| (rng.world_id(), rng.world_id())).collect();
+            // Every SELECT and then the UPDATE are sent before any answer is read (xitca-
+            // postgres sends when a query is made, not when it is awaited): one round trip,
+            // as TFB's xitca-web entry pipelines them.
+            let streams = picks
+                .iter()
+                .map(|&(id, _)| db.world.bind([id]).query(&db.client).into_inner())
+                .collect::<Vec<_>>();
+            let mut sorted = picks.clone();
+            sorted.sort_unstable_by_key(|&(id, _)| id);
+            let ids: Vec<i32> = sorted.iter().map(|&(id, _)| id).collect();
+            let numbers: Vec<i32> = sorted.iter().map(|&(_, number)| number).collect();
+            let update = db.update.bind([ids, numbers]).execute(&db.client);
+            let mut worlds = Vec::with_capacity(n);
+            for (stream, &(_, number)) in streams.into_iter().zip(&picks) {
+                let mut stream = stream?;
+                let row = stream.try_next().await?.ok_or("no world row")?;
+                worlds.push(World { id: row.get(0), random_number: number });
             }
-            let mut sorted = worlds.clone();
-            sorted.sort_unstable_by_key(|w| w.id);
-            let ids: Vec<i32> = sorted.iter().map(|w| w.id).collect();
-            let numbers: Vec<i32> = sorted.iter().map(|w| w.random_number).collect();
-            db.update.bind([ids, numbers]).execute(&db.client).await?;
+            update.await?;
             Ok(json(&worlds))
         }
         .await,
