@@ -297,7 +297,9 @@ fn main() -> std::io::Result<()> {
     config.server.port = args.port;
     config.server.shards = args.shards;
     // The seven test routes, plus the counters benchmarks/tfb/run.sh reads (wake-ups).
-    config.routes = vec![RouteConfig::Metrics { path: "/metrics".into() }];
+    config.routes = vec![RouteConfig::Metrics {
+        path: "/metrics".into(),
+    }];
     if args.cpus.is_empty() {
         config.server.placement = PlacementKind::Unbound;
     } else {

@@ -42,7 +42,10 @@ fn main() {
             std::thread::spawn(move || serve(listener, &answer, close))
         })
         .collect();
-    println!("peer-floor on 127.0.0.1:{port} with {threads} threads{}", if close { ", closing" } else { "" });
+    println!(
+        "peer-floor on 127.0.0.1:{port} with {threads} threads{}",
+        if close { ", closing" } else { "" }
+    );
     for w in workers {
         if let Err(e) = w.join().expect("a floor thread panicked") {
             eprintln!("peer-floor: {e}");
@@ -78,7 +81,12 @@ fn listener(port: u16) -> io::Result<OwnedFd> {
 
 fn serve(listener: OwnedFd, answer: &[u8], close: bool) -> io::Result<()> {
     let poll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-    epoll::add(&poll, &listener, EventData::new_u64(LISTENER), EventFlags::IN | EventFlags::ET)?;
+    epoll::add(
+        &poll,
+        &listener,
+        EventData::new_u64(LISTENER),
+        EventFlags::IN | EventFlags::ET,
+    )?;
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut events = Vec::with_capacity(256);
     let mut buf = vec![0u8; 64 * 1024];
@@ -95,7 +103,9 @@ fn serve(listener: OwnedFd, answer: &[u8], close: bool) -> io::Result<()> {
                 continue;
             }
             let slot = key as usize;
-            let Some(conn) = conns.get_mut(slot).and_then(Option::as_mut) else { continue };
+            let Some(conn) = conns.get_mut(slot).and_then(Option::as_mut) else {
+                continue;
+            };
             if !drive(conn, &mut buf, answer, close) {
                 // Closing the fd also takes it out of epoll.
                 conns[slot] = None;
@@ -106,7 +116,10 @@ fn serve(listener: OwnedFd, answer: &[u8], close: bool) -> io::Result<()> {
 
 fn accept_all(poll: &OwnedFd, listener: &OwnedFd, conns: &mut Vec<Option<Conn>>) -> io::Result<()> {
     loop {
-        let fd = match rustix::net::accept_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+        let fd = match rustix::net::accept_with(
+            listener,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        ) {
             Ok(fd) => fd,
             Err(Errno::AGAIN) => return Ok(()),
             Err(Errno::INTR | Errno::CONNABORTED) => continue,
@@ -119,7 +132,11 @@ fn accept_all(poll: &OwnedFd, listener: &OwnedFd, conns: &mut Vec<Option<Conn>>)
         if conns.len() <= slot {
             conns.resize_with(slot + 1, || None);
         }
-        conns[slot] = Some(Conn { fd, matched: 0, out: Vec::new() });
+        conns[slot] = Some(Conn {
+            fd,
+            matched: 0,
+            out: Vec::new(),
+        });
     }
 }
 
@@ -188,7 +205,9 @@ fn count_ends(data: &[u8], matched: &mut usize) -> usize {
 /// An RFC 9110 date, `Sun, 06 Nov 1994 08:49:37 GMT`, from Unix seconds.
 fn http_date(secs: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -220,7 +239,9 @@ fn args(default_port: u16) -> (u16, usize, bool) {
             close = true;
             continue;
         }
-        let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let value = args
+            .next()
+            .unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--port" => port = value.parse().expect("--port N"),
             "--threads" => threads = value.parse().expect("--threads N"),
@@ -237,7 +258,10 @@ mod tests {
     #[test]
     fn request_ends_split_across_reads_are_counted_once() {
         let mut matched = 0;
-        assert_eq!(count_ends(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r", &mut matched), 1);
+        assert_eq!(
+            count_ends(b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r", &mut matched),
+            1
+        );
         assert_eq!(count_ends(b"\nGET / HTTP/1.1\r\r\n\r\n", &mut matched), 2);
         assert_eq!(matched, 0);
     }
