@@ -14,7 +14,7 @@ type Getter = fn(&StatsSnapshot) -> u64;
 type Plain = (&'static str, &'static str, &'static str, Getter);
 
 /// Families with only the `shard` label.
-const PLAIN: [Plain; 15] = [
+const PLAIN: [Plain; 18] = [
     (
         "haywire_connections_active",
         "gauge",
@@ -98,6 +98,24 @@ const PLAIN: [Plain; 15] = [
         "counter",
         "Times the shard slept until its epoll set had an event: its wake-ups by socket input.",
         |s| s.event_loop.parks,
+    ),
+    (
+        "haywire_db_queries_total",
+        "counter",
+        "Queries handed to the shard's PostgreSQL connections.",
+        |s| s.database.queries,
+    ),
+    (
+        "haywire_db_writes_total",
+        "counter",
+        "Writes to database sockets: each carries every query queued since the last.",
+        |s| s.database.writes,
+    ),
+    (
+        "haywire_db_reads_total",
+        "counter",
+        "Reads from database sockets that found input.",
+        |s| s.database.reads,
     ),
     (
         "haywire_access_log_dropped_total",

@@ -269,6 +269,9 @@ pub struct ShardStats {
     tls_truncated: Counter,
     loop_turns: Counter,
     loop_parks: Counter,
+    db_queries: Counter,
+    db_writes: Counter,
+    db_reads: Counter,
     ws_opened: Counter,
     ws_messages_in: Counter,
     ws_messages_out: Counter,
@@ -390,6 +393,24 @@ impl ShardStats {
         self.loop_parks.add(1);
     }
 
+    /// A query was handed to a database connection (feature `pg`).
+    #[cfg_attr(not(feature = "pg"), allow(dead_code))]
+    pub(crate) fn db_query(&self) {
+        self.db_queries.add(1);
+    }
+
+    /// One write to a database socket (every query queued since the last one).
+    #[cfg_attr(not(feature = "pg"), allow(dead_code))]
+    pub(crate) fn db_wrote(&self) {
+        self.db_writes.add(1);
+    }
+
+    /// One read from a database socket that found input.
+    #[cfg_attr(not(feature = "pg"), allow(dead_code))]
+    pub(crate) fn db_read(&self) {
+        self.db_reads.add(1);
+    }
+
     /// A WebSocket handshake was accepted.
     pub(crate) fn ws_opened(&self) {
         self.ws_opened.add(1);
@@ -450,6 +471,11 @@ impl ShardStats {
             event_loop: LoopStats {
                 turns: self.loop_turns.get(),
                 parks: self.loop_parks.get(),
+            },
+            database: DatabaseStats {
+                queries: self.db_queries.get(),
+                writes: self.db_writes.get(),
+                reads: self.db_reads.get(),
             },
             websocket: WebSocketStats {
                 connections: self.ws_opened.get(),
@@ -529,6 +555,28 @@ impl LoopStats {
         LoopStats {
             turns: self.turns + other.turns,
             parks: self.parks + other.parks,
+        }
+    }
+}
+
+/// The shard's PostgreSQL client (feature `pg`; all zero without it): queries ÷
+/// writes is how many queries leave together in one write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseStats {
+    /// Queries handed to a database connection.
+    pub queries: u64,
+    /// Writes to database sockets.
+    pub writes: u64,
+    /// Reads from database sockets that found input.
+    pub reads: u64,
+}
+
+impl DatabaseStats {
+    fn sum(self, other: Self) -> Self {
+        DatabaseStats {
+            queries: self.queries + other.queries,
+            writes: self.writes + other.writes,
+            reads: self.reads + other.reads,
         }
     }
 }
@@ -620,6 +668,9 @@ pub struct StatsSnapshot {
     /// Event loop turns and parks.
     #[serde(default, rename = "loop")]
     pub event_loop: LoopStats,
+    /// Database queries, writes and reads.
+    #[serde(default)]
+    pub database: DatabaseStats,
     /// WebSocket connections and messages.
     #[serde(default)]
     pub websocket: WebSocketStats,
@@ -649,6 +700,7 @@ impl StatsSnapshot {
                 latency: a.latency.sum(b.latency),
                 tls: a.tls.sum(b.tls),
                 event_loop: a.event_loop.sum(b.event_loop),
+                database: a.database.sum(b.database),
                 websocket: a.websocket.sum(b.websocket),
                 access_log_dropped: a.access_log_dropped + b.access_log_dropped,
             })
@@ -681,6 +733,10 @@ mod tests {
         a.loop_turn();
         a.loop_park();
         b.loop_turn();
+        a.db_query();
+        b.db_query();
+        a.db_wrote();
+        b.db_read();
         a.ws_opened();
         b.ws_opened();
         a.ws_message_in();
@@ -737,6 +793,14 @@ mod tests {
         assert_eq!(total.latency.sum_us, 140 + 60_000_000);
         assert_eq!(total.shard, None);
         assert_eq!(total.event_loop, LoopStats { turns: 2, parks: 1 });
+        assert_eq!(
+            total.database,
+            DatabaseStats {
+                queries: 2,
+                writes: 1,
+                reads: 1
+            }
+        );
         assert_eq!(total.access_log_dropped, 7);
         assert_eq!(
             (total.tls.handshakes, total.tls.resumed, total.tls.plaintext),

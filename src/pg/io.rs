@@ -96,6 +96,7 @@ impl AsyncRead for PgStream {
         let want = buf.remaining().min(this.scratch.len());
         let scratch = &mut this.scratch[..want];
         let n = ready!(this.socket.poll_read(cx, scratch))?;
+        this.socket.stats().db_read();
         buf.put_slice(&scratch[..n]);
         Poll::Ready(Ok(()))
     }
@@ -107,7 +108,9 @@ impl AsyncWrite for PgStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.socket.poll_write(cx, buf)
+        let written = ready!(self.socket.poll_write(cx, buf))?;
+        self.socket.stats().db_wrote();
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -96,6 +96,8 @@ pub struct Pg {
 struct InFlight {
     now: Cell<usize>,
     max: usize,
+    /// Where admitted queries are counted (`/stats` `database.queries`).
+    stats: Rc<ShardStats>,
 }
 
 impl InFlight {
@@ -106,6 +108,7 @@ impl InFlight {
             return Err(PgError::Busy);
         }
         self.now.set(now + 1);
+        self.stats.db_query();
         Ok(Admitted(self.clone()))
     }
 }
@@ -184,11 +187,12 @@ impl Pg {
             })
             .collect();
         let query_timeout = Duration::from_secs_f64(config.query_timeout);
+        let poller = shard_poller(ctx)?;
         let in_flight = Rc::new(InFlight {
             now: Cell::new(0),
             max: config.max_queries_in_flight.max(1),
+            stats: poller.stats.clone(),
         });
-        let poller = shard_poller(ctx)?;
         for slot in &slots {
             let task = maintain(
                 Rc::downgrade(slot),

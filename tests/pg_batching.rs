@@ -1,0 +1,115 @@
+//! The database path batches as HTTP responses do: every query that handlers issue in
+//! one turn of a shard's loop leaves in one write to the database socket, counted in
+//! `/stats` (`database.queries`, `database.writes`). Against the real PostgreSQL from
+//! `benchmarks/tfb/setup.sh`.
+#![cfg(feature = "pg")]
+
+mod common;
+mod pg_support;
+
+use std::io::{BufReader, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use common::*;
+use futures_util::future::try_join_all;
+use haywire::pg::{Pg, ToSql};
+use haywire::{Request, Response, Router, RunningServer, Server, ShardCtx};
+use pg_support::*;
+
+/// A 2-shard server with `/q/:n` (n concurrent `SELECT $1`s on the shard's one
+/// connection, answering their sum), returned once both shards' connections answer.
+fn server() -> RunningServer {
+    require_database();
+    let postgres = postgres_config(DATABASE_URL, 5.0);
+    let running = Server::new(test_config())
+        .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            let pg = Pg::start(ctx, &postgres, &["SELECT $1::int"]).expect("configured");
+            router.get("/q/:n", move |req: Request| {
+                let pg = pg.clone();
+                let n: i32 = req.param("n").and_then(|n| n.parse().ok()).unwrap_or(1);
+                async move {
+                    let queries = (1..=n).map(|i| {
+                        let pg = pg.clone();
+                        async move {
+                            let params: [&(dyn ToSql + Sync); 1] = [&i];
+                            pg.query_one(0, &params)
+                                .await
+                                .map(|row| row.get::<_, i32>(0))
+                        }
+                    });
+                    match try_join_all(queries).await {
+                        Ok(values) => Response::text(values.iter().sum::<i32>().to_string()),
+                        Err(e) => e.response(),
+                    }
+                }
+            });
+        })
+        .start()
+        .expect("server starts");
+    wait_for_shards(
+        running.local_addr(),
+        "/q/1",
+        Duration::from_secs(10),
+        "PostgreSQL reachable",
+    );
+    running
+}
+
+/// Queries and database writes so far, over both shards.
+fn queries_and_writes(addr: SocketAddr) -> (u64, u64) {
+    let stats = stats(addr);
+    let database = &stats["total"]["database"];
+    (
+        database["queries"].as_u64().expect("database.queries"),
+        database["writes"].as_u64().expect("database.writes"),
+    )
+}
+
+#[test]
+fn the_queries_of_one_request_leave_in_one_write() {
+    let running = server();
+    let addr = running.local_addr();
+    for n in [1, 20, 100] {
+        let before = queries_and_writes(addr);
+        let reply = get_within(addr, &format!("/q/{n}"), Duration::from_secs(10));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.text(), (n * (n + 1) / 2).to_string());
+        let after = queries_and_writes(addr);
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (n, 1),
+            "{n} concurrent queries: (queries, database writes)"
+        );
+    }
+    running.stop();
+    running.join().expect("clean stop");
+}
+
+#[test]
+fn the_queries_of_a_pipelined_batch_leave_in_one_write() {
+    // 16 requests in one client write are read and dispatched in one turn; their 16
+    // queries (and the 5 of the last request) go to the database together.
+    let running = server();
+    let addr = running.local_addr();
+    let before = queries_and_writes(addr);
+    let mut stream = connect(addr);
+    let wire: String = (0..16)
+        .map(|i| get(if i == 15 { "/q/5" } else { "/q/1" }))
+        .collect();
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    for i in 0..16 {
+        let reply = read_reply(&mut reader, false);
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.text());
+    }
+    let after = queries_and_writes(addr);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (20, 1),
+        "16 pipelined requests: (queries, database writes)"
+    );
+    running.stop();
+    running.join().expect("clean stop");
+}
