@@ -26,6 +26,7 @@ use bytes::BytesMut;
 
 use crate::body::BodyFeed;
 use crate::handler::Reply;
+use crate::http::file::FileBody;
 use crate::http::ChunkStream;
 use crate::http::ResponseMode;
 use crate::http::{BodyPiece, Decoder, Event, Method, ParseError, Response, StatusCode, Version};
@@ -41,6 +42,11 @@ const OUTPUT_CAP: usize = 256 * 1024;
 const DIRECT_PIECE: usize = 16 * 1024;
 /// Requests dispatched before their responses are collected.
 const MAX_INFLIGHT: usize = 128;
+/// Most bytes one `sendfile` call is asked for, so one large file does not hold the
+/// shard from its other connections for long.
+const FILE_CHUNK: u64 = 1024 * 1024;
+/// A file body's client has `timeouts.write` to take each this many bytes.
+const FILE_WINDOW: u64 = 64 * 1024;
 
 /// Who ended the connection.
 enum Closed {
@@ -155,6 +161,8 @@ struct Streaming {
     /// Bytes still due under a `Content-Length`; `None`: chunked, or to the close.
     left: Option<u64>,
     chunked: bool,
+    /// The file slice the pieces read, for a plain connection to send by the kernel.
+    file: Option<Rc<FileBody>>,
 }
 
 /// What a batch of decoding asks of the connection.
@@ -465,6 +473,9 @@ impl Connection {
         shard: &Shard,
         mut body: Streaming,
     ) -> io::Result<()> {
+        if let (Some(socket), Some(file)) = (stream.plain(), body.file.take()) {
+            return self.send_file(stream, socket, shard, &file).await;
+        }
         loop {
             let next = match poll_piece(
                 &mut body.pieces,
@@ -540,6 +551,46 @@ impl Connection {
             Some(left) if left > 0 => Err(io::ErrorKind::UnexpectedEof.into()),
             _ => Ok(()),
         }
+    }
+
+    /// Sends a file body after what is already encoded, by the kernel: `sendfile` from
+    /// the page cache to the socket, never through user memory. When the socket is
+    /// full the task waits for its writability event (never blocking the shard); the
+    /// client has `timeouts.write` to take each `FILE_WINDOW` bytes, or the connection
+    /// ends.
+    async fn send_file<T: Transport>(
+        &mut self,
+        stream: &T,
+        socket: &Socket,
+        shard: &Shard,
+        file: &FileBody,
+    ) -> io::Result<()> {
+        if !self.write.is_empty() {
+            self.flush(stream, shard).await?;
+        }
+        shard.stats.sendfile_body();
+        let (mut at, len) = file.range();
+        let end = at + len;
+        let mut renew_at = at;
+        while at < end {
+            if at >= renew_at {
+                let write = shard.settings.get().timeouts.write;
+                self.deadline.set(Some(shard.watchdog.now() + write));
+                renew_at = at + FILE_WINDOW;
+            }
+            let count = (end - at).min(FILE_CHUNK) as usize;
+            let n = watchdog::until(&self.deadline, |cx| {
+                socket.poll_sendfile(cx, file.fd(), &mut at, count)
+            })
+            .await
+            .ok_or_else(|| write_timed_out(shard))??;
+            if n == 0 {
+                // The file was cut short: the announced length cannot be met.
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            shard.stats.sent_file(n);
+        }
+        Ok(())
     }
 
     /// Feeds a streamed request body to its handler as it arrives: pieces already
@@ -849,16 +900,17 @@ fn encode_ready(
             .body_stream()
             .filter(|_| !mode.head_only && !response.status().forbids_body());
         // A streamed body: its pieces follow the head before any later response.
-        let body = body.and_then(|body| Some((body.take()?, body.len())));
+        let body = body.and_then(|body| Some((body.take()?, body.len(), body.file().cloned())));
         inflight.pop_front();
         if closes {
             inflight.clear();
         }
-        if let Some((pieces, len)) = body {
+        if let Some((pieces, len, file)) = body {
             *streaming = Some(Streaming {
                 pieces,
                 left: len,
                 chunked: len.is_none() && !mode.http10,
+                file,
             });
             return Poll::Ready(closes);
         }

@@ -14,7 +14,7 @@ type Getter = fn(&StatsSnapshot) -> u64;
 type Plain = (&'static str, &'static str, &'static str, Getter);
 
 /// Families with only the `shard` label.
-const PLAIN: [Plain; 18] = [
+const PLAIN: [Plain; 20] = [
     (
         "haywire_connections_active",
         "gauge",
@@ -122,6 +122,18 @@ const PLAIN: [Plain; 18] = [
         "counter",
         "Access-log lines dropped because the sink was slower than the traffic, or failed.",
         |s| s.access_log_dropped,
+    ),
+    (
+        "haywire_sendfile_bodies_total",
+        "counter",
+        "File bodies sent by the kernel (sendfile) on plain connections.",
+        |s| s.sendfile_bodies,
+    ),
+    (
+        "haywire_sendfile_bytes_total",
+        "counter",
+        "Bytes of file bodies sent by sendfile (also in haywire_sent_bytes_total).",
+        |s| s.sendfile_bytes,
     ),
 ];
 

@@ -277,6 +277,8 @@ pub struct ShardStats {
     ws_messages_out: Counter,
     ws_protocol_errors: Counter,
     access_log_dropped: Counter,
+    sendfile_bodies: Counter,
+    sendfile_bytes: Counter,
 }
 
 impl ShardStats {
@@ -343,6 +345,18 @@ impl ShardStats {
     /// One `recv` call on a client socket, whether or not it found input.
     pub(crate) fn read_call(&self) {
         self.reads.add(1);
+    }
+
+    /// A file body began to go out by `sendfile`.
+    pub(crate) fn sendfile_body(&self) {
+        self.sendfile_bodies.add(1);
+    }
+
+    /// One `sendfile` call moved `n` bytes of a file body to a client (also counted in
+    /// the bytes and writes).
+    pub(crate) fn sent_file(&self, n: usize) {
+        self.sendfile_bytes.add(n as u64);
+        self.wrote(n);
     }
 
     /// A request could not be decoded.
@@ -484,6 +498,8 @@ impl ShardStats {
                 protocol_errors: self.ws_protocol_errors.get(),
             },
             access_log_dropped: self.access_log_dropped.get(),
+            sendfile_bodies: self.sendfile_bodies.get(),
+            sendfile_bytes: self.sendfile_bytes.get(),
         }
     }
 }
@@ -677,6 +693,12 @@ pub struct StatsSnapshot {
     /// Access-log lines dropped because the sink was slower than the traffic (or failed).
     #[serde(default)]
     pub access_log_dropped: u64,
+    /// File bodies sent by the kernel (`sendfile`), on plain connections.
+    #[serde(default)]
+    pub sendfile_bodies: u64,
+    /// Bytes of file bodies sent by `sendfile` (also in `bytes_out`).
+    #[serde(default)]
+    pub sendfile_bytes: u64,
 }
 
 impl StatsSnapshot {
@@ -703,6 +725,8 @@ impl StatsSnapshot {
                 database: a.database.sum(b.database),
                 websocket: a.websocket.sum(b.websocket),
                 access_log_dropped: a.access_log_dropped + b.access_log_dropped,
+                sendfile_bodies: a.sendfile_bodies + b.sendfile_bodies,
+                sendfile_bytes: a.sendfile_bytes + b.sendfile_bytes,
             })
     }
 }
@@ -744,6 +768,9 @@ mod tests {
         b.ws_protocol_error();
         a.access_log_dropped(3);
         b.access_log_dropped(4);
+        a.sendfile_body();
+        a.sent_file(5);
+        b.sent_file(6);
         let total = StatsSnapshot::total(&[a.snapshot(0), b.snapshot(1)]);
         assert_eq!(
             total.websocket,
@@ -773,7 +800,7 @@ mod tests {
         );
         assert_eq!(total.responses.get(StatusClass::Success), 1);
         assert_eq!(total.responses.get(StatusClass::ClientError), 1);
-        assert_eq!((total.bytes_in, total.bytes_out, total.writes), (10, 7, 1));
+        assert_eq!((total.bytes_in, total.bytes_out, total.writes), (10, 18, 3));
         assert_eq!(total.parse_errors.get(ParseErrorLabel::UriTooLong), 1);
         let json = serde_json::to_value(total).unwrap();
         assert_eq!(json["parse_errors"]["uri_too_long"], 1);
@@ -802,6 +829,7 @@ mod tests {
             }
         );
         assert_eq!(total.access_log_dropped, 7);
+        assert_eq!((total.sendfile_bodies, total.sendfile_bytes), (1, 11));
         assert_eq!(
             (total.tls.handshakes, total.tls.resumed, total.tls.plaintext),
             (2, 1, 1)

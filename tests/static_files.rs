@@ -1,5 +1,6 @@
 //! `handler = "static"` over raw TCP: types, validators and 304, ranges, HEAD, index
-//! files, large files streamed, and requests that try to leave the directory.
+//! files, large files sent by `sendfile` (counted in `/stats`), clients that do not
+//! read, and requests that try to leave the directory.
 
 mod common;
 
@@ -251,4 +252,174 @@ fn a_missing_directory_is_a_config_error_naming_the_key() {
         site.root.join("www").display()
     );
     assert!(Config::from_toml(&text).is_ok());
+}
+
+/// `(file bodies, bytes)` the server has sent by `sendfile`, from `/stats`.
+fn sent_by_sendfile(addr: std::net::SocketAddr) -> (u64, u64) {
+    let total = &stats(addr)["total"];
+    let field = |name: &str| total[name].as_u64().expect(name);
+    (field("sendfile_bodies"), field("sendfile_bytes"))
+}
+
+#[test]
+fn large_files_and_ranges_go_out_by_sendfile_byte_exact() {
+    let site = site("sendfile");
+    let server = start(&site);
+    let addr = server.local_addr();
+    assert_eq!(sent_by_sendfile(addr), (0, 0));
+    // The whole file, twice on one keep-alive connection, then a small one after it.
+    let mut reader = BufReader::new(connect(addr));
+    for _ in 0..2 {
+        reader
+            .get_mut()
+            .write_all(get("/static/big.bin").as_bytes())
+            .unwrap();
+        let reply = read_reply(&mut reader, false);
+        assert_eq!(reply.status, 200);
+        assert!(reply.body == site.big, "the whole file, byte for byte");
+    }
+    reader
+        .get_mut()
+        .write_all(get("/static/hello.txt").as_bytes())
+        .unwrap();
+    assert_eq!(read_reply(&mut reader, false).text(), "hello static\n");
+    assert_eq!(sent_by_sendfile(addr), (2, 6_000_000));
+    // Slices above the whole-read size: start, middle, suffix, open-ended, and one
+    // whose If-Range still matches.
+    let (big_etag, head) = {
+        let mut stream = connect(addr);
+        stream
+            .write_all(b"HEAD /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let head = read_reply(&mut BufReader::new(stream), true);
+        (head.header("etag").unwrap().to_owned(), head)
+    };
+    assert_eq!(head.header("content-length"), Some("3000000"));
+    assert_eq!(sent_by_sendfile(addr), (2, 6_000_000), "HEAD sends no file");
+    let cases = [
+        ("bytes=0-199999".to_owned(), 0, 200_000),
+        ("bytes=100000-2000000".to_owned(), 100_000, 2_000_001),
+        ("bytes=-300000".to_owned(), 2_700_000, 3_000_000),
+        ("bytes=2500000-".to_owned(), 2_500_000, 3_000_000),
+        (
+            format!("bytes=1000000-1099999\r\nIf-Range: {big_etag}"),
+            1_000_000,
+            1_100_000,
+        ),
+    ];
+    let mut sent = 6_000_000;
+    for (i, (range, start, end)) in cases.iter().enumerate() {
+        let (reply, _) = exchange(
+            addr,
+            request("/static/big.bin", &format!("Range: {range}\r\n")).as_bytes(),
+        );
+        assert_eq!(reply.status, 206, "{range}");
+        assert_eq!(
+            reply.header("content-range").unwrap(),
+            format!("bytes {start}-{}/3000000", end - 1)
+        );
+        assert!(reply.body == site.big[*start..*end], "{range}");
+        sent += (end - start) as u64;
+        assert_eq!(sent_by_sendfile(addr), (3 + i as u64, sent), "{range}");
+    }
+    // If-Range with a stale validator: the whole file, by sendfile too.
+    let (reply, _) = exchange(
+        addr,
+        request(
+            "/static/big.bin",
+            "Range: bytes=0-99999\r\nIf-Range: \"stale\"\r\n",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    assert!(reply.body == site.big);
+    assert_eq!(sent_by_sendfile(addr), (8, sent + 3_000_000));
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn many_concurrent_large_downloads_complete() {
+    let site = site("concurrent");
+    let server = start(&site);
+    let addr = server.local_addr();
+    let big = std::sync::Arc::new(site.big.clone());
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let big = big.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(connect(addr));
+                for _ in 0..3 {
+                    reader
+                        .get_mut()
+                        .write_all(get("/static/big.bin").as_bytes())
+                        .unwrap();
+                    let reply = read_reply(&mut reader, false);
+                    assert_eq!(reply.status, 200);
+                    assert!(reply.body == *big, "byte for byte");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a download failed");
+    }
+    assert_eq!(sent_by_sendfile(addr), (48, 48 * 3_000_000));
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_client_that_never_reads_a_file_is_closed_after_the_write_timeout() {
+    let site = site("unread");
+    let mut config = test_config();
+    config.timeouts.write = 0.5;
+    config.routes.push(RouteConfig::Static {
+        path: "/static".into(),
+        dir: site.root.join("www").display().to_string(),
+        allow_check_then_open: false,
+    });
+    let server = start_server(config);
+    let addr = server.local_addr();
+    // 30 pipelined requests for the 3 MB file (90 MB), never read: far more than the
+    // socket buffers hold, so the server's sendfile finds the socket full.
+    let mut stalled = connect_to_shard(addr, 0);
+    let wire: String = (0..30).map(|_| get("/static/big.bin")).collect();
+    stalled.get_mut().write_all(wire.as_bytes()).unwrap();
+    // Meanwhile the same shard serves others at once: it waits, it does not block.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut other = connect_to_shard(addr, 0);
+    other
+        .get_mut()
+        .write_all(get("/static/big.bin").as_bytes())
+        .unwrap();
+    assert!(read_reply(&mut other, false).body == site.big);
+    // The write timeout ends the stalled connection; bounded by the read timeout.
+    let started = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let mut sink = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    loop {
+        match std::io::Read::read(&mut stalled, &mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    assert!(total < 30 * 3_000_000, "all {total} bytes arrived");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let report = stats(addr);
+    assert!(
+        report["total"]["timeouts"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    assert!(report["total"]["sendfile_bodies"].as_u64().unwrap() >= 2);
+    // And the shard goes on serving.
+    let mut after = connect_to_shard(addr, 0);
+    after
+        .get_mut()
+        .write_all(get("/static/hello.txt").as_bytes())
+        .unwrap();
+    assert_eq!(read_reply(&mut after, false).text(), "hello static\n");
+    server.stop();
+    server.join().unwrap();
 }

@@ -567,6 +567,9 @@ fn a_large_file_streams_over_tls_and_the_connection_goes_on() {
         assert!(reply.body == big);
         assert_eq!(tls_get(&mut reader, "/").text(), "hello world");
     }
+    // Copied through rustls, never sent by the kernel as plaintext.
+    let report = tls_stats(server.local_addr(), &tls);
+    assert_eq!(report["total"]["sendfile_bodies"], 0, "{report}");
     server.stop();
     server.join().unwrap();
 }

@@ -5,6 +5,7 @@ pub(crate) mod body;
 pub(crate) mod codec;
 pub(crate) mod date;
 mod error;
+pub(crate) mod file;
 pub(crate) mod request;
 pub(crate) mod response;
 

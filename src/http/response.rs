@@ -10,6 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::Stream;
 
 use crate::http::date::DATE_LEN;
+use crate::http::file::FileBody;
 
 /// An HTTP status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -200,6 +201,9 @@ pub struct BodyStream {
     pieces: Rc<RefCell<Option<ChunkStream>>>,
     /// `Content-Length`, when known; otherwise the body is sent chunked.
     len: Option<u64>,
+    /// The file slice the pieces read, when the body is one: a plain connection sends
+    /// it by the kernel instead of taking the pieces.
+    file: Option<Rc<FileBody>>,
 }
 
 impl fmt::Debug for BodyStream {
@@ -219,6 +223,11 @@ impl BodyStream {
     /// The announced length, `None` for a chunked body.
     pub(crate) fn len(&self) -> Option<u64> {
         self.len
+    }
+
+    /// The file slice the stream reads, when it is one.
+    pub(crate) fn file(&self) -> Option<&Rc<FileBody>> {
+        self.file.as_ref()
     }
 }
 
@@ -260,8 +269,27 @@ impl Response {
         self.stream = Some(BodyStream {
             pieces: Rc::new(RefCell::new(Some(Box::pin(stream)))),
             len,
+            file: None,
         });
         self
+    }
+
+    /// Sets a body of `len` bytes of `file` from `offset` (replacing any other): on a
+    /// plain connection the kernel sends it (`sendfile`), elsewhere it is streamed in
+    /// positional reads. A file cut short meanwhile ends the connection.
+    pub(crate) fn with_file(
+        self,
+        content_type: impl Into<HeaderText>,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Response {
+        let (file, pieces) = FileBody::new(file, offset, len);
+        let mut response = self.with_stream(content_type, Some(len), pieces);
+        if let Some(stream) = response.stream.as_mut() {
+            stream.file = Some(Rc::new(file));
+        }
+        response
     }
 
     /// Replaces the body, keeping the content type (a layer re-encoding it).
@@ -277,6 +305,7 @@ impl Response {
         self.stream = Some(BodyStream {
             pieces: Rc::new(RefCell::new(Some(Box::pin(stream)))),
             len: None,
+            file: None,
         });
     }
 

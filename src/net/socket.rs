@@ -97,6 +97,23 @@ impl Socket {
         })
     }
 
+    /// Sends what the socket takes of `count` bytes of `file` from `*offset`, by the
+    /// kernel (`sendfile`: from the page cache, not through user memory), moving
+    /// `*offset` past them. `Ok(0)`: the file ends before `*offset`.
+    pub(crate) fn poll_sendfile(
+        &self,
+        cx: &Context<'_>,
+        file: BorrowedFd<'_>,
+        offset: &mut u64,
+        count: usize,
+    ) -> Poll<io::Result<usize>> {
+        // sendfile has no MSG_NOSIGNAL: a peer that left raises SIGPIPE, which Rust
+        // programs and Python ignore from their start, so it is EPIPE here.
+        self.poll_io(cx, |fd| {
+            rustix::fs::sendfile(fd, file, Some(&mut *offset), count)
+        })
+    }
+
     /// Accepts a connection, non-blocking from the start (no `fcntl` after `accept`),
     /// with the peer's address as `accept4` returns it (no `getpeername` later).
     pub(crate) async fn accept(&self) -> io::Result<(OwnedFd, Option<SocketAddr>)> {

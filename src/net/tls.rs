@@ -280,6 +280,11 @@ impl Transport for TlsStream {
         &self.socket
     }
 
+    /// Bytes must be encrypted: file bodies are copied through rustls.
+    fn plain(&self) -> Option<&Socket> {
+        None
+    }
+
     fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         self.read_with(cx, buf, false)
     }

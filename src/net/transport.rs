@@ -16,6 +16,10 @@ pub(crate) trait Transport {
     /// The socket underneath.
     fn socket(&self) -> &Socket;
 
+    /// The socket, when bytes written to it reach the client as they are (no TLS
+    /// above it): file bodies then go to it by the kernel (`sendfile`).
+    fn plain(&self) -> Option<&Socket>;
+
     /// Reads plaintext into `buf`; `Ok(0)` is the end of input.
     fn poll_read(&self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
@@ -45,6 +49,11 @@ impl Transport for Socket {
     #[inline]
     fn socket(&self) -> &Socket {
         self
+    }
+
+    #[inline]
+    fn plain(&self) -> Option<&Socket> {
+        Some(self)
     }
 
     #[inline]

@@ -8,10 +8,11 @@
 //! without `openat2` the path is canonicalized (symlinks resolved) and must lie inside
 //! the canonical directory.
 //!
-//! Files up to `WHOLE_FILE` bytes are read whole; larger ones are streamed in
-//! `PIECE`-sized reads as the client takes them (see [`Response::with_stream`]), so a
-//! large file never sits in memory and each read holds the shard only briefly (small
-//! positional reads, mostly from the page cache).
+//! Files up to `WHOLE_FILE` bytes are read whole; larger ones become file bodies
+//! (`Response::with_file`): on a plain connection the kernel sends them from the page
+//! cache with `sendfile`, never through user memory; over TLS they are streamed in
+//! positional reads as the client takes them. Either way a large file never sits in
+//! memory.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -20,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use futures_lite::stream;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -28,10 +28,10 @@ use rustix::io::Errno;
 use crate::http::{Request, Response, StatusCode};
 use crate::router::Router;
 
-/// Files up to this size are read in one go and sent as one body.
+/// Files (or ranges) up to this size are read in one go and sent as one body, with
+/// their head in one write; larger ones are file bodies (`sendfile` on a plain
+/// connection).
 const WHOLE_FILE: u64 = 64 * 1024;
-/// Bytes per read of a streamed file.
-const PIECE: usize = 64 * 1024;
 
 // Defined here rather than in router.rs, so that the router does not import the stock
 // handlers (which import it).
@@ -238,21 +238,8 @@ fn serve(request: &Request, root: &Root, prefix: &str) -> Response {
             Err(_) => not_found(),
         };
     }
-    let pieces = stream::unfold((file, start), move |(file, at)| async move {
-        if at >= end {
-            return None;
-        }
-        let want = (end - at).min(PIECE as u64) as usize;
-        // Read into spare capacity: no zeroing of a buffer the read overwrites.
-        let mut buf = Vec::with_capacity(want);
-        match rustix::io::pread(&file, rustix::buffer::spare_capacity(&mut buf), at) {
-            // A read error or a file cut short ends the body early; the connection
-            // then closes, since the length was announced.
-            Ok(0) | Err(_) => None,
-            Ok(n) => Some((Bytes::from(buf), (file, at + n as u64))),
-        }
-    });
-    response.with_stream(content_type, Some(count), pieces)
+    // Larger: the kernel sends it on a plain connection, reads stream it elsewhere.
+    response.with_file(content_type, file, start, count)
 }
 
 /// The decoded segments of `rest` (the path after the prefix) as a relative path;
