@@ -5,13 +5,14 @@
 //! and passes each connection to a shard it picks (round-robin, or the one with the
 //! fewest open connections) over the control mesh; the receiving shard then owns it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::{future, FutureExt};
 use haywire_shards::ShardCtx;
@@ -146,33 +147,26 @@ impl Drop for Open {
     }
 }
 
-/// Accepts on this shard's own listener until the shard is asked to stop.
+/// Accepts on this shard's own listener and serves each connection here, until the
+/// shard has stopped (see [`listen`]).
 pub(crate) async fn accept_here(ctx: &ShardCtx, shard: &Rc<Shard>, listener: Socket) {
-    let mut since_yield = 0;
-    while let Some(accepted) = until_stopped(ctx, listener.accept()).await {
-        match accepted {
-            Ok((fd, peer)) => admit(shard, fd, peer, None),
-            Err(_) => backoff().await,
-        }
-        pace(&mut since_yield).await;
-    }
+    listen(ctx, shard, listener, |fd, peer| {
+        admit(shard, fd, peer, None)
+    })
+    .await;
 }
 
-/// Accepts on shard 0's listener and hands each connection to a shard.
+/// Accepts on shard 0's listener and hands each connection to a shard, until this
+/// shard has stopped (see [`listen`]).
 pub(crate) async fn hand_off(
     ctx: &ShardCtx,
+    shard: &Rc<Shard>,
     listener: Socket,
     policy: HandoffPolicy,
     loads: Loads,
 ) {
     let mut next = 0;
-    let mut since_yield = 0;
-    while let Some(accepted) = until_stopped(ctx, listener.accept()).await {
-        pace(&mut since_yield).await;
-        let Ok((fd, peer)) = accepted else {
-            backoff().await;
-            continue;
-        };
+    listen(ctx, shard, listener, |fd, peer| {
         let target = match policy {
             HandoffPolicy::RoundRobin => {
                 next = (next + 1) % ctx.count();
@@ -186,6 +180,55 @@ pub(crate) async fn hand_off(
                 admit(&shard, fd, peer, Some(&loads));
             }
         });
+    })
+    .await;
+}
+
+/// Gives every connection `listener` reports to `accepted` until the shard is asked to
+/// stop, then drains the shard ([`Shard::drain`]) with the listener still open for the
+/// drain's first moments (its idle linger), and closes it.
+///
+/// Under `TCP_DEFER_ACCEPT` a client that has connected but not yet sent (a balancer's
+/// fresh connection) is not reported to `accept`: closing the listener at once would
+/// reset it, where the stop promises it its first request. So at a stop the option is
+/// cleared (new handshakes are reported at once, as the drain expects) and those hidden
+/// connections are accepted as their requests arrive, answered with `Connection: close`.
+async fn listen(
+    ctx: &ShardCtx,
+    shard: &Shard,
+    listener: Socket,
+    mut accepted: impl FnMut(OwnedFd, Option<SocketAddr>),
+) {
+    accept_until(&listener, || ctx.stop_event().wait(), &mut accepted).await;
+    // Failing leaves new connections deferred as before: the window still takes those
+    // that send their request in it.
+    let _ = listener.defer_accept(0);
+    shard
+        .drain(|linger_end| async move {
+            let left =
+                || glommio::timer::sleep(linger_end.saturating_duration_since(Instant::now()));
+            accept_until(&listener, left, &mut accepted).await;
+            // Dropping the listener refuses new connections from here.
+            drop(listener);
+        })
+        .await;
+}
+
+/// Accepts on `listener`, giving each connection to `accepted`, until the future `end`
+/// makes is ready. The accept is polled first, so connections already queued when the
+/// end comes are still accepted (and answered) rather than reset.
+async fn accept_until<E: Future>(
+    listener: &Socket,
+    end: impl Fn() -> E,
+    accepted: &mut impl FnMut(OwnedFd, Option<SocketAddr>),
+) {
+    let mut since_yield = 0;
+    while let Some(result) = until(end(), listener.accept()).await {
+        match result {
+            Ok((fd, peer)) => accepted(fd, peer),
+            Err(_) => backoff().await,
+        }
+        pace(&mut since_yield).await;
     }
 }
 
@@ -205,12 +248,10 @@ fn least_loaded(loads: &[AtomicUsize]) -> usize {
         .unwrap_or(0)
 }
 
-/// `work` until the shard is asked to stop. `work` is polled first, so at a stop the
-/// connections already queued on the listener are still accepted (and answered) before
-/// it closes, rather than reset.
-async fn until_stopped<T>(ctx: &ShardCtx, work: impl std::future::Future<Output = T>) -> Option<T> {
+/// `work` unless `end` is ready first; `work` is polled first.
+async fn until<T>(end: impl Future, work: impl Future<Output = T>) -> Option<T> {
     future::or(async { Some(work.await) }, async {
-        ctx.stop_event().wait().await;
+        end.await;
         None
     })
     .await

@@ -3,10 +3,12 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
+use futures_lite::future;
 use haywire_shards::signals::{self, Signal};
 use haywire_shards::{launch, Controller, LaunchConfig, Placement, Runtime, ShardCtx};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -153,10 +155,12 @@ impl RunningServer {
         self.runtime.cpus()
     }
 
-    /// Stops gracefully: every shard closes its listener at once, closes idle
-    /// connections, lets in-flight requests finish (their responses carry
-    /// `Connection: close`), and ends when its last connection closes or after
-    /// `server.shutdown_grace`; `join` then returns.
+    /// Stops gracefully: every shard keeps accepting for the drain's first moments (a
+    /// client connected but silent is not reported before its request comes, see
+    /// `net::defer_accept`), then closes its listener, closes idle connections, lets
+    /// in-flight requests finish (their responses carry `Connection: close`), and ends
+    /// when its last connection closes or after `server.shutdown_grace`; `join` then
+    /// returns.
     pub fn stop(&self) {
         self.runtime.stop();
     }
@@ -231,6 +235,7 @@ fn bind_one(addr: SocketAddr, options: &ServerConfig) -> io::Result<Socket> {
         .bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
     socket.listen(options.backlog.min(i32::MAX as u32) as i32)?;
+    net::defer_accept(socket.as_fd(), net::DEFER_ACCEPT_SECS)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
 }
@@ -250,16 +255,17 @@ async fn run_shard(
     let listener = listener.map(|socket| {
         net::Socket::register(socket.into(), &shard.poller).expect("cannot register the listener")
     });
-    // Returns when the shard is asked to stop; dropping the listener then refuses new
-    // connections.
+    // Each returns once the shard has stopped (drained).
     match (listener, config.server.balancer) {
         (Some(listener), Balancer::Reuseport) => {
             balancer::accept_here(&ctx, &shard, listener).await
         }
         (Some(listener), Balancer::Handoff) => {
-            balancer::hand_off(&ctx, listener, config.server.handoff, loads).await
+            balancer::hand_off(&ctx, &shard, listener, config.server.handoff, loads).await
         }
-        (None, _) => ctx.stop_event().wait().await,
+        (None, _) => {
+            ctx.stop_event().wait().await;
+            shard.drain(|_| future::ready(())).await;
+        }
     }
-    shard.drain().await;
 }

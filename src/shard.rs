@@ -2,6 +2,7 @@
 //! executor (routes, poller, clocks, pool) and how it drains at a graceful stop.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -114,24 +115,32 @@ impl Shard {
         shard
     }
 
-    /// Graceful stop, once the listener is gone: every response from now on carries
-    /// `Connection: close`; a connection waiting between requests (or for its first)
-    /// may still send one for `IDLE_LINGER`, then idle ones close; busy ones close once
-    /// their in-flight responses are out. Returns when the last one is done or the
-    /// grace has passed, after writing the access log lines still buffered.
-    pub(crate) async fn drain(&self) {
+    /// Graceful stop: every response from now on carries `Connection: close`; a
+    /// connection waiting between requests (or for its first) may still send one for
+    /// `IDLE_LINGER`, then idle ones close; busy ones close once their in-flight
+    /// responses are out. `accepting(linger_end)` runs alongside (the listener, still
+    /// accepting until `linger_end`, see `balancer::listen`), so the drain lasts at
+    /// least until then, also on a shard that does not listen (a handoff may still bring
+    /// it connections). Returns when the last connection is done or the grace has
+    /// passed, after writing the access log lines still buffered.
+    pub(crate) async fn drain<F: Future<Output = ()>>(&self, accepting: impl FnOnce(Instant) -> F) {
         self.draining.set(true);
         self.watchdog.wake_all();
         let start = Instant::now();
         let grace = self.settings.get().shutdown_grace;
         let linger_end = start + IDLE_LINGER.min(grace);
-        while self.stats.active() > 0 && start.elapsed() < grace {
-            if !self.closing_idle.get() && Instant::now() >= linger_end {
-                self.closing_idle.set(true);
-                self.watchdog.wake_all();
+        let waiting = async {
+            while (self.stats.active() > 0 || Instant::now() < linger_end)
+                && start.elapsed() < grace
+            {
+                if !self.closing_idle.get() && Instant::now() >= linger_end {
+                    self.closing_idle.set(true);
+                    self.watchdog.wake_all();
+                }
+                glommio::timer::sleep(Duration::from_millis(10)).await;
             }
-            glommio::timer::sleep(Duration::from_millis(10)).await;
-        }
+        };
+        futures_lite::future::zip(accepting(linger_end), waiting).await;
         self.access_log.finish().await;
     }
 }

@@ -242,3 +242,31 @@ fn loop_counters_count_wake_ups_not_requests() {
     server.stop();
     server.join().unwrap();
 }
+
+/// Every shard's parks, summed, from `/stats`.
+fn total_parks(addr: SocketAddr) -> u64 {
+    stats(addr)["total"]["loop"]["parks"].as_u64().unwrap()
+}
+
+#[test]
+fn a_new_connection_wakes_its_shard_once_with_its_request() {
+    let server = start_server(test_config());
+    let addr = server.local_addr();
+    let before = total_parks(addr);
+    for _ in 0..20 {
+        // The request follows the handshake a moment later, as from a real client: the
+        // listener reports the connection only with it (TCP_DEFER_ACCEPT), not twice.
+        let mut stream = connect(addr);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        assert_eq!(read_reply(&mut reader, false).status, 200);
+    }
+    let parks = total_parks(addr) - before;
+    // 20 wake-ups, and a few for the /stats requests themselves.
+    assert!(parks <= 26, "20 connections took {parks} wake-ups");
+    server.stop();
+    server.join().unwrap();
+}

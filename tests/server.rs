@@ -239,10 +239,22 @@ fn a_request_waiting_in_the_socket_when_a_stop_begins_is_answered() {
 
 #[test]
 fn a_connection_accepted_before_a_stop_gets_its_first_request_answered() {
-    let server = start_server(test_config());
+    first_request_after_a_stop_is_answered(test_config());
+}
+
+#[test]
+fn with_handoff_a_connection_made_before_a_stop_gets_its_first_request_answered() {
+    let mut config = test_config();
+    config.server.balancer = haywire::config::Balancer::Handoff;
+    first_request_after_a_stop_is_answered(config);
+}
+
+/// A client connected but silent, as a balancer's fresh connection is until its request
+/// goes out; the stop begins meanwhile, and only then does the request come. Listeners
+/// defer connections until their first bytes, so the listener must still be open then.
+fn first_request_after_a_stop_is_answered(config: haywire::config::Config) {
+    let server = start_server(config);
     let addr = server.local_addr();
-    // Connected but silent, as a balancer's fresh connection is until its request goes
-    // out; the stop begins meanwhile, and only then does the request come.
     let mut fresh = BufReader::new(connect(addr));
     std::thread::sleep(Duration::from_millis(50));
     server.stop();

@@ -13,6 +13,6 @@ pub(crate) mod tls;
 mod transport;
 
 pub(crate) use poller::Poller;
-pub(crate) use socket::Socket;
+pub(crate) use socket::{defer_accept, Socket, DEFER_ACCEPT_SECS};
 pub(crate) use tls::{ShardTls, TlsFileError, TlsKeys, TlsStream};
 pub(crate) use transport::Transport;
