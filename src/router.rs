@@ -18,7 +18,7 @@ use crate::handler::{BodyHandler, Handler, IntoHandler, Reply};
 use crate::http::request::{Span, MAX_PARAMS};
 use crate::http::{HeaderText, Method, Request, Response, StatusCode};
 use crate::layer::Layer;
-use crate::ws::{AcceptAll, UpgradeHandler, WebSocket};
+use crate::ws::{has_token, AcceptAll, UpgradeHandler, WebSocket};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -170,6 +170,8 @@ pub struct Router {
     streaming: HashMap<Box<str>, StreamingHandlers, BuildHasherDefault<Fnv>>,
     /// WebSocket routes, in the order added.
     websockets: Vec<WsRoute>,
+    /// Takes upgrade requests no WebSocket route matches (`websocket_fallback`).
+    websocket_fallback: Option<Rc<dyn UpgradeHandler>>,
     /// Values the `State` extractor finds by type.
     states: Rc<States>,
 }
@@ -182,6 +184,7 @@ impl Default for Router {
             not_found: Rc::new(NotFound),
             streaming: HashMap::default(),
             websockets: Vec::new(),
+            websocket_fallback: None,
             states: Rc::default(),
         }
     }
@@ -464,19 +467,37 @@ impl Router {
         self
     }
 
+    /// Sends every request that asks to upgrade to WebSocket (`Upgrade: websocket`)
+    /// and matches no WebSocket route to `handler`; other requests on the same paths
+    /// are dispatched as usual. For an application mounted behind the routes that
+    /// decides on any path (Python's ASGI apps).
+    pub fn websocket_fallback(&mut self, handler: impl UpgradeHandler) -> &mut Router {
+        self.websocket_fallback = Some(Rc::new(handler));
+        self
+    }
+
     /// The WebSocket handler for `request`'s path, with its `:name` parameters set on
-    /// the request. Free when no WebSocket route exists.
+    /// the request; else the WebSocket fallback if the request asks to upgrade. Free
+    /// when neither exists.
     pub(crate) fn websocket_for(&self, request: &mut Request) -> Option<Rc<dyn UpgradeHandler>> {
-        if self.websockets.is_empty() {
+        if self.websockets.is_empty() && self.websocket_fallback.is_none() {
             return None;
         }
         let mut spans = [Span::default(); MAX_PARAMS];
         let path = request.path();
-        let (route, count) = self.websockets.iter().find_map(|route| {
+        let found = self.websockets.iter().find_map(|route| {
             match_segments(&route.segments, request.head(), path, &mut spans).map(|n| (route, n))
-        })?;
-        request.set_params(&route.names, &spans[..count]);
-        Some(route.handler.clone())
+        });
+        match found {
+            Some((route, count)) => {
+                request.set_params(&route.names, &spans[..count]);
+                Some(route.handler.clone())
+            }
+            None => self
+                .websocket_fallback
+                .clone()
+                .filter(|_| has_token(request, "upgrade", "websocket")),
+        }
     }
 
     /// Sends every request that matches no route to `handler`, whatever its method,

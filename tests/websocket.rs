@@ -375,3 +375,64 @@ fn send_waits_while_the_client_reads_nothing_and_resumes_when_it_reads() {
     }
     assert!(settled(&sent) > stalled, "reading let the sender go on");
 }
+
+/// A server whose only WebSocket handler is the fallback: it accepts an upgrade on any
+/// path with the path in a header of the 101 (and two headers the handshake owns, which
+/// must not get through), then sends "hi".
+fn fallback_server() -> SocketAddr {
+    static SERVER: OnceLock<SocketAddr> = OnceLock::new();
+    *SERVER.get_or_init(|| {
+        let routes = |router: &mut Router, _: &Rc<ShardCtx>| {
+            router.get("/page", |_: Request| Response::text("page"));
+            router.websocket_fallback(|request: Request, upgrade: Upgrade| async move {
+                let headers = vec![
+                    ("X-Path".into(), request.path().to_owned().into()),
+                    ("Connection".into(), "close".into()),
+                    ("Sec-WebSocket-Accept".into(), "forged".into()),
+                ];
+                let ws = upgrade.accept_with_headers(None, headers);
+                let _ = ws.send(Message::Text("hi".into())).await;
+                while ws.recv().await.is_some() {}
+            });
+        };
+        let running = Server::new(test_config()).routes(routes).start().unwrap();
+        let addr = running.local_addr();
+        std::mem::forget(running);
+        addr
+    })
+}
+
+#[test]
+fn the_websocket_fallback_takes_upgrades_on_any_path_and_nothing_else() {
+    let addr = fallback_server();
+    for path in ["/any/path?x=1", "/page", "/"] {
+        let (mut ws, reply) = Client::open(connect(addr), path, "");
+        assert_eq!(reply.status, 101, "{path}: {reply:?}");
+        assert_eq!(
+            reply.header("x-path"),
+            Some(path.split('?').next().unwrap())
+        );
+        let owned = |name: &str| {
+            reply
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .count()
+        };
+        assert_eq!(
+            (owned("connection"), owned("sec-websocket-accept")),
+            (1, 1),
+            "{reply:?}"
+        );
+        assert_eq!(reply.header("connection"), Some("Upgrade"));
+        assert_eq!(ws.read_text(), "hi");
+    }
+    let (reply, _) = exchange(addr, get("/page").as_bytes());
+    assert_eq!(
+        (reply.status, &reply.body[..]),
+        (200, &b"page"[..]),
+        "a plain GET is not an upgrade"
+    );
+    let (reply, _) = exchange(addr, get("/nowhere").as_bytes());
+    assert_eq!(reply.status, 404);
+}

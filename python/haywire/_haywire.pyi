@@ -1,7 +1,7 @@
 """Type stubs for the Rust extension module ``haywire._haywire``."""
 
 from os import PathLike
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key."""
@@ -106,6 +106,7 @@ class Worker:
         max_body_size: int | None = None,
         backlog: int | None = None,
         access_log: str | None = None,
+        websocket: bool = False,
     ) -> None: ...
     def start(self) -> int:
         """Starts the shard; returns the bound port."""
@@ -116,3 +117,21 @@ class Worker:
         """Calls ``handler`` for every request until the server stops."""
     def fileno(self) -> int: ...
     def take(self) -> list[Request] | None: ...
+    def websocket_fileno(self) -> int:
+        """The doorbell of WebSocket events (``websocket=True``), else -1."""
+    def take_websocket(self) -> list[tuple[int, int, Any, int]]:
+        """``(kind, id, payload, size)`` events; see ``haywire/websocket.py``."""
+
+class WebSocket:
+    """One WebSocket connection of an ASGI app (driven by ``haywire/websocket.py``)."""
+
+    def asgi_scope(self, base: dict[str, Any]) -> dict[str, Any]: ...
+    def accept(self, subprotocol: str | None = None,
+               headers: "Iterable[tuple[str | bytes, str | bytes]] | None" = None) -> None: ...
+    def reject(self, status: int = 403) -> None: ...
+    def send(self, data: "str | bytes | bytearray | memoryview") -> bool:
+        """False when 256 KiB are in flight: wait for room while ``over_window()``."""
+    def over_window(self) -> bool: ...
+    def consumed(self, n: int) -> None: ...
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def finish(self, failed: bool = False) -> None: ...

@@ -19,7 +19,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import asgi, wsgi
+from . import asgi, websocket, wsgi
 from ._haywire import Worker
 from .native import App
 
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             max_body_size=args.max_body_size,
             backlog=args.backlog,
             access_log=args.access_log,
+            websocket=args.interface == "asgi",
         )
     except Exception as e:
         print(f"haywire: worker {args.index}: {e}", file=sys.stderr)
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             return FATAL
         handler = asgi.make_handler(app, loop, (server_name, args.port or 0), state)
+        on_websocket = websocket.make_handler(app, loop, (server_name, args.port or 0), state)
+        loop.add_reader(worker.websocket_fileno(),
+                        lambda: on_websocket(worker.take_websocket()))
     else:
         handler = app.async_dispatcher(loop)
 

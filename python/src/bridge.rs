@@ -55,6 +55,32 @@ pub struct Job {
     pub secure: bool,
 }
 
+impl Job {
+    /// Copies `request` out of the shard; `token` names it on the way back.
+    pub fn new(token: u64, route: usize, request: &Request) -> Job {
+        Job {
+            token,
+            route,
+            method: request.method_str().to_owned(),
+            path: request.path().to_owned(),
+            query: request.query().unwrap_or("").to_owned(),
+            version: match request.version() {
+                haywire::http::Version::Http10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            headers: request
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_owned(), Bytes::copy_from_slice(v)))
+                .collect(),
+            body: request.body().clone(),
+            params: request_params(request, route),
+            peer: request.peer_addr(),
+            secure: request.is_secure(),
+        }
+    }
+}
+
 /// A response made by the Python thread. Plain data, so it can cross threads (a
 /// haywire `Response` may hold shard-local state); the shard turns it into one.
 #[derive(Debug)]
@@ -317,6 +343,25 @@ impl<T> Mailbox<T> {
     }
 }
 
+/// Runs on a shard until the mailbox's writers are gone: at each ring of `door` (read
+/// as a glommio stream, so no foreign thread touches a glommio waker), hands every
+/// posted item to `each`.
+pub async fn serve_mailbox<T>(mailbox: &Mailbox<T>, door: UnixStream, mut each: impl FnMut(T)) {
+    // SAFETY: `into_raw_fd` hands over sole ownership of a valid, open, nonblocking
+    // stream socket; glommio's stream takes over closing it. glommio offers no safe
+    // conversion from a std socket.
+    let mut door = unsafe { glommio::net::UnixStream::from_raw_fd(door.into_raw_fd()) };
+    let mut rings = [0u8; 256];
+    loop {
+        match door.read(&mut rings).await {
+            Ok(0) => return,
+            Ok(_) => mailbox.drain().into_iter().for_each(&mut each),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// Reads every pending ring byte from a nonblocking doorbell without waiting.
 pub fn consume_rings(door: &UnixStream) {
     let mut rings = [0u8; 256];
@@ -377,23 +422,7 @@ impl ShardBridge {
     /// Serves the outbox: completes slots with the responses the Python thread posts
     /// and feeds streamed bodies. Runs on the shard until the shard ends.
     pub async fn serve(self: Rc<Self>, outbox: Arc<Mailbox<(u64, Out)>>, door: UnixStream) {
-        // SAFETY: `into_raw_fd` hands over sole ownership of a valid, open, nonblocking
-        // stream socket; glommio's stream takes over closing it. glommio offers no safe
-        // conversion from a std socket.
-        let mut door = unsafe { glommio::net::UnixStream::from_raw_fd(door.into_raw_fd()) };
-        let mut rings = [0u8; 256];
-        loop {
-            match door.read(&mut rings).await {
-                Ok(0) => return,
-                Ok(_) => {
-                    for (token, out) in outbox.drain() {
-                        self.deliver(token, out);
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return,
-            }
-        }
+        serve_mailbox(&outbox, door, |(token, out)| self.deliver(token, out)).await;
     }
 
     fn deliver(&self, token: u64, out: Out) {
@@ -456,27 +485,7 @@ impl ShardBridge {
         }
         let token = self.next.get();
         self.next.set(token.wrapping_add(1));
-        let params = request_params(&request, route);
-        let job = Job {
-            token,
-            route,
-            method: request.method_str().to_owned(),
-            path: request.path().to_owned(),
-            query: request.query().unwrap_or("").to_owned(),
-            version: match request.version() {
-                haywire::http::Version::Http10 => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            },
-            headers: request
-                .headers()
-                .iter()
-                .map(|(n, v)| (n.to_owned(), Bytes::copy_from_slice(v)))
-                .collect(),
-            body: request.body().clone(),
-            params,
-            peer: request.peer_addr(),
-            secure: request.is_secure(),
-        };
+        let job = Job::new(token, route, &request);
         let slot = Rc::new(Slot::default());
         self.pending.borrow_mut().insert(token, slot.clone());
         self.in_flight.set(self.in_flight.get() + 1);

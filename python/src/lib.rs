@@ -8,6 +8,7 @@
 mod bridge;
 mod forwarded;
 mod stats;
+mod websocket;
 
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -218,14 +219,59 @@ fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyR
     Ok(answer)
 }
 
+/// The client of `job` as `site` judges it: the peer, or what a trusted proxy says.
+fn client_info(job: &Job, site: &Site) -> Option<forwarded::Client> {
+    forwarded::client(job.peer, job.secure, &job.headers, &site.trusted)
+}
+
+/// An ASGI scope for `job` (HTTP, or the handshake of a WebSocket): a copy of `base`
+/// (type, asgi, server, ...) plus http_version, scheme and client (see
+/// `client_info`), root_path, path (percent-decoded UTF-8, under the root path as
+/// uvicorn gives it), raw_path, query_string and headers (lower-case names, bytes).
+fn asgi_scope<'py>(
+    py: Python<'py>,
+    job: &Job,
+    site: &Site,
+    base: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let scope = base.copy()?;
+    scope.set_item(intern!(py, "http_version"), &job.version[5..])?;
+    if let Some(client) = client_info(job, site) {
+        scope.set_item(intern!(py, "client"), (client.host, client.port))?;
+        scope.set_item(intern!(py, "scheme"), client.scheme)?;
+    }
+    let root = &site.root_path;
+    scope.set_item(intern!(py, "root_path"), root)?;
+    let decoded = percent_decode(job.path.as_bytes());
+    let decoded = String::from_utf8_lossy(&decoded);
+    let under_root = decoded
+        .strip_prefix(root.as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if root.is_empty() || under_root {
+        scope.set_item(intern!(py, "path"), decoded)?;
+    } else {
+        scope.set_item(intern!(py, "path"), format!("{root}{decoded}"))?;
+    }
+    scope.set_item(
+        intern!(py, "raw_path"),
+        PyBytes::new(py, job.path.as_bytes()),
+    )?;
+    scope.set_item(
+        intern!(py, "query_string"),
+        PyBytes::new(py, job.query.as_bytes()),
+    )?;
+    let headers = PyList::empty(py);
+    for (name, value) in &job.headers {
+        let name = name.to_ascii_lowercase();
+        headers.append((PyBytes::new(py, name.as_bytes()), PyBytes::new(py, value)))?;
+    }
+    scope.set_item(intern!(py, "headers"), headers)?;
+    Ok(scope)
+}
+
 impl PyRequest {
     fn client_info(&self) -> Option<forwarded::Client> {
-        forwarded::client(
-            self.job.peer,
-            self.job.secure,
-            &self.job.headers,
-            &self.site.trusted,
-        )
+        client_info(&self.job, &self.site)
     }
 
     fn send(&self, answer: Answer) -> bool {
@@ -461,48 +507,15 @@ impl PyRequest {
         Ok(env)
     }
 
-    /// An ASGI HTTP scope: a copy of `base` (type, asgi, server, ...) plus
-    /// http_version, method, scheme and client (see `client`), root_path, path
-    /// (percent-decoded UTF-8, under the root path as uvicorn gives it), raw_path,
-    /// query_string and headers (lower-case names, bytes).
+    /// An ASGI HTTP scope: `base` plus the request's keys (see `asgi_scope`) and
+    /// method.
     fn asgi_scope<'py>(
         &self,
         py: Python<'py>,
         base: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let scope = base.copy()?;
-        scope.set_item(intern!(py, "http_version"), &self.job.version[5..])?;
+        let scope = asgi_scope(py, &self.job, &self.site, base)?;
         scope.set_item(intern!(py, "method"), &self.job.method)?;
-        if let Some(client) = self.client_info() {
-            scope.set_item(intern!(py, "client"), (client.host, client.port))?;
-            scope.set_item(intern!(py, "scheme"), client.scheme)?;
-        }
-        let root = &self.site.root_path;
-        scope.set_item(intern!(py, "root_path"), root)?;
-        let decoded = percent_decode(self.job.path.as_bytes());
-        let decoded = String::from_utf8_lossy(&decoded);
-        let under_root = decoded
-            .strip_prefix(root.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        if root.is_empty() || under_root {
-            scope.set_item(intern!(py, "path"), decoded)?;
-        } else {
-            scope.set_item(intern!(py, "path"), format!("{root}{decoded}"))?;
-        }
-        scope.set_item(
-            intern!(py, "raw_path"),
-            PyBytes::new(py, self.job.path.as_bytes()),
-        )?;
-        scope.set_item(
-            intern!(py, "query_string"),
-            PyBytes::new(py, self.job.query.as_bytes()),
-        )?;
-        let headers = PyList::empty(py);
-        for (name, value) in &self.job.headers {
-            let name = name.to_ascii_lowercase();
-            headers.append((PyBytes::new(py, name.as_bytes()), PyBytes::new(py, value)))?;
-        }
-        scope.set_item(intern!(py, "headers"), headers)?;
         Ok(scope)
     }
 
@@ -644,6 +657,8 @@ struct Worker {
     outbox_door: Arc<Mutex<Option<UnixStream>>>,
     site: Arc<Site>,
     started: AtomicBool,
+    /// With `websocket`: upgrades go to the app (ASGI).
+    websocket: Option<websocket::Channels>,
     /// The stats directory in use once started.
     used_stats_dir: Mutex<Option<PathBuf>>,
 }
@@ -661,9 +676,11 @@ impl Worker {
     /// (addresses and CIDR networks, comma-separated; `*` any); `root_path`: the
     /// prefix the app is mounted at; `ssl_certfile`/`ssl_keyfile` override `[tls]`,
     /// `max_body_size` `limits.max_request_size`, `backlog` `server.backlog`,
-    /// `access_log` `log.access`.
+    /// `access_log` `log.access`. With `websocket`, WebSocket upgrades on any path go
+    /// to the app (`websocket_fileno`, `take_websocket`); without, they reach it as
+    /// plain requests, which it refuses.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, websocket=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -681,6 +698,7 @@ impl Worker {
         max_body_size: Option<usize>,
         backlog: Option<u32>,
         access_log: Option<String>,
+        websocket: bool,
     ) -> PyResult<Worker> {
         let trusted = Trusted::parse(forwarded_allow_ips).map_err(PyValueError::new_err)?;
         let root_path = root_path.trim_end_matches('/').to_owned();
@@ -724,6 +742,10 @@ impl Worker {
             outbox_door: Arc::new(Mutex::new(Some(outbox_door))),
             site: Arc::new(Site { trusted, root_path }),
             started: AtomicBool::new(false),
+            websocket: websocket
+                .then(websocket::Channels::new)
+                .transpose()
+                .map_err(io_error)?,
             used_stats_dir: Mutex::new(None),
         })
     }
@@ -768,6 +790,7 @@ impl Worker {
         let routes = self.routes.clone();
         let fallback = self.fallback;
         let max_in_flight = self.max_in_flight;
+        let websocket = self.websocket.as_ref().map(websocket::Channels::mount);
         let server = Server::new(config).routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             let bridge = ShardBridge::new(inbox.clone(), max_in_flight);
             if let Some(door) = outbox_door.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -781,6 +804,9 @@ impl Worker {
             for path in &metrics_path {
                 let (dir, ctx) = (stats_dir.clone(), ctx.clone());
                 router.get(path, move |r: Request| stats::metrics(&dir, &ctx, r));
+            }
+            if let Some(websocket) = &websocket {
+                websocket.on(router);
             }
             bridge::set_param_names(&routes);
             for (index, (method, path)) in routes.iter().enumerate() {
@@ -858,6 +884,22 @@ impl Worker {
         self.inbox_door.as_raw_fd()
     }
 
+    /// The doorbell of WebSocket events (with `websocket`; else -1): watch it for
+    /// readability, then call [`Worker::take_websocket`].
+    fn websocket_fileno(&self) -> i32 {
+        self.websocket
+            .as_ref()
+            .map_or(-1, websocket::Channels::fileno)
+    }
+
+    /// The WebSocket events waiting now, without blocking (see `websocket.rs`).
+    fn take_websocket<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        match &self.websocket {
+            Some(channels) => channels.take(py, &self.site),
+            None => Ok(PyList::empty(py)),
+        }
+    }
+
     /// The requests waiting now (maybe none), without blocking; `None` once the server
     /// has stopped and nothing is left.
     fn take(&self, py: Python<'_>) -> PyResult<Option<Vec<Py<PyRequest>>>> {
@@ -917,6 +959,7 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Worker>()?;
     m.add_class::<PyRequest>()?;
     m.add_class::<ConfigSummary>()?;
+    m.add_class::<websocket::PyWebSocket>()?;
     Ok(())
 }
 

@@ -12,5 +12,5 @@ pub(crate) mod response;
 pub(crate) use codec::{BodyPiece, Decoder, Event, Limits};
 pub use error::ParseError;
 pub use request::{Headers, Method, Request, Version};
-pub(crate) use response::ResponseMode;
+pub(crate) use response::{put_header, ResponseMode};
 pub use response::{BodyStream, ChunkStream, HeaderText, Response, StatusCode};

@@ -131,6 +131,17 @@ pub struct HeaderText {
     safe: bool,
 }
 
+/// Appends `name: value` and its CRLF, unless either holds CR, LF or NUL or the name a
+/// colon: such a header could smuggle another one, so it is dropped.
+pub(crate) fn put_header(out: &mut BytesMut, name: &HeaderText, value: &HeaderText) {
+    if name.safe && value.safe && !name.text.contains(&b':') {
+        out.put_slice(&name.text);
+        out.put_slice(b": ");
+        out.put_slice(&value.text);
+        out.put_slice(b"\r\n");
+    }
+}
+
 impl HeaderText {
     fn new(text: Bytes) -> Self {
         let safe = !text.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
@@ -457,12 +468,7 @@ impl Response {
             }
         }
         for (name, value) in &self.headers {
-            if name.safe && value.safe && !name.text.contains(&b':') {
-                out.put_slice(&name.text);
-                out.put_slice(b": ");
-                out.put_slice(&value.text);
-                out.put_slice(b"\r\n");
-            }
+            put_header(out, name, value);
         }
         if self.closes_in(mode) {
             out.put_slice(b"Connection: close\r\n");

@@ -6,7 +6,7 @@ use base64::Engine;
 use bytes::{BufMut, BytesMut};
 use sha1::{Digest, Sha1};
 
-use crate::http::{Method, Request, Response, StatusCode, Version};
+use crate::http::{put_header, HeaderText, Method, Request, Response, StatusCode, Version};
 
 /// Appended to the client's key before hashing (§1.3).
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -21,7 +21,7 @@ pub(crate) struct Handshake {
 }
 
 /// Whether a comma-separated header has `token` (case-insensitively).
-fn has_token(request: &Request, name: &str, token: &str) -> bool {
+pub(crate) fn has_token(request: &Request, name: &str, token: &str) -> bool {
     request
         .headers()
         .get_all(name)
@@ -101,8 +101,14 @@ impl Handshake {
         })
     }
 
-    /// Appends the 101 response, with the chosen subprotocol (one the client offered).
-    pub(crate) fn encode_accept(&self, protocol: Option<&str>, out: &mut BytesMut) {
+    /// Appends the 101 response, with the chosen subprotocol (one the client offered)
+    /// and `headers` (the caller has removed those the handshake owns).
+    pub(crate) fn encode_accept(
+        &self,
+        protocol: Option<&str>,
+        headers: &[(HeaderText, HeaderText)],
+        out: &mut BytesMut,
+    ) {
         out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
         out.put_slice(self.accept.as_bytes());
         out.put_slice(b"\r\n");
@@ -110,6 +116,9 @@ impl Handshake {
             out.put_slice(b"Sec-WebSocket-Protocol: ");
             out.put_slice(protocol.as_bytes());
             out.put_slice(b"\r\n");
+        }
+        for (name, value) in headers {
+            put_header(out, name, value);
         }
         out.put_slice(b"\r\n");
     }
@@ -152,11 +161,15 @@ mod tests {
         let handshake = Handshake::check(&request(&wire)).unwrap();
         assert_eq!(handshake.protocols, ["chat", "superchat"]);
         let mut out = BytesMut::new();
-        handshake.encode_accept(Some("chat"), &mut out);
+        let cookie = [
+            ("Set-Cookie".into(), "a=1".into()),
+            ("X-Bad".into(), "1\r\nX-Smuggled: 1".into()),
+        ];
+        handshake.encode_accept(Some("chat"), &cookie, &mut out);
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
-        assert!(text.ends_with("Sec-WebSocket-Protocol: chat\r\n\r\n"));
+        assert!(text.ends_with("Sec-WebSocket-Protocol: chat\r\nSet-Cookie: a=1\r\n\r\n"));
     }
 
     #[test]

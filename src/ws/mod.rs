@@ -42,12 +42,14 @@
 //! # Driving a connection from elsewhere (Python's ASGI, a queue)
 //! Everything here is a shard-local handle (`Rc`, `!Send`): a driver on another thread
 //! talks to a task on the shard through a channel, and that task calls these methods.
-//! Register the route with [`Router::websocket_upgrade`](crate::Router::websocket_upgrade),
+//! Register the route with [`Router::websocket_upgrade`](crate::Router::websocket_upgrade)
+//! (or, for an app that decides on any path, [`Router::websocket_fallback`](crate::Router::websocket_fallback)),
 //! whose handler gets the request and an [`Upgrade`] before anything is answered:
 //! 1. **connect**: send the request (path, headers, [`Upgrade::protocols`]) to the
 //!    driver, and await its answer; the client waits meanwhile.
 //! 2. **accept or reject**: [`Upgrade::accept`]`(Some(protocol))` writes the 101 (with
-//!    the subprotocol, if the client offered it) and returns the [`WebSocket`];
+//!    the subprotocol, if the client offered it; [`Upgrade::accept_with_headers`] adds
+//!    headers) and returns the [`WebSocket`];
 //!    [`Upgrade::reject`]`(response)` answers with an HTTP response instead (ASGI's
 //!    `websocket.close` before accept is a 403). Dropping the `Upgrade` answers 403.
 //! 3. **receive**: loop on [`WebSocket::recv`], forwarding each [`Message`] to the
@@ -85,7 +87,7 @@ pub use frame::CloseCode;
 pub use message::{CloseFrame, Message};
 pub use socket::{SendError, Upgrade, WebSocket};
 
-pub(crate) use handshake::Handshake;
+pub(crate) use handshake::{has_token, Handshake};
 
 use crate::http::{Request, Response};
 

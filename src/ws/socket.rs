@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use super::frame::CloseCode;
 use super::handshake::Handshake;
 use super::message::{CloseFrame, Message};
-use crate::http::{Response, ResponseMode, StatusCode};
+use crate::http::{HeaderText, Response, ResponseMode, StatusCode};
 use crate::stats::ShardStats;
 
 /// Where the connection stands.
@@ -275,9 +275,22 @@ impl Upgrade {
     /// Answers 101 and opens the connection. A `protocol` the client did not offer is
     /// not announced (the client would have to fail the connection).
     pub fn accept(self, protocol: Option<&str>) -> WebSocket {
+        self.accept_with_headers(protocol, Vec::new())
+    }
+
+    /// [`Upgrade::accept`] with more headers on the 101 (a cookie; ASGI's
+    /// `websocket.accept` headers). Those the handshake owns are dropped: `Upgrade`,
+    /// `Connection`, `Sec-WebSocket-*` (the subprotocol is `protocol`),
+    /// `Content-Length` and `Transfer-Encoding`.
+    pub fn accept_with_headers(
+        self,
+        protocol: Option<&str>,
+        mut headers: Vec<(HeaderText, HeaderText)>,
+    ) -> WebSocket {
+        headers.retain(|(name, _)| !handshake_owns(name.as_str()));
         let protocol = protocol.filter(|p| self.handshake.protocols.iter().any(|o| o == p));
         self.handshake
-            .encode_accept(protocol, &mut self.shared.out.borrow_mut());
+            .encode_accept(protocol, &headers, &mut self.shared.out.borrow_mut());
         *self.shared.protocol.borrow_mut() = protocol.map(str::to_owned);
         self.shared.phase.set(Phase::Open);
         self.shared.stats.ws_opened();
@@ -297,6 +310,17 @@ impl Upgrade {
     fn refuse(&self, response: &Response) {
         self.shared.refuse(response, &self.date);
     }
+}
+
+/// Whether a 101's header `name` is the handshake's own. A name that is not UTF-8
+/// (`as_str` gives "") is kept: it is none of these.
+fn handshake_owns(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("sec-websocket-")
+        || matches!(
+            name.as_str(),
+            "upgrade" | "connection" | "content-length" | "transfer-encoding"
+        )
 }
 
 impl Drop for Upgrade {

@@ -1,0 +1,75 @@
+"""A FastAPI app with WebSocket endpoints for test_websocket.py."""
+
+import asyncio
+
+from fastapi import FastAPI, WebSocket
+
+app = FastAPI()
+# What the app saw, read back over HTTP (one worker: one process).
+seen: dict = {"disconnects": [], "blasted": 0, "read": 0}
+
+
+@app.get("/seen")
+async def get_seen() -> dict:
+    return seen
+
+
+@app.websocket("/echo")
+async def echo(ws: WebSocket) -> None:
+    protocol = "chat" if "chat" in ws.scope["subprotocols"] else None
+    await ws.accept(subprotocol=protocol, headers=[(b"x-hello", b"1")])
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            seen["disconnects"].append([message["code"], message.get("reason", "")])
+            return
+        if message.get("text") is not None:
+            await ws.send_text(message["text"])
+        else:
+            await ws.send_bytes(message["bytes"])
+
+
+@app.websocket("/scope")
+async def scope(ws: WebSocket) -> None:
+    await ws.accept()
+    s = ws.scope
+    await ws.send_json({
+        "type": s["type"], "path": s["path"], "query_string": s["query_string"].decode(),
+        "scheme": s["scheme"], "subprotocols": s["subprotocols"],
+        "client": list(s["client"]), "http_version": s["http_version"],
+        "headers": [[n.decode(), v.decode()] for n, v in s["headers"]],
+    })
+    await ws.close()
+
+
+@app.websocket("/bye")
+async def bye(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.close(code=4001, reason="bye now")
+
+
+@app.websocket("/reject")
+async def reject(ws: WebSocket) -> None:
+    await ws.close()
+
+
+@app.websocket("/blast")
+async def blast(ws: WebSocket) -> None:
+    """Sends 64 KiB messages for ever; counts how many the server took."""
+    await ws.accept()
+    piece = b"x" * 65536
+    while True:
+        await ws.send_bytes(piece)
+        seen["blasted"] += 1
+
+
+@app.websocket("/sleepy")
+async def sleepy(ws: WebSocket) -> None:
+    """Reads nothing for 2 s, then counts the bytes it receives until the end."""
+    await ws.accept()
+    await asyncio.sleep(2)
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        seen["read"] += len(message.get("bytes") or b"")

@@ -1,0 +1,172 @@
+"""ASGI WebSocket (FastAPI) over real sockets, with the `websockets` package as the
+client: echo, subprotocols, close codes both ways, refusal, size limits, backpressure."""
+
+import json
+import threading
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from conftest import request
+
+APP = "ws_app:app"
+
+
+def url(server, path: str) -> str:
+    return f"ws://127.0.0.1:{server.port}{path}"
+
+
+def seen(server) -> dict:
+    status, _, body = request(server, "GET", "/seen")
+    assert status == 200
+    return json.loads(body)
+
+
+def wait_seen(server, check, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = seen(server)
+        if check(state) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.05)
+
+
+def test_echo_text_and_binary_with_a_subprotocol_and_headers(serve):
+    server = serve(APP, interface="asgi")
+    with connect(url(server, "/echo"), subprotocols=["x", "chat"], open_timeout=10) as ws:
+        assert ws.subprotocol == "chat"
+        assert ws.response.headers["x-hello"] == "1"
+        ws.send("héllo")
+        assert ws.recv(timeout=10) == "héllo"
+        ws.send(b"\x00\xff" * 40000)
+        assert ws.recv(timeout=10) == b"\x00\xff" * 40000
+    with connect(url(server, "/echo"), open_timeout=10) as ws:
+        assert ws.subprotocol is None, "not offered: not announced"
+        ws.send("")
+        assert ws.recv(timeout=10) == ""
+
+
+def test_scope(serve):
+    server = serve(APP, interface="asgi")
+    with connect(url(server, "/scope?a=%20b"), subprotocols=["p1", "p2"],
+                 additional_headers={"X-Test": "1"}, open_timeout=10) as ws:
+        scope = json.loads(ws.recv(timeout=10))
+        assert ws.subprotocol is None
+    assert scope["type"] == "websocket"
+    assert (scope["path"], scope["query_string"]) == ("/scope", "a=%20b")
+    assert scope["scheme"] == "ws"
+    assert scope["subprotocols"] == ["p1", "p2"]
+    assert scope["client"][0] == "127.0.0.1"
+    assert scope["http_version"] == "1.1"
+    assert ["x-test", "1"] in scope["headers"]
+
+
+def test_the_app_closes_with_its_code_and_reason(serve):
+    server = serve(APP, interface="asgi")
+    with connect(url(server, "/bye"), open_timeout=10) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4001, "bye now")
+
+
+def test_the_app_sees_the_clients_close_code(serve):
+    server = serve(APP, interface="asgi")
+    with connect(url(server, "/echo"), open_timeout=10) as ws:
+        ws.send("one")
+        assert ws.recv(timeout=10) == "one"
+        ws.close(code=4002, reason="done here")
+    state = wait_seen(server, lambda s: s["disconnects"])
+    assert state["disconnects"] == [[4002, "done here"]]
+
+
+def test_an_app_that_closes_before_accept_gets_403(serve):
+    server = serve(APP, interface="asgi")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url(server, "/reject"), open_timeout=10)
+    assert refused.value.response.status_code == 403
+    # A path the app has no WebSocket for: Starlette closes before accept too.
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url(server, "/nowhere"), open_timeout=10)
+    assert refused.value.response.status_code == 403
+    # Plain HTTP on the same paths still reaches the app.
+    assert request(server, "GET", "/seen")[0] == 200
+
+
+def test_a_message_over_the_limit_closes_with_1009(serve, tmp_path):
+    config = tmp_path / "ws.toml"
+    config.write_text("[websocket]\nmax_message_size = 1024\n")
+    server = serve(APP, interface="asgi", config=str(config))
+    with connect(url(server, "/echo"), open_timeout=10) as ws:
+        ws.send("x" * 1024)
+        assert ws.recv(timeout=10) == "x" * 1024
+        ws.send("x" * 1025)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1009
+    # The app hears of it as the end of the connection.
+    state = wait_seen(server, lambda s: s["disconnects"])
+    assert state["disconnects"] and state["disconnects"][0][0] in (1006, 1009)
+
+
+def test_many_messages_in_flight_arrive_in_order_without_loss(serve):
+    server = serve(APP, interface="asgi")
+    count = 3000
+    with connect(url(server, "/echo"), open_timeout=10, max_queue=None) as ws:
+        writer = threading.Thread(
+            target=lambda: [ws.send(f"{i}:" + "y" * (i % 700)) for i in range(count)])
+        writer.start()
+        got = [ws.recv(timeout=10) for _ in range(count)]
+        writer.join(10)
+    assert got == [f"{i}:" + "y" * (i % 700) for i in range(count)]
+
+
+def test_a_client_that_reads_nothing_stalls_the_apps_send(serve):
+    server = serve(APP, interface="asgi")
+    with connect(url(server, "/blast"), open_timeout=10, close_timeout=1, max_queue=1) as ws:
+        # The app sends 64 KiB messages for ever; the client reads none of them.
+        before, deadline = -1, time.monotonic() + 15
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = seen(server)["blasted"]
+            if now == before:
+                break
+            before = now
+        assert now == before, f"send never stalled ({now} messages)"
+        assert 0 < now * 65536 < 24 << 20, f"{now} messages of 64 KiB taken"
+        # Reading lets it go on.
+        for _ in range(now + 4):
+            ws.recv(timeout=10)
+        assert wait_seen(server, lambda s: s["blasted"] > now)["blasted"] > now
+        ws.socket.close()
+
+
+def test_an_app_that_reads_nothing_stalls_the_client(serve):
+    server = serve(APP, interface="asgi")
+    total = 48 << 20
+    piece = b"z" * 65536
+    sent = 0
+    with connect(url(server, "/sleepy"), open_timeout=10) as ws:
+        def push() -> None:
+            nonlocal sent
+            for _ in range(total // len(piece)):
+                ws.send(piece)
+                sent += len(piece)
+        request(server, "GET", "/seen")  # the app is up
+        # The app sleeps for 2 s before reading: the client must stall meanwhile.
+        pusher = threading.Thread(target=push, daemon=True)
+        pusher.start()
+        time.sleep(1.5)
+        stalled = sent
+        assert stalled < 24 << 20, f"the server took {stalled} bytes the app did not read"
+        pusher.join(60)
+        assert sent == total
+        state = wait_seen(server, lambda s: s["read"] >= total, timeout=60)
+        assert state["read"] == total
+
+
+def test_a_wsgi_app_refuses_the_upgrade(serve):
+    server = serve("wsgi_app:app", interface="wsgi")
+    with pytest.raises(InvalidStatus):
+        connect(url(server, "/hello"), open_timeout=10)
