@@ -2,6 +2,7 @@
 client: echo, subprotocols, close codes both ways, refusal, size limits, backpressure."""
 
 import json
+import ssl
 import threading
 import time
 
@@ -10,6 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import request
+from test_context import certificate  # noqa: F401 (a fixture)
 
 APP = "ws_app:app"
 
@@ -164,6 +166,50 @@ def test_an_app_that_reads_nothing_stalls_the_client(serve):
         assert sent == total
         state = wait_seen(server, lambda s: s["read"] >= total, timeout=60)
         assert state["read"] == total
+
+
+def test_wss_under_tls(serve, certificate):  # noqa: F811
+    cert, key = certificate
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    server = serve(APP, interface="asgi", extra=["--ssl-certfile", cert, "--ssl-keyfile", key])
+    base = f"wss://127.0.0.1:{server.port}"
+    with connect(base + "/scope", ssl=context, open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["scheme"] == "wss"
+    with connect(base + "/echo", ssl=context, open_timeout=10) as ws:
+        ws.send(b"over tls" * 5000)
+        assert ws.recv(timeout=10) == b"over tls" * 5000
+
+
+def test_an_app_that_raises_gets_500_before_accept_and_1011_after(serve):
+    server = serve(APP, interface="asgi")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url(server, "/fail-before-accept"), open_timeout=10)
+    assert refused.value.response.status_code == 500
+    with connect(url(server, "/fail-after-accept"), open_timeout=10) as ws:
+        ws.send("go")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1011
+    # The worker lives on.
+    with connect(url(server, "/echo"), open_timeout=10) as ws:
+        ws.send("still here")
+        assert ws.recv(timeout=10) == "still here"
+
+
+def test_a_graceful_stop_closes_open_websockets_with_1001(serve):
+    server = serve(APP, interface="asgi")
+    with connect(url(server, "/echo"), open_timeout=10) as ws:
+        ws.send("before")
+        assert ws.recv(timeout=10) == "before"
+        stopping = threading.Thread(target=server.stop, daemon=True)
+        stopping.start()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd.code == 1001
+        stopping.join(15)
+    assert server.proc.wait(15) == 0
 
 
 def test_a_wsgi_app_refuses_the_upgrade(serve):

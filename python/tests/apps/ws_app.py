@@ -73,3 +73,15 @@ async def sleepy(ws: WebSocket) -> None:
         if message["type"] == "websocket.disconnect":
             return
         seen["read"] += len(message.get("bytes") or b"")
+
+
+@app.websocket("/fail-before-accept")
+async def fail_before_accept(ws: WebSocket) -> None:
+    raise RuntimeError("WebSocket app failure before accept, on purpose")
+
+
+@app.websocket("/fail-after-accept")
+async def fail_after_accept(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.receive_text()
+    raise RuntimeError("WebSocket app failure after accept, on purpose")
