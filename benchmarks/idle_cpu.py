@@ -12,10 +12,13 @@ the shard's wake-ups in that time (`loop.parks` from /stats).
 import argparse
 import json
 import os
-import resource
 import socket
 import subprocess
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from serverproc import raise_fd_limit, wait_listening  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 
@@ -48,24 +51,13 @@ def main():
     parser.add_argument("--port", type=int, default=18081)
     args = parser.parse_args()
 
-    want = args.connections * 2 + 256
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    raise_fd_limit(args.connections * 2 + 256)
     command = [args.binary, "--config", args.config, "--shards", "1", "--address", "127.0.0.1", "--port", str(args.port)]
     if args.cpu is not None:
         command = ["taskset", "-c", str(args.cpu)] + command
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", args.port)).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("server did not start")
-                time.sleep(0.1)
+        wait_listening(args.port)
         conns = []
         for i in range(args.connections):
             s = socket.create_connection(("127.0.0.1", args.port))

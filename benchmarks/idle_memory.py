@@ -9,18 +9,13 @@ idle, and reports the server's RSS delta divided by N.
 """
 import argparse
 import os
-import resource
 import socket
 import subprocess
+import sys
 import time
 
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from serverproc import raise_fd_limit, status_kib, wait_listening  # noqa: E402
 
 
 def main():
@@ -30,25 +25,22 @@ def main():
     parser.add_argument("--port", type=int, default=18080)
     args = parser.parse_args()
 
-    want = args.connections * 2 + 256
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    # The server inherits the limit.
+    raise_fd_limit(args.connections * 2 + 256)
 
     server = subprocess.Popen(
         [args.binary, "--shards", "1", "--address", "127.0.0.1", "--port", str(args.port)],
         stdout=subprocess.DEVNULL,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard)),
     )
     try:
-        time.sleep(1.0)
+        wait_listening(args.port)
         request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
         warm = socket.create_connection(("127.0.0.1", args.port))
         warm.sendall(request)
         warm.recv(4096)
         warm.close()
         time.sleep(0.2)
-        before = rss_kib(server.pid)
+        before = status_kib(server.pid)
         conns = []
         for i in range(args.connections):
             s = socket.create_connection(("127.0.0.1", args.port))
@@ -61,7 +53,7 @@ def main():
                 data += chunk
             conns.append(s)
         time.sleep(1.0)
-        after = rss_kib(server.pid)
+        after = status_kib(server.pid)
         per = (after - before) * 1024 / args.connections
         print(f"idle connections: {args.connections}")
         print(f"server RSS: {before} KiB before, {after} KiB after")

@@ -10,9 +10,11 @@
 //!
 //! Every wait has a deadline (see `watchdog`): an idle keep-alive connection, a head or
 //! body that arrives too slowly, a client that does not read its responses, a handler
-//! that does not finish. Output is bounded: once a batch's encoded responses pass
-//! `OUTPUT_CAP` they are written before more requests are dispatched, and nothing more
-//! is read while a write is pending.
+//! that does not finish. Output is bounded: requests are dispatched only while the
+//! output they will queue (encoded bytes and ready bodies) is under `OUTPUT_CAP`;
+//! responses are encoded only while the write buffer is under it, and written before
+//! more are; large bodies go to the socket from where they are, streamed ones a piece
+//! at a time as it drains; nothing more is read while a write is pending.
 
 use std::collections::VecDeque;
 use std::io;
@@ -36,10 +38,19 @@ use crate::shard::Shard;
 use crate::watchdog::{self, Deadline};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-/// Encoded output that triggers a write before more requests are dispatched.
-const OUTPUT_CAP: usize = 256 * 1024;
-/// Streamed pieces at least this large are written from where they are, not copied.
+/// Queued output per connection above which nothing more is dispatched or encoded
+/// until it is written: what a client that does not read can make the server hold.
+const OUTPUT_CAP: usize = 64 * 1024;
+/// Bodies and streamed pieces at least this large are written from where they are,
+/// not copied into the write buffer.
 const DIRECT_PIECE: usize = 16 * 1024;
+/// What a response's head counts for before it is encoded.
+const HEAD_COST: usize = 256;
+/// What a response still being made counts for: its size is known only once its
+/// handler finishes, so this bounds how many handlers of a pipeline run at once
+/// (`OUTPUT_CAP / PENDING_COST`), and so how many finished bodies can wait behind one
+/// the client does not read.
+const PENDING_COST: usize = 16 * 1024;
 /// Requests dispatched before their responses are collected.
 const MAX_INFLIGHT: usize = 128;
 /// Most bytes one `sendfile` call is asked for, so one large file does not hold the
@@ -155,14 +166,21 @@ struct Connection {
     upgrade: Option<crate::ws::Pending>,
 }
 
-/// A streamed response body on its way out.
+/// A body on its way out after its head: streamed, or whole but large.
 struct Streaming {
-    pieces: ChunkStream,
+    pieces: Pieces,
     /// Bytes still due under a `Content-Length`; `None`: chunked, or to the close.
     left: Option<u64>,
     chunked: bool,
     /// The file slice the pieces read, for a plain connection to send by the kernel.
     file: Option<Rc<FileBody>>,
+}
+
+/// Where a body's pieces come from.
+enum Pieces {
+    Stream(ChunkStream),
+    /// A ready body too large to copy: one piece, written from where it is.
+    Whole(Option<bytes::Bytes>),
 }
 
 /// What a batch of decoding asks of the connection.
@@ -240,9 +258,14 @@ impl Connection {
                 }
             }
             let mut close = self.finish_responses(shard).await || stop;
-            // A streamed body goes out in full before the responses after it.
-            while let Some(body) = self.streaming.take() {
-                self.send_stream(stream, shard, body).await?;
+            // Output goes out as the socket takes it: a streamed or large body in full,
+            // a write buffer past the cap, before later responses are encoded.
+            loop {
+                if let Some(body) = self.streaming.take() {
+                    self.send_stream(stream, shard, body).await?;
+                } else if self.write.len() >= OUTPUT_CAP {
+                    self.flush(stream, shard).await?;
+                }
                 if close || self.inflight.is_empty() {
                     break;
                 }
@@ -279,12 +302,14 @@ impl Connection {
     }
 
     /// Decodes and dispatches the complete requests in the read buffer, up to
-    /// `MAX_INFLIGHT` at a time.
+    /// `MAX_INFLIGHT` at a time, and only while the output already queued is under
+    /// `OUTPUT_CAP`: a pipeline of requests for large bodies waits in the read buffer.
     fn decode_batch(&mut self, shard: &Shard) -> Next {
         // A reload applies from the next request on.
         self.decoder.set_limits(shard.settings.get().limits);
+        let mut queued = self.write.len() + self.inflight.iter().map(held).sum::<usize>();
         loop {
-            if self.inflight.len() >= MAX_INFLIGHT {
+            if self.inflight.len() >= MAX_INFLIGHT || queued >= OUTPUT_CAP {
                 return Next::More;
             }
             let router = &shard.router;
@@ -355,11 +380,13 @@ impl Connection {
                         Ok(reply) => reply,
                         Err(_) => panicked(shard),
                     };
-                    self.inflight.push_back(Slot {
+                    let slot = Slot {
                         reply,
                         mode,
                         access,
-                    });
+                    };
+                    queued += held(&slot);
+                    self.inflight.push_back(slot);
                     if !mode.keep_alive {
                         return Next::Close;
                     }
@@ -462,7 +489,7 @@ impl Connection {
         written
     }
 
-    /// Sends a streamed body after what is already encoded. The next piece is asked for
+    /// Sends a streamed or large body after what is already encoded. The next piece is asked for
     /// only once the buffer is below `OUTPUT_CAP` or written, so memory stays bounded
     /// and a client that does not read stalls only this stream, until `timeouts.write`
     /// closes the connection. Waiting for the producer has no deadline (server-sent
@@ -887,20 +914,36 @@ fn encode_ready(
     }) = inflight.front()
     {
         debug_assert!(streaming.is_none(), "a stream is sent before what follows");
+        if write.len() >= OUTPUT_CAP {
+            // Written before more is encoded.
+            return Poll::Ready(false);
+        }
         // A shutdown that began while the handler ran closes the connection after it.
         let mode = ResponseMode {
             keep_alive: mode.keep_alive && !shard.draining.get(),
             ..*mode
         };
-        response.encode(mode, date, write);
+        let sends_body = !mode.head_only && !response.status().forbids_body();
+        // A streamed or large body: its pieces follow the head before any later response.
+        let body = match response.body_stream() {
+            Some(body) if sends_body => body
+                .take()
+                .map(|p| (Pieces::Stream(p), body.len(), body.file().cloned())),
+            None if sends_body && response.body().len() >= DIRECT_PIECE => {
+                let whole = response.body().clone();
+                let len = Some(whole.len() as u64);
+                Some((Pieces::Whole(Some(whole)), len, None))
+            }
+            _ => None,
+        };
+        if let Some((Pieces::Whole(_), ..)) = body {
+            response.encode_head(mode, date, write);
+        } else {
+            response.encode(mode, date, write);
+        }
         shard.access_log.log(access.as_ref(), response, mode, date);
         shard.stats.response(response.status().as_u16());
         let closes = response.closes_in(mode);
-        let body = response
-            .body_stream()
-            .filter(|_| !mode.head_only && !response.status().forbids_body());
-        // A streamed body: its pieces follow the head before any later response.
-        let body = body.and_then(|body| Some((body.take()?, body.len(), body.file().cloned())));
         inflight.pop_front();
         if closes {
             inflight.clear();
@@ -939,13 +982,29 @@ fn poll_handlers(inflight: &mut VecDeque<Slot>, shard: &Shard, cx: &mut Context<
     }
 }
 
-/// Polls a streamed body for its next piece; a panic in the producer ends the
+/// Output a dispatched response holds until it is written: its head and body; a
+/// streamed body is read a piece at a time as the socket drains, so it counts one
+/// piece; a pending handler's body is not known yet (`PENDING_COST`).
+fn held(slot: &Slot) -> usize {
+    HEAD_COST
+        + match &slot.reply {
+            Reply::Ready(response) if response.body_stream().is_some() => DIRECT_PIECE,
+            Reply::Ready(response) => response.body().len(),
+            Reply::Pending(_) => PENDING_COST,
+        }
+}
+
+/// Polls a body for its next piece; a panic in a stream's producer ends the
 /// connection (the head is already out, so no error response can follow).
 fn poll_piece(
-    pieces: &mut ChunkStream,
+    pieces: &mut Pieces,
     shard: &Shard,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Option<bytes::Bytes>>> {
+    let pieces = match pieces {
+        Pieces::Stream(pieces) => pieces,
+        Pieces::Whole(whole) => return Poll::Ready(Ok(whole.take())),
+    };
     match catch_unwind(AssertUnwindSafe(|| pieces.as_mut().poll_next(cx))) {
         Ok(poll) => poll.map(Ok),
         Err(_) => {

@@ -34,6 +34,37 @@ fn hundred_pipelined_gets_answer_in_order() {
 }
 
 #[test]
+fn pipelined_large_bodies_and_small_answers_arrive_whole_and_in_order() {
+    // Large bodies are written from where they are and the pipeline is dispatched a
+    // few at a time under the output cap: every answer still arrives whole, in order.
+    let mut stream = connect(shared_server());
+    let round = |i: usize| {
+        [
+            get("/big"),
+            get(&format!("/items/{i}")),
+            "HEAD /big HTTP/1.1\r\nHost: test\r\n\r\n".to_string(),
+            get(&format!("/slow/{}", i % 2)),
+        ]
+        .concat()
+    };
+    let wire: String = (0..40).map(round).collect();
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    for i in 0..40 {
+        let big = read_reply(&mut reader, false);
+        assert_eq!((big.status, big.body.len()), (200, BIG.len()));
+        assert!(big.body.iter().all(|&b| b == b'x'));
+        assert_eq!(read_reply(&mut reader, false).text(), i.to_string());
+        let head = read_reply(&mut reader, true);
+        assert_eq!(head.header("content-length"), Some("65536"));
+        assert_eq!(
+            read_reply(&mut reader, false).text(),
+            format!("slept {}", i % 2)
+        );
+    }
+}
+
+#[test]
 fn pipelined_async_handlers_answer_in_request_order() {
     let mut stream = connect(shared_server());
     // The first finishes last; responses must still come back in request order.

@@ -13,8 +13,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures_lite::{stream, Stream};
 
-/// Bytes per read when the file is copied through user memory.
-const PIECE: usize = 64 * 1024;
+/// Bytes per read when the file is copied through user memory: the connection's
+/// direct-write size, so one piece at a time is held while the client drains it.
+const PIECE: usize = 16 * 1024;
 
 /// `len` bytes of `file` from `offset`: what the kernel sends on a plain connection.
 #[derive(Debug)]

@@ -426,10 +426,26 @@ pub struct ResponseMode {
 impl Response {
     /// Appends the encoded response to `out`.
     pub fn encode(&self, mode: ResponseMode, date: &[u8; DATE_LEN], out: &mut BytesMut) {
-        let status = self.status;
-        let body_allowed = !status.forbids_body();
+        let body_allowed = !self.status.forbids_body();
         let body_len = if body_allowed { self.body.len() } else { 0 };
         out.reserve(160 + body_len);
+        self.encode_head(mode, date, out);
+        if body_allowed && !mode.head_only {
+            out.put_slice(&self.body);
+        }
+    }
+
+    /// Appends the encoded head alone: the connection writes a large body from where it
+    /// is.
+    #[inline]
+    pub(crate) fn encode_head(
+        &self,
+        mode: ResponseMode,
+        date: &[u8; DATE_LEN],
+        out: &mut BytesMut,
+    ) {
+        let status = self.status;
+        let body_allowed = !status.forbids_body();
         const SERVER_DATE: &[u8] = b"Server: haywire\r\nDate: ";
         match status.0 {
             200 => out.put_slice(b"HTTP/1.1 200 OK\r\nServer: haywire\r\nDate: "),
@@ -476,9 +492,6 @@ impl Response {
             out.put_slice(b"Connection: keep-alive\r\n");
         }
         out.put_slice(b"\r\n");
-        if body_allowed && !mode.head_only {
-            out.put_slice(&self.body);
-        }
     }
 }
 

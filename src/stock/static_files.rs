@@ -28,10 +28,11 @@ use rustix::io::Errno;
 use crate::http::{Request, Response, StatusCode};
 use crate::router::Router;
 
-/// Files (or ranges) up to this size are read in one go and sent as one body, with
-/// their head in one write; larger ones are file bodies (`sendfile` on a plain
-/// connection).
-const WHOLE_FILE: u64 = 64 * 1024;
+/// Files (or ranges) up to this size are read in one go and sent as one body; larger
+/// ones are file bodies (`sendfile` on a plain connection, reads as the client takes
+/// them elsewhere), so a client that pipelines requests for them without reading
+/// makes the server hold at most a piece of each.
+const WHOLE_FILE: u64 = 16 * 1024;
 
 // Defined here rather than in router.rs, so that the router does not import the stock
 // handlers (which import it).

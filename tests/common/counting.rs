@@ -1,5 +1,6 @@
-//! A global allocator that counts allocations made on shard threads, for the tests that
-//! hold the request path to zero allocations per request. Each such test binary
+//! A global allocator that counts allocations made on shard threads, and the bytes
+//! they hold, for the tests that hold the request path to zero allocations per request
+//! and a connection's memory to a bound. Each such test binary
 //! installs it: `#[global_allocator] static GLOBAL: Counting = Counting;`.
 //!
 //! Every counted allocation is also attributed to its owner: the innermost frame of its
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use haywire::{Router, ShardCtx};
 
@@ -32,6 +33,31 @@ pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 pub static HAYWIRE_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 /// Of those, allocations whose innermost owning frame is glommio's.
 pub static RUNTIME_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes allocated on shard threads and not freed yet (frees on other threads of
+/// memory a shard allocated are not seen: a lower bound there).
+pub static LIVE: AtomicI64 = AtomicI64::new(0);
+/// The highest `LIVE` reached since it was last reset (see [`reset_peak`]).
+pub static PEAK: AtomicI64 = AtomicI64::new(0);
+
+/// Starts a new `PEAK` from what is live now.
+pub fn reset_peak() {
+    PEAK.store(LIVE.load(Ordering::SeqCst), Ordering::SeqCst);
+}
+
+fn grew(bytes: usize) {
+    let live = LIVE.fetch_add(bytes as i64, Ordering::Relaxed) + bytes as i64;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+/// Whether this allocation's bytes count: a shard's, and not the attribution's own.
+fn holds() -> bool {
+    COUNTED.with(Cell::get) && !ATTRIBUTING.with(Cell::get)
+}
+
+fn shrank(bytes: usize) {
+    LIVE.fetch_sub(bytes as i64, Ordering::Relaxed);
+}
 
 thread_local! {
     /// Set on shard threads only, so the test client's own allocations do not count.
@@ -104,17 +130,27 @@ fn count() {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count();
+        if holds() {
+            grew(layout.size());
+        }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if holds() {
+            shrank(layout.size());
+        }
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count();
+        if holds() {
+            shrank(layout.size());
+            grew(new_size);
+        }
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
