@@ -32,6 +32,7 @@ use crate::http::file::FileBody;
 use crate::http::ChunkStream;
 use crate::http::ResponseMode;
 use crate::http::{BodyPiece, Decoder, Event, Method, ParseError, Response, StatusCode, Version};
+use crate::inflight::Slot;
 use crate::linger::{linger, LINGER_TIME};
 use crate::net::{Socket, TlsStream, Transport};
 use crate::shard::Shard;
@@ -71,14 +72,6 @@ enum Closed {
     Upgrade,
 }
 
-/// A response in flight, with how to frame it.
-struct Slot {
-    reply: Reply,
-    mode: ResponseMode,
-    /// What the access log needs from the request; `None` when it is off.
-    access: Option<crate::access_log::Entry>,
-}
-
 /// Serves one accepted connection until it closes: over TLS when the shard has a TLS
 /// config now, else plaintext. Each is its own instance of the generic loop, so the
 /// plaintext one has no TLS branch inside. `peer` is the client's address as accept
@@ -95,7 +88,9 @@ pub(crate) async fn serve(
         Some(config) => {
             // Fails only when rustls cannot allocate its state: drop the connection.
             if let Ok(stream) = TlsStream::new(stream, config) {
-                serve_on(stream, peer, true, shard, deadline).await;
+                // Boxed: the TLS state is several KB, and inline it would size every
+                // connection's task, plaintext ones included, idle ones included.
+                Box::pin(serve_on(stream, peer, true, shard, deadline)).await;
             }
         }
     }
@@ -132,13 +127,17 @@ async fn serve_on<T: Transport>(
         Ok(Closed::Upgrade) => {
             if let Some(pending) = conn.upgrade.take() {
                 let read = std::mem::take(&mut conn.read);
-                crate::ws::driver::serve(&stream, &shard, &conn.deadline, pending, read).await;
+                // Boxed, as is the handshake: inline they would size every connection.
+                let socket =
+                    crate::ws::driver::serve(&stream, &shard, &conn.deadline, *pending, read);
+                Box::pin(socket).await;
             }
         }
         _ => {}
     }
     shard.pool.give(conn.read);
     shard.pool.give(conn.write);
+    shard.queues.give(conn.inflight);
 }
 
 struct Connection {
@@ -163,7 +162,7 @@ struct Connection {
     feeding: Option<(Rc<BodyFeed>, bool)>,
     /// A WebSocket handshake that checked out: the connection becomes its after the
     /// responses before it.
-    upgrade: Option<crate::ws::Pending>,
+    upgrade: Option<Box<crate::ws::Pending>>,
 }
 
 /// A body on its way out after its head: streamed, or whole but large.
@@ -262,7 +261,10 @@ impl Connection {
             // a write buffer past the cap, before later responses are encoded.
             loop {
                 if let Some(body) = self.streaming.take() {
-                    self.send_stream(stream, shard, body).await?;
+                    // Boxed: sending a body is the largest state of the loop, which
+                    // every connection's task would hold inline, idle ones included;
+                    // one allocation is little next to a large or streamed body.
+                    Box::pin(self.send_stream(stream, shard, body)).await?;
                 } else if self.write.len() >= OUTPUT_CAP {
                     self.flush(stream, shard).await?;
                 }
@@ -339,11 +341,14 @@ impl Connection {
                         Ok(reply) => reply,
                         Err(_) => panicked(shard),
                     };
-                    self.inflight.push_back(Slot {
-                        reply,
-                        mode,
-                        access,
-                    });
+                    self.push(
+                        shard,
+                        Slot {
+                            reply,
+                            mode,
+                            access,
+                        },
+                    );
                     self.feeding = Some((feed, expect_continue));
                     return Next::Feed;
                 }
@@ -354,11 +359,11 @@ impl Connection {
                     if let Some(handler) = router.websocket_for(&mut request) {
                         match crate::ws::Pending::new(request, handler) {
                             Ok(pending) => {
-                                self.upgrade = Some(pending);
+                                self.upgrade = Some(Box::new(pending));
                                 return Next::Upgrade;
                             }
                             Err(refusal) => {
-                                self.push_error(*refusal);
+                                self.push_error(shard, *refusal);
                                 return Next::Close;
                             }
                         }
@@ -386,7 +391,7 @@ impl Connection {
                         access,
                     };
                     queued += held(&slot);
-                    self.inflight.push_back(slot);
+                    self.push(shard, slot);
                     if !mode.keep_alive {
                         return Next::Close;
                     }
@@ -395,7 +400,7 @@ impl Connection {
                 Ok(Event::NeedMore) => return Next::Read,
                 Err(error) => {
                     shard.stats.parse_error(error);
-                    self.push_error(error_response(error));
+                    self.push_error(shard, error_response(error));
                     return Next::Close;
                 }
             }
@@ -410,18 +415,30 @@ impl Connection {
         }
     }
 
-    fn push_error(&mut self, response: Response) {
+    /// Queues a dispatched response, in a pooled queue when the connection holds none
+    /// (`fill` gives it back).
+    fn push(&mut self, shard: &Shard, slot: Slot) {
+        if self.inflight.capacity() == 0 {
+            self.inflight = shard.queues.take();
+        }
+        self.inflight.push_back(slot);
+    }
+
+    fn push_error(&mut self, shard: &Shard, response: Response) {
         self.errored = true;
         let mode = ResponseMode {
             head_only: false,
             keep_alive: false,
             http10: false,
         };
-        self.inflight.push_back(Slot {
-            reply: Reply::Ready(response),
-            mode,
-            access: None,
-        });
+        self.push(
+            shard,
+            Slot {
+                reply: Reply::Ready(response),
+                mode,
+                access: None,
+            },
+        );
     }
 
     /// Drives pending handlers and encodes responses in request order. Returns whether
@@ -734,6 +751,11 @@ impl Connection {
     /// Reads what the socket has into the read buffer, within the deadline of the
     /// phase the connection is in.
     async fn fill<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<Input> {
+        // Every response is out: the emptied queue goes back to the shard while the
+        // connection waits (it may wait idle for long).
+        if self.inflight.is_empty() {
+            shard.queues.give(std::mem::take(&mut self.inflight));
+        }
         self.arm_read_deadline(shard, stream.handshaking());
         let idle = self.read.is_empty() && !self.decoder.in_body();
         let Connection { read, deadline, .. } = self;
@@ -801,6 +823,7 @@ impl Connection {
         }
         shard.stats.timeout();
         self.push_error(
+            shard,
             Response::new(StatusCode::REQUEST_TIMEOUT)
                 .with_body("text/plain", "request timed out\n"),
         );

@@ -58,6 +58,7 @@ mod conn;
 pub mod extract;
 pub mod handler;
 pub mod http;
+mod inflight;
 pub mod layer;
 mod linger;
 pub mod metrics;

@@ -12,6 +12,7 @@ use haywire_shards::ShardCtx;
 use crate::access_log::AccessLog;
 use crate::config::{Config, Settings};
 use crate::http::date::DateCache;
+use crate::inflight::Queues;
 use crate::net::{Poller, ShardTls};
 use crate::pool::BufferPool;
 use crate::router::Router;
@@ -21,6 +22,9 @@ use crate::watchdog::Watchdog;
 
 /// Idle buffers a shard keeps for reuse, in initial-size buffers' worth of bytes.
 const POOLED_BUFFERS: usize = 1024;
+/// Bytes of idle in-flight queues a shard keeps: about 300 of a few slots, or 9 grown
+/// to a full pipeline.
+const POOLED_QUEUES: usize = 256 * 1024;
 /// How long into a graceful stop a connection waiting between requests may still send
 /// one (answered with `Connection: close`) before it is closed. Closing an idle
 /// keep-alive connection at once races a client (a balancer) that is sending its next
@@ -40,6 +44,8 @@ pub(crate) struct Shard {
     pub(crate) date: Rc<DateCache>,
     pub(crate) stats: Rc<ShardStats>,
     pub(crate) pool: BufferPool,
+    /// Emptied in-flight queues, so an idle connection holds none.
+    pub(crate) queues: Queues,
     /// Live settings; a reload replaces them.
     pub(crate) settings: Cell<Settings>,
     pub(crate) watchdog: Rc<Watchdog>,
@@ -100,6 +106,7 @@ impl Shard {
                 config.limits.read_buffer,
                 POOLED_BUFFERS * config.limits.read_buffer,
             ),
+            queues: Queues::new(POOLED_QUEUES),
             settings: Cell::new(config.settings()),
             listener_nodelay: config.server.tcp_nodelay,
             watchdog,

@@ -1,6 +1,7 @@
 //! What a connection makes the server hold, counted with the counting allocator on the
-//! shard threads: a client that pipelines requests for large bodies and never reads
-//! its answers. The tests share the counters, so they run one at a time.
+//! shard threads: an idle keep-alive connection, and a client that pipelines requests
+//! for large bodies and never reads its answers. The tests share the counters, so they
+//! run one at a time.
 
 mod common;
 
@@ -44,6 +45,41 @@ fn settle(addr: SocketAddr) {
         last = now;
         thread::sleep(Duration::from_millis(300));
     }
+}
+
+#[test]
+fn an_idle_keep_alive_connection_holds_under_2_kib() {
+    const IDLE: usize = 500;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::new(test_config())
+        .routes(mark_shard_thread)
+        .start()
+        .unwrap();
+    let addr = server.local_addr();
+    // The shards' pools and caches fill on the first connections, not per connection.
+    for _ in 0..8 {
+        assert_eq!(exchange(addr, get("/").as_bytes()).0.status, 200);
+    }
+    settle(addr);
+    let before = LIVE.load(Ordering::SeqCst);
+    // One request on each, so every connection has taken (and given back) its buffers.
+    let idle: Vec<_> = (0..IDLE)
+        .map(|_| {
+            let (reply, reader) = exchange(addr, get("/").as_bytes());
+            assert_eq!(reply.status, 200);
+            reader
+        })
+        .collect();
+    settle(addr);
+    let per = (LIVE.load(Ordering::SeqCst) - before) / IDLE as i64;
+    eprintln!("{per} bytes held per idle connection");
+    assert!(
+        per < 2048,
+        "{per} bytes held per idle keep-alive connection"
+    );
+    drop(idle);
+    server.stop();
+    server.join().unwrap();
 }
 
 #[test]

@@ -75,13 +75,14 @@ enum BodyFraming {
     Chunked,
 }
 
-// As for `Event`: the in-progress request stays inline to avoid an allocation.
-#[allow(clippy::large_enum_variant)]
+/// A request whose body is still arriving waits boxed: the decoder lives inside every
+/// connection's task, idle ones included, and a request inline would triple its size.
+/// A body that is already in the buffer when its head is decoded never waits.
 #[derive(Debug)]
 enum State {
     Head,
-    Length(Request, usize),
-    Chunked(Request, ChunkedDecoder, BytesMut),
+    Length(Box<Request>, usize),
+    Chunked(Box<Request>, ChunkedDecoder, BytesMut),
     /// A streamed body: bytes still due under Content-Length.
     StreamedLength(u64),
     /// A streamed chunked body.
@@ -171,9 +172,20 @@ impl Decoder {
                 self.state = state;
                 Err(bad("request decoded inside a streamed body"))
             }
-            State::Length(request, len) => Ok(self.finish_length(request, len, buf)),
-            State::Chunked(request, decoder, body) => {
-                self.finish_chunked(request, decoder, body, buf)
+            State::Length(request, len) => {
+                if buf.len() < len {
+                    self.state = State::Length(request, len);
+                    return Ok(Event::NeedMore);
+                }
+                Ok(finish_length(*request, len, buf))
+            }
+            State::Chunked(mut request, mut decoder, mut body) => {
+                if decoder.decode(buf, &mut body, self.limits.max_request_size)? {
+                    request.body = body.freeze();
+                    return Ok(Event::Request(*request));
+                }
+                self.state = State::Chunked(request, decoder, body);
+                Ok(Event::NeedMore)
             }
         }
     }
@@ -264,20 +276,20 @@ impl Decoder {
                         return Err(ParseError::BodyTooLarge);
                     }
                 }
-                let body_waiting = match framing {
-                    BodyFraming::Length(len) => buf.len() < len,
-                    BodyFraming::Chunked => true,
-                };
-                self.state = match framing {
-                    BodyFraming::Length(len) => State::Length(request, len),
-                    BodyFraming::Chunked => {
-                        State::Chunked(request, ChunkedDecoder::default(), BytesMut::new())
+                match framing {
+                    BodyFraming::Length(len) if buf.len() >= len => {
+                        Ok(finish_length(request, len, buf))
                     }
-                };
-                if parsed.expect_continue && body_waiting && buf.is_empty() {
-                    return Ok(Event::Continue);
+                    BodyFraming::Length(len) => {
+                        self.state = State::Length(Box::new(request), len);
+                        self.waiting(parsed.expect_continue, buf)
+                    }
+                    BodyFraming::Chunked => {
+                        let decoder = ChunkedDecoder::default();
+                        self.state = State::Chunked(Box::new(request), decoder, BytesMut::new());
+                        self.waiting(parsed.expect_continue, buf)
+                    }
                 }
-                self.decode(buf)
             }
         }
     }
@@ -299,30 +311,20 @@ impl Decoder {
         }
     }
 
-    fn finish_length(&mut self, mut request: Request, len: usize, buf: &mut BytesMut) -> Event {
-        if buf.len() < len {
-            self.state = State::Length(request, len);
-            return Event::NeedMore;
+    /// A head whose body is not (all) in the buffer yet: `100 Continue` when the client
+    /// waits for it, else what of the body is there.
+    fn waiting(&mut self, expect_continue: bool, buf: &mut BytesMut) -> Result<Event, ParseError> {
+        if expect_continue && buf.is_empty() {
+            return Ok(Event::Continue);
         }
-        request.body = buf.split_to(len).freeze();
-        Event::Request(request)
+        self.decode(buf)
     }
+}
 
-    fn finish_chunked(
-        &mut self,
-        mut request: Request,
-        mut decoder: ChunkedDecoder,
-        mut body: BytesMut,
-        buf: &mut BytesMut,
-    ) -> Result<Event, ParseError> {
-        if decoder.decode(buf, &mut body, self.limits.max_request_size)? {
-            request.body = body.freeze();
-            Ok(Event::Request(request))
-        } else {
-            self.state = State::Chunked(request, decoder, body);
-            Ok(Event::NeedMore)
-        }
-    }
+/// The request with its `len`-byte body, split off the front of `buf`.
+fn finish_length(mut request: Request, len: usize, buf: &mut BytesMut) -> Event {
+    request.body = buf.split_to(len).freeze();
+    Event::Request(request)
 }
 
 struct ParsedHead {
