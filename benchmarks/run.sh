@@ -264,7 +264,7 @@ describe() {
     pipe*) echo "$connections connections, pipelined GET /, depth ${1#pipe} (latency is per batch of ${1#pipe})" ;;
     ka) echo "$connections connections, keep-alive, GET /, one request at a time" ;;
     static-1k) echo "$connections connections, keep-alive, GET of a 1 KiB file (Haywire: handler = \"static\"; nginx: sendfile)" ;;
-    static-1m) echo "$connections connections, keep-alive, GET of a 1 MiB file (Haywire: streamed in 64 KiB reads; nginx: sendfile)" ;;
+    static-1m) echo "$connections connections, keep-alive, GET of a 1 MiB file (Haywire and nginx: sendfile)" ;;
     close) echo "$close_connections connections, GET / with Connection: close: one TCP connection per request" ;;
     mixed) echo "$connections connections, keep-alive, in turn GET /users/<n> (:param route), GET /nope (404, not an error), POST /echo with 1 KiB" ;;
   esac
