@@ -171,8 +171,6 @@ struct Streaming {
     /// Bytes still due under a `Content-Length`; `None`: chunked, or to the close.
     left: Option<u64>,
     chunked: bool,
-    /// The file slice the pieces read, for a plain connection to send by the kernel.
-    file: Option<Rc<FileBody>>,
 }
 
 /// Where a body's pieces come from.
@@ -180,6 +178,9 @@ enum Pieces {
     Stream(ChunkStream),
     /// A ready body too large to copy: one piece, written from where it is.
     Whole(Option<bytes::Bytes>),
+    /// A slice of a file: sent by the kernel on a plain connection, else read through
+    /// the stream.
+    File(Rc<FileBody>, ChunkStream),
 }
 
 /// What a batch of decoding asks of the connection.
@@ -517,8 +518,8 @@ impl Connection {
         shard: &Shard,
         mut body: Streaming,
     ) -> io::Result<()> {
-        if let (Some(socket), Some(file)) = (stream.plain(), body.file.take()) {
-            return self.send_file(stream, socket, shard, &file).await;
+        if let (Some(socket), Pieces::File(file, _)) = (stream.plain(), &body.pieces) {
+            return self.send_file(stream, socket, shard, file).await;
         }
         loop {
             let next = match poll_piece(
@@ -949,17 +950,21 @@ fn encode_ready(
         let sends_body = !mode.head_only && !response.status().forbids_body();
         // A streamed or large body: its pieces follow the head before any later response.
         let body = match response.body_stream() {
-            Some(body) if sends_body => body
-                .take()
-                .map(|p| (Pieces::Stream(p), body.len(), body.file().cloned())),
+            Some(body) if sends_body => body.take().map(|p| {
+                let pieces = match body.file() {
+                    Some(file) => Pieces::File(file.clone(), p),
+                    None => Pieces::Stream(p),
+                };
+                (pieces, body.len())
+            }),
             None if sends_body && response.body().len() >= DIRECT_PIECE => {
                 let whole = response.body().clone();
                 let len = Some(whole.len() as u64);
-                Some((Pieces::Whole(Some(whole)), len, None))
+                Some((Pieces::Whole(Some(whole)), len))
             }
             _ => None,
         };
-        if let Some((Pieces::Whole(_), ..)) = body {
+        if let Some((Pieces::Whole(_), _)) = body {
             response.encode_head(mode, date, write);
         } else {
             response.encode(mode, date, write);
@@ -971,12 +976,11 @@ fn encode_ready(
         if closes {
             inflight.clear();
         }
-        if let Some((pieces, len, file)) = body {
+        if let Some((pieces, len)) = body {
             *streaming = Some(Streaming {
                 pieces,
                 left: len,
                 chunked: len.is_none() && !mode.http10,
-                file,
             });
             return Poll::Ready(closes);
         }
@@ -1025,7 +1029,7 @@ fn poll_piece(
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Option<bytes::Bytes>>> {
     let pieces = match pieces {
-        Pieces::Stream(pieces) => pieces,
+        Pieces::Stream(pieces) | Pieces::File(_, pieces) => pieces,
         Pieces::Whole(whole) => return Poll::Ready(Ok(whole.take())),
     };
     match catch_unwind(AssertUnwindSafe(|| pieces.as_mut().poll_next(cx))) {
