@@ -883,14 +883,21 @@ pub(crate) async fn refuse(stream: Socket, shard: Rc<Shard>) {
     if shard.tls.enabled() {
         return;
     }
-    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: haywire\r\n\
-        Content-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n\
-        server at capacity\r\n";
+    // Through the encoder like every answer (status line, Date, framing).
+    let mut busy = BytesMut::with_capacity(256);
+    let mode = ResponseMode {
+        head_only: false,
+        keep_alive: false,
+        http10: false,
+    };
+    Response::new(StatusCode::SERVICE_UNAVAILABLE)
+        .with_body("text/plain", "server at capacity\n")
+        .encode(mode, &shard.date.get(), &mut busy);
     let deadline = shard.watchdog.deadline();
     deadline.set(Some(shard.watchdog.now() + LINGER_TIME));
     let mut written = 0;
-    while written < BUSY.len() {
-        match watchdog::until(&deadline, |cx| stream.poll_write(cx, &BUSY[written..])).await {
+    while written < busy.len() {
+        match watchdog::until(&deadline, |cx| stream.poll_write(cx, &busy[written..])).await {
             Some(Ok(n)) if n > 0 => written += n,
             _ => return,
         }

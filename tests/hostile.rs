@@ -260,6 +260,10 @@ fn at_max_connections_with_none_idle_new_clients_get_503_and_close() {
     let (reply, mut reader) = exchange(addr, get("/").as_bytes());
     assert_eq!(reply.status, 503);
     assert_eq!(reply.header("connection"), Some("close"));
+    // Encoded like every answer: with the shard's Date, framed by its body.
+    let date = reply.header("date").expect("a Date header");
+    assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+    assert_eq!(reply.text(), "server at capacity\n");
     assert!(is_closed(&mut reader));
     // The busy ones are unaffected.
     for reader in &mut busy {

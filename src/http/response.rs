@@ -359,12 +359,23 @@ impl Response {
 
     /// Adds a header. A name or value holding CR, LF or NUL would split the response;
     /// such a header is dropped when the response is encoded.
+    ///
+    /// The response owns its framing: `Content-Length`, `Transfer-Encoding` and `Date`
+    /// are written from the body and the shard's clock, so such a header is ignored
+    /// (written next to the computed one it would contradict it). `Connection: close`
+    /// closes the connection after the response ([`Response::with_close`]); other
+    /// `Connection` values are ignored, as keep-alive is the server's to decide.
     pub fn with_header(
         mut self,
         name: impl Into<HeaderText>,
         value: impl Into<HeaderText>,
     ) -> Response {
-        self.headers.push((name.into(), value.into()));
+        let (name, value) = (name.into(), value.into());
+        match framing_header(&name.text) {
+            Some(Framing::Computed) => {}
+            Some(Framing::Connection) => self.close |= has_token(&value.text, b"close"),
+            None => self.headers.push((name, value)),
+        }
         self
     }
 
@@ -410,6 +421,32 @@ impl Response {
             || !mode.keep_alive
             || (mode.http10 && self.stream.as_ref().is_some_and(|s| s.len.is_none()))
     }
+}
+
+/// A header the response writes itself.
+enum Framing {
+    /// `Content-Length`, `Transfer-Encoding`, `Date`: computed when encoded.
+    Computed,
+    /// `Connection`: only its `close` is taken.
+    Connection,
+}
+
+fn framing_header(name: &[u8]) -> Option<Framing> {
+    let is = |framing: &str| name.eq_ignore_ascii_case(framing.as_bytes());
+    if is("content-length") || is("transfer-encoding") || is("date") {
+        Some(Framing::Computed)
+    } else if is("connection") {
+        Some(Framing::Connection)
+    } else {
+        None
+    }
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// What the request asks of its response's encoding: body or not, keep-alive, version.
@@ -520,6 +557,40 @@ mod tests {
             "HTTP/1.1 200 OK\r\nServer: haywire\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
              Content-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\n\r\nhello world"
         );
+    }
+
+    #[test]
+    fn framing_headers_set_by_the_user_are_replaced_by_the_computed_ones() {
+        let response = Response::text("hello world")
+            .with_header("Content-Length", "999")
+            .with_header("transfer-encoding", "chunked")
+            .with_header("DATE", "Thu, 01 Jan 1970 00:00:00 GMT")
+            .with_header("Connection", "keep-alive")
+            .with_header("X-Kept", "yes");
+        let text = encode(&response, KEEP);
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nServer: haywire\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\nX-Kept: yes\r\n\r\n\
+             hello world"
+        );
+        assert!(!response.closes());
+        // A streamed body keeps its own framing too.
+        let streamed = Response::stream("text/plain", futures_lite::stream::empty())
+            .with_header("Content-Length", "5");
+        let text = encode(&streamed, KEEP);
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+        assert!(!text.contains("Content-Length"), "{text}");
+    }
+
+    #[test]
+    fn a_user_connection_close_closes_and_is_written_once() {
+        let response = Response::text("bye").with_header("connection", "Upgrade, Close");
+        assert!(response.closes());
+        let text = encode(&response, KEEP);
+        assert_eq!(text.matches("Connection").count(), 1, "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert_eq!(response.header("connection"), None);
     }
 
     #[test]
