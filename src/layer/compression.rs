@@ -192,19 +192,20 @@ impl Compression {
         let Some(encoding) = encoding else {
             return response;
         };
-        let source = match response.body_stream() {
-            Some(stream) => match stream.take() {
-                Some(stream) => Source::Streamed(stream),
-                None => return response,
-            },
-            None => Source::Buffered(response.body().clone()),
-        };
+        // The encoder first: if it cannot start, the body is still there to send as is.
         let codec = match Codec::new(encoding, self.level) {
             Ok(codec) => codec,
             Err(error) => {
                 tracing::warn!("cannot start a {} encoder: {error}", encoding.token());
                 return response;
             }
+        };
+        let source = match response.body_stream() {
+            Some(stream) => match stream.take() {
+                Some(stream) => Source::Streamed(stream),
+                None => return response,
+            },
+            None => Source::Buffered(response.body().clone()),
         };
         match source {
             Source::Buffered(body) if body.len() <= EAGER_MAX => match codec.all_at_once(&body) {
