@@ -19,6 +19,17 @@ use crate::stats::ShardStats;
 /// once the tasks just woken have run.
 const BATCH: usize = 64;
 
+/// Harvests in a row, each after the tasks the previous one woke have run, before the
+/// shard waits in glommio again. A wait costs glommio's reactor a round (a poll armed on
+/// the epoll descriptor, its completion, the preemption timer re-armed: about half the
+/// user-space instructions of a keep-alive request); input that arrived while the woken
+/// tasks ran is served from a plain `epoll_wait` instead. Bounded, so that under
+/// unbroken load glommio still polls its own rings, timers and cross-shard messages
+/// every few harvests. Measured one request per read (`benchmarks/callgrind.sh haywire
+/// --depth 1`): 5,664 user-space instructions per request at 1 (the old loop), 4,678 at
+/// 4, 4,472 at 8, 4,346 at 32.
+const HARVESTS_PER_WAIT: u32 = 8;
+
 /// Events after which a read may find something: data, the peer's FIN, an error.
 const INPUT: EventFlags = EventFlags::IN.union(HANG_UP);
 
@@ -181,17 +192,21 @@ impl Poller {
     pub(crate) async fn run(self: Rc<Self>) {
         let mut events = vec![MaybeUninit::<Event>::uninit(); BATCH];
         let now = Timespec::default();
+        let mut harvests = 0;
         loop {
             self.stats.loop_turn();
             match epoll::wait(&self.epoll, &mut events[..], Some(&now)) {
                 Ok((ready, _)) => {
                     let full = ready.len() == BATCH;
+                    let woke = !ready.is_empty();
                     for event in ready.iter() {
                         let Event { flags, data } = *event;
                         self.wake(Token::from_key(data.u64()), flags);
                     }
-                    if full {
-                        // More may be ready: let the woken tasks run, then harvest again.
+                    harvests += 1;
+                    // More may be ready (a full batch), or may arrive while the woken
+                    // tasks run: let them run, then harvest again.
+                    if full || (woke && harvests < HARVESTS_PER_WAIT) {
                         future::yield_now().await;
                         continue;
                     }
@@ -199,6 +214,7 @@ impl Poller {
                 Err(Errno::INTR) => continue,
                 Err(_) => {}
             }
+            harvests = 0;
             self.stats.loop_park();
             // Out of descriptors for the duplicate: poll on a short timer instead.
             if self.event().await.is_err() {
