@@ -168,6 +168,8 @@ pub struct Router {
     not_found: Rc<dyn Handler>,
     /// Routes that read their bodies as they arrive: exact paths only.
     streaming: HashMap<Box<str>, StreamingHandlers, BuildHasherDefault<Fnv>>,
+    /// Takes every request no route matches, its body streamed (`fallback_streaming`).
+    streaming_fallback: Option<Rc<dyn BodyHandler>>,
     /// WebSocket routes, in the order added.
     websockets: Vec<WsRoute>,
     /// Takes upgrade requests no WebSocket route matches (`websocket_fallback`).
@@ -183,6 +185,7 @@ impl Default for Router {
             patterns: Vec::new(),
             not_found: Rc::new(NotFound),
             streaming: HashMap::default(),
+            streaming_fallback: None,
             websockets: Vec::new(),
             websocket_fallback: None,
             states: Rc::default(),
@@ -422,14 +425,25 @@ impl Router {
     /// Whether `request`'s body should be streamed to its handler. Asked only for
     /// requests that have a body; free when no streaming route exists.
     pub(crate) fn streams(&self, request: &Request) -> bool {
-        !self.streaming.is_empty() && self.streaming_handler(request).is_some()
+        (!self.streaming.is_empty() && self.streaming_handler(request).is_some())
+            || (self.streaming_fallback.is_some() && !self.routes_match(request))
+    }
+
+    /// Whether an exact or pattern route takes `request`'s path.
+    fn routes_match(&self, request: &Request) -> bool {
+        let path = request.path();
+        let mut spans = [Span::default(); MAX_PARAMS];
+        self.exact.contains_key(path)
+            || self.patterns.iter().any(|pattern| {
+                match_segments(&pattern.segments, request.head(), path, &mut spans).is_some()
+            })
     }
 
     /// Calls the streaming handler of `request` (which `streams` said has one).
     pub(crate) fn dispatch_streaming(&self, request: Request, body: RequestBody) -> Reply {
-        match self.streaming_handler(&request) {
-            Some(handler) => handler.call(request, body),
-            None => self.dispatch(request),
+        match (self.streaming_handler(&request), &self.streaming_fallback) {
+            (Some(handler), _) | (None, Some(handler)) => handler.call(request, body),
+            (None, None) => self.dispatch(request),
         }
     }
 
@@ -507,6 +521,15 @@ impl Router {
         self
     }
 
+    /// Like [`Router::fallback`], but `handler` gets the body of a request no route
+    /// matches as it arrives (see [`Router::route_streaming`]): for an application
+    /// mounted behind the routes that takes uploads larger than memory should hold.
+    /// A request without a body gets an empty, complete one.
+    pub fn fallback_streaming(&mut self, handler: impl BodyHandler) -> &mut Router {
+        self.streaming_fallback = Some(Rc::new(handler));
+        self
+    }
+
     /// Finds the handler for `request` and calls it; answers 404 or 405 itself.
     pub fn dispatch(&self, mut request: Request) -> Reply {
         let path = request.path();
@@ -522,6 +545,9 @@ impl Router {
             }
         }
         if let Some(handler) = self.streaming_handler(&request) {
+            return handler.call(request, RequestBody::empty());
+        }
+        if let Some(handler) = &self.streaming_fallback {
             return handler.call(request, RequestBody::empty());
         }
         self.not_found.call(request)
@@ -687,6 +713,20 @@ mod tests {
         router.get("/y/:id", named("new"));
         assert_eq!(answer(&router, "GET", "/x").1, "new");
         assert_eq!(answer(&router, "GET", "/y/1").1, "new id=1");
+    }
+
+    #[test]
+    fn the_streaming_fallback_takes_unrouted_bodies_as_they_arrive() {
+        let mut router = Router::new();
+        router.post("/known", named("known"));
+        router.get("/users/:id", named("user"));
+        router.fallback_streaming(|_: Request, _: RequestBody| Response::text("streamed"));
+        assert!(router.streams(&request("POST", "/upload")));
+        assert!(!router.streams(&request("POST", "/known")));
+        assert!(!router.streams(&request("PUT", "/users/7")));
+        assert_eq!(answer(&router, "GET", "/upload").1, "streamed");
+        assert_eq!(answer(&router, "POST", "/known").1, "known");
+        assert!(!Router::new().streams(&request("POST", "/x")));
     }
 
     #[test]

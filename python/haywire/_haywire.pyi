@@ -50,7 +50,19 @@ class Request:
     def route(self) -> int:
         """Index of the native route that matched, ``-1`` for the fallback."""
     @property
-    def body(self) -> bytes: ...
+    def body(self) -> bytes:
+        """The whole body (a streamed one is read to its end first)."""
+    @property
+    def streamed(self) -> bool:
+        """Whether the body arrives as it is read (``read_body``)."""
+    def read_body(self, max: int = -1, block: bool = True) -> bytes | None:
+        """The next bytes of a streamed body (``b""`` at its end; ``None`` when nothing
+        has arrived and not ``block``); raises ``ClientDisconnected`` when it cannot end."""
+    def wait_body(self) -> None:
+        """Waits (GIL released) until ``read_body`` has something."""
+    @property
+    def body_complete(self) -> bool:
+        """Whether the whole body has been read."""
     @property
     def text(self) -> str: ...
     @property

@@ -1,8 +1,10 @@
 """ASGI 3 (HTTP and lifespan) on Haywire, on an asyncio loop in the worker's Python
 thread.
 
-The request body is delivered in ``http.request`` events of at most 64 KiB with
-``more_body``. A response whose body comes in one ``http.response.body`` event is sent
+The request body is delivered as it arrives, in ``http.request`` events of at most
+64 KiB with ``more_body``: the server reads from the client only while the app keeps
+up, so an upload is limited by ``--max-body-size``, not by memory. When the client
+leaves before the body ends, ``receive()`` answers ``http.disconnect``. A response whose body comes in one ``http.response.body`` event is sent
 with a Content-Length; one in several events (``more_body``) is streamed as produced:
 chunked, or with the app's Content-Length. ``send`` waits (in an executor thread,
 GIL released) while the client is 256 KiB behind, and raises
@@ -114,14 +116,9 @@ def make_handler(
     }
 
     async def run(request: Any) -> None:
-        body = request.body
         scope = request.asgi_scope(base)
         scope["state"] = state.copy() if state else {}
-        if len(body) <= CHUNK:
-            chunks = [body]
-        else:
-            chunks = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
-        position = 0
+        body_done = False
         # Set when the response is complete (or the app has returned): receive() then
         # answers http.disconnect. Made only if the app waits for it.
         done: asyncio.Future | None = None
@@ -131,15 +128,18 @@ def make_handler(
         complete = False
 
         async def receive() -> dict:
-            nonlocal position, done
-            if position < len(chunks):
-                chunk = chunks[position]
-                position += 1
-                return {
-                    "type": "http.request",
-                    "body": chunk,
-                    "more_body": position < len(chunks),
-                }
+            nonlocal body_done, done
+            if not body_done:
+                try:
+                    piece = request.read_body(CHUNK, False)
+                    while piece is None:  # nothing yet: wait off the loop
+                        await loop.run_in_executor(None, request.wait_body)
+                        piece = request.read_body(CHUNK, False)
+                except ClientDisconnected:
+                    body_done = True
+                    return {"type": "http.disconnect"}
+                body_done = not piece or request.body_complete
+                return {"type": "http.request", "body": piece, "more_body": not body_done}
             if not request.responded or (streaming and not complete):
                 if done is None:
                     done = loop.create_future()

@@ -1,5 +1,10 @@
 """WSGI (PEP 3333) on Haywire.
 
+``wsgi.input`` gives the request body as it arrives (``read(n)``, ``readline``,
+iteration): an upload is limited by ``--max-body-size``, not by memory, since the
+server reads from the client only while the application keeps up. A read raises
+``haywire.ClientDisconnected`` when the client leaves before the body ends.
+
 A list or tuple returned by the application is one body sent with a Content-Length.
 Any other iterable (a generator, Django's ``StreamingHttpResponse``, Flask's
 ``stream_with_context``) and anything passed to ``write`` are streamed as produced:
@@ -21,6 +26,33 @@ from wsgiref.util import FileWrapper
 from ._haywire import ClientDisconnected
 
 _ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
+
+
+class _Body(io.RawIOBase):
+    """A streamed request body as a raw stream; ``wsgi.input`` buffers it."""
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._request.read_body(len(buffer))
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+    def readall(self) -> bytes:
+        pieces = []
+        while piece := self._request.read_body():
+            pieces.append(piece)
+        return b"".join(pieces)
+
+
+def _input(request: Any) -> io.BufferedIOBase:
+    if request.streamed:
+        return io.BufferedReader(_Body(request), 64 * 1024)
+    return io.BytesIO(request.body)
 
 
 def _status_code(status: str) -> int:
@@ -50,7 +82,7 @@ def make_handler(
 
     def handle(request: Any) -> None:
         environ = request.wsgi_environ(base)
-        environ["wsgi.input"] = io.BytesIO(request.body)
+        environ["wsgi.input"] = _input(request)
 
         state: dict[str, Any] = {"status": None, "headers": None, "sent": False, "streaming": False}
         chunks: list[bytes] = []

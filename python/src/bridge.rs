@@ -24,7 +24,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures_lite::AsyncReadExt;
 use haywire::handler::Reply;
-use haywire::{Handler, HeaderText, Request, Response, StatusCode};
+use haywire::{BodyHandler, Handler, HeaderText, Request, RequestBody, Response, StatusCode};
 
 /// Route index of the fallback (WSGI and ASGI apps get every unrouted path).
 pub const FALLBACK: usize = usize::MAX;
@@ -45,8 +45,10 @@ pub struct Job {
     pub version: &'static str,
     /// Header names as sent and their raw values.
     pub headers: Vec<(String, Bytes)>,
-    /// The de-chunked body.
+    /// The de-chunked body (empty when `stream` brings it).
     pub body: Bytes,
+    /// The body as it arrives, for a request whose body is streamed.
+    pub stream: Option<Arc<BodyPipe>>,
     /// `:name` captures of a native route.
     pub params: Vec<(String, String)>,
     /// The connection's peer.
@@ -74,6 +76,7 @@ impl Job {
                 .map(|(n, v)| (n.to_owned(), Bytes::copy_from_slice(v)))
                 .collect(),
             body: request.body().clone(),
+            stream: None,
             params: request_params(request, route),
             peer: request.peer_addr(),
             secure: request.is_secure(),
@@ -170,6 +173,136 @@ pub enum Out {
         /// Whether the body is cut short.
         abort: bool,
     },
+    /// The app took request-body bytes (or let the body go) while the shard waited
+    /// for room in the [`BodyPipe`]: the shard reads on.
+    BodyTaken,
+}
+
+/// How a streamed request body ended, as the app sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Every byte arrived.
+    Complete,
+    /// It cannot be completed: the client left, sent bad framing or too slowly.
+    Gone,
+    /// It went past `limits.max_request_size` (`--max-body-size`); the client was
+    /// answered 413.
+    TooLarge,
+}
+
+/// A request body on its way from the shard to the Python thread, read as it arrives.
+/// The shard puts pieces in while fewer than [`BODY_WINDOW`] bytes wait and reads
+/// no more from the client until the app takes some (the connection then stops
+/// reading the socket: TCP flow control slows the client), so an upload of any size
+/// holds about one window in memory.
+pub struct BodyPipe {
+    /// The request's Content-Length (`None`: chunked).
+    pub length: Option<u64>,
+    state: Mutex<BodyState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct BodyState {
+    pieces: VecDeque<Bytes>,
+    queued: usize,
+    end: Option<BodyEnd>,
+    /// The shard waits for the app to take bytes (an [`Out::BodyTaken`] wakes it).
+    shard_waiting: bool,
+    /// The app is done with the request: the rest of the body is unwanted.
+    reader_gone: bool,
+}
+
+/// Request-body bytes that may wait between the connection and the app.
+pub const BODY_WINDOW: usize = 256 * 1024;
+
+/// What [`BodyPipe::take`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// The next bytes, and whether the shard must be told (see [`Out::BodyTaken`]).
+    Piece(Bytes, bool),
+    /// Nothing yet.
+    Empty,
+    /// Nothing more will come.
+    End(BodyEnd),
+}
+
+impl BodyPipe {
+    /// An empty pipe for a body of `length` bytes (`None`: chunked).
+    pub fn new(length: Option<u64>) -> BodyPipe {
+        BodyPipe {
+            length,
+            state: Mutex::default(),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BodyState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shard's question before reading more: room (`Some(true)`), full
+    /// (`Some(false)`: the app will post [`Out::BodyTaken`]), or the app let go (`None`).
+    fn room(&self) -> Option<bool> {
+        let mut state = self.lock();
+        if state.reader_gone {
+            return None;
+        }
+        let room = state.queued < BODY_WINDOW;
+        state.shard_waiting = !room;
+        Some(room)
+    }
+
+    /// Adds a piece for the app.
+    fn push(&self, piece: Bytes) {
+        let mut state = self.lock();
+        state.queued += piece.len();
+        state.pieces.push_back(piece);
+        self.ready.notify_all();
+    }
+
+    /// Ends the body.
+    fn end(&self, end: BodyEnd) {
+        self.lock().end.get_or_insert(end);
+        self.ready.notify_all();
+    }
+
+    /// Takes up to `max` bytes of the next piece without waiting.
+    pub fn take(&self, max: usize) -> Taken {
+        let mut state = self.lock();
+        let Some(piece) = state.pieces.front_mut() else {
+            return state.end.map_or(Taken::Empty, Taken::End);
+        };
+        let piece = if piece.len() > max {
+            piece.split_to(max)
+        } else {
+            state.pieces.pop_front().unwrap_or_default()
+        };
+        state.queued -= piece.len();
+        let tell = std::mem::take(&mut state.shard_waiting);
+        Taken::Piece(piece, tell)
+    }
+
+    /// Blocks (call it without the GIL) until a piece or the end is there.
+    pub fn wait(&self) {
+        let mut state = self.lock();
+        while state.pieces.is_empty() && state.end.is_none() {
+            state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Whether every byte has arrived and been taken.
+    pub fn complete(&self) -> bool {
+        let state = self.lock();
+        state.pieces.is_empty() && state.end == Some(BodyEnd::Complete)
+    }
+
+    /// The app is done with the request; returns whether the shard must be told.
+    pub fn leave(&self) -> bool {
+        let mut state = self.lock();
+        state.reader_gone = true;
+        std::mem::take(&mut state.shard_waiting)
+    }
 }
 
 /// Backpressure for one streamed response: the bytes the Python thread has posted
@@ -401,6 +534,8 @@ pub struct ShardBridge {
     pending: RefCell<HashMap<u64, Rc<Slot>>>,
     /// Streamed responses whose body is still coming.
     streams: RefCell<HashMap<u64, Rc<Pipe>>>,
+    /// Request-body pumps waiting for the app to take bytes.
+    body_wakers: RefCell<HashMap<u64, Waker>>,
     next: Cell<u64>,
     in_flight: Cell<usize>,
     max_in_flight: usize,
@@ -413,6 +548,7 @@ impl ShardBridge {
             inbox,
             pending: RefCell::default(),
             streams: RefCell::default(),
+            body_wakers: RefCell::default(),
             next: Cell::new(0),
             in_flight: Cell::new(0),
             max_in_flight: max_in_flight.max(1),
@@ -459,6 +595,12 @@ impl ShardBridge {
                 }
                 return;
             }
+            Out::BodyTaken => {
+                if let Some(waker) = self.body_wakers.borrow_mut().remove(&token) {
+                    waker.wake();
+                }
+                return;
+            }
         };
         self.in_flight.set(self.in_flight.get().saturating_sub(1));
         let slot = self.pending.borrow_mut().remove(&token);
@@ -475,23 +617,93 @@ impl ShardBridge {
         }
     }
 
-    fn submit(&self, route: usize, request: Request) -> Reply {
+    /// Hands `request` to Python; `None` (answer 503) at the in-flight bound.
+    fn submit(
+        &self,
+        route: usize,
+        request: Request,
+        stream: Option<Arc<BodyPipe>>,
+    ) -> Option<(u64, Reply)> {
         if self.in_flight.get() >= self.max_in_flight {
-            return Reply::Ready(
-                Response::new(StatusCode::SERVICE_UNAVAILABLE)
-                    .with_header("Retry-After", "1")
-                    .with_body("text/plain", "server busy\n"),
-            );
+            return None;
         }
         let token = self.next.get();
         self.next.set(token.wrapping_add(1));
-        let job = Job::new(token, route, &request);
+        let mut job = Job::new(token, route, &request);
+        job.stream = stream;
         let slot = Rc::new(Slot::default());
         self.pending.borrow_mut().insert(token, slot.clone());
         self.in_flight.set(self.in_flight.get() + 1);
         self.inbox.post(job);
-        Reply::Pending(Box::pin(Waiting { slot }))
+        Some((token, Reply::Pending(Box::pin(Waiting { slot }))))
     }
+
+    /// Answers `token`'s request now, before the app has (whose answer is then
+    /// dropped); the in-flight count still waits for the app.
+    fn answer_early(&self, token: u64, response: Response) {
+        if let Some(slot) = self.pending.borrow_mut().remove(&token) {
+            *slot.response.borrow_mut() = Some(response);
+            if let Some(waker) = slot.waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Moves `body` into `pipe` as it arrives, while the app keeps up (see
+    /// [`BodyPipe`]), at most `limit` bytes. Dropping `body` early (the app let go, or
+    /// too large) tells the connection to stop reading it and close after the response.
+    async fn pump(
+        self: Rc<Self>,
+        token: u64,
+        mut body: RequestBody,
+        pipe: Arc<BodyPipe>,
+        limit: u64,
+    ) {
+        let mut total = 0u64;
+        loop {
+            let room = std::future::poll_fn(|cx| match pipe.room() {
+                None => Poll::Ready(false),
+                Some(true) => Poll::Ready(true),
+                Some(false) => {
+                    self.body_wakers
+                        .borrow_mut()
+                        .insert(token, cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            if !room {
+                return;
+            }
+            match body.chunk().await {
+                None => return pipe.end(BodyEnd::Complete),
+                Some(Ok(piece)) => {
+                    total += piece.len() as u64;
+                    if total > limit {
+                        pipe.end(BodyEnd::TooLarge);
+                        return self.answer_early(token, too_large());
+                    }
+                    pipe.push(piece);
+                }
+                Some(Err(_)) => return pipe.end(BodyEnd::Gone),
+            }
+        }
+    }
+}
+
+fn busy() -> Reply {
+    Reply::Ready(
+        Response::new(StatusCode::SERVICE_UNAVAILABLE)
+            .with_header("Retry-After", "1")
+            .with_body("text/plain", "server busy\n"),
+    )
+}
+
+/// The answer to a body over `limits.max_request_size`; the connection then closes.
+fn too_large() -> Response {
+    Response::new(StatusCode::PAYLOAD_TOO_LARGE)
+        .with_close()
+        .with_body("text/plain", "request body too large\n")
 }
 
 thread_local! {
@@ -555,13 +767,79 @@ pub struct PyRoute {
 
 impl Handler for PyRoute {
     fn call(&self, request: Request) -> Reply {
-        self.bridge.submit(self.route, request)
+        match self.bridge.submit(self.route, request, None) {
+            Some((_, reply)) => reply,
+            None => busy(),
+        }
+    }
+}
+
+/// The fallback for WSGI and ASGI apps: every request no route matches, its body
+/// handed to the app as it arrives (see [`BodyPipe`]) rather than gathered first.
+pub struct PyStreamRoute {
+    /// The shard's bridge.
+    pub bridge: Rc<ShardBridge>,
+    /// `limits.max_request_size`: the most body bytes an app is given.
+    pub limit: u64,
+}
+
+impl BodyHandler for PyStreamRoute {
+    fn call(&self, request: Request, body: RequestBody) -> Reply {
+        // The core has checked the framing: a request with neither header has no body.
+        let length = request
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let chunked = request.header("transfer-encoding").is_some();
+        if !chunked && length.unwrap_or(0) == 0 {
+            return match self.bridge.submit(FALLBACK, request, None) {
+                Some((_, reply)) => reply,
+                None => busy(),
+            };
+        }
+        if length.is_some_and(|length| length > self.limit) {
+            return Reply::Ready(too_large());
+        }
+        let pipe = Arc::new(BodyPipe::new(length));
+        match self.bridge.submit(FALLBACK, request, Some(pipe.clone())) {
+            Some((token, reply)) => {
+                let pump = self.bridge.clone().pump(token, body, pipe, self.limit);
+                glommio::spawn_local(pump).detach();
+                reply
+            }
+            None => busy(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_pipe_splits_pieces_and_tells_a_waiting_shard_once() {
+        let pipe = BodyPipe::new(Some(10));
+        assert_eq!(pipe.take(4), Taken::Empty);
+        pipe.push(Bytes::from(vec![7; BODY_WINDOW]));
+        // Full: the shard waits, and the next take says to wake it (once).
+        assert_eq!(pipe.room(), Some(false));
+        assert_eq!(pipe.take(4), Taken::Piece(Bytes::from(vec![7; 4]), true));
+        assert_eq!(pipe.room(), Some(true));
+        match pipe.take(usize::MAX) {
+            Taken::Piece(rest, false) => assert_eq!(rest.len(), BODY_WINDOW - 4),
+            other => panic!("{other:?}"),
+        }
+        assert!(!pipe.complete());
+        pipe.end(BodyEnd::Complete);
+        assert!(pipe.complete());
+        assert_eq!(pipe.take(4), Taken::End(BodyEnd::Complete));
+        // The first end stands.
+        pipe.end(BodyEnd::Gone);
+        assert_eq!(pipe.take(4), Taken::End(BodyEnd::Complete));
+        pipe.push(Bytes::from(vec![0; BODY_WINDOW]));
+        assert_eq!(pipe.room(), Some(false));
+        assert!(pipe.leave());
+        assert_eq!(pipe.room(), None);
+    }
 
     #[test]
     fn stream_credit_bounds_the_window_and_frees_waiters_on_close() {

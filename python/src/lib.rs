@@ -27,7 +27,10 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::bridge::{Answer, Credit, Job, Mailbox, Out, PyRoute, ShardBridge, FALLBACK};
+use crate::bridge::{
+    Answer, BodyEnd, Credit, Job, Mailbox, Out, PyRoute, PyStreamRoute, ShardBridge, Taken,
+    FALLBACK,
+};
 use crate::forwarded::Trusted;
 use crate::stats::StatsDir;
 
@@ -175,6 +178,8 @@ struct PyRequest {
     stream: Mutex<Option<Arc<Credit>>>,
     /// The streamed body was ended.
     ended: AtomicBool,
+    /// A streamed request body read whole (`body`, `text`, `json`).
+    whole: Mutex<Option<Bytes>>,
 }
 
 /// How this worker is reached: what every request's client and paths are judged by.
@@ -293,6 +298,63 @@ impl PyRequest {
             .ok_or_else(|| PyRuntimeError::new_err("no streamed response started"))
     }
 
+    /// The whole request body: a streamed one is read to its end first (waiting
+    /// with the GIL released) and kept.
+    fn whole_body(&self, py: Python<'_>) -> PyResult<Bytes> {
+        let Some(pipe) = &self.job.stream else {
+            return Ok(self.job.body.clone());
+        };
+        let mut whole = self.whole.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(body) = &*whole {
+            return Ok(body.clone());
+        }
+        let mut all = bytes::BytesMut::new();
+        loop {
+            match self.take_body(py, pipe, usize::MAX, true)? {
+                Some(piece) if piece.is_empty() => break,
+                Some(piece) => all.extend_from_slice(&piece),
+                None => unreachable!("a blocking read returns something"),
+            }
+        }
+        let body = all.freeze();
+        *whole = Some(body.clone());
+        Ok(body)
+    }
+
+    /// Up to `max` bytes of the streamed body: empty at its end, `None` when nothing
+    /// is there yet and not `block`. Raises `ClientDisconnected` when it cannot end.
+    fn take_body(
+        &self,
+        py: Python<'_>,
+        pipe: &bridge::BodyPipe,
+        max: usize,
+        block: bool,
+    ) -> PyResult<Option<Bytes>> {
+        loop {
+            match pipe.take(max) {
+                Taken::Piece(piece, tell) => {
+                    if tell {
+                        self.outbox.post((self.job.token, Out::BodyTaken));
+                    }
+                    return Ok(Some(piece));
+                }
+                Taken::End(BodyEnd::Complete) => return Ok(Some(Bytes::new())),
+                Taken::End(BodyEnd::Gone) => {
+                    return Err(ClientDisconnected::new_err(
+                        "the client left before the request body ended",
+                    ))
+                }
+                Taken::End(BodyEnd::TooLarge) => {
+                    return Err(ClientDisconnected::new_err(
+                        "the request body is over --max-body-size (the client was answered 413)",
+                    ))
+                }
+                Taken::Empty if block => py.detach(|| pipe.wait()),
+                Taken::Empty => return Ok(None),
+            }
+        }
+    }
+
     /// Answers 500 unless a response was sent.
     fn fail(&self) {
         self.send(Answer::text(
@@ -305,6 +367,10 @@ impl PyRequest {
 impl Drop for PyRequest {
     fn drop(&mut self) {
         self.fail();
+        // The rest of a streamed request body is unwanted: the shard stops reading it.
+        if self.job.stream.as_ref().is_some_and(|pipe| pipe.leave()) {
+            self.outbox.post((self.job.token, Out::BodyTaken));
+        }
         // A stream the app did not end is cut short, never left open.
         let started = self.stream.get_mut().map_or(true, |s| s.is_some());
         if started && !self.ended.swap(true, Ordering::AcqRel) {
@@ -368,10 +434,51 @@ impl PyRequest {
         }
     }
 
-    /// The de-chunked body.
+    /// The de-chunked body (a streamed one is read whole first).
     #[getter]
-    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.job.body)
+    fn body<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.whole_body(py)?))
+    }
+
+    /// Whether the body arrives as it is read (`read_body`) rather than whole.
+    #[getter]
+    fn streamed(&self) -> bool {
+        self.job.stream.is_some()
+    }
+
+    /// The next bytes of a streamed body, at most `max` (`-1`: a whole piece as it
+    /// arrived); `b""` at its end. Waits with the GIL released, or with `block` false
+    /// returns `None` when nothing has arrived (then `wait_body`). Raises
+    /// `ClientDisconnected` when the body cannot end (the client left, or it went
+    /// past `--max-body-size`). A body that is not streamed (see `streamed`) reads
+    /// `b""`: it is `body`.
+    #[pyo3(signature = (max=-1, block=true))]
+    fn read_body<'py>(
+        &self,
+        py: Python<'py>,
+        max: isize,
+        block: bool,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        let piece = match &self.job.stream {
+            Some(pipe) => self.take_body(py, pipe, max.max(1), block)?,
+            None => Some(Bytes::new()),
+        };
+        Ok(piece.map(|piece| PyBytes::new(py, &piece)))
+    }
+
+    /// Waits with the GIL released until `read_body` has something (for an event loop:
+    /// run it in an executor).
+    fn wait_body(&self, py: Python<'_>) {
+        if let Some(pipe) = &self.job.stream {
+            py.detach(|| pipe.wait());
+        }
+    }
+
+    /// Whether the whole body has been read (`read_body` has nothing more).
+    #[getter]
+    fn body_complete(&self) -> bool {
+        self.job.stream.as_ref().is_none_or(|pipe| pipe.complete())
     }
 
     /// Headers in order as `(name, value)`: names as sent, values as bytes.
@@ -423,14 +530,15 @@ impl PyRequest {
 
     /// The body decoded as UTF-8 (invalid bytes replaced).
     #[getter]
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.job.body).into_owned()
+    fn text(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(String::from_utf8_lossy(&self.whole_body(py)?).into_owned())
     }
 
     /// The body parsed as JSON.
     fn json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let body = self.whole_body(py)?;
         py.import("json")?
-            .call_method1("loads", (PyBytes::new(py, &self.job.body),))
+            .call_method1("loads", (PyBytes::new(py, &body),))
     }
 
     /// The client as `(host, port, scheme)`: the peer, or what a trusted proxy says.
@@ -498,11 +606,13 @@ impl PyRequest {
                 _ => env.set_item(&key, value)?,
             }
         }
-        if has_length || !self.job.body.is_empty() {
-            env.set_item(
-                intern!(py, "CONTENT_LENGTH"),
-                self.job.body.len().to_string(),
-            )?;
+        let length = match &self.job.stream {
+            // A chunked body has no length: `wsgi.input_terminated` says read to its end.
+            Some(pipe) => pipe.length,
+            None => (has_length || !self.job.body.is_empty()).then_some(self.job.body.len() as u64),
+        };
+        if let Some(length) = length {
+            env.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
         }
         Ok(env)
     }
@@ -791,6 +901,7 @@ impl Worker {
         let fallback = self.fallback;
         let max_in_flight = self.max_in_flight;
         let websocket = self.websocket.as_ref().map(websocket::Channels::mount);
+        let body_limit = self.config.limits.max_request_size as u64;
         let server = Server::new(config).routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             let bridge = ShardBridge::new(inbox.clone(), max_in_flight);
             if let Some(door) = outbox_door.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -817,9 +928,9 @@ impl Worker {
                 router.route(Method::from_token(method), path, handler);
             }
             if fallback {
-                router.fallback(PyRoute {
+                router.fallback_streaming(PyStreamRoute {
                     bridge,
-                    route: FALLBACK,
+                    limit: body_limit,
                 });
             }
         });
@@ -943,6 +1054,7 @@ impl Worker {
             responded: AtomicBool::new(false),
             stream: Mutex::new(None),
             ended: AtomicBool::new(false),
+            whole: Mutex::new(None),
         }
     }
 }

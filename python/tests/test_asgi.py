@@ -18,7 +18,7 @@ def test_large_body_arrives_in_more_body_events(serve):
     payload = os.urandom(300 * 1024)
     status, headers, body = request(server, "POST", "/echo", payload)
     assert status == 200 and body == payload
-    assert headers["x-events"] == "5"  # 64 KiB chunks
+    assert int(headers["x-events"]) >= 5  # at most 64 KiB each, as they arrive
     assert headers["transfer-encoding"] == "chunked"  # sent in two body events
 
 

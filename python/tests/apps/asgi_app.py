@@ -44,6 +44,30 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
         await send({"type": "http.response.body", "body": body[len(body) // 2 :]})
         return
+    if path == "/hash":
+        import hashlib
+        digest, total, events = hashlib.sha256(), 0, 0
+        while True:
+            message = await receive()
+            assert message["type"] == "http.request", message
+            digest.update(message["body"])
+            total += len(message["body"])
+            events += 1
+            if not message["more_body"]:
+                break
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"x-events", str(events).encode())]})
+        await send({"type": "http.response.body", "body": f"{total} {digest.hexdigest()}".encode()})
+        return
+    if path == "/upload_gone":
+        while (message := await receive())["type"] == "http.request":
+            if not message["more_body"]:
+                break
+        with open(os.path.join(MARKER_DIR, scope["query_string"].decode()), "w") as f:
+            f.write(message["type"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": message["type"].encode()})
+        return
     if path == "/scope":
         info = {k: v for k, v in scope.items() if isinstance(v, (str, int, list, dict)) and k != "headers"}
         info["client"] = list(scope["client"]) if scope["client"] else None

@@ -38,9 +38,10 @@ def raw(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
     if path == "/echo":
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+        # A chunked body has no CONTENT_LENGTH: read to its end (wsgi.input_terminated).
+        length = environ.get("CONTENT_LENGTH")
         stream = environ["wsgi.input"]
-        data = stream.read(length)
+        data = stream.read(int(length)) if length else b"".join(iter(lambda: stream.read(4096), b""))
         extra = stream.read(10)  # never past the body
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("X-Extra", str(len(extra)))])
@@ -129,6 +130,36 @@ def raw(environ, start_response):
     if path == "/hang":
         import time
         time.sleep(3600)
+    if path == "/hash":
+        # Hashes the body as it reads it, in reads of the size the query names.
+        import hashlib
+        size = int(environ["QUERY_STRING"] or "65536")
+        stream, digest, total = environ["wsgi.input"], hashlib.sha256(), 0
+        while piece := stream.read(size):
+            digest.update(piece)
+            total += len(piece)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{total} {digest.hexdigest()}".encode()]
+    if path == "/lines":
+        stream = environ["wsgi.input"]
+        first = stream.readline()
+        rest = list(stream)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"first": first.decode(), "rest": len(rest),
+                            "last": rest[-1].decode() if rest else None}).encode()]
+    if path == "/upload_gone":
+        # Reads until the client leaves: the read raises ClientDisconnected.
+        from haywire import ClientDisconnected
+        try:
+            while environ["wsgi.input"].read(65536):
+                pass
+            outcome = "complete"
+        except ClientDisconnected:
+            outcome = "ClientDisconnected"
+        with open(os.path.join(MARKER_DIR, environ["QUERY_STRING"]), "w") as f:
+            f.write(outcome)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [outcome.encode()]
     if path == "/status":
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-Custom", "yes")])
         return [b"created"]

@@ -1,0 +1,120 @@
+"""Request bodies reach the app as they arrive: `wsgi.input` and ASGI `receive()` read
+an upload while it is sent, the server reads from the client only while the app keeps
+up (a 64 MiB upload leaves the worker's memory about where it was), `--max-body-size`
+is the only limit, and an app is told when the client leaves mid-body."""
+
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from conftest import read_response, request
+from test_streaming import rss_kib, worker_pid
+
+APPS = [("wsgi", "wsgi_app:app"), ("asgi", "asgi_app:app")]
+MIB = 1024 * 1024
+
+
+def wait_file(path, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) or not open(path).read():
+        assert time.monotonic() < deadline, f"no {path} in time"
+        time.sleep(0.05)
+    return open(path).read()
+
+
+@pytest.mark.parametrize("interface, app", APPS)
+def test_64_mib_upload_is_hashed_as_it_arrives_in_bounded_memory(serve, interface, app):
+    server = serve(app, interface=interface, extra=["--max-body-size", str(128 * MIB)])
+    pid = worker_pid(server)
+    block = os.urandom(MIB)
+    total = 64 * MIB
+    digest = hashlib.sha256()
+    with server.connect() as sock:
+        sock.sendall(f"POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n".encode())
+        baseline = rss_kib(pid)
+        peak = baseline
+        for i in range(total // MIB):
+            piece = block[i:] + block[:i]  # every MiB differs: the hash checks order
+            digest.update(piece)
+            sock.sendall(piece)
+            peak = max(peak, rss_kib(pid))
+        status, _, body, _ = read_response(sock)
+    assert status == 200
+    assert body == f"{total} {digest.hexdigest()}".encode()
+    grown = peak - baseline
+    print(f"\n{interface}: 64 MiB upload, worker RSS {baseline} KiB -> peak {peak} KiB"
+          f" (+{grown} KiB)")
+    # Gathered whole, the body alone would add 64 MiB.
+    assert grown < 16 * 1024, f"worker RSS grew {grown} KiB during a 64 MiB upload"
+
+
+@pytest.mark.parametrize("interface, app", APPS)
+def test_chunked_upload_is_read_as_it_arrives(serve, tmp_path, interface, app):
+    server = serve(app, interface=interface)
+    with server.connect() as sock:
+        sock.sendall(b"POST /hash?7 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"5\r\nhello\r\n")
+        # The app has the first piece before the rest is sent: nothing answers yet.
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        sock.settimeout(10)
+        sock.sendall(b"6\r\n world\r\n0\r\n\r\n")
+        status, headers, body, _ = read_response(sock)
+    assert (status, body) == (200, f"11 {hashlib.sha256(b'hello world').hexdigest()}".encode())
+    if interface == "asgi":
+        assert int(headers["x-events"]) >= 2
+
+
+def test_wsgi_input_reads_lines_and_iterates(serve):
+    server = serve("wsgi_app:app")
+    lines = b"".join(f"line {i}\n".encode() for i in range(5000))
+    with server.connect() as sock:
+        sock.sendall(b"POST /lines HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(lines), 7000):  # pieces that split lines
+            piece = lines[start:start + 7000]
+            sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+        status, _, body, _ = read_response(sock)
+    assert status == 200
+    assert json.loads(body) == {"first": "line 0\n", "rest": 4999, "last": "line 4999\n"}
+
+
+@pytest.mark.parametrize("interface, app, told", [
+    ("wsgi", "wsgi_app:app", "ClientDisconnected"),
+    ("asgi", "asgi_app:app", "http.disconnect"),
+])
+def test_app_is_told_when_the_client_leaves_mid_upload(serve, tmp_path, interface, app, told):
+    server = serve(app, interface=interface)
+    marker = tmp_path / "gone"
+    with server.connect() as sock:
+        sock.sendall(f"POST /upload_gone?{marker} HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: {MIB}\r\n\r\n".encode() + b"x" * 100_000)
+        time.sleep(0.2)
+    assert wait_file(marker) == told
+    assert request(server, "GET", "/pid")[0] == 200
+
+
+@pytest.mark.parametrize("interface, app", APPS)
+def test_max_body_size_bounds_streamed_uploads(serve, interface, app):
+    server = serve(app, interface=interface, extra=["--max-body-size", str(MIB)])
+    # Announced too large: refused before the app sees it.
+    status, headers, _ = request(server, "POST", "/hash", b"x" * (MIB + 1))
+    assert status == 413 and headers.get("connection") == "close"
+    # Chunked: refused once it passes the limit (the app's read fails).
+    with server.connect() as sock:
+        sock.sendall(b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b"y" * 65536
+        try:
+            for _ in range(2 * MIB // len(piece)):
+                sock.sendall(b"10000\r\n" + piece + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed while we sent
+        status, _, _, _ = read_response(sock)
+    assert status == 413
+    # At the limit exactly: accepted.
+    status, _, body = request(server, "POST", "/hash", b"z" * MIB)
+    assert (status, body) == (200, f"{MIB} {hashlib.sha256(b'z' * MIB).hexdigest()}".encode())
