@@ -74,6 +74,10 @@ class Request:
     def params(self) -> dict[str, str]: ...
     @property
     def responded(self) -> bool: ...
+    def send_file(self, status: int, headers: object, file: object, offset: int = 0,
+                  length: int | None = None) -> bool:
+        """Sends ``length`` bytes of ``file`` from ``offset`` (the server reads it as the
+        client takes it); False, nothing sent, when it is not a regular file."""
     def start_stream(self, status: int, headers: object, length: int | None = None) -> None:
         """Starts a streamed response (chunked, or ``length`` bytes)."""
     def send_piece(self, data: bytes, block: bool = True) -> bool:

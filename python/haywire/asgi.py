@@ -113,6 +113,7 @@ def make_handler(
         "root_path": "",
         "client": None,
         "server": server,
+        "extensions": {"http.response.pathsend": {}},
     }
 
     async def run(request: Any) -> None:
@@ -179,6 +180,15 @@ def make_handler(
                     complete = True
                     if done is not None:
                         done.set_result(None)
+            elif kind == "http.response.pathsend":
+                # The server sends the file as it sends static files (sendfile).
+                if status is None or streaming:
+                    raise RuntimeError("http.response.pathsend needs a started, unsent response")
+                with open(message["path"], "rb") as file:
+                    if not request.send_file(status, headers, file, 0, _content_length(headers)):
+                        raise RuntimeError(f"pathsend: {message['path']!r} is not a regular file")
+                if done is not None:
+                    done.set_result(None)
             else:
                 raise RuntimeError(f"unexpected ASGI message {kind!r}")
 

@@ -21,11 +21,28 @@ import sys
 import traceback
 from typing import Any, Callable
 
-from wsgiref.util import FileWrapper
+from wsgiref import util
 
 from ._haywire import ClientDisconnected
 
 _ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
+
+
+class FileWrapper(util.FileWrapper):
+    """``wsgi.file_wrapper``: a regular file (from its current position, up to the
+    app's Content-Length) is sent by the server as it serves static files, read as the
+    client takes it, with a Content-Length, the app's thread free at once; anything
+    else is iterated in ``blksize`` blocks."""
+
+
+def _send_file(request: Any, status: str, headers: list, result: FileWrapper) -> bool:
+    """Sends ``result``'s file through the server; False when it is not a regular file."""
+    try:
+        offset = result.filelike.tell()
+        return bool(request.send_file(_status_code(status), headers, result.filelike, offset,
+                                      _content_length(headers)))
+    except (AttributeError, OSError):  # no fileno()/tell(): iterate instead
+        return False
 
 
 class _Body(io.RawIOBase):
@@ -120,6 +137,10 @@ def make_handler(
         result = None
         try:
             result = app(environ, start_response)
+            if (isinstance(result, FileWrapper) and state["status"] is not None
+                    and not state["streaming"]
+                    and _send_file(request, state["status"], state["headers"], result)):
+                return
             # A list or tuple is the whole body: one response with a Content-Length.
             # Any other iterable is streamed as it is produced.
             whole = isinstance(result, (list, tuple)) and not state["streaming"]

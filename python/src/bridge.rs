@@ -124,6 +124,12 @@ impl Answer {
         }
     }
 
+    /// The response with `len` bytes of `file` from `start` as its body.
+    fn into_file(self, file: std::fs::File, start: u64, len: u64) -> Response {
+        let (response, content_type) = self.head();
+        response.with_file(content_type, file, start, len)
+    }
+
     /// The response with `stream` as its body (`len`: its Content-Length).
     fn into_streamed(
         self,
@@ -172,6 +178,18 @@ pub enum Out {
     End {
         /// Whether the body is cut short.
         abort: bool,
+    },
+    /// The whole response, its body `len` bytes of `file` from `start`, read by the
+    /// shard as static files are (`Response::with_file`: `sendfile` on a plain connection).
+    File {
+        /// Status and headers (`answer.body` is empty).
+        answer: Answer,
+        /// An open regular file, the shard's own descriptor.
+        file: std::fs::File,
+        /// Where the body starts in the file.
+        start: u64,
+        /// The body's length (its Content-Length).
+        len: u64,
     },
     /// The app took request-body bytes (or let the body go) while the shard waited
     /// for room in the [`BodyPipe`]: the shard reads on.
@@ -564,6 +582,12 @@ impl ShardBridge {
     fn deliver(&self, token: u64, out: Out) {
         let response = match out {
             Out::Whole(answer) => answer.into_response(),
+            Out::File {
+                answer,
+                file,
+                start,
+                len,
+            } => answer.into_file(file, start, len),
             Out::Start {
                 answer,
                 len,

@@ -664,6 +664,51 @@ impl PyRequest {
         }
     }
 
+    /// Sends the response with a file as its body: status and headers as for
+    /// `respond`; `length` bytes of `file` (an open binary file object) from `offset`
+    /// (`None`: to the end of the file), with a Content-Length. The server reads the
+    /// file as it serves static files (`sendfile` on a plain connection): the app's thread is free
+    /// at once. The server keeps its own descriptor; the caller may close `file`.
+    /// Returns False, sending nothing, when `file` is not a regular file (then send
+    /// its contents another way).
+    #[pyo3(signature = (status, headers, file, offset=0, length=None))]
+    fn send_file(
+        &self,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        file: &Bound<'_, PyAny>,
+        offset: u64,
+        length: Option<u64>,
+    ) -> PyResult<bool> {
+        let fd: i32 = file.call_method0(intern!(file.py(), "fileno"))?.extract()?;
+        if fd < 0 {
+            return Ok(false);
+        }
+        // SAFETY: `fd` is `file`'s open descriptor and stays open during the borrow:
+        // `file` is referenced here and the GIL is held throughout (no Python code runs
+        // between `fileno()` and the duplication that could close it). Python hands
+        // files over only as descriptor numbers, so there is no safe conversion.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let file = std::fs::File::from(borrowed.try_clone_to_owned().map_err(io_error)?);
+        let size = match file.metadata() {
+            Ok(meta) if meta.is_file() => meta.len(),
+            _ => return Ok(false),
+        };
+        let len = size.saturating_sub(offset).min(length.unwrap_or(u64::MAX));
+        let answer = build_response(status, header_pairs(headers)?, Bytes::new())?;
+        if self.responded.swap(true, Ordering::AcqRel) {
+            return Err(PyRuntimeError::new_err("response already sent"));
+        }
+        let out = Out::File {
+            answer,
+            file,
+            start: offset,
+            len,
+        };
+        self.outbox.post((self.job.token, out));
+        Ok(true)
+    }
+
     /// Starts a streamed response: status and headers as for `respond`; `length` is
     /// the app's Content-Length (the body must then have exactly that many bytes),
     /// else the body is chunked. Send the body with `send_piece`, then `end_stream`.

@@ -288,7 +288,7 @@ impl Response {
     /// Sets a body of `len` bytes of `file` from `offset` (replacing any other): on a
     /// plain connection the kernel sends it (`sendfile`), elsewhere it is streamed in
     /// positional reads. A file cut short meanwhile ends the connection.
-    pub(crate) fn with_file(
+    pub fn with_file(
         self,
         content_type: impl Into<HeaderText>,
         file: std::fs::File,

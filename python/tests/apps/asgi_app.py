@@ -68,6 +68,12 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": message["type"].encode()})
         return
+    if path == "/pathsend":
+        assert "http.response.pathsend" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream")]})
+        await send({"type": "http.response.pathsend", "path": scope["query_string"].decode()})
+        return
     if path == "/scope":
         info = {k: v for k, v in scope.items() if isinstance(v, (str, int, list, dict)) and k != "headers"}
         info["client"] = list(scope["client"]) if scope["client"] else None
