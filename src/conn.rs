@@ -28,6 +28,7 @@ use bytes::BytesMut;
 
 use crate::body::BodyFeed;
 use crate::handler::Reply;
+use crate::http::encode::BodyEncoder;
 use crate::http::file::FileBody;
 use crate::http::ChunkStream;
 use crate::http::ResponseMode;
@@ -168,9 +169,7 @@ struct Connection {
 /// A body on its way out after its head: streamed, or whole but large.
 struct Streaming {
     pieces: Pieces,
-    /// Bytes still due under a `Content-Length`; `None`: chunked, or to the close.
-    left: Option<u64>,
-    chunked: bool,
+    framing: BodyEncoder,
 }
 
 /// Where a body's pieces come from.
@@ -546,26 +545,14 @@ impl Connection {
                     return Err(e);
                 }
             };
-            let Some(mut piece) = next else { break };
-            if let Some(left) = &mut body.left {
-                // More than announced would corrupt the next response: cut it off.
-                piece.truncate(usize::try_from(*left).unwrap_or(usize::MAX));
-                *left -= piece.len() as u64;
-            }
-            if piece.is_empty() {
-                // An empty chunk would end a chunked body.
-                if body.left == Some(0) {
+            let Some(piece) = next else { break };
+            self.take_write_buffer(shard);
+            let Some(piece) = body.framing.begin_piece(piece, &mut self.write) else {
+                if body.framing.complete() {
                     break;
                 }
                 continue;
-            }
-            self.take_write_buffer(shard);
-            if body.chunked {
-                let mut size = [0u8; 16];
-                let digits = hex(piece.len(), &mut size);
-                self.write.extend_from_slice(digits);
-                self.write.extend_from_slice(b"\r\n");
-            }
+            };
             if piece.len() >= DIRECT_PIECE {
                 // A large piece goes to the socket from where it is, not copied into
                 // the write buffer first (a file's pieces, say).
@@ -576,26 +563,19 @@ impl Connection {
             } else {
                 self.write.extend_from_slice(&piece);
             }
-            if body.chunked {
-                self.take_write_buffer(shard);
-                self.write.extend_from_slice(b"\r\n");
-            }
+            self.take_write_buffer(shard);
+            body.framing.end_piece(&mut self.write);
             if self.write.len() >= OUTPUT_CAP {
                 self.flush(stream, shard).await?;
             }
         }
-        if body.chunked {
-            self.take_write_buffer(shard);
-            self.write.extend_from_slice(b"0\r\n\r\n");
-        }
+        self.take_write_buffer(shard);
+        let end = body.framing.finish(&mut self.write);
         if !self.write.is_empty() {
             self.flush(stream, shard).await?;
         }
-        match body.left {
-            // Fewer bytes than announced: the framing is broken, end the connection.
-            Some(left) if left > 0 => Err(io::ErrorKind::UnexpectedEof.into()),
-            _ => Ok(()),
-        }
+        // Fewer bytes than announced: the framing is broken, end the connection.
+        end.map_err(|_| io::ErrorKind::UnexpectedEof.into())
     }
 
     /// Sends a file body after what is already encoded, by the kernel: `sendfile` from
@@ -752,10 +732,14 @@ impl Connection {
     /// Reads what the socket has into the read buffer, within the deadline of the
     /// phase the connection is in.
     async fn fill<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<Input> {
-        // Every response is out: the emptied queue goes back to the shard while the
+        // Every response is out: the emptied queue, and a write buffer taken but left
+        // empty (a body written from where it is), go back to the shard while the
         // connection waits (it may wait idle for long).
         if self.inflight.is_empty() {
             shard.queues.give(std::mem::take(&mut self.inflight));
+        }
+        if self.write.is_empty() && self.write.capacity() > 0 {
+            shard.pool.give(std::mem::take(&mut self.write));
         }
         self.arm_read_deadline(shard, stream.handshaking());
         let idle = self.read.is_empty() && !self.decoder.in_body();
@@ -986,8 +970,7 @@ fn encode_ready(
         if let Some((pieces, len)) = body {
             *streaming = Some(Streaming {
                 pieces,
-                left: len,
-                chunked: len.is_none() && !mode.http10,
+                framing: BodyEncoder::new(len, mode.http10),
             });
             return Poll::Ready(closes);
         }
@@ -1044,19 +1027,6 @@ fn poll_piece(
         Err(_) => {
             shard.stats.handler_panic();
             Poll::Ready(Err(io::Error::other("a response stream panicked")))
-        }
-    }
-}
-
-/// `n` in lowercase hexadecimal, as a chunk size.
-fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b"0123456789abcdef"[n & 15];
-        n >>= 4;
-        if n == 0 {
-            return &buf[at..];
         }
     }
 }

@@ -94,6 +94,7 @@ pub use server::{RunningServer, Server, StopHandle};
 #[cfg(feature = "internals")]
 pub mod internals {
     pub use crate::http::codec::{BodyPiece, Decoder, Event, Limits};
+    pub use crate::http::encode::{BodyEncoder, ShortBody};
     pub use crate::http::response::ResponseMode;
 
     /// The WebSocket frame codec.

@@ -4,6 +4,7 @@
 pub(crate) mod body;
 pub(crate) mod codec;
 pub(crate) mod date;
+pub(crate) mod encode;
 mod error;
 pub(crate) mod file;
 pub(crate) mod request;
