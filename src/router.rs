@@ -159,6 +159,16 @@ struct WsRoute {
 /// The handlers of one streaming route, by method.
 type StreamingHandlers = Vec<(Method, Rc<dyn BodyHandler>)>;
 
+/// A pattern's parameter names and how many captures a match recorded.
+type Captures<'r> = Option<(&'r Rc<[Box<str>]>, usize)>;
+
+/// A streaming route with `:name` or `*` segments.
+struct StreamingPattern {
+    segments: Vec<Segment>,
+    names: Rc<[Box<str>]>,
+    handlers: StreamingHandlers,
+}
+
 /// One shard's routing table. Built by the route factory on each shard.
 pub struct Router {
     exact: HashMap<Box<str>, Endpoint, BuildHasherDefault<Fnv>>,
@@ -166,10 +176,12 @@ pub struct Router {
     /// Answers every path no route matches, whatever the method: 404 unless
     /// `fallback` set another.
     not_found: Rc<dyn Handler>,
-    /// Routes that read their bodies as they arrive: exact paths only.
+    /// Routes that read their bodies as they arrive: exact paths, then patterns in
+    /// registration order, as for other routes.
     streaming: HashMap<Box<str>, StreamingHandlers, BuildHasherDefault<Fnv>>,
     /// Takes every request no route matches, its body streamed (`fallback_streaming`).
     streaming_fallback: Option<Rc<dyn BodyHandler>>,
+    streaming_patterns: Vec<StreamingPattern>,
     /// WebSocket routes, in the order added.
     websockets: Vec<WsRoute>,
     /// Takes upgrade requests no WebSocket route matches (`websocket_fallback`).
@@ -186,6 +198,7 @@ impl Default for Router {
             not_found: Rc::new(NotFound),
             streaming: HashMap::default(),
             streaming_fallback: None,
+            streaming_patterns: Vec::new(),
             websockets: Vec::new(),
             websocket_fallback: None,
             states: Rc::default(),
@@ -353,6 +366,12 @@ impl Router {
                 self.add_streaming(method, &join(prefix, &path), handler);
             }
         }
+        for pattern in other.streaming_patterns {
+            let path = pattern_path(&pattern.segments, &pattern.names);
+            for (method, handler) in pattern.handlers {
+                self.add_streaming(method, &join(prefix, &path), handler);
+            }
+        }
         for route in other.websockets {
             let path = pattern_path(&route.segments, &route.names);
             self.add_websocket(&join(prefix, &path), route.handler);
@@ -375,8 +394,8 @@ impl Router {
         self.nest(prefix, group)
     }
 
-    /// Registers `handler` for `method` on the exact path `path` (no `:name` or `*`),
-    /// reading the request body as it arrives, with backpressure and without
+    /// Registers `handler` for `method` on `path` (exact, or with `:name` and `*`
+    /// segments as [`Router::route`] takes), reading the request body as it arrives, with backpressure and without
     /// `max_request_size` (see [`RequestBody`]): for uploads larger than memory should
     /// hold. A request there without a body gets an empty, complete one.
     pub fn route_streaming(
@@ -395,11 +414,31 @@ impl Router {
         handler: Rc<dyn BodyHandler>,
     ) -> &mut Router {
         assert!(path.starts_with('/'), "route {path:?} must start with '/'");
+        let (segments, names) = parse_pattern(path);
         assert!(
-            !path.split('/').any(|s| s == "*" || s.starts_with(':')),
-            "a streaming route {path:?} must be an exact path"
+            names.len() <= MAX_PARAMS,
+            "route {path:?} has more than {MAX_PARAMS} parameters"
         );
-        let handlers = self.streaming.entry(path.into()).or_default();
+        let handlers = if segments.iter().all(|s| matches!(s, Segment::Literal(_))) {
+            self.streaming.entry(path.into()).or_default()
+        } else {
+            let index = match self
+                .streaming_patterns
+                .iter()
+                .position(|p| p.segments == segments)
+            {
+                Some(index) => index,
+                None => {
+                    self.streaming_patterns.push(StreamingPattern {
+                        segments,
+                        names: names.into(),
+                        handlers: Vec::new(),
+                    });
+                    self.streaming_patterns.len() - 1
+                }
+            };
+            &mut self.streaming_patterns[index].handlers
+        };
         handlers.retain(|(m, _)| *m != method);
         handlers.push((method, handler));
         self
@@ -415,17 +454,55 @@ impl Router {
         self.route_streaming(Method::Put, path, handler)
     }
 
-    /// The streaming handler for `request`, if its route is one.
-    fn streaming_handler(&self, request: &Request) -> Option<&Rc<dyn BodyHandler>> {
-        let handlers = self.streaming.get(request.path())?;
+    /// The streaming handler for `request`, if its route is one, with the pattern's
+    /// parameter names and the number of captures in `spans` when a pattern took it.
+    fn streaming_route<'r>(
+        &'r self,
+        request: &Request,
+        spans: &mut [Span; MAX_PARAMS],
+    ) -> Option<(&'r Rc<dyn BodyHandler>, Captures<'r>)> {
         let method = request.method();
-        handlers.iter().find(|(m, _)| *m == method).map(|(_, h)| h)
+        let for_method = |handlers: &'r StreamingHandlers| {
+            handlers.iter().find(|(m, _)| *m == method).map(|(_, h)| h)
+        };
+        let path = request.path();
+        if let Some(handlers) = self.streaming.get(path) {
+            return for_method(handlers).map(|handler| (handler, None));
+        }
+        self.streaming_patterns.iter().find_map(|pattern| {
+            let count = match_segments(&pattern.segments, request.head(), path, spans)?;
+            for_method(&pattern.handlers).map(|handler| (handler, Some((&pattern.names, count))))
+        })
+    }
+
+    /// Calls `request`'s streaming handler with `body`, or the streaming fallback, or
+    /// `otherwise` when there is neither.
+    fn call_streaming(
+        &self,
+        mut request: Request,
+        body: RequestBody,
+        otherwise: impl FnOnce(Request) -> Reply,
+    ) -> Reply {
+        let mut spans = [Span::default(); MAX_PARAMS];
+        let Some((handler, captures)) = self.streaming_route(&request, &mut spans) else {
+            return match &self.streaming_fallback {
+                Some(fallback) => fallback.call(request, body),
+                None => otherwise(request),
+            };
+        };
+        if let Some((names, count)) = captures {
+            request.set_params(names, &spans[..count]);
+        }
+        handler.call(request, body)
     }
 
     /// Whether `request`'s body should be streamed to its handler. Asked only for
     /// requests that have a body; free when no streaming route exists.
     pub(crate) fn streams(&self, request: &Request) -> bool {
-        (!self.streaming.is_empty() && self.streaming_handler(request).is_some())
+        ((!self.streaming.is_empty() || !self.streaming_patterns.is_empty())
+            && self
+                .streaming_route(request, &mut [Span::default(); MAX_PARAMS])
+                .is_some())
             || (self.streaming_fallback.is_some() && !self.routes_match(request))
     }
 
@@ -441,10 +518,7 @@ impl Router {
 
     /// Calls the streaming handler of `request` (which `streams` said has one).
     pub(crate) fn dispatch_streaming(&self, request: Request, body: RequestBody) -> Reply {
-        match (self.streaming_handler(&request), &self.streaming_fallback) {
-            (Some(handler), _) | (None, Some(handler)) => handler.call(request, body),
-            (None, None) => self.dispatch(request),
-        }
+        self.call_streaming(request, body, |request| self.dispatch(request))
     }
 
     /// A WebSocket route on `path` (exact, or with `:name` and `*` segments): every
@@ -544,13 +618,9 @@ impl Router {
                 return pattern.endpoint.call(request);
             }
         }
-        if let Some(handler) = self.streaming_handler(&request) {
-            return handler.call(request, RequestBody::empty());
-        }
-        if let Some(handler) = &self.streaming_fallback {
-            return handler.call(request, RequestBody::empty());
-        }
-        self.not_found.call(request)
+        self.call_streaming(request, RequestBody::empty(), |request| {
+            self.not_found.call(request)
+        })
     }
 }
 
@@ -634,6 +704,21 @@ mod tests {
                 .collect::<String>();
             Response::text(format!("{name}{params}"))
         }
+    }
+
+    #[test]
+    fn streaming_patterns_match_by_method_and_move_with_nest() {
+        let streamed = |_: Request, _: RequestBody| Response::text("streamed");
+        let mut inner = Router::new();
+        inner.put_streaming("/b/:id", streamed);
+        inner.post_streaming("/files/*", streamed);
+        let mut router = Router::new();
+        router.nest("/api", inner);
+        assert!(router.streams(&request("PUT", "/api/b/1")));
+        assert!(router.streams(&request("POST", "/api/files/a/b")));
+        assert!(!router.streams(&request("POST", "/api/b/1")));
+        assert!(!router.streams(&request("PUT", "/api/b/1/2")));
+        assert_eq!(answer(&router, "PUT", "/api/b/7").1, "streamed");
     }
 
     #[test]

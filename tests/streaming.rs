@@ -107,6 +107,18 @@ fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
             }),
         )
     });
+    // Pattern routes stream too: the captures are there for the handler.
+    router.put_streaming(
+        "/buckets/:bucket/*",
+        |req: Request, mut body: RequestBody| async move {
+            let bucket = req.param("bucket").unwrap_or("?").to_owned();
+            let mut total = 0;
+            while let Some(Ok(piece)) = body.chunk().await {
+                total += piece.len();
+            }
+            Response::text(format!("{bucket} {} {total}", req.path()))
+        },
+    );
     router.get("/panics", |_: Request| {
         let pieces = stream::iter(0..3).map(|i| {
             if i == 1 {
@@ -451,4 +463,32 @@ fn read_to_close(reader: &mut impl Read) -> Vec<u8> {
             all.len()
         ),
     }
+}
+
+#[test]
+fn a_pattern_route_streams_bodies_past_max_request_size_with_its_captures() {
+    let server = start();
+    let addr = server.local_addr();
+    // Twice `max_request_size`: a buffered route would answer 413.
+    let size = 2 * test_config().limits.max_request_size;
+    let mut stream = connect(addr);
+    let head = format!(
+        "PUT /buckets/photos/2026/cat.jpg HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&vec![b'p'; size]).unwrap();
+    // Another method on the pattern is not a streaming route.
+    stream
+        .write_all(b"POST /buckets/photos/x HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(
+        (reply.status, reply.text()),
+        (200, format!("photos /buckets/photos/2026/cat.jpg {size}"))
+    );
+    let other = read_reply(&mut reader, false).status;
+    assert!(matches!(other, 404 | 405), "POST answered {other}");
+    server.stop();
+    server.join().unwrap();
 }
