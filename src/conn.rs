@@ -460,15 +460,7 @@ impl Connection {
         let date = shard.date.get();
         let deadline = &self.deadline;
         let finished = watchdog::until(deadline, |cx| {
-            for slot in inflight.iter_mut() {
-                if let Reply::Pending(future) = &mut slot.reply {
-                    match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                        Ok(Poll::Ready(response)) => slot.reply = Reply::Ready(response),
-                        Ok(Poll::Pending) => {}
-                        Err(_) => slot.reply = panicked(shard),
-                    }
-                }
-            }
+            poll_handlers(inflight, shard, cx);
             encode_ready(inflight, streaming, write, &date, shard)
         })
         .await;
@@ -985,8 +977,9 @@ fn encode_ready(
     }
 }
 
-/// Polls every pending handler once, so they progress while the connection waits on
-/// something else (a streamed request body they read).
+/// Polls every pending handler once: while their responses are collected, and while
+/// the connection waits on something else (a streamed request body they read). A
+/// panic becomes a 500.
 fn poll_handlers(inflight: &mut VecDeque<Slot>, shard: &Shard, cx: &mut Context<'_>) {
     for slot in inflight.iter_mut() {
         if let Reply::Pending(future) = &mut slot.reply {
