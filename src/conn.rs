@@ -782,7 +782,14 @@ impl Connection {
         } else if self.read.is_empty() && !handshaking {
             // A handshake's start does not count against the first request's head.
             self.head_started = None;
-            self.deadline.set_idle(now + timeouts.keep_alive);
+            if self.bytes_read == 0 {
+                // Nothing read yet: its first request may already wait in the socket
+                // (TCP_DEFER_ACCEPT reports connections with their first bytes), and
+                // evicting it would lose that request. Only a used connection is idle.
+                self.deadline.set(Some(now + timeouts.keep_alive));
+            } else {
+                self.deadline.set_idle(now + timeouts.keep_alive);
+            }
         } else {
             let at = *self.head_started.get_or_insert(now) + timeouts.header;
             self.deadline.set(Some(at));

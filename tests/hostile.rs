@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -487,19 +487,35 @@ fn a_burst_of_clients_never_opens_more_than_max_connections() {
     for blocker in &mut blockers {
         assert_eq!(read_reply(blocker, false).text(), "unblocked");
     }
-    let seen: Vec<u64> = burst
-        .iter_mut()
-        .map(|reader| read_reply(reader, false).text().parse().unwrap())
-        .collect();
+    // A client is answered by `/active`, or refused with 503 when its shard had no
+    // used idle connection to evict (one not read yet may hold a request), or, past
+    // the bounded number of lingering refusals, closed unanswered.
+    let (mut seen, mut refused, mut closed) = (Vec::new(), 0, 0);
+    for reader in &mut burst {
+        if reader.fill_buf().map_or(true, |b| b.is_empty()) {
+            closed += 1;
+            continue;
+        }
+        let reply = read_reply(reader, false);
+        match reply.status {
+            200 => seen.push(reply.text().parse::<u64>().unwrap()),
+            503 => refused += 1,
+            other => panic!("a burst client got {other}"),
+        }
+    }
+    eprintln!(
+        "burst: {} answered, {refused} refused, {closed} closed",
+        seen.len()
+    );
     assert!(
         seen.iter().all(|&n| n <= MAX),
         "open connections seen: {seen:?}"
     );
+    assert!(seen.len() >= 10, "only {} of 100 served", seen.len());
     let connections = &stats(addr)["total"]["connections"];
-    assert!(
-        connections["evicted"].as_u64().unwrap() >= 90,
-        "{connections}"
-    );
+    let displaced =
+        connections["evicted"].as_u64().unwrap() + connections["refused"].as_u64().unwrap();
+    assert!(displaced >= 90, "{connections}");
 }
 
 #[test]
