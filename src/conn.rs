@@ -32,7 +32,7 @@ use crate::http::encode::BodyEncoder;
 use crate::http::file::FileBody;
 use crate::http::ChunkStream;
 use crate::http::ResponseMode;
-use crate::http::{BodyPiece, Decoder, Event, Method, ParseError, Response, StatusCode, Version};
+use crate::http::{BodyPiece, Decoder, Event, Request, Response, StatusCode};
 use crate::inflight::Slot;
 use crate::linger::{linger, LINGER_TIME};
 use crate::net::{Socket, TlsStream, Transport};
@@ -323,24 +323,16 @@ impl Connection {
                     request,
                     expect_continue,
                 }) => {
-                    self.head_started = None;
-                    self.body_started = None;
-                    shard.stats.request(request.method());
-                    let mode = ResponseMode {
-                        head_only: request.method() == Method::Head,
-                        keep_alive: request.keep_alive(),
-                        http10: request.version() == Version::Http10,
-                    };
+                    self.began(shard, &request);
+                    let mode = ResponseMode::of(&request);
                     let access = shard.access_log.entry(&request);
                     let (feed, body) = BodyFeed::new();
                     let mut parts = Some((request, body));
-                    let reply = match catch_unwind(AssertUnwindSafe(|| {
+                    let reply = catch_unwind(AssertUnwindSafe(|| {
                         let (request, body) = parts.take().expect("dispatched once");
                         router.dispatch_streaming(request, body)
-                    })) {
-                        Ok(reply) => reply,
-                        Err(_) => panicked(shard),
-                    };
+                    }))
+                    .unwrap_or_else(|_| panicked(shard));
                     self.push(
                         shard,
                         Slot {
@@ -353,9 +345,7 @@ impl Connection {
                     return Next::Feed;
                 }
                 Ok(Event::Request(mut request)) => {
-                    self.head_started = None;
-                    self.body_started = None;
-                    shard.stats.request(request.method());
+                    self.began(shard, &request);
                     if let Some(handler) = router.websocket_for(&mut request) {
                         match crate::ws::Pending::new(request, handler) {
                             Ok(pending) => {
@@ -368,23 +358,15 @@ impl Connection {
                             }
                         }
                     }
-                    let mode = ResponseMode {
-                        head_only: request.method() == Method::Head,
-                        keep_alive: request.keep_alive(),
-                        http10: request.version() == Version::Http10,
-                    };
+                    let mode = ResponseMode::of(&request);
                     // The closure borrows the request rather than owning it: a closure
                     // that owns it is copied whole, twice, on its way into catch_unwind.
                     let access = shard.access_log.entry(&request);
                     let mut request = Some(request);
-                    let reply = match catch_unwind(AssertUnwindSafe(|| {
-                        shard
-                            .router
-                            .dispatch(request.take().expect("dispatched once"))
-                    })) {
-                        Ok(reply) => reply,
-                        Err(_) => panicked(shard),
-                    };
+                    let reply = catch_unwind(AssertUnwindSafe(|| {
+                        router.dispatch(request.take().expect("dispatched once"))
+                    }))
+                    .unwrap_or_else(|_| panicked(shard));
                     let slot = Slot {
                         reply,
                         mode,
@@ -400,11 +382,18 @@ impl Connection {
                 Ok(Event::NeedMore) => return Next::Read,
                 Err(error) => {
                     shard.stats.parse_error(error);
-                    self.push_error(shard, error_response(error));
+                    self.push_error(shard, error.response());
                     return Next::Close;
                 }
             }
         }
+    }
+
+    /// A request's head is in: its read deadlines start over, and it is counted.
+    fn began(&mut self, shard: &Shard, request: &Request) {
+        self.head_started = None;
+        self.body_started = None;
+        shard.stats.request(request.method());
     }
 
     /// Encoded responses go into a pooled buffer (which `flush` gives back): grown from
@@ -426,16 +415,11 @@ impl Connection {
 
     fn push_error(&mut self, shard: &Shard, response: Response) {
         self.errored = true;
-        let mode = ResponseMode {
-            head_only: false,
-            keep_alive: false,
-            http10: false,
-        };
         self.push(
             shard,
             Slot {
                 reply: Reply::Ready(response),
-                mode,
+                mode: ResponseMode::CLOSE,
                 access: None,
             },
         );
@@ -868,14 +852,9 @@ pub(crate) async fn refuse(stream: Socket, shard: Rc<Shard>) {
     }
     // Through the encoder like every answer (status line, Date, framing).
     let mut busy = BytesMut::with_capacity(256);
-    let mode = ResponseMode {
-        head_only: false,
-        keep_alive: false,
-        http10: false,
-    };
     Response::new(StatusCode::SERVICE_UNAVAILABLE)
         .with_body("text/plain", "server at capacity\n")
-        .encode(mode, &shard.date.get(), &mut busy);
+        .encode(ResponseMode::CLOSE, &shard.date.get(), &mut busy);
     let deadline = shard.watchdog.deadline();
     deadline.set(Some(shard.watchdog.now() + LINGER_TIME));
     let mut written = 0;
@@ -1038,8 +1017,4 @@ fn panicked(shard: &Shard) -> Reply {
             .with_body("text/plain", "internal server error\n")
             .with_close(),
     )
-}
-
-fn error_response(error: ParseError) -> Response {
-    Response::new(error.status()).with_body("text/plain", format!("{}\n", error.reason()))
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::http::response::StatusCode;
+use crate::http::response::{Response, StatusCode};
 
 /// A request the server refuses to process. After any of these the connection is
 /// closed: the framing of whatever follows cannot be trusted.
@@ -48,6 +48,13 @@ impl ParseError {
     }
 }
 
+impl ParseError {
+    /// The answer to this error: its status, and its reason as a plain-text body.
+    pub(crate) fn response(self) -> Response {
+        Response::new(self.status()).with_body("text/plain", format!("{}\n", self.reason()))
+    }
+}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.reason(), self.status().as_u16())
@@ -55,3 +62,18 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_carries_the_status_and_the_reason() {
+        let response = ParseError::UriTooLong.response();
+        assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+        assert_eq!(&response.body()[..], b"request target too long\n");
+        let bad = ParseError::BadRequest("bad chunk size").response();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(&bad.body()[..], b"bad chunk size\n");
+    }
+}

@@ -11,6 +11,7 @@ use futures_lite::Stream;
 
 use crate::http::date::DATE_LEN;
 use crate::http::file::FileBody;
+use crate::http::request::{Method, Request, Version};
 
 /// An HTTP status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -460,6 +461,27 @@ pub struct ResponseMode {
     pub http10: bool,
 }
 
+impl ResponseMode {
+    /// For an answer the connection closes after, whatever the request asked (an
+    /// error, a refusal): a full HTTP/1.1 response with `Connection: close`.
+    pub(crate) const CLOSE: ResponseMode = ResponseMode {
+        head_only: false,
+        keep_alive: false,
+        http10: false,
+    };
+
+    /// What `request` asks of its response: no body for HEAD, the connection kept
+    /// as it says, keep-alive announced to HTTP/1.0.
+    #[inline]
+    pub(crate) fn of(request: &Request) -> ResponseMode {
+        ResponseMode {
+            head_only: request.method() == Method::Head,
+            keep_alive: request.keep_alive(),
+            http10: request.version() == Version::Http10,
+        }
+    }
+}
+
 impl Response {
     /// Appends the encoded response to `out`.
     pub fn encode(&self, mode: ResponseMode, date: &[u8; DATE_LEN], out: &mut BytesMut) {
@@ -625,6 +647,38 @@ mod tests {
             ..KEEP
         };
         assert!(encode(&Response::text("x"), http10).contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn the_mode_follows_the_request() {
+        let mut decoder = crate::http::Decoder::new(
+            crate::http::Limits {
+                max_head_size: 1024,
+                max_uri_length: 256,
+                max_request_size: 1024,
+            },
+            0,
+        );
+        let mut mode = |wire: &[u8]| {
+            let mut buf = BytesMut::from(wire);
+            match decoder.decode(&mut buf) {
+                Ok(crate::http::Event::Request(request)) => ResponseMode::of(&request),
+                other => panic!("{other:?}"),
+            }
+        };
+        let get = mode(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(!get.head_only && get.keep_alive && !get.http10);
+        let head = mode(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(head.head_only && head.keep_alive && !head.http10);
+        let closing = mode(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        assert!(!closing.keep_alive && !closing.http10);
+        let old = mode(b"GET / HTTP/1.0\r\n\r\n");
+        assert!(!old.keep_alive && old.http10);
+        let old_kept = mode(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        assert!(old_kept.keep_alive && old_kept.http10);
+        let close = encode(&Response::text("x"), ResponseMode::CLOSE);
+        assert!(close.starts_with("HTTP/1.1 200 OK\r\n"), "{close}");
+        assert!(close.contains("Connection: close\r\n") && close.ends_with("\r\n\r\nx"));
     }
 
     #[test]

@@ -115,12 +115,7 @@ impl Shared {
     /// Answers the handshake with `response` (plain, not streamed); the connection
     /// closes after it.
     pub(crate) fn refuse(&self, response: &Response, date: &[u8; 29]) {
-        let mode = ResponseMode {
-            head_only: false,
-            keep_alive: false,
-            http10: false,
-        };
-        response.encode(mode, date, &mut self.out.borrow_mut());
+        response.encode(ResponseMode::CLOSE, date, &mut self.out.borrow_mut());
         self.stats.response(response.status().as_u16());
         self.phase.set(Phase::Refused);
         self.end_input();
