@@ -324,7 +324,7 @@ impl Connection {
                     expect_continue,
                 }) => {
                     self.began(shard, &request);
-                    let mode = ResponseMode::of(&request);
+                    let mode = request.response_mode();
                     let access = shard.access_log.entry(&request);
                     let (feed, body) = BodyFeed::new();
                     let mut parts = Some((request, body));
@@ -358,7 +358,7 @@ impl Connection {
                             }
                         }
                     }
-                    let mode = ResponseMode::of(&request);
+                    let mode = request.response_mode();
                     // The closure borrows the request rather than owning it: a closure
                     // that owns it is copied whole, twice, on its way into catch_unwind.
                     let access = shard.access_log.entry(&request);

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::http::response::HeaderText;
+use crate::http::response::{HeaderText, ResponseMode};
 
 /// Most headers a request may carry; more is answered with 431.
 pub const MAX_HEADERS: usize = 64;
@@ -213,6 +213,19 @@ pub struct Request {
     pub(crate) shard: usize,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) secure: bool,
+}
+
+impl Request {
+    /// What this request asks of its response: no body for HEAD, the connection kept
+    /// as it says, keep-alive announced to HTTP/1.0.
+    #[inline]
+    pub(crate) fn response_mode(&self) -> ResponseMode {
+        ResponseMode {
+            head_only: self.method() == Method::Head,
+            keep_alive: self.keep_alive(),
+            http10: self.version() == Version::Http10,
+        }
+    }
 }
 
 impl Request {

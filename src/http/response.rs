@@ -11,7 +11,6 @@ use futures_lite::Stream;
 
 use crate::http::date::DATE_LEN;
 use crate::http::file::FileBody;
-use crate::http::request::{Method, Request, Version};
 
 /// An HTTP status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -469,17 +468,6 @@ impl ResponseMode {
         keep_alive: false,
         http10: false,
     };
-
-    /// What `request` asks of its response: no body for HEAD, the connection kept
-    /// as it says, keep-alive announced to HTTP/1.0.
-    #[inline]
-    pub(crate) fn of(request: &Request) -> ResponseMode {
-        ResponseMode {
-            head_only: request.method() == Method::Head,
-            keep_alive: request.keep_alive(),
-            http10: request.version() == Version::Http10,
-        }
-    }
 }
 
 impl Response {
@@ -662,7 +650,7 @@ mod tests {
         let mut mode = |wire: &[u8]| {
             let mut buf = BytesMut::from(wire);
             match decoder.decode(&mut buf) {
-                Ok(crate::http::Event::Request(request)) => ResponseMode::of(&request),
+                Ok(crate::http::Event::Request(request)) => request.response_mode(),
                 other => panic!("{other:?}"),
             }
         };
