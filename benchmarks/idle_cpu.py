@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from serverproc import raise_fd_limit, wait_listening  # noqa: E402
+from serverproc import open_used_connections, raise_fd_limit, wait_listening  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 
@@ -58,17 +58,7 @@ def main():
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(args.port)
-        conns = []
-        for i in range(args.connections):
-            s = socket.create_connection(("127.0.0.1", args.port))
-            s.sendall(REQUEST)
-            data = b""
-            while not data.endswith(b"hello world"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise RuntimeError(f"connection {i} closed")
-                data += chunk
-            conns.append(s)
+        conns = open_used_connections(args.port, args.connections, REQUEST)
         time.sleep(1.0)
         parks_before = parks(args.port)
         cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from serverproc import raise_fd_limit, status_kib, wait_listening  # noqa: E402
+from serverproc import open_used_connections, raise_fd_limit, status_kib, wait_listening  # noqa: E402
 
 
 def main():
@@ -41,17 +41,7 @@ def main():
         warm.close()
         time.sleep(0.2)
         before = status_kib(server.pid)
-        conns = []
-        for i in range(args.connections):
-            s = socket.create_connection(("127.0.0.1", args.port))
-            s.sendall(request)
-            data = b""
-            while not data.endswith(b"hello world"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise RuntimeError(f"connection {i} closed")
-                data += chunk
-            conns.append(s)
+        conns = open_used_connections(args.port, args.connections, request)
         time.sleep(1.0)
         after = status_kib(server.pid)
         per = (after - before) * 1024 / args.connections

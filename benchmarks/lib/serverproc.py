@@ -33,3 +33,21 @@ def wait_listening(port, seconds=30):
             if time.time() > deadline:
                 raise RuntimeError("server did not start")
             time.sleep(0.1)
+
+
+def open_used_connections(port, count, request=b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n",
+                          answer=b"hello world"):
+    """Opens `count` keep-alive connections, each answered once, and returns them: what an
+    idle connection looks like after a request (the benchmarks measure those)."""
+    conns = []
+    for i in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(request)
+        data = b""
+        while not data.endswith(answer):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise RuntimeError(f"connection {i} closed")
+            data += chunk
+        conns.append(s)
+    return conns
