@@ -67,7 +67,7 @@ pub(crate) fn admit(
     // The socket inherited the listener's TCP_NODELAY; only a reload that changed the
     // setting costs a syscall here. A socket that refuses it still works, only slower.
     let nodelay = shard.settings.get().tcp_nodelay;
-    if nodelay != shard.listener_nodelay {
+    if !shard.unix && nodelay != shard.listener_nodelay {
         let _ = stream.set_nodelay(nodelay);
     }
     let open = Open::new(shard, loads);
@@ -202,14 +202,17 @@ async fn listen(
     accept_until(&listener, || ctx.stop_event().wait(), &mut accepted).await;
     // Failing leaves new connections deferred as before: the window still takes those
     // that send their request in it.
-    let _ = listener.defer_accept(0);
+    if !shard.unix {
+        let _ = listener.defer_accept(0);
+    }
     shard
         .drain(|linger_end| async move {
             let left =
                 || glommio::timer::sleep(linger_end.saturating_duration_since(Instant::now()));
             accept_until(&listener, left, &mut accepted).await;
-            // Dropping the listener refuses new connections from here.
-            drop(listener);
+            // Dropping the listener refuses new connections from here (once every
+            // shard has dropped its duplicate of a shared one).
+            listener.close_listener();
         })
         .await;
 }

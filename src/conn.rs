@@ -76,7 +76,7 @@ enum Closed {
 /// Serves one accepted connection until it closes: over TLS when the shard has a TLS
 /// config now, else plaintext. Each is its own instance of the generic loop, so the
 /// plaintext one has no TLS branch inside. `peer` is the client's address as accept
-/// gave it (looked up when it did not); `deadline` is the connection's, made when it
+/// gave it (`None` on a Unix socket); `deadline` is the connection's, made when it
 /// was admitted (an eviction to make room for another connection expires it).
 pub(crate) async fn serve(
     stream: Socket,
@@ -105,7 +105,7 @@ async fn serve_on<T: Transport>(
     deadline: Rc<Deadline>,
 ) {
     let mut decoder = Decoder::new(shard.settings.get().limits, shard.id);
-    decoder.set_connection(peer.or_else(|| stream.socket().peer_addr()), secure);
+    decoder.set_connection(peer, secure);
     let mut conn = Connection {
         read: BytesMut::new(),
         write: BytesMut::new(),

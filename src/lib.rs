@@ -61,6 +61,7 @@ pub mod http;
 mod inflight;
 pub mod layer;
 mod linger;
+mod listener;
 pub mod metrics;
 mod net;
 #[cfg(feature = "pg")]
@@ -84,6 +85,7 @@ pub use haywire_shards::ShardCtx;
 pub use http::{
     BodyStream, ChunkStream, HeaderText, Headers, Method, Request, Response, StatusCode, Version,
 };
+pub use listener::UnixSocketFile;
 pub use reload::{Reloaded, Reloader};
 pub use respond::{Error, IntoResponse, Json};
 pub use router::Router;

@@ -145,8 +145,12 @@ fn main() -> ExitCode {
         .iter()
         .map(|c| c.map_or("-".into(), |c| c.to_string()))
         .collect();
+    let address = match running.unix_path() {
+        Some(path) => format!("unix:{}", path.display()),
+        None => running.local_addr().to_string(),
+    };
     println!("haywire {}", env!("CARGO_PKG_VERSION"));
-    println!("  address:      {}", running.local_addr());
+    println!("  address:      {address}");
     println!(
         "  shards:       {} ({}, cpus {})",
         running.shards(),
@@ -179,7 +183,7 @@ fn main() -> ExitCode {
         println!("{line}");
     }
     tracing::debug!(
-        address = %running.local_addr(),
+        address = %address,
         shards = running.shards(),
         "haywire {} started",
         env!("CARGO_PKG_VERSION")

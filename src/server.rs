@@ -1,9 +1,10 @@
-//! `Server`: the public API. Binds the listeners (one SO_REUSEPORT socket per shard, or
-//! shard 0's alone with the `handoff` balancer) and launches the shards (`shard.rs`).
+//! `Server`: the public API. Binds the listeners (`listener.rs`) and launches the
+//! shards (`shard.rs`).
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
@@ -11,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use futures_lite::future;
 use haywire_shards::signals::{self, Signal};
 use haywire_shards::{launch, Controller, LaunchConfig, Placement, Runtime, ShardCtx};
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use crate::balancer::{self, Loads};
-use crate::config::{Balancer, Config, ConfigError, Overrides, PlacementKind, ServerConfig};
+use crate::config::{Balancer, Config, ConfigError, Overrides, PlacementKind};
+use crate::listener::{Listeners, UnixSocketFile};
 use crate::net::{self, TlsKeys};
 use crate::reload::Reloader;
 use crate::router::Router;
@@ -24,6 +26,8 @@ use crate::shard::{RouteFactory, Shard};
 pub struct Server {
     config: Config,
     routes: Vec<RouteFactory>,
+    /// A socket bound elsewhere to serve from (see [`Server::listener`]).
+    listener: Option<OwnedFd>,
 }
 
 /// Stops a [`RunningServer`] from any thread, as [`RunningServer::stop`] does, for
@@ -41,6 +45,9 @@ impl StopHandle {
 /// A started server.
 pub struct RunningServer {
     addr: SocketAddr,
+    unix_path: Option<PathBuf>,
+    /// The Unix socket file this server bound, removed once it has stopped.
+    file: Option<UnixSocketFile>,
     runtime: Runtime<()>,
     config: Config,
 }
@@ -51,7 +58,19 @@ impl Server {
         Server {
             config,
             routes: Vec::new(),
+            listener: None,
         }
+    }
+
+    /// Serves from `fd`, a socket already bound and listening (TCP or Unix), such as one
+    /// inherited from a supervisor or from systemd, instead of binding `server.address`
+    /// and `server.port` or `server.unix`. Every shard accepts from it (shard 0 alone
+    /// with the `handoff` balancer). A TCP one gets TCP_NODELAY (`server.tcp_nodelay`)
+    /// and TCP_DEFER_ACCEPT as a bound one; either is made non-blocking. A Unix socket's
+    /// file is left in place at stop: it is for whoever bound it to remove.
+    pub fn listener(mut self, fd: OwnedFd) -> Server {
+        self.listener = Some(fd);
+        self
     }
 
     /// Adds routes. `factory` runs once on every shard and registers that shard's
@@ -81,16 +100,12 @@ impl Server {
         }
     }
 
-    /// Binds the listeners and starts every shard; returns once they all run.
+    /// Binds the listeners and starts every shard; returns once they all run. With
+    /// `server.unix`, a stale socket file (nothing listens on it) is replaced and a live
+    /// one is an error naming the key.
     pub fn start(self) -> io::Result<RunningServer> {
         let launch_config = self.launch_config();
         let shards = launch_config.resolve()?.len();
-        let ip: IpAddr = self.config.server.address.parse().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "server.address is not an IP address",
-            )
-        })?;
         // A log file that cannot be opened fails the start, not each shard quietly.
         crate::access_log::check(&self.config.log)?;
         // Read once here; every shard builds its own TLS config from the same keys.
@@ -107,15 +122,16 @@ impl Server {
             Balancer::Reuseport => shards,
             Balancer::Handoff => 1,
         };
-        let sockets = bind_all(
-            SocketAddr::new(ip, self.config.server.port),
-            listeners,
-            &self.config.server,
-        )?;
-        let addr = sockets[0]
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("listener has no IP address"))?;
+        let Listeners {
+            sockets,
+            addr,
+            unix_path,
+            unix,
+            file,
+        } = match self.listener {
+            Some(fd) => Listeners::inherited(fd, &self.config.server, listeners)?,
+            None => Listeners::bind(&self.config.server, listeners)?,
+        };
         let sockets = Arc::new(Mutex::new(
             sockets.into_iter().map(Some).collect::<Vec<_>>(),
         ));
@@ -123,16 +139,27 @@ impl Server {
         let running_config = self.config.clone();
         let config = Arc::new(self.config);
         let routes = Arc::new(self.routes);
-        let runtime = launch(&launch_config, move |ctx: Rc<ShardCtx>| {
+        let launched = launch(&launch_config, move |ctx: Rc<ShardCtx>| {
             let listener = sockets
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get_mut(ctx.id())
                 .and_then(Option::take);
-            run_shard(ctx, listener, config, routes, loads, tls.clone())
-        })?;
+            run_shard(ctx, listener, unix, config, routes, loads, tls.clone())
+        });
+        let runtime = match launched {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                if let Some(file) = &file {
+                    file.remove();
+                }
+                return Err(e);
+            }
+        };
         Ok(RunningServer {
-            addr,
+            addr: addr.unwrap_or((Ipv4Addr::UNSPECIFIED, 0).into()),
+            unix_path,
+            file,
             runtime,
             config: running_config,
         })
@@ -140,9 +167,16 @@ impl Server {
 }
 
 impl RunningServer {
-    /// The bound address (with the real port when the config asked for port 0).
+    /// The bound address (with the real port when the config asked for port 0). On a
+    /// Unix socket it is `0.0.0.0:0`: see [`RunningServer::unix_path`].
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The path of the Unix socket served (`server.unix`, or an inherited Unix
+    /// listener's); `None` on TCP.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix_path.as_deref()
     }
 
     /// Number of shards.
@@ -198,46 +232,18 @@ impl RunningServer {
         })
     }
 
-    /// Waits until every shard has stopped.
+    /// Waits until every shard has stopped, then removes the `server.unix` socket file
+    /// (if it is still the one this server bound).
     pub fn join(self) -> io::Result<()> {
-        self.runtime
-            .join()
+        let joined = self.runtime.join();
+        if let Some(file) = &self.file {
+            file.remove();
+        }
+        joined
             .into_iter()
             .collect::<io::Result<Vec<()>>>()
             .map(drop)
     }
-}
-
-/// `count` SO_REUSEPORT listeners on one port (one per shard, or shard 0's alone with
-/// `handoff`): the first binds the configured port (0 picks one), the rest the port it
-/// got.
-fn bind_all(addr: SocketAddr, count: usize, options: &ServerConfig) -> io::Result<Vec<Socket>> {
-    let first = bind_one(addr, options)?;
-    let port = first
-        .local_addr()?
-        .as_socket()
-        .map_or(addr.port(), |a| a.port());
-    let mut sockets = vec![first];
-    for _ in 1..count {
-        sockets.push(bind_one(SocketAddr::new(addr.ip(), port), options)?);
-    }
-    Ok(sockets)
-}
-
-fn bind_one(addr: SocketAddr, options: &ServerConfig) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    // Accepted sockets inherit TCP_NODELAY from the listener: no setsockopt per
-    // connection (see `balancer::admit`).
-    socket.set_nodelay(options.tcp_nodelay)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {addr}: {e}")))?;
-    socket.listen(options.backlog.min(i32::MAX as u32) as i32)?;
-    net::defer_accept(socket.as_fd(), net::DEFER_ACCEPT_SECS)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
 }
 
 /// One shard's life: build its state, accept (or wait, on a shard that does not
@@ -245,12 +251,13 @@ fn bind_one(addr: SocketAddr, options: &ServerConfig) -> io::Result<Socket> {
 async fn run_shard(
     ctx: Rc<ShardCtx>,
     listener: Option<Socket>,
+    unix: bool,
     config: Arc<Config>,
     routes: Arc<Vec<RouteFactory>>,
     loads: Loads,
     tls: Option<Arc<TlsKeys>>,
 ) {
-    let shard = Shard::start(&ctx, &config, &routes);
+    let shard = Shard::start(&ctx, &config, &routes, unix);
     shard.tls.install(tls.as_deref());
     let listener = listener.map(|socket| {
         net::Socket::register(socket.into(), &shard.poller).expect("cannot register the listener")

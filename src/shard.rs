@@ -51,6 +51,8 @@ pub(crate) struct Shard {
     pub(crate) watchdog: Rc<Watchdog>,
     /// TCP_NODELAY as set on the listeners, which accepted sockets inherit.
     pub(crate) listener_nodelay: bool,
+    /// The listener is a Unix socket: no TCP options on it or its connections.
+    pub(crate) unix: bool,
     /// Readiness for every socket of the shard.
     pub(crate) poller: Rc<Poller>,
     /// Set when a graceful shutdown begins: no new requests are read. Shared with the
@@ -72,7 +74,13 @@ pub(crate) struct Shard {
 impl Shard {
     /// Builds the shard's state on its executor: the poller, the clocks, the buffer
     /// pool, and the router from the config's stock routes and the user's factories.
-    pub(crate) fn start(ctx: &Rc<ShardCtx>, config: &Config, routes: &[RouteFactory]) -> Rc<Shard> {
+    /// `unix`: the server listens on a Unix socket.
+    pub(crate) fn start(
+        ctx: &Rc<ShardCtx>,
+        config: &Config,
+        routes: &[RouteFactory],
+        unix: bool,
+    ) -> Rc<Shard> {
         let stats = Rc::new(ShardStats::default());
         ctx.insert_local(stats.clone());
         // Failing here means the kernel is out of descriptors or memory at start-up: the
@@ -109,6 +117,7 @@ impl Shard {
             queues: Queues::new(POOLED_QUEUES),
             settings: Cell::new(config.settings()),
             listener_nodelay: config.server.tcp_nodelay,
+            unix,
             watchdog,
             poller,
             draining,

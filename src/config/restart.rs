@@ -26,6 +26,8 @@ macro_rules! restart_keys {
 restart_keys! {
     "server.address" => server.address;
     "server.port" => server.port;
+    "server.unix" => server.unix;
+    "server.unix_mode" => server.unix_mode;
     "server.shards" => server.shards;
     "server.placement" => server.placement;
     "server.cpus" => server.cpus;

@@ -40,6 +40,11 @@ pub struct ServerConfig {
     pub address: String,
     /// TCP port; 0 picks a free one.
     pub port: u16,
+    /// Path of a Unix socket to listen on instead of `address` and `port`; empty: TCP.
+    pub unix: String,
+    /// Permission bits given to the `unix` socket file (e.g. `0o660`); 0 leaves them
+    /// as the umask makes them.
+    pub unix_mode: u32,
     /// Number of shards; 0 means one per CPU the process may use.
     pub shards: usize,
     /// `pinned` (one shard per CPU) or `unbound`.
@@ -88,6 +93,8 @@ impl Default for ServerConfig {
         ServerConfig {
             address: "0.0.0.0".into(),
             port: 8000,
+            unix: String::new(),
+            unix_mode: 0,
             shards: 0,
             placement: PlacementKind::Pinned,
             cpus: Vec::new(),

@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use super::schema::{LogConfig, PlacementKind, PostgresConfig, RouteConfig, TlsConfig};
+use super::schema::{
+    LogConfig, PlacementKind, PostgresConfig, RouteConfig, ServerConfig, TlsConfig,
+};
 use super::{error, Config, ConfigError};
 use crate::http::codec::MAX_HEAD_SIZE;
 use crate::net::{TlsFileError, TlsKeys};
@@ -24,6 +26,7 @@ impl Config {
                 format!("{:?} is not an IP address", self.server.address),
             )
         })?;
+        self.server.validate_unix()?;
         let positive = [
             ("server.backlog", self.server.backlog as usize),
             ("server.io_memory", self.server.io_memory),
@@ -138,6 +141,37 @@ impl Config {
     }
 }
 
+/// Longest Unix socket path: `sun_path` holds 108 bytes with the terminating NUL.
+const MAX_UNIX_PATH: usize = 107;
+
+impl ServerConfig {
+    /// Checks `unix` (fits a socket address) and `unix_mode` (permission bits only).
+    fn validate_unix(&self) -> Result<(), ConfigError> {
+        if self.unix.len() > MAX_UNIX_PATH {
+            return Err(error(
+                "server.unix",
+                format!(
+                    "is {} bytes; a Unix socket path holds at most {MAX_UNIX_PATH}",
+                    self.unix.len()
+                ),
+            ));
+        }
+        if self.unix.contains('\0') {
+            return Err(error("server.unix", "holds a NUL byte"));
+        }
+        if self.unix_mode > 0o777 {
+            return Err(error(
+                "server.unix_mode",
+                format!(
+                    "{:#o} is not permission bits (at most 0o777)",
+                    self.unix_mode
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl PostgresConfig {
     /// Checks the keys; errors name them as `postgres.<key>`.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -241,6 +275,9 @@ mod tests {
             ("[server]\nport = \"x\"", "server.port"),
             ("[server]\nbogus = 1", "server.bogus"),
             ("[server]\naddress = \"nowhere\"", "server.address"),
+            ("[server]\nunix_mode = 0o1777", "server.unix_mode"),
+            ("[server]\nunix_mode = -1", "server.unix_mode"),
+            ("[server]\nunix = 7", "server.unix"),
             ("[limits]\nmax_request_size = 0", "limits.max_request_size"),
             ("[limits]\nmax_head_size = 70000", "limits.max_head_size"),
             ("[server]\nplacement = \"sideways\"", "server.placement"),
@@ -276,6 +313,8 @@ mod tests {
             let err = Config::from_toml(text).unwrap_err();
             assert_eq!(err.key, key, "{text}: {err}");
         }
+        let long = format!("[server]\nunix = \"/{}\"", "s".repeat(107));
+        assert_eq!(Config::from_toml(&long).unwrap_err().key, "server.unix");
         let unknown = Config::from_toml("[server]\nbogus = 1").unwrap_err();
         assert!(unknown.to_string().contains("bogus"), "{unknown}");
     }

@@ -299,8 +299,9 @@ impl Request {
     }
 
     /// The client's address as the connection was accepted: the peer of the TCP
-    /// connection, so a proxy's address when one sits in front. `None` when it is
-    /// unknown (a request built without a connection).
+    /// connection, so a proxy's address when one sits in front. `None` over a Unix
+    /// socket (`server.unix`: its peers have no address) and for a request built
+    /// without a connection.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
     }

@@ -141,9 +141,18 @@ impl Poller {
     }
 
     /// Frees `token`'s slot. The descriptor must be closed right after (closing it is
-    /// what removes it from the epoll set, so no `epoll_ctl` call is needed).
+    /// what removes it from the epoll set, so no `epoll_ctl` call is needed, unless a
+    /// duplicate of it stays open: see [`Poller::deregister`]).
     pub(crate) fn release(&self, token: Token) {
         self.slots.borrow_mut().release(token);
+    }
+
+    /// Takes `fd` out of the epoll set, for a descriptor whose socket stays open
+    /// elsewhere (closing a duplicate does not remove the socket from the set). Its
+    /// slot is freed when its `Socket` drops.
+    pub(crate) fn deregister(&self, fd: BorrowedFd<'_>) {
+        // Fails only for a descriptor not in the set: nothing then to take out.
+        let _ = epoll::delete(&self.epoll, fd);
     }
 
     /// Wakes `waker` at the next readiness event on `token`'s descriptor. Only the

@@ -30,14 +30,6 @@ impl Socket {
         })
     }
 
-    /// The peer's address (one `getpeername`), where accept did not give it.
-    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
-        socket2::SockRef::from(&self.fd)
-            .peer_addr()
-            .ok()?
-            .as_socket()
-    }
-
     /// The counters of the shard that owns the socket.
     pub(crate) fn stats(&self) -> &crate::stats::ShardStats {
         &self.poller.stats
@@ -115,7 +107,8 @@ impl Socket {
     }
 
     /// Accepts a connection, non-blocking from the start (no `fcntl` after `accept`),
-    /// with the peer's address as `accept4` returns it (no `getpeername` later).
+    /// with the peer's address as `accept4` returns it (no `getpeername` later): `None`
+    /// on a Unix socket, whose peers have no IP address.
     pub(crate) async fn accept(&self) -> io::Result<(OwnedFd, Option<SocketAddr>)> {
         poll_fn(|cx| {
             self.poll_io(cx, |fd| {
@@ -125,6 +118,14 @@ impl Socket {
             })
         })
         .await
+    }
+
+    /// Closes a listener. A shared one (a duplicate of a Unix or inherited socket) stays
+    /// open in other shards, and so in this shard's epoll set, which only drops a socket
+    /// once every descriptor of it is closed: it leaves the set first, so its further
+    /// connections wake nothing here.
+    pub(crate) fn close_listener(self) {
+        self.poller.deregister(self.fd.as_fd());
     }
 
     /// Sends a FIN: the peer reads the end of input after what was written.

@@ -276,10 +276,6 @@ impl TlsStream {
 impl Transport for TlsStream {
     const BUFFERED: bool = true;
 
-    fn socket(&self) -> &Socket {
-        &self.socket
-    }
-
     /// Bytes must be encrypted: file bodies are copied through rustls.
     fn plain(&self) -> Option<&Socket> {
         None

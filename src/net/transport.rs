@@ -13,9 +13,6 @@ pub(crate) trait Transport {
     /// only out after [`Transport::poll_flush`]. `false` lets the plain path skip it.
     const BUFFERED: bool;
 
-    /// The socket underneath.
-    fn socket(&self) -> &Socket;
-
     /// The socket, when bytes written to it reach the client as they are (no TLS
     /// above it): file bodies then go to it by the kernel (`sendfile`).
     fn plain(&self) -> Option<&Socket>;
@@ -45,11 +42,6 @@ pub(crate) trait Transport {
 
 impl Transport for Socket {
     const BUFFERED: bool = false;
-
-    #[inline]
-    fn socket(&self) -> &Socket {
-        self
-    }
 
     #[inline]
     fn plain(&self) -> Option<&Socket> {
