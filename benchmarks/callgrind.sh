@@ -5,6 +5,7 @@
 #   benchmarks/callgrind.sh haywire --batches 500
 #   benchmarks/callgrind.sh --depth 1            # keep-alive: one request at a time
 #   benchmarks/callgrind.sh techempower-json     # examples/techempower.rs GET /json
+#   benchmarks/callgrind.sh techempower-db techempower-queries   # /db, /queries?queries=20
 #   HAYWIRE_BIN=/tmp/old benchmarks/callgrind.sh haywire   # binaries from another build
 #
 # Each server runs under `valgrind --tool=callgrind` with one shard/thread; a Python
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --batches) batches=$2; shift 2 ;;
     --depth) depth=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) servers+=("$1"); shift ;;
   esac
 done
@@ -70,10 +71,17 @@ for server in "${servers[@]}"; do
   path=/ marker="hello world"
   case $server in
     haywire) cmd=("$bin/haywire" --config config.toml --port $port --shards 1) ;;
-    techempower-json)
+    techempower-*)
       cmd=("$bin/examples/techempower" --port $port --shards 1)
       [ -x "${cmd[0]}" ] || cmd=("$bin/techempower" --port $port --shards 1)
-      path=/json marker="Hello, World!" ;;
+      case ${server#techempower-} in
+        json) path=/json marker="Hello, World!" ;;
+        # The database tests need benchmarks/tfb/setup.sh's PostgreSQL; one answer, one
+        # status line.
+        db) path=/db marker="HTTP/1.1 200" ;;
+        queries) path="/queries?queries=20" marker="HTTP/1.1 200" ;;
+        *) echo "unknown server $server" >&2; exit 2 ;;
+      esac ;;
     hyper) cmd=("$peers/peer-hyper" --port $port --threads 1) ;;
     may_minihttp) cmd=("$peers/peer-may-minihttp" --port $port --threads 1) ;;
     *) echo "unknown server $server" >&2; exit 2 ;;

@@ -1,7 +1,8 @@
 //! Client CPU per query of tokio-postgres over glommio's own stream
-//! (`tokio_util::compat`) against the whole `haywire::pg::Pg` client (its socket on the
-//! shard's epoll set), on one glommio executor: prepared `SELECT randomnumber FROM world WHERE id = $1`, either
-//! one query at a time or a sliding window of 64 in flight.
+//! (`tokio_util::compat`) against the whole `haywire::pg::Pg` client (its own wire
+//! protocol driver, its socket on the shard's epoll set), on one glommio executor:
+//! prepared `SELECT randomnumber FROM world WHERE id = $1`, either one query at a time or
+//! a sliding window of 64 in flight.
 //!
 //! ```text
 //! benchmarks/tfb/setup.sh --cpus 0

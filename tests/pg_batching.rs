@@ -34,9 +34,7 @@ fn server() -> RunningServer {
                         let pg = pg.clone();
                         async move {
                             let params: [&(dyn ToSql + Sync); 1] = [&i];
-                            pg.query_one(0, &params)
-                                .await
-                                .map(|row| row.get::<_, i32>(0))
+                            pg.query_one(0, &params).await.map(|row| row.get::<i32>(0))
                         }
                     });
                     match try_join_all(queries).await {

@@ -121,7 +121,7 @@ fn routes(router: &mut Router, ctx: &Rc<ShardCtx>) {
         let pg = pg.clone();
         async move {
             match pg.query_one(0, &[&42i32]).await {
-                Ok(row) => Response::text(format!("{id} {}", row.get::<_, i32>(0))),
+                Ok(row) => Response::text(format!("{id} {}", row.get::<i32>(0))),
                 Err(e) => e.response(),
             }
         }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use haywire::config::PostgresConfig;
-use haywire::pg::{Pg, PgError, ToSql};
+use haywire::pg::{Pg, ToSql};
 use haywire::{Config, Request, Response, Router, RunningServer, Server, ShardCtx};
 use pg_support::*;
 use serde_json::Value;
@@ -367,7 +367,7 @@ fn sleep_server(config: Config, postgres: PostgresConfig) -> RunningServer {
                 let pg = pg.clone();
                 async move {
                     match pg.query_one(1, &[]).await {
-                        Ok(row) => Response::text(row.get::<_, i32>(0).to_string()),
+                        Ok(row) => Response::text(row.get::<i32>(0).to_string()),
                         Err(e) => e.response(),
                     }
                 }
@@ -471,15 +471,8 @@ fn the_separate_keys_and_a_unix_socket_work_too() {
             router.get("/backend", move |_: Request| {
                 let pg = pg.clone();
                 async move {
-                    let pid = async {
-                        let conn = pg.conn()?;
-                        let row = conn
-                            .client()
-                            .query_one("SELECT pg_backend_pid()", &[])
-                            .await?;
-                        Ok::<i32, PgError>(row.get(0))
-                    };
-                    match pid.await {
+                    let pid = pg.conn().map(|conn| conn.backend_pid());
+                    match pid {
                         Ok(pid) => Response::text(format!("{id} {pid}")),
                         Err(e) => e.response(),
                     }

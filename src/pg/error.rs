@@ -18,11 +18,68 @@ pub enum PgError {
     Busy,
     /// The query took longer than `postgres.query_timeout`: `504`.
     Timeout(Duration),
-    /// The database answered with an error, or a row was missing: `500`.
-    Query(tokio_postgres::Error),
+    /// The database answered with an error, a row was missing, or a value did not
+    /// convert: `500`.
+    Query(DbError),
     /// The `[postgres]` settings cannot be used (no database configured, a bad URL).
     Config(String),
 }
+
+/// An error from the database (its `ErrorResponse`: severity, SQLSTATE code and
+/// message), or one found on this side of the wire (a missing row, a value of the wrong
+/// type), which has no code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError {
+    severity: String,
+    code: String,
+    message: String,
+}
+
+impl DbError {
+    /// An error the database sent.
+    pub(crate) fn server(severity: String, code: String, message: String) -> DbError {
+        DbError {
+            severity,
+            code,
+            message,
+        }
+    }
+
+    /// An error found by the client, without a SQLSTATE.
+    pub(crate) fn client(message: impl Into<String>) -> DbError {
+        DbError {
+            severity: String::new(),
+            code: String::new(),
+            message: message.into(),
+        }
+    }
+
+    /// The SQLSTATE code (`42P01`), when the database sent the error.
+    pub fn code(&self) -> Option<&str> {
+        (!self.code.is_empty()).then_some(self.code.as_str())
+    }
+
+    /// The severity (`ERROR`, `FATAL`, ...), when the database sent the error.
+    pub fn severity(&self) -> Option<&str> {
+        (!self.severity.is_empty()).then_some(self.severity.as_str())
+    }
+
+    /// What went wrong, in the database's words or the client's.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.severity(), self.code()) {
+            (Some(severity), Some(code)) => write!(f, "{severity} {code}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
 
 impl PgError {
     /// The HTTP status this error answers with: 503, 504 or 500.
@@ -41,7 +98,7 @@ impl PgError {
     pub fn response(&self) -> Response {
         let body = match self {
             PgError::Query(e) => match e.code() {
-                Some(code) => format!("database error (SQLSTATE {})\n", code.code()),
+                Some(code) => format!("database error (SQLSTATE {code})\n"),
                 None => "database error\n".to_owned(),
             },
             PgError::Unavailable(_) => "database unavailable\n".to_owned(),
@@ -85,14 +142,11 @@ impl std::error::Error for PgError {
     }
 }
 
-impl From<tokio_postgres::Error> for PgError {
-    /// Sorts a driver error: a closed connection or a server going away is
-    /// `Unavailable`, the server's own `statement_timeout` is `Timeout`, the rest `Query`.
-    fn from(e: tokio_postgres::Error) -> PgError {
-        if e.is_closed() {
-            return PgError::Unavailable("connection closed".to_owned());
-        }
-        match e.code().map(|c| c.code()) {
+impl From<DbError> for PgError {
+    /// Sorts a database error: a server going away is `Unavailable`, the server's own
+    /// `statement_timeout` is `Timeout`, the rest `Query`.
+    fn from(e: DbError) -> PgError {
+        match e.code() {
             // 57014 query_canceled: statement_timeout fired on the server.
             Some("57014") => PgError::Timeout(Duration::ZERO),
             // 57P01..57P03: admin/crash shutdown, cannot connect now; class 08:
@@ -125,5 +179,31 @@ mod tests {
             .unwrap()
             .contains("timed out after 0.250 s"));
         assert_eq!(PgError::Config("x".into()).status().as_u16(), 500);
+    }
+
+    #[test]
+    fn database_errors_are_sorted_by_their_code() {
+        let error = |code: &str| {
+            PgError::from(DbError::server(
+                "ERROR".into(),
+                code.into(),
+                "relation \"secret\" does not exist".into(),
+            ))
+        };
+        assert!(matches!(error("57014"), PgError::Timeout(_)));
+        assert!(matches!(error("57P01"), PgError::Unavailable(_)));
+        assert!(matches!(error("08006"), PgError::Unavailable(_)));
+        let query = error("42P01");
+        assert_eq!(
+            query.to_string(),
+            "database error: ERROR 42P01: relation \"secret\" does not exist"
+        );
+        // The client sees the code, never the message.
+        assert_eq!(
+            &query.response().body()[..],
+            b"database error (SQLSTATE 42P01)\n"
+        );
+        let missing = PgError::Query(DbError::client("query returned no rows"));
+        assert_eq!(&missing.response().body()[..], b"database error\n");
     }
 }

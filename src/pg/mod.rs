@@ -2,11 +2,14 @@
 //!
 //! Each shard opens its own connections (`postgres.connections_per_shard`, 1 by
 //! default) on its own glommio executor: no tokio runtime, no extra thread, no lock.
-//! The driver is [`tokio_postgres`] with its runtime feature off, over a TCP or Unix
-//! socket registered with the shard's own epoll set, as client connections are: an idle
-//! database socket costs no glommio poll arm, and its answers wake the shard together
-//! with its client sockets. The statements given to [`Pg::start`] are prepared once per connection
-//! and named by their index afterwards.
+//! It speaks the wire protocol itself (`postgres-protocol`'s message encoders and auth
+//! helpers; values through `postgres-types`' [`ToSql`] and [`FromSql`]), over a TCP or
+//! Unix socket registered with the shard's own epoll set, as client connections are: an
+//! idle database socket costs no glommio poll arm, and its answers wake the shard
+//! together with its client sockets. The statements given to [`Pg::start`] are prepared
+//! once per connection and named by their index afterwards. A query is encoded straight
+//! into the connection's write buffer and its rows are slices of the read buffer
+//! ([`Row`]): nothing is allocated per query but the rows' vector of [`PgConn::query`].
 //!
 //! Queries that are in flight at the same time on a shard, from one request or many,
 //! are pipelined on a connection: each is written as soon as it is issued, without
@@ -41,7 +44,7 @@
 //!         let pg = pg.clone();
 //!         async move {
 //!             match pg.query_one(WORLD, &[&42i32]).await {
-//!                 Ok(row) => Response::text(format!("{}", row.get::<_, i32>(1))),
+//!                 Ok(row) => Response::text(format!("{}", row.get::<i32>(1))),
 //!                 Err(e) => e.response(),
 //!             }
 //!         }
@@ -51,35 +54,37 @@
 
 mod error;
 mod io;
+mod login;
+mod row;
+mod settings;
+mod wire;
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::path::PathBuf;
+use std::future::{poll_fn, Future};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use glommio::timer::sleep;
 use haywire_shards::ShardCtx;
-use tokio_postgres::config::Host;
-use tokio_postgres::{Client, NoTls, Statement};
 
-pub use error::PgError;
-pub use tokio_postgres;
-pub use tokio_postgres::types::ToSql;
-pub use tokio_postgres::Row;
+pub use error::{DbError, PgError};
+pub use postgres_types::{FromSql, ToSql, Type};
+pub use row::Row;
 
 use crate::config::PostgresConfig;
 use crate::net::Poller;
 use crate::stats::ShardStats;
-use io::PgStream;
+use login::Login;
+use settings::Settings;
+use wire::{Answer, Kind, Wire};
 
 /// First wait before reconnecting; doubled after every failed attempt.
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 /// Longest wait between attempts: how late service can resume after the database is back.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Query parameters, as tokio-postgres takes them.
+/// Query parameters: `&[&value, ...]`, each a [`ToSql`] of its parameter's type.
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// One shard's database client: its connections and the statements prepared on them.
@@ -133,8 +138,7 @@ struct Slot {
 /// request to issue several queries on the same connection; they pipeline when they
 /// are polled together (`futures_util::future::try_join_all`, `FuturesUnordered`).
 pub struct PgConn {
-    client: Client,
-    statements: Vec<Statement>,
+    wire: Wire,
     query_timeout: Duration,
     in_flight: Rc<InFlight>,
     /// When a query was first given up on (timed out) since the connection last
@@ -152,15 +156,9 @@ const STALLED_AFTER: u32 = 2;
 
 /// What a connection task needs to (re)connect.
 struct Target {
-    config: tokio_postgres::Config,
-    address: Address,
+    login: Login,
     statements: Vec<String>,
     connect_timeout: Duration,
-}
-
-enum Address {
-    Tcp(String),
-    Unix(PathBuf),
 }
 
 impl Pg {
@@ -229,7 +227,7 @@ impl Pg {
         for i in 0..n {
             let slot = &self.slots[(start + i) % n];
             if let Some(conn) = slot.conn.borrow().as_ref() {
-                if !conn.client.is_closed() {
+                if !conn.wire.is_closed() {
                     return Ok(conn.clone());
                 }
             }
@@ -273,7 +271,7 @@ impl Pg {
                 s.conn
                     .borrow()
                     .as_ref()
-                    .is_some_and(|c| !c.client.is_closed())
+                    .is_some_and(|c| !c.wire.is_closed())
             })
             .count()
     }
@@ -305,52 +303,71 @@ impl Pg {
 }
 
 impl PgConn {
-    /// The tokio-postgres client, for what the methods here do not cover.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// Prepared statement `index` (its position in the texts given to [`Pg::start`]).
-    /// Panics if there is no such statement.
-    pub fn statement(&self, index: usize) -> &Statement {
-        &self.statements[index]
+    /// The server process serving this connection (what `pg_backend_pid()` says on it).
+    pub fn backend_pid(&self) -> i32 {
+        self.wire.backend_pid()
     }
 
     /// Runs statement `statement` expecting exactly one row. No timeout of its own:
     /// wrap a request's queries in [`Pg::timed`].
     pub async fn query_one(&self, statement: usize, params: Params<'_>) -> Result<Row, PgError> {
-        let stmt = self.statement(statement);
-        let _admitted = self.in_flight.admit()?;
-        let mut pending = Pending(self, false);
-        let result = self.client.query_one(stmt, params).await;
-        pending.1 = true;
-        self.answered(result)
+        match self.run(Kind::One, statement, params).await? {
+            Answer::One(row) => Ok(row),
+            _ => unreachable!("a one-row query answers with one row"),
+        }
     }
 
     /// Runs statement `statement` and returns its rows.
     pub async fn query(&self, statement: usize, params: Params<'_>) -> Result<Vec<Row>, PgError> {
-        let stmt = self.statement(statement);
-        let _admitted = self.in_flight.admit()?;
-        let mut pending = Pending(self, false);
-        let result = self.client.query(stmt, params).await;
-        pending.1 = true;
-        self.answered(result)
+        match self.run(Kind::Many, statement, params).await? {
+            Answer::Many(rows) => Ok(rows),
+            _ => unreachable!("a query answers with rows"),
+        }
     }
 
     /// Runs statement `statement` and returns how many rows it changed.
     pub async fn execute(&self, statement: usize, params: Params<'_>) -> Result<u64, PgError> {
-        let stmt = self.statement(statement);
-        let _admitted = self.in_flight.admit()?;
-        let mut pending = Pending(self, false);
-        let result = self.client.execute(stmt, params).await;
-        pending.1 = true;
-        self.answered(result)
+        match self.run(Kind::Count, statement, params).await? {
+            Answer::Count(n) => Ok(n),
+            _ => unreachable!("a command answers with a count"),
+        }
     }
 
-    /// Notes that the connection answered (it is alive); maps a driver error.
-    fn answered<T>(&self, result: Result<T, tokio_postgres::Error>) -> Result<T, PgError> {
+    /// Admits, sends and awaits one query.
+    async fn run(
+        &self,
+        kind: Kind,
+        statement: usize,
+        params: Params<'_>,
+    ) -> Result<Answer, PgError> {
+        let _admitted = self.in_flight.admit()?;
+        let id = self.wire.send(kind, statement, params)?;
+        self.answer(id).await
+    }
+
+    /// Whether the connection still answers: an empty query, behind whatever is in
+    /// flight. Outside the in-flight bound (it is the connection's own).
+    async fn probe(&self) -> Result<(), PgError> {
+        let id = self.wire.send_probe()?;
+        self.answer(id).await.map(drop)
+    }
+
+    /// The answer of query `id`. Given up on (the future dropped), the query leaves the
+    /// connection owing an answer.
+    async fn answer(&self, id: usize) -> Result<Answer, PgError> {
+        let mut pending = Pending {
+            conn: self,
+            id,
+            answered: false,
+        };
+        let result = poll_fn(|cx| self.wire.poll_answer(id, cx)).await;
+        pending.answered = true;
         self.gave_up_since.set(None);
-        result.map_err(|e| self.error(e))
+        result.map_err(|e| match e {
+            // The server's statement_timeout: report the configured limit.
+            PgError::Timeout(_) => PgError::Timeout(self.query_timeout),
+            other => other,
+        })
     }
 
     /// A query was given up on at least a query timeout ago and nothing has been
@@ -360,24 +377,23 @@ impl PgConn {
             .get()
             .is_some_and(|t| t.elapsed() >= self.query_timeout)
     }
-
-    fn error(&self, e: tokio_postgres::Error) -> PgError {
-        match PgError::from(e) {
-            // The server's statement_timeout: report the configured limit.
-            PgError::Timeout(_) => PgError::Timeout(self.query_timeout),
-            other => other,
-        }
-    }
 }
 
-/// A query in flight on a [`PgConn`]; `.1` is set once it is answered. Dropped
-/// unanswered (its request timed out), it leaves the connection owing an answer.
-struct Pending<'a>(&'a PgConn, bool);
+/// A query in flight on a [`PgConn`]. Dropped unanswered (its request timed out), it
+/// gives up its place and leaves the connection owing an answer.
+struct Pending<'a> {
+    conn: &'a PgConn,
+    id: usize,
+    answered: bool,
+}
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        if !self.1 && self.0.gave_up_since.get().is_none() {
-            self.0.gave_up_since.set(Some(Instant::now()));
+        if !self.answered {
+            self.conn.wire.abandon(self.id);
+            if self.conn.gave_up_since.get().is_none() {
+                self.conn.gave_up_since.set(Some(Instant::now()));
+            }
         }
     }
 }
@@ -396,76 +412,46 @@ async fn with_timeout<T>(
 
 impl Target {
     fn from_config(config: &PostgresConfig, statements: &[&str]) -> Result<Target, PgError> {
-        if !config.is_configured() {
-            return Err(PgError::Config(
-                "no database: set postgres.url or postgres.host".to_owned(),
-            ));
+        let settings = Settings::from_config(config)?;
+        let address = settings.address().map_err(|why| {
+            let key = if config.url.is_empty() {
+                "postgres.host"
+            } else {
+                "postgres.url"
+            };
+            PgError::Config(format!("{key}: {why}"))
+        })?;
+        let mut params = vec![("user", settings.user.clone())];
+        if !settings.dbname.is_empty() {
+            params.push(("database", settings.dbname.clone()));
         }
-        let mut pg = if config.url.is_empty() {
-            let mut pg = tokio_postgres::Config::new();
-            pg.host(&config.host).port(config.port).user(&config.user);
-            if !config.dbname.is_empty() {
-                pg.dbname(&config.dbname);
-            }
-            if !config.password.is_empty() {
-                pg.password(&config.password);
-            }
-            pg
-        } else {
-            config
-                .url
-                .parse::<tokio_postgres::Config>()
-                .map_err(|e| PgError::Config(format!("postgres.url: {e}")))?
+        let application_name = match settings.application_name.as_str() {
+            "" => "haywire".to_owned(),
+            name => name.to_owned(),
         };
-        if pg.get_application_name().is_none() {
-            pg.application_name("haywire");
-        }
+        params.push(("application_name", application_name));
         // The server aborts a statement the client has given up on, so it does not keep
         // the connection (and every query pipelined behind it) busy.
         let query_ms = (config.query_timeout * 1000.0).ceil().max(1.0) as u64;
-        let options = pg.get_options().unwrap_or_default();
+        let mut options = settings.options.clone();
         if !options.contains("statement_timeout") {
-            let options = format!("{options} -c statement_timeout={query_ms}");
-            pg.options(options.trim_start());
+            options = format!("{options} -c statement_timeout={query_ms}")
+                .trim_start()
+                .to_owned();
         }
-        let port = pg.get_ports().first().copied().unwrap_or(5432);
-        let address = match pg.get_hosts().first() {
-            Some(Host::Tcp(host)) if host.contains(':') => Address::Tcp(format!("[{host}]:{port}")),
-            Some(Host::Tcp(host)) => Address::Tcp(format!("{host}:{port}")),
-            Some(Host::Unix(dir)) => Address::Unix(dir.join(format!(".s.PGSQL.{port}"))),
-            None => return Err(PgError::Config("no host in postgres.url".to_owned())),
-        };
+        params.push(("options", options));
+        // Text values (`String`, `&str`) are read as UTF-8.
+        params.push(("client_encoding", "UTF8".to_owned()));
         Ok(Target {
-            config: pg,
-            address,
+            login: Login {
+                address,
+                user: settings.user,
+                password: settings.password,
+                params,
+            },
             statements: statements.iter().map(|s| (*s).to_owned()).collect(),
             connect_timeout: Duration::from_secs_f64(config.connect_timeout),
         })
-    }
-
-    /// Opens the socket on the shard's poller and logs in.
-    async fn connect(
-        &self,
-        poller: &Rc<Poller>,
-    ) -> Result<
-        (
-            Client,
-            tokio_postgres::Connection<PgStream, tokio_postgres::tls::NoTlsStream>,
-        ),
-        PgError,
-    > {
-        let socket = match &self.address {
-            Address::Tcp(addr) => PgStream::tcp(addr, poller)
-                .await
-                .map_err(|e| PgError::Unavailable(format!("connect {addr}: {e}")))?,
-            Address::Unix(path) => PgStream::unix(path, poller)
-                .await
-                .map_err(|e| PgError::Unavailable(format!("connect {}: {e}", path.display())))?,
-        };
-        self.config
-            .connect_raw(socket, NoTls)
-            .await
-            .map_err(|e| PgError::Unavailable(format!("login: {e}")))
     }
 }
 
@@ -525,70 +511,49 @@ async fn maintain(slot: Weak<Slot>, target: Rc<Target>, link: Link) {
 /// then dropped; `Err` when it never came up.
 async fn connection(slot: &Weak<Slot>, target: &Target, link: &Link) -> Result<String, PgError> {
     let query_timeout = link.query_timeout;
-    let (client, driver) =
-        with_timeout(target.connect_timeout, target.connect(&link.poller)).await?;
-    let up = Cell::new(false);
-    // The driver reads and writes the socket; the other branch prepares and then
-    // publishes the connection. Whichever ends first ends the connection: a driver
-    // error (socket closed, server gone) or a failed prepare.
-    let serve = async {
-        let texts = &target.statements;
-        let prepared = with_timeout(target.connect_timeout, async {
-            futures_util::future::try_join_all(texts.iter().map(|t| client.prepare(t)))
-                .await
-                .map_err(|e| match PgError::from(e) {
-                    PgError::Query(e) => PgError::Unavailable(format!("prepare: {e}")),
-                    other => other,
-                })
-        });
-        let statements = prepared.await?;
-        let conn = Rc::new(PgConn {
-            client,
-            statements,
-            query_timeout,
-            in_flight: link.in_flight.clone(),
-            gave_up_since: Cell::new(None),
-        });
-        let Some(live) = slot.upgrade() else {
-            return Ok(());
-        };
-        *live.conn.borrow_mut() = Some(conn.clone());
-        live.connects.set(live.connects.get() + 1);
-        // The next drop is news for the log, whatever its reason.
-        live.down_reason.borrow_mut().clear();
-        up.set(true);
-        drop(live);
-        // A dead peer that never resets the socket would leave the driver waiting
-        // forever and every query timing out. After a query was given up on, an empty
-        // query asks whether the connection still answers: it queues behind whatever
-        // is stuck, so silence means stalled, and the connection is replaced.
+    let mut session = with_timeout(target.connect_timeout, target.login.open(&link.poller)).await?;
+    let statements =
+        with_timeout(target.connect_timeout, session.prepare(&target.statements)).await?;
+    let conn = Rc::new(PgConn {
+        wire: Wire::new(statements, session.backend_pid),
+        query_timeout,
+        in_flight: link.in_flight.clone(),
+        gave_up_since: Cell::new(None),
+    });
+    let Some(live) = slot.upgrade() else {
+        return Ok("the client is gone".to_owned());
+    };
+    *live.conn.borrow_mut() = Some(conn.clone());
+    live.connects.set(live.connects.get() + 1);
+    // The next drop is news for the log, whatever its reason.
+    live.down_reason.borrow_mut().clear();
+    drop(live);
+    // A dead peer that never resets the socket would leave the driver waiting forever
+    // and every query timing out. After a query was given up on, an empty query asks
+    // whether the connection still answers: it queues behind whatever is stuck, so
+    // silence means stalled, and the connection is replaced.
+    let watch = async {
         loop {
             sleep(query_timeout).await;
             if !conn.owes_answer() {
                 continue;
             }
-            let probe = async { conn.client.check_connection().await.map_err(PgError::from) };
-            match with_timeout(query_timeout * STALLED_AFTER, probe).await {
+            match with_timeout(query_timeout * STALLED_AFTER, conn.probe()).await {
                 Ok(()) => conn.gave_up_since.set(None),
                 Err(PgError::Timeout(_)) => {
-                    return Err(PgError::Unavailable(format!(
+                    return format!(
                         "no answer for {:.1} s: reconnecting",
                         (query_timeout * (STALLED_AFTER + 1)).as_secs_f64()
-                    )))
+                    )
                 }
-                Err(e) => return Err(e),
+                Err(e) => return reason(e),
             }
         }
     };
-    let ended = future::or(async { driver.await.map_err(PgError::from) }, serve).await;
-    match (up.get(), ended) {
-        (true, Ok(())) => Ok("connection closed".to_owned()),
-        (true, Err(e)) => Ok(reason(e)),
-        (false, Ok(())) => Err(PgError::Unavailable(
-            "connection closed during setup".to_owned(),
-        )),
-        (false, Err(e)) => Err(e),
-    }
+    // The driver reads and writes the socket until the connection ends; ending the
+    // watch drops the driver, which closes the socket.
+    let drive = conn.wire.drive(session.stream, session.input);
+    Ok(future::or(drive, watch).await)
 }
 
 /// Why a connection is down, without the "database unavailable" its error adds later.
@@ -601,12 +566,21 @@ fn reason(e: PgError) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::settings::Address;
     use super::*;
 
     fn target(edit: impl FnOnce(&mut PostgresConfig)) -> Result<Target, PgError> {
         let mut config = PostgresConfig::default();
         edit(&mut config);
         Target::from_config(&config, &["SELECT 1"])
+    }
+
+    fn param<'a>(t: &'a Target, name: &str) -> Option<&'a str> {
+        t.login
+            .params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
@@ -616,10 +590,13 @@ mod tests {
             c.query_timeout = 0.25;
         })
         .unwrap();
-        assert!(matches!(&t.address, Address::Tcp(a) if a == "10.1.2.3:6543"));
-        assert_eq!(t.config.get_application_name(), Some("haywire"));
-        assert_eq!(t.config.get_options(), Some("-c statement_timeout=250"));
-        assert_eq!(t.config.get_dbname(), Some("db"));
+        assert_eq!(t.login.address, Address::Tcp("10.1.2.3:6543".into()));
+        assert_eq!(param(&t, "application_name"), Some("haywire"));
+        assert_eq!(param(&t, "options"), Some("-c statement_timeout=250"));
+        assert_eq!(param(&t, "database"), Some("db"));
+        assert_eq!(param(&t, "user"), Some("u"));
+        assert_eq!(param(&t, "client_encoding"), Some("UTF8"));
+        assert_eq!(t.login.password, "p");
         assert_eq!(t.statements, ["SELECT 1"]);
     }
 
@@ -630,9 +607,9 @@ mod tests {
                 .into();
         })
         .unwrap();
-        assert!(matches!(&t.address, Address::Tcp(a) if a == "[::1]:5432"));
-        assert_eq!(t.config.get_application_name(), Some("app"));
-        assert_eq!(t.config.get_options(), Some("-c statement_timeout=0"));
+        assert_eq!(t.login.address, Address::Tcp("[::1]:5432".into()));
+        assert_eq!(param(&t, "application_name"), Some("app"));
+        assert_eq!(param(&t, "options"), Some("-c statement_timeout=0"));
     }
 
     #[test]
@@ -643,12 +620,13 @@ mod tests {
             c.user = "u".into();
         })
         .unwrap();
-        assert!(matches!(
-            &t.address,
-            Address::Unix(p) if p == std::path::Path::new("/var/run/postgresql/.s.PGSQL.5433")
-        ));
-        assert_eq!(t.config.get_user(), Some("u"));
-        assert_eq!(t.config.get_password(), None);
+        assert_eq!(
+            t.login.address,
+            Address::Unix("/var/run/postgresql/.s.PGSQL.5433".into())
+        );
+        assert_eq!(param(&t, "user"), Some("u"));
+        assert_eq!(param(&t, "database"), None);
+        assert_eq!(t.login.password, "");
     }
 
     #[test]
@@ -658,5 +636,9 @@ mod tests {
             target(|c| c.url = "postgres://u@h:notaport/db".into()),
             Err(PgError::Config(_))
         ));
+        let Err(PgError::Config(why)) = target(|c| c.url = "postgres://u@/db".into()) else {
+            panic!("a URL without a host is a config error");
+        };
+        assert_eq!(why, "postgres.url: no host");
     }
 }
