@@ -2,6 +2,7 @@
 //! every shard the new live settings, and reports the keys that need a restart.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use haywire_shards::{Controller, ShardCtx};
 
@@ -9,6 +10,10 @@ use crate::access_log;
 use crate::config::{Config, ConfigError, Overrides};
 use crate::net::TlsKeys;
 use crate::shard::Shard;
+
+/// How long a reload waits for the shards to take the new settings: past it (a shard
+/// stuck in a long job) the reloading thread goes on, and that shard takes them late.
+const APPLY_WITHIN: Duration = Duration::from_secs(5);
 
 /// Re-reads a config file and applies it to every shard.
 pub struct Reloader {
@@ -42,7 +47,9 @@ impl Reloader {
 
     /// Reads the file again, with the same overrides as at start. An invalid file
     /// changes nothing and names the bad key. Otherwise every shard gets the new live
-    /// settings, and the keys that need a restart keep their running values. Every
+    /// settings before this returns, and the keys that need a restart keep their running
+    /// values. Blocks the calling thread while the shards apply them: call it from
+    /// outside the shards (the binary's signal thread does). Every
     /// shard also reopens its access log (after writing what it buffered), so a rotated
     /// log file is let go: rename it, then send SIGHUP.
     pub fn reload(&mut self) -> Result<Reloaded, ConfigError> {
@@ -57,13 +64,16 @@ impl Reloader {
         let needs_restart = self.running.restart_keys(&new);
         let settings = new.settings();
         let log = new.log.clone();
-        self.controller.broadcast(move |ctx: &ShardCtx| {
-            if let Some(shard) = ctx.local::<Shard>() {
-                shard.settings.set(settings);
-                shard.tls.install(tls.as_deref());
-                shard.access_log.reopen(&log);
-            }
-        });
+        // Waits for every shard, so that a connection made after `reload` returns gets the
+        // new settings and certificate on whichever shard it lands.
+        self.controller
+            .broadcast_and_wait(APPLY_WITHIN, move |ctx: &ShardCtx| {
+                if let Some(shard) = ctx.local::<Shard>() {
+                    shard.settings.set(settings);
+                    shard.tls.install(tls.as_deref());
+                    shard.access_log.reopen(&log);
+                }
+            });
         self.running = self.running.reloaded(new);
         Ok(Reloaded { needs_restart })
     }

@@ -13,8 +13,9 @@ use std::fmt;
 use std::future::poll_fn;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use crate::mailbox::{Doorbell, Mailbox};
 
@@ -236,6 +237,35 @@ impl<C: 'static> Controller<C> {
                 reply_to: None,
             });
         }
+    }
+
+    /// Runs `f` on every shard and waits until each has run it, or until `within` has
+    /// passed; returns how many shards ran it (all of them, unless some had stopped, a
+    /// job panicked, or the time ran out). A caller that must not act before every shard
+    /// has taken a change (a reload, then the first new connection) waits here.
+    ///
+    /// Blocks the calling thread: call it from outside the shards (a signal thread, a
+    /// test, `main`), never from a shard, whose own mailbox would wait behind it.
+    pub fn broadcast_and_wait<F>(&self, within: Duration, f: F) -> usize
+    where
+        F: Fn(&C) + Send + Clone + 'static,
+    {
+        let (done, ran) = mpsc::channel();
+        self.broadcast(move |ctx: &C| {
+            f(ctx);
+            let _ = done.send(());
+        });
+        // Each queued job holds a sender: once every job has run or been dropped (a
+        // panic), the channel closes and the wait ends before the deadline.
+        let deadline = Instant::now() + within;
+        let mut count = 0;
+        while count < self.mailboxes.len() {
+            match ran.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(()) => count += 1,
+                Err(_) => break,
+            }
+        }
+        count
     }
 }
 

@@ -2,8 +2,11 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use haywire_shards::{launch, LaunchConfig, Placement, ShardCtx, ShardPanicked};
+use haywire_shards::{launch, LaunchConfig, Placement, Runtime, ShardCtx, ShardPanicked};
 
 struct Hits(Cell<u32>);
 
@@ -139,4 +142,51 @@ fn a_dropped_gather_is_forgotten() {
         (after_drops, ctx.control().pending_gathers())
     });
     assert_eq!(pending, (0, 0));
+}
+
+/// Shards that only wait to be stopped; the test drives them from outside.
+fn idle_shards(shards: usize) -> Runtime<()> {
+    launch(&config(shards), |ctx: Rc<ShardCtx>| async move {
+        ctx.stop_event().wait().await;
+    })
+    .unwrap()
+}
+
+#[test]
+fn broadcast_and_wait_returns_after_every_shard_ran_the_job() {
+    let runtime = idle_shards(3);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    let count =
+        runtime
+            .controller()
+            .broadcast_and_wait(Duration::from_secs(30), move |_: &ShardCtx| {
+                // Slow enough that a return before the jobs ran would see fewer.
+                std::thread::sleep(Duration::from_millis(100));
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+    assert_eq!((count, ran.load(Ordering::SeqCst)), (3, 3));
+    runtime.stop();
+    runtime.join();
+}
+
+#[test]
+fn broadcast_and_wait_counts_a_panicking_shard_out_without_waiting_for_the_deadline() {
+    let runtime = idle_shards(2);
+    let started = Instant::now();
+    let count =
+        runtime
+            .controller()
+            .broadcast_and_wait(Duration::from_secs(30), |shard: &ShardCtx| {
+                if shard.id() == 1 {
+                    panic!("job failure on purpose");
+                }
+            });
+    assert_eq!(count, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited for the deadline"
+    );
+    runtime.stop();
+    runtime.join();
 }
