@@ -165,15 +165,15 @@ pub(crate) async fn hand_off(
     policy: HandoffPolicy,
     loads: Loads,
 ) {
-    let mut next = 0;
+    // The last shard given a connection: both policies go on from the one after it.
+    let mut last = 0;
     listen(ctx, shard, listener, |fd, peer| {
-        let target = match policy {
-            HandoffPolicy::RoundRobin => {
-                next = (next + 1) % ctx.count();
-                next
-            }
-            HandoffPolicy::LeastConnections => least_loaded(&loads),
+        let after = (last + 1) % ctx.count();
+        last = match policy {
+            HandoffPolicy::RoundRobin => after,
+            HandoffPolicy::LeastConnections => least_loaded(&loads, after),
         };
+        let target = last;
         let loads = loads.clone();
         ctx.run_on(target, move |ctx: &ShardCtx| {
             if let Some(shard) = ctx.local::<Shard>() {
@@ -244,9 +244,14 @@ async fn pace(since_yield: &mut usize) {
     }
 }
 
-/// The shard with the fewest open connections (the lowest id among equals).
-fn least_loaded(loads: &[AtomicUsize]) -> usize {
-    (0..loads.len())
+/// The shard with the fewest open connections; among equals the first from `from` on,
+/// wrapping around. Starting after the last choice spreads connections that come one at
+/// a time (each closed before the next arrives, so every load reads 0) over all shards
+/// instead of giving them all to shard 0.
+fn least_loaded(loads: &[AtomicUsize], from: usize) -> usize {
+    let count = loads.len();
+    (0..count)
+        .map(|i| (from + i) % count)
         .min_by_key(|&i| loads[i].load(Ordering::Relaxed))
         .unwrap_or(0)
 }
@@ -269,9 +274,27 @@ async fn backoff() {
 mod tests {
     use super::*;
 
+    fn loads(counts: &[usize]) -> Vec<AtomicUsize> {
+        counts.iter().copied().map(AtomicUsize::new).collect()
+    }
+
     #[test]
     fn least_loaded_picks_the_emptiest_shard() {
-        let loads: Vec<AtomicUsize> = [3, 1, 2, 1].into_iter().map(AtomicUsize::new).collect();
-        assert_eq!(least_loaded(&loads), 1);
+        assert_eq!(least_loaded(&loads(&[3, 1, 2, 1]), 0), 1);
+        assert_eq!(least_loaded(&loads(&[3, 1, 2, 1]), 2), 3);
+        assert_eq!(least_loaded(&loads(&[0, 5, 5, 5]), 1), 0);
+    }
+
+    #[test]
+    fn least_loaded_takes_turns_among_equals() {
+        let equal = loads(&[0, 0, 0]);
+        let mut last = 0;
+        let picks: Vec<usize> = (0..4)
+            .map(|_| {
+                last = least_loaded(&equal, (last + 1) % 3);
+                last
+            })
+            .collect();
+        assert_eq!(picks, [1, 2, 0, 1]);
     }
 }
