@@ -58,12 +58,21 @@ struct NotAllowed {
 
 impl Handler for NotAllowed {
     fn call(&self, _: Request) -> Reply {
-        Reply::Ready(
-            Response::new(StatusCode::METHOD_NOT_ALLOWED)
-                .with_header("Allow", self.allow.borrow().clone())
-                .with_body("text/plain", "method not allowed\n"),
-        )
+        Reply::Ready(not_allowed(self.allow.borrow().clone()))
     }
+}
+
+/// 405 with `Allow`, for a path whose handlers take only the methods in `allow`.
+fn not_allowed(allow: HeaderText) -> Response {
+    Response::new(StatusCode::METHOD_NOT_ALLOWED)
+        .with_header("Allow", allow)
+        .with_body("text/plain", "method not allowed\n")
+}
+
+/// The `Allow` value that lists `methods`.
+fn allow_value<'m>(methods: impl Iterator<Item = &'m Method>) -> HeaderText {
+    let names: Vec<&str> = methods.filter_map(|m| m.as_str()).collect();
+    names.join(", ").into()
 }
 
 /// Answers an unknown path: 404.
@@ -100,15 +109,11 @@ impl Endpoint {
     fn add(&mut self, method: Method, handler: Rc<dyn Handler>) {
         self.handlers.retain(|(m, _)| *m != method);
         self.handlers.push((method, handler));
-        let mut allow: Vec<&str> = self
-            .handlers
-            .iter()
-            .filter_map(|(m, _)| m.as_str())
-            .collect();
-        if self.find(Method::Head).is_some() && !allow.contains(&"HEAD") {
-            allow.push("HEAD");
+        let mut methods: Vec<&Method> = self.handlers.iter().map(|(m, _)| m).collect();
+        if self.find(Method::Head).is_some() && !methods.contains(&&Method::Head) {
+            methods.push(&Method::Head);
         }
-        *self.allow.borrow_mut() = allow.join(", ").into();
+        *self.allow.borrow_mut() = allow_value(methods.into_iter());
     }
 
     fn find(&self, method: Method) -> Option<&Rc<dyn Handler>> {
@@ -161,6 +166,16 @@ type StreamingHandlers = Vec<(Method, Rc<dyn BodyHandler>)>;
 
 /// A pattern's parameter names and how many captures a match recorded.
 type Captures<'r> = Option<(&'r Rc<[Box<str>]>, usize)>;
+
+/// What the streaming routes hold for a request (see `Router::streaming_route`).
+enum StreamingMatch<'r> {
+    /// The handler for its method, and a pattern's captures.
+    Route(&'r Rc<dyn BodyHandler>, Captures<'r>),
+    /// Its path has streaming handlers, none for its method.
+    OtherMethods(&'r StreamingHandlers),
+    /// No streaming route takes its path.
+    None,
+}
 
 /// A streaming route with `:name` or `*` segments.
 struct StreamingPattern {
@@ -454,29 +469,38 @@ impl Router {
         self.route_streaming(Method::Put, path, handler)
     }
 
-    /// The streaming handler for `request`, if its route is one, with the pattern's
-    /// parameter names and the number of captures in `spans` when a pattern took it.
+    /// What the streaming routes hold for `request`: its handler, with the pattern's
+    /// parameter names and the number of captures in `spans` when a pattern took it; or
+    /// only handlers for other methods on its path.
     fn streaming_route<'r>(
         &'r self,
         request: &Request,
         spans: &mut [Span; MAX_PARAMS],
-    ) -> Option<(&'r Rc<dyn BodyHandler>, Captures<'r>)> {
+    ) -> StreamingMatch<'r> {
         let method = request.method();
-        let for_method = |handlers: &'r StreamingHandlers| {
-            handlers.iter().find(|(m, _)| *m == method).map(|(_, h)| h)
+        let for_method = |handlers: &'r StreamingHandlers, captures: Captures<'r>| match handlers
+            .iter()
+            .find(|(m, _)| *m == method)
+        {
+            Some((_, handler)) => StreamingMatch::Route(handler, captures),
+            None => StreamingMatch::OtherMethods(handlers),
         };
         let path = request.path();
         if let Some(handlers) = self.streaming.get(path) {
-            return for_method(handlers).map(|handler| (handler, None));
+            return for_method(handlers, None);
         }
-        self.streaming_patterns.iter().find_map(|pattern| {
-            let count = match_segments(&pattern.segments, request.head(), path, spans)?;
-            for_method(&pattern.handlers).map(|handler| (handler, Some((&pattern.names, count))))
-        })
+        self.streaming_patterns
+            .iter()
+            .find_map(|pattern| {
+                let count = match_segments(&pattern.segments, request.head(), path, spans)?;
+                Some(for_method(&pattern.handlers, Some((&pattern.names, count))))
+            })
+            .unwrap_or(StreamingMatch::None)
     }
 
     /// Calls `request`'s streaming handler with `body`, or the streaming fallback, or
-    /// `otherwise` when there is neither.
+    /// answers 405 when the path has streaming handlers for other methods only, or calls
+    /// `otherwise`.
     fn call_streaming(
         &self,
         mut request: Request,
@@ -484,25 +508,32 @@ impl Router {
         otherwise: impl FnOnce(Request) -> Reply,
     ) -> Reply {
         let mut spans = [Span::default(); MAX_PARAMS];
-        let Some((handler, captures)) = self.streaming_route(&request, &mut spans) else {
-            return match &self.streaming_fallback {
-                Some(fallback) => fallback.call(request, body),
-                None => otherwise(request),
-            };
-        };
-        if let Some((names, count)) = captures {
-            request.set_params(names, &spans[..count]);
+        match (
+            self.streaming_route(&request, &mut spans),
+            &self.streaming_fallback,
+        ) {
+            (StreamingMatch::Route(handler, captures), _) => {
+                if let Some((names, count)) = captures {
+                    request.set_params(names, &spans[..count]);
+                }
+                handler.call(request, body)
+            }
+            (_, Some(fallback)) => fallback.call(request, body),
+            (StreamingMatch::OtherMethods(handlers), None) => {
+                Reply::Ready(not_allowed(allow_value(handlers.iter().map(|(m, _)| m))))
+            }
+            (StreamingMatch::None, None) => otherwise(request),
         }
-        handler.call(request, body)
     }
 
     /// Whether `request`'s body should be streamed to its handler. Asked only for
     /// requests that have a body; free when no streaming route exists.
     pub(crate) fn streams(&self, request: &Request) -> bool {
         ((!self.streaming.is_empty() || !self.streaming_patterns.is_empty())
-            && self
-                .streaming_route(request, &mut [Span::default(); MAX_PARAMS])
-                .is_some())
+            && matches!(
+                self.streaming_route(request, &mut [Span::default(); MAX_PARAMS]),
+                StreamingMatch::Route(..)
+            ))
             || (self.streaming_fallback.is_some() && !self.routes_match(request))
     }
 
@@ -719,6 +750,30 @@ mod tests {
         assert!(!router.streams(&request("POST", "/api/b/1")));
         assert!(!router.streams(&request("PUT", "/api/b/1/2")));
         assert_eq!(answer(&router, "PUT", "/api/b/7").1, "streamed");
+    }
+
+    #[test]
+    fn a_streaming_path_answers_its_other_methods_405_with_allow() {
+        let streamed = |_: Request, _: RequestBody| Response::text("streamed");
+        let mut router = Router::new();
+        router.post_streaming("/upload", streamed);
+        router.put_streaming("/upload", streamed);
+        router.put_streaming("/b/:id", streamed);
+        for (method, path, allow) in [
+            ("GET", "/upload", "POST, PUT"),
+            ("DELETE", "/upload", "POST, PUT"),
+            ("GET", "/b/1", "PUT"),
+        ] {
+            let Reply::Ready(response) = router.dispatch(request(method, path)) else {
+                panic!("405 is immediate");
+            };
+            assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+            assert_eq!(response.header("allow"), Some(allow), "{method} {path}");
+        }
+        assert_eq!(answer(&router, "GET", "/elsewhere").0, 404);
+        // A streaming fallback still takes every request no route takes.
+        router.fallback_streaming(streamed);
+        assert_eq!(answer(&router, "GET", "/upload").1, "streamed");
     }
 
     #[test]
