@@ -15,8 +15,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import results as R  # noqa: E402  benchmarks/lib/results.py
 
-ORDER = ["haywire", "haywire-handoff", "hyper", "may_minihttp", "nginx", "floor"]
-OURS = ("haywire", "haywire-handoff")
+ORDER = ["haywire", "haywire-before", "haywire-handoff", "hyper", "may_minihttp", "nginx", "floor"]
+OURS = ("haywire", "haywire-before", "haywire-handoff")
+BEFORE = "haywire-before"
 FLOOR = "floor"
 
 
@@ -86,6 +87,20 @@ def markdown(info, flags, descs, notes, table, quick, chart_name):
                     cells += [R.rps_ratio(mine, theirs), R.cpu_ratio(mine, theirs)] if theirs else ["–", "–"]
                 label = scenario if us == "haywire" else f"{scenario} ({us})"
                 out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out += ["", R.caption(flags)]
+
+    if "haywire" in servers and BEFORE in servers:
+        out += ["", "## Haywire before and after", "",
+                f"haywire ÷ {BEFORE} (the binary `--before-bin` names, on the same config), "
+                "same run: req/s above 1 and CPU/req below 1 favour the newer build.", "",
+                "| scenario | req/s | CPU/req | req/wake-up before → after | p99 before → after |",
+                "| --- | ---: | ---: | ---: | ---: |"]
+        for scenario in scenarios:
+            after, before = table.get(("haywire", scenario)), table.get((BEFORE, scenario))
+            if after and before:
+                out.append(f"| {scenario} | {R.rps_ratio(after, before)} | {R.cpu_ratio(after, before)} | "
+                           f"{R.fmt(before['per_wake'], '.1f')} → {R.fmt(after['per_wake'], '.1f')} | "
+                           f"{R.fmt_us(before['p99'])} → {R.fmt_us(after['p99'])} |")
         out += ["", R.caption(flags)]
 
     out += R.runs_section(table, servers, scenarios)

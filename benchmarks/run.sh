@@ -28,12 +28,16 @@
 #                       certificate made for the run; may_minihttp has no TLS and sits out);
 #                       static-1k and static-1m: keep-alive GETs of a 1 KiB / 1 MiB file
 #                       (Haywire's static route, nginx with sendfile; the peers sit out)
-#   --servers LIST      haywire,hyper,may_minihttp,nginx,floor; also haywire-handoff
-#                       [all but haywire-handoff]. floor (benchmarks/peers/floor) answers
-#                       every `\r\n\r\n` with a canned 200 without parsing: the least a
-#                       server can do, the yardstick the report divides by
+#   --servers LIST      haywire,hyper,may_minihttp,nginx,floor; also haywire-handoff, and
+#                       haywire-before (the binary --before-bin names, e.g. an older
+#                       commit's build, run on the same config: before/after in one run)
+#                       [all but haywire-handoff and haywire-before]. floor
+#                       (benchmarks/peers/floor) answers every `\r\n\r\n` with a canned
+#                       200 without parsing: the least a server can do, the yardstick
+#                       the report divides by
 #   --port N            first port: haywire N, hyper N+1, may_minihttp N+2, nginx N+3,
-#                       haywire-handoff N+4, floor N+5 [18000]
+#                       haywire-handoff N+4, floor N+5, haywire-before N+6 [18000]
+#   --before-bin PATH   the haywire binary haywire-before runs (required with it)
 #   --quick             --runs 1 --duration 2
 #   --no-build          use the binaries already built
 #   --raw-out FILE      also keep the raw results (the TSV report.py reads) in FILE
@@ -46,7 +50,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 shards=1 server_cpus=1 wrk_cpus=0 wrk_threads=1 connections=64 duration=8 runs=5 depth=
 scenarios=pipe16,pipe32,ka,close,mixed
 servers=haywire,hyper,may_minihttp,nginx,floor
-port_base=18000 build=1 quick=0 warmup=2 raw_out= report=1 seed=$RANDOM
+port_base=18000 before_bin= build=1 quick=0 warmup=2 raw_out= report=1 seed=$RANDOM
 command_line="benchmarks/run.sh $*"
 me=run.sh
 work=$(mktemp -d /tmp/haywire-bench.XXXXXX)
@@ -68,6 +72,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 runs=1 duration=2; shift ;;
     --no-build) build=0; shift ;;
     --raw-out) need_value "$@"; raw_out=$2; shift 2 ;;
+    --before-bin) need_value "$@"; before_bin=$2; shift 2 ;;
     --no-report) report=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown flag $1 (see --help)" ;;
@@ -96,10 +101,11 @@ close_connections=$(( connections / 4 > wrk_threads ? connections / 4 : wrk_thre
 
 server_list=()
 for s in ${servers//,/ }; do
-  case "$s" in haywire|haywire-handoff|hyper|may_minihttp|nginx|floor) ;; *) die "unknown server $s" ;; esac
+  case "$s" in haywire|haywire-handoff|haywire-before|hyper|may_minihttp|nginx|floor) ;; *) die "unknown server $s" ;; esac
   has_server "$s" || server_list+=("$s")
 done
 [ ${#server_list[@]} -gt 0 ] || die "no servers"
+! has_server haywire-before || [ -n "$before_bin" ] || die "haywire-before needs --before-bin PATH"
 need_tools
 
 peers=benchmarks/peers
@@ -121,10 +127,10 @@ if has_server nginx && ! command -v nginx >/dev/null; then
   drop_server nginx "nginx is not installed"
 fi
 bin_of() {
-  case "$1" in haywire*) echo target/release/haywire ;; hyper) echo $peers/target/release/peer-hyper ;;
+  case "$1" in haywire-before) echo "$before_bin" ;; haywire*) echo target/release/haywire ;; hyper) echo $peers/target/release/peer-hyper ;;
     may_minihttp) echo $peers/target/release/peer-may-minihttp ;; floor) echo $peers/target/release/peer-floor ;; esac
 }
-for s in haywire haywire-handoff hyper may_minihttp floor; do
+for s in haywire haywire-handoff haywire-before hyper may_minihttp floor; do
   has_server $s || continue
   [ -x "$(bin_of $s)" ] || die "$(bin_of $s) is missing (run without --no-build)"
 done
@@ -134,7 +140,8 @@ server_cpu_count=$(cpu_count "$server_cpus")
 port_of() {
   case "$1" in haywire) echo $port_base ;; hyper) echo $((port_base + 1)) ;;
     may_minihttp) echo $((port_base + 2)) ;; nginx) echo $((port_base + 3)) ;;
-    haywire-handoff) echo $((port_base + 4)) ;; floor) echo $((port_base + 5)) ;; esac
+    haywire-handoff) echo $((port_base + 4)) ;; floor) echo $((port_base + 5)) ;;
+    haywire-before) echo $((port_base + 6)) ;; esac
 }
 
 # TLS scenarios: one certificate for every server; `tls` is 1 while one runs.
@@ -233,6 +240,7 @@ start_server() { # $1 server, $2 port, $3 log file, $4 scenario; sets server_pid
   case "$1" in
     haywire) cmd=(target/release/haywire --config "$(haywire_config "$2" reuseport)") ;;
     haywire-handoff) cmd=(target/release/haywire --config "$(haywire_config "$2" handoff)") ;;
+    haywire-before) cmd=("$before_bin" --config "$(haywire_config "$2" reuseport)") ;;
     hyper) cmd=("$(bin_of hyper)" --port "$2" --threads "$shards")
            [ $tls = 0 ] || cmd+=(--tls "$work/cert.pem" "$work/key.pem") ;;
     may_minihttp) cmd=("$(bin_of may_minihttp)" --port "$2" --threads "$shards") ;;

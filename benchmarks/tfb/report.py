@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import results as R  # noqa: E402  benchmarks/lib/results.py
 
-ORDER = ["haywire", "hyper", "actix", "may_minihttp", "xitca"]
+ORDER = ["haywire", "haywire-before", "hyper", "actix", "may_minihttp", "xitca"]
 OURS = "haywire"
 
 

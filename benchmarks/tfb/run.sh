@@ -23,7 +23,10 @@
 #   benchmarks/tfb/run.sh --tests db,fortunes --servers haywire,hyper --runs 5
 #
 # Flags (defaults in brackets):
-#   --servers LIST      haywire,hyper,actix,may_minihttp,xitca [all five]
+#   --servers LIST      haywire,hyper,actix,may_minihttp,xitca [all five]; also
+#                       haywire-before: the techempower binary --before-bin names (an
+#                       older commit's build, e.g. from --haywire-rev), for before/after
+#                       in one interleaved run; the report divides by it as by a peer
 #   --tests LIST        plaintext,json,db,queries,fortunes,updates,cached-queries [all];
 #                       `queries` and `updates` mean N = 1, 5 and 20, `cached-queries` N = 20;
 #                       one N alone: queries-5, updates-20, cached-queries-100 (N in 1..500)
@@ -39,7 +42,8 @@
 #   --connections N     wrk connections [64] (TFB itself uses 256 and 512 on larger hosts)
 #   --depth N           pipeline depth of plaintext [16, as TFB]
 #   --port N            first port: haywire N, hyper N+1, actix N+2, may_minihttp N+3,
-#                       xitca N+4 [19000]
+#                       xitca N+4, haywire-before N+5 [19000]
+#   --before-bin PATH   the binary haywire-before runs (required with it)
 #   --database-url URL  use this database and skip setup.sh [setup.sh's]
 #   --haywire-rev REV   build Haywire from commit REV (git archive into target/tfb-haywire/),
 #                       not from the working tree, e.g. HEAD while the tree is mid-edit
@@ -52,7 +56,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 shards=1 server_cpus=1 wrk_cpus=0 wrk_threads=1 connections=64 duration=8 runs=5 depth=16
-warmup=2 port_base=19000 build=1 quick=0 database_url= haywire_rev= seed=$RANDOM
+warmup=2 port_base=19000 build=1 quick=0 database_url= haywire_rev= before_bin= seed=$RANDOM
 servers=haywire,hyper,actix,may_minihttp,xitca
 tests=plaintext,json,db,queries,fortunes,updates,cached-queries
 command_line="benchmarks/tfb/run.sh $*"
@@ -75,6 +79,7 @@ while [ $# -gt 0 ]; do
       shift 2 ;;
     --quick) quick=1 runs=1 duration=2; shift ;;
     --no-build) build=0; shift ;;
+    --before-bin) need_value "$@"; before_bin=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown flag $1 (see --help)" ;;
   esac
@@ -84,7 +89,7 @@ check_positive "shards:$shards" "wrk-threads:$wrk_threads" "connections:$connect
   "duration:$duration" "runs:$runs" "port:$port_base" "depth:$depth" "warmup:$warmup"
 check_cpu_list "$server_cpus" "$wrk_cpus"
 [ "$connections" -ge "$wrk_threads" ] || die "--connections must be at least --wrk-threads"
-[ "$port_base" -le 65530 ] || die "--port must leave room for five ports"
+[ "$port_base" -le 65529 ] || die "--port must leave room for six ports"
 
 # Tests: plaintext, json, db, fortunes, queries-N, updates-N, cached-queries-N.
 test_list=()
@@ -105,10 +110,11 @@ done
 
 server_list=()
 for s in ${servers//,/ }; do
-  case "$s" in haywire|hyper|actix|may_minihttp|xitca) ;; *) die "unknown server $s" ;; esac
+  case "$s" in haywire|haywire-before|hyper|actix|may_minihttp|xitca) ;; *) die "unknown server $s" ;; esac
   has_server "$s" || server_list+=("$s")
 done
 [ ${#server_list[@]} -gt 0 ] || die "no servers"
+! has_server haywire-before || [ -n "$before_bin" ] || die "haywire-before needs --before-bin PATH"
 need_tools
 
 peers=benchmarks/tfb/peers
@@ -120,6 +126,7 @@ fi
 bin_of() {
   case "$1" in
     haywire) echo $haywire_target/release/examples/techempower ;;
+    haywire-before) echo "$before_bin" ;;
     hyper) echo $peers/hyper/target/release/tfb-hyper ;;
     actix) echo $peers/actix/target/release/tfb-actix ;;
     may_minihttp) echo $peers/may_minihttp/target/release/tfb-may-minihttp ;;
@@ -209,12 +216,12 @@ pg_version=$(psql --version 2>/dev/null | head -1 || echo unknown)
 port_of() {
   case "$1" in haywire) echo $port_base ;; hyper) echo $((port_base + 1)) ;;
     actix) echo $((port_base + 2)) ;; may_minihttp) echo $((port_base + 3)) ;;
-    xitca) echo $((port_base + 4)) ;; esac
+    xitca) echo $((port_base + 4)) ;; haywire-before) echo $((port_base + 5)) ;; esac
 }
 
 start_server() { # $1 server, $2 port, $3 log file; sets server_pid
   local cmd=("$(bin_of "$1")" --port "$2" --database-url "$database_url")
-  if [ "$1" = haywire ]; then cmd+=(--shards "$shards"); else cmd+=(--threads "$shards"); fi
+  case "$1" in haywire*) cmd+=(--shards "$shards") ;; *) cmd+=(--threads "$shards") ;; esac
   launch "$2" "$3" 15 "${cmd[@]}" # up to 15 s: the servers connect to the database first
 }
 
@@ -255,7 +262,7 @@ wait_ready() { # $1 server, $2 test, $3 base URL: up to 10 s for the test's path
 peer_versions() { # the framework and database crates each peer's Cargo.lock pins
   local s
   for s in ${server_list[@]+"${server_list[@]}"}; do
-    [ "$s" = haywire ] && continue
+    case "$s" in haywire*) continue ;; esac
     awk -v peer="$s" '/^name = / {name = $3; gsub(/"/, "", name)}
       /^version = / && name ~ /^(hyper|actix-web|may_minihttp|may|xitca-web|xitca-postgres|tokio-postgres|postgres|tokio)$/ {
         v = $3; gsub(/"/, "", v); out = out (out ? " " : "") name "@" v }
