@@ -1,16 +1,25 @@
 """The same tiny app in every interface the Python benchmarks compare:
 GET / -> hello world, GET /json -> {"message": "Hello, World!"}, GET /users/<n> ->
-hello world, POST /echo -> the body, anything else -> 404 (the mixed scenario's /nope).
+hello world, POST /echo -> the body, GET /stream -> 1 MiB streamed in 16 pieces of 64 KiB
+(no Content-Length: chunked), anything else -> 404 (the mixed scenario's /nope).
 
     wsgi_app    WSGI (haywire --interface wsgi, granian wsgi, gunicorn)
     asgi_app    ASGI (haywire --interface asgi, granian asgi, uvicorn)
-    native_app  haywire.App (haywire --interface native)
+    native_app  haywire.App (haywire --interface native; it has no /stream: the native
+                API answers with one body, it has no streamed response)
     rsgi_app    RSGI (granian rsgi), Granian's native interface
 """
 
 import json
 
 HELLO = b"hello world"
+PIECE = b"x" * 65536
+PIECES = 16  # 1 MiB in all
+
+
+def _pieces():
+    for _ in range(PIECES):
+        yield PIECE
 
 
 def _json() -> bytes:
@@ -29,6 +38,9 @@ def wsgi_app(environ, start_response):
     if path.startswith("/users/"):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [HELLO]
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return _pieces()  # a generator: streamed as produced, not a list sent whole
     if path == "/echo":
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length)
@@ -41,12 +53,18 @@ def wsgi_app(environ, start_response):
 # --- ASGI -------------------------------------------------------------------------
 TEXT = [(b"content-type", b"text/plain")]
 JSON = [(b"content-type", b"application/json")]
+OCTETS = [(b"content-type", b"application/octet-stream")]
 
 
 async def asgi_app(scope, receive, send):
     if scope["type"] != "http":
         return
     path = scope["path"]
+    if path == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": OCTETS})
+        for i in range(PIECES):
+            await send({"type": "http.response.body", "body": PIECE, "more_body": i < PIECES - 1})
+        return
     status, headers, body = 404, TEXT, b"not found"
     if path == "/" or path.startswith("/users/"):
         status, body = 200, HELLO
@@ -97,6 +115,10 @@ async def rsgi_app(scope, protocol):
         protocol.response_bytes(200, [("content-type", "text/plain")], HELLO)
     elif path == "/json":
         protocol.response_bytes(200, [("content-type", "application/json")], _json())
+    elif path == "/stream":
+        transport = protocol.response_stream(200, [("content-type", "application/octet-stream")])
+        for piece in _pieces():
+            await transport.send_bytes(piece)
     elif path == "/echo":
         body = await protocol()
         protocol.response_bytes(200, [("content-type", "text/plain")], body)

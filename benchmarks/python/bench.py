@@ -1,66 +1,175 @@
 #!/usr/bin/env python3
 """Python servers on one CPU: Haywire (WSGI, ASGI, native) against Granian (same
-interface; RSGI for native), uvicorn (httptools + uvloop, ASGI) and gunicorn (WSGI).
-Run through benchmarks/python/run.sh, which makes the venv; see there for the flags.
+interface; RSGI for native), uvicorn (httptools + uvloop, ASGI) and gunicorn (gthread,
+WSGI). Run through benchmarks/python/run.sh, which makes the venv.
 
-For every scenario, `runs` times over, for every server in turn (interleaved, so a slow
+Rows: a scenario (wrk script) and an endpoint. pipe16 and ka run hello and json; ka also
+runs stream (1 MiB in 16 pieces of 64 KiB: WSGI generator, ASGI more_body, RSGI
+response_stream; the native API has no streamed response, so haywire-native sits it out)
+and django (benchsite/, an unchanged `startproject` with one JSON view, WSGI and ASGI
+servers only); mixed has its own paths.
+
+Granian runs as its own benchmarks run it: WSGI both with `--blocking-threads 1` and with
+its default (each a measured entry of its own), `--http1-pipeline-flush` in pipe16; the
+comparison takes the better Granian entry per row and names it.
+
+For every row, `runs` times over, every entry in an order shuffled per round (so a slow
 spell of a shared machine lands on every server alike): start the server under
-`taskset -c SERVER_CPUS` with one worker, wait for its port, a warm-up, one measured wrk
-run under `taskset -c WRK_CPUS`, the server's CPU time (its whole process tree) from
-/proc, stop it. Reports the median req/s, p99 and CPU per request.
+`taskset -c` (n workers on the first n of --server-cpus), check one answer, a warm-up, one
+measured wrk run under `taskset -c WRK_CPUS` (its CPU time through
+benchmarks/lib/cpu_time.py), the server's CPU time (its whole process tree) and peak RSS
+from /proc, stop it. The runs go to a raw TSV in benchmarks/lib/results.py's format; the
+medians, the clean-run rule and the ratios come from there.
+
+  --workers 1,2 --server-cpus 0-1   every entry at 1 and at 2 workers (2 CPUs), and a
+                                    table of req/s at n workers ÷ at 1 (see README)
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
+import http.client
+import json
 import os
-import platform
-import shutil
+import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "benchmarks" / "lib"))
+import results as R  # noqa: E402  benchmarks/lib/results.py
+from serverproc import status_kib  # noqa: E402
 
-SERVERS = {
-    # name: (interface, command builder)
-    "haywire-wsgi": ("wsgi", lambda p: [sys.executable, "-m", "haywire", "--interface", "wsgi",
-                                        "--workers", "1", "--address", "127.0.0.1", "--port", str(p), "apps:wsgi_app"]),
-    "granian-wsgi": ("wsgi", lambda p: [str(BIN / "granian"), "--interface", "wsgi", "--workers", "1",
-                                        "--http", "1", "--no-ws", "--host", "127.0.0.1", "--port", str(p),
-                                        "apps:wsgi_app"]),
-    "gunicorn": ("wsgi", lambda p: [str(BIN / "gunicorn"), "-w", "1", "-k", "gthread", "--threads", "1",
-                                    "--keep-alive", "75", "-b", f"127.0.0.1:{p}", "apps:wsgi_app"]),
-    "haywire-asgi": ("asgi", lambda p: [sys.executable, "-m", "haywire", "--interface", "asgi",
-                                        "--workers", "1", "--address", "127.0.0.1", "--port", str(p), "apps:asgi_app"]),
-    "granian-asgi": ("asgi", lambda p: [str(BIN / "granian"), "--interface", "asgi", "--workers", "1",
-                                        "--http", "1", "--no-ws", "--loop", "uvloop", "--host", "127.0.0.1",
-                                        "--port", str(p), "apps:asgi_app"]),
-    "uvicorn": ("asgi", lambda p: [str(BIN / "uvicorn"), "--workers", "1", "--http", "httptools",
-                                   "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
-                                   "--host", "127.0.0.1", "--port", str(p), "apps:asgi_app"]),
-    "haywire-native": ("native", lambda p: [sys.executable, "-m", "haywire", "--interface", "native",
-                                            "--workers", "1", "--address", "127.0.0.1", "--port", str(p),
-                                            "apps:native_app"]),
-    "granian-rsgi": ("native", lambda p: [str(BIN / "granian"), "--interface", "rsgi", "--workers", "1",
-                                          "--http", "1", "--no-ws", "--loop", "uvloop", "--host", "127.0.0.1",
-                                          "--port", str(p), "apps:rsgi_app"]),
+
+def haywire(interface: str):
+    return lambda port, app, workers: [sys.executable, "-m", "haywire", "--interface", interface,
+                                       "--workers", str(workers), "--address", "127.0.0.1",
+                                       "--port", str(port), "--log-level", "warning", app]
+
+
+def granian(interface: str):
+    return lambda port, app, workers: [str(BIN / "granian"), "--interface", interface, "--workers",
+                                       str(workers), "--http", "1", "--no-ws", "--log-level", "warning",
+                                       *(["--loop", "uvloop"] if interface != "wsgi" else []),
+                                       "--host", "127.0.0.1", "--port", str(port), app]
+
+
+def gunicorn(port, app, workers):
+    return [str(BIN / "gunicorn"), "-w", str(workers), "-k", "gthread", "--threads", "1",
+            "--keep-alive", "75", "--log-level", "warning", "-b", f"127.0.0.1:{port}", app]
+
+
+def uvicorn(port, app, workers):
+    return [str(BIN / "uvicorn"), "--workers", str(workers), "--http", "httptools", "--loop", "uvloop",
+            "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1", "--port", str(port), app]
+
+
+# Granian's configurations (label -> extra flags in a row's scenario), as its own
+# benchmarks run it; every row adds --http1-pipeline-flush in pipe16. The labels stay the
+# same across rows, so an entry is one column of the chart.
+def pipeline_flush(scenario: str) -> list[str]:
+    return ["--http1-pipeline-flush"] if scenario == "pipe16" else []
+
+
+def granian_wsgi_configs(scenario: str) -> dict[str, list[str]]:
+    return {"bt1": ["--blocking-threads", "1", *pipeline_flush(scenario)], "default": pipeline_flush(scenario)}
+
+
+def granian_async_configs(scenario: str) -> dict[str, list[str]]:
+    return {"": pipeline_flush(scenario)}
+
+
+CONFIG_LEGEND = {
+    "bt1": "`--blocking-threads 1`",
+    "default": "Granian's default blocking threads",
+    "pipe16": "every Granian entry with `--http1-pipeline-flush`",
 }
 
+
+@dataclass(frozen=True)
+class Server:
+    interface: str  # the comparison group: wsgi, asgi or native
+    app: str  # which app it serves: wsgi, asgi, native or rsgi
+    command: object  # (port, app target, workers) -> argv
+    configs: object = None  # scenario -> {label: extra flags}; None: one plain config
+
+
+SERVERS = {
+    "haywire-wsgi": Server("wsgi", "wsgi", haywire("wsgi")),
+    "granian-wsgi": Server("wsgi", "wsgi", granian("wsgi"), granian_wsgi_configs),
+    "gunicorn": Server("wsgi", "wsgi", gunicorn),
+    "haywire-asgi": Server("asgi", "asgi", haywire("asgi")),
+    "granian-asgi": Server("asgi", "asgi", granian("asgi"), granian_async_configs),
+    "uvicorn": Server("asgi", "asgi", uvicorn),
+    "haywire-native": Server("native", "native", haywire("native")),
+    "granian-rsgi": Server("native", "rsgi", granian("rsgi"), granian_async_configs),
+}
+INTERFACES = {"wsgi": "WSGI", "asgi": "ASGI", "native": "native (Granian: RSGI)"}
+HAYWIRE = {"wsgi": "haywire-wsgi", "asgi": "haywire-asgi", "native": "haywire-native"}
+GRANIAN = {"wsgi": "granian-wsgi", "asgi": "granian-asgi", "native": "granian-rsgi"}
+
+TINY = {"wsgi": "apps:wsgi_app", "asgi": "apps:asgi_app", "native": "apps:native_app", "rsgi": "apps:rsgi_app"}
+DJANGO = {"wsgi": "benchsite.wsgi:application", "asgi": "benchsite.asgi:application"}
+STREAM_BYTES = 16 * 65536
+JSON_BODY = {"message": "Hello, World!"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    text: str
+    scenarios: tuple[str, ...]
+    apps: dict  # app kind -> target; a server whose kind is missing sits the row out
+    expect: object  # body -> whether it is the right answer
+
+
+ENDPOINTS = {
+    "hello": Endpoint("/", "`GET /` -> `hello world`", ("pipe16", "ka"), TINY, lambda b: b == b"hello world"),
+    "json": Endpoint("/json", "`GET /json` -> a small JSON object, serialized per request", ("pipe16", "ka"),
+                     TINY, lambda b: json.loads(b) == JSON_BODY),
+    "stream": Endpoint("/stream", "`GET /stream` -> 1 MiB streamed in 16 pieces of 64 KiB, chunked (no"
+                       " Content-Length); the native API has no streamed response", ("ka",),
+                       {k: v for k, v in TINY.items() if k != "native"}, lambda b: len(b) == STREAM_BYTES),
+    "django": Endpoint("/json", "`GET /json` on benchsite/ (unchanged `django-admin startproject`, default"
+                       " middleware, DEBUG off) -> `JsonResponse`", ("ka",), DJANGO,
+                       lambda b: json.loads(b) == JSON_BODY),
+}
 SCENARIOS = {
-    # name: (description, path, wrk script args builder)
     "pipe16": "pipelined GET, depth 16 (latency per batch of 16)",
     "ka": "keep-alive, one request at a time per connection",
     "mixed": "keep-alive, in turn GET /users/<n>, GET /nope (404, expected), POST /echo 1 KiB",
 }
-ENDPOINTS = {"hello": "/", "json": "/json"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One measured server configuration in one row."""
+    name: str  # unique within the row: server[config]@Nw
+    server: str
+    config: str
+    flags: tuple[str, ...]
+    workers: int
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    endpoint: str  # "mixed" for the mixed scenario
+
+    @property
+    def key(self) -> str:
+        return self.scenario if self.scenario == "mixed" else f"{self.scenario}/{self.endpoint}"
+
+    @property
+    def apps(self) -> dict:
+        return TINY if self.scenario == "mixed" else ENDPOINTS[self.endpoint].apps
 
 
 def port_open(port: int) -> bool:
@@ -82,9 +191,9 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
-def ticks(pid: int) -> int:
+def ticks(pids: list[int]) -> int:
     total = 0
-    for p in tree(pid):
+    for p in pids:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
@@ -93,13 +202,24 @@ def ticks(pid: int) -> int:
     return total
 
 
+def peak_rss_kib(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        try:
+            total += status_kib(p, "VmHWM")
+        except (OSError, RuntimeError):
+            pass
+    return total
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
+        pids = tree(proc.pid)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
-            for p in reversed(tree(proc.pid)):
+            for p in reversed(pids):
                 try:
                     os.kill(p, signal.SIGKILL)
                 except ProcessLookupError:
@@ -107,37 +227,146 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-def wrk_command(args, scenario: str, endpoint: str, port: int, seconds: int) -> list[str]:
+def cpu_list(text: str) -> list[int]:
+    cpus: list[int] = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        cpus += [c for c in range(int(a), int(b or a) + 1) if c not in cpus]
+    return cpus
+
+
+def wrk_command(args, row: Row, port: int, seconds: int) -> list[str]:
     url = f"http://127.0.0.1:{port}"
     base = ["taskset", "-c", args.wrk_cpus, "wrk", f"-t{args.wrk_threads}", f"-c{args.connections}",
             f"-d{seconds}s", "--timeout", "4s"]
-    if scenario == "pipe16":
-        return base + ["-s", "benchmarks/pipelined_get.lua", url + ENDPOINTS[endpoint], "--", "16"]
-    if scenario == "ka":
-        return base + ["-s", "benchmarks/wrk/keepalive.lua", url + ENDPOINTS[endpoint]]
+    if row.scenario == "pipe16":
+        return base + ["-s", "benchmarks/pipelined_get.lua", url + ENDPOINTS[row.endpoint].path, "--", "16"]
+    if row.scenario == "ka":
+        return base + ["-s", "benchmarks/wrk/keepalive.lua", url + ENDPOINTS[row.endpoint].path]
     return base + ["-s", "benchmarks/wrk/mixed.lua", url + "/"]
 
 
-def parse_result(output: str) -> dict[str, float] | None:
+def parse_result(output: str) -> dict[str, str] | None:
     for line in output.splitlines():
         if line.startswith("RESULT "):
-            return {k: float(v) for k, v in (f.split("=") for f in line.split()[1:]) if k != "latency"}
+            return dict(f.split("=", 1) for f in line.split()[1:])
     return None
+
+
+def check_answer(port: int, row: Row) -> str | None:
+    """One request before the warm-up: None when the answer is right, else what is wrong
+    (a server that answers wrongly would be measured doing something else)."""
+    if row.scenario == "mixed":
+        path, expect = "/users/1", (lambda b: b == b"hello world")
+    else:
+        path, expect = ENDPOINTS[row.endpoint].path, ENDPOINTS[row.endpoint].expect
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        body = answer.read()
+        conn.close()
+    except (OSError, http.client.HTTPException) as e:
+        return f"GET {path}: {e!r}"
+    try:
+        good = answer.status == 200 and expect(body)
+    except ValueError:
+        good = False
+    return None if good else f"GET {path}: {answer.status}, {len(body)} bytes: {body[:80]!r}"
+
+
+def entries_for(row: Row, servers: list[str], workers: list[int]) -> list[Entry]:
+    out = []
+    for server in servers:
+        spec = SERVERS[server]
+        if spec.app not in row.apps:
+            continue
+        configs = spec.configs(row.scenario) if spec.configs else {"": []}
+        for n in workers:
+            for label, flags in configs.items():
+                name = server + (f"[{label}]" if label else "") + (f"@{n}w" if len(workers) > 1 else "")
+                out.append(Entry(name, server, label, tuple(flags), n))
+    return out
+
+
+def measure(args, row: Row, entry: Entry, rnd: int, port: int, env, raw, notes, checked) -> bool:
+    """One measured run of `entry` in `row`, appended to `raw`; False when the server
+    failed (it then sits out the rest of the row)."""
+    cpus = cpu_list(args.server_cpus)[:entry.workers]
+    spec = SERVERS[entry.server]
+    command = ["taskset", "-c", ",".join(map(str, cpus))] + spec.command(port, row.apps[spec.app], entry.workers)
+    command += list(entry.flags)
+    deadline = time.monotonic() + 5
+    while port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log_path = f"/tmp/haywire-pybench-{entry.server}.log"
+    began = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = Path(log_path).read_text(errors="replace").strip().splitlines()[-5:]
+                notes.append(f"{entry.name} did not start in {row.key}: {' / '.join(tail) or 'no output'}")
+                print(f"    did not start; see {log_path}", file=sys.stderr)
+                return False
+            time.sleep(0.1)
+        time.sleep(0.3 * entry.workers)  # every worker listening, not just the first
+        started = time.monotonic() - began
+        if (entry.name, row.key) not in checked:
+            problem = check_answer(port, row)
+            if problem:
+                notes.append(f"{entry.name} answered wrongly in {row.key}, left out: {problem}")
+                print(f"    wrong answer: {problem}", file=sys.stderr)
+                return False
+            checked.add((entry.name, row.key))
+        wrk_env = dict(env, WRK_CONNECTIONS=str(args.connections))
+        subprocess.run(wrk_command(args, row, port, args.warmup), capture_output=True, env=wrk_env)
+        pids = tree(proc.pid)
+        before = ticks(pids)
+        cpu_file = f"/tmp/haywire-pybench-wrk-{os.getpid()}.cpu"
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks/lib/cpu_time.py"), cpu_file,
+                              str(args.duration + 30)] + wrk_command(args, row, port, args.duration),
+                             capture_output=True, text=True, env=wrk_env)
+        pids = tree(proc.pid)
+        after = ticks(pids)
+        result = parse_result(out.stdout)
+        if result is None:
+            notes.append(f"{entry.name} {row.key} run {rnd}: wrk gave no result")
+            print(f"    wrk gave no result: {out.stdout}{out.stderr}", file=sys.stderr)
+            return True
+        result.update(server_ticks=str(after - before), clk_tck=str(os.sysconf("SC_CLK_TCK")),
+                      server_cpus=str(len(cpus)), wrk_cpu_s=Path(cpu_file).read_text().strip(),
+                      rss_kib=str(peak_rss_kib(pids)), parks="-", turns="-")
+        raw.write(f"run\t{entry.name}\t{row.key}\t{rnd}\t{' '.join(f'{k}={v}' for k, v in result.items())}\n")
+        raw.flush()
+        rps = int(result["requests"]) / (int(result["duration_us"]) / 1e6)
+        print(f"    {rps:,.0f} req/s, p99 {float(result['p99_us']) / 1000:.2f} ms, non2xx {result['non2xx']},"
+              f" errors {result['socket_errors']}; started in {started:.1f} s", file=sys.stderr, flush=True)
+        return True
+    finally:
+        stopping = time.monotonic()
+        stop(proc)
+        print(f"    stopped in {time.monotonic() - stopping:.1f} s", file=sys.stderr, flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--servers", default=",".join(SERVERS), help=f"[{','.join(SERVERS)}]")
     parser.add_argument("--scenarios", default="pipe16,ka,mixed")
-    parser.add_argument("--endpoints", default="hello,json")
-    parser.add_argument("--server-cpus", default="1")
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS),
+                        help="[hello,json,stream,django]; stream and django run in ka only")
+    parser.add_argument("--server-cpus", default="1", help="n workers run on the first n of these [1]")
     parser.add_argument("--wrk-cpus", default="0")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", default="1", help="worker counts, e.g. 1,2: every entry at each [1]")
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--port", type=int, default=19000)
+    parser.add_argument("--seed", type=int, default=None, help="the round order's shuffle [random]")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--quick", action="store_true", help="--runs 1 --duration 2 --warmup 1")
     args = parser.parse_args()
@@ -147,128 +376,211 @@ def main() -> int:
     for s in servers:
         if s not in SERVERS:
             parser.error(f"unknown server {s}")
-    cases = []
+    workers = sorted({int(n) for n in args.workers.split(",")})
+    if workers[0] < 1 or workers[-1] > len(cpu_list(args.server_cpus)):
+        parser.error(f"--workers {args.workers} needs as many CPUs in --server-cpus ({args.server_cpus})")
+    seed = args.seed if args.seed is not None else random.randrange(1 << 16)
+    rows = []
     for scenario in args.scenarios.split(","):
         if scenario not in SCENARIOS:
             parser.error(f"unknown scenario {scenario}")
         if scenario == "mixed":
-            cases.append((scenario, "mixed"))
-        else:
-            cases += [(scenario, e) for e in args.endpoints.split(",")]
-    clk_tck = os.sysconf("SC_CLK_TCK")
-    results: dict[tuple[str, str, str], list[dict[str, float]]] = {}
-    env = dict(os.environ, PYTHONPATH=str(HERE))
-    total = len(cases) * args.runs * len(servers)
-    step = 0
-    load = open("/proc/loadavg").read().split()[:3]
+            rows.append(Row(scenario, "mixed"))
+            continue
+        for endpoint in args.endpoints.split(","):
+            if endpoint not in ENDPOINTS:
+                parser.error(f"unknown endpoint {endpoint}")
+            if scenario in ENDPOINTS[endpoint].scenarios:
+                rows.append(Row(scenario, endpoint))
+    plan = [(row, entries_for(row, servers, workers)) for row in rows]
+    total = sum(len(entries) for _, entries in plan) * args.runs
+    per_run = args.warmup + args.duration + 1.5  # + starting, checking and stopping the server
+    print(f"{total} measured runs, about {total * per_run / 60:.0f} minutes", file=sys.stderr)
+
     os.chdir(ROOT)
-    for scenario, endpoint in cases:
-        for run in range(1, args.runs + 1):
-            for i, server in enumerate(servers):
-                step += 1
-                port = args.port + i
-                deadline = time.monotonic() + 5
-                while port_open(port) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                command = ["taskset", "-c", args.server_cpus] + SERVERS[server][1](port)
-                log = open(f"/tmp/haywire-pybench-{server}.log", "w")
-                proc = subprocess.Popen(command, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT)
-                try:
-                    deadline = time.monotonic() + 20
-                    while not port_open(port):
-                        if proc.poll() is not None or time.monotonic() > deadline:
-                            print(f"{server} did not start; see {log.name}", file=sys.stderr)
-                            return 1
-                        time.sleep(0.1)
-                    time.sleep(0.3)
-                    print(f"[{step}/{total}] {scenario}/{endpoint} run {run}: {server}", file=sys.stderr, flush=True)
-                    subprocess.run(wrk_command(args, scenario, endpoint, port, args.warmup),
-                                   capture_output=True, env=dict(env, WRK_CONNECTIONS=str(args.connections)))
-                    before = ticks(proc.pid)
-                    out = subprocess.run(wrk_command(args, scenario, endpoint, port, args.duration),
-                                         capture_output=True, text=True,
-                                         env=dict(env, WRK_CONNECTIONS=str(args.connections)))
-                    after = ticks(proc.pid)
-                    result = parse_result(out.stdout)
-                    if result is None:
-                        print(f"    wrk gave no result: {out.stdout}{out.stderr}", file=sys.stderr)
-                        continue
-                    result["cpu_s"] = (after - before) / clk_tck
-                    rps = result["requests"] / (result["duration_us"] / 1e6)
-                    print(f"    {rps:,.0f} req/s, p99 {result['p99_us'] / 1000:.2f} ms,"
-                          f" non2xx {int(result['non2xx'])}, errors {int(result['socket_errors'])}",
-                          file=sys.stderr, flush=True)
-                    results.setdefault((server, scenario, endpoint), []).append(result)
-                finally:
-                    stop(proc)
-                    log.close()
-    report = render(args, servers, cases, results, load)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = "latest-quick.md" if args.quick else "latest.md"
-    (out_dir / name).write_text(report)
-    print(report)
+    raw_path = out_dir / ("latest-quick.tsv" if args.quick else "latest.tsv")
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    notes: list[str] = []
+    checked: set = set()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"]).returncode != 0
+    flags = [
+        ("command", "benchmarks/python/run.sh " + " ".join(sys.argv[1:])),
+        ("commit", (commit or "unknown") + (" with uncommitted changes" if dirty else "")),
+        ("server-cpus", f"{args.server_cpus} (n workers on the first n)"),
+        ("workers", args.workers),
+        ("wrk-cpus", args.wrk_cpus),
+        ("wrk-threads", str(args.wrk_threads)),
+        ("connections", str(args.connections)),
+        ("duration", f"{args.duration}s after a {args.warmup} s warm-up"),
+        ("runs", f"{args.runs} per entry, in rounds, entries shuffled each round (seed {seed})"),
+        ("load average at start", " ".join(open("/proc/loadavg").read().split()[:3])),
+        ("versions", versions()),
+    ]
+    step = 0
+    with open(raw_path, "w") as raw:
+        for name, value in flags:
+            raw.write(f"flag\t{name}\t{value}\n")
+        for row in rows:
+            raw.write(f"desc\t{row.key}\t{describe(row)}\n")
+        raw.flush()
+        for row, entries in plan:
+            failed: set[str] = set()
+            for rnd in range(1, args.runs + 1):
+                order = list(entries)
+                random.Random(f"{seed}:{row.key}:{rnd}").shuffle(order)
+                for i, entry in enumerate(order):
+                    step += 1
+                    if entry.name in failed:
+                        continue
+                    print(f"[{step}/{total}] {row.key} run {rnd}: {entry.name}", file=sys.stderr, flush=True)
+                    if not measure(args, row, entry, rnd, args.port + i, env, raw, notes, checked):
+                        failed.add(entry.name)
+        for note in notes:
+            raw.write(f"note\t{note}\n")
+    Path(f"/tmp/haywire-pybench-wrk-{os.getpid()}.cpu").unlink(missing_ok=True)
+    render_report(raw_path, rows, plan, workers, args.quick, out_dir)
     return 0
 
 
-def render(args, servers, cases, results, load) -> str:
-    cpu = "unknown"
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    versions = []
-    for package in ("haywire", "granian", "uvicorn", "gunicorn", "uvloop", "httptools"):
-        try:
-            from importlib.metadata import version
+def describe(row: Row) -> str:
+    if row.scenario == "mixed":
+        return SCENARIOS["mixed"] + "."
+    return f"{SCENARIOS[row.scenario]}; {ENDPOINTS[row.endpoint].text}."
 
-            versions.append(f"{package} {version(package)}")
-        except Exception:
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("haywire", "granian", "uvicorn", "gunicorn", "uvloop", "httptools", "django"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
             pass
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
-    lines = [
-        "# Python servers on one CPU",
+    return ", ".join(found) + f"; Python {sys.version.split()[0]}"
+
+
+def render_report(raw_path: Path, rows, plan, workers, quick: bool, out_dir: Path) -> None:
+    flags, descs, notes, runs = R.parse(raw_path)
+    table = R.summarize(runs)
+    names = [e.name for _, entries in plan for e in entries]
+    keys = [row.key for row in rows]
+    R.write_report(str(out_dir), quick, table, list(dict.fromkeys(names)), keys, notes,
+                   lambda info, notes, chart: markdown(info, flags, descs, notes, table, rows, plan,
+                                                       workers, quick, chart))
+
+
+def best(table, row_key: str, entries, server: str, workers: int):
+    """The entry of `server` at `workers` with the highest median req/s in the row, and its
+    summary: Granian's better configuration."""
+    found = [(table[(e.name, row_key)], e) for e in entries
+             if e.server == server and e.workers == workers and (e.name, row_key) in table]
+    found = [(s, e) for s, e in found if s["rps"]]
+    return max(found, key=lambda se: se[0]["rps"], default=(None, None))
+
+
+def ratio(a, b, spec=".2f"):
+    return "–" if not a or not b else format(a / b, spec)
+
+
+def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart_name) -> str:
+    out = R.header("Python servers", info, flags, quick)
+    out += [
         "",
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {cpu},"
-        f" {os.cpu_count()} CPUs, Python {platform.python_version()}, load average at start {' '.join(load)}.",
-        f"{', '.join(versions)}; {(wrk.stdout or wrk.stderr).splitlines()[0] if (wrk.stdout or wrk.stderr) else 'wrk'}.",
+        "Each measured run starts its server afresh under `taskset -c` (n workers on the first n"
+        " server CPUs; Haywire pins worker k to the k-th), checks one answer, warms it up, then"
+        " measures; wrk runs on the wrk CPUs. Runs go in rounds, the entries shuffled each round."
+        " **req/s**: median of the clean runs. **p50/p99/p99.9**: of the median run, as measured"
+        " (benchmarks/wrk/report.lua; in pipe16 per batch of 16). **CPU µs/req**: the server's whole"
+        " process tree (supervisor + workers) user+system time over the run ÷ its requests, median"
+        " of the clean runs. **peak RSS**: VmHWM summed over the tree, largest over the runs."
+        " Granian's configurations: " + "; ".join(f"**{k}** {v}" for k, v in CONFIG_LEGEND.items()) + ".",
         "",
-        f"Command: `benchmarks/python/run.sh {' '.join(sys.argv[1:])}`. Servers on CPU {args.server_cpus} with one worker"
-        f" process, wrk on CPU {args.wrk_cpus} with {args.wrk_threads} thread(s), {args.connections} connections,"
-        f" {args.duration} s per run after a {args.warmup} s warm-up, {args.runs} run(s) per server interleaved;"
-        " the median run is shown. CPU per request is the server's whole process tree (supervisor + worker)"
-        " user+system time over the measured run divided by its requests.",
+        R.RULES,
         "",
-        "Scenarios: " + "; ".join(f"**{k}**: {v}" for k, v in SCENARIOS.items()) + ".",
-        "Endpoints: **hello** `GET /` -> `hello world`; **json** `GET /json` -> a small JSON object"
-        " (serialized per request).",
+        "## Haywire against Granian and uvicorn",
         "",
-        "| scenario | endpoint | server | interface | req/s | p99 (ms) | CPU µs/req | non-2xx | socket errors |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "Per row and interface, Haywire's figure against **the better Granian entry** (higher median"
+        " req/s; named) and uvicorn (ASGI). Issue #18's targets: req/s ÷ Granian ≥ 1.5, CPU/req ÷"
+        " Granian ≤ 1, p99 ≤ Granian's, req/s ÷ uvicorn ≥ 2; **misses** lists the ones not met."
+        " **n/b**: one side was not the bottleneck (below"
+        f" {R.BOTTLENECK_BUSY:.0%} of its CPUs busy), so its req/s are not compared.",
+        "",
     ]
-    for scenario, endpoint in cases:
-        for server in servers:
-            runs = results.get((server, scenario, endpoint))
-            if not runs:
-                lines.append(f"| {scenario} | {endpoint} | {server} | {SERVERS[server][0]} | - | - | - | - | - |")
+    for n in workers:
+        if len(workers) > 1:
+            out += [f"### {n} worker(s)", ""]
+        out += ["| row | interface | Granian entry | req/s ÷ Granian | CPU/req ÷ Granian | p99 Haywire |"
+                " p99 Granian | p99 ÷ Granian | req/s ÷ uvicorn | misses |",
+                "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for row, entries in plan:
+            for interface, ours in HAYWIRE.items():
+                mine, _ = best(table, row.key, entries, ours, n)
+                if not mine:
+                    continue
+                theirs, entry = best(table, row.key, entries, GRANIAN[interface], n)
+                uvi = best(table, row.key, entries, "uvicorn", n)[0] if interface == "asgi" else None
+                cells, misses = [], []
+                if theirs:
+                    rps = R.rps_ratio(mine, theirs)
+                    cpu = R.cpu_ratio(mine, theirs)
+                    p99 = ratio(mine["p99"], theirs["p99"])
+                    misses += [m for m, bad in (("req/s", rps not in ("–", "n/b") and float(rps) < 1.5),
+                                                ("CPU", cpu != "–" and float(cpu) > 1),
+                                                ("p99", p99 != "–" and float(p99) > 1)) if bad]
+                    cells = [entry.name, rps, cpu, R.fmt_us(mine["p99"]), R.fmt_us(theirs["p99"]), p99]
+                else:
+                    cells = ["–", "–", "–", R.fmt_us(mine["p99"]), "–", "–"]
+                uv = R.rps_ratio(mine, uvi) if uvi else "–"
+                if uv not in ("–", "n/b") and float(uv) < 2:
+                    misses.append("÷ uvicorn")
+                out.append(f"| {row.key} | {INTERFACES[interface]} | " + " | ".join(cells) +
+                           f" | {uv} | {', '.join(misses) or 'none'} |")
+        out += ["", R.caption(flags), ""]
+
+    if len(workers) > 1:
+        out += ["## Workers", "",
+                f"req/s at n workers (n CPUs) ÷ the same server's at {workers[0]} (issue #18: two workers ≥ 1.8×"
+                " one); **n/b** when a run was not server-bound.", "",
+                "| row | server | " + " | ".join(f"req/s {n}w" for n in workers) + " | " +
+                " | ".join(f"{n}w ÷ {workers[0]}w" for n in workers[1:]) + " |",
+                "| --- | --- |" + " ---: |" * (2 * len(workers) - 1)]
+        for row, entries in plan:
+            for base in dict.fromkeys(e.name.rsplit("@", 1)[0] for e in entries):
+                rows_n = [table.get((f"{base}@{n}w", row.key)) for n in workers]
+                if not rows_n[0]:
+                    continue
+                rates = [R.fmt(r["rps"] if r else None, ",.0f") for r in rows_n]
+                ratios = [R.rps_ratio(r, rows_n[0]) if r else "–" for r in rows_n[1:]]
+                out.append(f"| {row.key} | {base} | " + " | ".join(rates + ratios) + " |")
+        out += ["", R.caption(flags), ""]
+
+    out += ["## Every entry", ""]
+    for row, entries in plan:
+        out += [f"### {row.key}", "", descs.get(row.key, ""), "",
+                "| entry | interface | req/s | p50 | p99 | p99.9 | CPU µs/req | server CPU busy |"
+                " wrk CPU busy | peak RSS | clean runs |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for e in entries:
+            s = table.get((e.name, row.key))
+            if not s:
+                out.append(f"| {e.name} | {SERVERS[e.server].interface} | no run |" + " – |" * 8)
                 continue
-            rates = [r["requests"] / (r["duration_us"] / 1e6) for r in runs]
-            median = sorted(zip(rates, range(len(runs))))[len(runs) // 2][1] if len(runs) % 2 else None
-            chosen = runs[median] if median is not None else runs[max(range(len(runs)), key=lambda i: rates[i])]
-            rps = statistics.median(rates)
-            cpu_us = chosen["cpu_s"] / max(chosen["requests"], 1) * 1e6
-            lines.append(
-                f"| {scenario} | {endpoint} | {server} | {SERVERS[server][0]} | {rps:,.0f} |"
-                f" {chosen['p99_us'] / 1000:.2f} | {cpu_us:.1f} | {int(chosen['non2xx'])} |"
-                f" {int(chosen['socket_errors'])} |"
-            )
-    lines += [
-        "",
-        "p99 of a pipelined run is per batch of 16. With an even number of runs, req/s is the median"
-        " of the runs and p99/CPU come from the faster run.",
-        "",
-    ]
-    return "\n".join(lines)
+            out.append(f"| {e.name} | {SERVERS[e.server].interface} | {R.fmt(s['rps'], ',.0f')} |"
+                       f" {R.fmt_us(s['p50'])} | {R.fmt_us(s['p99'])} | {R.fmt_us(s['p999'])} |"
+                       f" {R.fmt(s['cpu'], '.2f')} | {R.fmt_pct(s['busy'])} | {R.fmt_pct(s['wrk_busy'])} |"
+                       f" {R.fmt_rss(s['rss'])} | {R.fmt_errors(s)} |")
+        out += [""]
+    names = list(dict.fromkeys(e.name for _, entries in plan for e in entries))
+    out += R.runs_section(table, names, [r.key for r in rows], "row")
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {n}" for n in dict.fromkeys(notes)]
+    if chart_name:
+        out += ["", f"![req/s and server CPU per request, per row and entry]({chart_name})"]
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
