@@ -35,7 +35,10 @@ command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq
 peers=benchmarks/peers/target/release
 bin=${HAYWIRE_BIN:-target/release}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pid=
+# A client that fails (exits under `set -e`) must not leave its server listening: a later
+# run on the same port would share its connections with it (SO_REUSEPORT).
+trap '[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 cat > "$work/client.py" <<'PY'
 import socket, sys, time
@@ -52,6 +55,15 @@ while True:
         if time.time() > deadline:
             sys.exit("server did not start")
         time.sleep(0.2)
+# Ready means answering 200 (a database route answers 503 until its connection is up).
+while True:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        if s.recv(65536).startswith(b"HTTP/1.1 200"):
+            break
+    if time.time() > deadline:
+        sys.exit("server never answered 200")
+    time.sleep(0.2)
 socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
 for _ in range(batches):
     for s in socks:
@@ -61,7 +73,8 @@ for _ in range(batches):
         while got.count(marker) < depth:
             chunk = s.recv(65536)
             if not chunk:
-                sys.exit("server closed")
+                statuses = [l for l in got.split(b"\r\n") if l.startswith(b"HTTP/1.1 ")]
+                sys.exit(f"server closed after {len(statuses)} answers: {set(statuses)}")
             got += chunk
 print(batches * depth * conns)
 PY
@@ -98,6 +111,7 @@ for server in "${servers[@]}"; do
   sleep 2
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  pid=
   total=$(awk '/^summary:|^totals:/ {s = $2} END {print s}' "$out.2")
   echo "$server: $((total / requests)) instructions per request ($requests requests)"
   port=$((port + 1))
