@@ -1,7 +1,8 @@
 """``python -m haywire``: the supervisor.
 
 Validates the config (errors name the key, exit status 2), picks the port (``--port 0``
-reserves one free port for every worker), starts one worker process per CPU, each
+reserves one free port for every worker) or binds the ``--uds`` Unix socket once for
+every worker (removed at stop), starts one worker process per CPU, each
 pinned to its CPU, restarts a worker that dies, replaces every worker gracefully on
 SIGHUP, and on SIGTERM or SIGINT stops every worker gracefully (killing one still
 running after ``--workers-kill-timeout``) and exits 0 once all are done.
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 
-from ._haywire import ConfigError, ConfigSummary, check_config
+from ._haywire import ConfigError, ConfigSummary, UnixSocket, bind_unix, check_config
 
 CONFIG_ERROR = 2
 FATAL = 3
@@ -43,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="config.toml (server, limits, timeouts, stock routes)")
     parser.add_argument("--address", metavar="ADDR", help="overrides server.address")
     parser.add_argument("--port", type=int, metavar="N", help="overrides server.port; 0 picks a free port")
+    parser.add_argument("--uds", metavar="PATH",
+                        help="serve on this Unix socket instead of TCP (overrides server.unix;"
+                        " the file's mode is server.unix_mode)")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="worker processes (overrides server.shards; default: one per CPU"
                         " the process may use)")
@@ -125,11 +129,14 @@ class Supervisor:
     stop by the kill timeout.
     """
 
-    def __init__(self, args: argparse.Namespace, config: ConfigSummary, port: int, stats_dir: str) -> None:
+    def __init__(self, args: argparse.Namespace, config: ConfigSummary, port: int, stats_dir: str,
+                 listener: UnixSocket | None = None) -> None:
         self.args = args
         self.address = config.address
         self.port = port
         self.stats_dir = stats_dir
+        # --uds: the socket bound here once, passed to every worker.
+        self.listener = listener
         allowed = sorted(os.sched_getaffinity(0))
         cpus = list(config.cpus) if config.pinned and config.cpus else allowed
         self.workers = args.workers or config.shards or len(cpus)
@@ -181,6 +188,10 @@ class Supervisor:
             "--parent", str(os.getpid()),
             "--ready-fd", str(ready_w),
         ]
+        passed = [ready_w]
+        if self.listener is not None:
+            command += ["--listen-fd", str(self.listener.fileno())]
+            passed.append(self.listener.fileno())
         if self.cpus[index] is not None:
             command += ["--cpu", str(self.cpus[index])]
         if args.config:
@@ -189,7 +200,7 @@ class Supervisor:
         try:
             # Its own process group: a terminal's Ctrl-C reaches only the supervisor,
             # which then stops each worker once.
-            proc = subprocess.Popen(command, process_group=0, pass_fds=(ready_w,))
+            proc = subprocess.Popen(command, process_group=0, pass_fds=passed)
         except BaseException:
             os.close(ready_r)
             raise
@@ -241,6 +252,10 @@ class Supervisor:
             return
         self.stopping = True
         self.restarts.clear()
+        if self.listener is not None:
+            # The socket file goes now: new clients are refused (a proxy tries another
+            # upstream) while the workers drain what is queued, as a TCP listener closes.
+            self.listener.close()
         for child in list(self.children.values()):
             self.terminate(child)
 
@@ -384,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_body_size is None and not args.config:
             args.max_body_size = DEFAULT_MAX_BODY
         config = check_config(args.config, args.address, args.port, args.ssl_certfile,
-                              args.ssl_keyfile, args.max_body_size, args.backlog, args.access_log)
+                              args.ssl_keyfile, args.max_body_size, args.backlog, args.access_log,
+                              args.uds)
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR
@@ -407,23 +423,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"haywire: app {args.app!r} must look like module:attribute", file=sys.stderr)
         return CONFIG_ERROR
     reserved = None
+    listener = None
     port = config.port
-    if port == 0:
-        reserved, port = reserve_port(config.address)
+    scheme = "https" if config.tls else "http"
+    if config.unix:
+        # A path cannot be bound twice: bound once here, every worker serves it.
+        try:
+            listener = bind_unix(config.unix, config.unix_mode, config.backlog)
+        except OSError as e:
+            print(f"haywire: cannot listen: {e}", file=sys.stderr)
+            return 1
+        where = f"{scheme}+unix://{config.unix}"
+    else:
+        if port == 0:
+            reserved, port = reserve_port(config.address)
+        where = f"{scheme}://{config.address}:{port}"
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     stats_dir = tempfile.mkdtemp(prefix="haywire-", dir=shm)
-    supervisor = Supervisor(args, config, port, stats_dir)
-    print(
-        f"haywire: serving {args.app} ({args.interface}) on {'https' if config.tls else 'http'}://{config.address}:{port}"
-        f" with {supervisor.workers} worker(s)",
-        flush=True,
-    )
+    supervisor = Supervisor(args, config, port, stats_dir, listener)
+    print(f"haywire: serving {args.app} ({args.interface}) on {where}"
+          f" with {supervisor.workers} worker(s)", flush=True)
     try:
         return supervisor.run()
     finally:
         shutil.rmtree(stats_dir, ignore_errors=True)
         if reserved is not None:
             reserved.close()
+        if listener is not None:
+            listener.close()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Type stubs for the Rust extension module ``haywire._haywire``."""
 
+import socket
 from os import PathLike
 from typing import Any, Callable, Iterable
 
@@ -17,6 +18,9 @@ class ConfigSummary:
     routes: list[str]
     shutdown_grace: float
     tls: bool
+    unix: str
+    unix_mode: int
+    backlog: int
 
 def check_config(
     path: str | None = None,
@@ -27,8 +31,21 @@ def check_config(
     max_body_size: int | None = None,
     backlog: int | None = None,
     access_log: str | None = None,
+    uds: str | None = None,
 ) -> ConfigSummary:
     """Validates a config; raises ConfigError naming the key."""
+
+class UnixSocket:
+    """A listening Unix socket bound by :func:`bind_unix`."""
+
+    def fileno(self) -> int:
+        """The descriptor to pass to the workers; -1 once closed."""
+    def close(self) -> None:
+        """Closes this descriptor and removes the socket file (if still the one bound)."""
+
+def bind_unix(path: str, mode: int, backlog: int) -> UnixSocket:
+    """Binds a listening Unix socket (a stale socket file is replaced); raises OSError
+    naming the key ``server.unix`` for a live socket or another file at ``path``."""
 
 class ClientDisconnected(ConnectionError):
     """The client is gone: a streamed response cannot be sent."""
@@ -123,9 +140,10 @@ class Worker:
         backlog: int | None = None,
         access_log: str | None = None,
         websocket: bool = False,
+        listener: socket.socket | None = None,
     ) -> None: ...
     def start(self) -> int:
-        """Starts the shard; returns the bound port."""
+        """Starts the shard; returns the bound port (0 on a Unix socket)."""
     @property
     def stats_dir(self) -> str | None:
         """The private directory the counters are published in, once started."""

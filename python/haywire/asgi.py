@@ -102,7 +102,7 @@ def _content_length(headers: Any) -> int | None:
 def make_handler(
     app: Callable[..., Any],
     loop: asyncio.AbstractEventLoop,
-    server: tuple[str, int],
+    server: tuple[str, int | None],
     state: dict,
 ) -> Callable[[Any], None]:
     """The per-request function: starts a task running the app for the request."""

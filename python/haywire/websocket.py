@@ -115,7 +115,7 @@ class _Session:
 def make_handler(
     app: Callable[..., Any],
     loop: asyncio.AbstractEventLoop,
-    server: tuple[str, int],
+    server: tuple[str, int | None],
     state: dict,
 ) -> Callable[[list], None]:
     """The function that takes ``Worker.take_websocket()``'s events: a task per

@@ -1,5 +1,6 @@
 """A worker process: one interpreter, pinned to one CPU, running one Haywire shard on
-its own SO_REUSEPORT listener and answering requests on its main thread.
+its own SO_REUSEPORT listener (or on the supervisor's ``--uds`` socket, which every
+worker shares) and answering requests on its main thread.
 
 Started by the supervisor (``python -m haywire``); not meant to be run by hand.
 Exit status 3 means the app cannot start (import error, lifespan startup failed):
@@ -15,6 +16,7 @@ import importlib
 import logging
 import os
 import signal
+import socket
 import sys
 import traceback
 from typing import Any
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--listen-fd", type=int,
+                        help="the supervisor's --uds socket, served instead of binding one")
     parser.add_argument("app")
     args = parser.parse_args(argv)
 
@@ -150,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         return FATAL
 
+    listener = socket.socket(fileno=args.listen_fd) if args.listen_fd is not None else None
     native = args.interface == "native"
     if native and not isinstance(app, App):
         print(f"haywire: {args.app} is not a haywire.App", file=sys.stderr)
@@ -172,11 +177,23 @@ def main(argv: list[str] | None = None) -> int:
             backlog=args.backlog,
             access_log=args.access_log,
             websocket=args.interface == "asgi",
+            listener=listener,
         )
     except Exception as e:
         print(f"haywire: worker {args.index}: {e}", file=sys.stderr)
         return FATAL
-    server_name = args.address or "localhost"
+    if listener is None:
+        server_name = args.address or "localhost"
+        # WSGI SERVER_PORT and ASGI `server`.
+        wsgi_port: int | str = args.port or 0
+        server: tuple[str, int | None] = (server_name, args.port or 0)
+    else:
+        # A Unix socket has no port: SERVER_NAME is its path and SERVER_PORT empty (as
+        # gunicorn without a Host header), and ASGI's `server` is `[path, None]` as the
+        # spec says; apps build URLs from the Host header, which a proxy sets.
+        server_name = listener.getsockname()
+        wsgi_port, server = "", (server_name, None)
+        listener.close()  # the Worker holds its own descriptor
 
     def start() -> None:
         try:
@@ -186,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"haywire: worker {args.index} cannot start: {e}", file=sys.stderr)
             sys.exit(FATAL)
         cpu = "-" if args.cpu is None else args.cpu
-        line = f"haywire: worker {args.index} ready (pid {os.getpid()}, cpu {cpu}, port {port})\n"
+        where = f"port {port}" if listener is None else f"unix {server_name}"
+        line = f"haywire: worker {args.index} ready (pid {os.getpid()}, cpu {cpu}, {where})\n"
         # One write: workers share the supervisor's stdout, and print() writes the text
         # and its newline apart, so lines of two workers could interleave.
         sys.stdout.flush()
@@ -199,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.interface == "wsgi" or (native and not app.is_async):
         if args.interface == "wsgi":
-            handler = wsgi.make_handler(app, server_name, args.port or 0, args.workers > 1,
+            handler = wsgi.make_handler(app, server_name, wsgi_port, args.workers > 1,
                                         args.threads > 1)
         else:
             handler = app.dispatcher()
@@ -230,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             traceback.print_exc()
             return FATAL
-        handler = asgi.make_handler(app, loop, (server_name, args.port or 0), state)
-        on_websocket = websocket.make_handler(app, loop, (server_name, args.port or 0), state)
+        handler = asgi.make_handler(app, loop, server, state)
+        on_websocket = websocket.make_handler(app, loop, server, state)
         loop.add_reader(worker.websocket_fileno(),
                         lambda: on_websocket(worker.take_websocket()))
     else:

@@ -79,7 +79,7 @@ def _status_code(status: str) -> int:
 
 
 def make_handler(
-    app: Callable[..., Any], server_name: str, port: int, multiprocess: bool,
+    app: Callable[..., Any], server_name: str, port: int | str, multiprocess: bool,
     multithread: bool = False,
 ) -> Callable[[Any], None]:
     """The per-request function a worker calls with each :class:`haywire.Request`."""

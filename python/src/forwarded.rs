@@ -1,7 +1,9 @@
 //! Who the client is: the connection's peer, or, when that peer is a trusted proxy
 //! (`--forwarded-allow-ips`), what its `Forwarded` or `X-Forwarded-For`/`-Proto`
 //! headers say. As uvicorn does: the client is the rightmost address in the chain that
-//! is not itself trusted; the scheme is the last one the proxies report.
+//! is not itself trusted; the scheme is the last one the proxies report. A peer on a
+//! Unix socket (`--uds`) has no address: it is trusted only by `*`, and without a proxy
+//! header naming one the client's address is unknown.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -51,6 +53,15 @@ impl Trusted {
                 .any(|&(net, prefix)| in_net(addr, net, prefix))
     }
 
+    /// Whether the connection's peer is trusted: an address in the list, or with
+    /// `None` (a Unix socket, whose peer has no address) only by `*`.
+    pub fn trusts(&self, peer: Option<SocketAddr>) -> bool {
+        match peer {
+            Some(peer) => self.contains(peer.ip()),
+            None => self.all,
+        }
+    }
+
     /// Whether any address is trusted (else the headers are never read).
     pub fn is_empty(&self) -> bool {
         !self.all && self.nets.is_empty()
@@ -78,29 +89,28 @@ fn in_net(addr: IpAddr, net: IpAddr, prefix: u8) -> bool {
 /// The client as the application sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Client {
-    /// Host (an address; a proxy may name it otherwise, e.g. `unknown`).
-    pub host: String,
-    /// Port (0 when a proxy header named the client without one).
-    pub port: u16,
+    /// Host (an address; a proxy may name it otherwise, e.g. `unknown`) and port (0
+    /// when a proxy header named the client without one). `None` on a Unix socket
+    /// unless a trusted proxy named the client.
+    pub addr: Option<(String, u16)>,
     /// `http` or `https`.
     pub scheme: String,
 }
 
-/// The client of a request from `peer` (over TLS when `secure`) with `headers`.
+/// The client of a request from `peer` (`None`: over a Unix socket; over TLS when
+/// `secure`) with `headers`.
 pub fn client(
     peer: Option<SocketAddr>,
     secure: bool,
     headers: &[(String, bytes::Bytes)],
     trusted: &Trusted,
-) -> Option<Client> {
-    let peer = peer?;
+) -> Client {
     let mut client = Client {
-        host: peer.ip().to_canonical().to_string(),
-        port: peer.port(),
+        addr: peer.map(|peer| (peer.ip().to_canonical().to_string(), peer.port())),
         scheme: if secure { "https" } else { "http" }.to_owned(),
     };
-    if trusted.is_empty() || !trusted.contains(peer.ip()) {
-        return Some(client);
+    if trusted.is_empty() || !trusted.trusts(peer) {
+        return client;
     }
     let header = |name: &str| -> Option<String> {
         let values: Vec<&[u8]> = headers
@@ -140,10 +150,9 @@ pub fn client(
         .find(|h| h.parse::<IpAddr>().map_or(true, |ip| !trusted.contains(ip)))
         .or(hops.first());
     if let Some(hop) = hop.filter(|h| !h.is_empty()) {
-        client.host = hop.clone();
-        client.port = 0;
+        client.addr = Some((hop.clone(), 0));
     }
-    Some(client)
+    client
 }
 
 /// The `for=` nodes (addresses, brackets and ports removed) of every element, and the
@@ -200,11 +209,9 @@ mod tests {
             ("X-Forwarded-For", "1.2.3.4"),
             ("X-Forwarded-Proto", "https"),
         ]);
-        let c = client(peer("192.168.1.5:4000"), false, &h, &trusted).unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.port, c.scheme.as_str()),
-            ("192.168.1.5", 4000, "http")
-        );
+        let c = client(peer("192.168.1.5:4000"), false, &h, &trusted);
+        assert_eq!(c.addr, Some(("192.168.1.5".into(), 4000)));
+        assert_eq!(c.scheme, "http");
     }
 
     #[test]
@@ -214,11 +221,9 @@ mod tests {
             ("X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.1.1.1"),
             ("X-Forwarded-Proto", "https"),
         ]);
-        let c = client(peer("127.0.0.1:4000"), false, &h, &trusted).unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.port, c.scheme.as_str()),
-            ("1.2.3.4", 0, "https")
-        );
+        let c = client(peer("127.0.0.1:4000"), false, &h, &trusted);
+        assert_eq!(c.addr, Some(("1.2.3.4".into(), 0)));
+        assert_eq!(c.scheme, "https");
     }
 
     #[test]
@@ -232,21 +237,36 @@ mod tests {
             ("X-Forwarded-For", "9.9.9.9"),
         ]);
         // `*` trusts every hop, so the leftmost is the client (as uvicorn).
-        let c = client(peer("[::1]:4000"), true, &h, &trusted).unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.scheme.as_str()),
-            ("2001:db8::1", "https")
-        );
+        let c = client(peer("[::1]:4000"), true, &h, &trusted);
+        assert_eq!(c.addr, Some(("2001:db8::1".into(), 0)));
+        assert_eq!(c.scheme, "https");
         assert_eq!(node_host("[2001:db8::1]:80"), "2001:db8::1");
     }
 
     #[test]
     fn tls_and_v4_mapped_peers() {
         let trusted = Trusted::parse("127.0.0.1").unwrap();
-        let c = client(peer("[::ffff:127.0.0.1]:5"), true, &[], &trusted).unwrap();
-        assert_eq!((c.host.as_str(), c.scheme.as_str()), ("127.0.0.1", "https"));
+        let c = client(peer("[::ffff:127.0.0.1]:5"), true, &[], &trusted);
+        assert_eq!(c.addr, Some(("127.0.0.1".into(), 5)));
+        assert_eq!(c.scheme, "https");
         assert!(trusted.contains("::ffff:127.0.0.1".parse().unwrap()));
         assert!(Trusted::parse("1.2.3.4/33").is_err() && Trusted::parse("x").is_err());
-        assert!(client(None, false, &[], &trusted).is_none());
+    }
+
+    #[test]
+    fn a_unix_socket_peer_has_no_address_and_is_trusted_only_by_a_star() {
+        let h = headers(&[
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
+        let loopback = Trusted::parse("127.0.0.1").unwrap();
+        let c = client(None, false, &h, &loopback);
+        assert_eq!((c.addr, c.scheme.as_str()), (None, "http"));
+        assert_eq!(client(None, true, &[], &loopback).scheme, "https");
+        let any = Trusted::parse("*").unwrap();
+        let c = client(None, false, &h, &any);
+        assert_eq!(c.addr, Some(("1.2.3.4".into(), 0)));
+        assert_eq!(c.scheme, "https");
+        assert_eq!(client(None, false, &[], &any).addr, None);
     }
 }

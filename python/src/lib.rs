@@ -7,11 +7,12 @@
 
 mod bridge;
 mod forwarded;
+mod listen;
 mod stats;
 mod websocket;
 
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -63,6 +64,8 @@ struct Overrides {
     backlog: Option<u32>,
     /// `--access-log`: `log.access` (`stdout` or a file).
     access_log: Option<String>,
+    /// `--uds`: `server.unix`.
+    unix: Option<String>,
 }
 
 /// Loads `path` (or the defaults when `None`), applies the overrides and validates.
@@ -95,6 +98,9 @@ fn load_config(
     if let Some(access) = overrides.access_log {
         config.log.access = access;
     }
+    if let Some(unix) = overrides.unix {
+        config.server.unix = unix;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -122,12 +128,18 @@ struct ConfigSummary {
     shutdown_grace: f64,
     /// Whether the listener speaks HTTPS.
     tls: bool,
+    /// `server.unix`: the Unix socket path to serve on instead of TCP; empty: TCP.
+    unix: String,
+    /// `server.unix_mode`: the socket file's permission bits (0: the umask's).
+    unix_mode: u32,
+    /// `server.backlog`: the listen backlog.
+    backlog: u32,
 }
 
 /// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
 /// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
 #[pyfunction]
-#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None))]
+#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, uds=None))]
 #[allow(clippy::too_many_arguments)]
 fn check_config(
     path: Option<&str>,
@@ -138,6 +150,7 @@ fn check_config(
     max_body_size: Option<usize>,
     backlog: Option<u32>,
     access_log: Option<String>,
+    uds: Option<String>,
 ) -> PyResult<ConfigSummary> {
     let overrides = Overrides {
         address,
@@ -147,6 +160,7 @@ fn check_config(
         max_body: max_body_size,
         backlog,
         access_log,
+        unix: uds,
     };
     let config = load_config(path, overrides).map_err(config_error)?;
     let ip: IpAddr = config
@@ -163,6 +177,9 @@ fn check_config(
         routes: config.routes.iter().map(|r| r.path().to_owned()).collect(),
         shutdown_grace: config.server.shutdown_grace,
         tls: config.tls.enabled(),
+        unix: config.server.unix.clone(),
+        unix_mode: config.server.unix_mode,
+        backlog: config.server.backlog,
     })
 }
 
@@ -225,7 +242,7 @@ fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyR
 }
 
 /// The client of `job` as `site` judges it: the peer, or what a trusted proxy says.
-fn client_info(job: &Job, site: &Site) -> Option<forwarded::Client> {
+fn client_info(job: &Job, site: &Site) -> forwarded::Client {
     forwarded::client(job.peer, job.secure, &job.headers, &site.trusted)
 }
 
@@ -241,10 +258,11 @@ fn asgi_scope<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let scope = base.copy()?;
     scope.set_item(intern!(py, "http_version"), &job.version[5..])?;
-    if let Some(client) = client_info(job, site) {
-        scope.set_item(intern!(py, "client"), (client.host, client.port))?;
-        scope.set_item(intern!(py, "scheme"), client.scheme)?;
+    let client = client_info(job, site);
+    if let Some(addr) = client.addr {
+        scope.set_item(intern!(py, "client"), addr)?;
     }
+    scope.set_item(intern!(py, "scheme"), client.scheme)?;
     let root = &site.root_path;
     scope.set_item(intern!(py, "root_path"), root)?;
     let decoded = percent_decode(job.path.as_bytes());
@@ -275,7 +293,7 @@ fn asgi_scope<'py>(
 }
 
 impl PyRequest {
-    fn client_info(&self) -> Option<forwarded::Client> {
+    fn client_info(&self) -> forwarded::Client {
         client_info(&self.job, &self.site)
     }
 
@@ -541,10 +559,13 @@ impl PyRequest {
             .call_method1("loads", (PyBytes::new(py, &body),))
     }
 
-    /// The client as `(host, port, scheme)`: the peer, or what a trusted proxy says.
+    /// The client as `(host, port, scheme)`: the peer, or what a trusted proxy says;
+    /// `None` on a Unix socket (`--uds`) unless a trusted proxy named the client.
     #[getter]
     fn client(&self) -> Option<(String, u16, String)> {
-        self.client_info().map(|c| (c.host, c.port, c.scheme))
+        let client = self.client_info();
+        let scheme = client.scheme;
+        client.addr.map(|(host, port)| (host, port, scheme))
     }
 
     /// A PEP 3333 environ: a copy of `base` (the server's constant keys) plus this
@@ -569,11 +590,12 @@ impl PyRequest {
         };
         env.set_item(intern!(py, "SCRIPT_NAME"), &self.site.root_path)?;
         env.set_item(intern!(py, "PATH_INFO"), latin1(path))?;
-        if let Some(client) = self.client_info() {
-            env.set_item(intern!(py, "REMOTE_ADDR"), client.host)?;
-            env.set_item(intern!(py, "REMOTE_PORT"), client.port.to_string())?;
-            env.set_item(intern!(py, "wsgi.url_scheme"), client.scheme)?;
+        let client = self.client_info();
+        if let Some((host, port)) = client.addr {
+            env.set_item(intern!(py, "REMOTE_ADDR"), host)?;
+            env.set_item(intern!(py, "REMOTE_PORT"), port.to_string())?;
         }
+        env.set_item(intern!(py, "wsgi.url_scheme"), client.scheme)?;
         env.set_item(intern!(py, "QUERY_STRING"), &self.job.query)?;
         env.set_item(intern!(py, "SERVER_PROTOCOL"), self.job.version)?;
         let mut has_length = false;
@@ -816,6 +838,8 @@ struct Worker {
     websocket: Option<websocket::Channels>,
     /// The stats directory in use once started.
     used_stats_dir: Mutex<Option<PathBuf>>,
+    /// A socket bound by the supervisor (`--uds`) to serve instead of binding one.
+    listener: Mutex<Option<OwnedFd>>,
 }
 
 fn io_error(e: std::io::Error) -> PyErr {
@@ -833,9 +857,10 @@ impl Worker {
     /// `max_body_size` `limits.max_request_size`, `backlog` `server.backlog`,
     /// `access_log` `log.access`. With `websocket`, WebSocket upgrades on any path go
     /// to the app (`websocket_fileno`, `take_websocket`); without, they reach it as
-    /// plain requests, which it refuses.
+    /// plain requests, which it refuses. `listener`, a listening socket object (the
+    /// supervisor's `--uds` socket), is served instead of binding one.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, websocket=false))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, websocket=false, listener=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -854,7 +879,9 @@ impl Worker {
         backlog: Option<u32>,
         access_log: Option<String>,
         websocket: bool,
+        listener: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Worker> {
+        let listener = listener.map(listen::adopt).transpose()?;
         let trusted = Trusted::parse(forwarded_allow_ips).map_err(PyValueError::new_err)?;
         let root_path = root_path.trim_end_matches('/').to_owned();
         if !root_path.is_empty() && !root_path.starts_with('/') {
@@ -870,6 +897,7 @@ impl Worker {
             max_body: max_body_size,
             backlog,
             access_log,
+            unix: None,
         };
         let mut config = load_config(path, overrides).map_err(config_error)?;
         config.server.shards = 1;
@@ -902,11 +930,13 @@ impl Worker {
                 .transpose()
                 .map_err(io_error)?,
             used_stats_dir: Mutex::new(None),
+            listener: Mutex::new(listener),
         })
     }
 
-    /// Binds the listener and starts the shard; returns the bound port. SIGINT and
-    /// SIGTERM stop it gracefully from then on; `serve`/`take` end when it has stopped.
+    /// Binds the listener (or takes the one given) and starts the shard; returns the
+    /// bound port (0 on a Unix socket). SIGINT and SIGTERM stop it gracefully from
+    /// then on; `serve`/`take` end when it has stopped.
     fn start(&self, py: Python<'_>) -> PyResult<u16> {
         if self.started.swap(true, Ordering::AcqRel) {
             return Err(PyRuntimeError::new_err("worker already started"));
@@ -979,6 +1009,15 @@ impl Worker {
                 });
             }
         });
+        let server = match self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(fd) => server.listener(fd),
+            None => server,
+        };
         let running = py.detach(|| server.start()).map_err(io_error)?;
         let port = running.local_addr().port();
         stop_on_signals(running.stop_handle()).map_err(io_error)?;
@@ -1113,6 +1152,8 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<ClientDisconnected>(),
     )?;
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
+    m.add_function(wrap_pyfunction!(listen::bind_unix, m)?)?;
+    m.add_class::<listen::UnixSocket>()?;
     m.add_class::<Worker>()?;
     m.add_class::<PyRequest>()?;
     m.add_class::<ConfigSummary>()?;

@@ -427,7 +427,7 @@ impl PyWebSocket {
         base: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let scope = crate::asgi_scope(py, &self.job, &self.site, base)?;
-        let secure = crate::client_info(&self.job, &self.site).is_some_and(|c| c.scheme == "https");
+        let secure = crate::client_info(&self.job, &self.site).scheme == "https";
         scope.set_item(intern!(py, "type"), "websocket")?;
         scope.set_item(intern!(py, "scheme"), if secure { "wss" } else { "ws" })?;
         scope.set_item(
