@@ -27,7 +27,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use clap::Parser;
-use futures_util::future::try_join_all;
 use haywire::config::{PlacementKind, PostgresConfig, RouteConfig};
 use haywire::pg::{Pg, PgConn, PgError, ToSql};
 use haywire::{Config, Request, Response, Router, Server, ShardCtx, StatusCode};
@@ -110,8 +109,17 @@ fn count(req: &Request, name: &str) -> usize {
         .map_or(1, |n| n.clamp(1, 500) as usize)
 }
 
-fn json(value: &impl Serialize) -> Response {
-    Response::json(serde_json::to_vec(value).expect("plain structs serialize"))
+/// `value` as JSON, written into a buffer of `capacity` bytes (enough for the answer:
+/// growing it from serde_json's default cost more than the serializing).
+fn json(value: &impl Serialize, capacity: usize) -> Response {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value).expect("plain structs serialize");
+    Response::json(out)
+}
+
+/// Room for the JSON of `n` worlds (`{"id":10000,"randomNumber":10000},`: 35 bytes).
+fn worlds_capacity(n: usize) -> usize {
+    36 * n + 2
 }
 
 fn world(row: &haywire::pg::Row) -> World {
@@ -121,25 +129,34 @@ fn world(row: &haywire::pg::Row) -> World {
     }
 }
 
-/// `ids.len()` random rows, one SELECT each, all in flight together on one connection.
+/// `ids.len()` random rows, one SELECT each, all in flight together on one connection:
+/// every query is sent as it is issued, so awaiting them in order is one round trip,
+/// and each answer costs one poll (a join would poll all of them at every answer).
 async fn read_worlds(conn: &PgConn, ids: &[i32]) -> Result<Vec<World>, PgError> {
-    try_join_all(ids.iter().map(|id| async move {
-        let params: [&(dyn ToSql + Sync); 1] = [id];
-        conn.query_one(WORLD, &params).await.map(|row| world(&row))
-    }))
-    .await
+    let sent: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let params: [&(dyn ToSql + Sync); 1] = [id];
+            conn.query_one(WORLD, &params)
+        })
+        .collect();
+    let mut worlds = Vec::with_capacity(ids.len());
+    for query in sent {
+        worlds.push(world(&query.await?));
+    }
+    Ok(worlds)
 }
 
 async fn db(pg: Rc<Pg>) -> Result<Response, PgError> {
     let row = pg.query_one(WORLD, &[&random_id()]).await?;
-    Ok(json(&world(&row)))
+    Ok(json(&world(&row), worlds_capacity(1)))
 }
 
 async fn queries(pg: Rc<Pg>, n: usize) -> Result<Response, PgError> {
     let conn = pg.conn()?;
     let ids: Vec<i32> = (0..n).map(|_| random_id()).collect();
     let worlds = pg.timed(read_worlds(&conn, &ids)).await?;
-    Ok(json(&worlds))
+    Ok(json(&worlds, worlds_capacity(n)))
 }
 
 async fn updates(pg: Rc<Pg>, n: usize) -> Result<Response, PgError> {
@@ -162,7 +179,7 @@ async fn updates(pg: Rc<Pg>, n: usize) -> Result<Response, PgError> {
         }
         let (ids, numbers): (Vec<i32>, Vec<i32>) = pairs.into_iter().unzip();
         conn.execute(UPDATE, &[&ids, &numbers]).await?;
-        Ok(json(&worlds))
+        Ok(json(&worlds, worlds_capacity(n)))
     })
     .await
 }
@@ -196,7 +213,7 @@ fn cached_queries(cache: &WorldCache, n: usize) -> Response {
             .with_header("Retry-After", "1");
     };
     let worlds: Vec<World> = (0..n).map(|_| rows[(random_id() - 1) as usize]).collect();
-    json(&worlds)
+    json(&worlds, worlds_capacity(n))
 }
 
 /// Fills the shard's cache once the database answers, retrying until it does.
@@ -238,9 +255,12 @@ pub fn routes(router: &mut Router, ctx: &Rc<ShardCtx>, postgres: &PostgresConfig
         Response::new(StatusCode::OK).with_body("text/plain", "Hello, World!")
     });
     router.get("/json", |_: Request| {
-        json(&Message {
-            message: "Hello, World!",
-        })
+        json(
+            &Message {
+                message: "Hello, World!",
+            },
+            32,
+        )
     });
     let p = pg.clone();
     router.get("/db", move |_: Request| {

@@ -26,8 +26,9 @@ fn server() -> RunningServer {
     let running = Server::new(test_config())
         .routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             let pg = Pg::start(ctx, &postgres, &["SELECT $1::int"]).expect("configured");
+            let p = pg.clone();
             router.get("/q/:n", move |req: Request| {
-                let pg = pg.clone();
+                let pg = p.clone();
                 let n: i32 = req.param("n").and_then(|n| n.parse().ok()).unwrap_or(1);
                 async move {
                     let queries = (1..=n).map(|i| {
@@ -41,6 +42,32 @@ fn server() -> RunningServer {
                         Ok(values) => Response::text(values.iter().sum::<i32>().to_string()),
                         Err(e) => e.response(),
                     }
+                }
+            });
+            // The same n queries on one connection, issued one after another and then
+            // awaited in turn: each is sent when issued.
+            router.get("/inturn/:n", move |req: Request| {
+                let pg = pg.clone();
+                let n: i32 = req.param("n").and_then(|n| n.parse().ok()).unwrap_or(1);
+                async move {
+                    let conn = match pg.conn() {
+                        Ok(conn) => conn,
+                        Err(e) => return e.response(),
+                    };
+                    let sent: Vec<_> = (1..=n)
+                        .map(|i| {
+                            let params: [&(dyn ToSql + Sync); 1] = [&i];
+                            conn.query_one(0, &params)
+                        })
+                        .collect();
+                    let mut sum = 0;
+                    for query in sent {
+                        match query.await {
+                            Ok(row) => sum += row.get::<i32>(0),
+                            Err(e) => return e.response(),
+                        }
+                    }
+                    Response::text(sum.to_string())
                 }
             });
         })
@@ -79,6 +106,26 @@ fn the_queries_of_one_request_leave_in_one_write() {
             (after.0 - before.0, after.1 - before.1),
             (n, 1),
             "{n} concurrent queries: (queries, database writes)"
+        );
+    }
+    running.stop();
+    running.join().expect("clean stop");
+}
+
+#[test]
+fn queries_issued_then_awaited_in_turn_leave_in_one_write() {
+    let running = server();
+    let addr = running.local_addr();
+    for n in [1, 20] {
+        let before = queries_and_writes(addr);
+        let reply = get_within(addr, &format!("/inturn/{n}"), Duration::from_secs(10));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.text(), (n * (n + 1) / 2).to_string());
+        let after = queries_and_writes(addr);
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (n, 1),
+            "{n} queries awaited in turn: (queries, database writes)"
         );
     }
     running.stop();

@@ -13,8 +13,9 @@
 //!
 //! Queries that are in flight at the same time on a shard, from one request or many,
 //! are pipelined on a connection: each is written as soon as it is issued, without
-//! waiting for earlier answers. A request that runs N queries should issue them
-//! together (see [`PgConn`]) instead of awaiting each in turn. The queries issued during
+//! waiting for earlier answers. A request that runs N queries should take one
+//! connection ([`Pg::conn`]) and issue all N before awaiting any: [`PgConn`]'s methods
+//! send when called, so awaiting the N futures in turn is one round trip, not N. The queries issued during
 //! one turn of the shard's loop leave in one write: the connection's task, woken by the
 //! first, runs after the handlers and sends everything queued.
 //!
@@ -135,8 +136,8 @@ struct Slot {
 }
 
 /// One live connection with its prepared statements. Hold it for the length of a
-/// request to issue several queries on the same connection; they pipeline when they
-/// are polled together (`futures_util::future::try_join_all`, `FuturesUnordered`).
+/// request to issue several queries on the same connection: each is sent when it is
+/// issued, so they pipeline whether they are then awaited in turn or joined.
 pub struct PgConn {
     wire: Wire,
     query_timeout: Duration,
@@ -310,64 +311,85 @@ impl PgConn {
 
     /// Runs statement `statement` expecting exactly one row. No timeout of its own:
     /// wrap a request's queries in [`Pg::timed`].
-    pub async fn query_one(&self, statement: usize, params: Params<'_>) -> Result<Row, PgError> {
-        match self.run(Kind::One, statement, params).await? {
-            Answer::One(row) => Ok(row),
-            _ => unreachable!("a one-row query answers with one row"),
+    ///
+    /// The query is sent when this is called, not when the future is first polled (it
+    /// borrows `params` only for the call): a request's queries issued one after another
+    /// are all in flight at once, and awaiting them in order then costs one poll per
+    /// answer, where a join polls every query each time one answers.
+    pub fn query_one<'c>(
+        &'c self,
+        statement: usize,
+        params: Params<'_>,
+    ) -> impl Future<Output = Result<Row, PgError>> + 'c {
+        let sent = self.send(Kind::One, statement, params);
+        async move {
+            match sent?.answer().await? {
+                Answer::One(row) => Ok(row),
+                _ => unreachable!("a one-row query answers with one row"),
+            }
         }
     }
 
-    /// Runs statement `statement` and returns its rows.
-    pub async fn query(&self, statement: usize, params: Params<'_>) -> Result<Vec<Row>, PgError> {
-        match self.run(Kind::Many, statement, params).await? {
-            Answer::Many(rows) => Ok(rows),
-            _ => unreachable!("a query answers with rows"),
+    /// Runs statement `statement` and returns its rows. Sent when called, as
+    /// [`PgConn::query_one`].
+    pub fn query<'c>(
+        &'c self,
+        statement: usize,
+        params: Params<'_>,
+    ) -> impl Future<Output = Result<Vec<Row>, PgError>> + 'c {
+        let sent = self.send(Kind::Many, statement, params);
+        async move {
+            match sent?.answer().await? {
+                Answer::Many(rows) => Ok(rows),
+                _ => unreachable!("a query answers with rows"),
+            }
         }
     }
 
-    /// Runs statement `statement` and returns how many rows it changed.
-    pub async fn execute(&self, statement: usize, params: Params<'_>) -> Result<u64, PgError> {
-        match self.run(Kind::Count, statement, params).await? {
-            Answer::Count(n) => Ok(n),
-            _ => unreachable!("a command answers with a count"),
+    /// Runs statement `statement` and returns how many rows it changed. Sent when
+    /// called, as [`PgConn::query_one`].
+    pub fn execute<'c>(
+        &'c self,
+        statement: usize,
+        params: Params<'_>,
+    ) -> impl Future<Output = Result<u64, PgError>> + 'c {
+        let sent = self.send(Kind::Count, statement, params);
+        async move {
+            match sent?.answer().await? {
+                Answer::Count(n) => Ok(n),
+                _ => unreachable!("a command answers with a count"),
+            }
         }
     }
 
-    /// Admits, sends and awaits one query.
-    async fn run(
+    /// Admits and sends one query.
+    fn send(
         &self,
         kind: Kind,
         statement: usize,
         params: Params<'_>,
-    ) -> Result<Answer, PgError> {
-        let _admitted = self.in_flight.admit()?;
+    ) -> Result<Ticket<'_>, PgError> {
+        let admitted = self.in_flight.admit()?;
         let id = self.wire.send(kind, statement, params)?;
-        self.answer(id).await
+        Ok(Ticket {
+            conn: self,
+            id,
+            answered: false,
+            _admitted: Some(admitted),
+        })
     }
 
     /// Whether the connection still answers: an empty query, behind whatever is in
     /// flight. Outside the in-flight bound (it is the connection's own).
     async fn probe(&self) -> Result<(), PgError> {
         let id = self.wire.send_probe()?;
-        self.answer(id).await.map(drop)
-    }
-
-    /// The answer of query `id`. Given up on (the future dropped), the query leaves the
-    /// connection owing an answer.
-    async fn answer(&self, id: usize) -> Result<Answer, PgError> {
-        let mut pending = Pending {
+        let ticket = Ticket {
             conn: self,
             id,
             answered: false,
+            _admitted: None,
         };
-        let result = poll_fn(|cx| self.wire.poll_answer(id, cx)).await;
-        pending.answered = true;
-        self.gave_up_since.set(None);
-        result.map_err(|e| match e {
-            // The server's statement_timeout: report the configured limit.
-            PgError::Timeout(_) => PgError::Timeout(self.query_timeout),
-            other => other,
-        })
+        ticket.answer().await.map(drop)
     }
 
     /// A query was given up on at least a query timeout ago and nothing has been
@@ -379,15 +401,32 @@ impl PgConn {
     }
 }
 
-/// A query in flight on a [`PgConn`]. Dropped unanswered (its request timed out), it
-/// gives up its place and leaves the connection owing an answer.
-struct Pending<'a> {
-    conn: &'a PgConn,
+/// A query sent on a [`PgConn`], holding its place in the in-flight bound. Dropped
+/// unanswered (its request timed out or failed early), it gives up its slot and leaves
+/// the connection owing an answer.
+struct Ticket<'c> {
+    conn: &'c PgConn,
     id: usize,
     answered: bool,
+    _admitted: Option<Admitted>,
 }
 
-impl Drop for Pending<'_> {
+impl Ticket<'_> {
+    /// The query's answer, once it has come.
+    async fn answer(mut self) -> Result<Answer, PgError> {
+        let (conn, id) = (self.conn, self.id);
+        let result = poll_fn(|cx| conn.wire.poll_answer(id, cx)).await;
+        self.answered = true;
+        conn.gave_up_since.set(None);
+        result.map_err(|e| match e {
+            // The server's statement_timeout: report the configured limit.
+            PgError::Timeout(_) => PgError::Timeout(conn.query_timeout),
+            other => other,
+        })
+    }
+}
+
+impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.answered {
             self.conn.wire.abandon(self.id);
@@ -627,6 +666,34 @@ mod tests {
         assert_eq!(param(&t, "user"), Some("u"));
         assert_eq!(param(&t, "database"), None);
         assert_eq!(t.login.password, "");
+    }
+
+    #[test]
+    fn a_timeout_fires_while_the_work_keeps_waking() {
+        let executor = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("a glommio executor for the test");
+        executor.run(async {
+            // Work polled every 5 ms (as a request is at each answer), never done: the
+            // timer registered at the first poll still ends it.
+            let start = Instant::now();
+            let busy = async {
+                loop {
+                    sleep(Duration::from_millis(5)).await;
+                }
+            };
+            let limit = Duration::from_millis(100);
+            let result: Result<(), PgError> = with_timeout(limit, busy).await;
+            assert!(matches!(result, Err(PgError::Timeout(l)) if l == limit));
+            assert!(start.elapsed() >= limit);
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                start.elapsed()
+            );
+            let quick = with_timeout(Duration::from_secs(5), async { Ok::<_, PgError>(7) }).await;
+            assert!(matches!(quick, Ok(7)));
+        });
     }
 
     #[test]

@@ -47,68 +47,54 @@ pub(crate) enum Answer {
     Done,
 }
 
-/// One query waiting for its answer, or a free slot.
+/// One query's slot: what has come of its answer so far, then the answer itself.
+/// Kept small (a slot is reused in place, never moved) and reset field by field.
 struct Entry {
-    kind: Kind,
+    state: State,
     statement: usize,
-    rows: Vec<Row>,
-    one: Option<Row>,
-    more_than_one: bool,
-    count: u64,
-    error: Option<DbError>,
-    /// Set when the query's `ReadyForQuery` arrived (or the connection ended).
-    outcome: Option<Result<Answer, PgError>>,
     waker: Option<Waker>,
     /// The query was given up on (its future dropped): the slot is freed when the
     /// answer arrives.
     abandoned: bool,
 }
 
-impl Entry {
-    fn new(kind: Kind, statement: usize) -> Entry {
-        Entry {
-            kind,
-            statement,
-            rows: Vec::new(),
-            one: None,
-            more_than_one: false,
-            count: 0,
-            error: None,
-            outcome: None,
-            waker: None,
-            abandoned: false,
+/// A slot's progress.
+enum State {
+    Free,
+    /// A one-row query: its row so far, and whether more came.
+    One(Option<Row>, bool),
+    Many(Vec<Row>),
+    Count(u64),
+    Probe,
+    /// The server refused the query; its `ReadyForQuery` is still to come.
+    Failed(DbError),
+    /// The query's `ReadyForQuery` arrived (or the connection ended).
+    Done(Result<Answer, PgError>),
+}
+
+impl State {
+    fn new(kind: Kind) -> State {
+        match kind {
+            Kind::One => State::One(None, false),
+            Kind::Many => State::Many(Vec::new()),
+            Kind::Count => State::Count(0),
+            Kind::Probe => State::Probe,
         }
     }
 
     /// The answer, now that the server said it is complete.
-    fn finish(&mut self) -> Result<Answer, PgError> {
-        if let Some(e) = self.error.take() {
-            return Err(PgError::from(e));
+    fn finish(self) -> Result<Answer, PgError> {
+        match self {
+            State::One(Some(row), false) => Ok(Answer::One(row)),
+            State::One(None, _) => Err(PgError::Query(DbError::client("query returned no rows"))),
+            State::One(Some(_), true) => Err(PgError::Query(DbError::client(
+                "query returned more than one row",
+            ))),
+            State::Many(rows) => Ok(Answer::Many(rows)),
+            State::Count(n) => Ok(Answer::Count(n)),
+            State::Failed(e) => Err(PgError::from(e)),
+            State::Probe | State::Free | State::Done(_) => Ok(Answer::Done),
         }
-        match self.kind {
-            Kind::One => match (self.one.take(), self.more_than_one) {
-                (Some(row), false) => Ok(Answer::One(row)),
-                (None, _) => Err(PgError::Query(DbError::client("query returned no rows"))),
-                (Some(_), true) => Err(PgError::Query(DbError::client(
-                    "query returned more than one row",
-                ))),
-            },
-            Kind::Many => Ok(Answer::Many(mem::take(&mut self.rows))),
-            Kind::Count => Ok(Answer::Count(self.count)),
-            Kind::Probe => Ok(Answer::Done),
-        }
-    }
-
-    /// Hands `outcome` to the waiting query; `true` when the slot can be freed now.
-    fn complete(&mut self, outcome: Result<Answer, PgError>) -> bool {
-        if self.abandoned {
-            return true;
-        }
-        self.outcome = Some(outcome);
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
-        false
     }
 }
 
@@ -122,22 +108,45 @@ struct Book {
 }
 
 impl Book {
-    fn insert(&mut self, entry: Entry) -> usize {
+    fn insert(&mut self, kind: Kind, statement: usize) -> usize {
         match self.free.pop() {
             Some(id) => {
-                self.entries[id] = entry;
+                let entry = &mut self.entries[id];
+                entry.state = State::new(kind);
+                entry.statement = statement;
                 id
             }
             None => {
-                self.entries.push(entry);
+                self.entries.push(Entry {
+                    state: State::new(kind),
+                    statement,
+                    waker: None,
+                    abandoned: false,
+                });
                 self.entries.len() - 1
             }
         }
     }
 
+    /// Hands `outcome` to slot `id`'s query, or frees the slot if it was given up on.
+    fn complete(&mut self, id: usize, outcome: Result<Answer, PgError>) {
+        let entry = &mut self.entries[id];
+        if entry.abandoned {
+            self.release(id);
+            return;
+        }
+        entry.state = State::Done(outcome);
+        if let Some(waker) = entry.waker.take() {
+            waker.wake();
+        }
+    }
+
     fn release(&mut self, id: usize) {
+        let entry = &mut self.entries[id];
         // Drops what the slot still holds (rows of an abandoned query).
-        self.entries[id] = Entry::new(Kind::Probe, 0);
+        entry.state = State::Free;
+        entry.waker = None;
+        entry.abandoned = false;
         self.free.push(id);
     }
 }
@@ -228,7 +237,7 @@ impl Wire {
         let _ = frontend::execute("", 0, &mut out);
         frontend::sync(&mut out);
         drop(out);
-        Ok(self.queued(Entry::new(kind, statement), mark))
+        Ok(self.queued(kind, statement, mark))
     }
 
     /// Queues an empty query, which the server answers once everything before it is.
@@ -239,7 +248,7 @@ impl Wire {
         // An empty string has no NUL to refuse.
         let _ = frontend::query("", &mut out);
         drop(out);
-        Ok(self.queued(Entry::new(Kind::Probe, 0), mark))
+        Ok(self.queued(Kind::Probe, 0, mark))
     }
 
     fn check_open(&self) -> Result<(), PgError> {
@@ -251,9 +260,9 @@ impl Wire {
 
     /// Books the query just written after `mark` bytes; wakes the driver when these
     /// are the first bytes waiting (it sends them after this loop turn's handlers).
-    fn queued(&self, entry: Entry, mark: usize) -> usize {
+    fn queued(&self, kind: Kind, statement: usize, mark: usize) -> usize {
         let mut book = self.book.borrow_mut();
-        let id = book.insert(entry);
+        let id = book.insert(kind, statement);
         book.queue.push_back(id);
         drop(book);
         if mark == 0 {
@@ -268,28 +277,27 @@ impl Wire {
     pub(crate) fn poll_answer(&self, id: usize, cx: &Context<'_>) -> Poll<Result<Answer, PgError>> {
         let mut book = self.book.borrow_mut();
         let entry = &mut book.entries[id];
-        match entry.outcome.take() {
-            Some(outcome) => {
-                book.release(id);
-                Poll::Ready(outcome)
-            }
-            None => {
-                if !entry
-                    .waker
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    entry.waker = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
+        if let State::Done(_) = entry.state {
+            let State::Done(outcome) = mem::replace(&mut entry.state, State::Free) else {
+                unreachable!("the state was just matched")
+            };
+            book.release(id);
+            return Poll::Ready(outcome);
         }
+        if !entry
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            entry.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// Query `id` is given up on: its answer, when it comes, is dropped.
     pub(crate) fn abandon(&self, id: usize) {
         let mut book = self.book.borrow_mut();
-        if book.entries[id].outcome.is_some() {
+        if let State::Done(_) = book.entries[id].state {
             book.release(id);
         } else {
             book.entries[id].abandoned = true;
@@ -306,9 +314,7 @@ impl Wire {
         self.out.borrow_mut().clear();
         let mut book = self.book.borrow_mut();
         while let Some(id) = book.queue.pop_front() {
-            if book.entries[id].complete(Err(PgError::Unavailable(why.to_owned()))) {
-                book.release(id);
-            }
+            book.complete(id, Err(PgError::Unavailable(why.to_owned())));
         }
     }
 
@@ -320,36 +326,35 @@ impl Wire {
             match (tag, front) {
                 (b'D', Some(id)) => {
                     let entry = &mut book.entries[id];
-                    if matches!(entry.kind, Kind::One | Kind::Many) {
+                    if let State::One(..) | State::Many(_) = entry.state {
                         input.skip(HEADER);
                         let columns = &self.statements[entry.statement].columns;
                         let row = Row::new(columns, input.take(len - HEADER))
                             .ok_or("a malformed data row")?;
-                        if entry.kind == Kind::Many {
-                            entry.rows.push(row);
-                        } else if entry.one.is_none() {
-                            entry.one = Some(row);
-                        } else {
-                            entry.more_than_one = true;
+                        match &mut entry.state {
+                            State::Many(rows) => rows.push(row),
+                            State::One(first @ None, _) => *first = Some(row),
+                            State::One(_, more) => *more = true,
+                            _ => {}
                         }
                         continue;
                     }
                 }
                 (b'C', Some(id)) => {
-                    book.entries[id].count = rows_changed(&input.input()[HEADER..len]);
+                    if let State::Count(n) = &mut book.entries[id].state {
+                        *n = rows_changed(&input.input()[HEADER..len]);
+                    }
                 }
                 (b'E', Some(id)) => {
-                    let error = db_error(&input.input()[HEADER..len]);
                     let entry = &mut book.entries[id];
-                    entry.error.get_or_insert(error);
+                    if !matches!(entry.state, State::Failed(_)) {
+                        entry.state = State::Failed(db_error(&input.input()[HEADER..len]));
+                    }
                 }
                 (b'Z', Some(id)) => {
                     book.queue.pop_front();
-                    let entry = &mut book.entries[id];
-                    let outcome = entry.finish();
-                    if entry.complete(outcome) {
-                        book.release(id);
-                    }
+                    let progress = mem::replace(&mut book.entries[id].state, State::Free);
+                    book.complete(id, progress.finish());
                 }
                 // Bind done, an empty query's answer, notices, settings, notifications.
                 (b'2' | b'I' | b'N' | b'S' | b'A', _) => {}
