@@ -92,20 +92,21 @@ fn queries_and_writes(addr: SocketAddr) -> (u64, u64) {
     )
 }
 
-#[test]
-fn the_queries_of_one_request_leave_in_one_write() {
+/// For each n, GET `route`/n sums n one-row queries: the answer is right, and the n
+/// queries left in exactly one database write.
+fn each_batch_leaves_in_one_write(route: &str, counts: &[i32], what: &str) {
     let running = server();
     let addr = running.local_addr();
-    for n in [1, 20, 100] {
+    for &n in counts {
         let before = queries_and_writes(addr);
-        let reply = get_within(addr, &format!("/q/{n}"), Duration::from_secs(10));
+        let reply = get_within(addr, &format!("{route}/{n}"), Duration::from_secs(10));
         assert_eq!(reply.status, 200, "{}", reply.text());
         assert_eq!(reply.text(), (n * (n + 1) / 2).to_string());
         let after = queries_and_writes(addr);
         assert_eq!(
             (after.0 - before.0, after.1 - before.1),
-            (n, 1),
-            "{n} concurrent queries: (queries, database writes)"
+            (u64::from(n.unsigned_abs()), 1),
+            "{n} {what}: (queries, database writes)"
         );
     }
     running.stop();
@@ -113,23 +114,13 @@ fn the_queries_of_one_request_leave_in_one_write() {
 }
 
 #[test]
+fn the_queries_of_one_request_leave_in_one_write() {
+    each_batch_leaves_in_one_write("/q", &[1, 20, 100], "concurrent queries");
+}
+
+#[test]
 fn queries_issued_then_awaited_in_turn_leave_in_one_write() {
-    let running = server();
-    let addr = running.local_addr();
-    for n in [1, 20] {
-        let before = queries_and_writes(addr);
-        let reply = get_within(addr, &format!("/inturn/{n}"), Duration::from_secs(10));
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        assert_eq!(reply.text(), (n * (n + 1) / 2).to_string());
-        let after = queries_and_writes(addr);
-        assert_eq!(
-            (after.0 - before.0, after.1 - before.1),
-            (n, 1),
-            "{n} queries awaited in turn: (queries, database writes)"
-        );
-    }
-    running.stop();
-    running.join().expect("clean stop");
+    each_batch_leaves_in_one_write("/inturn", &[1, 20], "queries awaited in turn");
 }
 
 #[test]
