@@ -48,8 +48,14 @@ import results as R  # noqa: E402  benchmarks/lib/results.py
 from serverproc import status_kib  # noqa: E402
 
 
-def haywire(interface: str):
-    return lambda port, app, workers: [sys.executable, "-m", "haywire", "--interface", interface,
+# The interpreter of the venv --before-venv names: an older Haywire build measured in the
+# same rounds as the current one (the "-before" entries).
+BEFORE_PYTHON: list[str] = []
+
+
+def haywire(interface: str, before: bool = False):
+    return lambda port, app, workers: [BEFORE_PYTHON[0] if before else sys.executable, "-m", "haywire",
+                                       "--interface", interface,
                                        "--workers", str(workers), "--address", "127.0.0.1",
                                        "--port", str(port), "--log-level", "warning", app]
 
@@ -110,6 +116,9 @@ SERVERS = {
     "uvicorn": Server("asgi", "asgi", uvicorn),
     "haywire-native": Server("native", "native", haywire("native")),
     "granian-rsgi": Server("native", "rsgi", granian("rsgi"), granian_async_configs),
+    "haywire-wsgi-before": Server("wsgi", "wsgi", haywire("wsgi", before=True)),
+    "haywire-asgi-before": Server("asgi", "asgi", haywire("asgi", before=True)),
+    "haywire-native-before": Server("native", "native", haywire("native", before=True)),
 }
 INTERFACES = {"wsgi": "WSGI", "asgi": "ASGI", "native": "native (Granian: RSGI)"}
 HAYWIRE = {"wsgi": "haywire-wsgi", "asgi": "haywire-asgi", "native": "haywire-native"}
@@ -353,7 +362,12 @@ def measure(args, row: Row, entry: Entry, rnd: int, port: int, env, raw, notes, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default=",".join(SERVERS), help=f"[{','.join(SERVERS)}]")
+    plain = [s for s in SERVERS if not s.endswith("-before")]
+    parser.add_argument("--servers", default=",".join(plain),
+                        help=f"[{','.join(plain)}]; with --before-venv also haywire-*-before")
+    parser.add_argument("--before-venv", metavar="DIR",
+                        help="a venv with an older haywire installed: the haywire-*-before entries run it,"
+                             " and the report compares them with the current build")
     parser.add_argument("--scenarios", default="pipe16,ka,mixed")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS),
                         help="[hello,json,stream,django]; stream and django run in ka only")
@@ -376,6 +390,12 @@ def main() -> int:
     for s in servers:
         if s not in SERVERS:
             parser.error(f"unknown server {s}")
+        if s.endswith("-before") and not args.before_venv:
+            parser.error(f"{s} needs --before-venv")
+    if args.before_venv:
+        BEFORE_PYTHON.append(str(Path(args.before_venv).resolve() / "bin" / "python"))
+        if not os.access(BEFORE_PYTHON[0], os.X_OK):
+            parser.error(f"--before-venv {args.before_venv}: no bin/python there")
     workers = sorted({int(n) for n in args.workers.split(",")})
     if workers[0] < 1 or workers[-1] > len(cpu_list(args.server_cpus)):
         parser.error(f"--workers {args.workers} needs as many CPUs in --server-cpus ({args.server_cpus})")
@@ -419,6 +439,8 @@ def main() -> int:
         ("load average at start", " ".join(open("/proc/loadavg").read().split()[:3])),
         ("versions", versions()),
     ]
+    if BEFORE_PYTHON:
+        flags.append(("before", f"{args.before_venv}: {before_version()}"))
     step = 0
     with open(raw_path, "w") as raw:
         for name, value in flags:
@@ -463,6 +485,12 @@ def versions() -> str:
     return ", ".join(found) + f"; Python {sys.version.split()[0]}"
 
 
+def before_version() -> str:
+    out = subprocess.run([BEFORE_PYTHON[0], "-c", "from importlib.metadata import version;"
+                          " print(version('haywire'))"], capture_output=True, text=True)
+    return f"haywire {out.stdout.strip() or 'unknown'}"
+
+
 def render_report(raw_path: Path, rows, plan, workers, quick: bool, out_dir: Path) -> None:
     flags, descs, notes, runs = R.parse(raw_path)
     table = R.summarize(runs)
@@ -484,6 +512,27 @@ def best(table, row_key: str, entries, server: str, workers: int):
 
 def ratio(a, b, spec=".2f"):
     return "–" if not a or not b else format(a / b, spec)
+
+
+def before_and_after(table, flags, plan) -> list[str]:
+    """Each Haywire entry against its -before twin (the older build --before-venv names)."""
+    lines = []
+    for row, entries in plan:
+        for e in entries:
+            twin = e.name.replace(e.server, e.server + "-before", 1)
+            after, before = table.get((e.name, row.key)), table.get((twin, row.key))
+            if e.server in HAYWIRE.values() and after and before:
+                lines.append(f"| {row.key} | {e.name} | {R.rps_ratio(after, before)} | {R.cpu_ratio(after, before)} |"
+                             f" {R.fmt(before['cpu'], '.2f')} → {R.fmt(after['cpu'], '.2f')} |"
+                             f" {R.fmt_us(before['p99'])} → {R.fmt_us(after['p99'])} |")
+    if not lines:
+        return []
+    return ["## Haywire before and after", "",
+            "Each Haywire entry ÷ its `-before` twin (the older build in the venv that `--before-venv`"
+            " names; see **before** under Flags), same rounds: req/s above 1 and CPU/req below 1 favour"
+            " the newer build.", "",
+            "| row | entry | req/s | CPU/req | CPU µs/req before → after | p99 before → after |",
+            "| --- | --- | ---: | ---: | ---: | ---: |", *lines, "", R.caption(flags), ""]
 
 
 def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart_name) -> str:
@@ -541,6 +590,7 @@ def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart
                            f" | {uv} | {', '.join(misses) or 'none'} |")
         out += ["", R.caption(flags), ""]
 
+    out += before_and_after(table, flags, plan)
     if len(workers) > 1:
         out += ["## Workers", "",
                 f"req/s at n workers (n CPUs) ÷ the same server's at {workers[0]} (issue #18: two workers ≥ 1.8×"

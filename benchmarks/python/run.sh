@@ -9,11 +9,15 @@
 #   benchmarks/python/run.sh              # server on CPU 1, wrk on CPU 0 (about 25 minutes)
 #   benchmarks/python/run.sh --quick      # one 2-second run each (about 5 minutes)
 #   benchmarks/python/run.sh --servers haywire-native,granian-rsgi --scenarios ka
+#   benchmarks/python/run.sh --before-venv /tmp/old --servers haywire-wsgi,haywire-wsgi-before,granian-wsgi
+#       # an older build (pip-installed into the venv /tmp/old) in the same rounds, with a
+#       # before-and-after table
 #   benchmarks/python/run.sh --workers 1,2 --server-cpus 0-1 --wrk-cpus 2-5 --wrk-threads 4 \
 #       --servers haywire-wsgi,haywire-asgi,haywire-native --scenarios ka --endpoints hello
 #
 # Flags (see bench.py --help): --servers --scenarios --endpoints --server-cpus --wrk-cpus
-# --wrk-threads --connections --workers --duration --warmup --runs --port --seed --out --quick.
+# --wrk-threads --connections --workers --duration --warmup --runs --port --seed --out --quick
+# --before-venv.
 # The venv (BENCH_VENV, default benchmarks/python/.venv) gets haywire (./python, built
 # in release), granian, uvicorn[standard], gunicorn and Django from PyPI; wrk comes from
 # apt-get when missing. BENCH_NO_INSTALL=1 skips the installs.
