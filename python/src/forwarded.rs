@@ -106,7 +106,7 @@ pub fn client(
     trusted: &Trusted,
 ) -> Client {
     let mut client = Client {
-        addr: peer.map(|peer| (peer.ip().to_canonical().to_string(), peer.port())),
+        addr: peer.map(|peer| (host_text(peer.ip().to_canonical()), peer.port())),
         scheme: if secure { "https" } else { "http" }.to_owned(),
     };
     if trusted.is_empty() || !trusted.trusts(peer) {
@@ -176,6 +176,28 @@ fn forwarded_elements(value: &str) -> (Vec<String>, Option<String>) {
     (hops, proto)
 }
 
+/// `ip` as text. An IPv4 address (nearly every peer) is written digit by digit: through
+/// `Display` it cost about 1,300 instructions, a tenth of building a WSGI environ.
+fn host_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
 /// `[v6]:port`, `v4:port` or a bare node, as its host.
 fn node_host(node: &str) -> String {
     if let Some(rest) = node.strip_prefix('[') {
@@ -241,6 +263,20 @@ mod tests {
         assert_eq!(c.addr, Some(("2001:db8::1".into(), 0)));
         assert_eq!(c.scheme, "https");
         assert_eq!(node_host("[2001:db8::1]:80"), "2001:db8::1");
+    }
+
+    #[test]
+    fn host_text_writes_addresses_as_display_does() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.200.9.255",
+            "192.168.100.7",
+            "::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(host_text(ip), ip.to_string());
+        }
     }
 
     #[test]

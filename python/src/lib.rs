@@ -26,7 +26,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::{
     Answer, BodyEnd, Credit, Job, Mailbox, Out, PyRoute, PyStreamRoute, ShardBridge, Taken,
@@ -224,18 +224,25 @@ fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyR
         body,
         close: false,
     };
+    // Framing and these are Haywire's own.
+    const OWN: [&[u8]; 7] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"date",
+        b"server",
+        b"keep-alive",
+        b"upgrade",
+        b"trailer",
+    ];
     for (name, value) in headers {
-        match name.to_ascii_lowercase().as_slice() {
-            b"content-type" => answer.content_type = Some(value),
-            // Framing and these are Haywire's own.
-            b"content-length" | b"transfer-encoding" | b"date" | b"server" | b"keep-alive"
-            | b"upgrade" | b"trailer" => {}
-            b"connection" => {
-                answer.close |= value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-            }
-            _ => answer.headers.push((name, value)),
+        if name.eq_ignore_ascii_case(b"content-type") {
+            answer.content_type = Some(value);
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            answer.close |= value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        } else if !OWN.iter().any(|own| name.eq_ignore_ascii_case(own)) {
+            answer.headers.push((name, value));
         }
     }
     Ok(answer)
@@ -257,14 +264,22 @@ fn asgi_scope<'py>(
     base: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let scope = base.copy()?;
-    scope.set_item(intern!(py, "http_version"), &job.version[5..])?;
+    let version = match job.version {
+        "HTTP/1.0" => intern!(py, "1.0"),
+        _ => intern!(py, "1.1"),
+    };
+    scope.set_item(intern!(py, "http_version"), version)?;
     let client = client_info(job, site);
     if let Some(addr) = client.addr {
         scope.set_item(intern!(py, "client"), addr)?;
     }
-    scope.set_item(intern!(py, "scheme"), client.scheme)?;
+    scope.set_item(intern!(py, "scheme"), scheme_text(py, &client.scheme))?;
     let root = &site.root_path;
-    scope.set_item(intern!(py, "root_path"), root)?;
+    if !root.is_empty() {
+        scope.set_item(intern!(py, "root_path"), root)?;
+    } else {
+        scope.set_item(intern!(py, "root_path"), intern!(py, ""))?;
+    }
     let decoded = percent_decode(job.path.as_bytes());
     let decoded = String::from_utf8_lossy(&decoded);
     let under_root = decoded
@@ -581,7 +596,10 @@ impl PyRequest {
         base: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = base.copy()?;
-        env.set_item(intern!(py, "REQUEST_METHOD"), &self.job.method)?;
+        env.set_item(
+            intern!(py, "REQUEST_METHOD"),
+            method_text(py, &self.job.method),
+        )?;
         let path = percent_decode(self.job.path.as_bytes());
         let root = self.site.root_path.as_bytes();
         let path = match path.strip_prefix(root) {
@@ -589,38 +607,41 @@ impl PyRequest {
             _ => &path[..],
         };
         env.set_item(intern!(py, "SCRIPT_NAME"), &self.site.root_path)?;
-        env.set_item(intern!(py, "PATH_INFO"), latin1(path))?;
+        env.set_item(intern!(py, "PATH_INFO"), latin1_text(py, path))?;
         let client = self.client_info();
         if let Some((host, port)) = client.addr {
             env.set_item(intern!(py, "REMOTE_ADDR"), host)?;
             env.set_item(intern!(py, "REMOTE_PORT"), port.to_string())?;
         }
-        env.set_item(intern!(py, "wsgi.url_scheme"), client.scheme)?;
-        env.set_item(intern!(py, "QUERY_STRING"), &self.job.query)?;
-        env.set_item(intern!(py, "SERVER_PROTOCOL"), self.job.version)?;
+        env.set_item(
+            intern!(py, "wsgi.url_scheme"),
+            scheme_text(py, &client.scheme),
+        )?;
+        let query = match self.job.query.as_str() {
+            "" => intern!(py, "").clone(),
+            query => PyString::new(py, query),
+        };
+        env.set_item(intern!(py, "QUERY_STRING"), query)?;
+        let protocol = match self.job.version {
+            "HTTP/1.0" => intern!(py, "HTTP/1.0"),
+            _ => intern!(py, "HTTP/1.1"),
+        };
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
         let mut has_length = false;
         for (name, value) in &self.job.headers {
-            let mut key = String::with_capacity(name.len() + 5);
-            let special = name.eq_ignore_ascii_case("content-type")
-                || name.eq_ignore_ascii_case("content-length");
             // Haywire has already de-chunked the body. A name with `_` would map to
             // the same key as its `-` twin and could spoof it (as gunicorn and nginx
             // do, such headers are dropped).
             if name.eq_ignore_ascii_case("transfer-encoding") || name.contains('_') {
                 continue;
             }
-            if !special {
-                key.push_str("HTTP_");
-            }
-            key.extend(name.chars().map(|c| match c {
-                '-' => '_',
-                c => c.to_ascii_uppercase(),
-            }));
-            if key == "CONTENT_LENGTH" {
+            if name.eq_ignore_ascii_case("content-length") {
                 has_length = true;
                 continue;
             }
-            let value = latin1(value);
+            let special = name.eq_ignore_ascii_case("content-type");
+            let key = environ_key(py, name);
+            let value = latin1_text(py, value);
             match env.get_item(&key)? {
                 Some(old) if !special => {
                     env.set_item(&key, format!("{},{value}", old.extract::<String>()?))?
@@ -647,7 +668,7 @@ impl PyRequest {
         base: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let scope = asgi_scope(py, &self.job, &self.site, base)?;
-        scope.set_item(intern!(py, "method"), &self.job.method)?;
+        scope.set_item(intern!(py, "method"), method_text(py, &self.job.method))?;
         Ok(scope)
     }
 
@@ -809,6 +830,9 @@ fn header_bytes(value: &Bound<'_, PyAny>) -> PyResult<Bytes> {
         return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
     }
     let text = value.extract::<std::borrow::Cow<'_, str>>()?;
+    if text.is_ascii() {
+        return Ok(Bytes::copy_from_slice(text.as_bytes()));
+    }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
@@ -1164,6 +1188,68 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Bytes as Latin-1 text (every byte one character), as WSGI and HTTP/1.1 read them.
 fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// [`latin1`] as a Python string, made straight from the bytes when they are ASCII
+/// (nearly always), where Latin-1 and UTF-8 agree.
+fn latin1_text<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.is_ascii() => PyString::new(py, text),
+        _ => PyString::new(py, &latin1(bytes)),
+    }
+}
+
+/// A client's scheme (`http` or `https`) as an interned Python string.
+fn scheme_text<'py>(py: Python<'py>, scheme: &str) -> Bound<'py, PyString> {
+    match scheme {
+        "https" => intern!(py, "https").clone(),
+        _ => intern!(py, "http").clone(),
+    }
+}
+
+/// The method as a Python string, the common ones interned (no allocation).
+fn method_text<'py>(py: Python<'py>, method: &str) -> Bound<'py, PyString> {
+    match method {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        "HEAD" => intern!(py, "HEAD").clone(),
+        method => PyString::new(py, method),
+    }
+}
+
+/// The environ key of header `name` (`CONTENT_TYPE`, else `HTTP_` and the name upper-cased
+/// with `-` as `_`); the keys of the headers browsers and clients send on nearly
+/// every request are interned, so neither made nor hashed per request.
+fn environ_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    macro_rules! common {
+        ($($header:literal => $key:literal),* $(,)?) => {
+            $(if name.eq_ignore_ascii_case($header) {
+                return intern!(py, $key).clone();
+            })*
+        };
+    }
+    common! {
+        "host" => "HTTP_HOST",
+        "user-agent" => "HTTP_USER_AGENT",
+        "accept" => "HTTP_ACCEPT",
+        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        "connection" => "HTTP_CONNECTION",
+        "cookie" => "HTTP_COOKIE",
+        "content-type" => "CONTENT_TYPE",
+        "referer" => "HTTP_REFERER",
+        "origin" => "HTTP_ORIGIN",
+        "cache-control" => "HTTP_CACHE_CONTROL",
+        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+    }
+    let mut key = String::with_capacity(name.len() + 5);
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    PyString::new(py, &key)
 }
 
 /// Decodes `%XX` escapes (an invalid escape is kept as is).

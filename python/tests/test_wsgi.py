@@ -42,6 +42,25 @@ def test_environ_follows_pep_3333(serve):
     assert env["HTTP_X_FORWARDED_FOR"] == "a"  # the underscore twin is dropped
 
 
+def test_environ_header_keys_values_and_repeats(serve):
+    # Common names (interned keys), uncommon ones, repeats joined with `,`, and Latin-1
+    # values: the environ is built in Rust with fast paths for ASCII and common names.
+    server = serve("wsgi_app:app")
+    with server.connect() as sock:
+        sock.sendall(b"GET /environ HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\n"
+                     b"X-Odd-Name: 1\r\nx-odd-name: 2\r\nAccept: a\r\nAccept: b\r\n"
+                     b"X-Latin: caf\xe9\r\nConnection: close\r\n\r\n")
+        status, _, body, _ = read_response(sock)
+    assert status == 200
+    env = json.loads(body)
+    assert (env["HTTP_HOST"], env["HTTP_USER_AGENT"]) == ("h", "ua")
+    assert env["HTTP_X_ODD_NAME"] == "1,2"
+    assert env["HTTP_ACCEPT"] == "a,b"
+    assert env["HTTP_X_LATIN"] == "caf\u00e9"
+    assert env["HTTP_CONNECTION"] == "close"
+    assert env["REMOTE_ADDR"] == "127.0.0.1" and int(env["REMOTE_PORT"]) > 0
+
+
 def test_path_info_is_decoded_latin1(serve):
     server = serve("wsgi_app:app")
     status, _, body = request(server, "GET", "/environ%C3%A9")
