@@ -338,6 +338,9 @@ struct CreditState {
     queued: usize,
     /// The connection is gone (client left, or the response was dropped).
     closed: bool,
+    /// Threads blocked in [`Credit::wait_room`]. Only they need a notify, and only
+    /// when room appears: a futex wake per piece for nobody is a syscall per piece.
+    waiters: usize,
 }
 
 /// Bytes of a streamed response that may wait between the app and the connection.
@@ -355,7 +358,9 @@ impl Credit {
     pub fn wait_room(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         while !state.closed && state.queued >= STREAM_WINDOW {
+            state.waiters += 1;
             state = self.room.wait(state).unwrap_or_else(|p| p.into_inner());
+            state.waiters -= 1;
         }
         !state.closed
     }
@@ -365,12 +370,18 @@ impl Credit {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).queued += n;
     }
 
-    fn give(&self, n: usize) {
+    /// Counts `n` bytes taken by the connection. Wakes the waiters (returns true) only
+    /// when this makes room in a full window: a waiter blocks only while it is full,
+    /// and once woken it sees the room whatever later gives do.
+    fn give(&self, n: usize) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let was_full = state.queued >= STREAM_WINDOW;
         state.queued = state.queued.saturating_sub(n);
-        if state.queued < STREAM_WINDOW {
+        let wake = was_full && state.queued < STREAM_WINDOW && state.waiters > 0;
+        if wake {
             self.room.notify_all();
         }
+        wake
     }
 
     fn close(&self) {
@@ -863,6 +874,62 @@ mod tests {
         assert_eq!(pipe.room(), Some(false));
         assert!(pipe.leave());
         assert_eq!(pipe.room(), None);
+    }
+
+    /// Waits (at most 5 s) until `n` threads are blocked in `credit.wait_room`.
+    fn await_waiters(credit: &Credit, n: usize) {
+        let started = std::time::Instant::now();
+        while credit.state.lock().unwrap().waiters != n {
+            assert!(started.elapsed().as_secs() < 5, "never {n} waiters");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn stream_credit_wakes_a_blocked_waiter_when_room_appears() {
+        let credit = Arc::new(Credit::default());
+        credit.take(STREAM_WINDOW + 10);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let credit = credit.clone();
+            std::thread::spawn(move || tx.send(credit.wait_room()).unwrap())
+        };
+        await_waiters(&credit, 1);
+        // Still full: the waiter sleeps on.
+        assert!(!credit.give(10));
+        let short = std::time::Duration::from_millis(50);
+        assert!(rx.recv_timeout(short).is_err(), "woken while full");
+        // The window gets room: the waiter is woken and sees it.
+        assert!(credit.give(1));
+        let bounded = std::time::Duration::from_secs(5);
+        assert_eq!(rx.recv_timeout(bounded), Ok(true));
+        waiter.join().unwrap();
+        await_waiters(&credit, 0);
+    }
+
+    #[test]
+    fn stream_credit_notifies_only_where_a_full_window_gets_room_with_a_waiter() {
+        let piece = 64 * 1024;
+        let credit = Arc::new(Credit::default());
+        // Pieces that flow below the window: nobody can be waiting, no notify.
+        for _ in 0..16 {
+            credit.take(piece);
+            assert!(!credit.give(piece));
+        }
+        // Full with nobody waiting: room appears, still no notify.
+        credit.take(STREAM_WINDOW);
+        assert!(!credit.give(piece));
+        // Full with a waiter: one notify, at the crossing only.
+        credit.take(piece);
+        let waiter = {
+            let credit = credit.clone();
+            std::thread::spawn(move || credit.wait_room())
+        };
+        await_waiters(&credit, 1);
+        assert!(credit.give(piece));
+        assert!(waiter.join().unwrap());
+        assert!(!credit.give(piece));
+        assert_eq!(credit.has_room(), Some(true));
     }
 
     #[test]
