@@ -17,7 +17,7 @@
 //! at a time as it drains; nothing more is read while a write is pending.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -529,18 +529,26 @@ impl Connection {
                 }
                 continue;
             };
+            let after = body.framing.after_piece();
             if piece.len() >= DIRECT_PIECE {
                 // A large piece goes to the socket from where it is, not copied into
-                // the write buffer first (a file's pieces, say).
-                if !self.write.is_empty() {
-                    self.flush(stream, shard).await?;
-                }
-                self.write_direct(stream, shard, &piece).await?;
+                // the write buffer first (a file's pieces, say), in one write with what
+                // is buffered before it (its chunk-size line) and its CRLF: one
+                // `sendmsg` per piece, and nothing left to flush alone while the
+                // producer is waited for.
+                let write = std::mem::take(&mut self.write);
+                let parts = &mut [
+                    IoSlice::new(&write),
+                    IoSlice::new(&piece),
+                    IoSlice::new(after),
+                ];
+                let written = self.write_parts(stream, shard, parts).await;
+                shard.pool.give(write);
+                written?;
             } else {
                 self.write.extend_from_slice(&piece);
+                self.write.extend_from_slice(after);
             }
-            self.take_write_buffer(shard);
-            body.framing.end_piece(&mut self.write);
             if self.write.len() >= OUTPUT_CAP {
                 self.flush(stream, shard).await?;
             }
@@ -682,26 +690,43 @@ impl Connection {
         shard: &Shard,
         bytes: &[u8],
     ) -> io::Result<()> {
+        self.write_parts(stream, shard, &mut [IoSlice::new(bytes)])
+            .await
+    }
+
+    /// Writes `parts` in order as one write (one `sendmsg` while the socket takes
+    /// them all), giving the client `timeouts.write` to take them.
+    async fn write_parts<T: Transport>(
+        &mut self,
+        stream: &T,
+        shard: &Shard,
+        mut parts: &mut [IoSlice<'_>],
+    ) -> io::Result<()> {
         self.deadline.set(Some(
             shard.watchdog.now() + shard.settings.get().timeouts.write,
         ));
-        let mut written = 0;
-        while written < bytes.len() {
-            let pending = &bytes[written..];
-            let n = watchdog::until(&self.deadline, |cx| stream.poll_write(cx, pending))
-                .await
-                .ok_or_else(|| write_timed_out(shard))??;
+        let total = parts.iter().map(|part| part.len()).sum();
+        // Drops empty parts in front: one part left is a plain `send`.
+        IoSlice::advance_slices(&mut parts, 0);
+        while !parts.is_empty() {
+            let pending: &[IoSlice<'_>] = parts;
+            let n = watchdog::until(&self.deadline, |cx| match pending {
+                [one] => stream.poll_write(cx, one),
+                many => stream.poll_write_vectored(cx, many),
+            })
+            .await
+            .ok_or_else(|| write_timed_out(shard))??;
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            written += n;
+            IoSlice::advance_slices(&mut parts, n);
         }
         if T::BUFFERED {
             watchdog::until(&self.deadline, |cx| stream.poll_flush(cx))
                 .await
                 .ok_or_else(|| write_timed_out(shard))??;
         }
-        shard.stats.wrote(bytes.len());
+        shard.stats.wrote(total);
         Ok(())
     }
 

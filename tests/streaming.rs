@@ -107,6 +107,16 @@ fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
             }),
         )
     });
+    // `n` pieces of 64 KiB (piece i all `b'a' + i`), the producer yielding before
+    // each, so the connection waits for every one.
+    router.get("/pieces/:n", |req: Request| {
+        let n: u8 = req.param("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+        let pieces = stream::unfold(0u8, move |i| async move {
+            futures_lite::future::yield_now().await;
+            (i < n).then(|| (Bytes::from(vec![b'a' + i; 64 * 1024]), i + 1))
+        });
+        Response::stream("application/octet-stream", pieces)
+    });
     // Pattern routes stream too: the captures are there for the handler.
     router.put_streaming(
         "/buckets/:bucket/*",
@@ -302,6 +312,30 @@ fn the_stream_is_sent_over_many_writes_when_large() {
     let expected: String = (0..100000).map(|i| format!("line {i}\n")).collect();
     assert_eq!(body.len(), expected.len());
     assert!(body == expected.as_bytes());
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn each_large_piece_goes_out_in_one_write_with_its_framing() {
+    let server = start();
+    let addr = server.local_addr();
+    let writes = || stats(addr)["total"]["writes"].as_u64().unwrap();
+    let before = writes();
+    let (reply, mut reader) = exchange(addr, get("/pieces/8").as_bytes());
+    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+    let body = read_chunked(&mut reader);
+    let expected: Vec<u8> = (0..8u8).flat_map(|i| [b'a' + i; 64 * 1024]).collect();
+    assert!(
+        body == expected,
+        "{} bytes, not the 8 pieces in order",
+        body.len()
+    );
+    let written = writes() - before;
+    // The head (out alone while the first piece is made), one write per piece (its
+    // size line, the piece from where it is, its CRLF), the last chunk, and the first
+    // /stats answer. Sent apart, the three parts of each piece took three writes.
+    assert!(written <= 8 + 3, "{written} writes for 8 pieces");
     server.stop();
     server.join().unwrap();
 }

@@ -48,10 +48,13 @@ impl BodyEncoder {
         Some(piece)
     }
 
-    /// Puts what follows a piece sent after `begin_piece` into `out`.
-    pub fn end_piece(&self, out: &mut BytesMut) {
+    /// What follows a piece sent after `begin_piece` (a chunk's closing CRLF): bytes
+    /// to append, or to write with the piece where it is.
+    pub fn after_piece(&self) -> &'static [u8] {
         if self.chunked {
-            out.extend_from_slice(b"\r\n");
+            b"\r\n"
+        } else {
+            b""
         }
     }
 
@@ -102,7 +105,7 @@ mod tests {
             }
             if let Some(piece) = encoder.begin_piece(Bytes::from_static(piece), &mut out) {
                 out.extend_from_slice(&piece);
-                encoder.end_piece(&mut out);
+                out.extend_from_slice(encoder.after_piece());
             }
         }
         let end = encoder.finish(&mut out);

@@ -243,6 +243,25 @@ impl TlsStream {
         Poll::Ready(Ok(()))
     }
 
+    /// Gives plaintext to rustls with `write` once the records queued earlier are out
+    /// (so what rustls holds stays within its limit), then sends what it can.
+    fn write_plaintext(
+        &self,
+        cx: &Context<'_>,
+        write: impl FnOnce(rustls::Writer<'_>) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let inner = &mut *self.inner.borrow_mut();
+        match self.poll_send(inner, cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|()| 0)),
+        }
+        let n = write(inner.tls.writer())?;
+        if let Poll::Ready(Err(e)) = self.poll_send(inner, cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
     /// Counts a handshake once it completes.
     fn count_handshake(&self, inner: &mut Inner) {
         if !inner.counted && !inner.tls.is_handshaking() {
@@ -286,17 +305,16 @@ impl Transport for TlsStream {
     }
 
     fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let inner = &mut *self.inner.borrow_mut();
-        // Records queued earlier go first, so what rustls holds stays within its limit.
-        match self.poll_send(inner, cx) {
-            Poll::Ready(Ok(())) => {}
-            other => return other.map(|r| r.map(|()| 0)),
-        }
-        let n = inner.tls.writer().write(buf)?;
-        if let Poll::Ready(Err(e)) = self.poll_send(inner, cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(n))
+        self.write_plaintext(cx, |mut writer| writer.write(buf))
+    }
+
+    fn poll_write_vectored(
+        &self,
+        cx: &Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // rustls frames the slices together: no small record for a chunk's size line.
+        self.write_plaintext(cx, |mut writer| writer.write_vectored(bufs))
     }
 
     fn poll_flush(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {

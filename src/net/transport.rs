@@ -23,6 +23,14 @@ pub(crate) trait Transport {
     /// Takes what it can of `buf`.
     fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
 
+    /// Takes what it can of `bufs`, in order, as one write (a chunk's size line, the
+    /// piece from where it is, its CRLF: one `sendmsg`, not three).
+    fn poll_write_vectored(
+        &self,
+        cx: &Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+
     /// Writes out whatever earlier writes left queued.
     fn poll_flush(&self, cx: &Context<'_>) -> Poll<io::Result<()>>;
 
@@ -56,6 +64,15 @@ impl Transport for Socket {
     #[inline]
     fn poll_write(&self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Socket::poll_write(self, cx, buf)
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        &self,
+        cx: &Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Socket::poll_write_vectored(self, cx, bufs)
     }
 
     #[inline]

@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(!piece.is_empty());
             framed.extend_from_slice(&piece);
             sent.extend_from_slice(&piece);
-            encoder.end_piece(&mut framed);
+            framed.extend_from_slice(encoder.after_piece());
         }
     }
     let end = encoder.finish(&mut framed);
