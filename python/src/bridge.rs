@@ -326,7 +326,9 @@ impl BodyPipe {
 /// Backpressure for one streamed response: the bytes the Python thread has posted
 /// that the connection has not taken yet. The app waits (GIL released) while they are
 /// at [`STREAM_WINDOW`] or more, so memory per stream stays bounded whatever the app
-/// produces and however slowly the client reads.
+/// produces and however slowly the client reads. A waiting app is woken once the
+/// connection has taken them down to [`STREAM_RESUME`]: an app faster than its client
+/// then sleeps and wakes once per half window, not once per piece.
 #[derive(Default)]
 pub struct Credit {
     state: Mutex<CreditState>,
@@ -339,12 +341,15 @@ struct CreditState {
     /// The connection is gone (client left, or the response was dropped).
     closed: bool,
     /// Threads blocked in [`Credit::wait_room`]. Only they need a notify, and only
-    /// when room appears: a futex wake per piece for nobody is a syscall per piece.
+    /// once: a futex wake per piece for nobody is a syscall per piece.
     waiters: usize,
 }
 
 /// Bytes of a streamed response that may wait between the app and the connection.
 pub const STREAM_WINDOW: usize = 256 * 1024;
+
+/// Where an app blocked on a full window is woken.
+pub const STREAM_RESUME: usize = STREAM_WINDOW / 2;
 
 impl Credit {
     /// Whether a piece may be posted now (`Some(true)`), the window is full
@@ -354,12 +359,15 @@ impl Credit {
         (!state.closed).then_some(state.queued < STREAM_WINDOW)
     }
 
-    /// Blocks until there is room (true) or the connection is gone (false).
+    /// With the window full, blocks until it has drained to [`STREAM_RESUME`];
+    /// returns whether there is room (false: the connection is gone).
     pub fn wait_room(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while !state.closed && state.queued >= STREAM_WINDOW {
+        if !state.closed && state.queued >= STREAM_WINDOW {
             state.waiters += 1;
-            state = self.room.wait(state).unwrap_or_else(|p| p.into_inner());
+            while !state.closed && state.queued > STREAM_RESUME {
+                state = self.room.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
             state.waiters -= 1;
         }
         !state.closed
@@ -371,13 +379,15 @@ impl Credit {
     }
 
     /// Counts `n` bytes taken by the connection. Wakes the waiters (returns true) only
-    /// when this makes room in a full window: a waiter blocks only while it is full,
-    /// and once woken it sees the room whatever later gives do.
+    /// where this brings the bytes down to [`STREAM_RESUME`]: a waiter blocks only
+    /// above it, and sees the room whatever later gives do. The notify comes after
+    /// the unlock, so the woken thread does not block at once on the lock held here.
     fn give(&self, n: usize) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let was_full = state.queued >= STREAM_WINDOW;
-        state.queued = state.queued.saturating_sub(n);
-        let wake = was_full && state.queued < STREAM_WINDOW && state.waiters > 0;
+        let before = state.queued;
+        state.queued = before.saturating_sub(n);
+        let wake = state.waiters > 0 && before > STREAM_RESUME && state.queued <= STREAM_RESUME;
+        drop(state);
         if wake {
             self.room.notify_all();
         }
@@ -886,7 +896,7 @@ mod tests {
     }
 
     #[test]
-    fn stream_credit_wakes_a_blocked_waiter_when_room_appears() {
+    fn stream_credit_wakes_a_blocked_waiter_when_half_the_window_is_taken() {
         let credit = Arc::new(Credit::default());
         credit.take(STREAM_WINDOW + 10);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -895,12 +905,16 @@ mod tests {
             std::thread::spawn(move || tx.send(credit.wait_room()).unwrap())
         };
         await_waiters(&credit, 1);
-        // Still full: the waiter sleeps on.
+        // Still full, then room for less than half a window: the waiter sleeps on.
         assert!(!credit.give(10));
+        assert!(!credit.give(1));
         let short = std::time::Duration::from_millis(50);
-        assert!(rx.recv_timeout(short).is_err(), "woken while full");
-        // The window gets room: the waiter is woken and sees it.
-        assert!(credit.give(1));
+        assert!(
+            rx.recv_timeout(short).is_err(),
+            "woken before half was taken"
+        );
+        // Down to the resume mark: the waiter is woken and sees the room.
+        assert!(credit.give(STREAM_WINDOW - 1 - STREAM_RESUME));
         let bounded = std::time::Duration::from_secs(5);
         assert_eq!(rx.recv_timeout(bounded), Ok(true));
         waiter.join().unwrap();
@@ -918,14 +932,15 @@ mod tests {
         }
         // Full with nobody waiting: room appears, still no notify.
         credit.take(STREAM_WINDOW);
-        assert!(!credit.give(piece));
-        // Full with a waiter: one notify, at the crossing only.
-        credit.take(piece);
+        assert!(!credit.give(STREAM_WINDOW / 2));
+        // Full with a waiter: one notify, where half the window has been taken.
+        credit.take(STREAM_WINDOW / 2);
         let waiter = {
             let credit = credit.clone();
             std::thread::spawn(move || credit.wait_room())
         };
         await_waiters(&credit, 1);
+        assert!(!credit.give(piece));
         assert!(credit.give(piece));
         assert!(waiter.join().unwrap());
         assert!(!credit.give(piece));
