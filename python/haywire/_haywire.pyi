@@ -118,6 +118,14 @@ class Request:
         headers: "Iterable[tuple[str | bytes, str | bytes]]",
         body: "bytes | bytearray | memoryview",
     ) -> None: ...
+    def respond_chunks(
+        self,
+        status: int,
+        headers: "Iterable[tuple[str | bytes, str | bytes]]",
+        chunks: "Iterable[bytes | bytearray | memoryview]",
+    ) -> None:
+        """Sends a WSGI app's whole response, ``chunks`` joined; the app's Content-Length
+        cuts a longer body (a shorter one is sent as it is, with a warning)."""
 
 class Worker:
     """One single-shard Haywire server answered by this process's Python thread."""

@@ -35,11 +35,11 @@ class FileWrapper(util.FileWrapper):
     else is iterated in ``blksize`` blocks."""
 
 
-def _send_file(request: Any, status: str, headers: list, result: FileWrapper) -> bool:
+def _send_file(request: Any, code: int, headers: list, result: FileWrapper) -> bool:
     """Sends ``result``'s file through the server; False when it is not a regular file."""
     try:
         offset = result.filelike.tell()
-        return bool(request.send_file(_status_code(status), headers, result.filelike, offset,
+        return bool(request.send_file(code, headers, result.filelike, offset,
                                       _content_length(headers)))
     except (AttributeError, OSError):  # no fileno()/tell(): iterate instead
         return False
@@ -100,67 +100,77 @@ def make_handler(
     def handle(request: Any) -> None:
         environ = request.wsgi_environ(base)
         environ["wsgi.input"] = _input(request)
-
-        state: dict[str, Any] = {"status": None, "headers": None, "sent": False, "streaming": False}
-        chunks: list[bytes] = []
-
-        def send_piece(data: bytes) -> None:
-            """Streams `data`, starting the streamed response first if needed; waits
-            (GIL released) while the client is 256 KiB behind."""
-            if not state["streaming"]:
-                state["streaming"] = True
-                request.start_stream(_status_code(state["status"]), state["headers"],
-                                     _content_length(state["headers"]))
-            request.send_piece(data)
+        # What start_response was given (the status as its code), whether body bytes
+        # went out, and whether they went out streamed. Plain locals of the closures:
+        # a state object or dict per request costs more than the app's own work.
+        code: int | None = None
+        headers: Any = None
+        sent = streaming = False
 
         def write(data: bytes) -> None:
-            if state["status"] is None:
+            """Streams `data`, starting the streamed response first if needed; waits
+            (GIL released) while the client is 256 KiB behind."""
+            nonlocal sent, streaming
+            if code is None:
                 raise AssertionError("write() before start_response()")
             if data:
-                state["sent"] = True
-                send_piece(data)
+                sent = True
+                if not streaming:
+                    streaming = True
+                    request.start_stream(code, headers, _content_length(headers))
+                request.send_piece(data)
 
-        def start_response(status: str, headers: list, exc_info: Any = None) -> Callable:
+        def start_response(status: str, response_headers: list, exc_info: Any = None) -> Callable:
+            nonlocal code, headers
             if exc_info:
                 try:
-                    if state["sent"]:
+                    if sent:
                         raise exc_info[1].with_traceback(exc_info[2])
                 finally:
                     exc_info = None
-            elif state["status"] is not None:
+            elif code is not None:
                 raise AssertionError("start_response() called twice without exc_info")
-            _status_code(status)
-            state["status"] = status
-            state["headers"] = headers
+            code = _status_code(status)
+            headers = response_headers
             return write
 
         result = None
         try:
             result = app(environ, start_response)
-            if (isinstance(result, FileWrapper) and state["status"] is not None
-                    and not state["streaming"]
-                    and _send_file(request, state["status"], state["headers"], result)):
+            kind = result.__class__
+            if (kind is list or kind is tuple) and not streaming:
+                # The whole body, as nearly every app returns it: joined, and sent with
+                # a Content-Length, in Rust. (Neither has a close() to call.)
+                if code is None:
+                    if any(result):
+                        raise AssertionError("body before start_response()")
+                    _no_start(request)
+                else:
+                    request.respond_chunks(code, headers, result)
                 return
-            # A list or tuple is the whole body: one response with a Content-Length.
-            # Any other iterable is streamed as it is produced.
-            whole = isinstance(result, (list, tuple)) and not state["streaming"]
+            if (isinstance(result, FileWrapper) and code is not None and not streaming
+                    and _send_file(request, code, headers, result)):
+                return
+            # A list or tuple (a subclass here) is the whole body: one response with a
+            # Content-Length. Any other iterable is streamed as it is produced.
+            whole = isinstance(result, (list, tuple)) and not streaming
+            chunks: list[bytes] = []
             for chunk in result:
                 if chunk:
-                    if state["status"] is None:
+                    if code is None:
                         raise AssertionError("body before start_response()")
-                    state["sent"] = True
                     if whole:
                         chunks.append(chunk)
                     else:
-                        send_piece(chunk)
-            if state["streaming"]:
+                        write(chunk)
+            if streaming:
                 request.end_stream()
                 return
         except ClientDisconnected:
             return  # the client left; close() below still runs
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            if state["streaming"]:
+            if streaming:
                 request.end_stream(abort=True)
             else:
                 request.respond(*_ERROR)
@@ -171,22 +181,17 @@ def make_handler(
                     result.close()
                 except Exception:
                     traceback.print_exc(file=sys.stderr)
-        if state["status"] is None:
-            print("haywire: WSGI app returned without start_response()", file=sys.stderr)
-            request.respond(*_ERROR)
+        if code is None:
+            _no_start(request)
             return
-        data = b"".join(chunks)
-        headers = state["headers"]
-        declared = _content_length(headers)
-        if declared is not None:
-            if len(data) > declared:
-                data = data[:declared]
-            elif len(data) < declared:
-                print(f"haywire: WSGI app sent {len(data)} of {declared} bytes (Content-Length)",
-                      file=sys.stderr)
-        request.respond(int(state["status"][:3]), headers, data)
+        request.respond_chunks(code, headers, chunks)
 
     return handle
+
+
+def _no_start(request: Any) -> None:
+    print("haywire: WSGI app returned without start_response()", file=sys.stderr)
+    request.respond(*_ERROR)
 
 
 def _content_length(headers: list) -> int | None:

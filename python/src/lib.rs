@@ -320,6 +320,15 @@ impl PyRequest {
         true
     }
 
+    /// [`PyRequest::send`], an error when a response was already sent.
+    fn send_once(&self, answer: Answer) -> PyResult<()> {
+        if self.send(answer) {
+            Ok(())
+        } else {
+            Err(PyRuntimeError::new_err("response already sent"))
+        }
+    }
+
     fn credit(&self) -> PyResult<Arc<Credit>> {
         if self.ended.load(Ordering::Acquire) {
             return Err(PyRuntimeError::new_err("the streamed response has ended"));
@@ -420,6 +429,27 @@ fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     let builtins = body.py().import("builtins")?;
     let bytes = builtins.getattr("bytes")?.call1((body,))?;
     Ok(Bytes::copy_from_slice(bytes.cast::<PyBytes>()?.as_bytes()))
+}
+
+/// The pieces of a body (bytes or other buffers) as one: a single piece as it is.
+fn joined(chunks: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    // `first` holds the body while it is one piece (no second copy); a second
+    // non-empty piece moves it into `all`.
+    let mut first: Option<Bytes> = None;
+    let mut all = bytes::BytesMut::new();
+    for chunk in chunks.try_iter()? {
+        let chunk = chunk?;
+        if let Some(first) = first.take() {
+            all.extend_from_slice(&first);
+        }
+        match chunk.cast::<PyBytes>() {
+            Ok(piece) if all.is_empty() => first = Some(Bytes::copy_from_slice(piece.as_bytes())),
+            Ok(piece) => all.extend_from_slice(piece.as_bytes()),
+            Err(_) if all.is_empty() => first = Some(body_bytes(&chunk)?),
+            Err(_) => all.extend_from_slice(&body_bytes(&chunk)?),
+        }
+    }
+    Ok(first.unwrap_or_else(|| all.freeze()))
 }
 
 fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Bytes, Bytes)>> {
@@ -699,12 +729,45 @@ impl PyRequest {
         headers: &Bound<'_, PyAny>,
         body: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let response = build_response(status, header_pairs(headers)?, body_bytes(body)?)?;
-        if self.send(response) {
-            Ok(())
-        } else {
-            Err(PyRuntimeError::new_err("response already sent"))
+        self.send_once(build_response(
+            status,
+            header_pairs(headers)?,
+            body_bytes(body)?,
+        )?)
+    }
+
+    /// Sends a WSGI app's whole response: status and headers as for `respond`, the
+    /// body `chunks` (the list or tuple of bytes the app returned) joined. The app's
+    /// Content-Length is honoured: a longer body is cut to it, a shorter one is sent
+    /// with its real length and a warning on stderr.
+    #[pyo3(signature = (status, headers, chunks))]
+    fn respond_chunks(
+        &self,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        chunks: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let headers = header_pairs(headers)?;
+        let mut body = joined(chunks)?;
+        let declared = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
+            .and_then(|(_, value)| {
+                std::str::from_utf8(value)
+                    .ok()?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            });
+        match declared {
+            Some(declared) if body.len() > declared => body.truncate(declared),
+            Some(declared) if body.len() < declared => eprintln!(
+                "haywire: WSGI app sent {} of {declared} bytes (Content-Length)",
+                body.len()
+            ),
+            _ => {}
         }
+        self.send_once(build_response(status, headers, body)?)
     }
 
     /// Sends the response with a file as its body: status and headers as for

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 from conftest import read_response, request
 
@@ -147,6 +148,29 @@ def test_content_length_honoured(serve):
     server = serve("wsgi_app:app")
     status, headers, body = request(server, "GET", "/length")
     assert (status, headers["content-length"], body) == (200, "5", b"01234")
+
+
+def test_whole_list_or_tuple_bodies(serve):
+    # The fast path for a list or tuple (joined in Rust): pieces of any buffer type, the
+    # app's Content-Length cutting a longer body, a shorter one sent with its real
+    # length, an empty body, no start_response and a str piece answered 500.
+    server = serve("wsgi_app:raw")
+    status, headers, body = request(server, "GET", "/whole")
+    assert (status, headers["content-length"], body) == (200, "6", b"abcdef")
+    status, headers, body = request(server, "GET", "/whole?3")
+    assert (status, headers["content-length"], body) == (200, "3", b"abc")
+    status, headers, body = request(server, "GET", "/whole?9")
+    assert (status, headers["content-length"], body) == (200, "6", b"abcdef")
+    status, headers, body = request(server, "GET", "/none")
+    assert (status, body) == (204, b"")
+    assert request(server, "GET", "/unstarted")[0] == 500
+    assert request(server, "GET", "/str-body")[0] == 500
+    assert request(server, "GET", "/whole")[2] == b"abcdef"  # the worker lives on
+    deadline = time.monotonic() + 10
+    wanted = ("sent 6 of 9 bytes", "without start_response", "TypeError")
+    while not all(any(w in line for line in server.errors) for w in wanted):
+        assert time.monotonic() < deadline, server.errors
+        time.sleep(0.05)
 
 
 def test_exception_is_500_and_worker_lives(serve):

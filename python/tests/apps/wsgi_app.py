@@ -49,6 +49,22 @@ def raw(environ, start_response):
     if path == "/chunks":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closing([b"a", b"", b"bc", b"def"], os.path.join(MARKER_DIR, environ["QUERY_STRING"]))
+    if path == "/whole":
+        # A list or tuple is joined in Rust: bytes-likes, empty pieces, the app's
+        # Content-Length (QUERY_STRING) honoured.
+        headers = [("Content-Type", "text/plain")]
+        if environ["QUERY_STRING"]:
+            headers.append(("Content-Length", environ["QUERY_STRING"]))
+        start_response("200 OK", headers)
+        return (b"ab", b"", bytearray(b"cd"), memoryview(b"ef"))
+    if path == "/none":
+        start_response("204 No Content", [])
+        return []
+    if path == "/unstarted":
+        return []
+    if path == "/str-body":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ["text is not bytes"]
     if path == "/write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"written-")
