@@ -72,6 +72,13 @@ def test_disconnect_after_response(serve):
     assert open(marker).read() == "http.disconnect"
 
 
+def test_requests_run_in_tasks_of_the_apps_task_factory(serve):
+    # Without a factory a request's task is made directly (cheaper than
+    # loop.create_task); one the app set is still used.
+    server = serve("asgi_app:task_factory_app", interface="asgi")
+    assert request(server, "GET", "/")[2] == b"from-the-app's-factory"
+
+
 def test_exception_is_500_and_worker_lives(serve):
     server = serve("asgi_app:app", interface="asgi")
     pid = request(server, "GET", "/pid")[2]

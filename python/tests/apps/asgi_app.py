@@ -128,3 +128,23 @@ async def app(scope, receive, send):
         return
     await send({"type": "http.response.start", "status": 404, "headers": []})
     await send({"type": "http.response.body", "body": b"nope"})
+
+
+async def task_factory_app(scope, receive, send):
+    """Sets a task factory at startup; answers with the name of the task it runs in."""
+    import asyncio
+
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                def factory(loop, coro, **kwargs):
+                    return asyncio.Task(coro, loop=loop, name="from-the-app's-factory")
+                asyncio.get_running_loop().set_task_factory(factory)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    name = asyncio.current_task().get_name()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": name.encode()})
