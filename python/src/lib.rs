@@ -424,11 +424,55 @@ impl Drop for PyRequest {
 /// A body from Python: `bytes`, or any buffer (bytearray, memoryview) through `bytes()`.
 fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     if let Ok(bytes) = body.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
+        return Ok(share_bytes(bytes));
     }
     let builtins = body.py().import("builtins")?;
     let bytes = builtins.getattr("bytes")?.call1((body,))?;
-    Ok(Bytes::copy_from_slice(bytes.cast::<PyBytes>()?.as_bytes()))
+    Ok(share_bytes(bytes.cast::<PyBytes>()?))
+}
+
+/// `bytes` at least this large are sent from the Python object itself, not copied: the
+/// core writes pieces this large from where they are (its `DIRECT_PIECE`), so such a
+/// piece is then never copied in user space. Smaller ones are copied: cheaper than a
+/// reference and its deferred release, and the core copies them into its buffer anyway.
+const SHARE_AT: usize = 16 * 1024;
+
+/// The contents of `bytes` for the shard: shared with the Python object when large.
+fn share_bytes(bytes: &Bound<'_, PyBytes>) -> Bytes {
+    let data = bytes.as_bytes();
+    if data.len() < SHARE_AT {
+        return Bytes::copy_from_slice(data);
+    }
+    Bytes::from_owner(SharedBytes {
+        data: data.as_ptr(),
+        len: data.len(),
+        _object: bytes.clone().unbind(),
+    })
+}
+
+/// A Python `bytes` object's buffer, kept alive by a reference to the object. Dropped
+/// on the shard's thread, which is never attached to the interpreter, the reference
+/// goes to pyo3's pool of deferred decrefs, which the Python thread empties at its next
+/// call into the extension (every `send_piece` is one).
+struct SharedBytes {
+    data: *const u8,
+    len: usize,
+    _object: Py<PyBytes>,
+}
+
+// SAFETY: `data` and `len` describe the buffer of the `bytes` object that `_object`
+// keeps alive. A `bytes` object's buffer is part of the object: it neither moves nor
+// changes while the object lives (CPython resizes or writes one in place only while a
+// single reference to it exists, and this is a second), so reading it from any thread,
+// without the GIL, is sound. `Py<PyBytes>` is itself `Send`.
+unsafe impl Send for SharedBytes {}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see `impl Send`: `len` immutable bytes at `data` live as long as
+        // `_object`, so as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
 }
 
 /// The pieces of a body (bytes or other buffers) as one: a single piece as it is.
@@ -1377,6 +1421,39 @@ mod tests {
         assert_eq!(response.header("transfer-encoding"), None);
         assert!(build_response(42, vec![], Bytes::new()).is_err());
         assert!(build_response(103, vec![], Bytes::new()).is_err());
+    }
+
+    /// `object`'s reference count as `sys.getrefcount` sees it.
+    fn refcount(object: &Bound<'_, PyAny>) -> isize {
+        let sys = object.py().import("sys").unwrap();
+        let count = sys
+            .getattr("getrefcount")
+            .unwrap()
+            .call1((object,))
+            .unwrap();
+        count.extract().unwrap()
+    }
+
+    #[test]
+    fn large_bytes_are_shared_and_released_from_another_thread() {
+        Python::initialize();
+        let (object, alone, shared) = Python::attach(|py| {
+            let object = PyBytes::new(py, &[7; SHARE_AT]);
+            let alone = refcount(object.as_any());
+            let shared = body_bytes(object.as_any()).unwrap();
+            // The piece is the object's own buffer, not a copy, and holds a reference.
+            assert_eq!(shared.as_ptr(), object.as_bytes().as_ptr());
+            assert_eq!(refcount(object.as_any()), alone + 1);
+            // A small one is copied.
+            let small = PyBytes::new(py, &[7; SHARE_AT - 1]);
+            let copied = body_bytes(small.as_any()).unwrap();
+            assert_ne!(copied.as_ptr(), small.as_bytes().as_ptr());
+            (object.unbind(), alone, shared)
+        });
+        // Dropped on a thread never attached, as on the shard: the reference is released
+        // at the next attach, not leaked.
+        std::thread::spawn(move || drop(shared)).join().unwrap();
+        Python::attach(|py| assert_eq!(refcount(object.bind(py).as_any()), alone));
     }
 
     #[test]
