@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import importlib
 import logging
 import os
@@ -82,6 +83,16 @@ def _counted(handler: Any, args: argparse.Namespace) -> Any:
         handler(request)
 
     return counted
+
+
+def _freeze_heap() -> None:
+    """Moves what the app has built so far (modules, classes, its caches) out of the
+    garbage collector's reach, as Instagram's servers do: a full collection then
+    traverses only what came after. Without it, each full collection walked the whole
+    heap with the Python thread stopped (5-6 ms for the tiny benchmark app, 10 of them
+    in 3 s of ASGI keep-alive load): that was the tail of the latency."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
@@ -196,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         listener.close()  # the Worker holds its own descriptor
 
     def start() -> None:
+        _freeze_heap()
         try:
             port = worker.start()
         except Exception as e:

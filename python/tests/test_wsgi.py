@@ -173,6 +173,14 @@ def test_whole_list_or_tuple_bodies(serve):
         time.sleep(0.05)
 
 
+def test_the_heap_built_at_start_is_frozen(serve):
+    # What the app built before serving is out of the collector's reach: a full
+    # collection no longer walks it with the Python thread stopped (milliseconds each).
+    server = serve("wsgi_app:raw")
+    status, _, body = request(server, "GET", "/gc-frozen")
+    assert status == 200 and int(body) > 1000
+
+
 def test_exception_is_500_and_worker_lives(serve):
     server = serve("wsgi_app:app")
     pid = request(server, "GET", "/pid")[2]

@@ -57,6 +57,9 @@ def raw(environ, start_response):
             headers.append(("Content-Length", environ["QUERY_STRING"]))
         start_response("200 OK", headers)
         return (b"ab", b"", bytearray(b"cd"), memoryview(b"ef"))
+    if path == "/gc-frozen":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(__import__("gc").get_freeze_count()).encode()]
     if path == "/none":
         start_response("204 No Content", [])
         return []
