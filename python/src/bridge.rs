@@ -394,9 +394,17 @@ impl Credit {
         wake
     }
 
-    fn close(&self) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
-        self.room.notify_all();
+    /// The connection is gone: wakes the waiters (returns whether there were any; a
+    /// stream that ends with nobody waiting costs no futex wake).
+    fn close(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.closed = true;
+        let wake = state.waiters > 0;
+        drop(state);
+        if wake {
+            self.room.notify_all();
+        }
+        wake
     }
 }
 
@@ -949,6 +957,8 @@ mod tests {
 
     #[test]
     fn stream_credit_bounds_the_window_and_frees_waiters_on_close() {
+        // Nobody waits: closing notifies nobody.
+        assert!(!Credit::default().close());
         let credit = Arc::new(Credit::default());
         assert_eq!(credit.has_room(), Some(true));
         credit.take(STREAM_WINDOW);
@@ -957,7 +967,8 @@ mod tests {
             let credit = credit.clone();
             std::thread::spawn(move || credit.wait_room())
         };
-        credit.close();
+        await_waiters(&credit, 1);
+        assert!(credit.close());
         assert!(!waiter.join().unwrap());
         assert_eq!(credit.has_room(), None);
     }

@@ -487,7 +487,7 @@ fn joined(chunks: &Bound<'_, PyAny>) -> PyResult<Bytes> {
             all.extend_from_slice(&first);
         }
         match chunk.cast::<PyBytes>() {
-            Ok(piece) if all.is_empty() => first = Some(Bytes::copy_from_slice(piece.as_bytes())),
+            Ok(piece) if all.is_empty() => first = Some(share_bytes(piece)),
             Ok(piece) => all.extend_from_slice(piece.as_bytes()),
             Err(_) if all.is_empty() => first = Some(body_bytes(&chunk)?),
             Err(_) => all.extend_from_slice(&body_bytes(&chunk)?),
@@ -1444,6 +1444,11 @@ mod tests {
             // The piece is the object's own buffer, not a copy, and holds a reference.
             assert_eq!(shared.as_ptr(), object.as_bytes().as_ptr());
             assert_eq!(refcount(object.as_any()), alone + 1);
+            // A WSGI body of one large piece too.
+            let list = PyList::new(py, [&object]).unwrap();
+            let whole = joined(list.as_any()).unwrap();
+            assert_eq!(whole.as_ptr(), object.as_bytes().as_ptr());
+            drop((whole, list));
             // A small one is copied.
             let small = PyBytes::new(py, &[7; SHARE_AT - 1]);
             let copied = body_bytes(small.as_any()).unwrap();
