@@ -1175,8 +1175,9 @@ impl Worker {
         // Waiting is then one blocking read (no poll, no EAGAIN read); `take` is not
         // used alongside `serve`.
         self.inbox_door.set_nonblocking(false).map_err(io_error)?;
+        let mut jobs = std::collections::VecDeque::new();
         loop {
-            let jobs = self.inbox.drain();
+            self.inbox.drain_into(&mut jobs);
             if jobs.is_empty() {
                 if self.inbox.is_closed() {
                     return Ok(());
@@ -1185,7 +1186,7 @@ impl Worker {
                 py.detach(|| bridge::wait_ring(door));
                 continue;
             }
-            for job in jobs {
+            for job in jobs.drain(..) {
                 let request = Bound::new(py, self.request(job))?;
                 if let Err(e) = handler.call1((&request,)) {
                     e.display(py);
