@@ -101,6 +101,12 @@ class Request:
         """Sends the next piece; False (nothing sent) when full and not ``block``."""
     def wait_room(self) -> bool:
         """Waits (GIL released) for room; False when the client is gone."""
+    def watch_room(self) -> bool:
+        """True when full: ``token`` then comes from ``Worker.take_room`` once there is
+        room (or the client is gone); False when ``send_piece`` may be tried now."""
+    @property
+    def token(self) -> int:
+        """This request's number on its worker, as ``Worker.take_room`` gives it."""
     def end_stream(self, abort: bool = False) -> None:
         """Ends the streamed body (``abort``: cut short, the connection closes)."""
     @property
@@ -159,6 +165,10 @@ class Worker:
         """Calls ``handler`` for every request until the server stops."""
     def fileno(self) -> int: ...
     def take(self) -> list[Request] | None: ...
+    def room_fileno(self) -> int:
+        """The doorbell of streamed responses that have room again (``watch_room``)."""
+    def take_room(self) -> list[int]:
+        """The tokens whose ``watch_room`` has been answered since the last call."""
     def websocket_fileno(self) -> int:
         """The doorbell of WebSocket events (``websocket=True``), else -1."""
     def take_websocket(self) -> list[tuple[int, int, Any, int]]:

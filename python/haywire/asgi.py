@@ -6,8 +6,9 @@ The request body is delivered as it arrives, in ``http.request`` events of at mo
 up, so an upload is limited by ``--max-body-size``, not by memory. When the client
 leaves before the body ends, ``receive()`` answers ``http.disconnect``. A response whose body comes in one ``http.response.body`` event is sent
 with a Content-Length; one in several events (``more_body``) is streamed as produced:
-chunked, or with the app's Content-Length. ``send`` waits (in an executor thread,
-GIL released) while the client is 256 KiB behind, and raises
+chunked, or with the app's Content-Length. ``send`` awaits room while the client is
+256 KiB behind (the server rings the loop's room doorbell once half has gone out: no
+thread waits), and raises
 ``haywire.ClientDisconnected`` (a ``ConnectionError``) once the client is gone. After the response (or once the app returns) ``receive()``
 answers ``http.disconnect``.
 """
@@ -99,13 +100,44 @@ def _content_length(headers: Any) -> int | None:
     return None
 
 
+class _Rooms:
+    """Streamed responses waiting for room in their window: the server posts their
+    tokens to the worker's room doorbell, which the loop watches. An executor thread
+    per wait would cost a thread hand-off each way, several futex calls a piece."""
+
+    def __init__(self, worker: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._worker = worker
+        self._loop = loop
+        self._waiting: dict[int, asyncio.Future] = {}
+        loop.add_reader(worker.room_fileno(), self._ready)
+
+    def _ready(self) -> None:
+        for token in self._worker.take_room():
+            future = self._waiting.pop(token, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    async def wait(self, request: Any) -> None:
+        """Returns once ``request`` may send a piece, or its client is gone."""
+        if not request.watch_room():
+            return
+        future = self._loop.create_future()
+        self._waiting[request.token] = future
+        try:
+            await future
+        finally:
+            self._waiting.pop(request.token, None)
+
+
 def make_handler(
     app: Callable[..., Any],
     loop: asyncio.AbstractEventLoop,
     server: tuple[str, int | None],
     state: dict,
+    worker: Any,
 ) -> Callable[[Any], None]:
     """The per-request function: starts a task running the app for the request."""
+    rooms = _Rooms(worker, loop)
     base = {
         "type": "http",
         "asgi": _ASGI,
@@ -171,10 +203,10 @@ def make_handler(
                 if not streaming:
                     streaming = True
                     request.start_stream(status, headers, _content_length(headers))
-                if data and not request.send_piece(data, False):
-                    # The client is 256 KiB behind: wait for room off the loop.
-                    await loop.run_in_executor(None, request.wait_room)
-                    request.send_piece(data)
+                # The client is 256 KiB behind: await room (send_piece raises once
+                # the client is gone).
+                while data and not request.send_piece(data, False):
+                    await rooms.wait(request)
                 if not more:
                     request.end_stream()
                     complete = True

@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             traceback.print_exc()
             return FATAL
-        handler = asgi.make_handler(app, loop, server, state)
+        handler = asgi.make_handler(app, loop, server, state, worker)
         on_websocket = websocket.make_handler(app, loop, server, state)
         loop.add_reader(worker.websocket_fileno(),
                         lambda: on_websocket(worker.take_websocket()))

@@ -343,6 +343,9 @@ struct CreditState {
     /// Threads blocked in [`Credit::wait_room`]. Only they need a notify, and only
     /// once: a futex wake per piece for nobody is a syscall per piece.
     waiters: usize,
+    /// An event loop waits for room (see [`Credit::watch`]): the token to post, and
+    /// where.
+    watcher: Option<(u64, Arc<Mailbox<u64>>)>,
 }
 
 /// Bytes of a streamed response that may wait between the app and the connection.
@@ -373,6 +376,20 @@ impl Credit {
         !state.closed
     }
 
+    /// For an event loop, which must not block: with the window full, arranges for
+    /// `token` to be posted to `room` once it has drained to [`STREAM_RESUME`] or the
+    /// connection is gone, and returns true; false (nothing will be posted) when there
+    /// is room now or the connection is gone. The loop watches `room`'s doorbell: no
+    /// thread waits for it.
+    pub fn watch(&self, token: u64, room: &Arc<Mailbox<u64>>) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let full = !state.closed && state.queued >= STREAM_WINDOW;
+        if full {
+            state.watcher = Some((token, room.clone()));
+        }
+        full
+    }
+
     /// Counts `n` bytes posted.
     pub fn take(&self, n: usize) {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).queued += n;
@@ -386,10 +403,15 @@ impl Credit {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let before = state.queued;
         state.queued = before.saturating_sub(n);
-        let wake = state.waiters > 0 && before > STREAM_RESUME && state.queued <= STREAM_RESUME;
+        let resume = before > STREAM_RESUME && state.queued <= STREAM_RESUME;
+        let wake = resume && state.waiters > 0;
+        let watcher = if resume { state.watcher.take() } else { None };
         drop(state);
         if wake {
             self.room.notify_all();
+        }
+        if let Some((token, room)) = watcher {
+            room.post(token);
         }
         wake
     }
@@ -400,9 +422,13 @@ impl Credit {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.closed = true;
         let wake = state.waiters > 0;
+        let watcher = state.watcher.take();
         drop(state);
         if wake {
             self.room.notify_all();
+        }
+        if let Some((token, room)) = watcher {
+            room.post(token);
         }
         wake
     }
@@ -989,6 +1015,31 @@ mod tests {
         assert!(waiter.join().unwrap());
         assert!(!credit.give(piece));
         assert_eq!(credit.has_room(), Some(true));
+    }
+
+    #[test]
+    fn stream_credit_posts_a_watching_loops_token_at_the_resume_mark_or_the_close() {
+        let (room, _door) = Mailbox::<u64>::new().unwrap();
+        let credit = Credit::default();
+        // Room now: nothing to watch for.
+        assert!(!credit.watch(7, &room));
+        credit.take(STREAM_WINDOW);
+        assert!(credit.watch(7, &room));
+        credit.give(STREAM_WINDOW - STREAM_RESUME - 1);
+        assert!(room.drain().is_empty(), "posted above the resume mark");
+        credit.give(1);
+        assert_eq!(room.drain(), [7]);
+        // Posted once: later gives and the close post nothing more.
+        credit.give(1);
+        assert!(!credit.close());
+        assert!(room.drain().is_empty());
+        // A watcher whose connection goes is told too.
+        let credit = Credit::default();
+        credit.take(STREAM_WINDOW);
+        assert!(credit.watch(8, &room));
+        credit.close();
+        assert_eq!(room.drain(), [8]);
+        assert!(!credit.watch(8, &room));
     }
 
     #[test]

@@ -189,6 +189,8 @@ fn check_config(
 struct PyRequest {
     job: Job,
     outbox: Arc<Mailbox<(u64, Out)>>,
+    /// Where a streamed response watched by an event loop is told of room (`watch_room`).
+    room: Arc<Mailbox<u64>>,
     site: Arc<Site>,
     responded: AtomicBool,
     /// A streamed response's window, once started.
@@ -912,10 +914,24 @@ impl PyRequest {
     }
 
     /// Waits with the GIL released until `send_piece` has room (True) or the client
-    /// is gone (False). For an event loop: run it in an executor.
+    /// is gone (False). For an event loop: see `watch_room`.
     fn wait_room(&self, py: Python<'_>) -> PyResult<bool> {
         let credit = self.credit()?;
         Ok(py.detach(|| credit.wait_room()))
+    }
+
+    /// For an event loop, which must not block: True when the window is full, and
+    /// then `token` will come from the worker's `take_room` once there is room or the
+    /// client is gone; False when `send_piece` may be tried at once. No thread waits
+    /// (an executor running `wait_room` costs a thread hand-off each way).
+    fn watch_room(&self) -> PyResult<bool> {
+        Ok(self.credit()?.watch(self.job.token, &self.room))
+    }
+
+    /// This request's number on its worker, as `take_room` gives it.
+    #[getter]
+    fn token(&self) -> u64 {
+        self.job.token
     }
 
     /// Ends a streamed body; with `abort` (the app failed) the connection closes
@@ -963,6 +979,9 @@ struct Worker {
     inbox_door: UnixStream,
     outbox: Arc<Mailbox<(u64, Out)>>,
     outbox_door: Arc<Mutex<Option<UnixStream>>>,
+    /// Tokens of streamed responses that have room again (see `watch_room`).
+    room: Arc<Mailbox<u64>>,
+    room_door: UnixStream,
     site: Arc<Site>,
     started: AtomicBool,
     /// With `websocket`: upgrades go to the app (ASGI).
@@ -1043,6 +1062,7 @@ impl Worker {
         }
         let (inbox, inbox_door) = Mailbox::new().map_err(io_error)?;
         let (outbox, outbox_door) = Mailbox::new().map_err(io_error)?;
+        let (room, room_door) = Mailbox::new().map_err(io_error)?;
         Ok(Worker {
             config,
             index,
@@ -1054,6 +1074,8 @@ impl Worker {
             inbox_door,
             outbox,
             outbox_door: Arc::new(Mutex::new(Some(outbox_door))),
+            room,
+            room_door,
             site: Arc::new(Site { trusted, root_path }),
             started: AtomicBool::new(false),
             websocket: websocket
@@ -1211,6 +1233,19 @@ impl Worker {
         self.inbox_door.as_raw_fd()
     }
 
+    /// The doorbell of streamed responses that have room again: watch it for
+    /// readability, then call [`Worker::take_room`].
+    fn room_fileno(&self) -> i32 {
+        self.room_door.as_raw_fd()
+    }
+
+    /// The tokens of the requests whose `watch_room` has been answered since the last
+    /// call (room, or the client is gone), without blocking.
+    fn take_room(&self) -> Vec<u64> {
+        bridge::consume_rings(&self.room_door);
+        self.room.drain().into()
+    }
+
     /// The doorbell of WebSocket events (with `websocket`; else -1): watch it for
     /// readability, then call [`Worker::take_websocket`].
     fn websocket_fileno(&self) -> i32 {
@@ -1266,6 +1301,7 @@ impl Worker {
         PyRequest {
             job,
             outbox: self.outbox.clone(),
+            room: self.room.clone(),
             site: self.site.clone(),
             responded: AtomicBool::new(false),
             stream: Mutex::new(None),

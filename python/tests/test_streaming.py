@@ -67,6 +67,25 @@ def test_endless_stream_holds_steady_memory(serve, interface, app):
         assert read_response(sock)[0] == 200
 
 
+def test_asgi_send_awaits_room_without_an_executor_thread(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    with server.connect() as sock:
+        sock.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = 0
+        # The app produces faster than the connection sends: the window is full
+        # again and again, and send() awaits room each time.
+        while received < 32 * 1024 * 1024:
+            data = sock.recv(1 << 16)
+            assert data
+            received += len(data)
+    with server.connect() as sock:
+        sock.sendall(b"GET /threads HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, names, _ = read_response(sock)
+    assert status == 200
+    # The room doorbell wakes the loop itself: the default executor never started.
+    assert not [n for n in names.decode().split() if n.startswith("asyncio_")], names
+
+
 def test_exception_mid_stream_cuts_the_body_short(serve):
     server = serve("wsgi_app:app")
     with server.connect() as sock:

@@ -122,6 +122,12 @@ async def app(scope, receive, send):
         return
     if path == "/error":
         raise RuntimeError("boom")
+    if path == "/threads":  # the worker's thread names, one a line
+        import threading
+        names = "\n".join(t.name for t in threading.enumerate())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": names.encode()})
+        return
     if path == "/pid":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
