@@ -24,7 +24,9 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures_lite::AsyncReadExt;
 use haywire::handler::Reply;
-use haywire::{BodyHandler, Handler, HeaderText, Request, RequestBody, Response, StatusCode};
+use haywire::{
+    BodyHandler, Handler, HeaderText, Headers, Request, RequestBody, Response, StatusCode,
+};
 
 /// Route index of the fallback (WSGI and ASGI apps get every unrouted path).
 pub const FALLBACK: usize = usize::MAX;
@@ -43,8 +45,9 @@ pub struct Job {
     pub query: String,
     /// `HTTP/1.1` or `HTTP/1.0`.
     pub version: &'static str,
-    /// Header names as sent and their raw values.
-    pub headers: Vec<(String, Bytes)>,
+    /// Header names as sent and their raw values: spans of the request's head, which
+    /// is shared, not copied (a copy was two allocations per header).
+    pub headers: Headers,
     /// The de-chunked body (empty when `stream` brings it).
     pub body: Bytes,
     /// The body as it arrives, for a request whose body is streamed.
@@ -70,11 +73,7 @@ impl Job {
                 haywire::http::Version::Http10 => "HTTP/1.0",
                 _ => "HTTP/1.1",
             },
-            headers: request
-                .headers()
-                .iter()
-                .map(|(n, v)| (n.to_owned(), Bytes::copy_from_slice(v)))
-                .collect(),
+            headers: request.headers().clone(),
             body: request.body().clone(),
             stream: None,
             params: request_params(request, route),

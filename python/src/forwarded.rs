@@ -98,11 +98,12 @@ pub struct Client {
 }
 
 /// The client of a request from `peer` (`None`: over a Unix socket; over TLS when
-/// `secure`) with `headers`.
-pub fn client(
+/// `secure`) whose headers `headers` lists (`(name, value)` in arrival order; read
+/// only when the peer is a trusted proxy).
+pub fn client<'h, I: Iterator<Item = (&'h str, &'h [u8])>>(
     peer: Option<SocketAddr>,
     secure: bool,
-    headers: &[(String, bytes::Bytes)],
+    headers: impl Fn() -> I,
     trusted: &Trusted,
 ) -> Client {
     let mut client = Client {
@@ -113,10 +114,9 @@ pub fn client(
         return client;
     }
     let header = |name: &str| -> Option<String> {
-        let values: Vec<&[u8]> = headers
-            .iter()
+        let values: Vec<&[u8]> = headers()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &v[..])
+            .map(|(_, v)| v)
             .collect();
         (!values.is_empty()).then(|| {
             values
@@ -220,6 +220,17 @@ mod tests {
             .collect()
     }
 
+    fn pairs<'h>(
+        h: &'h [(String, Bytes)],
+    ) -> impl Fn() -> std::vec::IntoIter<(&'h str, &'h [u8])> + 'h {
+        move || {
+            h.iter()
+                .map(|(n, v)| (n.as_str(), &v[..]))
+                .collect::<Vec<_>>()
+                .into_iter()
+        }
+    }
+
     fn peer(s: &str) -> Option<SocketAddr> {
         Some(s.parse().unwrap())
     }
@@ -231,7 +242,7 @@ mod tests {
             ("X-Forwarded-For", "1.2.3.4"),
             ("X-Forwarded-Proto", "https"),
         ]);
-        let c = client(peer("192.168.1.5:4000"), false, &h, &trusted);
+        let c = client(peer("192.168.1.5:4000"), false, pairs(&h), &trusted);
         assert_eq!(c.addr, Some(("192.168.1.5".into(), 4000)));
         assert_eq!(c.scheme, "http");
     }
@@ -243,7 +254,7 @@ mod tests {
             ("X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.1.1.1"),
             ("X-Forwarded-Proto", "https"),
         ]);
-        let c = client(peer("127.0.0.1:4000"), false, &h, &trusted);
+        let c = client(peer("127.0.0.1:4000"), false, pairs(&h), &trusted);
         assert_eq!(c.addr, Some(("1.2.3.4".into(), 0)));
         assert_eq!(c.scheme, "https");
     }
@@ -259,7 +270,7 @@ mod tests {
             ("X-Forwarded-For", "9.9.9.9"),
         ]);
         // `*` trusts every hop, so the leftmost is the client (as uvicorn).
-        let c = client(peer("[::1]:4000"), true, &h, &trusted);
+        let c = client(peer("[::1]:4000"), true, pairs(&h), &trusted);
         assert_eq!(c.addr, Some(("2001:db8::1".into(), 0)));
         assert_eq!(c.scheme, "https");
         assert_eq!(node_host("[2001:db8::1]:80"), "2001:db8::1");
@@ -282,7 +293,7 @@ mod tests {
     #[test]
     fn tls_and_v4_mapped_peers() {
         let trusted = Trusted::parse("127.0.0.1").unwrap();
-        let c = client(peer("[::ffff:127.0.0.1]:5"), true, &[], &trusted);
+        let c = client(peer("[::ffff:127.0.0.1]:5"), true, pairs(&[]), &trusted);
         assert_eq!(c.addr, Some(("127.0.0.1".into(), 5)));
         assert_eq!(c.scheme, "https");
         assert!(trusted.contains("::ffff:127.0.0.1".parse().unwrap()));
@@ -296,13 +307,13 @@ mod tests {
             ("X-Forwarded-Proto", "https"),
         ]);
         let loopback = Trusted::parse("127.0.0.1").unwrap();
-        let c = client(None, false, &h, &loopback);
+        let c = client(None, false, pairs(&h), &loopback);
         assert_eq!((c.addr, c.scheme.as_str()), (None, "http"));
-        assert_eq!(client(None, true, &[], &loopback).scheme, "https");
+        assert_eq!(client(None, true, pairs(&[]), &loopback).scheme, "https");
         let any = Trusted::parse("*").unwrap();
-        let c = client(None, false, &h, &any);
+        let c = client(None, false, pairs(&h), &any);
         assert_eq!(c.addr, Some(("1.2.3.4".into(), 0)));
         assert_eq!(c.scheme, "https");
-        assert_eq!(client(None, false, &[], &any).addr, None);
+        assert_eq!(client(None, false, pairs(&[]), &any).addr, None);
     }
 }

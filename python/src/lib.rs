@@ -252,7 +252,7 @@ fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyR
 
 /// The client of `job` as `site` judges it: the peer, or what a trusted proxy says.
 fn client_info(job: &Job, site: &Site) -> forwarded::Client {
-    forwarded::client(job.peer, job.secure, &job.headers, &site.trusted)
+    forwarded::client(job.peer, job.secure, || job.headers.iter(), &site.trusted)
 }
 
 /// An ASGI scope for `job` (HTTP, or the handshake of a WebSocket): a copy of `base`
@@ -301,7 +301,7 @@ fn asgi_scope<'py>(
         PyBytes::new(py, job.query.as_bytes()),
     )?;
     let headers = PyList::empty(py);
-    for (name, value) in &job.headers {
+    for (name, value) in job.headers.iter() {
         let name = name.to_ascii_lowercase();
         headers.append((PyBytes::new(py, name.as_bytes()), PyBytes::new(py, value)))?;
     }
@@ -615,7 +615,7 @@ impl PyRequest {
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
-        for (name, value) in &self.job.headers {
+        for (name, value) in self.job.headers.iter() {
             let name = name.to_ascii_lowercase();
             let value = latin1(value);
             match dict.get_item(&name)? {
@@ -704,7 +704,7 @@ impl PyRequest {
         };
         env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
         let mut has_length = false;
-        for (name, value) in &self.job.headers {
+        for (name, value) in self.job.headers.iter() {
             // Haywire has already de-chunked the body. A name with `_` would map to
             // the same key as its `-` twin and could spoof it (as gunicorn and nginx
             // do, such headers are dropped).
