@@ -704,6 +704,9 @@ impl PyRequest {
         };
         env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
         let mut has_length = false;
+        // Names seen so far: a repeat is joined to the first value (found here, not
+        // by a dict lookup per header).
+        let mut seen: Vec<&str> = Vec::with_capacity(self.job.headers.len());
         for (name, value) in self.job.headers.iter() {
             // Haywire has already de-chunked the body. A name with `_` would map to
             // the same key as its `-` twin and could spoof it (as gunicorn and nginx
@@ -716,13 +719,13 @@ impl PyRequest {
                 continue;
             }
             let special = name.eq_ignore_ascii_case("content-type");
+            let repeat = !special && seen.iter().any(|seen| seen.eq_ignore_ascii_case(name));
+            seen.push(name);
             let key = environ_key(py, name);
             let value = latin1_text(py, value);
-            match env.get_item(&key)? {
-                Some(old) if !special => {
-                    env.set_item(&key, format!("{},{value}", old.extract::<String>()?))?
-                }
-                _ => env.set_item(&key, value)?,
+            match repeat.then(|| env.get_item(&key)).transpose()?.flatten() {
+                Some(old) => env.set_item(&key, format!("{},{value}", old.extract::<String>()?))?,
+                None => env.set_item(&key, value)?,
             }
         }
         let length = match &self.job.stream {
@@ -1386,14 +1389,25 @@ fn environ_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
         "cache-control" => "HTTP_CACHE_CONTROL",
         "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
         "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+        "x-requested-with" => "HTTP_X_REQUESTED_WITH",
+        "authorization" => "HTTP_AUTHORIZATION",
+        "if-none-match" => "HTTP_IF_NONE_MATCH",
+        "if-modified-since" => "HTTP_IF_MODIFIED_SINCE",
+        "upgrade-insecure-requests" => "HTTP_UPGRADE_INSECURE_REQUESTS",
+        "sec-fetch-dest" => "HTTP_SEC_FETCH_DEST",
+        "sec-fetch-mode" => "HTTP_SEC_FETCH_MODE",
+        "sec-fetch-site" => "HTTP_SEC_FETCH_SITE",
+        "sec-fetch-user" => "HTTP_SEC_FETCH_USER",
+        "priority" => "HTTP_PRIORITY",
     }
-    let mut key = String::with_capacity(name.len() + 5);
-    key.push_str("HTTP_");
-    key.extend(name.chars().map(|c| match c {
-        '-' => '_',
-        c => c.to_ascii_uppercase(),
+    // Header names are tokens (ASCII), so the key is built byte by byte.
+    let mut key = Vec::with_capacity(name.len() + 5);
+    key.extend_from_slice(b"HTTP_");
+    key.extend(name.bytes().map(|b| match b {
+        b'-' => b'_',
+        b => b.to_ascii_uppercase(),
     }));
-    PyString::new(py, &key)
+    PyString::new(py, &String::from_utf8_lossy(&key))
 }
 
 /// Decodes `%XX` escapes (an invalid escape is kept as is).

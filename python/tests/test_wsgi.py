@@ -50,7 +50,8 @@ def test_environ_header_keys_values_and_repeats(serve):
     with server.connect() as sock:
         sock.sendall(b"GET /environ HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\n"
                      b"X-Odd-Name: 1\r\nx-odd-name: 2\r\nAccept: a\r\nAccept: b\r\n"
-                     b"X-Latin: caf\xe9\r\nConnection: close\r\n\r\n")
+                     b"X-Latin: caf\xe9\r\nSec-Fetch-Mode: navigate\r\n"
+                     b"Connection: close\r\n\r\n")
         status, _, body, _ = read_response(sock)
     assert status == 200
     env = json.loads(body)
@@ -59,6 +60,7 @@ def test_environ_header_keys_values_and_repeats(serve):
     assert env["HTTP_ACCEPT"] == "a,b"
     assert env["HTTP_X_LATIN"] == "caf\u00e9"
     assert env["HTTP_CONNECTION"] == "close"
+    assert env["HTTP_SEC_FETCH_MODE"] == "navigate"
     assert env["REMOTE_ADDR"] == "127.0.0.1" and int(env["REMOTE_PORT"]) > 0
 
 
