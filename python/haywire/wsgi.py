@@ -66,10 +66,29 @@ class _Body(io.RawIOBase):
         return b"".join(pieces)
 
 
-def _input(request: Any) -> io.BufferedIOBase:
+class _NoBody(io.RawIOBase):
+    """``wsgi.input`` of a request without a body: one stateless instance shared by all
+    (every read gives ``b""``; closing it does nothing), where a ``BytesIO`` made per
+    request cost about 800 of the Python thread's 22,000 instructions on a small GET."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+_NO_BODY = _NoBody()
+
+
+def _input(request: Any) -> io.IOBase:
     if request.streamed:
         return io.BufferedReader(_Body(request), 64 * 1024)
-    return io.BytesIO(request.body)
+    body = request.body
+    return io.BytesIO(body) if body else _NO_BODY
 
 
 def _status_code(status: str) -> int:

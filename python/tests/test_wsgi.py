@@ -175,6 +175,15 @@ def test_whole_list_or_tuple_bodies(serve):
         time.sleep(0.05)
 
 
+def test_input_of_a_request_without_a_body(serve):
+    # One shared stateless input for bodiless requests: it reads empty every way, and
+    # an app closing it does not break the next request's.
+    server = serve("wsgi_app:raw")
+    for _ in range(2):
+        assert request(server, "GET", "/input")[2] == b"[b'', b'', b'', []]"
+    assert request(server, "POST", "/echo", b"abc")[2] == b"abc"
+
+
 def test_the_heap_built_at_start_is_frozen(serve):
     # What the app built before serving is out of the collector's reach: a full
     # collection no longer walks it with the Python thread stopped (milliseconds each).

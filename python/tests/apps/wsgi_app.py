@@ -57,6 +57,12 @@ def raw(environ, start_response):
             headers.append(("Content-Length", environ["QUERY_STRING"]))
         start_response("200 OK", headers)
         return (b"ab", b"", bytearray(b"cd"), memoryview(b"ef"))
+    if path == "/input":
+        stream = environ["wsgi.input"]
+        seen = [stream.read(), stream.read(5), stream.readline(), list(stream)]
+        stream.close()  # an app may close it: the next request's input still reads
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr(seen).encode()]
     if path == "/gc-frozen":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(__import__("gc").get_freeze_count()).encode()]
