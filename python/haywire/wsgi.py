@@ -91,10 +91,22 @@ def _input(request: Any) -> io.IOBase:
     return io.BytesIO(body) if body else _NO_BODY
 
 
+# Status lines seen, by code: an app uses a handful, and a dict lookup is a tenth of the
+# slice and int() that parse one. Bounded, so an app inventing reason phrases cannot
+# grow it.
+_CODES: dict[str, int] = {}
+
+
 def _status_code(status: str) -> int:
+    code = _CODES.get(status) if status.__class__ is str else None
+    if code is not None:
+        return code
     if not isinstance(status, str) or len(status) < 4 or status[3] != " ":
         raise ValueError(f"invalid WSGI status {status!r}")
-    return int(status[:3])
+    code = int(status[:3])
+    if len(_CODES) < 256:
+        _CODES[status] = code
+    return code
 
 
 def make_handler(

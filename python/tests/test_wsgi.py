@@ -175,6 +175,14 @@ def test_whole_list_or_tuple_bodies(serve):
         time.sleep(0.05)
 
 
+def test_status_lines_parsed_once_and_checked_every_time(serve):
+    # Valid status lines are remembered by code; an invalid one is refused each time.
+    server = serve("wsgi_app:raw")
+    for _ in range(3):
+        assert request(server, "GET", "/teapot")[:3:2] == (418, b"short and stout")
+        assert request(server, "GET", "/bad-status")[0] == 500
+
+
 def test_input_of_a_request_without_a_body(serve):
     # One shared stateless input for bodiless requests: it reads empty every way, and
     # an app closing it does not break the next request's.

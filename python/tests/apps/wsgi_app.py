@@ -57,6 +57,12 @@ def raw(environ, start_response):
             headers.append(("Content-Length", environ["QUERY_STRING"]))
         start_response("200 OK", headers)
         return (b"ab", b"", bytearray(b"cd"), memoryview(b"ef"))
+    if path == "/teapot":
+        start_response("418 I'm a teapot", [])
+        return [b"short and stout"]
+    if path == "/bad-status":
+        start_response("20 OK", [])  # raises: not a three-digit code and a space
+        return [b"unreachable"]
     if path == "/input":
         stream = environ["wsgi.input"]
         seen = [stream.read(), stream.read(5), stream.readline(), list(stream)]
