@@ -75,8 +75,10 @@ class Request:
     def read_body(self, max: int = -1, block: bool = True) -> bytes | None:
         """The next bytes of a streamed body (``b""`` at its end; ``None`` when nothing
         has arrived and not ``block``); raises ``ClientDisconnected`` when it cannot end."""
-    def wait_body(self) -> None:
-        """Waits (GIL released) until ``read_body`` has something."""
+    def watch_body(self) -> bool:
+        """True when ``read_body`` has nothing yet: ``token`` then comes from
+        ``Worker.take_ready`` once bytes, the end or the client's leaving arrive; False
+        when ``read_body`` may be tried now."""
     @property
     def body_complete(self) -> bool:
         """Whether the whole body has been read."""
@@ -102,11 +104,11 @@ class Request:
     def wait_room(self) -> bool:
         """Waits (GIL released) for room; False when the client is gone."""
     def watch_room(self) -> bool:
-        """True when full: ``token`` then comes from ``Worker.take_room`` once there is
+        """True when full: ``token`` then comes from ``Worker.take_ready`` once there is
         room (or the client is gone); False when ``send_piece`` may be tried now."""
     @property
     def token(self) -> int:
-        """This request's number on its worker, as ``Worker.take_room`` gives it."""
+        """This request's number on its worker, as ``Worker.take_ready`` gives it."""
     def end_stream(self, abort: bool = False) -> None:
         """Ends the streamed body (``abort``: cut short, the connection closes)."""
     @property
@@ -165,10 +167,12 @@ class Worker:
         """Calls ``handler`` for every request until the server stops."""
     def fileno(self) -> int: ...
     def take(self) -> list[Request] | None: ...
-    def room_fileno(self) -> int:
-        """The doorbell of streamed responses that have room again (``watch_room``)."""
-    def take_room(self) -> list[int]:
-        """The tokens whose ``watch_room`` has been answered since the last call."""
+    def ready_fileno(self) -> int:
+        """The doorbell of requests an event loop may go on with (``watch_body``,
+        ``watch_room``)."""
+    def take_ready(self) -> list[int]:
+        """The tokens whose ``watch_body`` or ``watch_room`` has been answered since
+        the last call."""
     def websocket_fileno(self) -> int:
         """The doorbell of WebSocket events (``websocket=True``), else -1."""
     def take_websocket(self) -> list[tuple[int, int, Any, int]]:

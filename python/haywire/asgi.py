@@ -4,10 +4,13 @@ thread.
 The request body is delivered as it arrives, in ``http.request`` events of at most
 64 KiB with ``more_body``: the server reads from the client only while the app keeps
 up, so an upload is limited by ``--max-body-size``, not by memory. When the client
-leaves before the body ends, ``receive()`` answers ``http.disconnect``. A response whose body comes in one ``http.response.body`` event is sent
-with a Content-Length; one in several events (``more_body``) is streamed as produced:
+leaves before the body ends, ``receive()`` answers ``http.disconnect``. ``receive()``
+awaits bytes that have not arrived yet on the loop itself (the server rings the loop's
+ready doorbell when they do): no executor thread waits, however many uploads are slow.
+A response whose body comes in one ``http.response.body`` event is sent with a
+Content-Length; one in several events (``more_body``) is streamed as produced:
 chunked, or with the app's Content-Length. ``send`` awaits room while the client is
-256 KiB behind (the server rings the loop's room doorbell once half has gone out: no
+256 KiB behind (the server rings the ready doorbell once half has gone out: no
 thread waits), and raises
 ``haywire.ClientDisconnected`` (a ``ConnectionError``) once the client is gone. After the response (or once the app returns) ``receive()``
 answers ``http.disconnect``.
@@ -100,33 +103,43 @@ def _content_length(headers: Any) -> int | None:
     return None
 
 
-class _Rooms:
-    """Streamed responses waiting for room in their window: the server posts their
-    tokens to the worker's room doorbell, which the loop watches. An executor thread
-    per wait would cost a thread hand-off each way, several futex calls a piece."""
+class _Ready:
+    """Requests waiting for body bytes (``watch_body``) or for room in their response's
+    window (``watch_room``): the server posts their tokens to the worker's ready
+    doorbell, which the loop watches. An executor thread per wait would cost a thread
+    hand-off each way, and a few slow uploads would hold every thread of the default
+    executor."""
 
     def __init__(self, worker: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._worker = worker
         self._loop = loop
-        self._waiting: dict[int, asyncio.Future] = {}
-        loop.add_reader(worker.room_fileno(), self._ready)
+        # A request's body and its response may both be awaited (by two tasks): a
+        # post for its token wakes both, and each looks again.
+        self._waiting: dict[int, list[asyncio.Future]] = {}
+        loop.add_reader(worker.ready_fileno(), self._ready)
 
     def _ready(self) -> None:
-        for token in self._worker.take_room():
-            future = self._waiting.pop(token, None)
-            if future is not None and not future.done():
-                future.set_result(None)
+        for token in self._worker.take_ready():
+            for future in self._waiting.pop(token, ()):
+                if not future.done():
+                    future.set_result(None)
 
-    async def wait(self, request: Any) -> None:
-        """Returns once ``request`` may send a piece, or its client is gone."""
-        if not request.watch_room():
+    async def wait(self, watch: Callable[[], bool], token: int) -> None:
+        """Returns once what ``watch`` (a request's ``watch_body`` or ``watch_room``)
+        watches for has happened, or at once when it already has; ``token`` is the
+        request's."""
+        if not watch():
             return
         future = self._loop.create_future()
-        self._waiting[request.token] = future
+        self._waiting.setdefault(token, []).append(future)
         try:
             await future
         finally:
-            self._waiting.pop(request.token, None)
+            waiting = self._waiting.get(token)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._waiting[token]
 
 
 def make_handler(
@@ -137,7 +150,7 @@ def make_handler(
     worker: Any,
 ) -> Callable[[Any], None]:
     """The per-request function: starts a task running the app for the request."""
-    rooms = _Rooms(worker, loop)
+    ready = _Ready(worker, loop)
     base = {
         "type": "http",
         "asgi": _ASGI,
@@ -165,8 +178,8 @@ def make_handler(
             if not body_done:
                 try:
                     piece = request.read_body(CHUNK, False)
-                    while piece is None:  # nothing yet: wait off the loop
-                        await loop.run_in_executor(None, request.wait_body)
+                    while piece is None:  # nothing yet: the server rings when there is
+                        await ready.wait(request.watch_body, request.token)
                         piece = request.read_body(CHUNK, False)
                 except ClientDisconnected:
                     body_done = True
@@ -206,7 +219,7 @@ def make_handler(
                 # The client is 256 KiB behind: await room (send_piece raises once
                 # the client is gone).
                 while data and not request.send_piece(data, False):
-                    await rooms.wait(request)
+                    await ready.wait(request.watch_room, request.token)
                 if not more:
                     request.end_stream()
                     complete = True

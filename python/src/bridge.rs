@@ -207,6 +207,71 @@ pub enum BodyEnd {
     TooLarge,
 }
 
+/// An event loop waiting for a request (its body's next bytes, or room in its
+/// response's window): the token to post, and the worker's ready mailbox, whose
+/// doorbell the loop watches. No thread waits: a thread per wait (an executor) costs
+/// a hand-off each way and futex calls per piece.
+pub struct Watcher {
+    token: u64,
+    ready: Arc<Mailbox<u64>>,
+}
+
+impl Watcher {
+    /// Watches for `token`, to be posted to `ready`.
+    pub fn new(token: u64, ready: &Arc<Mailbox<u64>>) -> Watcher {
+        Watcher {
+            token,
+            ready: ready.clone(),
+        }
+    }
+
+    /// Tells the loop (call it after unlocking what it watched).
+    fn ring(self) {
+        self.ready.post(self.token);
+    }
+}
+
+/// Who waits on one side of a request (its body's next bytes, or room for its
+/// response): threads blocked on a condvar, counted because only they need a notify
+/// (a futex wake per piece for nobody is a syscall per piece), and an event loop.
+#[derive(Default)]
+struct Waiters {
+    threads: usize,
+    watcher: Option<Watcher>,
+}
+
+impl Waiters {
+    /// Takes whom to tell, to be told by [`Wake::send`] after the unlock (a woken
+    /// thread does not block at once on the lock held here).
+    fn wake(&mut self) -> Wake {
+        Wake {
+            threads: self.threads > 0,
+            watcher: self.watcher.take(),
+        }
+    }
+}
+
+/// Whom [`Waiters::wake`] took.
+#[derive(Default)]
+struct Wake {
+    threads: bool,
+    watcher: Option<Watcher>,
+}
+
+impl Wake {
+    /// Notifies `condvar` if threads wait on it and rings the watching loop; returns
+    /// whether threads were notified.
+    fn send(self, condvar: &Condvar) -> bool {
+        if self.threads {
+            condvar.notify_all();
+        }
+        if let Some(watcher) = self.watcher {
+            watcher.ring();
+        }
+        self.threads
+    }
+}
+
 /// A request body on its way from the shard to the Python thread, read as it arrives.
 /// The shard puts pieces in while fewer than [`BODY_WINDOW`] bytes wait and reads
 /// no more from the client until the app takes some (the connection then stops
@@ -228,6 +293,9 @@ struct BodyState {
     shard_waiting: bool,
     /// The app is done with the request: the rest of the body is unwanted.
     reader_gone: bool,
+    /// Threads blocked in [`BodyPipe::wait`], and an event loop waiting for the next
+    /// piece or the end (see [`BodyPipe::watch`]).
+    waiting: Waiters,
 }
 
 /// Request-body bytes that may wait between the connection and the app.
@@ -275,13 +343,30 @@ impl BodyPipe {
         let mut state = self.lock();
         state.queued += piece.len();
         state.pieces.push_back(piece);
-        self.ready.notify_all();
+        let wake = state.waiting.wake();
+        drop(state);
+        wake.send(&self.ready);
     }
 
     /// Ends the body.
     fn end(&self, end: BodyEnd) {
-        self.lock().end.get_or_insert(end);
-        self.ready.notify_all();
+        let mut state = self.lock();
+        state.end.get_or_insert(end);
+        let wake = state.waiting.wake();
+        drop(state);
+        wake.send(&self.ready);
+    }
+
+    /// For an event loop, which must not block: with nothing to take, arranges for
+    /// `watcher` to be told once a piece or the end arrives, and returns true; false
+    /// (nothing will be told) when [`BodyPipe::take`] has something now.
+    pub fn watch(&self, watcher: Watcher) -> bool {
+        let mut state = self.lock();
+        let empty = state.pieces.is_empty() && state.end.is_none();
+        if empty {
+            state.waiting.watcher = Some(watcher);
+        }
+        empty
     }
 
     /// Takes up to `max` bytes of the next piece without waiting.
@@ -303,9 +388,11 @@ impl BodyPipe {
     /// Blocks (call it without the GIL) until a piece or the end is there.
     pub fn wait(&self) {
         let mut state = self.lock();
+        state.waiting.threads += 1;
         while state.pieces.is_empty() && state.end.is_none() {
             state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
         }
+        state.waiting.threads -= 1;
     }
 
     /// Whether every byte has arrived and been taken.
@@ -339,12 +426,9 @@ struct CreditState {
     queued: usize,
     /// The connection is gone (client left, or the response was dropped).
     closed: bool,
-    /// Threads blocked in [`Credit::wait_room`]. Only they need a notify, and only
-    /// once: a futex wake per piece for nobody is a syscall per piece.
-    waiters: usize,
-    /// An event loop waits for room (see [`Credit::watch`]): the token to post, and
-    /// where.
-    watcher: Option<(u64, Arc<Mailbox<u64>>)>,
+    /// Threads blocked in [`Credit::wait_room`] (told only once, at the resume mark),
+    /// and an event loop waiting for room (see [`Credit::watch`]).
+    waiting: Waiters,
 }
 
 /// Bytes of a streamed response that may wait between the app and the connection.
@@ -366,25 +450,24 @@ impl Credit {
     pub fn wait_room(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if !state.closed && state.queued >= STREAM_WINDOW {
-            state.waiters += 1;
+            state.waiting.threads += 1;
             while !state.closed && state.queued > STREAM_RESUME {
                 state = self.room.wait(state).unwrap_or_else(|p| p.into_inner());
             }
-            state.waiters -= 1;
+            state.waiting.threads -= 1;
         }
         !state.closed
     }
 
     /// For an event loop, which must not block: with the window full, arranges for
-    /// `token` to be posted to `room` once it has drained to [`STREAM_RESUME`] or the
-    /// connection is gone, and returns true; false (nothing will be posted) when there
-    /// is room now or the connection is gone. The loop watches `room`'s doorbell: no
-    /// thread waits for it.
-    pub fn watch(&self, token: u64, room: &Arc<Mailbox<u64>>) -> bool {
+    /// `watcher` to be told once it has drained to [`STREAM_RESUME`] or the
+    /// connection is gone, and returns true; false (nothing will be told) when there
+    /// is room now or the connection is gone.
+    pub fn watch(&self, watcher: Watcher) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let full = !state.closed && state.queued >= STREAM_WINDOW;
         if full {
-            state.watcher = Some((token, room.clone()));
+            state.waiting.watcher = Some(watcher);
         }
         full
     }
@@ -403,16 +486,13 @@ impl Credit {
         let before = state.queued;
         state.queued = before.saturating_sub(n);
         let resume = before > STREAM_RESUME && state.queued <= STREAM_RESUME;
-        let wake = resume && state.waiters > 0;
-        let watcher = if resume { state.watcher.take() } else { None };
+        let wake = if resume {
+            state.waiting.wake()
+        } else {
+            Wake::default()
+        };
         drop(state);
-        if wake {
-            self.room.notify_all();
-        }
-        if let Some((token, room)) = watcher {
-            room.post(token);
-        }
-        wake
+        wake.send(&self.room)
     }
 
     /// The connection is gone: wakes the waiters (returns whether there were any; a
@@ -420,16 +500,9 @@ impl Credit {
     fn close(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.closed = true;
-        let wake = state.waiters > 0;
-        let watcher = state.watcher.take();
+        let wake = state.waiting.wake();
         drop(state);
-        if wake {
-            self.room.notify_all();
-        }
-        if let Some((token, room)) = watcher {
-            room.post(token);
-        }
-        wake
+        wake.send(&self.room)
     }
 }
 
@@ -955,10 +1028,50 @@ mod tests {
         assert_eq!(pipe.room(), None);
     }
 
+    #[test]
+    fn body_pipe_tells_a_watching_loop_once_when_a_piece_or_the_end_arrives() {
+        let (ready, _door) = Mailbox::<u64>::new().unwrap();
+        let pipe = BodyPipe::new(None);
+        assert!(pipe.watch(Watcher::new(3, &ready)));
+        assert!(ready.drain().is_empty());
+        pipe.push(Bytes::from_static(b"abc"));
+        assert_eq!(ready.drain(), [3]);
+        // Told once: the next piece tells nobody, and with bytes there is nothing to
+        // watch for.
+        pipe.push(Bytes::from_static(b"def"));
+        assert!(ready.drain().is_empty());
+        assert!(!pipe.watch(Watcher::new(3, &ready)));
+        assert!(matches!(pipe.take(usize::MAX), Taken::Piece(..)));
+        assert!(matches!(pipe.take(usize::MAX), Taken::Piece(..)));
+        // Empty again: the end (the client left) tells the loop too.
+        assert!(pipe.watch(Watcher::new(4, &ready)));
+        pipe.end(BodyEnd::Gone);
+        assert_eq!(ready.drain(), [4]);
+        assert!(!pipe.watch(Watcher::new(4, &ready)));
+        assert_eq!(pipe.take(1), Taken::End(BodyEnd::Gone));
+    }
+
+    #[test]
+    fn body_pipe_wakes_a_blocked_reader() {
+        let pipe = Arc::new(BodyPipe::new(None));
+        let reader = {
+            let pipe = pipe.clone();
+            std::thread::spawn(move || pipe.wait())
+        };
+        let started = std::time::Instant::now();
+        while pipe.lock().waiting.threads != 1 {
+            assert!(started.elapsed().as_secs() < 5, "the reader never waited");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        pipe.push(Bytes::from_static(b"x"));
+        reader.join().unwrap();
+        assert_eq!(pipe.lock().waiting.threads, 0);
+    }
+
     /// Waits (at most 5 s) until `n` threads are blocked in `credit.wait_room`.
     fn await_waiters(credit: &Credit, n: usize) {
         let started = std::time::Instant::now();
-        while credit.state.lock().unwrap().waiters != n {
+        while credit.state.lock().unwrap().waiting.threads != n {
             assert!(started.elapsed().as_secs() < 5, "never {n} waiters");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
@@ -1021,9 +1134,9 @@ mod tests {
         let (room, _door) = Mailbox::<u64>::new().unwrap();
         let credit = Credit::default();
         // Room now: nothing to watch for.
-        assert!(!credit.watch(7, &room));
+        assert!(!credit.watch(Watcher::new(7, &room)));
         credit.take(STREAM_WINDOW);
-        assert!(credit.watch(7, &room));
+        assert!(credit.watch(Watcher::new(7, &room)));
         credit.give(STREAM_WINDOW - STREAM_RESUME - 1);
         assert!(room.drain().is_empty(), "posted above the resume mark");
         credit.give(1);
@@ -1035,10 +1148,10 @@ mod tests {
         // A watcher whose connection goes is told too.
         let credit = Credit::default();
         credit.take(STREAM_WINDOW);
-        assert!(credit.watch(8, &room));
+        assert!(credit.watch(Watcher::new(8, &room)));
         credit.close();
         assert_eq!(room.drain(), [8]);
-        assert!(!credit.watch(8, &room));
+        assert!(!credit.watch(Watcher::new(8, &room)));
     }
 
     #[test]

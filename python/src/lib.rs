@@ -30,7 +30,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::{
     Answer, BodyEnd, Credit, Job, Mailbox, Out, PyRoute, PyStreamRoute, ShardBridge, Taken,
-    FALLBACK,
+    Watcher, FALLBACK,
 };
 use crate::forwarded::Trusted;
 use crate::stats::StatsDir;
@@ -189,8 +189,8 @@ fn check_config(
 struct PyRequest {
     job: Job,
     outbox: Arc<Mailbox<(u64, Out)>>,
-    /// Where a streamed response watched by an event loop is told of room (`watch_room`).
-    room: Arc<Mailbox<u64>>,
+    /// Where an event loop watching this request is told (`watch_body`, `watch_room`).
+    ready: Arc<Mailbox<u64>>,
     site: Arc<Site>,
     responded: AtomicBool,
     /// A streamed response's window, once started.
@@ -557,7 +557,7 @@ impl PyRequest {
 
     /// The next bytes of a streamed body, at most `max` (`-1`: a whole piece as it
     /// arrived); `b""` at its end. Waits with the GIL released, or with `block` false
-    /// returns `None` when nothing has arrived (then `wait_body`). Raises
+    /// returns `None` when nothing has arrived (then `watch_body`). Raises
     /// `ClientDisconnected` when the body cannot end (the client left, or it went
     /// past `--max-body-size`). A body that is not streamed (see `streamed`) reads
     /// `b""`: it is `body`.
@@ -576,12 +576,16 @@ impl PyRequest {
         Ok(piece.map(|piece| PyBytes::new(py, &piece)))
     }
 
-    /// Waits with the GIL released until `read_body` has something (for an event loop:
-    /// run it in an executor).
-    fn wait_body(&self, py: Python<'_>) {
-        if let Some(pipe) = &self.job.stream {
-            py.detach(|| pipe.wait());
-        }
+    /// For an event loop, which must not block: True when `read_body` has nothing
+    /// yet, and then `token` will come from the worker's `take_ready` once a piece,
+    /// the end or the client's leaving arrives; False when `read_body` may be tried at
+    /// once. No thread waits (an executor thread per upload would starve the loop's
+    /// other executor users and cost a thread hand-off each way).
+    fn watch_body(&self) -> bool {
+        self.job
+            .stream
+            .as_ref()
+            .is_some_and(|pipe| pipe.watch(Watcher::new(self.job.token, &self.ready)))
     }
 
     /// Whether the whole body has been read (`read_body` has nothing more).
@@ -924,14 +928,16 @@ impl PyRequest {
     }
 
     /// For an event loop, which must not block: True when the window is full, and
-    /// then `token` will come from the worker's `take_room` once there is room or the
+    /// then `token` will come from the worker's `take_ready` once there is room or the
     /// client is gone; False when `send_piece` may be tried at once. No thread waits
     /// (an executor running `wait_room` costs a thread hand-off each way).
     fn watch_room(&self) -> PyResult<bool> {
-        Ok(self.credit()?.watch(self.job.token, &self.room))
+        Ok(self
+            .credit()?
+            .watch(Watcher::new(self.job.token, &self.ready)))
     }
 
-    /// This request's number on its worker, as `take_room` gives it.
+    /// This request's number on its worker, as `take_ready` gives it.
     #[getter]
     fn token(&self) -> u64 {
         self.job.token
@@ -982,9 +988,9 @@ struct Worker {
     inbox_door: UnixStream,
     outbox: Arc<Mailbox<(u64, Out)>>,
     outbox_door: Arc<Mutex<Option<UnixStream>>>,
-    /// Tokens of streamed responses that have room again (see `watch_room`).
-    room: Arc<Mailbox<u64>>,
-    room_door: UnixStream,
+    /// Tokens of requests an event loop may go on with (see `watch_body`, `watch_room`).
+    ready: Arc<Mailbox<u64>>,
+    ready_door: UnixStream,
     site: Arc<Site>,
     started: AtomicBool,
     /// With `websocket`: upgrades go to the app (ASGI).
@@ -1065,7 +1071,7 @@ impl Worker {
         }
         let (inbox, inbox_door) = Mailbox::new().map_err(io_error)?;
         let (outbox, outbox_door) = Mailbox::new().map_err(io_error)?;
-        let (room, room_door) = Mailbox::new().map_err(io_error)?;
+        let (ready, ready_door) = Mailbox::new().map_err(io_error)?;
         Ok(Worker {
             config,
             index,
@@ -1077,8 +1083,8 @@ impl Worker {
             inbox_door,
             outbox,
             outbox_door: Arc::new(Mutex::new(Some(outbox_door))),
-            room,
-            room_door,
+            ready,
+            ready_door,
             site: Arc::new(Site { trusted, root_path }),
             started: AtomicBool::new(false),
             websocket: websocket
@@ -1236,17 +1242,17 @@ impl Worker {
         self.inbox_door.as_raw_fd()
     }
 
-    /// The doorbell of streamed responses that have room again: watch it for
-    /// readability, then call [`Worker::take_room`].
-    fn room_fileno(&self) -> i32 {
-        self.room_door.as_raw_fd()
+    /// The doorbell of requests an event loop may go on with (body bytes, or room for
+    /// the response): watch it for readability, then call [`Worker::take_ready`].
+    fn ready_fileno(&self) -> i32 {
+        self.ready_door.as_raw_fd()
     }
 
-    /// The tokens of the requests whose `watch_room` has been answered since the last
-    /// call (room, or the client is gone), without blocking.
-    fn take_room(&self) -> Vec<u64> {
-        bridge::consume_rings(&self.room_door);
-        self.room.drain().into()
+    /// The tokens of the requests whose `watch_body` or `watch_room` has been answered
+    /// since the last call (body bytes, room, or the client is gone), without blocking.
+    fn take_ready(&self) -> Vec<u64> {
+        bridge::consume_rings(&self.ready_door);
+        self.ready.drain().into()
     }
 
     /// The doorbell of WebSocket events (with `websocket`; else -1): watch it for
@@ -1304,7 +1310,7 @@ impl Worker {
         PyRequest {
             job,
             outbox: self.outbox.clone(),
-            room: self.room.clone(),
+            ready: self.ready.clone(),
             site: self.site.clone(),
             responded: AtomicBool::new(false),
             stream: Mutex::new(None),

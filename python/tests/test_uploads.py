@@ -6,6 +6,7 @@ is the only limit, and an app is told when the client leaves mid-body."""
 import hashlib
 import json
 import os
+import socket
 import time
 
 import pytest
@@ -118,3 +119,60 @@ def test_max_body_size_bounds_streamed_uploads(serve, interface, app):
     # At the limit exactly: accepted.
     status, _, body = request(server, "POST", "/hash", b"z" * MIB)
     assert (status, body) == (200, f"{MIB} {hashlib.sha256(b'z' * MIB).hexdigest()}".encode())
+
+
+def test_asgi_receive_awaits_body_without_an_executor_thread(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    with server.connect() as sock:
+        sock.sendall(b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        # Nothing has arrived when the app first calls receive(), nor between pieces:
+        # it awaits bytes again and again.
+        for _ in range(5):
+            time.sleep(0.05)
+            sock.sendall(b"5\r\nhello\r\n")
+        sock.sendall(b"0\r\n\r\n")
+        status, _, body, _ = read_response(sock)
+        assert (status, body) == (200, f"25 {hashlib.sha256(b'hello' * 5).hexdigest()}".encode())
+        sock.sendall(b"GET /threads HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, names, _ = read_response(sock)
+    assert status == 200
+    # The ready doorbell wakes the loop itself: the default executor never started.
+    assert not [n for n in names.decode().split() if n.startswith("asyncio_")], names
+
+
+def test_many_slow_asgi_uploads_leave_the_default_executor_free(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    # More uploads than the default executor has threads (min(32, cpus + 4)), each
+    # stalled after its first piece: were each receive() waiting in an executor thread,
+    # the app's own run_in_executor would queue behind them until they go on.
+    clients = 40
+    socks = []
+    try:
+        for _ in range(clients):
+            sock = server.connect()
+            socks.append(sock)
+            sock.sendall(b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         b"\r\n3\r\nabc\r\n")
+        time.sleep(0.3)  # every app has taken its first piece and awaits the next
+        with server.connect() as probe:
+            probe.settimeout(10)
+            probe.sendall(b"GET /executor HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                status, _, _, _ = read_response(probe)
+            except socket.timeout:
+                pytest.fail("a request using run_in_executor waited behind the uploads")
+        assert status == 200
+        # The uploads go on, slowly, and all complete.
+        for _ in range(3):
+            for sock in socks:
+                sock.sendall(b"3\r\ndef\r\n")
+            time.sleep(0.05)
+        digest = hashlib.sha256(b"abc" + b"def" * 3).hexdigest()
+        for sock in socks:
+            sock.settimeout(10)
+            sock.sendall(b"0\r\n\r\n")
+            status, _, body, _ = read_response(sock)
+            assert (status, body) == (200, f"12 {digest}".encode())
+    finally:
+        for sock in socks:
+            sock.close()

@@ -128,6 +128,12 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": names.encode()})
         return
+    if path == "/executor":  # answered through the loop's default executor
+        import asyncio
+        pid = await asyncio.get_running_loop().run_in_executor(None, os.getpid)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(pid).encode()})
+        return
     if path == "/pid":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
