@@ -101,8 +101,6 @@ class Request:
         """Starts a streamed response (chunked, or ``length`` bytes)."""
     def send_piece(self, data: bytes, block: bool = True) -> bool:
         """Sends the next piece; False (nothing sent) when full and not ``block``."""
-    def wait_room(self) -> bool:
-        """Waits (GIL released) for room; False when the client is gone."""
     def watch_room(self) -> bool:
         """True when full: ``token`` then comes from ``Worker.take_ready`` once there is
         room (or the client is gone); False when ``send_piece`` may be tried now."""

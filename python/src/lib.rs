@@ -920,17 +920,10 @@ impl PyRequest {
         Ok(true)
     }
 
-    /// Waits with the GIL released until `send_piece` has room (True) or the client
-    /// is gone (False). For an event loop: see `watch_room`.
-    fn wait_room(&self, py: Python<'_>) -> PyResult<bool> {
-        let credit = self.credit()?;
-        Ok(py.detach(|| credit.wait_room()))
-    }
-
     /// For an event loop, which must not block: True when the window is full, and
     /// then `token` will come from the worker's `take_ready` once there is room or the
     /// client is gone; False when `send_piece` may be tried at once. No thread waits
-    /// (an executor running `wait_room` costs a thread hand-off each way).
+    /// (a thread blocked in `send_piece` for the loop would cost a hand-off each way).
     fn watch_room(&self) -> PyResult<bool> {
         Ok(self
             .credit()?
