@@ -162,7 +162,10 @@ class Worker:
     def stats_dir(self) -> str | None:
         """The private directory the counters are published in, once started."""
     def serve(self, handler: Callable[[Request], object]) -> None:
-        """Calls ``handler`` for every request until the server stops."""
+        """Calls ``handler`` for every request until the server stops; raises what an
+        app's signal handler raised while it waited (call it again to carry on)."""
+    def stop(self) -> None:
+        """Stops the server gracefully, as SIGTERM does (queued requests are answered)."""
     def fileno(self) -> int: ...
     def take(self) -> list[Request] | None: ...
     def ready_fileno(self) -> int:

@@ -20,7 +20,7 @@ import signal
 import socket
 import sys
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 from . import asgi, websocket, wsgi
 from ._haywire import Worker
@@ -95,6 +95,23 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _wait(worker: Worker, wait: Callable[[], Any], exits: list[BaseException]) -> bool:
+    """Calls `wait`, where the main thread sleeps and Python runs the app's own signal
+    handlers; False when one raised. An `Exception` is shown and the worker serves on,
+    as after an app's error (a failed debug dump must not take it down); `SystemExit` or
+    `KeyboardInterrupt` asks the process to end: the worker stops gracefully, as on
+    SIGTERM, and the caller raises it once the queued requests are answered."""
+    try:
+        wait()
+        return True
+    except Exception:
+        traceback.print_exc()
+    except BaseException as exit:
+        worker.stop()
+        exits.append(exit)
+    return False
+
+
 def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
     """Runs `handler` on a pool of `threads` threads: while one request waits (a
     database, an HTTP call, a slow client), the GIL lets another run. The main thread
@@ -109,16 +126,19 @@ def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
         except BaseException:
             traceback.print_exc()
 
+    exits: list[BaseException] = []
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="haywire-wsgi") as pool:
         fd = worker.fileno()
         while True:
             requests = worker.take()
             if requests is None:
-                return
+                break
             for request in requests:
                 pool.submit(run, request)
             requests = request = None  # the pool holds the only references
-            select.select([fd], [], [])
+            _wait(worker, lambda: select.select([fd], [], []), exits)
+    if exits:
+        raise exits[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def start() -> None:
         _freeze_heap()
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            # `worker.start` makes SIGINT a graceful stop, as SIGTERM (a terminal's
+            # Ctrl-C reaches every worker); Python's KeyboardInterrupt on top would end
+            # the worker at once, with a traceback. An app's own handler is kept.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
         try:
             port = worker.start()
         except Exception as e:
@@ -237,8 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         start()
         if args.threads > 1:
             serve_threaded(worker, handler, args.threads)
-        else:
-            worker.serve(handler)
+            return 0
+        exits: list[BaseException] = []
+        while not _wait(worker, lambda: worker.serve(handler), exits):
+            pass
+        if exits:
+            raise exits[0]
         return 0
 
     loop = _new_loop(args.loop)
@@ -279,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
 
     loop.add_reader(worker.fileno(), on_ready)
     start()
-    loop.run_forever()
+    exits: list[BaseException] = []
+    while not _wait(worker, loop.run_forever, exits):
+        pass
     loop.remove_reader(worker.fileno())
     if lifespan is not None:
         try:
@@ -288,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"haywire: worker {args.index}: lifespan shutdown took longer than"
                   f" {args.lifespan_timeout:g} s (--lifespan-timeout)", file=sys.stderr)
     loop.close()
+    if exits:
+        raise exits[0]
     return 0
 
 

@@ -672,16 +672,14 @@ pub fn consume_rings(door: &UnixStream) {
     }
 }
 
-/// Blocks (call it without the GIL) until the doorbell rings: one `read` on a door
-/// that `Worker::serve` has made blocking.
-pub fn wait_ring(door: &UnixStream) {
+/// Blocks (call it without the GIL) until the doorbell rings or a signal interrupts
+/// the wait: one `read` on a door that `Worker::serve` has made blocking. Returns
+/// whether a signal did: the caller, Python's main thread, then runs the app's own
+/// signal handlers, which Python runs only when asked on that thread (retrying the
+/// read here left them waiting for the next request).
+pub fn wait_ring(door: &UnixStream) -> bool {
     let mut rings = [0u8; 256];
-    loop {
-        match (&*door).read(&mut rings) {
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            _ => return,
-        }
-    }
+    matches!((&*door).read(&mut rings), Err(e) if e.kind() == ErrorKind::Interrupted)
 }
 
 /// A shard-local one-shot: the response and the waiting task.

@@ -992,6 +992,8 @@ struct Worker {
     used_stats_dir: Mutex<Option<PathBuf>>,
     /// A socket bound by the supervisor (`--uds`) to serve instead of binding one.
     listener: Mutex<Option<OwnedFd>>,
+    /// Stops the server once started (`stop`).
+    stop: Mutex<Option<haywire::StopHandle>>,
 }
 
 fn io_error(e: std::io::Error) -> PyErr {
@@ -1085,6 +1087,7 @@ impl Worker {
                 .transpose()
                 .map_err(io_error)?,
             used_stats_dir: Mutex::new(None),
+            stop: Mutex::new(None),
             listener: Mutex::new(listener),
         })
     }
@@ -1176,6 +1179,7 @@ impl Worker {
         let running = py.detach(|| server.start()).map_err(io_error)?;
         let port = running.local_addr().port();
         stop_on_signals(running.stop_handle()).map_err(io_error)?;
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(running.stop_handle());
         let inbox = self.inbox.clone();
         std::thread::Builder::new()
             .name("haywire-join".into())
@@ -1195,6 +1199,8 @@ impl Worker {
     /// Runs `handler(request)` for every request on this thread until the server has
     /// stopped. The handler must call `request.respond(...)`; one that raises or
     /// returns without answering gets a 500. The GIL is released only while waiting.
+    /// A signal that interrupts the wait runs the app's Python handlers at once; what
+    /// one raises is raised here, and calling `serve` again carries on.
     fn serve(&self, py: Python<'_>, handler: Bound<'_, PyAny>) -> PyResult<()> {
         // Waiting is then one blocking read (no poll, no EAGAIN read); `take` is not
         // used alongside `serve`.
@@ -1207,7 +1213,11 @@ impl Worker {
                     return Ok(());
                 }
                 let door = &self.inbox_door;
-                py.detach(|| bridge::wait_ring(door));
+                if py.detach(|| bridge::wait_ring(door)) {
+                    // A signal: Python runs the app's own handlers only on this thread,
+                    // when asked. What one raises ends `serve` (the caller decides).
+                    py.check_signals()?;
+                }
                 continue;
             }
             for job in jobs.drain(..) {
@@ -1217,6 +1227,14 @@ impl Worker {
                 }
                 request.get().fail();
             }
+        }
+    }
+
+    /// Stops the server gracefully, as SIGTERM does: queued and in-flight requests are
+    /// answered, then `serve` returns and `take` gives `None`. Nothing before `start`.
+    fn stop(&self) {
+        if let Some(stop) = &*self.stop.lock().unwrap_or_else(|p| p.into_inner()) {
+            stop.stop();
         }
     }
 

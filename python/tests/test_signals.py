@@ -213,3 +213,70 @@ def test_lifespan_startup_timeout_stops_the_server():
     )
     assert result.returncode == 1
     assert "lifespan startup took longer than 0.5 s" in result.stderr
+
+
+APP_SIGNAL_CASES = [
+    pytest.param("signal_app:wsgi", "wsgi", [], id="wsgi"),
+    pytest.param("signal_app:wsgi", "wsgi", ["--threads", "4"], id="wsgi-threads"),
+    pytest.param("signal_app:asgi", "asgi", ["--loop", "asyncio"], id="asgi"),
+]
+
+
+@pytest.mark.parametrize("app,interface,extra", APP_SIGNAL_CASES)
+def test_app_signal_handler_runs_while_the_worker_waits(serve, tmp_path, monkeypatch,
+                                                         app, interface, extra):
+    """A handler the app installed (SIGUSR1, at import) runs within 2 s of the signal
+    while the worker is idle, waiting for its next request: none is made after it."""
+    log = tmp_path / "signals"
+    monkeypatch.setenv("SIGNAL_LOG", str(log))
+    server = serve(app, interface=interface, extra=extra)
+    assert request(server, "GET", "/")[0] == 200
+    [pid] = workers_of(server)
+    time.sleep(0.2)  # the worker is back waiting for the next request
+    os.kill(pid, signal.SIGUSR1)
+    wait_until(lambda: log.exists() and f"usr1 {pid}\n" in log.read_text(), timeout=2.0)
+    os.kill(pid, signal.SIGUSR1)
+    wait_until(lambda: log.read_text().count(f"usr1 {pid}\n") == 2, timeout=2.0)
+
+
+@pytest.mark.parametrize("app,interface,extra", APP_SIGNAL_CASES)
+def test_app_signal_handler_that_raises_is_shown_and_the_worker_serves(serve, app,
+                                                                        interface, extra):
+    """An exception from the app's handler is logged with its traceback, as an app's
+    error is; the worker keeps serving, and is not restarted."""
+    server = serve(app, interface=interface, extra=extra)
+    [pid] = workers_of(server)
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 2.0
+    while not any("SIGUSR2 handler failed" in line for line in server.errors):
+        assert time.monotonic() < deadline, f"no traceback in time: {server.errors}"
+        time.sleep(0.05)
+    assert request(server, "GET", "/")[0] == 200
+    assert workers_of(server) == [pid]
+
+
+@pytest.mark.parametrize("app,interface,extra", APP_SIGNAL_CASES)
+def test_app_signal_handler_calling_exit_ends_the_worker_with_its_status(serve, app,
+                                                                         interface, extra):
+    """`sys.exit(7)` in the app's handler ends the worker (gracefully, as SIGTERM does)
+    with status 7, as it would end any Python program; the supervisor restarts it."""
+    server = serve(app, interface=interface, extra=extra)
+    [pid] = workers_of(server)
+    os.kill(pid, signal.SIGALRM)
+    wait_until(lambda: f"worker 0 (pid {pid}) exited with status 7;" in "".join(server.errors),
+               timeout=5.0)
+    server.wait_for(r"worker 0 ready", count=2)
+    assert request(server, "GET", "/")[0] == 200
+
+
+@pytest.mark.parametrize("interface,app", [("wsgi", "signal_app:wsgi"),
+                                           ("asgi", "signal_app:asgi")])
+def test_sigint_to_a_worker_stops_it_gracefully_without_a_traceback(serve, interface, app):
+    """SIGINT (a terminal's Ctrl-C reaches every worker) stops a worker as SIGTERM does:
+    status 0, and no KeyboardInterrupt from Python's default handler."""
+    server = serve(app, interface=interface)
+    [pid] = workers_of(server)
+    os.kill(pid, signal.SIGINT)
+    wait_until(lambda: f"worker 0 (pid {pid}) exited with status 0;" in "".join(server.errors),
+               timeout=5.0)
+    assert not any("KeyboardInterrupt" in line for line in server.errors), server.errors
