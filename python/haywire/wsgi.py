@@ -5,7 +5,8 @@ iteration): an upload is limited by ``--max-body-size``, not by memory, since th
 server reads from the client only while the application keeps up. A read raises
 ``haywire.ClientDisconnected`` when the client leaves before the body ends.
 
-A list or tuple returned by the application is one body sent with a Content-Length.
+A list or tuple returned by the application, or an iterable whose iterator walks one
+(Django's ``HttpResponse``), is one body sent with a Content-Length.
 Any other iterable (a generator, Django's ``StreamingHttpResponse``, Flask's
 ``stream_with_context``) and anything passed to ``write`` are streamed as produced:
 chunked, or with the application's Content-Length; the thread waits, GIL released,
@@ -26,6 +27,8 @@ from wsgiref import util
 from ._haywire import ClientDisconnected
 
 _ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
+# The iterators of a list and a tuple: producing their next block cannot wait.
+_WHOLE_ITERATORS = (type(iter([])), type(iter(())))
 
 
 class FileWrapper(util.FileWrapper):
@@ -183,10 +186,15 @@ def make_handler(
                     and _send_file(request, code, headers, result)):
                 return
             # A list or tuple (a subclass here) is the whole body: one response with a
-            # Content-Length. Any other iterable is streamed as it is produced.
-            whole = isinstance(result, (list, tuple)) and not streaming
+            # Content-Length. So is an iterable whose iterator walks a list or tuple
+            # (Django's HttpResponse iterates its _container): every block already
+            # exists, so collecting them delays none (PEP 3333). Any other iterable is
+            # streamed as it is produced.
+            blocks = iter(result)
+            whole = not streaming and (
+                blocks.__class__ in _WHOLE_ITERATORS or isinstance(result, (list, tuple)))
             chunks: list[bytes] = []
-            for chunk in result:
+            for chunk in blocks:
                 if chunk:
                     if code is None:
                         raise AssertionError("body before start_response()")

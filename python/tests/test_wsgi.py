@@ -135,6 +135,27 @@ def test_iterable_streamed_and_closed(serve, tmp_path):
     os.unlink(path)
 
 
+def test_iterable_over_a_list_sent_whole_and_closed(serve, tmp_path):
+    # An object whose __iter__ walks a list (Django's HttpResponse) is sent whole with a
+    # Content-Length the app did not set, not chunked; its close() still runs. A
+    # generator is still streamed.
+    server = serve("wsgi_app:raw")
+    marker = f"closed-{os.getpid()}-{id(tmp_path)}"
+    status, headers, body = request(server, "GET", f"/chunks?{marker}")
+    assert (status, body, headers.get("content-length")) == (200, b"abcdef", "6")
+    assert "transfer-encoding" not in headers
+    path = os.path.join("/tmp", marker)
+    assert open(path).read() == "closed"
+    os.unlink(path)
+    with open(path, "w"):
+        pass  # lets /gen finish at once
+    try:
+        status, headers, body = request(server, "GET", f"/gen?{marker}")
+    finally:
+        os.unlink(path)
+    assert (status, body, headers["transfer-encoding"]) == (200, b"first;second", "chunked")
+
+
 def test_write_callable(serve):
     server = serve("wsgi_app:app")
     assert request(server, "GET", "/write")[2] == b"written-returned"
