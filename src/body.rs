@@ -124,6 +124,13 @@ impl RequestBody {
         poll_fn(|cx| self.poll_chunk(cx)).await
     }
 
+    /// Whether the body is complete with every piece read: `chunk` would return
+    /// `None` at once. Lets a reader that passes pieces on (to another thread, say)
+    /// mark the last one as last instead of sending the end on its own.
+    pub fn ended(&self) -> bool {
+        self.feed.end.get() == End::Complete && self.feed.pieces.borrow().is_empty()
+    }
+
     /// Reads the whole body into memory, refusing more than `limit` bytes
     /// (`InvalidData`).
     pub async fn collect(mut self, limit: usize) -> io::Result<Bytes> {
@@ -171,5 +178,30 @@ impl Drop for RequestBody {
     fn drop(&mut self) {
         self.feed.reader_alive.set(false);
         self.feed.wake_writer();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+
+    #[test]
+    fn ended_once_the_last_piece_of_a_complete_body_is_read() {
+        let (feed, mut body) = BodyFeed::new();
+        feed.push(Bytes::from_static(b"x"));
+        assert!(!body.ended(), "a piece is still queued");
+        let piece = block_on(body.chunk()).unwrap().unwrap();
+        assert_eq!(piece, "x");
+        assert!(!body.ended(), "the end has not arrived");
+        feed.push(Bytes::from_static(b"y"));
+        feed.finish();
+        assert!(!body.ended());
+        block_on(body.chunk()).unwrap().unwrap();
+        assert!(body.ended());
+        assert!(block_on(body.chunk()).is_none());
+        let (feed, body) = BodyFeed::new();
+        feed.fail(io::ErrorKind::UnexpectedEof);
+        assert!(!body.ended(), "a failed body is not complete");
     }
 }

@@ -338,11 +338,16 @@ impl BodyPipe {
         Some(room)
     }
 
-    /// Adds a piece for the app.
-    fn push(&self, piece: Bytes) {
+    /// Adds a piece for the app; with `last`, ends the body under the same lock, so
+    /// the app that takes the piece already sees the body complete (an ASGI app then
+    /// gets one `http.request` with `more_body: False`, not an empty one after it).
+    fn push(&self, piece: Bytes, last: bool) {
         let mut state = self.lock();
         state.queued += piece.len();
         state.pieces.push_back(piece);
+        if last {
+            state.end.get_or_insert(BodyEnd::Complete);
+        }
         let wake = state.waiting.wake();
         drop(state);
         wake.send(&self.ready);
@@ -850,7 +855,7 @@ impl ShardBridge {
                         pipe.end(BodyEnd::TooLarge);
                         return self.answer_early(token, too_large());
                     }
-                    pipe.push(piece);
+                    pipe.push(piece, body.ended());
                 }
                 Some(Err(_)) => return pipe.end(BodyEnd::Gone),
             }
@@ -1004,7 +1009,7 @@ mod tests {
     fn body_pipe_splits_pieces_and_tells_a_waiting_shard_once() {
         let pipe = BodyPipe::new(Some(10));
         assert_eq!(pipe.take(4), Taken::Empty);
-        pipe.push(Bytes::from(vec![7; BODY_WINDOW]));
+        pipe.push(Bytes::from(vec![7; BODY_WINDOW]), false);
         // Full: the shard waits, and the next take says to wake it (once).
         assert_eq!(pipe.room(), Some(false));
         assert_eq!(pipe.take(4), Taken::Piece(Bytes::from(vec![7; 4]), true));
@@ -1020,7 +1025,7 @@ mod tests {
         // The first end stands.
         pipe.end(BodyEnd::Gone);
         assert_eq!(pipe.take(4), Taken::End(BodyEnd::Complete));
-        pipe.push(Bytes::from(vec![0; BODY_WINDOW]));
+        pipe.push(Bytes::from(vec![0; BODY_WINDOW]), false);
         assert_eq!(pipe.room(), Some(false));
         assert!(pipe.leave());
         assert_eq!(pipe.room(), None);
@@ -1032,11 +1037,11 @@ mod tests {
         let pipe = BodyPipe::new(None);
         assert!(pipe.watch(Watcher::new(3, &ready)));
         assert!(ready.drain().is_empty());
-        pipe.push(Bytes::from_static(b"abc"));
+        pipe.push(Bytes::from_static(b"abc"), false);
         assert_eq!(ready.drain(), [3]);
         // Told once: the next piece tells nobody, and with bytes there is nothing to
         // watch for.
-        pipe.push(Bytes::from_static(b"def"));
+        pipe.push(Bytes::from_static(b"def"), false);
         assert!(ready.drain().is_empty());
         assert!(!pipe.watch(Watcher::new(3, &ready)));
         assert!(matches!(pipe.take(usize::MAX), Taken::Piece(..)));
@@ -1047,6 +1052,18 @@ mod tests {
         assert_eq!(ready.drain(), [4]);
         assert!(!pipe.watch(Watcher::new(4, &ready)));
         assert_eq!(pipe.take(1), Taken::End(BodyEnd::Gone));
+    }
+
+    #[test]
+    fn body_pipe_last_piece_ends_the_body_with_it() {
+        let pipe = BodyPipe::new(Some(1));
+        pipe.push(Bytes::from_static(b"x"), true);
+        assert!(!pipe.complete(), "the piece is still to be taken");
+        assert_eq!(pipe.take(64), Taken::Piece(Bytes::from_static(b"x"), false));
+        // Complete as soon as the piece is taken: no moment where the app sees the
+        // bytes without the end.
+        assert!(pipe.complete());
+        assert_eq!(pipe.take(64), Taken::End(BodyEnd::Complete));
     }
 
     #[test]
@@ -1061,7 +1078,7 @@ mod tests {
             assert!(started.elapsed().as_secs() < 5, "the reader never waited");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        pipe.push(Bytes::from_static(b"x"));
+        pipe.push(Bytes::from_static(b"x"), false);
         reader.join().unwrap();
         assert_eq!(pipe.lock().waiting.threads, 0);
     }
