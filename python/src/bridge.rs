@@ -591,13 +591,19 @@ impl<T> Mailbox<T> {
 
     /// Queues `item` and rings unless a ring is already pending.
     pub fn post(&self, item: T) {
+        self.push(item);
+        self.ring();
+    }
+
+    /// Queues `item` without ringing: the caller rings later (see [`RingLater`]).
+    fn push(&self, item: T) {
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(item);
-        self.ring();
     }
 
+    /// Rings unless a ring is already pending.
     fn ring(&self) {
         if !self.rung.swap(true, Ordering::AcqRel) {
             // A full socket buffer means unread rings are pending; an error means the
@@ -637,6 +643,58 @@ impl<T> Mailbox<T> {
     /// Whether [`Mailbox::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A shard's posts to a mailbox, rung once per round of the shard's scheduler rather
+/// than once per item: the requests of every connection that became readable together
+/// reach the Python thread with one wake-up. A ring per request woke the Python thread
+/// (on the same core) as soon as the first was posted, so it took one or two requests
+/// per wake-up and every wake-up cost two context switches and a doorbell read.
+pub struct RingLater<T> {
+    mailbox: Arc<Mailbox<T>>,
+    /// Items are queued that no ring has announced yet.
+    due: Cell<bool>,
+    /// The [`RingLater::run`] task, waiting for `due`.
+    ringer: RefCell<Option<Waker>>,
+}
+
+impl<T> RingLater<T> {
+    /// Posts to `mailbox`; [`RingLater::run`] must run on the same shard.
+    pub fn new(mailbox: Arc<Mailbox<T>>) -> Rc<RingLater<T>> {
+        Rc::new(RingLater {
+            mailbox,
+            due: Cell::new(false),
+            ringer: RefCell::new(None),
+        })
+    }
+
+    /// Queues `item`; the ring follows once the tasks runnable now have run.
+    pub fn post(&self, item: T) {
+        self.mailbox.push(item);
+        if !self.due.replace(true) {
+            if let Some(ringer) = self.ringer.borrow_mut().take() {
+                ringer.wake();
+            }
+        }
+    }
+
+    /// Rings for what was posted, for the life of the shard. Woken by the first post of
+    /// a round, this task queues behind the tasks already runnable (the connections
+    /// that the same readiness harvest woke), so it rings after they have posted.
+    pub async fn run(self: Rc<Self>) {
+        loop {
+            std::future::poll_fn(|cx| {
+                if self.due.replace(false) {
+                    Poll::Ready(())
+                } else {
+                    *self.ringer.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            self.mailbox.ring();
+        }
     }
 }
 
@@ -696,7 +754,7 @@ struct Slot {
 
 /// The shard's half of the bridge: slots waiting for Python, and the in-flight cap.
 pub struct ShardBridge {
-    inbox: Arc<Mailbox<Job>>,
+    inbox: Rc<RingLater<Job>>,
     pending: RefCell<HashMap<u64, Rc<Slot>>>,
     /// Streamed responses whose body is still coming.
     streams: RefCell<HashMap<u64, Rc<Pipe>>>,
@@ -708,8 +766,11 @@ pub struct ShardBridge {
 }
 
 impl ShardBridge {
-    /// A bridge that sends jobs to `inbox` with at most `max_in_flight` unanswered.
+    /// A bridge that sends jobs to `inbox` with at most `max_in_flight` unanswered;
+    /// spawns the task that rings `inbox` (see [`RingLater`]) on the current shard.
     pub fn new(inbox: Arc<Mailbox<Job>>, max_in_flight: usize) -> Rc<ShardBridge> {
+        let inbox = RingLater::new(inbox);
+        glommio::spawn_local(inbox.clone().run()).detach();
         Rc::new(ShardBridge {
             inbox,
             pending: RefCell::default(),
@@ -1003,6 +1064,47 @@ mod tests {
         assert_eq!(other, [3]);
         assert!(other.capacity() >= 64, "{}", other.capacity());
         assert!(mailbox.drain().is_empty());
+    }
+
+    /// The ring bytes waiting on `door` (nonblocking).
+    fn rings(door: &UnixStream) -> usize {
+        let mut rings = [0u8; 16];
+        match (&*door).read(&mut rings) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn ring_later_rings_once_after_the_runnable_tasks_have_posted() {
+        let (mailbox, door) = Mailbox::<u32>::new().unwrap();
+        let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
+        executor.run(async move {
+            let inbox = RingLater::new(mailbox.clone());
+            glommio::spawn_local(inbox.clone().run()).detach();
+            futures_lite::future::yield_now().await;
+            // Connections woken by one harvest post in turn: nobody is rung yet.
+            let posters: Vec<_> = (0..3)
+                .map(|i| {
+                    let inbox = inbox.clone();
+                    glommio::spawn_local(async move { inbox.post(i) })
+                })
+                .collect();
+            for poster in posters {
+                poster.await;
+            }
+            assert_eq!(rings(&door), 0, "rung before the round ended");
+            futures_lite::future::yield_now().await;
+            assert_eq!(rings(&door), 1);
+            assert_eq!(mailbox.drain(), [0, 1, 2]);
+            // The next round rings again.
+            inbox.post(3);
+            assert_eq!(rings(&door), 0);
+            futures_lite::future::yield_now().await;
+            assert_eq!(rings(&door), 1);
+            assert_eq!(mailbox.drain(), [3]);
+        });
     }
 
     #[test]
