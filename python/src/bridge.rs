@@ -4,7 +4,9 @@
 //! inbox (a [`Mailbox`]: a locked queue plus a doorbell socket) and returns a future
 //! that waits on a shard-local slot. Python → shard: the Python thread posts the
 //! response to the outbox (another [`Mailbox`]), which rings its doorbell; a task on
-//! the shard reads that doorbell as a glommio stream and completes the slots. No foreign thread ever touches
+//! the shard reads that doorbell as a glommio stream and completes the slots. A
+//! streamed response's pieces go through a [`ResponsePipe`] shared with the shard,
+//! which is rung only when its connection waits for them. No foreign thread ever touches
 //! a glommio `Waker` (see `shards/src/mailbox.rs` for why: glommio 0.9 can leave the
 //! executor parked when woken from another thread).
 
@@ -161,23 +163,18 @@ pub enum Out {
     /// The whole response.
     Whole(Answer),
     /// The head of a streamed response (`answer.body` is empty): `len` announces a
-    /// Content-Length, else it is chunked. Pieces follow as [`Out::Piece`].
+    /// Content-Length, else it is chunked. The body follows through `pipe`.
     Start {
         /// Status and headers.
         answer: Answer,
         /// The app's Content-Length, if it gave one.
         len: Option<u64>,
-        /// Counts the bytes posted but not yet taken by the connection.
-        credit: Arc<Credit>,
+        /// Where the app puts the body's pieces and its end.
+        pipe: Arc<ResponsePipe>,
     },
-    /// The next piece of a streamed body.
-    Piece(Bytes),
-    /// The streamed body is complete (`abort`: the app failed, close the connection
-    /// without completing the framing).
-    End {
-        /// Whether the body is cut short.
-        abort: bool,
-    },
+    /// A piece or the end was put in a streamed response's [`ResponsePipe`] while its
+    /// connection waited on it empty: the connection takes it.
+    More,
     /// The whole response, its body `len` bytes of `file` from `start`, read by the
     /// shard as static files are (`Response::with_file`: `sendfile` on a plain connection).
     File {
@@ -414,25 +411,36 @@ impl BodyPipe {
     }
 }
 
-/// Backpressure for one streamed response: the bytes the Python thread has posted
-/// that the connection has not taken yet. The app waits (GIL released) while they are
-/// at [`STREAM_WINDOW`] or more, so memory per stream stays bounded whatever the app
-/// produces and however slowly the client reads. A waiting app is woken once the
-/// connection has taken them down to [`STREAM_RESUME`]: an app faster than its client
-/// then sleeps and wakes once per half window, not once per piece.
+/// One streamed response on its way from the Python thread to the connection: the
+/// pieces the app has posted that the connection has not taken yet, and the body's end.
+/// Backpressure: the app waits (GIL released) while [`STREAM_WINDOW`] bytes or more
+/// wait here, so memory per stream stays bounded whatever the app produces and however
+/// slowly the client reads; a waiting app is woken once the connection has taken them
+/// down to [`STREAM_RESUME`] (an app faster than its client sleeps and wakes once per
+/// half window, not once per piece). The shard is told of a piece (an [`Out::More`]
+/// rings its doorbell) only when its connection found nothing to take and waits: a
+/// connection busy sending takes the next piece from here as it finishes the last,
+/// where a message per piece cost the shard a doorbell read and a reactor round each
+/// time its own sending got ahead of the app.
 #[derive(Default)]
-pub struct Credit {
-    state: Mutex<CreditState>,
+pub struct ResponsePipe {
+    state: Mutex<ResponseState>,
     room: Condvar,
 }
 
 #[derive(Default)]
-struct CreditState {
+struct ResponseState {
+    pieces: VecDeque<Bytes>,
+    /// The bytes of `pieces`.
     queued: usize,
+    /// `Some(abort)` once the app has ended the body.
+    end: Option<bool>,
     /// The connection is gone (client left, or the response was dropped).
     closed: bool,
-    /// Threads blocked in [`Credit::wait_room`] (told only once, at the resume mark),
-    /// and an event loop waiting for room (see [`Credit::watch`]).
+    /// The connection found nothing to take and waits to be told (see [`Out::More`]).
+    shard_waiting: bool,
+    /// Threads blocked in [`ResponsePipe::wait_room`] (told only once, at the resume
+    /// mark), and an event loop waiting for room (see [`ResponsePipe::watch`]).
     waiting: Waiters,
 }
 
@@ -442,18 +450,33 @@ pub const STREAM_WINDOW: usize = 256 * 1024;
 /// Where an app blocked on a full window is woken.
 pub const STREAM_RESUME: usize = STREAM_WINDOW / 2;
 
-impl Credit {
+/// What the connection found in a [`ResponsePipe`].
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// The next piece.
+    Piece(Bytes),
+    /// The body ended (`true`: cut short by the app).
+    End(bool),
+    /// Nothing yet: the next piece or the end tells the shard.
+    Empty,
+}
+
+impl ResponsePipe {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ResponseState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Whether a piece may be posted now (`Some(true)`), the window is full
     /// (`Some(false)`), or the connection is gone (`None`).
     pub fn has_room(&self) -> Option<bool> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.lock();
         (!state.closed).then_some(state.queued < STREAM_WINDOW)
     }
 
     /// With the window full, blocks until it has drained to [`STREAM_RESUME`];
     /// returns whether there is room (false: the connection is gone).
     pub fn wait_room(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
         if !state.closed && state.queued >= STREAM_WINDOW {
             state.waiting.threads += 1;
             while !state.closed && state.queued > STREAM_RESUME {
@@ -469,7 +492,7 @@ impl Credit {
     /// connection is gone, and returns true; false (nothing will be told) when there
     /// is room now or the connection is gone.
     pub fn watch(&self, watcher: Watcher) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
         let full = !state.closed && state.queued >= STREAM_WINDOW;
         if full {
             state.waiting.watcher = Some(watcher);
@@ -477,81 +500,93 @@ impl Credit {
         full
     }
 
-    /// Counts `n` bytes posted.
-    pub fn take(&self, n: usize) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).queued += n;
+    /// Adds the body's next piece (dropped if the connection is gone); returns whether
+    /// the shard must be told (an [`Out::More`]): only when its connection waits.
+    pub fn post(&self, piece: Bytes) -> bool {
+        let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
+        state.queued += piece.len();
+        state.pieces.push_back(piece);
+        std::mem::take(&mut state.shard_waiting)
     }
 
-    /// Counts `n` bytes taken by the connection. Wakes the waiters (returns true) only
-    /// where this brings the bytes down to [`STREAM_RESUME`]: a waiter blocks only
-    /// above it, and sees the room whatever later gives do. The notify comes after
-    /// the unlock, so the woken thread does not block at once on the lock held here.
-    fn give(&self, n: usize) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+    /// Ends the body (`abort`: cut short); returns whether the shard must be told.
+    pub fn finish(&self, abort: bool) -> bool {
+        let mut state = self.lock();
+        state.end.get_or_insert(abort);
+        std::mem::take(&mut state.shard_waiting)
+    }
+
+    /// The connection's next piece, or the end. A piece that brings the bytes down to
+    /// [`STREAM_RESUME`] wakes the app's waiters: a waiter blocks only above it, and
+    /// sees the room whatever later takes do. The notify comes after the unlock, so
+    /// the woken thread does not block at once on the lock held here.
+    fn next(&self) -> Found {
+        let mut state = self.lock();
+        let Some(piece) = state.pieces.pop_front() else {
+            return match state.end {
+                Some(abort) => Found::End(abort),
+                None => {
+                    state.shard_waiting = true;
+                    Found::Empty
+                }
+            };
+        };
         let before = state.queued;
-        state.queued = before.saturating_sub(n);
-        let resume = before > STREAM_RESUME && state.queued <= STREAM_RESUME;
-        let wake = if resume {
+        state.queued = before - piece.len();
+        let wake = if before > STREAM_RESUME && state.queued <= STREAM_RESUME {
             state.waiting.wake()
         } else {
             Wake::default()
         };
         drop(state);
-        wake.send(&self.room)
+        wake.send(&self.room);
+        Found::Piece(piece)
     }
 
-    /// The connection is gone: wakes the waiters (returns whether there were any; a
-    /// stream that ends with nobody waiting costs no futex wake).
+    /// The connection is gone: drops what waits and wakes the waiters (returns whether
+    /// there were any; a stream that ends with nobody waiting costs no futex wake).
     fn close(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
         state.closed = true;
+        state.shard_waiting = false;
+        state.queued = 0;
+        state.pieces.clear();
         let wake = state.waiting.wake();
         drop(state);
         wake.send(&self.room)
     }
 }
 
-/// The shard's end of one streamed response: pieces posted by the Python thread that
-/// the connection has not asked for yet.
-struct Pipe {
-    pieces: RefCell<VecDeque<Bytes>>,
-    /// `Some(abort)` once the app has ended the body.
-    end: Cell<Option<bool>>,
-    /// The connection dropped the stream: pieces that still arrive are discarded.
-    gone: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-    credit: Arc<Credit>,
-}
-
-impl Pipe {
-    fn wake(&self) {
-        if let Some(waker) = self.waker.borrow_mut().take() {
-            waker.wake();
-        }
-    }
-}
+/// The connection waiting on each streamed response whose pipe it found empty, by
+/// token: an [`Out::More`] wakes it.
+type StreamWakers = Rc<RefCell<HashMap<u64, Waker>>>;
 
 /// The body stream handed to the connection.
-struct PipeStream(Rc<Pipe>);
+struct PipeStream {
+    token: u64,
+    pipe: Arc<ResponsePipe>,
+    wakers: StreamWakers,
+}
 
 impl futures_lite::Stream for PipeStream {
     type Item = Bytes;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let pipe = &self.0;
-        if let Some(piece) = pipe.pieces.borrow_mut().pop_front() {
-            pipe.credit.give(piece.len());
-            return Poll::Ready(Some(piece));
-        }
-        match pipe.end.get() {
-            Some(false) => Poll::Ready(None),
+        match self.pipe.next() {
+            Found::Piece(piece) => Poll::Ready(Some(piece)),
+            Found::End(false) => Poll::Ready(None),
             // The body is cut short: a stream cannot report an error, but the
             // connection ends (without completing the chunked framing) when its
             // producer unwinds. `resume_unwind` skips the panic hook: no backtrace
             // for what the app's traceback already told.
-            Some(true) => std::panic::resume_unwind(Box::new("response stream aborted")),
-            None => {
-                *pipe.waker.borrow_mut() = Some(cx.waker().clone());
+            Found::End(true) => std::panic::resume_unwind(Box::new("response stream aborted")),
+            Found::Empty => {
+                self.wakers
+                    .borrow_mut()
+                    .insert(self.token, cx.waker().clone());
                 Poll::Pending
             }
         }
@@ -560,9 +595,8 @@ impl futures_lite::Stream for PipeStream {
 
 impl Drop for PipeStream {
     fn drop(&mut self) {
-        self.0.gone.set(true);
-        self.0.pieces.borrow_mut().clear();
-        self.0.credit.close();
+        self.wakers.borrow_mut().remove(&self.token);
+        self.pipe.close();
     }
 }
 
@@ -756,8 +790,8 @@ struct Slot {
 pub struct ShardBridge {
     inbox: Rc<RingLater<Job>>,
     pending: RefCell<HashMap<u64, Rc<Slot>>>,
-    /// Streamed responses whose body is still coming.
-    streams: RefCell<HashMap<u64, Rc<Pipe>>>,
+    /// Streamed responses whose connection waits for the next piece.
+    streams: StreamWakers,
     /// Request-body pumps waiting for the app to take bytes.
     body_wakers: RefCell<HashMap<u64, Waker>>,
     next: Cell<u64>,
@@ -774,7 +808,7 @@ impl ShardBridge {
         Rc::new(ShardBridge {
             inbox,
             pending: RefCell::default(),
-            streams: RefCell::default(),
+            streams: StreamWakers::default(),
             body_wakers: RefCell::default(),
             next: Cell::new(0),
             in_flight: Cell::new(0),
@@ -797,34 +831,17 @@ impl ShardBridge {
                 start,
                 len,
             } => answer.into_file(file, start, len),
-            Out::Start {
-                answer,
-                len,
-                credit,
-            } => {
-                let pipe = Rc::new(Pipe {
-                    pieces: RefCell::default(),
-                    end: Cell::new(None),
-                    gone: Cell::new(false),
-                    waker: RefCell::new(None),
-                    credit,
-                });
-                self.streams.borrow_mut().insert(token, pipe.clone());
-                answer.into_streamed(len, PipeStream(pipe))
+            Out::Start { answer, len, pipe } => {
+                let stream = PipeStream {
+                    token,
+                    pipe,
+                    wakers: self.streams.clone(),
+                };
+                answer.into_streamed(len, stream)
             }
-            Out::Piece(piece) => {
-                if let Some(pipe) = self.streams.borrow().get(&token) {
-                    if !pipe.gone.get() {
-                        pipe.pieces.borrow_mut().push_back(piece);
-                        pipe.wake();
-                    }
-                }
-                return;
-            }
-            Out::End { abort } => {
-                if let Some(pipe) = self.streams.borrow_mut().remove(&token) {
-                    pipe.end.set(Some(abort));
-                    pipe.wake();
+            Out::More => {
+                if let Some(waker) = self.streams.borrow_mut().remove(&token) {
+                    waker.wake();
                 }
                 return;
             }
@@ -1185,107 +1202,130 @@ mod tests {
         assert_eq!(pipe.lock().waiting.threads, 0);
     }
 
-    /// Waits (at most 5 s) until `n` threads are blocked in `credit.wait_room`.
-    fn await_waiters(credit: &Credit, n: usize) {
+    /// Waits (at most 5 s) until `n` threads are blocked in `pipe.wait_room`.
+    fn await_waiters(pipe: &ResponsePipe, n: usize) {
         let started = std::time::Instant::now();
-        while credit.state.lock().unwrap().waiting.threads != n {
+        while pipe.lock().waiting.threads != n {
             assert!(started.elapsed().as_secs() < 5, "never {n} waiters");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 
+    /// Posts a piece of `n` bytes.
+    fn post(pipe: &ResponsePipe, n: usize) {
+        pipe.post(Bytes::from(vec![b'x'; n]));
+    }
+
+    /// Takes the next piece, which must be `n` bytes.
+    fn take(pipe: &ResponsePipe, n: usize) {
+        match pipe.next() {
+            Found::Piece(piece) => assert_eq!(piece.len(), n),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn stream_credit_wakes_a_blocked_waiter_when_half_the_window_is_taken() {
-        let credit = Arc::new(Credit::default());
-        credit.take(STREAM_WINDOW + 10);
+    fn response_pipe_wakes_a_blocked_waiter_when_half_the_window_is_taken() {
+        let pipe = Arc::new(ResponsePipe::default());
+        for n in [10, 1, STREAM_WINDOW - 1 - STREAM_RESUME, STREAM_RESUME] {
+            post(&pipe, n);
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let waiter = {
-            let credit = credit.clone();
-            std::thread::spawn(move || tx.send(credit.wait_room()).unwrap())
+            let pipe = pipe.clone();
+            std::thread::spawn(move || tx.send(pipe.wait_room()).unwrap())
         };
-        await_waiters(&credit, 1);
+        await_waiters(&pipe, 1);
         // Still full, then room for less than half a window: the waiter sleeps on.
-        assert!(!credit.give(10));
-        assert!(!credit.give(1));
+        take(&pipe, 10);
+        take(&pipe, 1);
         let short = std::time::Duration::from_millis(50);
         assert!(
             rx.recv_timeout(short).is_err(),
             "woken before half was taken"
         );
         // Down to the resume mark: the waiter is woken and sees the room.
-        assert!(credit.give(STREAM_WINDOW - 1 - STREAM_RESUME));
+        take(&pipe, STREAM_WINDOW - 1 - STREAM_RESUME);
         let bounded = std::time::Duration::from_secs(5);
         assert_eq!(rx.recv_timeout(bounded), Ok(true));
         waiter.join().unwrap();
-        await_waiters(&credit, 0);
+        await_waiters(&pipe, 0);
     }
 
     #[test]
-    fn stream_credit_notifies_only_where_a_full_window_gets_room_with_a_waiter() {
-        let piece = 64 * 1024;
-        let credit = Arc::new(Credit::default());
-        // Pieces that flow below the window: nobody can be waiting, no notify.
-        for _ in 0..16 {
-            credit.take(piece);
-            assert!(!credit.give(piece));
-        }
-        // Full with nobody waiting: room appears, still no notify.
-        credit.take(STREAM_WINDOW);
-        assert!(!credit.give(STREAM_WINDOW / 2));
-        // Full with a waiter: one notify, where half the window has been taken.
-        credit.take(STREAM_WINDOW / 2);
-        let waiter = {
-            let credit = credit.clone();
-            std::thread::spawn(move || credit.wait_room())
-        };
-        await_waiters(&credit, 1);
-        assert!(!credit.give(piece));
-        assert!(credit.give(piece));
-        assert!(waiter.join().unwrap());
-        assert!(!credit.give(piece));
-        assert_eq!(credit.has_room(), Some(true));
+    fn response_pipe_tells_the_shard_only_when_its_connection_waits() {
+        let pipe = ResponsePipe::default();
+        // Pieces posted before the connection looks, or while it is busy sending, are
+        // taken as it gets to them: no message to the shard for any of them.
+        assert!(!pipe.post(Bytes::from_static(b"a")));
+        assert!(!pipe.post(Bytes::from_static(b"b")));
+        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"a")));
+        assert!(!pipe.post(Bytes::from_static(b"c")));
+        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"b")));
+        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"c")));
+        // Found empty: the connection waits, and the next piece tells the shard, once.
+        assert_eq!(pipe.next(), Found::Empty);
+        assert!(pipe.post(Bytes::from_static(b"d")));
+        assert!(!pipe.post(Bytes::from_static(b"e")));
+        // The end behind pieces comes after them, and tells only a waiting connection.
+        assert!(!pipe.finish(false));
+        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"d")));
+        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"e")));
+        assert_eq!(pipe.next(), Found::End(false));
+        let pipe = ResponsePipe::default();
+        assert_eq!(pipe.next(), Found::Empty);
+        assert!(pipe.finish(true));
+        // The first end stands.
+        assert!(!pipe.finish(false));
+        assert_eq!(pipe.next(), Found::End(true));
     }
 
     #[test]
-    fn stream_credit_posts_a_watching_loops_token_at_the_resume_mark_or_the_close() {
+    fn response_pipe_posts_a_watching_loops_token_at_the_resume_mark_or_the_close() {
         let (room, _door) = Mailbox::<u64>::new().unwrap();
-        let credit = Credit::default();
+        let pipe = ResponsePipe::default();
         // Room now: nothing to watch for.
-        assert!(!credit.watch(Watcher::new(7, &room)));
-        credit.take(STREAM_WINDOW);
-        assert!(credit.watch(Watcher::new(7, &room)));
-        credit.give(STREAM_WINDOW - STREAM_RESUME - 1);
+        assert!(!pipe.watch(Watcher::new(7, &room)));
+        for n in [STREAM_WINDOW - STREAM_RESUME - 1, 1, 1, STREAM_RESUME - 1] {
+            post(&pipe, n);
+        }
+        assert!(pipe.watch(Watcher::new(7, &room)));
+        take(&pipe, STREAM_WINDOW - STREAM_RESUME - 1);
         assert!(room.drain().is_empty(), "posted above the resume mark");
-        credit.give(1);
+        take(&pipe, 1);
         assert_eq!(room.drain(), [7]);
-        // Posted once: later gives and the close post nothing more.
-        credit.give(1);
-        assert!(!credit.close());
+        // Posted once: later takes and the close post nothing more.
+        take(&pipe, 1);
+        assert!(!pipe.close());
         assert!(room.drain().is_empty());
         // A watcher whose connection goes is told too.
-        let credit = Credit::default();
-        credit.take(STREAM_WINDOW);
-        assert!(credit.watch(Watcher::new(8, &room)));
-        credit.close();
+        let pipe = ResponsePipe::default();
+        post(&pipe, STREAM_WINDOW);
+        assert!(pipe.watch(Watcher::new(8, &room)));
+        pipe.close();
         assert_eq!(room.drain(), [8]);
-        assert!(!credit.watch(Watcher::new(8, &room)));
+        assert!(!pipe.watch(Watcher::new(8, &room)));
     }
 
     #[test]
-    fn stream_credit_bounds_the_window_and_frees_waiters_on_close() {
+    fn response_pipe_bounds_the_window_and_frees_waiters_and_pieces_on_close() {
         // Nobody waits: closing notifies nobody.
-        assert!(!Credit::default().close());
-        let credit = Arc::new(Credit::default());
-        assert_eq!(credit.has_room(), Some(true));
-        credit.take(STREAM_WINDOW);
-        assert_eq!(credit.has_room(), Some(false));
+        assert!(!ResponsePipe::default().close());
+        let pipe = Arc::new(ResponsePipe::default());
+        assert_eq!(pipe.has_room(), Some(true));
+        post(&pipe, STREAM_WINDOW);
+        assert_eq!(pipe.has_room(), Some(false));
         let waiter = {
-            let credit = credit.clone();
-            std::thread::spawn(move || credit.wait_room())
+            let pipe = pipe.clone();
+            std::thread::spawn(move || pipe.wait_room())
         };
-        await_waiters(&credit, 1);
-        assert!(credit.close());
+        await_waiters(&pipe, 1);
+        assert!(pipe.close());
         assert!(!waiter.join().unwrap());
-        assert_eq!(credit.has_room(), None);
+        assert_eq!(pipe.has_room(), None);
+        // What waited is freed, and what comes after is dropped, telling nobody.
+        assert!(pipe.lock().pieces.is_empty());
+        assert!(!pipe.post(Bytes::from_static(b"late")));
+        assert!(pipe.lock().pieces.is_empty());
     }
 }

@@ -29,7 +29,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::{
-    Answer, BodyEnd, Credit, Job, Mailbox, Out, PyRoute, PyStreamRoute, ShardBridge, Taken,
+    Answer, BodyEnd, Job, Mailbox, Out, PyRoute, PyStreamRoute, ResponsePipe, ShardBridge, Taken,
     Watcher, FALLBACK,
 };
 use crate::forwarded::Trusted;
@@ -194,7 +194,7 @@ struct PyRequest {
     site: Arc<Site>,
     responded: AtomicBool,
     /// A streamed response's window, once started.
-    stream: Mutex<Option<Arc<Credit>>>,
+    stream: Mutex<Option<Arc<ResponsePipe>>>,
     /// The streamed body was ended.
     ended: AtomicBool,
     /// A streamed request body read whole (`body`, `text`, `json`).
@@ -331,7 +331,7 @@ impl PyRequest {
         }
     }
 
-    fn credit(&self) -> PyResult<Arc<Credit>> {
+    fn response_pipe(&self) -> PyResult<Arc<ResponsePipe>> {
         if self.ended.load(Ordering::Acquire) {
             return Err(PyRuntimeError::new_err("the streamed response has ended"));
         }
@@ -416,9 +416,11 @@ impl Drop for PyRequest {
             self.outbox.post((self.job.token, Out::BodyTaken));
         }
         // A stream the app did not end is cut short, never left open.
-        let started = self.stream.get_mut().map_or(true, |s| s.is_some());
-        if started && !self.ended.swap(true, Ordering::AcqRel) {
-            self.outbox.post((self.job.token, Out::End { abort: true }));
+        let pipe = self.stream.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(pipe) = pipe {
+            if !self.ended.swap(true, Ordering::AcqRel) && pipe.finish(true) {
+                self.outbox.post((self.job.token, Out::More));
+            }
         }
     }
 }
@@ -882,14 +884,14 @@ impl PyRequest {
         if self.responded.swap(true, Ordering::AcqRel) {
             return Err(PyRuntimeError::new_err("response already sent"));
         }
-        let credit = Arc::new(Credit::default());
-        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(credit.clone());
+        let pipe = Arc::new(ResponsePipe::default());
+        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(pipe.clone());
         self.outbox.post((
             self.job.token,
             Out::Start {
                 answer,
                 len: length,
-                credit,
+                pipe,
             },
         ));
         Ok(())
@@ -900,22 +902,21 @@ impl PyRequest {
     /// nothing. Raises `ClientDisconnected` once the client is gone.
     #[pyo3(signature = (data, block=true))]
     fn send_piece(&self, py: Python<'_>, data: &Bound<'_, PyAny>, block: bool) -> PyResult<bool> {
-        let credit = self.credit()?;
+        let pipe = self.response_pipe()?;
         let data = body_bytes(data)?;
-        let room = match credit.has_room() {
-            Some(false) if block => py.detach(|| credit.wait_room()),
+        let room = match pipe.has_room() {
+            Some(false) if block => py.detach(|| pipe.wait_room()),
             Some(room) => room,
             None => false,
         };
-        if credit.has_room().is_none() {
+        if pipe.has_room().is_none() {
             return Err(ClientDisconnected::new_err("the client is gone"));
         }
         if !room {
             return Ok(false);
         }
-        if !data.is_empty() {
-            credit.take(data.len());
-            self.outbox.post((self.job.token, Out::Piece(data)));
+        if !data.is_empty() && pipe.post(data) {
+            self.outbox.post((self.job.token, Out::More));
         }
         Ok(true)
     }
@@ -926,7 +927,7 @@ impl PyRequest {
     /// (a thread blocked in `send_piece` for the loop would cost a hand-off each way).
     fn watch_room(&self) -> PyResult<bool> {
         Ok(self
-            .credit()?
+            .response_pipe()?
             .watch(Watcher::new(self.job.token, &self.ready)))
     }
 
@@ -940,9 +941,9 @@ impl PyRequest {
     /// without completing it, so the client sees it cut short.
     #[pyo3(signature = (abort=false))]
     fn end_stream(&self, abort: bool) -> PyResult<()> {
-        self.credit()?;
-        if !self.ended.swap(true, Ordering::AcqRel) {
-            self.outbox.post((self.job.token, Out::End { abort }));
+        let pipe = self.response_pipe()?;
+        if !self.ended.swap(true, Ordering::AcqRel) && pipe.finish(abort) {
+            self.outbox.post((self.job.token, Out::More));
         }
         Ok(())
     }
