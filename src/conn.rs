@@ -28,7 +28,7 @@ use bytes::BytesMut;
 
 use crate::body::BodyFeed;
 use crate::handler::Reply;
-use crate::http::encode::BodyEncoder;
+use crate::http::encode::{BodyEncoder, ShortBody};
 use crate::http::file::FileBody;
 use crate::http::ChunkStream;
 use crate::http::ResponseMode;
@@ -496,12 +496,13 @@ impl Connection {
         if let (Some(socket), Pieces::File(file, _)) = (stream.plain(), &body.pieces) {
             return self.send_file(stream, socket, shard, file).await;
         }
+        // The next piece, asked for before a large piece is written (see below).
+        let mut ahead = None;
         loop {
-            let next = match poll_piece(
-                &mut body.pieces,
-                shard,
-                &mut Context::from_waker(std::task::Waker::noop()),
-            ) {
+            let next = match ahead
+                .take()
+                .map_or_else(|| poll_now(&mut body.pieces, shard), Poll::Ready)
+            {
                 Poll::Ready(next) => next,
                 Poll::Pending => {
                     if !self.write.is_empty() {
@@ -535,16 +536,33 @@ impl Connection {
                 // the write buffer first (a file's pieces, say), in one write with what
                 // is buffered before it (its chunk-size line) and its CRLF: one
                 // `sendmsg` per piece, and nothing left to flush alone while the
-                // producer is waited for.
+                // producer is waited for. A body that has ended by now (its producer
+                // is asked, without waiting) ends in that write too: the last chunk
+                // did not go out alone after the last piece.
+                let peeked = poll_now(&mut body.pieces, shard);
+                let ended = matches!(peeked, Poll::Ready(Ok(None)));
+                let end = if ended {
+                    body.framing.end()
+                } else {
+                    ahead = match peeked {
+                        Poll::Ready(next) => Some(next),
+                        Poll::Pending => None,
+                    };
+                    Ok(&[][..])
+                };
                 let write = std::mem::take(&mut self.write);
                 let parts = &mut [
                     IoSlice::new(&write),
                     IoSlice::new(&piece),
                     IoSlice::new(after),
+                    IoSlice::new(end.unwrap_or_default()),
                 ];
                 let written = self.write_parts(stream, shard, parts).await;
                 shard.pool.give(write);
                 written?;
+                if ended {
+                    return body_ended(end);
+                }
             } else {
                 self.write.extend_from_slice(&piece);
                 self.write.extend_from_slice(after);
@@ -554,12 +572,12 @@ impl Connection {
             }
         }
         self.take_write_buffer(shard);
-        let end = body.framing.finish(&mut self.write);
+        let end = body.framing.end();
+        self.write.extend_from_slice(end.unwrap_or_default());
         if !self.write.is_empty() {
             self.flush(stream, shard).await?;
         }
-        // Fewer bytes than announced: the framing is broken, end the connection.
-        end.map_err(|_| io::ErrorKind::UnexpectedEof.into())
+        body_ended(end)
     }
 
     /// Sends a file body after what is already encoded, by the kernel: `sendfile` from
@@ -1013,6 +1031,23 @@ fn held(slot: &Slot) -> usize {
             Reply::Ready(response) => response.body().len(),
             Reply::Pending(_) => PENDING_COST,
         }
+}
+
+/// A body's outcome once its end is written: fewer bytes than announced break the
+/// framing, so the connection ends.
+fn body_ended(end: Result<&[u8], ShortBody>) -> io::Result<()> {
+    end.map(drop)
+        .map_err(|ShortBody| io::ErrorKind::UnexpectedEof.into())
+}
+
+/// The next piece if the producer has it now, without waiting (and without a waker
+/// to call: the caller polls again with its own before it waits).
+fn poll_now(pieces: &mut Pieces, shard: &Shard) -> Poll<io::Result<Option<bytes::Bytes>>> {
+    poll_piece(
+        pieces,
+        shard,
+        &mut Context::from_waker(std::task::Waker::noop()),
+    )
 }
 
 /// Polls a body for its next piece; a panic in a stream's producer ends the

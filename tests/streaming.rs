@@ -107,6 +107,21 @@ fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
             }),
         )
     });
+    // `n` pieces of 64 KiB (piece i all `b'a' + i`), every one ready at once, so the
+    // body has ended by the time its last piece is written; `/ready-short/:n` announces
+    // one byte more than it has.
+    router.get("/ready/:n", |req: Request| {
+        Response::stream("application/octet-stream", ready_pieces(&req).1)
+    });
+    router.get("/ready-short/:n", |req: Request| {
+        let (n, pieces) = ready_pieces(&req);
+        let len = 1 + 64 * 1024 * u64::from(n);
+        Response::new(haywire::StatusCode::OK).with_stream(
+            "application/octet-stream",
+            Some(len),
+            pieces,
+        )
+    });
     // `n` pieces of 64 KiB (piece i all `b'a' + i`), the producer yielding before
     // each, so the connection waits for every one.
     router.get("/pieces/:n", |req: Request| {
@@ -138,6 +153,13 @@ fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
         });
         Response::stream("text/plain", pieces)
     });
+}
+
+/// `:n`, and the `n` pieces of 64 KiB of `/ready/:n`, all ready.
+fn ready_pieces(req: &Request) -> (u8, impl futures_lite::Stream<Item = Bytes>) {
+    let n: u8 = req.param("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let pieces = stream::iter((0..n).map(|i| Bytes::from(vec![b'a' + i; 64 * 1024])));
+    (n, pieces)
 }
 
 fn start() -> RunningServer {
@@ -336,6 +358,48 @@ fn each_large_piece_goes_out_in_one_write_with_its_framing() {
     // size line, the piece from where it is, its CRLF), the last chunk, and the first
     // /stats answer. Sent apart, the three parts of each piece took three writes.
     assert!(written <= 8 + 3, "{written} writes for 8 pieces");
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_body_ended_by_its_last_large_piece_ends_in_that_pieces_write() {
+    let server = start();
+    let addr = server.local_addr();
+    let writes = || stats(addr)["total"]["writes"].as_u64().unwrap();
+    let before = writes();
+    let (reply, mut reader) = exchange(addr, get("/ready/4").as_bytes());
+    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+    let expected: Vec<u8> = (0..4u8).flat_map(|i| [b'a' + i; 64 * 1024]).collect();
+    assert!(
+        read_chunked(&mut reader) == expected,
+        "not the 4 pieces in order"
+    );
+    let written = writes() - before;
+    // One write per piece (the head with the first, the last chunk with the last) and
+    // the first /stats answer. The last chunk went out alone before: 6.
+    assert!(written <= 4 + 1, "{written} writes for 4 pieces");
+    // The body was complete: the connection goes on.
+    reader
+        .get_mut()
+        .write_all(get("/ready/1").as_bytes())
+        .unwrap();
+    assert_eq!(read_reply(&mut reader, false).status, 200);
+    assert!(
+        read_chunked(&mut reader) == [b'a'; 64 * 1024],
+        "not the one piece"
+    );
+    // Ended short of its Content-Length: the pieces, then the connection ends.
+    let mut short = connect(addr);
+    short.write_all(get("/ready-short/2").as_bytes()).unwrap();
+    let all = read_to_close(&mut short);
+    let head = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head_text = String::from_utf8_lossy(&all[..head]);
+    assert!(
+        head_text.contains("Content-Length: 131073\r\n"),
+        "{head_text}"
+    );
+    assert_eq!(all.len() - head, 2 * 64 * 1024);
     server.stop();
     server.join().unwrap();
 }

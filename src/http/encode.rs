@@ -63,15 +63,14 @@ impl BodyEncoder {
         self.left == Some(0)
     }
 
-    /// The body's end: the last chunk into `out`, or `ShortBody` when fewer bytes came
-    /// than announced.
-    pub fn finish(&self, out: &mut BytesMut) -> Result<(), ShortBody> {
-        if self.chunked {
-            out.extend_from_slice(b"0\r\n\r\n");
-        }
+    /// What ends the body after its last piece (the last chunk; nothing under a
+    /// `Content-Length` or to the close), or `ShortBody` when fewer bytes came than
+    /// announced.
+    pub fn end(&self) -> Result<&'static [u8], ShortBody> {
         match self.left {
             Some(left) if left > 0 => Err(ShortBody),
-            _ => Ok(()),
+            _ if self.chunked => Ok(b"0\r\n\r\n"),
+            _ => Ok(b""),
         }
     }
 }
@@ -108,7 +107,7 @@ mod tests {
                 out.extend_from_slice(encoder.after_piece());
             }
         }
-        let end = encoder.finish(&mut out);
+        let end = encoder.end().map(|end| out.extend_from_slice(end));
         (out.to_vec(), end)
     }
 

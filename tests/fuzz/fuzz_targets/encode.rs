@@ -93,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
             framed.extend_from_slice(encoder.after_piece());
         }
     }
-    let end = encoder.finish(&mut framed);
+    let end = encoder.end().map(|end| framed.extend_from_slice(end));
     let given: Vec<u8> = data.split(|&b| b == 0xff).flatten().copied().collect();
     match len {
         Some(len) => {
