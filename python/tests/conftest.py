@@ -151,6 +151,16 @@ def read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
         buf = buf[size + 2:]
 
 
+def wait_file(path: str, timeout: float = 10.0) -> str:
+    """The text of the file at `path` once an app has written it (an app may run after
+    the response it sent is complete: a WSGI iterable's close(), an ASGI task)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) or not open(path).read():
+        assert time.monotonic() < deadline, f"no {path} in time"
+        time.sleep(0.05)
+    return open(path).read()
+
+
 def request(server: Server, method: str, path: str, body: bytes = b"",
             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     """One request on a fresh connection."""

@@ -2,9 +2,8 @@
 
 import json
 import os
-import time
 
-from conftest import read_response, request
+from conftest import read_response, request, wait_file
 
 
 def test_hello(serve):
@@ -66,10 +65,7 @@ def test_disconnect_after_response(serve):
     if os.path.exists(marker):
         os.unlink(marker)
     assert request(server, "POST", "/disconnect", b"x")[2] == b"ok"
-    deadline = time.monotonic() + 5
-    while not os.path.exists(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert open(marker).read() == "http.disconnect"
+    assert wait_file(marker) == "http.disconnect"
 
 
 def test_requests_run_in_tasks_of_the_apps_task_factory(serve):

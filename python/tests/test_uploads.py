@@ -11,19 +11,11 @@ import time
 
 import pytest
 
-from conftest import read_response, request
+from conftest import read_response, request, wait_file
 from test_streaming import rss_kib, worker_pid
 
 APPS = [("wsgi", "wsgi_app:app"), ("asgi", "asgi_app:app")]
 MIB = 1024 * 1024
-
-
-def wait_file(path, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path) or not open(path).read():
-        assert time.monotonic() < deadline, f"no {path} in time"
-        time.sleep(0.05)
-    return open(path).read()
 
 
 @pytest.mark.parametrize("interface, app", APPS)

@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from conftest import read_response, request
+from conftest import read_response, request, wait_file
 
 
 def test_hello_and_headers(serve):
@@ -131,7 +131,7 @@ def test_iterable_streamed_and_closed(serve, tmp_path):
     status, headers, body = request(server, "GET", f"/chunks?{marker}")
     assert (status, body, headers["transfer-encoding"]) == (200, b"abcdef", "chunked")
     path = os.path.join("/tmp", marker)
-    assert open(path).read() == "closed"
+    assert wait_file(path) == "closed"
     os.unlink(path)
 
 
@@ -145,7 +145,7 @@ def test_iterable_over_a_list_sent_whole_and_closed(serve, tmp_path):
     assert (status, body, headers.get("content-length")) == (200, b"abcdef", "6")
     assert "transfer-encoding" not in headers
     path = os.path.join("/tmp", marker)
-    assert open(path).read() == "closed"
+    assert wait_file(path) == "closed"
     os.unlink(path)
     with open(path, "w"):
         pass  # lets /gen finish at once
