@@ -24,6 +24,7 @@ import traceback
 from typing import Any, Callable
 
 from ._haywire import ClientDisconnected
+from .syncthreads import sync_threads
 
 CHUNK = 64 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
@@ -151,6 +152,7 @@ def make_handler(
 ) -> Callable[[Any], None]:
     """The per-request function: starts a task running the app for the request."""
     ready = _Ready(worker, loop)
+    threads = sync_threads()
     base = {
         "type": "http",
         "asgi": _ASGI,
@@ -237,6 +239,7 @@ def make_handler(
             else:
                 raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
+        executor = None if threads is None else await threads.enter()
         try:
             await app(scope, receive, send)
         except ClientDisconnected:
@@ -257,6 +260,8 @@ def make_handler(
         finally:
             if done is not None and not done.done():
                 done.set_result(None)
+            if executor is not None:
+                threads.leave(executor)
 
     tasks: set[asyncio.Task] = set()
 
