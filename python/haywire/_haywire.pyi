@@ -159,6 +159,9 @@ class Worker:
     def start(self) -> int:
         """Starts the shard; returns the bound port (0 on a Unix socket)."""
     @property
+    def shard_thread_id(self) -> int | None:
+        """The shard thread's id once started."""
+    @property
     def stats_dir(self) -> str | None:
         """The private directory the counters are published in, once started."""
     def serve(self, handler: Callable[[Request], object]) -> None:

@@ -95,6 +95,23 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _batch_shard(worker: Worker) -> None:
+    """Makes the shard thread SCHED_BATCH: a readiness (a client's request, the app's
+    answer) then no longer preempts the Python thread on their shared core, and the shard
+    runs when Python waits or its time slice ends, taking everything that came meanwhile
+    in one turn. Preempted per event, it woke about once per request under a Django load,
+    each wake a turn of glommio's reactor (several io_uring_enter calls): 0.9 wake-ups and
+    about 100 us of shard CPU per request, against 0.07 and 35 us as a batch thread. When
+    Python waits, the core is free and the shard runs at once, as before. A policy the
+    operator chose (`chrt`, a service manager's CPUSchedulingPolicy) is kept."""
+    tid = worker.shard_thread_id
+    try:
+        if tid is not None and os.sched_getscheduler(tid) == os.SCHED_OTHER:
+            os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
+    except OSError as e:  # a sandbox refusing it: serve as before
+        logging.getLogger("haywire").debug("shard thread stays SCHED_OTHER: %s", e)
+
+
 def _wait(worker: Worker, wait: Callable[[], Any], exits: list[BaseException]) -> bool:
     """Calls `wait`, where the main thread sleeps and Python runs the app's own signal
     handlers; False when one raised. An `Exception` is shown and the worker serves on,
@@ -239,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             # Cannot bind or start the shard: restarting would not help.
             print(f"haywire: worker {args.index} cannot start: {e}", file=sys.stderr)
             sys.exit(FATAL)
+        _batch_shard(worker)
         cpu = "-" if args.cpu is None else args.cpu
         where = f"port {port}" if listener is None else f"unix {server_name}"
         line = f"haywire: worker {args.index} ready (pid {os.getpid()}, cpu {cpu}, {where})\n"

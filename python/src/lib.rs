@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -995,6 +995,8 @@ struct Worker {
     listener: Mutex<Option<OwnedFd>>,
     /// Stops the server once started (`stop`).
     stop: Mutex<Option<haywire::StopHandle>>,
+    /// The shard thread's id, sent by the shard as it starts (0 before).
+    shard_thread: AtomicI32,
 }
 
 fn io_error(e: std::io::Error) -> PyErr {
@@ -1088,6 +1090,7 @@ impl Worker {
                 .transpose()
                 .map_err(io_error)?,
             used_stats_dir: Mutex::new(None),
+            shard_thread: AtomicI32::new(0),
             stop: Mutex::new(None),
             listener: Mutex::new(listener),
         })
@@ -1136,7 +1139,9 @@ impl Worker {
         let max_in_flight = self.max_in_flight;
         let websocket = self.websocket.as_ref().map(websocket::Channels::mount);
         let body_limit = self.config.limits.max_request_size as u64;
+        let (thread_tx, thread_rx) = std::sync::mpsc::sync_channel(1);
         let server = Server::new(config).routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
+            let _ = thread_tx.try_send(rustix::thread::gettid().as_raw_nonzero().get());
             let bridge = ShardBridge::new(inbox.clone(), max_in_flight);
             if let Some(door) = outbox_door.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 glommio::spawn_local(bridge.clone().serve(outbox.clone(), door)).detach();
@@ -1178,6 +1183,10 @@ impl Worker {
             None => server,
         };
         let running = py.detach(|| server.start()).map_err(io_error)?;
+        // The shard builds its routes as it starts, maybe after `start` has returned.
+        let shard_thread = py.detach(move || thread_rx.recv_timeout(std::time::Duration::from_secs(10)));
+        self.shard_thread
+            .store(shard_thread.unwrap_or(0), Ordering::Release);
         let port = running.local_addr().port();
         stop_on_signals(running.stop_handle()).map_err(io_error)?;
         *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(running.stop_handle());
@@ -1237,6 +1246,13 @@ impl Worker {
         if let Some(stop) = &*self.stop.lock().unwrap_or_else(|p| p.into_inner()) {
             stop.stop();
         }
+    }
+
+    /// The shard thread's id (`None` before `start`), for the worker to set its
+    /// scheduling policy.
+    #[getter]
+    fn shard_thread_id(&self) -> Option<i32> {
+        Some(self.shard_thread.load(Ordering::Acquire)).filter(|&id| id != 0)
     }
 
     /// The directory this worker publishes its counters in (`None` before `start`).

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import APPS, Server, read_response, request
 
 
@@ -118,6 +120,46 @@ def test_rust_routes_answer_while_python_is_busy(serve, tmp_path):
         assert request(server, "GET", "/stats")[0] == 200
         assert time.monotonic() - started < 0.5
         assert read_response(slow)[2] == b"slept"
+
+
+def policies(pid: int) -> dict[int, tuple[str, int]]:
+    """Each thread of `pid`: its name and scheduling policy."""
+    threads = {}
+    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+        with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+            threads[tid] = (comm.read().strip(), os.sched_getscheduler(tid))
+    return threads
+
+
+def as_policy(policy: str) -> list[str] | None:
+    """A `wrap` running the server under `policy` (`chrt -o`: the default one)."""
+    if policy == "-o":
+        if os.sched_getscheduler(0) == os.SCHED_OTHER:
+            return None
+        if os.geteuid() != 0:  # leaving SCHED_IDLE (a run under `chrt -i 0`) needs root
+            pytest.skip("the tests run under another policy, which only root can leave")
+    return ["chrt", policy, "0"]
+
+
+def test_shard_thread_is_a_batch_thread(serve):
+    # Its wake-ups must not preempt the Python thread on their shared core (worker.py's
+    # _batch_shard); the Python thread keeps the default policy.
+    for interface, app in (("wsgi", "wsgi_app:app"), ("asgi", "asgi_app:app")):
+        server = serve(app, interface=interface, workers=2, wrap=as_policy("-o"))
+        for pid in worker_pids(server):
+            threads = policies(pid)
+            batch = [name for name, policy in threads.values() if policy == os.SCHED_BATCH]
+            assert batch == ["haywire-0"], (interface, threads)
+            assert threads[pid][1] == os.SCHED_OTHER
+        assert request(server, "GET", "/hello")[0] == 200
+        server.stop()
+
+
+def test_a_policy_the_operator_chose_is_kept(serve):
+    server = serve("wsgi_app:app", wrap=as_policy("-i"))
+    for pid in worker_pids(server):
+        assert {policy for _, policy in policies(pid).values()} == {os.SCHED_IDLE}
+    assert request(server, "GET", "/hello")[0] == 200
 
 
 def test_sigterm_lets_in_flight_requests_finish(serve):
