@@ -417,7 +417,7 @@ impl BodyPipe {
 /// wait here, so memory per stream stays bounded whatever the app produces and however
 /// slowly the client reads; a waiting app is woken once the connection has taken them
 /// down to [`STREAM_RESUME`] (an app faster than its client sleeps and wakes once per
-/// half window, not once per piece). The shard is told of a piece (an [`Out::More`]
+/// three quarters of a window, not once per piece). The shard is told of a piece (an [`Out::More`]
 /// rings its doorbell) only when its connection found nothing to take and waits: a
 /// connection busy sending takes the next piece from here as it finishes the last,
 /// where a message per piece cost the shard a doorbell read and a reactor round each
@@ -447,8 +447,11 @@ struct ResponseState {
 /// Bytes of a streamed response that may wait between the app and the connection.
 pub const STREAM_WINDOW: usize = 256 * 1024;
 
-/// Where an app blocked on a full window is woken.
-pub const STREAM_RESUME: usize = STREAM_WINDOW / 2;
+/// Where an app blocked on a full window is woken: with a quarter left, so that it posts
+/// three 64 KiB pieces per wake-up (two at half: each wake-up is a futex wait and wake
+/// and, on one core, two context switches), while the connection still has a piece
+/// to send as the app is scheduled.
+pub const STREAM_RESUME: usize = STREAM_WINDOW / 4;
 
 /// What the connection found in a [`ResponsePipe`].
 #[derive(Debug, PartialEq, Eq)]
@@ -1225,9 +1228,11 @@ mod tests {
     }
 
     #[test]
-    fn response_pipe_wakes_a_blocked_waiter_when_half_the_window_is_taken() {
+    fn response_pipe_wakes_a_blocked_waiter_when_three_quarters_are_taken() {
+        // A window of 64 KiB pieces, and a byte more: the app waits.
+        let piece = 64 * 1024;
         let pipe = Arc::new(ResponsePipe::default());
-        for n in [10, 1, STREAM_WINDOW - 1 - STREAM_RESUME, STREAM_RESUME] {
+        for n in [1, piece, piece, piece, piece] {
             post(&pipe, n);
         }
         let (tx, rx) = std::sync::mpsc::channel();
@@ -1236,16 +1241,18 @@ mod tests {
             std::thread::spawn(move || tx.send(pipe.wait_room()).unwrap())
         };
         await_waiters(&pipe, 1);
-        // Still full, then room for less than half a window: the waiter sleeps on.
-        take(&pipe, 10);
+        // Room for a piece, then for two: the waiter sleeps on (it was woken here,
+        // at half, and posted two pieces per wake-up where it now posts three).
         take(&pipe, 1);
+        take(&pipe, piece);
+        take(&pipe, piece);
         let short = std::time::Duration::from_millis(50);
         assert!(
             rx.recv_timeout(short).is_err(),
-            "woken before half was taken"
+            "woken before three quarters were taken"
         );
-        // Down to the resume mark: the waiter is woken and sees the room.
-        take(&pipe, STREAM_WINDOW - 1 - STREAM_RESUME);
+        // One piece left: the waiter is woken and sees the room.
+        take(&pipe, piece);
         let bounded = std::time::Duration::from_secs(5);
         assert_eq!(rx.recv_timeout(bounded), Ok(true));
         waiter.join().unwrap();
