@@ -262,18 +262,22 @@ def make_handler(
                 done.set_result(None)
             if executor is not None:
                 threads.leave(executor)
+            # Let go here, not in a done callback: that would be one more callback
+            # for the loop to schedule and run per request.
+            tasks.pop(request, None)
 
-    tasks: set[asyncio.Task] = set()
+    # The loop keeps only weak references to tasks: each request's is held here until
+    # it ends.
+    tasks: dict[Any, asyncio.Task] = {}
 
     def handle(request: Any) -> None:
         # Named: a task left to name itself formats "Task-<n>", a tenth of its cost
         # (an app's own task factory, if it set one, still makes it).
-        # The loop keeps only weak references to tasks: hold them until done.
         if loop.get_task_factory() is None:
             task = asyncio.Task(run(request), loop=loop, name="haywire-request")
         else:
             task = loop.create_task(run(request))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        if not task.done():  # a factory's task may have run to its end already
+            tasks[request] = task
 
     return handle
