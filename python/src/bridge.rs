@@ -629,7 +629,7 @@ impl<T> Mailbox<T> {
     /// Queues `item` and rings unless a ring is already pending.
     pub fn post(&self, item: T) {
         self.push(item);
-        self.ring();
+        let _ = self.ring();
     }
 
     /// Queues `item` without ringing: the caller rings later (see [`RingLater`]).
@@ -640,13 +640,16 @@ impl<T> Mailbox<T> {
             .push_back(item);
     }
 
-    /// Rings unless a ring is already pending.
-    fn ring(&self) {
-        if !self.rung.swap(true, Ordering::AcqRel) {
+    /// Rings unless a ring is already pending; returns whether it rang (the reader
+    /// has drained since the last ring, so it may be waiting for this one).
+    fn ring(&self) -> bool {
+        let ring = !self.rung.swap(true, Ordering::AcqRel);
+        if ring {
             // A full socket buffer means unread rings are pending; an error means the
             // reader is gone. Either way there is nothing more to do.
             let _ = (&self.bell).write(&[1]);
         }
+        ring
     }
 
     /// Takes everything queued. Clears the ring first: a post racing with this either
@@ -674,7 +677,7 @@ impl<T> Mailbox<T> {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.rung.store(false, Ordering::Release);
-        self.ring();
+        let _ = self.ring();
     }
 
     /// Whether [`Mailbox::close`] was called.
@@ -730,7 +733,15 @@ impl<T> RingLater<T> {
                 }
             })
             .await;
-            self.mailbox.ring();
+            if self.mailbox.ring() {
+                // The Python thread may have been woken, on this core: let it run now,
+                // while the shard is still awake. It answers before the shard's next
+                // turn, which finds the answer without parking. Without the yield the
+                // shard ran on into glommio's sleep (5 io_uring_enter calls) and was
+                // woken again by the answer: one sequential client cost 1.8 sleeps
+                // and 17 io_uring_enter per request, 1.0 and 12.8 with it.
+                rustix::thread::sched_yield();
+            }
         }
     }
 }
@@ -1124,6 +1135,10 @@ mod tests {
             futures_lite::future::yield_now().await;
             assert_eq!(rings(&door), 1);
             assert_eq!(mailbox.drain(), [3]);
+            // A ring says whether it rang: only the first after a drain does.
+            assert!(mailbox.ring());
+            assert!(!mailbox.ring());
+            assert_eq!(rings(&door), 1);
         });
     }
 
