@@ -46,6 +46,9 @@ const OUTPUT_CAP: usize = 64 * 1024;
 /// Bodies and streamed pieces at least this large are written from where they are,
 /// not copied into the write buffer.
 const DIRECT_PIECE: usize = 16 * 1024;
+/// Most bytes of large streamed pieces that are ready together gathered into one write
+/// (the Python package's stream window: what a fast app has ready at once).
+const GATHER: usize = 256 * 1024;
 /// What a response's head counts for before it is encoded.
 const HEAD_COST: usize = 256;
 /// What a response still being made counts for: its size is known only once its
@@ -483,7 +486,8 @@ impl Connection {
     }
 
     /// Sends a streamed or large body after what is already encoded. The next piece is asked for
-    /// only once the buffer is below `OUTPUT_CAP` or written, so memory stays bounded
+    /// only once the buffer is below `OUTPUT_CAP` or written (large pieces ready
+    /// together are taken up to `GATHER`), so memory stays bounded
     /// and a client that does not read stalls only this stream, until `timeouts.write`
     /// closes the connection. Waiting for the producer has no deadline (server-sent
     /// events may be quiet for long); pieces already buffered are written meanwhile.
@@ -534,30 +538,58 @@ impl Connection {
             if piece.len() >= DIRECT_PIECE {
                 // A large piece goes to the socket from where it is, not copied into
                 // the write buffer first (a file's pieces, say), in one write with what
-                // is buffered before it (its chunk-size line) and its CRLF: one
-                // `sendmsg` per piece, and nothing left to flush alone while the
-                // producer is waited for. A body that has ended by now (its producer
-                // is asked, without waiting) ends in that write too: the last chunk
-                // did not go out alone after the last piece.
-                let peeked = poll_now(&mut body.pieces, shard);
-                let ended = matches!(peeked, Poll::Ready(Ok(None)));
-                let end = if ended {
-                    body.framing.end()
-                } else {
-                    ahead = match peeked {
-                        Poll::Ready(next) => Some(next),
-                        Poll::Pending => None,
-                    };
-                    Ok(&[][..])
-                };
+                // is buffered before it (its chunk-size line) and its CRLF, and with
+                // the large pieces the stream has ready after it (up to `GATHER`), each
+                // with its framing: one `sendmsg` for what is ready, and nothing left
+                // to flush alone while the producer is waited for. The stream is asked
+                // without waiting, so no piece waits for a later one; a body that has
+                // ended by then ends in that write too (the last chunk went out alone
+                // after the last piece), and a piece it has that is not taken here is
+                // kept for the next turn.
+                let mut pieces = vec![piece];
+                let mut total = pieces[0].len();
+                // The chunk-size lines of the pieces after the first, and where each ends.
+                let mut lines = BytesMut::new();
+                let mut line_ends = Vec::new();
+                let mut end = Ok(&[][..]);
+                let mut ended = false;
+                loop {
+                    let gather = total < GATHER && !body.framing.complete();
+                    match poll_now(&mut body.pieces, shard) {
+                        Poll::Ready(Ok(Some(next))) if gather && next.len() >= DIRECT_PIECE => {
+                            if let Some(next) = body.framing.begin_piece(next, &mut lines) {
+                                line_ends.push(lines.len());
+                                total += next.len();
+                                pieces.push(next);
+                            }
+                        }
+                        Poll::Ready(Ok(None)) => {
+                            ended = true;
+                            end = body.framing.end();
+                            break;
+                        }
+                        Poll::Ready(next) => {
+                            ahead = Some(next);
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
                 let write = std::mem::take(&mut self.write);
-                let parts = &mut [
-                    IoSlice::new(&write),
-                    IoSlice::new(&piece),
-                    IoSlice::new(after),
-                    IoSlice::new(end.unwrap_or_default()),
-                ];
-                let written = self.write_parts(stream, shard, parts).await;
+                let mut parts = Vec::with_capacity(3 * pieces.len() + 1);
+                parts.push(IoSlice::new(&write));
+                let mut line_start = 0;
+                for (i, piece) in pieces.iter().enumerate() {
+                    if i > 0 {
+                        parts.push(IoSlice::new(&lines[line_start..line_ends[i - 1]]));
+                        line_start = line_ends[i - 1];
+                    }
+                    parts.push(IoSlice::new(piece));
+                    parts.push(IoSlice::new(after));
+                }
+                parts.push(IoSlice::new(end.unwrap_or_default()));
+                let written = self.write_parts(stream, shard, &mut parts).await;
+                drop(parts);
                 shard.pool.give(write);
                 written?;
                 if ended {
