@@ -161,6 +161,16 @@ def make_handler(
         "client": None,
         "server": server,
         "extensions": {"http.response.pathsend": {}},
+        # Every request's own keys, set for each (`asgi_scope`, then state): a copy of
+        # `base` then has room for them, and setting one replaces a value instead of
+        # adding a key (no table growth per request).
+        "http_version": "1.1",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [],
+        "state": None,
     }
 
     async def run(request: Any) -> None:
