@@ -249,7 +249,7 @@ def make_handler(
             else:
                 raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
-        executor = None if threads is None else await threads.enter()
+        entered = None if threads is None else await threads.enter()
         try:
             await app(scope, receive, send)
         except ClientDisconnected:
@@ -270,8 +270,8 @@ def make_handler(
         finally:
             if done is not None and not done.done():
                 done.set_result(None)
-            if executor is not None:
-                threads.leave(executor)
+            if entered is not None:
+                threads.leave(entered)
             # Let go here, not in a done callback: that would be one more callback
             # for the loop to schedule and run per request.
             tasks.pop(request, None)

@@ -3,6 +3,7 @@
 views."""
 
 import asyncio
+import gc
 import threading
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -17,7 +18,7 @@ def thread_name() -> str:
 
 
 async def leftover() -> None:
-    await asyncio.sleep(0.05)  # after the response
+    await asyncio.sleep(2)  # well after the response
     try:
         left.append(await sync_to_async(thread_name)())
     except RuntimeError as e:
@@ -30,17 +31,20 @@ async def app(scope, receive, send):
     async with ThreadSensitiveContext():
         path = scope["path"]
         if path == "/thread":
+            # asgiref's context refers to itself (through its contextvar token): the
+            # garbage collector frees it, as it soon does in an app that allocates more.
+            gc.collect()
             body = await sync_to_async(thread_name)()
         elif path == "/wait":  # waits in its sync thread for /set, made in another's
             body = str(await sync_to_async(gate.wait)(10))
         elif path == "/set":
             await sync_to_async(gate.set)()
             body = "set"
-        elif path == "/leave":
+        elif path == "/leave":  # answers its thread's name, leaves a task running
             task = asyncio.create_task(leftover())
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            body = "left"
+            body = await sync_to_async(thread_name)()
         else:
             body = ",".join(left)
     await send({"type": "http.response.start", "status": 200, "headers": []})
