@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -338,13 +339,13 @@ fn the_stream_is_sent_over_many_writes_when_large() {
     server.join().unwrap();
 }
 
-#[test]
-fn each_large_piece_goes_out_in_one_write_with_its_framing() {
-    let server = start();
-    let addr = server.local_addr();
+/// GETs `path` (8 chunked pieces of 64 KiB: `a`s, `b`s, ...), checks the body, and
+/// returns the writes the server made meanwhile (the first /stats answer included) and
+/// the connection.
+fn writes_for_eight_pieces(addr: SocketAddr, path: &str) -> (u64, BufReader<TcpStream>) {
     let writes = || stats(addr)["total"]["writes"].as_u64().unwrap();
     let before = writes();
-    let (reply, mut reader) = exchange(addr, get("/pieces/8").as_bytes());
+    let (reply, mut reader) = exchange(addr, get(path).as_bytes());
     assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
     let body = read_chunked(&mut reader);
     let expected: Vec<u8> = (0..8u8).flat_map(|i| [b'a' + i; 64 * 1024]).collect();
@@ -353,7 +354,13 @@ fn each_large_piece_goes_out_in_one_write_with_its_framing() {
         "{} bytes, not the 8 pieces in order",
         body.len()
     );
-    let written = writes() - before;
+    (writes() - before, reader)
+}
+
+#[test]
+fn each_large_piece_goes_out_in_one_write_with_its_framing() {
+    let server = start();
+    let (written, _) = writes_for_eight_pieces(server.local_addr(), "/pieces/8");
     // The head (out alone while the first piece is made), one write per piece (its
     // size line, the piece from where it is, its CRLF), the last chunk, and the first
     // /stats answer. Sent apart, the three parts of each piece took three writes.
@@ -366,16 +373,7 @@ fn each_large_piece_goes_out_in_one_write_with_its_framing() {
 fn large_pieces_ready_together_go_out_in_one_write_with_the_end() {
     let server = start();
     let addr = server.local_addr();
-    let writes = || stats(addr)["total"]["writes"].as_u64().unwrap();
-    let before = writes();
-    let (reply, mut reader) = exchange(addr, get("/ready/8").as_bytes());
-    assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
-    let expected: Vec<u8> = (0..8u8).flat_map(|i| [b'a' + i; 64 * 1024]).collect();
-    assert!(
-        read_chunked(&mut reader) == expected,
-        "not the 8 pieces in order"
-    );
-    let written = writes() - before;
+    let (written, mut reader) = writes_for_eight_pieces(addr, "/ready/8");
     // 256 KiB of ready pieces per write, each with its framing (the head with the
     // first, the last chunk with the last), and the first /stats answer: 3. A write
     // per piece made 9, and 10 with the last chunk alone.
