@@ -204,37 +204,16 @@ pub enum BodyEnd {
     TooLarge,
 }
 
-/// An event loop waiting for a request (its body's next bytes, or room in its
-/// response's window): the token to post, and the worker's ready mailbox, whose
-/// doorbell the loop watches. No thread waits: a thread per wait (an executor) costs
-/// a hand-off each way and futex calls per piece.
-pub struct Watcher {
-    token: u64,
-    ready: Arc<Mailbox<u64>>,
-}
-
-impl Watcher {
-    /// Watches for `token`, to be posted to `ready`.
-    pub fn new(token: u64, ready: &Arc<Mailbox<u64>>) -> Watcher {
-        Watcher {
-            token,
-            ready: ready.clone(),
-        }
-    }
-
-    /// Tells the loop (call it after unlocking what it watched).
-    fn ring(self) {
-        self.ready.post(self.token);
-    }
-}
-
 /// Who waits on one side of a request (its body's next bytes, or room for its
 /// response): threads blocked on a condvar, counted because only they need a notify
-/// (a futex wake per piece for nobody is a syscall per piece), and an event loop.
+/// (a futex wake per piece for nobody is a syscall per piece), and an event loop,
+/// by the request's token, which the shard posts to the worker's ready mailbox. No
+/// thread waits for the loop (a thread per wait, an executor, costs a hand-off each
+/// way and futex calls per piece).
 #[derive(Default)]
 struct Waiters {
     threads: usize,
-    watcher: Option<Watcher>,
+    watcher: Option<u64>,
 }
 
 impl Waiters {
@@ -252,18 +231,19 @@ impl Waiters {
 #[derive(Default)]
 struct Wake {
     threads: bool,
-    watcher: Option<Watcher>,
+    watcher: Option<u64>,
 }
 
 impl Wake {
-    /// Notifies `condvar` if threads wait on it and rings the watching loop; returns
+    /// Notifies `condvar` if threads wait on it and posts the watching loop's token to
+    /// `ready`, which rings once the shard's round ends (see [`RingLater`]); returns
     /// whether threads were notified.
-    fn send(self, condvar: &Condvar) -> bool {
+    fn send(self, condvar: &Condvar, ready: &RingLater<u64>) -> bool {
         if self.threads {
             condvar.notify_all();
         }
-        if let Some(watcher) = self.watcher {
-            watcher.ring();
+        if let Some(token) = self.watcher {
+            ready.post(token);
         }
         self.threads
     }
@@ -338,7 +318,7 @@ impl BodyPipe {
     /// Adds a piece for the app; with `last`, ends the body under the same lock, so
     /// the app that takes the piece already sees the body complete (an ASGI app then
     /// gets one `http.request` with `more_body: False`, not an empty one after it).
-    fn push(&self, piece: Bytes, last: bool) {
+    fn push(&self, piece: Bytes, last: bool, ready: &RingLater<u64>) {
         let mut state = self.lock();
         state.queued += piece.len();
         state.pieces.push_back(piece);
@@ -347,26 +327,27 @@ impl BodyPipe {
         }
         let wake = state.waiting.wake();
         drop(state);
-        wake.send(&self.ready);
+        wake.send(&self.ready, ready);
     }
 
     /// Ends the body.
-    fn end(&self, end: BodyEnd) {
+    fn end(&self, end: BodyEnd, ready: &RingLater<u64>) {
         let mut state = self.lock();
         state.end.get_or_insert(end);
         let wake = state.waiting.wake();
         drop(state);
-        wake.send(&self.ready);
+        wake.send(&self.ready, ready);
     }
 
     /// For an event loop, which must not block: with nothing to take, arranges for
-    /// `watcher` to be told once a piece or the end arrives, and returns true; false
-    /// (nothing will be told) when [`BodyPipe::take`] has something now.
-    pub fn watch(&self, watcher: Watcher) -> bool {
+    /// `token` to be posted to the worker's ready mailbox once a piece or the end
+    /// arrives, and returns true; false (nothing will be posted) when
+    /// [`BodyPipe::take`] has something now.
+    pub fn watch(&self, token: u64) -> bool {
         let mut state = self.lock();
         let empty = state.pieces.is_empty() && state.end.is_none();
         if empty {
-            state.waiting.watcher = Some(watcher);
+            state.waiting.watcher = Some(token);
         }
         empty
     }
@@ -491,14 +472,14 @@ impl ResponsePipe {
     }
 
     /// For an event loop, which must not block: with the window full, arranges for
-    /// `watcher` to be told once it has drained to [`STREAM_RESUME`] or the
-    /// connection is gone, and returns true; false (nothing will be told) when there
-    /// is room now or the connection is gone.
-    pub fn watch(&self, watcher: Watcher) -> bool {
+    /// `token` to be posted to the worker's ready mailbox once it has drained to
+    /// [`STREAM_RESUME`] or the connection is gone, and returns true; false (nothing
+    /// will be posted) when there is room now or the connection is gone.
+    pub fn watch(&self, token: u64) -> bool {
         let mut state = self.lock();
         let full = !state.closed && state.queued >= STREAM_WINDOW;
         if full {
-            state.waiting.watcher = Some(watcher);
+            state.waiting.watcher = Some(token);
         }
         full
     }
@@ -526,7 +507,7 @@ impl ResponsePipe {
     /// [`STREAM_RESUME`] wakes the app's waiters: a waiter blocks only above it, and
     /// sees the room whatever later takes do. The notify comes after the unlock, so
     /// the woken thread does not block at once on the lock held here.
-    fn next(&self) -> Found {
+    fn next(&self, ready: &RingLater<u64>) -> Found {
         let mut state = self.lock();
         let Some(piece) = state.pieces.pop_front() else {
             return match state.end {
@@ -545,13 +526,13 @@ impl ResponsePipe {
             Wake::default()
         };
         drop(state);
-        wake.send(&self.room);
+        wake.send(&self.room, ready);
         Found::Piece(piece)
     }
 
     /// The connection is gone: drops what waits and wakes the waiters (returns whether
     /// there were any; a stream that ends with nobody waiting costs no futex wake).
-    fn close(&self) -> bool {
+    fn close(&self, ready: &RingLater<u64>) -> bool {
         let mut state = self.lock();
         state.closed = true;
         state.shard_waiting = false;
@@ -559,7 +540,7 @@ impl ResponsePipe {
         state.pieces.clear();
         let wake = state.waiting.wake();
         drop(state);
-        wake.send(&self.room)
+        wake.send(&self.room, ready)
     }
 }
 
@@ -572,13 +553,15 @@ struct PipeStream {
     token: u64,
     pipe: Arc<ResponsePipe>,
     wakers: StreamWakers,
+    /// The worker's ready mailbox, for an event loop waiting for room.
+    ready: Rc<RingLater<u64>>,
 }
 
 impl futures_lite::Stream for PipeStream {
     type Item = Bytes;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        match self.pipe.next() {
+        match self.pipe.next(&self.ready) {
             Found::Piece(piece) => Poll::Ready(Some(piece)),
             Found::End(false) => Poll::Ready(None),
             // The body is cut short: a stream cannot report an error, but the
@@ -599,7 +582,7 @@ impl futures_lite::Stream for PipeStream {
 impl Drop for PipeStream {
     fn drop(&mut self) {
         self.wakers.borrow_mut().remove(&self.token);
-        self.pipe.close();
+        self.pipe.close(&self.ready);
     }
 }
 
@@ -688,7 +671,8 @@ impl<T> Mailbox<T> {
 
 /// A shard's posts to a mailbox, rung once per round of the shard's scheduler rather
 /// than once per item: the requests of every connection that became readable together
-/// reach the Python thread with one wake-up. A ring per request woke the Python thread
+/// (or the tokens of every stream that drained together) reach the Python thread with
+/// one wake-up. A ring per request woke the Python thread
 /// (on the same core) as soon as the first was posted, so it took one or two requests
 /// per wake-up and every wake-up cost two context switches and a doorbell read.
 pub struct RingLater<T> {
@@ -803,6 +787,11 @@ struct Slot {
 /// The shard's half of the bridge: slots waiting for Python, and the in-flight cap.
 pub struct ShardBridge {
     inbox: Rc<RingLater<Job>>,
+    /// The worker's ready mailbox: the tokens of requests whose event loop waits for
+    /// body bytes or response room, rung once per round like the inbox, so that an
+    /// ASGI loop resumes every stream that drained in a round with one wake-up (a ring
+    /// per token woke it, on the same core, for each one).
+    ready: Rc<RingLater<u64>>,
     pending: RefCell<HashMap<u64, Rc<Slot>>>,
     /// Streamed responses whose connection waits for the next piece.
     streams: StreamWakers,
@@ -814,13 +803,21 @@ pub struct ShardBridge {
 }
 
 impl ShardBridge {
-    /// A bridge that sends jobs to `inbox` with at most `max_in_flight` unanswered;
-    /// spawns the task that rings `inbox` (see [`RingLater`]) on the current shard.
-    pub fn new(inbox: Arc<Mailbox<Job>>, max_in_flight: usize) -> Rc<ShardBridge> {
+    /// A bridge that sends jobs to `inbox` with at most `max_in_flight` unanswered,
+    /// and watching event loops' tokens to `ready`; spawns the tasks that ring them
+    /// (see [`RingLater`]) on the current shard.
+    pub fn new(
+        inbox: Arc<Mailbox<Job>>,
+        ready: Arc<Mailbox<u64>>,
+        max_in_flight: usize,
+    ) -> Rc<ShardBridge> {
         let inbox = RingLater::new(inbox);
         glommio::spawn_local(inbox.clone().run()).detach();
+        let ready = RingLater::new(ready);
+        glommio::spawn_local(ready.clone().run()).detach();
         Rc::new(ShardBridge {
             inbox,
+            ready,
             pending: RefCell::default(),
             streams: StreamWakers::default(),
             body_wakers: RefCell::default(),
@@ -850,6 +847,7 @@ impl ShardBridge {
                     token,
                     pipe,
                     wakers: self.streams.clone(),
+                    ready: self.ready.clone(),
                 };
                 answer.into_streamed(len, stream)
             }
@@ -940,16 +938,16 @@ impl ShardBridge {
                 return;
             }
             match body.chunk().await {
-                None => return pipe.end(BodyEnd::Complete),
+                None => return pipe.end(BodyEnd::Complete, &self.ready),
                 Some(Ok(piece)) => {
                     total += piece.len() as u64;
                     if total > limit {
-                        pipe.end(BodyEnd::TooLarge);
+                        pipe.end(BodyEnd::TooLarge, &self.ready);
                         return self.answer_early(token, too_large());
                     }
-                    pipe.push(piece, body.ended());
+                    pipe.push(piece, body.ended(), &self.ready);
                 }
-                Some(Err(_)) => return pipe.end(BodyEnd::Gone),
+                Some(Err(_)) => return pipe.end(BodyEnd::Gone, &self.ready),
             }
         }
     }
@@ -1107,6 +1105,11 @@ mod tests {
         }
     }
 
+    /// A ready mailbox for pipes whose tests have no event loop watching.
+    fn unrung() -> Rc<RingLater<u64>> {
+        RingLater::new(Mailbox::new().unwrap().0)
+    }
+
     #[test]
     fn ring_later_rings_once_after_the_runnable_tasks_have_posted() {
         let (mailbox, door) = Mailbox::<u32>::new().unwrap();
@@ -1144,9 +1147,10 @@ mod tests {
 
     #[test]
     fn body_pipe_splits_pieces_and_tells_a_waiting_shard_once() {
+        let ready = unrung();
         let pipe = BodyPipe::new(Some(10));
         assert_eq!(pipe.take(4), Taken::Empty);
-        pipe.push(Bytes::from(vec![7; BODY_WINDOW]), false);
+        pipe.push(Bytes::from(vec![7; BODY_WINDOW]), false, &ready);
         // Full: the shard waits, and the next take says to wake it (once).
         assert_eq!(pipe.room(), Some(false));
         assert_eq!(pipe.take(4), Taken::Piece(Bytes::from(vec![7; 4]), true));
@@ -1156,13 +1160,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!pipe.complete());
-        pipe.end(BodyEnd::Complete);
+        pipe.end(BodyEnd::Complete, &ready);
         assert!(pipe.complete());
         assert_eq!(pipe.take(4), Taken::End(BodyEnd::Complete));
         // The first end stands.
-        pipe.end(BodyEnd::Gone);
+        pipe.end(BodyEnd::Gone, &ready);
         assert_eq!(pipe.take(4), Taken::End(BodyEnd::Complete));
-        pipe.push(Bytes::from(vec![0; BODY_WINDOW]), false);
+        pipe.push(Bytes::from(vec![0; BODY_WINDOW]), false, &ready);
         assert_eq!(pipe.room(), Some(false));
         assert!(pipe.leave());
         assert_eq!(pipe.room(), None);
@@ -1171,30 +1175,31 @@ mod tests {
     #[test]
     fn body_pipe_tells_a_watching_loop_once_when_a_piece_or_the_end_arrives() {
         let (ready, _door) = Mailbox::<u64>::new().unwrap();
+        let later = RingLater::new(ready.clone());
         let pipe = BodyPipe::new(None);
-        assert!(pipe.watch(Watcher::new(3, &ready)));
+        assert!(pipe.watch(3));
         assert!(ready.drain().is_empty());
-        pipe.push(Bytes::from_static(b"abc"), false);
+        pipe.push(Bytes::from_static(b"abc"), false, &later);
         assert_eq!(ready.drain(), [3]);
         // Told once: the next piece tells nobody, and with bytes there is nothing to
         // watch for.
-        pipe.push(Bytes::from_static(b"def"), false);
+        pipe.push(Bytes::from_static(b"def"), false, &later);
         assert!(ready.drain().is_empty());
-        assert!(!pipe.watch(Watcher::new(3, &ready)));
+        assert!(!pipe.watch(3));
         assert!(matches!(pipe.take(usize::MAX), Taken::Piece(..)));
         assert!(matches!(pipe.take(usize::MAX), Taken::Piece(..)));
         // Empty again: the end (the client left) tells the loop too.
-        assert!(pipe.watch(Watcher::new(4, &ready)));
-        pipe.end(BodyEnd::Gone);
+        assert!(pipe.watch(4));
+        pipe.end(BodyEnd::Gone, &later);
         assert_eq!(ready.drain(), [4]);
-        assert!(!pipe.watch(Watcher::new(4, &ready)));
+        assert!(!pipe.watch(4));
         assert_eq!(pipe.take(1), Taken::End(BodyEnd::Gone));
     }
 
     #[test]
     fn body_pipe_last_piece_ends_the_body_with_it() {
         let pipe = BodyPipe::new(Some(1));
-        pipe.push(Bytes::from_static(b"x"), true);
+        pipe.push(Bytes::from_static(b"x"), true, &unrung());
         assert!(!pipe.complete(), "the piece is still to be taken");
         assert_eq!(pipe.take(64), Taken::Piece(Bytes::from_static(b"x"), false));
         // Complete as soon as the piece is taken: no moment where the app sees the
@@ -1215,7 +1220,7 @@ mod tests {
             assert!(started.elapsed().as_secs() < 5, "the reader never waited");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        pipe.push(Bytes::from_static(b"x"), false);
+        pipe.push(Bytes::from_static(b"x"), false, &unrung());
         reader.join().unwrap();
         assert_eq!(pipe.lock().waiting.threads, 0);
     }
@@ -1236,7 +1241,7 @@ mod tests {
 
     /// Takes the next piece, which must be `n` bytes.
     fn take(pipe: &ResponsePipe, n: usize) {
-        match pipe.next() {
+        match pipe.next(&unrung()) {
             Found::Piece(piece) => assert_eq!(piece.len(), n),
             other => panic!("{other:?}"),
         }
@@ -1276,63 +1281,109 @@ mod tests {
 
     #[test]
     fn response_pipe_tells_the_shard_only_when_its_connection_waits() {
+        let ready = unrung();
         let pipe = ResponsePipe::default();
         // Pieces posted before the connection looks, or while it is busy sending, are
         // taken as it gets to them: no message to the shard for any of them.
         assert!(!pipe.post(Bytes::from_static(b"a")));
         assert!(!pipe.post(Bytes::from_static(b"b")));
-        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"a")));
+        assert_eq!(pipe.next(&ready), Found::Piece(Bytes::from_static(b"a")));
         assert!(!pipe.post(Bytes::from_static(b"c")));
-        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"b")));
-        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"c")));
+        assert_eq!(pipe.next(&ready), Found::Piece(Bytes::from_static(b"b")));
+        assert_eq!(pipe.next(&ready), Found::Piece(Bytes::from_static(b"c")));
         // Found empty: the connection waits, and the next piece tells the shard, once.
-        assert_eq!(pipe.next(), Found::Empty);
+        assert_eq!(pipe.next(&ready), Found::Empty);
         assert!(pipe.post(Bytes::from_static(b"d")));
         assert!(!pipe.post(Bytes::from_static(b"e")));
         // The end behind pieces comes after them, and tells only a waiting connection.
         assert!(!pipe.finish(false));
-        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"d")));
-        assert_eq!(pipe.next(), Found::Piece(Bytes::from_static(b"e")));
-        assert_eq!(pipe.next(), Found::End(false));
+        assert_eq!(pipe.next(&ready), Found::Piece(Bytes::from_static(b"d")));
+        assert_eq!(pipe.next(&ready), Found::Piece(Bytes::from_static(b"e")));
+        assert_eq!(pipe.next(&ready), Found::End(false));
         let pipe = ResponsePipe::default();
-        assert_eq!(pipe.next(), Found::Empty);
+        assert_eq!(pipe.next(&ready), Found::Empty);
         assert!(pipe.finish(true));
         // The first end stands.
         assert!(!pipe.finish(false));
-        assert_eq!(pipe.next(), Found::End(true));
+        assert_eq!(pipe.next(&ready), Found::End(true));
     }
 
     #[test]
     fn response_pipe_posts_a_watching_loops_token_at_the_resume_mark_or_the_close() {
         let (room, _door) = Mailbox::<u64>::new().unwrap();
+        let later = RingLater::new(room.clone());
         let pipe = ResponsePipe::default();
         // Room now: nothing to watch for.
-        assert!(!pipe.watch(Watcher::new(7, &room)));
+        assert!(!pipe.watch(7));
         for n in [STREAM_WINDOW - STREAM_RESUME - 1, 1, 1, STREAM_RESUME - 1] {
             post(&pipe, n);
         }
-        assert!(pipe.watch(Watcher::new(7, &room)));
-        take(&pipe, STREAM_WINDOW - STREAM_RESUME - 1);
+        assert!(pipe.watch(7));
+        let take = |n| match pipe.next(&later) {
+            Found::Piece(piece) => assert_eq!(piece.len(), n),
+            other => panic!("{other:?}"),
+        };
+        take(STREAM_WINDOW - STREAM_RESUME - 1);
         assert!(room.drain().is_empty(), "posted above the resume mark");
-        take(&pipe, 1);
+        take(1);
         assert_eq!(room.drain(), [7]);
         // Posted once: later takes and the close post nothing more.
-        take(&pipe, 1);
-        assert!(!pipe.close());
+        take(1);
+        assert!(!pipe.close(&later));
         assert!(room.drain().is_empty());
         // A watcher whose connection goes is told too.
         let pipe = ResponsePipe::default();
         post(&pipe, STREAM_WINDOW);
-        assert!(pipe.watch(Watcher::new(8, &room)));
-        pipe.close();
+        assert!(pipe.watch(8));
+        pipe.close(&later);
         assert_eq!(room.drain(), [8]);
-        assert!(!pipe.watch(Watcher::new(8, &room)));
+        assert!(!pipe.watch(8));
+    }
+
+    #[test]
+    fn streams_drained_in_one_round_ring_the_watching_loop_once() {
+        let (ready, door) = Mailbox::<u64>::new().unwrap();
+        let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
+        executor.run(async move {
+            let later = RingLater::new(ready.clone());
+            glommio::spawn_local(later.clone().run()).detach();
+            futures_lite::future::yield_now().await;
+            // Three streams whose event loop waits for room; their connections, woken
+            // together, each send down to the resume mark.
+            let pipes: Vec<_> = (0..3)
+                .map(|token| {
+                    let pipe = Arc::new(ResponsePipe::default());
+                    post(&pipe, STREAM_WINDOW - STREAM_RESUME);
+                    post(&pipe, STREAM_RESUME);
+                    assert!(pipe.watch(token));
+                    pipe
+                })
+                .collect();
+            let senders: Vec<_> = pipes
+                .iter()
+                .map(|pipe| {
+                    let (pipe, later) = (pipe.clone(), later.clone());
+                    glommio::spawn_local(async move {
+                        assert!(matches!(pipe.next(&later), Found::Piece(_)));
+                    })
+                })
+                .collect();
+            for sender in senders {
+                sender.await;
+            }
+            // One ring for the three, after the round: the loop resumes them together
+            // (a ring per token woke it, on the same core, for each).
+            assert_eq!(rings(&door), 0, "rung before the round ended");
+            futures_lite::future::yield_now().await;
+            assert_eq!(rings(&door), 1);
+            assert_eq!(ready.drain(), [0, 1, 2]);
+        });
     }
 
     #[test]
     fn response_pipe_bounds_the_window_and_frees_waiters_and_pieces_on_close() {
         // Nobody waits: closing notifies nobody.
-        assert!(!ResponsePipe::default().close());
+        assert!(!ResponsePipe::default().close(&unrung()));
         let pipe = Arc::new(ResponsePipe::default());
         assert_eq!(pipe.has_room(), Some(true));
         post(&pipe, STREAM_WINDOW);
@@ -1342,7 +1393,7 @@ mod tests {
             std::thread::spawn(move || pipe.wait_room())
         };
         await_waiters(&pipe, 1);
-        assert!(pipe.close());
+        assert!(pipe.close(&unrung()));
         assert!(!waiter.join().unwrap());
         assert_eq!(pipe.has_room(), None);
         // What waited is freed, and what comes after is dropped, telling nobody.

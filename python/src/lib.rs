@@ -30,7 +30,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::bridge::{
     Answer, BodyEnd, Job, Mailbox, Out, PyRoute, PyStreamRoute, ResponsePipe, ShardBridge, Taken,
-    Watcher, FALLBACK,
+    FALLBACK,
 };
 use crate::forwarded::Trusted;
 use crate::stats::StatsDir;
@@ -189,8 +189,6 @@ fn check_config(
 struct PyRequest {
     job: Job,
     outbox: Arc<Mailbox<(u64, Out)>>,
-    /// Where an event loop watching this request is told (`watch_body`, `watch_room`).
-    ready: Arc<Mailbox<u64>>,
     site: Arc<Site>,
     responded: AtomicBool,
     /// A streamed response's window, once started.
@@ -587,7 +585,7 @@ impl PyRequest {
         self.job
             .stream
             .as_ref()
-            .is_some_and(|pipe| pipe.watch(Watcher::new(self.job.token, &self.ready)))
+            .is_some_and(|pipe| pipe.watch(self.job.token))
     }
 
     /// Whether the whole body has been read (`read_body` has nothing more).
@@ -926,9 +924,7 @@ impl PyRequest {
     /// client is gone; False when `send_piece` may be tried at once. No thread waits
     /// (a thread blocked in `send_piece` for the loop would cost a hand-off each way).
     fn watch_room(&self) -> PyResult<bool> {
-        Ok(self
-            .response_pipe()?
-            .watch(Watcher::new(self.job.token, &self.ready)))
+        Ok(self.response_pipe()?.watch(self.job.token))
     }
 
     /// This request's number on its worker, as `take_ready` gives it.
@@ -1132,6 +1128,7 @@ impl Worker {
         // is the supervisor's to remove).
         let own_dir = self.stats_dir.is_none().then(|| stats_dir.dir.clone());
         let inbox = self.inbox.clone();
+        let ready = self.ready.clone();
         let outbox = self.outbox.clone();
         let outbox_door = self.outbox_door.clone();
         let routes = self.routes.clone();
@@ -1142,7 +1139,7 @@ impl Worker {
         let (thread_tx, thread_rx) = std::sync::mpsc::sync_channel(1);
         let server = Server::new(config).routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             let _ = thread_tx.try_send(rustix::thread::gettid().as_raw_nonzero().get());
-            let bridge = ShardBridge::new(inbox.clone(), max_in_flight);
+            let bridge = ShardBridge::new(inbox.clone(), ready.clone(), max_in_flight);
             if let Some(door) = outbox_door.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 glommio::spawn_local(bridge.clone().serve(outbox.clone(), door)).detach();
             }
@@ -1184,7 +1181,8 @@ impl Worker {
         };
         let running = py.detach(|| server.start()).map_err(io_error)?;
         // The shard builds its routes as it starts, maybe after `start` has returned.
-        let shard_thread = py.detach(move || thread_rx.recv_timeout(std::time::Duration::from_secs(10)));
+        let shard_thread =
+            py.detach(move || thread_rx.recv_timeout(std::time::Duration::from_secs(10)));
         self.shard_thread
             .store(shard_thread.unwrap_or(0), Ordering::Release);
         let port = running.local_addr().port();
@@ -1338,7 +1336,6 @@ impl Worker {
         PyRequest {
             job,
             outbox: self.outbox.clone(),
-            ready: self.ready.clone(),
             site: self.site.clone(),
             responded: AtomicBool::new(false),
             stream: Mutex::new(None),
