@@ -6,71 +6,162 @@ method, signal and view: about 16 times per request of Django's default project)
 context per request, so asgiref starts a thread for each request and, when it ends,
 another one to join it: two thread starts per request, under any server. asgiref lets
 the caller supply the context's executor (``ThreadSensitiveContext(executor=...)``, in
-asgiref 3.13): the worker enters one around
-each request with a single-thread executor from an idle list, and Django's own context
-inside it then changes nothing. Each request still has its own thread while it runs, so
-a view that waits on a database does not hold up the others.
+asgiref 3.13): the worker enters one around each HTTP request with a `SyncThread` from
+an idle list, and Django's own context inside it then changes nothing. Each request
+still has its own thread while it runs, so a view that waits on a database does not
+hold up the others.
 
 The context is not exited after the response: asgiref would then make the
 thread-sensitive calls of a task the request left running raise ``RuntimeError``. Such a
-task keeps the thread: an executor goes back to the idle list only once nothing refers
-to its context any more (asgiref: never one executor for two blocks at once).
+task keeps the thread: a thread goes back to the idle list only once nothing refers to
+its context any more (asgiref: never one executor for two blocks at once).
+
+WebSocket sessions get no context: no app asks for one per session (Django's handler
+serves HTTP only), so their thread-sensitive code runs where asgiref puts it under any
+server, and a thread per open connection would grow with the connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import sys
+import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Executor, Future
+from queue import SimpleQueue
+from typing import Any, Callable
 
-# Idle threads kept for later requests; past this, one freed is let go (it ends once
-# nothing refers to its executor).
-IDLE = 64
+# Idle threads kept for later requests. Past this, a freed one is shut down: a burst of
+# concurrent requests leaves at most this many threads behind. A thread start (tens of
+# microseconds) is small beside a request that needs one (Django's: milliseconds), so a
+# burst wider than this pays little for the threads it starts.
+IDLE = 16
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is None:
+        future.set_result(result)
+    elif isinstance(error, StopIteration):
+        # An asyncio future refuses it (TypeError, the awaiting task never woken); a
+        # coroutine turns it into this too.
+        future.set_exception(RuntimeError("sync call raised StopIteration"))
+    else:
+        future.set_exception(error)
+
+
+class SyncThread(Executor):
+    """One thread running the calls submitted to it one at a time, in order (what
+    asgiref asks of a context's executor).
+
+    A call submitted from an event loop's thread (asgiref's ``run_in_executor``) gets a
+    future of that loop, which ``run_in_executor`` passes through as it is, and the
+    thread settles it with one ``call_soon_threadsafe``. A ``ThreadPoolExecutor``'s
+    future instead takes a lock for each change of state and is chained to a loop
+    future by callbacks on both sides: of the Python calls asgiref makes per hop, about
+    a fifth. From other threads, ``submit`` returns a ``concurrent.futures.Future``."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: SimpleQueue = SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Any:
+        if self._closed:
+            raise RuntimeError("cannot schedule new calls after shutdown")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        future = Future() if loop is None else loop.create_future()
+        self._calls.put((loop, future, fn, args, kwargs))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Ends the thread after the calls already submitted."""
+        if not self._closed:
+            self._closed = True
+            self._calls.put(None)
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def _work(self) -> None:
+        calls = self._calls
+        while (call := calls.get()) is not None:
+            loop, future, fn, args, kwargs = call
+            # Let go of the call before waiting for the next: what it refers to (the
+            # request's context among it) must not outlive it here.
+            del call
+            if loop is None:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args, **kwargs))
+                    except BaseException as error:
+                        future.set_exception(error)
+            elif not future.cancelled():
+                result, error = None, None
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as caught:
+                    error = caught
+                try:
+                    loop.call_soon_threadsafe(_settle, future, result, error)
+                except RuntimeError:
+                    pass  # the loop is closed: nobody awaits the future any more
+                result = error = None
+            loop = future = fn = args = kwargs = None
 
 
 class SyncThreads:
-    """Single-thread executors for requests' thread-sensitive code, reused."""
+    """`SyncThread`s for requests' thread-sensitive code, reused."""
 
     def __init__(self, context: Any) -> None:
         self._context = context  # asgiref.sync.ThreadSensitiveContext
-        self._idle: list[ThreadPoolExecutor] = []
-        # Executors of answered requests, with their contexts (weakly): free once
+        self._idle: list[SyncThread] = []
+        # Threads of answered requests, with their contexts (weakly): free once
         # nothing refers to the context.
-        self._left: list[tuple[ThreadPoolExecutor, weakref.ref]] = []
+        self._left: list[tuple[SyncThread, weakref.ref]] = []
         self._made = 0  # numbers the threads' names
 
-    async def enter(self) -> tuple[ThreadPoolExecutor, weakref.ref]:
-        """Makes an idle (or new) executor the thread-sensitive one of the calling
+    async def enter(self) -> tuple[SyncThread, Any]:
+        """Makes an idle (or new) thread the thread-sensitive one of the calling
         task's context; hand what it returns to ``leave`` once the request is
         answered."""
         if not self._idle:
             self._reclaim()
         if self._idle:
-            executor = self._idle.pop()
+            thread = self._idle.pop()
         else:
             self._made += 1
-            executor = ThreadPoolExecutor(1, thread_name_prefix=f"haywire-sync-{self._made}")
-        context = self._context(executor=executor)
+            thread = SyncThread(f"haywire-sync-{self._made}")
+        context = self._context(executor=thread)
         await context.__aenter__()
-        return executor, weakref.ref(context)
+        return thread, context
 
-    def leave(self, entered: tuple[ThreadPoolExecutor, weakref.ref]) -> None:
-        """The request is answered: its executor is free for another once no task or
-        callback refers to its context. The request's own task ends after this, and the
-        context refers to itself (asgiref keeps the token of the context variable it
-        set), so it is the garbage collector that frees it: Django's default project
-        allocates enough that a thread is started for 1 request in 100."""
-        self._left.append(entered)
+    def leave(self, entered: tuple[SyncThread, Any]) -> None:
+        """The request is answered: its thread is free for another once no task or
+        callback refers to its context."""
+        thread, context = entered
+        # asgiref's context keeps the token of the context variable it set, and the
+        # token refers back to the task's variables: a cycle only the garbage
+        # collector frees, which under sequential load left dozens of threads waiting
+        # for it. The context is never exited (its token is not needed again), so
+        # dropping the token lets it go with the last task that uses it.
+        context.token = None
+        self._left.append((thread, weakref.ref(context)))
 
     def _reclaim(self) -> None:
         left = []
-        for executor, context in self._left:
+        for thread, context in self._left:
             if context() is not None:
-                left.append((executor, context))
+                left.append((thread, context))
             elif len(self._idle) < IDLE:
-                self._idle.append(executor)
+                self._idle.append(thread)
+            else:
+                thread.shutdown(wait=False)
         self._left = left
 
 

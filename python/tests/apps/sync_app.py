@@ -3,7 +3,6 @@
 views."""
 
 import asyncio
-import gc
 import threading
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -31,10 +30,9 @@ async def app(scope, receive, send):
     async with ThreadSensitiveContext():
         path = scope["path"]
         if path == "/thread":
-            # asgiref's context refers to itself (through its contextvar token): the
-            # garbage collector frees it, as it soon does in an app that allocates more.
-            gc.collect()
             body = await sync_to_async(thread_name)()
+        elif path == "/threads":  # how many of the worker's sync threads are alive
+            body = str(sum(t.name.startswith("haywire-sync") for t in threading.enumerate()))
         elif path == "/wait":  # waits in its sync thread for /set, made in another's
             body = str(await sync_to_async(gate.wait)(10))
         elif path == "/set":
