@@ -118,3 +118,14 @@ def test_idle_threads_past_the_cap_are_shut_down(serve):
     while (alive := int(request(server, "GET", "/threads")[2])) > 16 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert alive <= 16
+
+
+def test_threads_waiting_for_the_garbage_collector_are_bounded(serve):
+    # Each /cycle request leaves its context in a reference cycle and the app has the
+    # collector disabled: without the bound, every request started a thread (300).
+    server = serve("sync_app:app", interface="asgi")
+    with server.connect() as conn:
+        for _ in range(300):
+            conn.sendall(b"GET /cycle HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(conn)[2].startswith(b"haywire-sync")
+    assert int(request(server, "GET", "/threads")[2]) <= 256 + 1

@@ -3,9 +3,15 @@
 views."""
 
 import asyncio
+import contextvars
+import gc
 import threading
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+
+# The collector runs only when asked (some apps disable it): contexts left in cycles
+# stay until then.
+gc.disable()
 
 gate = threading.Event()
 left: list[str] = []  # thread names of the calls made by tasks left running
@@ -30,6 +36,10 @@ async def app(scope, receive, send):
     async with ThreadSensitiveContext():
         path = scope["path"]
         if path == "/thread":
+            body = await sync_to_async(thread_name)()
+        elif path == "/cycle":  # leaves its context in a reference cycle, as Django does
+            cycle: list = [contextvars.copy_context()]
+            cycle.append(cycle)
             body = await sync_to_async(thread_name)()
         elif path == "/threads":  # how many of the worker's sync threads are alive
             body = str(sum(t.name.startswith("haywire-sync") for t in threading.enumerate()))
