@@ -47,7 +47,7 @@ const OUTPUT_CAP: usize = 64 * 1024;
 /// not copied into the write buffer.
 const DIRECT_PIECE: usize = 16 * 1024;
 /// Most bytes of large streamed pieces that are ready together gathered into one write
-/// (the Python package's stream window: what a fast app has ready at once).
+/// (half the Python package's stream window: what a fast app has ready at once).
 const GATHER: usize = 256 * 1024;
 /// What a response's head counts for before it is encoded.
 const HEAD_COST: usize = 256;

@@ -10,7 +10,7 @@ ready doorbell when they do): no executor thread waits, however many uploads are
 A response whose body comes in one ``http.response.body`` event is sent with a
 Content-Length; one in several events (``more_body``) is streamed as produced:
 chunked, or with the app's Content-Length. ``send`` awaits room while the client is
-256 KiB behind (the server rings the ready doorbell once three quarters have gone out: no
+512 KiB behind (the server rings the ready doorbell once three quarters have gone out: no
 thread waits), and raises
 ``haywire.ClientDisconnected`` (a ``ConnectionError``) once the client is gone. After the response (or once the app returns) ``receive()``
 answers ``http.disconnect``.
@@ -228,7 +228,7 @@ def make_handler(
                 if not streaming:
                     streaming = True
                     request.start_stream(status, headers, _content_length(headers))
-                # The client is 256 KiB behind: await room (send_piece raises once
+                # The client is 512 KiB behind: await room (send_piece raises once
                 # the client is gone).
                 while data and not request.send_piece(data, False):
                     await ready.wait(request.watch_room, request.token)

@@ -10,7 +10,7 @@ A list or tuple returned by the application, or an iterable whose iterator walks
 Any other iterable (a generator, Django's ``StreamingHttpResponse``, Flask's
 ``stream_with_context``) and anything passed to ``write`` are streamed as produced:
 chunked, or with the application's Content-Length; the thread waits, GIL released,
-while the client is 256 KiB behind, so memory stays bounded. A Content-Length the
+while the client is 512 KiB behind, so memory stays bounded. A Content-Length the
 application sets is honoured: the body is cut to it (a shorter whole body is sent with
 its real length and a warning; a shorter stream ends the connection).
 """
@@ -143,7 +143,7 @@ def make_handler(
 
         def write(data: bytes) -> None:
             """Streams `data`, starting the streamed response first if needed; waits
-            (GIL released) while the client is 256 KiB behind."""
+            (GIL released) while the client is 512 KiB behind."""
             nonlocal sent, streaming
             if code is None:
                 raise AssertionError("write() before start_response()")

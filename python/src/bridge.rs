@@ -425,13 +425,18 @@ struct ResponseState {
     waiting: Waiters,
 }
 
-/// Bytes of a streamed response that may wait between the app and the connection.
-pub const STREAM_WINDOW: usize = 256 * 1024;
+/// Bytes of a streamed response that may wait between the app and the connection: two
+/// of the connection's largest writes (the core gathers up to 256 KiB of ready pieces
+/// into one), small next to what the kernel buffers for a fast client's socket (its
+/// send buffer grows to megabytes). A WSGI thread faster than its client blocks once
+/// per three quarters of a window, and each time costs a futex wait and wake and, on
+/// the shard's core, two context switches: a 1 MiB body blocked 4 times at 256 KiB,
+/// twice at 512 KiB.
+pub const STREAM_WINDOW: usize = 512 * 1024;
 
 /// Where an app blocked on a full window is woken: with a quarter left, so that it posts
-/// three 64 KiB pieces per wake-up (two at half: each wake-up is a futex wait and wake
-/// and, on one core, two context switches), while the connection still has a piece
-/// to send as the app is scheduled.
+/// three quarters of a window per wake-up (half at half), while the connection still has
+/// pieces to send as the app is scheduled.
 pub const STREAM_RESUME: usize = STREAM_WINDOW / 4;
 
 /// What the connection found in a [`ResponsePipe`].
@@ -1252,8 +1257,9 @@ mod tests {
         // A window of 64 KiB pieces, and a byte more: the app waits.
         let piece = 64 * 1024;
         let pipe = Arc::new(ResponsePipe::default());
-        for n in [1, piece, piece, piece, piece] {
-            post(&pipe, n);
+        post(&pipe, 1);
+        for _ in 0..STREAM_WINDOW / piece {
+            post(&pipe, piece);
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let waiter = {
@@ -1261,17 +1267,19 @@ mod tests {
             std::thread::spawn(move || tx.send(pipe.wait_room()).unwrap())
         };
         await_waiters(&pipe, 1);
-        // Room for a piece, then for two: the waiter sleeps on (it was woken here,
-        // at half, and posted two pieces per wake-up where it now posts three).
+        // Room for a piece, then for more, up to a piece above the resume mark: the
+        // waiter sleeps on (it was woken at half, and posted half a window per
+        // wake-up where it now posts three quarters).
         take(&pipe, 1);
-        take(&pipe, piece);
-        take(&pipe, piece);
+        for _ in 0..(STREAM_WINDOW - STREAM_RESUME) / piece - 1 {
+            take(&pipe, piece);
+        }
         let short = std::time::Duration::from_millis(50);
         assert!(
             rx.recv_timeout(short).is_err(),
             "woken before three quarters were taken"
         );
-        // One piece left: the waiter is woken and sees the room.
+        // A quarter left: the waiter is woken and sees the room.
         take(&pipe, piece);
         let bounded = std::time::Duration::from_secs(5);
         assert_eq!(rx.recv_timeout(bounded), Ok(true));

@@ -895,7 +895,7 @@ impl PyRequest {
         Ok(())
     }
 
-    /// Sends the next piece of a streamed body. While 256 KiB are already waiting for
+    /// Sends the next piece of a streamed body. While 512 KiB are already waiting for
     /// the client, waits with the GIL released (`block`), or returns False having sent
     /// nothing. Raises `ClientDisconnected` once the client is gone.
     #[pyo3(signature = (data, block=true))]
