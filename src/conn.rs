@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use crate::body::BodyFeed;
+use crate::body::{BodyFeed, BODY_WINDOW};
 use crate::handler::Reply;
 use crate::http::encode::{BodyEncoder, ShortBody};
 use crate::http::file::FileBody;
@@ -330,22 +330,38 @@ impl Connection {
                     let mode = request.response_mode();
                     let access = shard.access_log.entry(&request);
                     let (feed, body) = BodyFeed::new();
+                    // A small body that came with its head is complete before the
+                    // handler starts: it can take it at once (`RequestBody::take_whole`)
+                    // instead of waiting for a feed, and the next request is decoded
+                    // as after any other.
+                    let whole = self.decoder.whole_body(&mut self.read, BODY_WINDOW);
+                    if let Some(piece) = &whole {
+                        if !piece.is_empty() {
+                            feed.push(piece.clone());
+                        }
+                        feed.finish();
+                    }
                     let mut parts = Some((request, body));
                     let reply = catch_unwind(AssertUnwindSafe(|| {
                         let (request, body) = parts.take().expect("dispatched once");
                         router.dispatch_streaming(request, body)
                     }))
                     .unwrap_or_else(|_| panicked(shard));
-                    self.push(
-                        shard,
-                        Slot {
-                            reply,
-                            mode,
-                            access,
-                        },
-                    );
-                    self.feeding = Some((feed, expect_continue));
-                    return Next::Feed;
+                    let slot = Slot {
+                        reply,
+                        mode,
+                        access,
+                    };
+                    if whole.is_none() {
+                        self.push(shard, slot);
+                        self.feeding = Some((feed, expect_continue));
+                        return Next::Feed;
+                    }
+                    queued += held(&slot);
+                    self.push(shard, slot);
+                    if !mode.keep_alive {
+                        return Next::Close;
+                    }
                 }
                 Ok(Event::Request(mut request)) => {
                     self.began(shard, &request);

@@ -67,6 +67,21 @@ fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
         }
         Response::text("complete")
     });
+    // Says whether the body was complete, in one piece, when the handler was called
+    // (looked at in the call, not in the future: as a handler that hands the request
+    // on to another thread at once does).
+    router.post_streaming("/whole", |_: Request, mut body: RequestBody| {
+        let whole = body.take_whole();
+        async move {
+            if let Some(whole) = whole {
+                return Response::text(format!("whole {}", whole.len()));
+            }
+            match body.collect(usize::MAX).await {
+                Ok(all) => Response::text(format!("streamed {}", all.len())),
+                Err(e) => Response::text(format!("failed {:?}", e.kind())),
+            }
+        }
+    });
     // Refuses without reading the body.
     router.post_streaming("/refuse", |_: Request, _: RequestBody| {
         Response::new(haywire::StatusCode::from_u16(401).unwrap()).with_body("text/plain", "no\n")
@@ -544,6 +559,41 @@ fn a_handler_that_refuses_early_closes_and_bad_framing_fails_the_body() {
     assert_eq!(reply.status, 400);
     assert_eq!(reply.text(), "body failed: InvalidData");
     assert!(is_closed(&mut reader));
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_small_body_that_came_with_its_head_is_complete_when_the_handler_starts() {
+    let server = start();
+    let addr = server.local_addr();
+    // Two pipelined POSTs of 1 KiB and a GET in one write: both bodies whole, in order.
+    let post = |n: usize| {
+        format!(
+            "POST /whole HTTP/1.1\r\nHost: t\r\nContent-Length: {n}\r\n\r\n{}",
+            "b".repeat(n)
+        )
+    };
+    let mut stream = connect(addr);
+    let wire = post(1024) + &post(1000) + &get("/");
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    assert_eq!(read_reply(&mut reader, false).text(), "whole 1024");
+    assert_eq!(read_reply(&mut reader, false).text(), "whole 1000");
+    assert_eq!(read_reply(&mut reader, false).text(), "hello world");
+    // The body after its head: it streams (the handler starts before it arrives).
+    let wire = post(1024);
+    let (head, body) = wire.split_at(wire.len() - 1024);
+    reader.get_mut().write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    reader.get_mut().write_all(body.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut reader, false).text(), "streamed 1024");
+    // Past the 64 KiB window: streamed whatever the reads.
+    reader
+        .get_mut()
+        .write_all(post(64 * 1024 + 1).as_bytes())
+        .unwrap();
+    assert_eq!(read_reply(&mut reader, false).text(), "streamed 65537");
     server.stop();
     server.join().unwrap();
 }

@@ -188,6 +188,10 @@ def make_handler(
         async def receive() -> dict:
             nonlocal body_done, done
             if not body_done:
+                if not request.streamed:
+                    # The whole body came with the request: one event, no wait.
+                    body_done = True
+                    return {"type": "http.request", "body": request.body, "more_body": False}
                 try:
                     piece = request.read_body(CHUNK, False)
                     while piece is None:  # nothing yet: the server rings when there is

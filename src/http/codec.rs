@@ -190,6 +190,20 @@ impl Decoder {
         }
     }
 
+    /// A streamed body of at most `max` bytes under Content-Length that is all in
+    /// `buf` already: split off whole, and the decoder goes on to the next head.
+    /// `None` (nothing taken) for a chunked body, a longer one, or one still arriving.
+    pub fn whole_body(&mut self, buf: &mut BytesMut, max: usize) -> Option<Bytes> {
+        let State::StreamedLength(left) = self.state else {
+            return None;
+        };
+        let len = usize::try_from(left)
+            .ok()
+            .filter(|&len| len <= max.min(buf.len()))?;
+        self.state = State::Head;
+        Some(buf.split_to(len).freeze())
+    }
+
     /// The next piece of a streamed body from `buf`.
     pub fn body_piece(&mut self, buf: &mut BytesMut) -> Result<BodyPiece, ParseError> {
         match &mut self.state {

@@ -44,6 +44,17 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
         await send({"type": "http.response.body", "body": body[len(body) // 2 :]})
         return
+    if path == "/first-event":
+        # Whether the first receive() let the loop run a callback scheduled before it
+        # (it waited for the body), and what it returned.
+        import asyncio
+        ran = []
+        asyncio.get_running_loop().call_soon(ran.append, True)
+        message = await receive()
+        answer = f"waited={bool(ran)} {len(message['body'])} more={message['more_body']}"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": answer.encode()})
+        return
     if path == "/hash":
         import hashlib
         digest, total, events = hashlib.sha256(), 0, 0

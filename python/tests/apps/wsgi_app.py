@@ -46,6 +46,13 @@ def raw(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("X-Extra", str(len(extra)))])
         return [data]
+    if path == "/input-kind":
+        # The class of wsgi.input under the validator's wrapper, and the body.
+        stream = environ["wsgi.input"]
+        kind = type(getattr(stream, "input", stream)).__name__
+        data = stream.read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [kind.encode(), b" ", str(len(data)).encode()]
     if path == "/chunks":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closing([b"a", b"", b"bc", b"def"], os.path.join(MARKER_DIR, environ["QUERY_STRING"]))

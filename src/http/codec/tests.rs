@@ -657,3 +657,48 @@ fn a_streamed_body_comes_out_piece_by_piece_past_the_size_limit() {
         }
     }
 }
+
+#[test]
+fn a_streamed_body_all_in_the_buffer_is_taken_whole_up_to_the_max() {
+    let wire = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let streams = |r: &Request| r.path() == "/up";
+    let head = |decoder: &mut Decoder, buf: &mut BytesMut| {
+        assert!(matches!(
+            decoder.decode_routed(buf, &streams).unwrap(),
+            Event::Streamed { .. }
+        ));
+    };
+    // All there: taken whole, and the next request decodes.
+    let mut decoder = Decoder::new(limits(), 0);
+    let mut buf = BytesMut::from(&wire[..]);
+    head(&mut decoder, &mut buf);
+    assert_eq!(
+        decoder.whole_body(&mut buf, 10).as_deref(),
+        Some(&b"0123456789"[..])
+    );
+    match decoder.decode_routed(&mut buf, &streams).unwrap() {
+        Event::Request(request) => assert_eq!(request.path(), "/"),
+        other => panic!("{other:?}"),
+    }
+    // Longer than the max, or not all there: nothing taken, it streams.
+    // (The GET is 27 bytes: `wire.len() - 32` leaves 5 of the 10 body bytes.)
+    for (max, split) in [(9, wire.len()), (10, wire.len() - 32)] {
+        let mut decoder = Decoder::new(limits(), 0);
+        let mut buf = BytesMut::from(&wire[..split]);
+        head(&mut decoder, &mut buf);
+        let before = buf.len();
+        assert!(decoder.whole_body(&mut buf, max).is_none(), "max {max}");
+        assert_eq!(buf.len(), before);
+        assert!(matches!(
+            decoder.body_piece(&mut buf),
+            Ok(BodyPiece::Data(_))
+        ));
+    }
+    // A chunked body streams.
+    let mut decoder = Decoder::new(limits(), 0);
+    let mut buf = BytesMut::from(
+        &b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"[..],
+    );
+    head(&mut decoder, &mut buf);
+    assert!(decoder.whole_body(&mut buf, 1024).is_none());
+}
