@@ -519,6 +519,13 @@ impl Connection {
         // The next piece, asked for before a large piece is written (see below).
         let mut ahead = None;
         loop {
+            // glommio is cooperative, and neither a ready producer nor a socket whose
+            // client keeps up ever makes this task wait: without this, a stream
+            // always ready (an endless or large body) to a fast client holds the shard,
+            // and its other connections wait until the socket fills. Yields once the
+            // task queue's time slice is spent (a check of the preemption timer's
+            // completion, nothing more while it is not).
+            glommio::yield_if_needed().await;
             let next = match ahead
                 .take()
                 .map_or_else(|| poll_now(&mut body.pieces, shard), Poll::Ready)

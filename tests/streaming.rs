@@ -123,6 +123,23 @@ fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
             }),
         )
     });
+    // Endless 64 KiB pieces, every one ready when asked for, each after 1 ms of work
+    // (standing for rendering or compressing it): the producer never makes the
+    // connection wait, and a client that reads keeps up with it, so its socket never
+    // fills and makes it wait either.
+    router.get("/flood", |_: Request| {
+        let piece = Bytes::from(vec![b'f'; 64 * 1024]);
+        Response::stream(
+            "application/octet-stream",
+            stream::repeat_with(move || {
+                let worked = Instant::now() + Duration::from_millis(1);
+                while Instant::now() < worked {
+                    std::hint::spin_loop();
+                }
+                piece.clone()
+            }),
+        )
+    });
     // `n` pieces of 64 KiB (piece i all `b'a' + i`), every one ready at once (and the
     // body's end by the time its last piece is written); `/ready-short/:n` announces
     // one byte more than it has.
@@ -319,6 +336,74 @@ fn a_client_that_stops_reading_stalls_only_its_stream_until_the_write_timeout() 
         produced,
         "produced after the close"
     );
+    server.stop();
+    server.join().unwrap();
+}
+
+/// A stream whose pieces are always ready, to a client that reads as fast as it can,
+/// must not hold its shard: glommio is cooperative, and the socket's writes complete
+/// at once while the client keeps up, so the connection's task would never wait.
+#[test]
+fn an_always_ready_stream_to_a_fast_client_lets_its_shard_serve_others() {
+    let server = start();
+    let addr = server.local_addr();
+    // On every shard, one connection that will stream and one that asks meanwhile.
+    let shards = server.shards();
+    let pairs: Vec<_> = (0..shards)
+        .map(|s| (connect_to_shard(addr, s), connect_to_shard(addr, s)))
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut drains = Vec::new();
+    let mut probes = Vec::new();
+    for (flood, probe) in pairs {
+        let mut flood = flood.into_inner();
+        flood.write_all(get("/flood").as_bytes()).unwrap();
+        let read = std::sync::Arc::new(AtomicU64::new(0));
+        let (stop, counted) = (stop.clone(), read.clone());
+        drains.push(std::thread::spawn(move || {
+            let mut sink = vec![0u8; 1 << 20];
+            while !stop.load(Ordering::Relaxed) {
+                match flood.read(&mut sink) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => counted.fetch_add(n as u64, Ordering::Relaxed),
+                };
+            }
+        }));
+        probes.push((probe, read));
+    }
+    // Every stream is flowing (its shard is past the head and into the body)...
+    let started = Instant::now();
+    while probes
+        .iter()
+        .any(|(_, read)| read.load(Ordering::Relaxed) < 1 << 20)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a stream did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...and a request on the same shard is answered meanwhile.
+    for (shard, (probe, _)) in probes.iter_mut().enumerate() {
+        let started = Instant::now();
+        probe
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        probe.get_mut().write_all(get("/shard").as_bytes()).unwrap();
+        let mut line = String::new();
+        let answered = probe.read_line(&mut line);
+        assert!(
+            matches!(answered, Ok(n) if n > 0),
+            "shard {shard} streaming did not answer another connection in {:?}: {answered:?}",
+            started.elapsed()
+        );
+        assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for drain in drains {
+        drain.join().unwrap();
+    }
     server.stop();
     server.join().unwrap();
 }
