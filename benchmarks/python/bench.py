@@ -54,8 +54,12 @@ BEFORE_PYTHON: list[str] = []
 
 
 def haywire(interface: str, before: bool = False):
+    # The loop is named, as for Granian and uvicorn: with `auto` a venv without uvloop
+    # (a --before-venv, say) would quietly run asyncio's loop and tilt the comparison;
+    # named, such an entry fails its start check instead.
+    loop = [] if interface == "wsgi" else ["--loop", "uvloop"]
     return lambda port, app, workers: [BEFORE_PYTHON[0] if before else sys.executable, "-m", "haywire",
-                                       "--interface", interface,
+                                       "--interface", interface, *loop,
                                        "--workers", str(workers), "--address", "127.0.0.1",
                                        "--port", str(port), "--log-level", "warning", app]
 
