@@ -230,6 +230,13 @@ enum Input {
 impl Connection {
     async fn run<T: Transport>(&mut self, stream: &T, shard: &Shard) -> io::Result<Closed> {
         loop {
+            // glommio is cooperative, and the socket's reads and writes wait only when
+            // it is not ready: a client that pipelines without pause and reads as fast
+            // as it is answered never makes this loop wait, and without this it holds
+            // the shard, every other connection there waiting. Once per turn (a batch
+            // of up to `MAX_INFLIGHT` requests, or a read): a check of the preemption
+            // timer's completion, and a yield only once the time slice is spent.
+            glommio::yield_if_needed().await;
             let started = Instant::now();
             let queued = self.inflight.len();
             let mut next = self.decode_batch(shard);

@@ -582,3 +582,95 @@ fn refusals_at_max_connections_are_bounded() {
     let connections = &report["total"]["connections"];
     assert_eq!(connections["refused"], BURST as u64 - 4, "{connections}");
 }
+
+/// A client that pipelines requests without pause and reads every response as fast as
+/// it comes must not hold its shard: glommio is cooperative, and while the client keeps
+/// up neither the connection's reads nor its writes find the socket not ready, so its
+/// request loop would never wait.
+#[test]
+fn a_pipelining_client_that_keeps_up_lets_its_shard_serve_others() {
+    // Each request costs 1 ms of work (standing for a handler's real work), so the
+    // server, not the client, is the slower side: the client's requests are always
+    // waiting in the socket, and its few responses never fill it.
+    let server = Server::new(test_config())
+        .routes(|router: &mut Router, shard: &Rc<ShardCtx>| {
+            test_routes(router, shard);
+            router.get("/work", |_: Request| {
+                let worked = Instant::now() + Duration::from_millis(1);
+                while Instant::now() < worked {
+                    std::hint::spin_loop();
+                }
+                Response::text("done")
+            });
+        })
+        .start()
+        .expect("server starts");
+    let addr = server.local_addr();
+    // On every shard, one connection that floods and one that asks meanwhile.
+    let pairs = two_on_every_shard(addr, server.shards());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let batch = get("/work").repeat(256);
+    let mut clients = Vec::new();
+    let mut probes = Vec::new();
+    for (flood, probe) in pairs {
+        let mut writer = flood.into_inner();
+        // Bounded, so both threads see `stop` soon whatever the server does.
+        writer
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        writer
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut reader = writer.try_clone().unwrap();
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (stop_writing, stop_reading, counted) = (stop.clone(), stop.clone(), read.clone());
+        let batch = batch.clone();
+        clients.push(thread::spawn(move || {
+            while !stop_writing.load(Ordering::Relaxed) {
+                match writer.write_all(batch.as_bytes()) {
+                    Err(e) if !timed_out(&e) => break,
+                    _ => {}
+                }
+            }
+        }));
+        clients.push(thread::spawn(move || {
+            use std::io::Read;
+            let mut sink = vec![0u8; 1 << 20];
+            while !stop_reading.load(Ordering::Relaxed) {
+                match reader.read(&mut sink) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        counted.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) if !timed_out(&e) => break,
+                    Err(_) => {}
+                }
+            }
+        }));
+        probes.push((probe, read));
+    }
+    // Every flood is being answered...
+    eventually("every flood to be answered", || {
+        probes
+            .iter()
+            .all(|(_, read)| read.load(Ordering::Relaxed) >= 16 * 1024)
+    });
+    // ...and a request on the same shard is answered meanwhile.
+    for (shard, (probe, _)) in probes.iter_mut().enumerate() {
+        assert_shard_answers(probe, shard, "flooded");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    server.stop();
+    server.join().unwrap();
+}
+
+/// Whether a socket call failed only because its timeout passed.
+fn timed_out(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}

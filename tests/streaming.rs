@@ -348,10 +348,7 @@ fn an_always_ready_stream_to_a_fast_client_lets_its_shard_serve_others() {
     let server = start();
     let addr = server.local_addr();
     // On every shard, one connection that will stream and one that asks meanwhile.
-    let shards = server.shards();
-    let pairs: Vec<_> = (0..shards)
-        .map(|s| (connect_to_shard(addr, s), connect_to_shard(addr, s)))
-        .collect();
+    let pairs = two_on_every_shard(addr, server.shards());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut drains = Vec::new();
     let mut probes = Vec::new();
@@ -385,20 +382,7 @@ fn an_always_ready_stream_to_a_fast_client_lets_its_shard_serve_others() {
     }
     // ...and a request on the same shard is answered meanwhile.
     for (shard, (probe, _)) in probes.iter_mut().enumerate() {
-        let started = Instant::now();
-        probe
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        probe.get_mut().write_all(get("/shard").as_bytes()).unwrap();
-        let mut line = String::new();
-        let answered = probe.read_line(&mut line);
-        assert!(
-            matches!(answered, Ok(n) if n > 0),
-            "shard {shard} streaming did not answer another connection in {:?}: {answered:?}",
-            started.elapsed()
-        );
-        assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+        assert_shard_answers(probe, shard, "streaming");
     }
     stop.store(true, Ordering::Relaxed);
     for drain in drains {

@@ -200,6 +200,37 @@ pub fn connect_to_shard(addr: SocketAddr, want: usize) -> BufReader<TcpStream> {
     panic!("no connection reached shard {want} in 500 tries: is it dead?");
 }
 
+/// Two keep-alive connections to each of `shards` shards, in shard order: one to keep
+/// the shard busy, one to ask it something meanwhile (`assert_shard_answers`).
+pub fn two_on_every_shard(
+    addr: SocketAddr,
+    shards: usize,
+) -> Vec<(BufReader<TcpStream>, BufReader<TcpStream>)> {
+    (0..shards)
+        .map(|s| (connect_to_shard(addr, s), connect_to_shard(addr, s)))
+        .collect()
+}
+
+/// Asks `/shard` on `probe`, a keep-alive connection to shard `shard`, while another
+/// connection there is busy (`busy` says how): the answer must come within 5 s, or the
+/// busy connection holds its shard.
+pub fn assert_shard_answers(probe: &mut BufReader<TcpStream>, shard: usize, busy: &str) {
+    let started = std::time::Instant::now();
+    probe
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    probe.get_mut().write_all(get("/shard").as_bytes()).unwrap();
+    let mut line = String::new();
+    let answered = probe.read_line(&mut line);
+    assert!(
+        matches!(answered, Ok(n) if n > 0),
+        "shard {shard} {busy} did not answer another connection in {:?}: {answered:?}",
+        started.elapsed()
+    );
+    assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+}
+
 /// A GET request for `path`.
 pub fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
