@@ -436,3 +436,85 @@ fn the_websocket_fallback_takes_upgrades_on_any_path_and_nothing_else() {
     let (reply, _) = exchange(addr, get("/nowhere").as_bytes());
     assert_eq!(reply.status, 404);
 }
+
+/// A client that sends frames without pause, to a handler that takes each as it comes,
+/// must not hold its shard: glommio is cooperative, and while the client's frames keep
+/// arriving the socket's reads never find it not ready, so the WebSocket's driver would
+/// never wait.
+#[test]
+fn a_client_sending_frames_without_pause_lets_its_shard_serve_others() {
+    let received: Arc<Vec<AtomicU64>> = Arc::new((0..2).map(|_| AtomicU64::new(0)).collect());
+    let counters = received.clone();
+    let running = Server::new(test_config())
+        .routes(move |router: &mut Router, shard: &Rc<ShardCtx>| {
+            test_routes(router, shard);
+            let (id, counters) = (shard.id(), counters.clone());
+            // Each message costs 1 ms of work (standing for a handler's real work), so
+            // the server, not the client, is the slower side: the client's frames are
+            // always waiting in the socket.
+            router.websocket("/sink", move |_: Request, ws: WebSocket| {
+                let counters = counters.clone();
+                async move {
+                    while ws.recv().await.is_some() {
+                        let worked = std::time::Instant::now() + Duration::from_millis(1);
+                        while std::time::Instant::now() < worked {
+                            std::hint::spin_loop();
+                        }
+                        counters[id].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        })
+        .start()
+        .unwrap();
+    let addr = running.local_addr();
+    assert_eq!(running.shards(), received.len());
+    let pairs = two_on_every_shard(addr, running.shards());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let batch = frame(true, BINARY, &[7u8; 1024], true).repeat(64);
+    let mut writers = Vec::new();
+    let mut probes = Vec::new();
+    for (flood, probe) in pairs {
+        let (ws, reply) = Client::open(flood.into_inner(), "/sink", "");
+        assert_eq!(reply.status, 101, "{reply:?}");
+        let mut socket = ws.io.into_inner();
+        // Bounded, so the thread sees `stop` soon whatever the server does.
+        socket
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let (stop, batch) = (stop.clone(), batch.clone());
+        writers.push(std::thread::spawn(move || {
+            use std::io::Write;
+            // Partial writes go on where they stopped: a frame cut short would be a
+            // protocol error, which ends the connection.
+            let mut at = 0;
+            while !stop.load(Ordering::Relaxed) {
+                match socket.write(&batch[at..]) {
+                    Ok(n) => at = (at + n) % batch.len(),
+                    Err(e) if !timed_out(&e) => break,
+                    Err(_) => {}
+                }
+            }
+        }));
+        probes.push(probe);
+    }
+    // Every flood is being taken...
+    let started = std::time::Instant::now();
+    while received.iter().any(|n| n.load(Ordering::Relaxed) < 16) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a flood did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...and a request on the same shard is answered meanwhile.
+    for (shard, probe) in probes.iter_mut().enumerate() {
+        assert_shard_answers(probe, shard, "flooded with frames");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    running.stop();
+    running.join().unwrap();
+}

@@ -208,6 +208,16 @@ impl Driver<'_> {
             if !progress {
                 return Poll::Pending;
             }
+            // glommio is cooperative, and the socket's reads and writes wait only when
+            // it is not ready: a client whose frames keep arriving, to a handler that
+            // takes them as they come, never makes this loop wait, and without this it
+            // holds the shard, every other connection there waiting. Once per turn: a
+            // check of the preemption timer's completion, and a yield (wake at once,
+            // come back after the others) only once the time slice is spent.
+            if glommio::executor().need_preempt() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
     }
 

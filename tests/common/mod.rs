@@ -231,6 +231,14 @@ pub fn assert_shard_answers(probe: &mut BufReader<TcpStream>, shard: usize, busy
     assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
 }
 
+/// Whether a socket call failed only because its timeout passed.
+pub fn timed_out(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 /// A GET request for `path`.
 pub fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
