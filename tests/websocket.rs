@@ -518,3 +518,68 @@ fn a_client_sending_frames_without_pause_lets_its_shard_serve_others() {
     running.stop();
     running.join().unwrap();
 }
+
+#[test]
+fn a_handler_that_takes_no_messages_stops_the_reading_of_any_flood() {
+    let running = Server::new(test_config())
+        .routes(|router: &mut Router, shard: &Rc<ShardCtx>| {
+            test_routes(router, shard);
+            // Takes no message until the connection closes.
+            router.websocket("/hoard", |_: Request, ws: WebSocket| async move {
+                while ws.is_open() {
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        })
+        .start()
+        .unwrap();
+    let addr = running.local_addr();
+    assert!(running.shards() >= 2);
+    // Empty messages (nothing to count by their payload), and 1-byte ones each followed
+    // by 64 KiB of pongs (which the server drops, but which share a read buffer with
+    // the message before them).
+    let pongs = frame(true, PONG, &[0u8; 125], true).repeat(64 * 1024 / 131);
+    let floods = [
+        (
+            "empty binary messages",
+            frame(true, BINARY, &[], true).repeat(10_000),
+        ),
+        (
+            "1-byte messages between pongs",
+            [frame(true, BINARY, &[1], true), pongs].concat(),
+        ),
+    ];
+    const FLOOD: usize = 32 << 20;
+    for (what, batch) in floods {
+        let bytes_in = || stats(addr)["total"]["bytes_in"].as_u64().unwrap();
+        let before = bytes_in();
+        let (ws, reply) = Client::open(connect(addr), "/hoard", "");
+        assert_eq!(reply.status, 101, "{reply:?}");
+        let mut socket = ws.io.into_inner();
+        socket
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        // Writes until the server stops taking them (no progress for 1 s) or FLOOD
+        // bytes are out; partial writes go on where they stopped.
+        let (mut sent, mut at) = (0, 0);
+        let mut progress_at = std::time::Instant::now();
+        while sent < FLOOD && progress_at.elapsed() < Duration::from_secs(1) {
+            use std::io::Write;
+            match socket.write(&batch[at..]) {
+                Ok(n) => {
+                    (sent, at) = (sent + n, (at + n) % batch.len());
+                    progress_at = std::time::Instant::now();
+                }
+                Err(e) if timed_out(&e) => {}
+                Err(e) => panic!("{what}: the server failed the connection: {e}"),
+            }
+        }
+        let read = bytes_in() - before;
+        assert!(
+            sent < FLOOD && read < 1 << 20,
+            "{what}: the server read {read} bytes of the {sent} sent, the handler taking none"
+        );
+    }
+    running.stop();
+    running.join().unwrap();
+}

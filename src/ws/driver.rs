@@ -20,8 +20,8 @@ use crate::net::Transport;
 use crate::shard::Shard;
 use crate::watchdog::{self, Deadline};
 
-/// Bytes of read messages the handler may leave unread before the socket is no
-/// longer read (backpressure towards the client).
+/// What read messages the handler has not taken may cost (see `Driver::cost`) before
+/// the socket is no longer read (backpressure towards the client).
 const INBOUND_WINDOW: usize = 64 * 1024;
 /// How long a close handshake may take, and a handler may run on after the end.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -62,6 +62,7 @@ pub(crate) async fn serve<T: Transport>(
         shared: &shared,
         reader: Reader::new(settings.limits()),
         read,
+        unqueued: 0,
         peer_closed: false,
         failed: false,
         eof: false,
@@ -111,6 +112,8 @@ struct Driver<'a> {
     reader: Reader,
     /// Bytes read and not yet decoded.
     read: BytesMut,
+    /// Bytes decoded since the last message delivered to the handler (see `cost`).
+    unqueued: usize,
     /// The client's close frame has arrived.
     peer_closed: bool,
     /// The client broke the protocol; our close frame says how.
@@ -257,7 +260,10 @@ impl Driver<'_> {
         let shared = self.shared;
         let mut progress = false;
         while !self.failed && !self.peer_closed && self.has_room() {
-            match self.reader.read(&mut self.read) {
+            let before = self.read.len();
+            let read = self.reader.read(&mut self.read);
+            self.unqueued += before - self.read.len();
+            match read {
                 Ok(None) => break,
                 Ok(Some(message)) => {
                     progress = true;
@@ -273,12 +279,12 @@ impl Driver<'_> {
                                 code: f.code,
                                 reason: String::new(),
                             }));
-                            shared.deliver(Message::Close(frame));
+                            shared.deliver(Message::Close(frame), self.cost());
                             shared.end_input();
                         }
                         // After our close, the client's data is dropped (§1.4).
                         _ if shared.close_sent.get() => {}
-                        message => shared.deliver(message),
+                        message => shared.deliver(message, self.cost()),
                     }
                 }
                 Err(error) => {
@@ -291,6 +297,16 @@ impl Driver<'_> {
             }
         }
         progress
+    }
+
+    /// What the message decoded last costs while it waits for the handler: the bytes
+    /// read since the message before it, its own frames and any control frames between
+    /// (a binary payload keeps the read buffer it arrived in alive, and with it what
+    /// was read after it), and its place in the queue. Counting payloads only, empty
+    /// messages cost nothing and queued without bound, and small ones each held a read
+    /// buffer filled with pongs.
+    fn cost(&mut self) -> usize {
+        std::mem::take(&mut self.unqueued) + std::mem::size_of::<Message>()
     }
 
     /// Writes what output is queued, as far as the socket takes it: whether bytes went

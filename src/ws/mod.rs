@@ -36,8 +36,9 @@
 //! the handler returns, the connection is closed with 1000; when it panics, with 1011.
 //!
 //! Backpressure both ways: [`WebSocket::send`] waits while more than
-//! `websocket.write_buffer` bytes are unwritten, and while 64 KiB of received messages
-//! wait unread in [`WebSocket::recv`], the socket is not read.
+//! `websocket.write_buffer` bytes are unwritten, and while received messages wait
+//! unread in [`WebSocket::recv`] for which 64 KiB were read (frames and control frames
+//! among them counted, and a little per message), the socket is not read.
 //!
 //! # Driving a connection from elsewhere (Python's ASGI, a queue)
 //! Everything here is a shard-local handle (`Rc`, `!Send`): a driver on another thread

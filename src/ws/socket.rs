@@ -30,8 +30,9 @@ pub(crate) enum Phase {
 /// State shared by the driver and every handle on one connection.
 pub(crate) struct Shared {
     pub(crate) phase: Cell<Phase>,
-    /// Messages read and not yet taken by `recv`, and their payload bytes.
-    pub(crate) inbound: RefCell<VecDeque<Message>>,
+    /// Messages read and not yet taken by `recv`, each with its cost (the bytes read
+    /// for it, and its place here: see the driver), and their total cost.
+    pub(crate) inbound: RefCell<VecDeque<(Message, usize)>>,
     pub(crate) inbound_bytes: Cell<usize>,
     /// No more messages will arrive (the peer closed, left, or broke the protocol).
     pub(crate) input_done: Cell<bool>,
@@ -87,11 +88,10 @@ impl Shared {
         }
     }
 
-    /// Queues a message the driver read.
-    pub(crate) fn deliver(&self, message: Message) {
-        self.inbound_bytes
-            .set(self.inbound_bytes.get() + message.len());
-        self.inbound.borrow_mut().push_back(message);
+    /// Queues a message the driver read, which holds `cost` bytes until taken.
+    pub(crate) fn deliver(&self, message: Message, cost: usize) {
+        self.inbound_bytes.set(self.inbound_bytes.get() + cost);
+        self.inbound.borrow_mut().push_back((message, cost));
         self.stats.ws_message_in();
         self.wake_receivers();
     }
@@ -123,9 +123,8 @@ impl Shared {
     }
 
     fn poll_recv(&self, cx: &Context<'_>) -> Poll<Option<Message>> {
-        if let Some(message) = self.inbound.borrow_mut().pop_front() {
-            self.inbound_bytes
-                .set(self.inbound_bytes.get() - message.len());
+        if let Some((message, cost)) = self.inbound.borrow_mut().pop_front() {
+            self.inbound_bytes.set(self.inbound_bytes.get() - cost);
             self.wake_driver();
             return Poll::Ready(Some(message));
         }
