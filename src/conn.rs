@@ -693,6 +693,11 @@ impl Connection {
         feed: &BodyFeed,
     ) -> io::Result<Fed> {
         loop {
+            // As in `run`: a client that sends without pause, to a handler that takes
+            // each piece as it comes, never makes this loop wait for a read, and
+            // without this it holds the shard. Once per turn (the pieces buffered, and
+            // a read or a wait for room); a yield only once the time slice is spent.
+            glommio::yield_if_needed().await;
             while feed.has_room() {
                 match self.decoder.body_piece(&mut self.read) {
                     Ok(BodyPiece::Data(piece)) => feed.push(piece),

@@ -609,34 +609,19 @@ fn a_pipelining_client_that_keeps_up_lets_its_shard_serve_others() {
     // On every shard, one connection that floods and one that asks meanwhile.
     let pairs = two_on_every_shard(addr, server.shards());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let batch = get("/work").repeat(256);
+    let batch = get("/work").repeat(256).into_bytes();
     let mut clients = Vec::new();
     let mut probes = Vec::new();
     for (flood, probe) in pairs {
-        let mut writer = flood.into_inner();
-        // Bounded, so both threads see `stop` soon whatever the server does.
-        writer
-            .set_write_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        writer
+        let mut reader = flood.into_inner();
+        // Bounded, so the thread sees `stop` soon whatever the server does.
+        reader
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let mut reader = writer.try_clone().unwrap();
+        let writer = reader.try_clone().unwrap();
+        clients.push(write_without_pause(writer, batch.clone(), stop.clone()));
         let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (stop_writing, stop_reading, counted) = (stop.clone(), stop.clone(), read.clone());
-        let batch = batch.clone();
-        clients.push(thread::spawn(move || {
-            // Partial writes go on where they stopped: a request cut short would be
-            // a bad request, which ends the connection.
-            let mut at = 0;
-            while !stop_writing.load(Ordering::Relaxed) {
-                match writer.write(&batch.as_bytes()[at..]) {
-                    Ok(n) => at = (at + n) % batch.len(),
-                    Err(e) if !timed_out(&e) => break,
-                    Err(_) => {}
-                }
-            }
-        }));
+        let (stop_reading, counted) = (stop.clone(), read.clone());
         clients.push(thread::spawn(move || {
             use std::io::Read;
             let mut sink = vec![0u8; 1 << 20];

@@ -27,7 +27,27 @@ fn upload_dir() -> std::path::PathBuf {
 /// Pieces `/hold` has taken, over all shards.
 static HELD: AtomicU64 = AtomicU64::new(0);
 
-fn routes(router: &mut Router, _: &Rc<ShardCtx>) {
+/// Request body pieces `/sink` has taken, by shard.
+static SUNK: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+fn routes(router: &mut Router, shard: &Rc<ShardCtx>) {
+    // Takes a streamed body piece by piece, each after 1 ms of work (standing for
+    // parsing or storing it): a client that sends without pause is always ahead, so
+    // the connection never waits for its reads.
+    let id = shard.id();
+    router.post_streaming(
+        "/sink",
+        move |_: Request, mut body: RequestBody| async move {
+            while let Some(Ok(_)) = body.chunk().await {
+                let worked = Instant::now() + Duration::from_millis(1);
+                while Instant::now() < worked {
+                    std::hint::spin_loop();
+                }
+                SUNK[id].fetch_add(1, Ordering::Relaxed);
+            }
+            Response::text("sunk")
+        },
+    );
     // Streams the body to a file, never holding it whole.
     router.post_streaming(
         "/upload",
@@ -387,6 +407,46 @@ fn an_always_ready_stream_to_a_fast_client_lets_its_shard_serve_others() {
     stop.store(true, Ordering::Relaxed);
     for drain in drains {
         drain.join().unwrap();
+    }
+    server.stop();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_client_uploading_without_pause_lets_its_shard_serve_others() {
+    let server = start();
+    let addr = server.local_addr();
+    assert_eq!(server.shards(), SUNK.len());
+    let pairs = two_on_every_shard(addr, server.shards());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let chunk = [b"10000\r\n".as_slice(), &[b'u'; 64 * 1024], b"\r\n"].concat();
+    let batch = chunk.repeat(16);
+    let mut writers = Vec::new();
+    let mut probes = Vec::new();
+    for (flood, probe) in pairs {
+        let mut flood = flood.into_inner();
+        flood
+            .write_all(b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        writers.push(write_without_pause(flood, batch.clone(), stop.clone()));
+        probes.push(probe);
+    }
+    // Every upload is being taken...
+    let started = Instant::now();
+    while SUNK.iter().any(|n| n.load(Ordering::Relaxed) < 16) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "an upload did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...and a request on the same shard is answered meanwhile.
+    for (shard, probe) in probes.iter_mut().enumerate() {
+        assert_shard_answers(probe, shard, "uploaded to without pause");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
     }
     server.stop();
     server.join().unwrap();

@@ -477,25 +477,11 @@ fn a_client_sending_frames_without_pause_lets_its_shard_serve_others() {
     for (flood, probe) in pairs {
         let (ws, reply) = Client::open(flood.into_inner(), "/sink", "");
         assert_eq!(reply.status, 101, "{reply:?}");
-        let mut socket = ws.io.into_inner();
-        // Bounded, so the thread sees `stop` soon whatever the server does.
-        socket
-            .set_write_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let (stop, batch) = (stop.clone(), batch.clone());
-        writers.push(std::thread::spawn(move || {
-            use std::io::Write;
-            // Partial writes go on where they stopped: a frame cut short would be a
-            // protocol error, which ends the connection.
-            let mut at = 0;
-            while !stop.load(Ordering::Relaxed) {
-                match socket.write(&batch[at..]) {
-                    Ok(n) => at = (at + n) % batch.len(),
-                    Err(e) if !timed_out(&e) => break,
-                    Err(_) => {}
-                }
-            }
-        }));
+        writers.push(write_without_pause(
+            ws.io.into_inner(),
+            batch.clone(),
+            stop.clone(),
+        ));
         probes.push(probe);
     }
     // Every flood is being taken...

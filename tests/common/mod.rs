@@ -7,7 +7,8 @@ pub mod ws;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use haywire::config::{Config, PlacementKind, RouteConfig};
@@ -229,6 +230,31 @@ pub fn assert_shard_answers(probe: &mut BufReader<TcpStream>, shard: usize, busy
         started.elapsed()
     );
     assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+}
+
+/// Writes `batch` over and over on `socket`, without pause, from a new thread until
+/// `stop` (the client of the tests where one connection must not hold its shard).
+/// Partial writes go on where they stopped: a request, chunk or frame cut short would
+/// end the connection. Each write waits at most 200 ms, so the thread sees `stop` soon
+/// whatever the server does.
+pub fn write_without_pause(
+    mut socket: TcpStream,
+    batch: Vec<u8>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    socket
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut at = 0;
+        while !stop.load(Ordering::Relaxed) {
+            match socket.write(&batch[at..]) {
+                Ok(n) => at = (at + n) % batch.len(),
+                Err(e) if !timed_out(&e) => break,
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 /// Whether a socket call failed only because its timeout passed.
