@@ -332,6 +332,36 @@ fn an_idle_connection_is_closed_with_1001() {
 }
 
 #[test]
+fn traffic_defers_the_idle_timeout() {
+    let mut config = test_config();
+    config.websocket.idle_timeout = 0.3;
+    let running = Server::new(config).routes(routes).start().unwrap();
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/ws", "");
+    assert_eq!(reply.status, 101);
+    let started = std::time::Instant::now();
+    // A message every 100 ms for over three idle timeouts.
+    for i in 0..12 {
+        std::thread::sleep(Duration::from_millis(100));
+        let text = format!("message {i} at {:?}", started.elapsed());
+        ws.frame(true, TEXT, text.as_bytes());
+        assert_eq!(ws.read_text(), text);
+    }
+    assert_eq!(ws.read_close(), Some(1001));
+    running.stop();
+    running.join().unwrap();
+}
+
+#[test]
+fn a_close_the_client_does_not_answer_ends_the_connection_after_a_short_wait() {
+    // The idle timeout is 60 s: the end comes from the close's own wait (2 s).
+    let mut ws = open("/bye");
+    assert_eq!(ws.read_close(), Some(4000));
+    let started = std::time::Instant::now();
+    assert!(ws.ends(), "still open after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
 fn send_waits_while_the_client_reads_nothing_and_resumes_when_it_reads() {
     let sent = Arc::new(AtomicU64::new(0));
     let mut config = test_config();

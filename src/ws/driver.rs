@@ -70,13 +70,22 @@ pub(crate) async fn serve<T: Transport>(
         close_by: None,
     };
     let end = loop {
-        let at = match driver.close_by {
-            Some(at) => at,
-            None => driver.progress_at + settings.idle_timeout,
-        };
-        deadline.set(Some(at));
-        let polled =
-            watchdog::until(deadline, |cx| driver.poll(cx, stream, shard, &mut task)).await;
+        let mut armed = None;
+        let polled = watchdog::until(deadline, |cx| {
+            let polled = driver.poll(cx, stream, shard, &mut task);
+            // The deadline moves while the connection runs: traffic pushes the idle
+            // timeout back, and a close started here (the handler's end, a shutdown, a
+            // protocol error) must end within `CLOSE_WAIT`. Set only when it moved,
+            // since setting it clears an expiry.
+            let at = driver
+                .close_by
+                .unwrap_or(driver.progress_at + settings.idle_timeout);
+            if armed.replace(at) != Some(at) {
+                deadline.set(Some(at));
+            }
+            polled
+        })
+        .await;
         match polled {
             Some(end) => break end,
             None if driver.close_by.is_some() || shared.phase.get() != Phase::Open => {
@@ -84,7 +93,7 @@ pub(crate) async fn serve<T: Transport>(
             }
             None => {
                 shard.stats.timeout();
-                driver.start_close(shard, CloseCode::GOING_AWAY, "idle timeout");
+                driver.start_close(CloseCode::GOING_AWAY, "idle timeout");
             }
         }
     };
@@ -127,12 +136,11 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    fn start_close(&mut self, shard: &Shard, code: CloseCode, reason: &str) {
+    fn start_close(&self, code: CloseCode, reason: &str) {
         self.shared.queue_close(Some(CloseFrame {
             code,
             reason: reason.to_owned(),
         }));
-        self.close_by = Some(shard.watchdog.now() + CLOSE_WAIT);
     }
 
     /// Drives the connection until nothing can progress (`Pending`) or it is over.
@@ -154,7 +162,7 @@ impl Driver<'_> {
                         *task = None;
                         progress = true;
                         if shared.phase.get() == Phase::Open {
-                            self.start_close(shard, CloseCode::NORMAL, "");
+                            self.start_close(CloseCode::NORMAL, "");
                         }
                     }
                     Err(_) => {
@@ -167,9 +175,7 @@ impl Driver<'_> {
                                     .with_body("text/plain", "internal server error\n"),
                                 &shard.date.get(),
                             ),
-                            Phase::Open => {
-                                self.start_close(shard, CloseCode::INTERNAL, "handler failed")
-                            }
+                            Phase::Open => self.start_close(CloseCode::INTERNAL, "handler failed"),
                             Phase::Refused => {}
                         }
                     }
@@ -177,9 +183,14 @@ impl Driver<'_> {
             }
             if shared.phase.get() == Phase::Open {
                 if shard.draining.get() && !shared.close_sent.get() {
-                    self.start_close(shard, CloseCode::GOING_AWAY, "server going down");
+                    self.start_close(CloseCode::GOING_AWAY, "server going down");
                 }
                 progress |= self.decode(shard);
+            }
+            // However our close was queued (here, or by the handler's `close`), the
+            // client has `CLOSE_WAIT` to answer it.
+            if shared.close_sent.get() && self.close_by.is_none() {
+                self.close_by = Some(shard.watchdog.now() + CLOSE_WAIT);
             }
             let Ok((wrote, all_out)) = self.write(cx, stream, shard) else {
                 return Poll::Ready(End::Abort);
@@ -291,7 +302,7 @@ impl Driver<'_> {
                     progress = true;
                     self.failed = true;
                     shard.stats.ws_protocol_error();
-                    self.start_close(shard, error.code, error.reason);
+                    self.start_close(error.code, error.reason);
                     shared.end_input();
                 }
             }
