@@ -143,6 +143,22 @@ class _Ready:
                     del self._waiting[token]
 
 
+def _drop_traceback(task: asyncio.Task) -> None:
+    """Drops the traceback of the exception that ended `task`, a task the request's
+    disconnect was reported to, once the app has returned.
+
+    Django's handler runs a task that raises ``RequestAborted`` when told
+    ``http.disconnect`` and re-raises it in its own frame (``task.result()``), whose
+    locals hold the task: the task keeps the exception, the exception's traceback that
+    frame. The cycle (the request's scope, request object and contextvars context
+    among it) waited for a full garbage collection, and with the context the request's
+    sync thread (`SyncThreads`); without the traceback it is freed as the request ends.
+    The exception counts as retrieved (the app has returned: nothing is left to
+    retrieve it)."""
+    if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+        error.__traceback__ = None
+
+
 def make_handler(
     app: Callable[..., Any],
     loop: asyncio.AbstractEventLoop,
@@ -184,9 +200,12 @@ def make_handler(
         headers: Any = ()
         streaming = False  # a body sent in more than one event is streamed
         complete = False
+        # The task last told http.disconnect after the response (Django's disconnect
+        # listener): see `_drop_traceback`.
+        told: asyncio.Task | None = None
 
         async def receive() -> dict:
-            nonlocal body_done, done
+            nonlocal body_done, done, told
             if not body_done:
                 if not request.streamed:
                     # The whole body came with the request: one event, no wait.
@@ -206,6 +225,7 @@ def make_handler(
                 if done is None:
                     done = loop.create_future()
                 await done
+            told = asyncio.current_task()
             return {"type": "http.disconnect"}
 
         async def send(message: dict) -> None:
@@ -274,6 +294,8 @@ def make_handler(
         finally:
             if done is not None and not done.done():
                 done.set_result(None)
+            if told is not None:
+                _drop_traceback(told)
             if entered is not None:
                 threads.leave(entered)
             # Let go here, not in a done callback: that would be one more callback

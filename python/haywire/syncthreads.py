@@ -28,24 +28,26 @@ import gc
 import inspect
 import sys
 import threading
+import time
 import weakref
+from collections import deque
 from concurrent.futures import Executor, Future
 from queue import SimpleQueue
 from typing import Any, Callable
 
-# Idle threads kept for later requests. Past this, a freed one is shut down: a burst of
-# concurrent requests leaves at most this many threads behind. A thread start (tens of
-# microseconds) is small beside a request that needs one (Django's: milliseconds), so a
-# burst wider than this pays little for the threads it starts.
+# Idle threads kept for later requests however long they wait. Past this, one that has
+# waited `IDLE_SECONDS` is shut down: the threads kept follow the number of requests
+# running at once (64 keep-alive connections need 64), without starting one per request,
+# and shrink back after a burst.
 IDLE = 16
-# Threads of answered requests whose contexts may still be referred to. Django's handler
-# leaves each request's context in a reference cycle (its disconnect listener's task
-# keeps the RequestAborted it raised, whose traceback holds the handler's frame, which
-# holds the task), so these threads come back only when the garbage collector frees
-# the cycle: hundreds under 64 keep-alive connections, without bound if the app
-# disables the collector. Past this many, a full collection is run before a thread is
-# started (10-25 ms of CPU with Django's default project loaded: at most once per
-# this many requests).
+IDLE_SECONDS = 10.0
+# Threads of answered requests whose contexts are still referred to. A context held by
+# a reference cycle (as Django's handler held each request's before the worker dropped
+# its disconnect exception's traceback: `asgi._drop_traceback`) comes back only when
+# the garbage collector frees the cycle, without bound if the app disables the
+# collector. Past this many, a full collection is run before a thread is started
+# (10-25 ms of CPU with Django's default project loaded: at most once per this many
+# requests).
 LEFT = 256
 
 
@@ -130,23 +132,27 @@ class SyncThreads:
 
     def __init__(self, context: Any) -> None:
         self._context = context  # asgiref.sync.ThreadSensitiveContext
-        self._idle: list[SyncThread] = []
-        # Threads of answered requests, with their contexts (weakly): free once
-        # nothing refers to the context.
-        self._left: list[tuple[SyncThread, weakref.ref]] = []
+        # Idle threads, the most recently freed last (taken first), with when each was
+        # freed: the first ones are those idle longest.
+        self._idle: deque[tuple[SyncThread, float]] = deque()
+        # Threads of answered requests in the order answered, with their contexts
+        # (weakly): free once nothing refers to the context.
+        self._left: deque[tuple[SyncThread, weakref.ref]] = deque()
         self._made = 0  # numbers the threads' names
+        self._trim: asyncio.TimerHandle | None = None  # due when idle ones may be shut down
 
     async def enter(self) -> tuple[SyncThread, Any]:
         """Makes an idle (or new) thread the thread-sensitive one of the calling
         task's context; hand what it returns to ``leave`` once the request is
         answered."""
+        self._drain()
         if not self._idle:
-            self._reclaim()
+            self._reclaim()  # one held longer may have been freed since
         if not self._idle and len(self._left) >= LEFT:
             gc.collect()
             self._reclaim()
         if self._idle:
-            thread = self._idle.pop()
+            thread = self._idle.pop()[0]
         else:
             self._made += 1
             thread = SyncThread(f"haywire-sync-{self._made}")
@@ -166,16 +172,40 @@ class SyncThreads:
         context.token = None
         self._left.append((thread, weakref.ref(context)))
 
+    def _drain(self) -> None:
+        # A context is usually freed as its request's task ends: the threads answered
+        # first are free first, and go back to the idle list before the next request
+        # takes one, so the threads on top of it are those in use and the ones below
+        # wait to be shut down.
+        left = self._left
+        while left and left[0][1]() is None:
+            self._free(left.popleft()[0])
+
+    def _free(self, thread: SyncThread) -> None:
+        self._idle.append((thread, time.monotonic()))
+        if self._trim is None and len(self._idle) > IDLE:
+            self._trim = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._shut_idle)
+
     def _reclaim(self) -> None:
-        left = []
-        for thread, context in self._left:
-            if context() is not None:
-                left.append((thread, context))
-            elif len(self._idle) < IDLE:
-                self._idle.append(thread)
+        left = self._left
+        for _ in range(len(left)):
+            thread, context = left.popleft()
+            if context() is None:
+                self._free(thread)
             else:
-                thread.shutdown(wait=False)
-        self._left = left
+                left.append((thread, context))
+
+    def _shut_idle(self) -> None:
+        """Shuts down the threads idle for `IDLE_SECONDS` past the `IDLE` kept."""
+        self._trim = None
+        self._drain()
+        idle = self._idle
+        due = time.monotonic() - IDLE_SECONDS
+        while len(idle) > IDLE and idle[0][1] <= due:
+            idle.popleft()[0].shutdown(wait=False)
+        if len(idle) > IDLE and self._trim is None:
+            wait = idle[0][1] - due
+            self._trim = asyncio.get_running_loop().call_later(wait, self._shut_idle)
 
 
 def sync_threads() -> SyncThreads | None:
