@@ -2,6 +2,7 @@
 request while it runs, kept for later requests instead of started and joined for each."""
 
 import asyncio
+import os
 import threading
 import time
 
@@ -12,6 +13,7 @@ from conftest import read_response, request
 pytest.importorskip("asgiref")
 
 from haywire.syncthreads import SyncThread  # noqa: E402
+from test_process import as_policy  # noqa: E402
 
 
 def name() -> str:
@@ -41,6 +43,17 @@ def test_a_sync_thread_runs_calls_in_turn_on_its_thread():
     finally:
         thread.shutdown()
     assert not thread._thread.is_alive()
+
+
+def test_sync_threads_are_batch_threads(serve):
+    # Woken by a call, a sync thread must not preempt the loop's thread, which holds the
+    # GIL it needs.
+    server = serve("sync_app:app", interface="asgi", wrap=as_policy("-o"))
+    assert int(request(server, "GET", "/policy")[2]) == os.SCHED_BATCH
+    server.stop()
+    # A policy the operator chose is kept.
+    server = serve("sync_app:app", interface="asgi", wrap=as_policy("-i"))
+    assert int(request(server, "GET", "/policy")[2]) == os.SCHED_IDLE
 
 
 def test_a_call_cancelled_before_it_starts_is_not_run():

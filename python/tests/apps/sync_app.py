@@ -5,6 +5,7 @@ views."""
 import asyncio
 import contextvars
 import gc
+import os
 import threading
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -80,6 +81,8 @@ async def app(scope, receive, send):
             cycle: list = [contextvars.copy_context()]
             cycle.append(cycle)
             body = await sync_to_async(thread_name)()
+        elif path == "/policy":  # its sync thread's scheduling policy
+            body = str(await sync_to_async(os.sched_getscheduler)(0))
         elif path == "/threads":  # how many of the worker's sync threads are alive
             body = str(sum(t.name.startswith("haywire-sync") for t in threading.enumerate()))
         elif path == "/wait":  # waits in its sync thread for /set, made in another's
