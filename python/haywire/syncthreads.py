@@ -38,8 +38,8 @@ from typing import Any, Callable
 
 # Idle threads kept for later requests however long they wait. Past this, one that has
 # waited `IDLE_SECONDS` is shut down: the threads kept follow the number of requests
-# running at once (64 keep-alive connections need 64), without starting one per request,
-# and shrink back after a burst.
+# running at once (64 keep-alive connections need 64 or more), none is started per
+# request, and they shrink back after a burst.
 IDLE = 16
 IDLE_SECONDS = 10.0
 # Threads of answered requests whose contexts are still referred to. A context held by
