@@ -6,7 +6,8 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -592,19 +593,24 @@ fn a_pipelining_client_that_keeps_up_lets_its_shard_serve_others() {
     // Each request costs 1 ms of work (standing for a handler's real work), so the
     // server, not the client, is the slower side: the client's requests are always
     // waiting in the socket, and its few responses never fill it.
+    let worked: Arc<Vec<AtomicU64>> = Arc::new((0..2).map(|_| AtomicU64::new(0)).collect());
+    let counters = worked.clone();
     let server = Server::new(test_config())
-        .routes(|router: &mut Router, shard: &Rc<ShardCtx>| {
+        .routes(move |router: &mut Router, shard: &Rc<ShardCtx>| {
             test_routes(router, shard);
-            router.get("/work", |_: Request| {
+            let (id, counters) = (shard.id(), counters.clone());
+            router.get("/work", move |_: Request| {
                 let worked = Instant::now() + Duration::from_millis(1);
                 while Instant::now() < worked {
                     std::hint::spin_loop();
                 }
+                counters[id].fetch_add(1, Ordering::Relaxed);
                 Response::text("done")
             });
         })
         .start()
         .expect("server starts");
+    assert_eq!(server.shards(), worked.len());
     let addr = server.local_addr();
     // On every shard, one connection that floods and one that asks meanwhile.
     let pairs = two_on_every_shard(addr, server.shards());
@@ -613,6 +619,7 @@ fn a_pipelining_client_that_keeps_up_lets_its_shard_serve_others() {
     let mut clients = Vec::new();
     let mut probes = Vec::new();
     for (flood, probe) in pairs {
+        probes.push(probe);
         let mut reader = flood.into_inner();
         // Bounded, so the thread sees `stop` soon whatever the server does.
         reader
@@ -620,33 +627,25 @@ fn a_pipelining_client_that_keeps_up_lets_its_shard_serve_others() {
             .unwrap();
         let writer = reader.try_clone().unwrap();
         clients.push(write_without_pause(writer, batch.clone(), stop.clone()));
-        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (stop_reading, counted) = (stop.clone(), read.clone());
+        let stop_reading = stop.clone();
         clients.push(thread::spawn(move || {
             use std::io::Read;
             let mut sink = vec![0u8; 1 << 20];
             while !stop_reading.load(Ordering::Relaxed) {
                 match reader.read(&mut sink) {
                     Ok(0) => break,
-                    Ok(n) => {
-                        counted.fetch_add(n as u64, Ordering::Relaxed);
-                    }
                     Err(e) if !timed_out(&e) => break,
-                    Err(_) => {}
+                    _ => {}
                 }
             }
         }));
-        probes.push((probe, read));
     }
-    // Every flood is being answered...
-    eventually("every flood to be answered", || {
-        probes
-            .iter()
-            .all(|(_, read)| read.load(Ordering::Relaxed) >= 16 * 1024)
-    });
+    // Every flood is being served...
+    let work = |shard: usize| worked[shard].load(Ordering::Relaxed);
+    wait_for_floods("a flood", || (0..worked.len()).all(|s| work(s) >= 16));
     // ...and a request on the same shard is answered meanwhile.
-    for (shard, (probe, _)) in probes.iter_mut().enumerate() {
-        assert_shard_answers(probe, shard, "flooded");
+    for (shard, probe) in probes.iter_mut().enumerate() {
+        assert_shard_answers(probe, shard, "flooded", || work(shard));
     }
     stop.store(true, Ordering::Relaxed);
     for client in clients {

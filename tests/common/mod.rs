@@ -212,24 +212,74 @@ pub fn two_on_every_shard(
         .collect()
 }
 
+/// The work a flooded shard may do for its flood while a request on another of its
+/// connections waits, in the flood tests' pieces of 1 ms: 10 s of it. A shard that
+/// yields answered within 350 pieces (requests, streamed or uploaded pieces), or 2,900
+/// WebSocket messages (a handler takes a 64 KiB window of small messages at a time),
+/// in 20-30 runs of each test on a loaded 2-core machine.
+pub const FLOOD_WORK_LIMIT: u64 = 10_000;
+
 /// Asks `/shard` on `probe`, a keep-alive connection to shard `shard`, while another
-/// connection there is busy (`busy` says how): the answer must come within 5 s, or the
-/// busy connection holds its shard.
-pub fn assert_shard_answers(probe: &mut BufReader<TcpStream>, shard: usize, busy: &str) {
+/// connection there is busy (`busy` says how), for which `worked` counts the pieces of
+/// work (1 ms each) the shard has done: the answer must come before the shard has done
+/// `FLOOD_WORK_LIMIT` more, or the busy connection holds its shard. Measured in the
+/// flood's own work, not in time, so that a loaded machine, which slows the shard's
+/// work for both, does not fail it; time bounds the wait only as a last resort.
+pub fn assert_shard_answers(
+    probe: &mut BufReader<TcpStream>,
+    shard: usize,
+    busy: &str,
+    worked: impl Fn() -> u64,
+) {
     let started = std::time::Instant::now();
+    let before = worked();
+    probe.get_mut().write_all(get("/shard").as_bytes()).unwrap();
     probe
         .get_ref()
-        .set_read_timeout(Some(Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    probe.get_mut().write_all(get("/shard").as_bytes()).unwrap();
+    loop {
+        // Counted before the read: work done after the answer came would not count.
+        let done = worked() - before;
+        match probe.fill_buf() {
+            Ok([]) => panic!("shard {shard} {busy} closed another connection"),
+            Ok(_) => break,
+            Err(e) if timed_out(&e) => {}
+            Err(e) => panic!("shard {shard} {busy}: another connection failed: {e}"),
+        }
+        assert!(
+            done < FLOOD_WORK_LIMIT,
+            "shard {shard} {busy} did not answer another connection while it did {done} \
+             pieces of work for the flood ({:?})",
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "shard {shard} {busy} neither answered another connection nor did \
+             {FLOOD_WORK_LIMIT} pieces of work for the flood in 60 s ({done} done)"
+        );
+    }
+    probe
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut line = String::new();
-    let answered = probe.read_line(&mut line);
-    assert!(
-        matches!(answered, Ok(n) if n > 0),
-        "shard {shard} {busy} did not answer another connection in {:?}: {answered:?}",
-        started.elapsed()
-    );
+    probe.read_line(&mut line).unwrap();
     assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+}
+
+/// Waits until `running` says that every flood of a test is being served. Up to 60 s:
+/// this only makes sure the floods have started, and a loaded machine may start them
+/// slowly.
+pub fn wait_for_floods(what: &str, running: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !running() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} did not start in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Writes `batch` over and over on `socket`, without pause, from a new thread until
