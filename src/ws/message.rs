@@ -103,6 +103,10 @@ impl Default for Limits {
     }
 }
 
+/// The most room the reader reserves ahead of the bytes received for a frame not yet
+/// complete: what one read of the socket brings (the shard's 64 KiB scratch buffer).
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// A fragmented message being reassembled.
 struct Partial {
     text: bool,
@@ -163,8 +167,13 @@ impl Reader {
                 _ => {}
             }
             if buf.len() < head_len + len {
-                // Room for the rest of the frame, so it arrives without regrowing.
-                buf.reserve(head_len + len - buf.len());
+                // Room for what the next read can bring of the frame, so that it
+                // arrives without regrowing: a small frame's rest all at once. Never
+                // the whole of a large frame's announced length, which a client sends
+                // in a header of a few bytes: it would make every connection that sends
+                // one such header and no payload hold up to `max_frame`. Past a read's
+                // worth, the buffer grows with the bytes that arrive (doubling).
+                buf.reserve((head_len + len - buf.len()).min(RESERVE_AHEAD));
                 return Ok(None);
             }
             buf.advance(head_len);
@@ -423,6 +432,41 @@ mod tests {
         wire.extend_from_slice(&(1u64 << 62).to_be_bytes());
         wire.extend_from_slice(&KEY);
         assert_eq!(reader.read(&mut wire).unwrap_err().code, CloseCode::TOO_BIG);
+    }
+
+    #[test]
+    fn a_large_frames_room_grows_with_the_bytes_received() {
+        // Only the header of a frame of the largest size allowed: room for one read,
+        // not for the 16 MiB it announces.
+        let mut reader = Reader::new(Limits::default());
+        let mut encoded = BytesMut::new();
+        frame::encode_header(&mut encoded, true, OpCode::Binary, 16 << 20, Some(KEY));
+        let mut head = BytesMut::from(&encoded[..]);
+        assert!(reader.read(&mut head).unwrap().is_none());
+        assert!(
+            head.capacity() <= 14 + RESERVE_AHEAD,
+            "{} bytes reserved for a header",
+            head.capacity()
+        );
+        // A 1 MiB frame arriving a read at a time: the room stays within twice what
+        // arrived, and the frame decodes whole.
+        let payload: Vec<u8> = (0..1 << 20).map(|i| i as u8).collect();
+        let mut wire = BytesMut::new();
+        client_frame(&mut wire, true, OpCode::Binary, &payload);
+        let mut buf = BytesMut::new();
+        let mut message = None;
+        for piece in wire.chunks(RESERVE_AHEAD) {
+            assert_eq!(message, None);
+            buf.extend_from_slice(piece);
+            let received = buf.len();
+            message = reader.read(&mut buf).unwrap();
+            assert!(
+                buf.capacity() <= 2 * (received + RESERVE_AHEAD),
+                "{} bytes reserved for {received} received",
+                buf.capacity()
+            );
+        }
+        assert_eq!(message, Some(Message::Binary(payload.into())));
     }
 
     /// Frames from arbitrary parts, valid or not (any opcode, fin, mask, payload).
