@@ -10,9 +10,9 @@
 //!
 //! Backpressure both ways, in bytes per connection ([`Link`]): the shard stops taking
 //! messages from the connection (which then stops reading the socket) while the app
-//! has [`RECV_WINDOW`] unread; the app's `send` waits while [`SEND_WINDOW`] of its
-//! messages are not yet in the connection's output buffer, which itself waits on
-//! `websocket.write_buffer` and so on the client.
+//! leaves [`RECV_WINDOW`] unread (payloads plus a per-message overhead); the app's
+//! `send` waits while [`SEND_WINDOW`] of its messages are not yet in the connection's
+//! output buffer, which itself waits on `websocket.write_buffer` and so on the client.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -36,9 +36,13 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use crate::bridge::{serve_mailbox, Job, Mailbox, FALLBACK};
 use crate::{body_bytes, header_pairs, Site};
 
-/// Bytes of received messages the app may leave unread before the shard stops taking
-/// more from the connection.
+/// What received messages the app leaves unread may cost ([`unread_cost`]) before the
+/// shard stops taking more from the connection.
 pub const RECV_WINDOW: usize = 64 * 1024;
+/// What a received message holds in Python beyond its payload: the `str` or `bytes`
+/// object, the ASGI event dict and its queue entry (about 300 bytes in CPython 3.11).
+/// Counted so that a flood of empty or tiny messages fills [`RECV_WINDOW`] too.
+const MESSAGE_OVERHEAD: usize = 256;
 /// Bytes of the app's messages that may wait for the connection's output buffer
 /// before `send` waits.
 pub const SEND_WINDOW: usize = 256 * 1024;
@@ -50,9 +54,9 @@ const ABNORMAL: u16 = 1006;
 enum Event {
     /// A handshake awaits the app's answer.
     Connect(Box<Connect>),
-    /// A text message (its length counted unread).
+    /// A text message (its [`unread_cost`] counted unread).
     Text(u64, String),
-    /// A binary message (its length counted unread).
+    /// A binary message (its [`unread_cost`] counted unread).
     Binary(u64, Bytes),
     /// The connection is over: the client's close code and reason (1005 for a close
     /// without a code, 1006 when none came). Always the last event of a connection.
@@ -93,6 +97,11 @@ struct Link {
     unread: AtomicUsize,
     /// Sent by the app and not yet in the connection's output buffer.
     unsent: AtomicUsize,
+}
+
+/// What a received message of `payload` bytes counts against [`RECV_WINDOW`].
+fn unread_cost(payload: usize) -> usize {
+    payload + MESSAGE_OVERHEAD
 }
 
 /// Subtracts `n` from `count`; whether that took it from `window` or more to below.
@@ -163,10 +172,13 @@ impl Channels {
                     (0, id, Bound::new(py, ws)?.into_any(), 0)
                 }
                 Event::Text(id, text) => {
-                    let n = text.len();
+                    let n = unread_cost(text.len());
                     (1, id, PyString::new(py, &text).into_any(), n)
                 }
-                Event::Binary(id, data) => (2, id, PyBytes::new(py, &data).into_any(), data.len()),
+                Event::Binary(id, data) => {
+                    let n = unread_cost(data.len());
+                    (2, id, PyBytes::new(py, &data).into_any(), n)
+                }
                 Event::Disconnect(id, code, reason) => {
                     (3, id, (code, reason).into_pyobject(py)?.into_any(), 0)
                 }
@@ -340,11 +352,13 @@ impl Hub {
                 conn.room().await;
                 match ws.recv().await {
                     Some(Message::Text(text)) => {
-                        link.unread.fetch_add(text.len(), Ordering::AcqRel);
+                        link.unread
+                            .fetch_add(unread_cost(text.len()), Ordering::AcqRel);
                         self.events.post(Event::Text(id, text));
                     }
                     Some(Message::Binary(data)) => {
-                        link.unread.fetch_add(data.len(), Ordering::AcqRel);
+                        link.unread
+                            .fetch_add(unread_cost(data.len()), Ordering::AcqRel);
                         self.events.post(Event::Binary(id, data));
                     }
                     Some(Message::Close(frame)) => {
@@ -493,7 +507,7 @@ impl PyWebSocket {
         self.link.unsent.load(Ordering::Acquire) >= SEND_WINDOW
     }
 
-    /// The app has received messages of `n` bytes (the size `take_websocket` gave).
+    /// The app has received messages of size `n` (what `take_websocket` gave).
     fn consumed(&self, n: usize) {
         if release(&self.link.unread, n, RECV_WINDOW) {
             self.post(Command::Resume);

@@ -168,6 +168,33 @@ def test_an_app_that_reads_nothing_stalls_the_client(serve):
         assert state["read"] == total
 
 
+def test_empty_messages_an_app_does_not_read_stop_being_taken(serve, tmp_path):
+    """Each message counts against the app's unread window beyond its payload, so
+    empty ones stop the server taking more too: their Python objects cannot pile up."""
+    config = tmp_path / "stats.toml"
+    config.write_text('[[route]]\nhandler = "stats"\npath = "/stats"\n')
+    server = serve(APP, interface="asgi", config=str(config))
+    count = 100_000
+
+    def taken() -> int:
+        report = json.loads(request(server, "GET", "/stats")[2])
+        return report["total"]["websocket"]["messages_in"]
+
+    with connect(url(server, "/deaf"), open_timeout=10, ping_interval=None) as ws:
+        # Empty binary frames, masked with a zero key, straight to the socket.
+        ws.socket.sendall(b"\x82\x80\x00\x00\x00\x00" * count)
+        before, deadline = -1, time.monotonic() + 15
+        while time.monotonic() < deadline:
+            time.sleep(0.5)  # more than a stats publication period
+            now = taken()
+            if now == before and now > 0:
+                break
+            before = now
+        assert 0 < now == before < 8192, f"{now} messages taken, none read"
+        request(server, "POST", "/hear")
+        assert wait_seen(server, lambda s: s["heard"] == count, 60)["heard"] == count
+
+
 def test_wss_under_tls(serve, certificate):  # noqa: F811
     cert, key = certificate
     context = ssl.create_default_context()

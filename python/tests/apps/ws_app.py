@@ -6,7 +6,9 @@ from fastapi import FastAPI, WebSocket
 
 app = FastAPI()
 # What the app saw, read back over HTTP (one worker: one process).
-seen: dict = {"disconnects": [], "blasted": 0, "read": 0}
+seen: dict = {"disconnects": [], "blasted": 0, "read": 0, "heard": 0}
+# Set by POST /hear: /deaf starts reading.
+hear = asyncio.Event()
 
 
 @app.get("/seen")
@@ -73,6 +75,20 @@ async def sleepy(ws: WebSocket) -> None:
         if message["type"] == "websocket.disconnect":
             return
         seen["read"] += len(message.get("bytes") or b"")
+
+
+@app.websocket("/deaf")
+async def deaf(ws: WebSocket) -> None:
+    """Reads nothing until POST /hear, then counts the messages it receives."""
+    await ws.accept()
+    await hear.wait()
+    while (await ws.receive())["type"] != "websocket.disconnect":
+        seen["heard"] += 1
+
+
+@app.post("/hear")
+async def start_hearing() -> None:
+    hear.set()
 
 
 @app.websocket("/fail-before-accept")
