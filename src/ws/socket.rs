@@ -189,6 +189,10 @@ impl WebSocket {
     /// and pongs are dropped, so neither comes out here. While messages wait here
     /// unread, the server stops reading the socket.
     pub async fn recv(&self) -> Option<Message> {
+        // Queued messages are ready at once: a handler that works on each would take
+        // the whole window (some 1,700 small messages) before the shard serves others.
+        // As between requests, a yield once the time slice is spent.
+        glommio::yield_if_needed().await;
         poll_fn(|cx| self.shared.poll_recv(cx)).await
     }
 
@@ -330,5 +334,57 @@ impl Drop for Upgrade {
             Response::new(forbidden).with_body("text/plain", "WebSocket refused\n")
         };
         self.refuse(&response);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_handler_working_through_queued_messages_lets_other_tasks_run() {
+        let executor = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("a glommio executor for the test");
+        executor.run(async {
+            let shared = Rc::new(Shared::new(1 << 16, Rc::default()));
+            let queued = 5_000;
+            for _ in 0..queued {
+                shared.deliver(Message::Binary(bytes::Bytes::new()), 0);
+            }
+            shared.end_input();
+            let ws = WebSocket { shared };
+            let other_ran = Rc::new(Cell::new(false));
+            // Another connection's work, due in 1 ms (as a request arriving would be,
+            // both need the shard to look at its events).
+            glommio::spawn_local({
+                let other_ran = other_ran.clone();
+                async move {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                    other_ran.set(true)
+                }
+            })
+            .detach();
+            // 1 ms of work per message; the other task must get its turn long before
+            // the queue is empty (a time slice is some tens of messages).
+            let mut taken = 0;
+            while !other_ran.get() && ws.recv().await.is_some() {
+                let worked = Instant::now() + Duration::from_millis(1);
+                while Instant::now() < worked {
+                    std::hint::spin_loop();
+                }
+                taken += 1;
+            }
+            assert!(
+                other_ran.get(),
+                "the other task waited for all {taken} messages"
+            );
+            assert!(
+                taken < queued / 5,
+                "the other task waited for {taken} messages"
+            );
+        });
     }
 }
