@@ -416,8 +416,12 @@ fn a_client_uploading_without_pause_lets_its_shard_serve_others() {
     assert_eq!(server.shards(), SUNK.len());
     let pairs = two_on_every_shard(addr, server.shards());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let chunk = [b"10000\r\n".as_slice(), &[b'u'; 64 * 1024], b"\r\n"].concat();
-    let batch = chunk.repeat(16);
+    // 1 KiB chunks, a piece of work each: a 64 KiB read holds 64 ms of work, and the
+    // socket's buffers seconds of it, so the upload never runs short of data (which
+    // would let the shard wait, and pass this test without the yield) even when the
+    // machine leaves the writing thread unscheduled for a while.
+    let chunk = [b"400\r\n".as_slice(), &[b'u'; 1024], b"\r\n"].concat();
+    let batch = chunk.repeat(1024);
     let mut writers = Vec::new();
     let mut probes = Vec::new();
     for (flood, probe) in pairs {
