@@ -132,9 +132,9 @@ impl RequestBody {
     }
 
     /// The rest of the body when it has all arrived, in one piece: taken at once, with
-    /// no wait. A body of up to 64 KiB under Content-Length that came in the same read
-    /// as its head is so when the handler is called. `None` (nothing taken) otherwise:
-    /// read it with [`RequestBody::chunk`].
+    /// no wait. A body of up to 64 KiB (under Content-Length, or chunked) that came in
+    /// the same read as its head is so when the handler is called. `None` (nothing
+    /// taken) otherwise: read it with [`RequestBody::chunk`].
     pub fn take_whole(&mut self) -> Option<Bytes> {
         let feed = &self.feed;
         let mut pieces = feed.pieces.borrow_mut();

@@ -725,6 +725,39 @@ fn a_small_body_that_came_with_its_head_is_complete_when_the_handler_starts() {
     server.join().unwrap();
 }
 
+#[test]
+fn a_small_chunked_body_that_came_with_its_head_is_complete_when_the_handler_starts() {
+    let server = start();
+    let addr = server.local_addr();
+    let head = "POST /whole HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let chunk = |n: usize| format!("{n:x}\r\n{}\r\n", "c".repeat(n));
+    let body = chunk(24) + &chunk(1000) + "0\r\nX-Trailer: t\r\n\r\n";
+    // Pipelined with a GET in one write: whole (its data only), then the GET.
+    let mut stream = connect(addr);
+    let wire = format!("{head}{body}{}", get("/"));
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    assert_eq!(read_reply(&mut reader, false).text(), "whole 1024");
+    assert_eq!(read_reply(&mut reader, false).text(), "hello world");
+    // Its last chunk still due: it streams.
+    let (first, rest) = body.split_at(body.len() - 5);
+    let wire = format!("{head}{first}");
+    reader.get_mut().write_all(wire.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    reader.get_mut().write_all(rest.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut reader, false).text(), "streamed 1024");
+    // Past the 64 KiB window: streamed though all of it came at once.
+    let wire = format!("{head}{}0\r\n\r\n", chunk(64 * 1024 + 1));
+    reader.get_mut().write_all(wire.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut reader, false).text(), "streamed 65537");
+    // Bad framing is not taken whole: it fails as the body is read.
+    let wire = format!("{head}{}zz\r\n\r\n", chunk(10));
+    reader.get_mut().write_all(wire.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut reader, false).text(), "failed InvalidData");
+    server.stop();
+    server.join().unwrap();
+}
+
 /// Reads until the server ends the connection (its close, or a reset). A connection
 /// left open fails at the read timeout instead of passing with what came before.
 fn read_to_close(reader: &mut impl Read) -> Vec<u8> {

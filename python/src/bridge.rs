@@ -1075,6 +1075,10 @@ impl BodyHandler for PyStreamRoute {
         // lock per step and, when the app asked before the pump had run, a wait and a
         // wake-up on each side: a POST of 1 KiB cost 2.5 times a GET.
         if let Some(whole) = body.take_whole() {
+            if whole.len() as u64 > self.limit {
+                // Chunked: its length is known only now.
+                return Reply::Ready(too_large());
+            }
             return match self.bridge.submit(FALLBACK, request, Given::Whole(whole)) {
                 Some((_, reply)) => reply,
                 None => busy(),

@@ -113,6 +113,24 @@ def test_max_body_size_bounds_streamed_uploads(serve, interface, app):
     assert (status, body) == (200, f"{MIB} {hashlib.sha256(b'z' * MIB).hexdigest()}".encode())
 
 
+@pytest.mark.parametrize("interface, app", APPS)
+def test_a_chunked_body_that_came_whole_is_held_to_max_body_size(serve, interface, app):
+    """Its length is known only once it is taken whole: checked then."""
+    server = serve(app, interface=interface, extra=["--max-body-size", "100"])
+
+    def post(n: int) -> bytes:
+        return (b"POST /hash HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"%x\r\n%s\r\n0\r\n\r\n" % (n, b"c" * n))
+
+    with server.connect() as sock:
+        sock.sendall(post(100))
+        status, _, body, _ = read_response(sock)
+        assert (status, body) == (200, f"100 {hashlib.sha256(b'c' * 100).hexdigest()}".encode())
+        sock.sendall(post(101))
+        status, headers, _, _ = read_response(sock)
+        assert status == 413 and headers.get("connection") == "close"
+
+
 def test_asgi_receive_awaits_body_without_an_executor_thread(serve):
     server = serve("asgi_app:app", interface="asgi")
     with server.connect() as sock:
@@ -171,13 +189,14 @@ def test_many_slow_asgi_uploads_leave_the_default_executor_free(serve):
 
 
 def test_a_small_body_sent_with_its_head_comes_whole_with_the_request(serve):
-    """A body that arrived with its head (at most 64 KiB, with a Content-Length) is
-    complete when the request is handed over: it goes with it as bytes, not through the
+    """A body that arrived with its head (at most 64 KiB, under Content-Length or
+    chunked) is complete when the request is handed over: it goes with it as bytes, not through the
     body pipe. A body sent after its head still streams."""
     wsgi = serve("wsgi_app:app")
     asgi = serve("asgi_app:app", interface="asgi")
     body = b"b" * 1024
     head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1024\r\n\r\n"
+    chunked = b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     for server, path, whole, streamed in [
         (wsgi, b"/input-kind", b"BytesIO 1024", b"BufferedReader 1024"),
         # The first receive() returns it without the loop running anything else (the
@@ -190,6 +209,10 @@ def test_a_small_body_sent_with_its_head_comes_whole_with_the_request(serve):
             for _ in range(3):
                 sock.sendall(head % path + body)
                 assert read_response(sock)[:3:2] == (200, whole)
+            # Chunked, all of it with the head: whole as well.
+            sock.sendall(chunked % path + b"18\r\n" + body[:24] + b"\r\n3e8\r\n"
+                         + body[24:] + b"\r\n0\r\n\r\n")
+            assert read_response(sock)[:3:2] == (200, whole)
             sock.sendall(head % path)
             time.sleep(0.2)  # the app has the request before the body
             sock.sendall(body)

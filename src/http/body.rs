@@ -62,6 +62,19 @@ impl ChunkedDecoder {
         out: &mut BytesMut,
         max_body: usize,
     ) -> Result<bool, ParseError> {
+        let (used, result) = self.decode_slice(input, out, max_body);
+        input.advance(used);
+        result
+    }
+
+    /// [`ChunkedDecoder::decode`] from a slice, which it leaves as it is: how many of
+    /// its bytes were used, and the result.
+    pub fn decode_slice(
+        &mut self,
+        input: &[u8],
+        out: &mut BytesMut,
+        max_body: usize,
+    ) -> (usize, Result<bool, ParseError>) {
         let mut i = 0;
         let result = loop {
             if self.state == State::Done {
@@ -86,8 +99,7 @@ impl ChunkedDecoder {
                 break Err(e);
             }
         };
-        input.advance(i);
-        result
+        (i, result)
     }
 
     fn step(&mut self, byte: u8, have: usize, max_body: usize) -> Result<(), ParseError> {

@@ -190,18 +190,34 @@ impl Decoder {
         }
     }
 
-    /// A streamed body of at most `max` bytes under Content-Length that is all in
-    /// `buf` already: split off whole, and the decoder goes on to the next head.
-    /// `None` (nothing taken) for a chunked body, a longer one, or one still arriving.
+    /// A streamed body of at most `max` bytes that is all in `buf` already (under
+    /// Content-Length, or chunked up to its last chunk and trailers): taken off `buf`
+    /// whole, and the decoder goes on to the next head. `None` (nothing taken) for a
+    /// longer body, one still arriving, or chunked framing in error (which then fails
+    /// as the body is streamed).
     pub fn whole_body(&mut self, buf: &mut BytesMut, max: usize) -> Option<Bytes> {
-        let State::StreamedLength(left) = self.state else {
-            return None;
-        };
-        let len = usize::try_from(left)
-            .ok()
-            .filter(|&len| len <= max.min(buf.len()))?;
-        self.state = State::Head;
-        Some(buf.split_to(len).freeze())
+        match &self.state {
+            State::StreamedLength(left) => {
+                let len = usize::try_from(*left)
+                    .ok()
+                    .filter(|&len| len <= max.min(buf.len()))?;
+                self.state = State::Head;
+                Some(buf.split_to(len).freeze())
+            }
+            State::StreamedChunked(decoder) => {
+                // Tried on a copy of the decoder, over the buffer left as it is: a body
+                // not all here streams from where it began.
+                let mut out = BytesMut::new();
+                let (used, done) = decoder.clone().decode_slice(buf, &mut out, max);
+                if !matches!(done, Ok(true)) {
+                    return None;
+                }
+                buf.advance(used);
+                self.state = State::Head;
+                Some(out.freeze())
+            }
+            _ => None,
+        }
     }
 
     /// The next piece of a streamed body from `buf`.

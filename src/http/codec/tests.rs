@@ -694,11 +694,47 @@ fn a_streamed_body_all_in_the_buffer_is_taken_whole_up_to_the_max() {
             Ok(BodyPiece::Data(_))
         ));
     }
-    // A chunked body streams.
-    let mut decoder = Decoder::new(limits(), 0);
-    let mut buf = BytesMut::from(
-        &b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"[..],
+}
+
+#[test]
+fn a_chunked_body_all_in_the_buffer_is_taken_whole_up_to_the_max() {
+    let head = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let body = b"3\r\nabc\r\n7;ext=1\r\ndefghij\r\n0\r\nX-T: 1\r\n\r\n";
+    let next = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let streams = |r: &Request| r.path() == "/up";
+    let start = |wire: &[u8]| {
+        let mut decoder = Decoder::new(limits(), 0);
+        let mut buf = BytesMut::from(wire);
+        assert!(matches!(
+            decoder.decode_routed(&mut buf, &streams).unwrap(),
+            Event::Streamed { .. }
+        ));
+        (decoder, buf)
+    };
+    // All there, trailers included: its data taken whole, and the next request decodes.
+    let (mut decoder, mut buf) = start(&[&head[..], body, next].concat());
+    assert_eq!(
+        decoder.whole_body(&mut buf, 10).as_deref(),
+        Some(&b"abcdefghij"[..])
     );
-    head(&mut decoder, &mut buf);
+    match decoder.decode_routed(&mut buf, &streams).unwrap() {
+        Event::Request(request) => assert_eq!(request.path(), "/"),
+        other => panic!("{other:?}"),
+    }
+    // Longer than the max, or its end not there yet: nothing taken, it streams from
+    // its first chunk.
+    for (max, cut) in [(9, 0), (10, 3)] {
+        let (mut decoder, mut buf) = start(&[&head[..], &body[..body.len() - cut]].concat());
+        let before = buf.clone();
+        assert!(decoder.whole_body(&mut buf, max).is_none(), "max {max}");
+        assert_eq!(buf, before);
+        match decoder.body_piece(&mut buf) {
+            Ok(BodyPiece::Data(data)) => assert_eq!(&data[..], b"abcdefghij"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Bad framing: nothing taken; streaming it fails.
+    let (mut decoder, mut buf) = start(&[&head[..], b"3\r\nabc\r\nzz\r\n\r\n"].concat());
     assert!(decoder.whole_body(&mut buf, 1024).is_none());
+    assert!(decoder.body_piece(&mut buf).is_err());
 }
