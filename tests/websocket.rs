@@ -351,6 +351,105 @@ fn traffic_defers_the_idle_timeout() {
     running.join().unwrap();
 }
 
+/// A server on the test routes with these `[websocket]` timers, in seconds.
+fn timed_server(idle: f64, ping_interval: f64, ping_timeout: f64) -> haywire::RunningServer {
+    let mut config = test_config();
+    config.websocket.idle_timeout = idle;
+    config.websocket.ping_interval = ping_interval;
+    config.websocket.ping_timeout = ping_timeout;
+    Server::new(config).routes(routes).start().unwrap()
+}
+
+#[test]
+fn a_silent_client_is_pinged_and_stays_open_while_it_answers() {
+    // Without keepalive pings the connection would close (1001) after 0.5 s.
+    let running = timed_server(0.5, 0.2, 1.0);
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/ws", "");
+    assert_eq!(reply.status, 101);
+    let started = std::time::Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let (fin, opcode, payload) = ws.read();
+        assert_eq!((fin, opcode), (true, PING), "{payload:?}");
+        pings += 1;
+        ws.frame(true, PONG, &payload);
+    }
+    // One per interval (0.2 s, to a 0.1 s tick), not a flood.
+    assert!((4..=10).contains(&pings), "{pings} pings in 1.5 s");
+    ws.frame(true, TEXT, b"still here");
+    assert_eq!(ws.read_text(), "still here");
+}
+
+#[test]
+fn a_pinged_client_that_says_nothing_is_closed_with_1011() {
+    let running = timed_server(30.0, 0.2, 0.3);
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/ws", "");
+    assert_eq!(reply.status, 101);
+    let started = std::time::Instant::now();
+    assert_eq!(ws.read().1, PING);
+    assert_eq!(ws.read_close(), Some(1011));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400),
+        "closed after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+    ws.frame(true, CLOSE, &1011u16.to_be_bytes());
+    assert!(ws.ends());
+}
+
+#[test]
+fn keepalive_pings_can_be_turned_off() {
+    let running = timed_server(0.6, 0.0, 0.1);
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/ws", "");
+    assert_eq!(reply.status, 101);
+    let started = std::time::Instant::now();
+    // No ping first: the idle timeout's close.
+    assert_eq!(ws.read_close(), Some(1001));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+}
+
+#[test]
+fn a_client_whose_messages_wait_for_the_handler_is_not_taken_for_gone() {
+    // The handler takes nothing for 1.5 s: the server stops reading once 64 KiB of
+    // messages wait, so the client's answers to pings could not be seen; its silence
+    // must not count (else: a ping, then 1011 after 0.4 s).
+    let mut config = test_config();
+    config.websocket.ping_interval = 0.2;
+    config.websocket.ping_timeout = 0.2;
+    let running = Server::new(config)
+        .routes(|router: &mut Router, _: &Rc<ShardCtx>| {
+            router.websocket("/late", |_: Request, ws: WebSocket| async move {
+                glommio::timer::sleep(Duration::from_millis(1500)).await;
+                while let Some(message) = ws.recv().await {
+                    if ws.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        })
+        .start()
+        .unwrap();
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/late", "");
+    assert_eq!(reply.status, 101);
+    let message = vec![b'm'; 1024];
+    for _ in 0..100 {
+        ws.frame(true, BINARY, &message);
+    }
+    let mut echoed = 0;
+    while echoed < 100 {
+        let (_, opcode, payload) = ws.read();
+        match opcode {
+            PING => ws.frame(true, PONG, &payload),
+            BINARY => {
+                assert_eq!(payload, message);
+                echoed += 1;
+            }
+            _ => panic!("opcode {opcode} after {echoed} echoes: {payload:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_close_the_client_does_not_answer_ends_the_connection_after_a_short_wait() {
     // The idle timeout is 60 s: the end comes from the close's own wait (2 s).

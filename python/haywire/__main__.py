@@ -88,6 +88,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f" --config: {DEFAULT_MAX_BODY >> 20} MiB)")
     parser.add_argument("--root-path", default="", metavar="PATH",
                         help="the prefix the app is mounted at (SCRIPT_NAME, root_path)")
+    parser.add_argument("--ws-ping-interval", type=float, metavar="SECONDS",
+                        help="ping a WebSocket client silent this long, keeping the connection"
+                        " open through proxies (overrides websocket.ping_interval; default 20;"
+                        " 0: never)")
+    parser.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS",
+                        help="close (1011) a pinged WebSocket client that sends nothing for this"
+                        " long (overrides websocket.ping_timeout; default 20)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
@@ -185,6 +192,10 @@ class Supervisor:
             *(["--max-body-size", str(args.max_body_size)] if args.max_body_size is not None else []),
             *(["--ssl-certfile", args.ssl_certfile] if args.ssl_certfile else []),
             *(["--ssl-keyfile", args.ssl_keyfile] if args.ssl_keyfile else []),
+            *(["--ws-ping-interval", str(args.ws_ping_interval)]
+              if args.ws_ping_interval is not None else []),
+            *(["--ws-ping-timeout", str(args.ws_ping_timeout)]
+              if args.ws_ping_timeout is not None else []),
             "--parent", str(os.getpid()),
             "--ready-fd", str(ready_w),
         ]
@@ -400,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             args.max_body_size = DEFAULT_MAX_BODY
         config = check_config(args.config, args.address, args.port, args.ssl_certfile,
                               args.ssl_keyfile, args.max_body_size, args.backlog, args.access_log,
-                              args.uds)
+                              args.uds, args.ws_ping_interval, args.ws_ping_timeout)
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR

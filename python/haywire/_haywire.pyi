@@ -32,6 +32,8 @@ def check_config(
     backlog: int | None = None,
     access_log: str | None = None,
     uds: str | None = None,
+    ws_ping_interval: float | None = None,
+    ws_ping_timeout: float | None = None,
 ) -> ConfigSummary:
     """Validates a config; raises ConfigError naming the key."""
 
@@ -153,6 +155,8 @@ class Worker:
         max_body_size: int | None = None,
         backlog: int | None = None,
         access_log: str | None = None,
+        ws_ping_interval: float | None = None,
+        ws_ping_timeout: float | None = None,
         websocket: bool = False,
         listener: socket.socket | None = None,
     ) -> None: ...

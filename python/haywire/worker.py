@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factory", action="store_true")
     parser.add_argument("--backlog", type=int)
     parser.add_argument("--access-log")
+    parser.add_argument("--ws-ping-interval", type=float)
+    parser.add_argument("--ws-ping-timeout", type=float)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
@@ -224,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             max_body_size=args.max_body_size,
             backlog=args.backlog,
             access_log=args.access_log,
+            ws_ping_interval=args.ws_ping_interval,
+            ws_ping_timeout=args.ws_ping_timeout,
             websocket=args.interface == "asgi",
             listener=listener,
         )

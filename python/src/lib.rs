@@ -66,6 +66,10 @@ struct Overrides {
     access_log: Option<String>,
     /// `--uds`: `server.unix`.
     unix: Option<String>,
+    /// `--ws-ping-interval`: `websocket.ping_interval`.
+    ws_ping_interval: Option<f64>,
+    /// `--ws-ping-timeout`: `websocket.ping_timeout`.
+    ws_ping_timeout: Option<f64>,
 }
 
 /// Loads `path` (or the defaults when `None`), applies the overrides and validates.
@@ -100,6 +104,12 @@ fn load_config(
     }
     if let Some(unix) = overrides.unix {
         config.server.unix = unix;
+    }
+    if let Some(interval) = overrides.ws_ping_interval {
+        config.websocket.ping_interval = interval;
+    }
+    if let Some(timeout) = overrides.ws_ping_timeout {
+        config.websocket.ping_timeout = timeout;
     }
     config.validate()?;
     Ok(config)
@@ -139,7 +149,7 @@ struct ConfigSummary {
 /// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
 /// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
 #[pyfunction]
-#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, uds=None))]
+#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, uds=None, ws_ping_interval=None, ws_ping_timeout=None))]
 #[allow(clippy::too_many_arguments)]
 fn check_config(
     path: Option<&str>,
@@ -151,6 +161,8 @@ fn check_config(
     backlog: Option<u32>,
     access_log: Option<String>,
     uds: Option<String>,
+    ws_ping_interval: Option<f64>,
+    ws_ping_timeout: Option<f64>,
 ) -> PyResult<ConfigSummary> {
     let overrides = Overrides {
         address,
@@ -161,6 +173,8 @@ fn check_config(
         backlog,
         access_log,
         unix: uds,
+        ws_ping_interval,
+        ws_ping_timeout,
     };
     let config = load_config(path, overrides).map_err(config_error)?;
     let ip: IpAddr = config
@@ -1008,12 +1022,13 @@ impl Worker {
     /// (addresses and CIDR networks, comma-separated; `*` any); `root_path`: the
     /// prefix the app is mounted at; `ssl_certfile`/`ssl_keyfile` override `[tls]`,
     /// `max_body_size` `limits.max_request_size`, `backlog` `server.backlog`,
-    /// `access_log` `log.access`. With `websocket`, WebSocket upgrades on any path go
+    /// `access_log` `log.access`, `ws_ping_interval`/`ws_ping_timeout`
+    /// `websocket.ping_interval`/`ping_timeout`. With `websocket`, WebSocket upgrades on any path go
     /// to the app (`websocket_fileno`, `take_websocket`); without, they reach it as
     /// plain requests, which it refuses. `listener`, a listening socket object (the
     /// supervisor's `--uds` socket), is served instead of binding one.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, websocket=false, listener=None))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, ws_ping_interval=None, ws_ping_timeout=None, websocket=false, listener=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -1031,6 +1046,8 @@ impl Worker {
         max_body_size: Option<usize>,
         backlog: Option<u32>,
         access_log: Option<String>,
+        ws_ping_interval: Option<f64>,
+        ws_ping_timeout: Option<f64>,
         websocket: bool,
         listener: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Worker> {
@@ -1051,6 +1068,8 @@ impl Worker {
             backlog,
             access_log,
             unix: None,
+            ws_ping_interval,
+            ws_ping_timeout,
         };
         let mut config = load_config(path, overrides).map_err(config_error)?;
         config.server.shards = 1;

@@ -2,7 +2,10 @@
 client: echo, subprotocols, close codes both ways, refusal, size limits, backpressure."""
 
 import json
+import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,7 +13,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import request
+from conftest import APPS, request
 from test_context import certificate  # noqa: F401 (a fixture)
 
 APP = "ws_app:app"
@@ -237,6 +240,39 @@ def test_a_graceful_stop_closes_open_websockets_with_1001(serve):
         assert closed.value.rcvd.code == 1001
         stopping.join(15)
     assert server.proc.wait(15) == 0
+
+
+def test_keepalive_pings_keep_a_quiet_connection_open_and_close_a_silent_client(serve, tmp_path):
+    config = tmp_path / "ws.toml"
+    config.write_text("[websocket]\nidle_timeout = 0.6\n")
+    server = serve(APP, interface="asgi", config=str(config),
+                   extra=["--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.5"])
+    # The client answers pings (and sends none of its own): quiet for over twice the idle
+    # timeout, the connection is still open (without the server's pings: 1001 at 0.6 s).
+    with connect(url(server, "/echo"), open_timeout=10, ping_interval=None) as ws:
+        time.sleep(1.5)
+        ws.send("still here")
+        assert ws.recv(timeout=10) == "still here"
+    # A client that answers nothing: pinged, then closed with 1011.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        received = b""
+        while piece := raw.recv(4096):  # until the server ends it, 2 s after its close
+            received += piece
+        head, _, frames = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        assert frames[:2] == b"\x89\x00", frames  # an empty ping first
+        close = frames[2:]
+        assert close[:2] == b"\x88" + bytes([len(close) - 2]) and close[2:4] == (1011).to_bytes(2, "big")
+
+
+def test_bad_ping_settings_are_config_errors(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "haywire", "--interface", "asgi",
+                             "--ws-ping-timeout", "0", APP], cwd=APPS,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "websocket.ping_timeout" in result.stderr, result.stderr
 
 
 def test_a_wsgi_app_refuses_the_upgrade(serve):

@@ -49,6 +49,10 @@ pub(crate) struct WebSocketSettings {
     pub(crate) max_frame_size: usize,
     /// `websocket.idle_timeout`.
     pub(crate) idle_timeout: Duration,
+    /// `websocket.ping_interval` (`None`: 0, no keepalive pings).
+    pub(crate) ping_interval: Option<Duration>,
+    /// `websocket.ping_timeout`.
+    pub(crate) ping_timeout: Duration,
     /// `websocket.write_buffer`.
     pub(crate) write_buffer: usize,
 }
@@ -79,6 +83,9 @@ impl Config {
                 max_message_size: self.websocket.max_message_size,
                 max_frame_size: self.websocket.max_frame_size,
                 idle_timeout: Duration::from_secs_f64(self.websocket.idle_timeout),
+                ping_interval: (self.websocket.ping_interval > 0.0)
+                    .then(|| Duration::from_secs_f64(self.websocket.ping_interval)),
+                ping_timeout: Duration::from_secs_f64(self.websocket.ping_timeout),
                 write_buffer: self.websocket.write_buffer,
             },
         }

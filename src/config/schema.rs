@@ -188,6 +188,13 @@ pub struct WebSocketConfig {
     pub max_frame_size: usize,
     /// Seconds without traffic either way before the server closes with 1001.
     pub idle_timeout: f64,
+    /// Seconds without anything from the client before the server pings it (0: never),
+    /// so that a live connection with nothing to say stays open through proxies and NAT
+    /// (each ping and its pong is traffic) and a vanished client is noticed.
+    pub ping_interval: f64,
+    /// Seconds a pinged client has to send anything (its pong) before the server
+    /// closes with 1011.
+    pub ping_timeout: f64,
     /// Unwritten output, in bytes, at which `send` waits (and `try_send` refuses).
     pub write_buffer: usize,
 }
@@ -198,6 +205,8 @@ impl Default for WebSocketConfig {
             max_message_size: 16 << 20,
             max_frame_size: 16 << 20,
             idle_timeout: 60.0,
+            ping_interval: 20.0,
+            ping_timeout: 20.0,
             write_buffer: 256 * 1024,
         }
     }

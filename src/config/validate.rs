@@ -78,6 +78,7 @@ impl Config {
             ("timeouts.keep_alive", self.timeouts.keep_alive),
             ("timeouts.write", self.timeouts.write),
             ("websocket.idle_timeout", self.websocket.idle_timeout),
+            ("websocket.ping_timeout", self.websocket.ping_timeout),
         ];
         for (key, value) in timeouts {
             if !(value > 0.0 && value <= MAX_TIMEOUT) {
@@ -87,11 +88,16 @@ impl Config {
                 ));
             }
         }
-        if !(0.0..=MAX_TIMEOUT).contains(&self.timeouts.handler) {
-            return Err(error(
-                "timeouts.handler",
-                format!("must be 0 (off) to {MAX_TIMEOUT} seconds"),
-            ));
+        for (key, value) in [
+            ("timeouts.handler", self.timeouts.handler),
+            ("websocket.ping_interval", self.websocket.ping_interval),
+        ] {
+            if !(0.0..=MAX_TIMEOUT).contains(&value) {
+                return Err(error(
+                    key,
+                    format!("must be 0 (off) to {MAX_TIMEOUT} seconds"),
+                ));
+            }
         }
         if self.server.max_connections == 0 {
             return Err(error("server.max_connections", "must be greater than 0"));
@@ -303,6 +309,8 @@ mod tests {
                 "websocket.max_frame_size",
             ),
             ("[websocket]\nidle_timeout = 0", "websocket.idle_timeout"),
+            ("[websocket]\nping_interval = -1", "websocket.ping_interval"),
+            ("[websocket]\nping_timeout = 0", "websocket.ping_timeout"),
             ("[log]\nformat = \"xml\"", "log.format"),
             (
                 "[[route]]\nhandler = \"text\"\npath = \"x\"\nbody = \"\"",

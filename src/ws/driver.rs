@@ -10,11 +10,12 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::message::{CloseFrame, Message, Reader};
 use super::socket::{Phase, Shared, Upgrade};
 use super::{CloseCode, Pending};
+use crate::config::WebSocketSettings;
 use crate::http::{Response, StatusCode};
 use crate::net::Transport;
 use crate::shard::Shard;
@@ -67,6 +68,8 @@ pub(crate) async fn serve<T: Transport>(
         failed: false,
         eof: false,
         progress_at: shard.watchdog.now(),
+        heard_at: shard.watchdog.now(),
+        answer_by: None,
         close_by: None,
     };
     let end = loop {
@@ -74,12 +77,10 @@ pub(crate) async fn serve<T: Transport>(
         let polled = watchdog::until(deadline, |cx| {
             let polled = driver.poll(cx, stream, shard, &mut task);
             // The deadline moves while the connection runs: traffic pushes the idle
-            // timeout back, and a close started here (the handler's end, a shutdown, a
-            // protocol error) must end within `CLOSE_WAIT`. Set only when it moved,
-            // since setting it clears an expiry.
-            let at = driver
-                .close_by
-                .unwrap_or(driver.progress_at + settings.idle_timeout);
+            // timeout and the next keepalive ping back, and a close started here (the
+            // handler's end, a shutdown, a protocol error) must end within
+            // `CLOSE_WAIT`. Set only when it moved, since setting it clears an expiry.
+            let at = driver.deadline(&settings);
             if armed.replace(at) != Some(at) {
                 deadline.set(Some(at));
             }
@@ -91,10 +92,7 @@ pub(crate) async fn serve<T: Transport>(
             None if driver.close_by.is_some() || shared.phase.get() != Phase::Open => {
                 break End::Abort
             }
-            None => {
-                shard.stats.timeout();
-                driver.start_close(CloseCode::GOING_AWAY, "idle timeout");
-            }
+            None => driver.expired(shard, &settings),
         }
     };
     match end {
@@ -131,6 +129,11 @@ struct Driver<'a> {
     eof: bool,
     /// The last time bytes moved either way: the idle timeout counts from here.
     progress_at: Instant,
+    /// The last time bytes came from the client: the next keepalive ping is due
+    /// `ping_interval` later.
+    heard_at: Instant,
+    /// A keepalive ping went out: the client must send something by then.
+    answer_by: Option<Instant>,
     /// Once we sent a close: when to give up waiting for the client's.
     close_by: Option<Instant>,
 }
@@ -141,6 +144,56 @@ impl Driver<'_> {
             code,
             reason: reason.to_owned(),
         }));
+    }
+
+    /// When the connection's next timer is due: the end of the close's wait, else the
+    /// idle timeout or the keepalive's next ping or the deadline for its answer.
+    fn deadline(&self, settings: &WebSocketSettings) -> Instant {
+        if let Some(at) = self.close_by {
+            return at;
+        }
+        let idle = self.progress_at + settings.idle_timeout;
+        match (self.answer_by, settings.ping_interval) {
+            (Some(by), _) => idle.min(by),
+            (None, Some(interval)) => idle.min(self.heard_at + interval),
+            (None, None) => idle,
+        }
+    }
+
+    /// The deadline passed with the connection open: a client silent for
+    /// `ping_interval` is pinged, one that then says nothing for `ping_timeout` is gone
+    /// (close 1011), and a connection without traffic for `idle_timeout` is closed
+    /// with 1001.
+    fn expired(&mut self, shard: &Shard, settings: &WebSocketSettings) {
+        let now = shard.watchdog.now();
+        if !self.wants_input() {
+            // The socket is not being read (the handler is behind, or the client reads
+            // nothing of ours): the client's silence says nothing, its pong may be
+            // waiting unread. The idle timeout still applies.
+            self.heard_at = now;
+            self.answer_by = None;
+        }
+        match self.answer_by {
+            Some(by) if now >= by => {
+                shard.stats.timeout();
+                self.start_close(CloseCode::INTERNAL, "keepalive ping timeout");
+                return;
+            }
+            Some(_) => {}
+            None => {
+                if let Some(interval) = settings.ping_interval {
+                    if now >= self.heard_at + interval {
+                        Message::Ping(Bytes::new()).encode(&mut self.shared.out.borrow_mut());
+                        self.answer_by = Some(now + settings.ping_timeout);
+                        return;
+                    }
+                }
+            }
+        }
+        if now >= self.progress_at + settings.idle_timeout {
+            shard.stats.timeout();
+            self.start_close(CloseCode::GOING_AWAY, "idle timeout");
+        }
     }
 
     /// Drives the connection until nothing can progress (`Pending`) or it is over.
@@ -213,6 +266,8 @@ impl Driver<'_> {
                         self.read.extend_from_slice(&scratch[..n]);
                         shard.stats.bytes_in(n);
                         self.progress_at = shard.watchdog.now();
+                        self.heard_at = self.progress_at;
+                        self.answer_by = None;
                         progress = true;
                     }
                     Poll::Ready(Err(_)) => return Poll::Ready(End::Abort),

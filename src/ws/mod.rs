@@ -34,6 +34,9 @@
 //! over `websocket.max_frame_size` / `max_message_size` with 1009), and closes with
 //! 1001 after `websocket.idle_timeout` without traffic or at a graceful shutdown. When
 //! the handler returns, the connection is closed with 1000; when it panics, with 1011.
+//! A client silent for `websocket.ping_interval` is pinged (a live one answers, and the
+//! connection stays open however long it has nothing to say), and closed with 1011
+//! when it then sends nothing for `websocket.ping_timeout`.
 //!
 //! Backpressure both ways: [`WebSocket::send`] waits while more than
 //! `websocket.write_buffer` bytes are unwritten, and while received messages wait
