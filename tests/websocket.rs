@@ -351,6 +351,85 @@ fn traffic_defers_the_idle_timeout() {
     running.join().unwrap();
 }
 
+const DEFLATE_OFFER: &str =
+    "Sec-WebSocket-Extensions: x-unknown, permessage-deflate; client_max_window_bits\r\n";
+
+/// `payload` as a client's compressed frame (permessage-deflate: raw deflate, flushed,
+/// its 4-byte tail cut; RSV1 set).
+fn deflated_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut compressor = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut out = Vec::with_capacity(payload.len() + 64);
+    compressor
+        .compress_vec(payload, &mut out, flate2::FlushCompress::Sync)
+        .unwrap();
+    assert!(out.ends_with(&[0, 0, 0xFF, 0xFF]), "flushed whole");
+    out.truncate(out.len() - 4);
+    let mut wire = frame(true, opcode, &out, true);
+    wire[0] |= 0x40;
+    wire
+}
+
+/// A server's compressed payload inflated.
+fn inflated(payload: &[u8]) -> Vec<u8> {
+    let mut inflater = flate2::Decompress::new(false);
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&[0, 0, 0xFF, 0xFF]);
+    let mut out = Vec::with_capacity(1 << 20);
+    inflater
+        .decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
+        .unwrap();
+    out
+}
+
+#[test]
+fn permessage_deflate_compresses_both_ways_once_offered() {
+    let (mut ws, reply) = Client::open(connect(server()), "/ws", DEFLATE_OFFER);
+    assert_eq!(reply.status, 101);
+    assert_eq!(
+        reply.header("sec-websocket-extensions"),
+        Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+    );
+    let text = "a message worth compressing, ".repeat(100);
+    for _ in 0..2 {
+        // Each message on its own: the second decodes like the first.
+        ws.raw(&deflated_frame(TEXT, text.as_bytes()));
+        let (first, payload) = ws.read_frame();
+        assert_eq!(first, 0x80 | 0x40 | TEXT, "a compressed text frame");
+        assert!(payload.len() < text.len() / 5, "{} bytes", payload.len());
+        assert_eq!(inflated(&payload), text.as_bytes());
+    }
+    // Uncompressed messages still go both ways; small ones come back as they are.
+    ws.frame(true, TEXT, b"small");
+    assert_eq!(ws.read_frame(), (0x80 | TEXT, b"small".to_vec()));
+    // Without the offer nothing is compressed.
+    let (mut plain, reply) = Client::open(connect(server()), "/ws", "");
+    assert_eq!(reply.header("sec-websocket-extensions"), None);
+    plain.frame(true, TEXT, text.as_bytes());
+    assert_eq!(plain.read_frame(), (0x80 | TEXT, text.clone().into_bytes()));
+}
+
+#[test]
+fn a_compressed_message_is_limited_inflated_and_refused_where_not_negotiated() {
+    let mut config = test_config();
+    config.websocket.max_message_size = 64 * 1024;
+    let running = Server::new(config).routes(routes).start().unwrap();
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/ws", DEFLATE_OFFER);
+    assert_eq!(reply.status, 101);
+    // A megabyte in about a kilobyte: refused at the limit, not inflated.
+    let bomb = deflated_frame(BINARY, &vec![0u8; 1 << 20]);
+    assert!(bomb.len() < 8 * 1024);
+    ws.raw(&bomb);
+    assert_eq!(ws.read_close(), Some(1009));
+    // With compression off, the offer is declined and RSV1 is a protocol error.
+    let mut config = test_config();
+    config.websocket.compression = false;
+    let running = Server::new(config).routes(routes).start().unwrap();
+    let (mut ws, reply) = Client::open(connect(running.local_addr()), "/ws", DEFLATE_OFFER);
+    assert_eq!(reply.header("sec-websocket-extensions"), None);
+    ws.raw(&deflated_frame(TEXT, b"hello hello hello"));
+    assert_eq!(ws.read_close(), Some(1002));
+}
+
 /// A server on the test routes with these `[websocket]` timers, in seconds.
 fn timed_server(idle: f64, ping_interval: f64, ping_timeout: f64) -> haywire::RunningServer {
     let mut config = test_config();
@@ -637,18 +716,7 @@ fn a_client_sending_frames_without_pause_lets_its_shard_serve_others() {
 
 #[test]
 fn a_handler_that_takes_no_messages_stops_the_reading_of_any_flood() {
-    let running = Server::new(test_config())
-        .routes(|router: &mut Router, shard: &Rc<ShardCtx>| {
-            test_routes(router, shard);
-            // Takes no message until the connection closes.
-            router.websocket("/hoard", |_: Request, ws: WebSocket| async move {
-                while ws.is_open() {
-                    glommio::timer::sleep(Duration::from_millis(50)).await;
-                }
-            });
-        })
-        .start()
-        .unwrap();
+    let running = hoarding_server();
     let addr = running.local_addr();
     assert!(running.shards() >= 2);
     // Empty messages (nothing to count by their payload), and 1-byte ones each followed
@@ -696,6 +764,52 @@ fn a_handler_that_takes_no_messages_stops_the_reading_of_any_flood() {
             "{what}: the server read {read} bytes of the {sent} sent, the handler taking none"
         );
     }
+    running.stop();
+    running.join().unwrap();
+}
+
+/// A server whose `/hoard` takes no message until the connection closes.
+fn hoarding_server() -> haywire::RunningServer {
+    Server::new(test_config())
+        .routes(|router: &mut Router, shard: &Rc<ShardCtx>| {
+            test_routes(router, shard);
+            router.websocket("/hoard", |_: Request, ws: WebSocket| async move {
+                while ws.is_open() {
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        })
+        .start()
+        .unwrap()
+}
+
+#[test]
+fn compressed_messages_a_handler_does_not_take_count_inflated() {
+    // 64 KiB messages of zeros, about 70 bytes each compressed: counted by the bytes
+    // read, a 64 KiB window would queue about a thousand of them (64 MiB).
+    let running = hoarding_server();
+    let addr = running.local_addr();
+    let taken = || {
+        stats(addr)["total"]["websocket"]["messages_in"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = taken();
+    let (mut ws, reply) = Client::open(connect(addr), "/hoard", DEFLATE_OFFER);
+    assert_eq!(reply.status, 101);
+    ws.raw(&deflated_frame(BINARY, &[0u8; 64 * 1024]).repeat(2000));
+    let (mut last, mut still) = (u64::MAX, 0);
+    while still < 3 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = taken();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    assert!(
+        last - before <= 4,
+        "{} messages of 64 KiB queued",
+        last - before
+    );
     running.stop();
     running.join().unwrap();
 }

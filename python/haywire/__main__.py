@@ -95,9 +95,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS",
                         help="close (1011) a pinged WebSocket client that sends nothing for this"
                         " long (overrides websocket.ping_timeout; default 20)")
+    parser.add_argument("--ws-per-message-deflate", choices=("true", "false"),
+                        help="accept WebSocket clients' permessage-deflate offers (overrides"
+                        " websocket.compression; default true)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
+
+
+def _flag(value: str | None) -> bool | None:
+    """A true/false flag's value; None when not given."""
+    return None if value is None else value == "true"
 
 
 def reserve_port(address: str) -> tuple[socket.socket, int]:
@@ -196,6 +204,8 @@ class Supervisor:
               if args.ws_ping_interval is not None else []),
             *(["--ws-ping-timeout", str(args.ws_ping_timeout)]
               if args.ws_ping_timeout is not None else []),
+            *(["--ws-per-message-deflate", args.ws_per_message_deflate]
+              if args.ws_per_message_deflate else []),
             "--parent", str(os.getpid()),
             "--ready-fd", str(ready_w),
         ]
@@ -411,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             args.max_body_size = DEFAULT_MAX_BODY
         config = check_config(args.config, args.address, args.port, args.ssl_certfile,
                               args.ssl_keyfile, args.max_body_size, args.backlog, args.access_log,
-                              args.uds, args.ws_ping_interval, args.ws_ping_timeout)
+                              args.uds, args.ws_ping_interval, args.ws_ping_timeout,
+                              _flag(args.ws_per_message_deflate))
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR

@@ -34,6 +34,7 @@ def check_config(
     uds: str | None = None,
     ws_ping_interval: float | None = None,
     ws_ping_timeout: float | None = None,
+    ws_per_message_deflate: bool | None = None,
 ) -> ConfigSummary:
     """Validates a config; raises ConfigError naming the key."""
 
@@ -157,6 +158,7 @@ class Worker:
         access_log: str | None = None,
         ws_ping_interval: float | None = None,
         ws_ping_timeout: float | None = None,
+        ws_per_message_deflate: bool | None = None,
         websocket: bool = False,
         listener: socket.socket | None = None,
     ) -> None: ...

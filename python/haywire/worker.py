@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-log")
     parser.add_argument("--ws-ping-interval", type=float)
     parser.add_argument("--ws-ping-timeout", type=float)
+    parser.add_argument("--ws-per-message-deflate", type=lambda value: value == "true")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             access_log=args.access_log,
             ws_ping_interval=args.ws_ping_interval,
             ws_ping_timeout=args.ws_ping_timeout,
+            ws_per_message_deflate=args.ws_per_message_deflate,
             websocket=args.interface == "asgi",
             listener=listener,
         )

@@ -70,6 +70,8 @@ struct Overrides {
     ws_ping_interval: Option<f64>,
     /// `--ws-ping-timeout`: `websocket.ping_timeout`.
     ws_ping_timeout: Option<f64>,
+    /// `--ws-per-message-deflate`: `websocket.compression`.
+    ws_deflate: Option<bool>,
 }
 
 /// Loads `path` (or the defaults when `None`), applies the overrides and validates.
@@ -111,6 +113,9 @@ fn load_config(
     if let Some(timeout) = overrides.ws_ping_timeout {
         config.websocket.ping_timeout = timeout;
     }
+    if let Some(deflate) = overrides.ws_deflate {
+        config.websocket.compression = deflate;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -149,7 +154,7 @@ struct ConfigSummary {
 /// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
 /// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
 #[pyfunction]
-#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, uds=None, ws_ping_interval=None, ws_ping_timeout=None))]
+#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, uds=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None))]
 #[allow(clippy::too_many_arguments)]
 fn check_config(
     path: Option<&str>,
@@ -163,6 +168,7 @@ fn check_config(
     uds: Option<String>,
     ws_ping_interval: Option<f64>,
     ws_ping_timeout: Option<f64>,
+    ws_per_message_deflate: Option<bool>,
 ) -> PyResult<ConfigSummary> {
     let overrides = Overrides {
         address,
@@ -175,6 +181,7 @@ fn check_config(
         unix: uds,
         ws_ping_interval,
         ws_ping_timeout,
+        ws_deflate: ws_per_message_deflate,
     };
     let config = load_config(path, overrides).map_err(config_error)?;
     let ip: IpAddr = config
@@ -1023,12 +1030,13 @@ impl Worker {
     /// prefix the app is mounted at; `ssl_certfile`/`ssl_keyfile` override `[tls]`,
     /// `max_body_size` `limits.max_request_size`, `backlog` `server.backlog`,
     /// `access_log` `log.access`, `ws_ping_interval`/`ws_ping_timeout`
-    /// `websocket.ping_interval`/`ping_timeout`. With `websocket`, WebSocket upgrades on any path go
+    /// `websocket.ping_interval`/`ping_timeout`, `ws_per_message_deflate`
+    /// `websocket.compression`. With `websocket`, WebSocket upgrades on any path go
     /// to the app (`websocket_fileno`, `take_websocket`); without, they reach it as
     /// plain requests, which it refuses. `listener`, a listening socket object (the
     /// supervisor's `--uds` socket), is served instead of binding one.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, ws_ping_interval=None, ws_ping_timeout=None, websocket=false, listener=None))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None, websocket=false, listener=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -1048,6 +1056,7 @@ impl Worker {
         access_log: Option<String>,
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
+        ws_per_message_deflate: Option<bool>,
         websocket: bool,
         listener: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Worker> {
@@ -1070,6 +1079,7 @@ impl Worker {
             unix: None,
             ws_ping_interval,
             ws_ping_timeout,
+            ws_deflate: ws_per_message_deflate,
         };
         let mut config = load_config(path, overrides).map_err(config_error)?;
         config.server.shards = 1;

@@ -42,6 +42,8 @@ def test_echo_text_and_binary_with_a_subprotocol_and_headers(serve):
     server = serve(APP, interface="asgi")
     with connect(url(server, "/echo"), subprotocols=["x", "chat"], open_timeout=10) as ws:
         assert ws.subprotocol == "chat"
+        # The client's permessage-deflate offer is taken: messages go both ways compressed.
+        assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
         assert ws.response.headers["x-hello"] == "1"
         ws.send("héllo")
         assert ws.recv(timeout=10) == "héllo"
@@ -129,7 +131,10 @@ def test_many_messages_in_flight_arrive_in_order_without_loss(serve):
 
 def test_a_client_that_reads_nothing_stalls_the_apps_send(serve):
     server = serve(APP, interface="asgi")
-    with connect(url(server, "/blast"), open_timeout=10, close_timeout=1, max_queue=1) as ws:
+    # Uncompressed: the bound is on bytes (compressed, these messages would be a few
+    # hundred bytes each on the wire).
+    with connect(url(server, "/blast"), open_timeout=10, close_timeout=1, max_queue=1,
+                 compression=None) as ws:
         # The app sends 64 KiB messages for ever; the client reads none of them.
         before, deadline = -1, time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -152,7 +157,7 @@ def test_an_app_that_reads_nothing_stalls_the_client(serve):
     total = 48 << 20
     piece = b"z" * 65536
     sent = 0
-    with connect(url(server, "/sleepy"), open_timeout=10) as ws:
+    with connect(url(server, "/sleepy"), open_timeout=10, compression=None) as ws:
         def push() -> None:
             nonlocal sent
             for _ in range(total // len(piece)):
@@ -266,6 +271,14 @@ def test_keepalive_pings_keep_a_quiet_connection_open_and_close_a_silent_client(
         assert frames[:2] == b"\x89\x00", frames  # an empty ping first
         close = frames[2:]
         assert close[:2] == b"\x88" + bytes([len(close) - 2]) and close[2:4] == (1011).to_bytes(2, "big")
+
+
+def test_compression_can_be_turned_off(serve):
+    server = serve(APP, interface="asgi", extra=["--ws-per-message-deflate", "false"])
+    with connect(url(server, "/echo"), open_timeout=10) as ws:
+        assert ws.protocol.extensions == []
+        ws.send("plain " * 1000)
+        assert ws.recv(timeout=10) == "plain " * 1000
 
 
 def test_bad_ping_settings_are_config_errors(tmp_path):

@@ -55,6 +55,8 @@ pub(crate) struct WebSocketSettings {
     pub(crate) ping_timeout: Duration,
     /// `websocket.write_buffer`.
     pub(crate) write_buffer: usize,
+    /// `websocket.compression`.
+    pub(crate) compression: bool,
 }
 
 impl Config {
@@ -87,6 +89,7 @@ impl Config {
                     .then(|| Duration::from_secs_f64(self.websocket.ping_interval)),
                 ping_timeout: Duration::from_secs_f64(self.websocket.ping_timeout),
                 write_buffer: self.websocket.write_buffer,
+                compression: self.websocket.compression,
             },
         }
     }

@@ -197,6 +197,9 @@ pub struct WebSocketConfig {
     pub ping_timeout: f64,
     /// Unwritten output, in bytes, at which `send` waits (and `try_send` refuses).
     pub write_buffer: usize,
+    /// Accept a client's permessage-deflate offer (RFC 7692): messages compressed both
+    /// ways, each on its own (no context kept between messages).
+    pub compression: bool,
 }
 
 impl Default for WebSocketConfig {
@@ -208,6 +211,7 @@ impl Default for WebSocketConfig {
             ping_interval: 20.0,
             ping_timeout: 20.0,
             write_buffer: 256 * 1024,
+            compression: true,
         }
     }
 }

@@ -49,7 +49,9 @@ pub(crate) async fn serve<T: Transport>(
 ) {
     let settings = shard.settings.get().websocket;
     let shared = Rc::new(Shared::new(settings.write_buffer, shard.stats.clone()));
-    let upgrade = Upgrade::new(shared.clone(), pending.handshake, shard.date.get());
+    let mut handshake = pending.handshake;
+    handshake.deflate &= settings.compression;
+    let upgrade = Upgrade::new(shared.clone(), handshake, shard.date.get());
     let (handler, request) = (pending.handler, pending.request);
     let mut task = match catch_unwind(AssertUnwindSafe(|| handler.call(request, upgrade))) {
         Ok(future) => Some(future),
@@ -324,6 +326,9 @@ impl Driver<'_> {
     /// anything was decoded.
     fn decode(&mut self, shard: &Shard) -> bool {
         let shared = self.shared;
+        if shared.deflate.get() {
+            self.reader.accept_compressed();
+        }
         let mut progress = false;
         while !self.failed && !self.peer_closed && self.has_room() {
             let before = self.read.len();
@@ -345,12 +350,15 @@ impl Driver<'_> {
                                 code: f.code,
                                 reason: String::new(),
                             }));
-                            shared.deliver(Message::Close(frame), self.cost());
+                            shared.deliver(Message::Close(frame), self.cost(0));
                             shared.end_input();
                         }
                         // After our close, the client's data is dropped (§1.4).
                         _ if shared.close_sent.get() => {}
-                        message => shared.deliver(message, self.cost()),
+                        message => {
+                            let cost = self.cost(message.len());
+                            shared.deliver(message, cost);
+                        }
                     }
                 }
                 Err(error) => {
@@ -370,9 +378,10 @@ impl Driver<'_> {
     /// (a binary payload keeps the read buffer it arrived in alive, and with it what
     /// was read after it), and its place in the queue. Counting payloads only, empty
     /// messages cost nothing and queued without bound, and small ones each held a read
-    /// buffer filled with pongs.
-    fn cost(&mut self) -> usize {
-        std::mem::take(&mut self.unqueued) + std::mem::size_of::<Message>()
+    /// buffer filled with pongs. A compressed message costs at least its `len` inflated:
+    /// counting what was read, a kilobyte could queue a megabyte.
+    fn cost(&mut self, len: usize) -> usize {
+        std::mem::take(&mut self.unqueued).max(len) + std::mem::size_of::<Message>()
     }
 
     /// Writes what output is queued, as far as the socket takes it: whether bytes went

@@ -6,6 +6,9 @@ use bytes::{BufMut, BytesMut};
 /// The largest payload a control frame may carry (§5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
+/// The first header byte's RSV1 bit: permessage-deflate's "compressed" (RFC 7692).
+pub(crate) const RSV1: u8 = 0x40;
+
 /// A frame's opcode (§5.2); the reserved ones are refused when decoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpCode {
@@ -107,6 +110,8 @@ impl ProtocolError {
 pub struct Header {
     /// The last frame of its message.
     pub fin: bool,
+    /// RSV1, set on the first frame of a message compressed with permessage-deflate.
+    pub compressed: bool,
     /// What the frame carries.
     pub opcode: OpCode,
     /// The masking key; a client's frames always have one.
@@ -117,9 +122,10 @@ pub struct Header {
 
 /// Decodes the frame header at the start of `buf`: `Ok(None)` until it is complete,
 /// else the header and its length in bytes. `from_client`: unmasked frames are refused
-/// (§5.1). Reserved bits (no extension is negotiated), reserved opcodes, a 64-bit
-/// length with its top bit set, and control frames that are fragmented or over 125
-/// bytes are protocol errors.
+/// (§5.1). RSV2 and RSV3 (no extension uses them), RSV1 anywhere but on a message's
+/// first frame (permessage-deflate's bit; whether it was negotiated is the caller's to
+/// check), reserved opcodes, a 64-bit length with its top bit set, and control frames
+/// that are fragmented or over 125 bytes are protocol errors.
 pub fn decode_header(
     buf: &[u8],
     from_client: bool,
@@ -127,10 +133,16 @@ pub fn decode_header(
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    if b0 & 0x30 != 0 {
         return Err(ProtocolError::protocol("reserved bits set"));
     }
     let opcode = OpCode::from_bits(b0 & 0x0F).ok_or(ProtocolError::protocol("reserved opcode"))?;
+    let compressed = b0 & RSV1 != 0;
+    if compressed && !matches!(opcode, OpCode::Text | OpCode::Binary) {
+        return Err(ProtocolError::protocol(
+            "RSV1 set on a frame that cannot carry it",
+        ));
+    }
     let fin = b0 & 0x80 != 0;
     let masked = b1 & 0x80 != 0;
     if from_client && !masked {
@@ -175,6 +187,7 @@ pub fn decode_header(
     Ok(Some((
         Header {
             fin,
+            compressed,
             opcode,
             mask,
             len,
@@ -298,10 +311,20 @@ mod tests {
             1002,
             "reserved control opcode"
         );
+        assert_eq!(code(&[0xA1, 0x80, 0, 0, 0, 0]), 1002, "RSV2");
+        assert_eq!(code(&[0x91, 0x80, 0, 0, 0, 0]), 1002, "RSV3");
+        assert_eq!(code(&[0xC9, 0x80, 0, 0, 0, 0]), 1002, "RSV1 on a ping");
         assert_eq!(
-            code(&[0xC1, 0x80, 0, 0, 0, 0]),
+            code(&[0x40, 0x80, 0, 0, 0, 0]),
             1002,
-            "RSV1 without an extension"
+            "RSV1 on a continuation"
+        );
+        let (header, _) = decode_header(&[0xC1, 0x80, 0, 0, 0, 0], true)
+            .unwrap()
+            .unwrap();
+        assert!(
+            header.compressed,
+            "RSV1 on a text frame is for the reader to judge"
         );
         assert_eq!(code(&[0x81, 0x05]), 1002, "an unmasked client frame");
         assert_eq!(code(&[0x09, 0x80, 0, 0, 0, 0]), 1002, "a fragmented ping");

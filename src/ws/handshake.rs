@@ -6,6 +6,7 @@ use base64::Engine;
 use bytes::{BufMut, BytesMut};
 use sha1::{Digest, Sha1};
 
+use super::deflate;
 use crate::http::{put_header, HeaderText, Method, Request, Response, StatusCode, Version};
 
 /// Appended to the client's key before hashing (§1.3).
@@ -18,6 +19,9 @@ pub(crate) struct Handshake {
     accept: String,
     /// The subprotocols the client offered, in its order of preference.
     pub(crate) protocols: Vec<String>,
+    /// The client offered permessage-deflate in a form the server accepts; the 101
+    /// then accepts it (cleared where `websocket.compression` is off).
+    pub(crate) deflate: bool,
 }
 
 /// Whether a comma-separated header has `token` (case-insensitively).
@@ -98,6 +102,7 @@ impl Handshake {
         Ok(Handshake {
             accept: accept_key(key.as_bytes()),
             protocols,
+            deflate: deflate::offered(request.headers().get_all("sec-websocket-extensions")),
         })
     }
 
@@ -115,6 +120,11 @@ impl Handshake {
         if let Some(protocol) = protocol {
             out.put_slice(b"Sec-WebSocket-Protocol: ");
             out.put_slice(protocol.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        if self.deflate {
+            out.put_slice(b"Sec-WebSocket-Extensions: ");
+            out.put_slice(deflate::ACCEPTED.as_bytes());
             out.put_slice(b"\r\n");
         }
         for (name, value) in headers {

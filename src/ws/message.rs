@@ -4,6 +4,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::deflate;
 use super::frame::{self, CloseCode, OpCode, ProtocolError};
 
 /// A WebSocket message.
@@ -54,6 +55,27 @@ impl Message {
                 out.extend_from_slice(reason.as_bytes());
             }
         }
+    }
+
+    /// [`Message::encode`] for a connection that negotiated permessage-deflate: a text
+    /// or binary payload of at least [`deflate::MIN_SIZE`] bytes goes out compressed
+    /// (RSV1 set) when that makes it shorter.
+    pub(crate) fn encode_compressed(&self, out: &mut BytesMut) {
+        let (opcode, payload) = match self {
+            Message::Text(text) => (OpCode::Text, text.as_bytes()),
+            Message::Binary(data) => (OpCode::Binary, &data[..]),
+            _ => return self.encode(out),
+        };
+        let compressed = (payload.len() >= deflate::MIN_SIZE)
+            .then(|| deflate::compress(payload))
+            .flatten();
+        let Some(compressed) = compressed else {
+            return self.encode(out);
+        };
+        let head = out.len();
+        frame::encode_header(out, true, opcode, compressed.len(), None);
+        out[head] |= frame::RSV1;
+        out.extend_from_slice(&compressed);
     }
 
     /// The payload size, for counting bytes and bounding queues.
@@ -110,6 +132,8 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 /// A fragmented message being reassembled.
 struct Partial {
     text: bool,
+    /// Compressed (permessage-deflate): inflated once complete.
+    compressed: bool,
     data: BytesMut,
     /// How much of `data` is known to be valid UTF-8 (text only).
     checked: usize,
@@ -119,6 +143,8 @@ struct Partial {
 pub struct Reader {
     limits: Limits,
     partial: Option<Partial>,
+    /// permessage-deflate was negotiated: compressed messages (RSV1) are accepted.
+    deflate: bool,
 }
 
 impl Reader {
@@ -127,7 +153,14 @@ impl Reader {
         Reader {
             limits,
             partial: None,
+            deflate: false,
         }
+    }
+
+    /// Accepts compressed messages from now on (permessage-deflate was negotiated);
+    /// their size limit applies to them inflated.
+    pub fn accept_compressed(&mut self) {
+        self.deflate = true;
     }
 
     /// Takes the frames at the front of `buf` until one completes a message (returned)
@@ -166,6 +199,12 @@ impl Reader {
                 }
                 _ => {}
             }
+            if header.compressed && !self.deflate {
+                return Err(ProtocolError::new(
+                    CloseCode::PROTOCOL,
+                    "RSV1 without an extension",
+                ));
+            }
             if buf.len() < head_len + len {
                 // Room for what the next read can bring of the frame, so that it
                 // arrives without regrowing: a small frame's rest all at once. Never
@@ -185,11 +224,16 @@ impl Reader {
                 OpCode::Ping => Message::Ping(payload.freeze()),
                 OpCode::Pong => Message::Pong(payload.freeze()),
                 OpCode::Close => Message::Close(close_payload(&payload)?),
+                OpCode::Text | OpCode::Binary if header.fin && header.compressed => {
+                    let data = deflate::inflate(&payload, self.limits.max_message)?;
+                    whole(header.opcode == OpCode::Text, data)?
+                }
                 OpCode::Text if header.fin => Message::Text(text(payload.to_vec())?),
                 OpCode::Binary if header.fin => Message::Binary(payload.freeze()),
                 OpCode::Text | OpCode::Binary => {
                     let mut partial = Partial {
                         text: header.opcode == OpCode::Text,
+                        compressed: header.compressed,
                         data: payload,
                         checked: 0,
                     };
@@ -205,7 +249,10 @@ impl Reader {
                         continue;
                     }
                     let partial = self.partial.take().expect("checked above");
-                    if partial.text {
+                    if partial.compressed {
+                        let data = deflate::inflate(&partial.data, self.limits.max_message)?;
+                        whole(partial.text, data)?
+                    } else if partial.text {
                         Message::Text(text(partial.data.to_vec())?)
                     } else {
                         Message::Binary(partial.data.freeze())
@@ -225,10 +272,19 @@ fn text(bytes: Vec<u8>) -> Result<String, ProtocolError> {
     String::from_utf8(bytes).map_err(|_| invalid_utf8())
 }
 
+/// An inflated message's payload as its message.
+fn whole(is_text: bool, data: Vec<u8>) -> Result<Message, ProtocolError> {
+    Ok(if is_text {
+        Message::Text(text(data)?)
+    } else {
+        Message::Binary(data.into())
+    })
+}
+
 /// Fails a fragmented text message as soon as its bytes so far cannot begin valid
 /// UTF-8 (a sequence cut at a fragment's end is fine until the final fragment).
 fn check_prefix(partial: &mut Partial) -> Result<(), ProtocolError> {
-    if !partial.text {
+    if !partial.text || partial.compressed {
         return Ok(());
     }
     match std::str::from_utf8(&partial.data[partial.checked..]) {
@@ -551,5 +607,95 @@ mod tests {
             std::str::from_utf8(&out[n + 2..]).is_ok(),
             "cut on a character"
         );
+    }
+
+    /// A client's compressed frame: `payload` deflated, RSV1 on the first fragment.
+    fn compressed_frames(text: bool, payload: &[u8], pieces: usize) -> BytesMut {
+        let deflated = deflate::compress(payload).expect("compressible");
+        let mut out = BytesMut::new();
+        let step = deflated.len().div_ceil(pieces);
+        for (i, piece) in deflated.chunks(step).enumerate() {
+            let opcode = match (i, text) {
+                (0, true) => OpCode::Text,
+                (0, false) => OpCode::Binary,
+                _ => OpCode::Continuation,
+            };
+            let head = out.len();
+            client_frame(&mut out, (i + 1) * step >= deflated.len(), opcode, piece);
+            if i == 0 {
+                out[head] |= frame::RSV1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn compressed_messages_are_inflated_once_negotiated_and_refused_before() {
+        let text = "compressible text, ".repeat(200);
+        for pieces in [1, 3] {
+            let wire = compressed_frames(true, text.as_bytes(), pieces);
+            let mut reader = Reader::new(Limits::default());
+            let mut buf = wire.clone();
+            assert_eq!(reader.read(&mut buf).unwrap_err().code, CloseCode::PROTOCOL);
+            reader = Reader::new(Limits::default());
+            reader.accept_compressed();
+            let mut buf = wire;
+            assert_eq!(
+                reader.read(&mut buf).unwrap(),
+                Some(Message::Text(text.clone()))
+            );
+            assert!(buf.is_empty());
+        }
+        let binary = vec![3u8; 5000];
+        let mut reader = Reader::new(Limits::default());
+        reader.accept_compressed();
+        let mut buf = compressed_frames(false, &binary, 2);
+        assert_eq!(
+            reader.read(&mut buf).unwrap(),
+            Some(Message::Binary(binary.into()))
+        );
+    }
+
+    #[test]
+    fn a_compressed_message_is_held_to_the_limit_inflated_and_checked_as_text() {
+        let limits = Limits {
+            max_frame: 64 * 1024,
+            max_message: 64 * 1024,
+        };
+        let mut reader = Reader::new(limits);
+        reader.accept_compressed();
+        // A megabyte in about 10 KiB: refused, not inflated whole.
+        let mut buf = compressed_frames(false, &vec![0u8; 1 << 20], 1);
+        assert!(buf.len() < 16 * 1024);
+        assert_eq!(reader.read(&mut buf).unwrap_err().code, CloseCode::TOO_BIG);
+        let mut reader = Reader::new(limits);
+        reader.accept_compressed();
+        let mut buf = compressed_frames(true, &[0xFFu8; 300], 1);
+        assert_eq!(
+            reader.read(&mut buf).unwrap_err().code,
+            CloseCode::INVALID_DATA
+        );
+    }
+
+    #[test]
+    fn messages_go_out_compressed_only_when_large_enough_and_smaller() {
+        let text = "a JSON-ish payload {\"k\": 1} ".repeat(40);
+        let mut out = BytesMut::new();
+        Message::Text(text.clone()).encode_compressed(&mut out);
+        let (header, n) = frame::decode_header(&out, false).unwrap().unwrap();
+        assert!(header.compressed && header.opcode == OpCode::Text);
+        assert_eq!(
+            deflate::inflate(&out[n..], usize::MAX - 1).unwrap(),
+            text.as_bytes()
+        );
+        for small in [
+            Message::Text("hi".into()),
+            Message::Ping(Bytes::from_static(b"p")),
+        ] {
+            let mut out = BytesMut::new();
+            small.encode_compressed(&mut out);
+            let (header, _) = frame::decode_header(&out, false).unwrap().unwrap();
+            assert!(!header.compressed, "{small:?}");
+        }
     }
 }

@@ -36,7 +36,9 @@
 //! the handler returns, the connection is closed with 1000; when it panics, with 1011.
 //! A client silent for `websocket.ping_interval` is pinged (a live one answers, and the
 //! connection stays open however long it has nothing to say), and closed with 1011
-//! when it then sends nothing for `websocket.ping_timeout`.
+//! when it then sends nothing for `websocket.ping_timeout`. A client's permessage-deflate
+//! offer is accepted (unless `websocket.compression` is off), each message compressed
+//! on its own both ways (`deflate.rs`): handlers see and send plain messages.
 //!
 //! Backpressure both ways: [`WebSocket::send`] waits while more than
 //! `websocket.write_buffer` bytes are unwritten, and while received messages wait
@@ -77,6 +79,7 @@
 //! keep up is dropped rather than allowed to hold up the room). See
 //! `examples/websocket.rs`.
 
+mod deflate;
 pub(crate) mod driver;
 pub(crate) mod frame;
 mod handshake;

@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     senders: RefCell<Vec<Waker>>,
     /// The subprotocol chosen at accept.
     protocol: RefCell<Option<String>>,
+    /// permessage-deflate was accepted: messages may go out compressed, and come in so.
+    pub(crate) deflate: Cell<bool>,
     pub(crate) stats: Rc<ShardStats>,
 }
 
@@ -66,6 +68,7 @@ impl Shared {
             receivers: RefCell::new(Vec::new()),
             senders: RefCell::new(Vec::new()),
             protocol: RefCell::new(None),
+            deflate: Cell::new(false),
             stats,
         }
     }
@@ -145,7 +148,12 @@ impl Shared {
         match message {
             Message::Close(frame) => self.queue_close(frame),
             message => {
-                message.encode(&mut self.out.borrow_mut());
+                let out = &mut self.out.borrow_mut();
+                if self.deflate.get() {
+                    message.encode_compressed(out);
+                } else {
+                    message.encode(out);
+                }
                 self.stats.ws_message_out();
                 self.wake_driver();
             }
@@ -290,6 +298,7 @@ impl Upgrade {
         self.handshake
             .encode_accept(protocol, &headers, &mut self.shared.out.borrow_mut());
         *self.shared.protocol.borrow_mut() = protocol.map(str::to_owned);
+        self.shared.deflate.set(self.handshake.deflate);
         self.shared.phase.set(Phase::Open);
         self.shared.stats.ws_opened();
         self.shared.stats.response(101);

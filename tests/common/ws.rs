@@ -49,6 +49,12 @@ impl<S: Read + Write> Client<S> {
 
     /// Reads one frame: (fin, opcode, payload). Server frames are never masked.
     pub fn read(&mut self) -> (bool, u8, Vec<u8>) {
+        let (first, payload) = self.read_frame();
+        (first & 0x80 != 0, first & 0x0F, payload)
+    }
+
+    /// Reads one frame: its first byte (FIN, the RSV bits, the opcode) and payload.
+    pub fn read_frame(&mut self) -> (u8, Vec<u8>) {
         let mut head = [0u8; 2];
         self.io.read_exact(&mut head).expect("a frame header");
         assert_eq!(head[1] & 0x80, 0, "a server frame is unmasked");
@@ -67,7 +73,7 @@ impl<S: Read + Write> Client<S> {
         };
         let mut payload = vec![0; len as usize];
         self.io.read_exact(&mut payload).unwrap();
-        (head[0] & 0x80 != 0, head[0] & 0x0F, payload)
+        (head[0], payload)
     }
 
     pub fn read_text(&mut self) -> String {

@@ -1,6 +1,7 @@
-//! The WebSocket frame reader on arbitrary bytes: it must never panic, must decide the
-//! same way whether the input arrives whole or in pieces, and every message it yields
-//! must respect the limits (and encode back to a frame of the same size).
+//! The WebSocket frame reader on arbitrary bytes, with and without permessage-deflate
+//! (compressed messages inflated): it must never panic, must decide the same way
+//! whether the input arrives whole or in pieces, and every message it yields must
+//! respect the limits (inflated too) and encode back to a frame of the same size.
 #![no_main]
 
 use bytes::BytesMut;
@@ -13,8 +14,11 @@ const LIMITS: Limits = Limits {
 };
 
 /// Feeds `data` in pieces of `step` bytes; every message, then the error if any.
-fn read_all(data: &[u8], step: usize) -> (Vec<Message>, Option<ProtocolError>) {
+fn read_all(data: &[u8], step: usize, deflate: bool) -> (Vec<Message>, Option<ProtocolError>) {
     let mut reader = Reader::new(LIMITS);
+    if deflate {
+        reader.accept_compressed();
+    }
     let mut buf = BytesMut::new();
     let mut messages = Vec::new();
     for piece in data.chunks(step) {
@@ -34,8 +38,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&split, data)) = data.split_first() else {
         return;
     };
-    let whole = read_all(data, data.len().max(1));
-    let pieces = read_all(data, usize::from(split % 16) + 1);
+    let deflate = split & 0x80 != 0;
+    let whole = read_all(data, data.len().max(1), deflate);
+    let pieces = read_all(data, usize::from(split % 16) + 1, deflate);
     assert_eq!(whole, pieces, "the outcome depends on how the input was cut");
     if let Some(error) = whole.1 {
         assert!(matches!(error.code.0, 1002 | 1007 | 1009), "{error:?}");
