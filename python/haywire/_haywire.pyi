@@ -195,6 +195,9 @@ class WebSocket:
     def accept(self, subprotocol: str | None = None,
                headers: "Iterable[tuple[str | bytes, str | bytes]] | None" = None) -> None: ...
     def reject(self, status: int = 403) -> None: ...
+    def deny(self, status: int, headers: "Iterable[tuple[str | bytes, str | bytes]]",
+             body: bytes) -> None:
+        """Refuses the handshake with this HTTP response (the denial response)."""
     def send(self, data: "str | bytes | bytearray | memoryview") -> bool:
         """False when 256 KiB are in flight: wait for room while ``over_window()``."""
     def over_window(self) -> bool: ...

@@ -7,7 +7,10 @@ doorbell the event loop watches (``Worker.websocket_fileno``).
 
 - The first ``receive()`` is ``websocket.connect``. ``websocket.accept`` answers 101 (with
   ``subprotocol``, if the client offered it, and ``headers``); ``websocket.close`` before
-  accept, or the app returning without accepting, answers 403 (500 if it raised).
+  accept, or the app returning without accepting, answers 403 (500 if it raised);
+  ``websocket.http.response.start`` and ``.body`` (the ``websocket.http.response``
+  extension, in ``scope["extensions"]``: Starlette's ``send_denial_response``) answer
+  with the app's own HTTP response instead.
 - ``websocket.receive`` carries ``text`` or ``bytes``; ``websocket.disconnect`` the
   client's close code and reason (1005: a close without a code; 1006: no close), and
   is what ``receive()`` answers from then on.
@@ -49,6 +52,8 @@ class _Session:
         self.accepted = False
         self.closed = False  # the app closed or refused
         self.gone: dict | None = None  # the websocket.disconnect, once over
+        # A denial response being sent: its status, headers and body so far.
+        self.denial: tuple[int, Any, list] | None = None
 
     def wake(self) -> None:
         for future in (self.waiting, self.room):
@@ -100,6 +105,19 @@ class _Session:
                 while self.ws.over_window() and self.gone is None:
                     self.room = self.loop.create_future()
                     await self.room
+        elif kind == "websocket.http.response.start":
+            if self.accepted or self.closed or self.denial is not None:
+                raise RuntimeError("websocket.http.response.start after the handshake was"
+                                   " answered")
+            self.denial = (int(message["status"]), message.get("headers") or (), [])
+        elif kind == "websocket.http.response.body":
+            if self.denial is None or self.closed:
+                raise RuntimeError("websocket.http.response.body without a started response")
+            status, headers, body = self.denial
+            body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.ws.deny(status, headers, b"".join(body))
+                self.closed = True
         elif kind == "websocket.close":
             if self.closed:
                 raise RuntimeError("websocket.close sent twice")
@@ -121,7 +139,7 @@ def make_handler(
     """The function that takes ``Worker.take_websocket()``'s events: a task per
     connection runs the app, and messages go to its session."""
     base = {"type": "websocket", "asgi": _ASGI, "root_path": "", "client": None,
-            "server": server}
+            "server": server, "extensions": {"websocket.http.response": {}}}
     sessions: dict[int, _Session] = {}
     tasks: set[asyncio.Task] = set()
 

@@ -27,14 +27,14 @@ use std::task::{Poll, Waker};
 
 use bytes::Bytes;
 use haywire::ws::{CloseCode, Message, Upgrade};
-use haywire::{HeaderText, Request, Response, Router, StatusCode};
+use haywire::{HeaderText, Request, Router, StatusCode};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use crate::bridge::{serve_mailbox, Job, Mailbox, FALLBACK};
-use crate::{body_bytes, header_pairs, Site};
+use crate::bridge::{serve_mailbox, Answer, Job, Mailbox, FALLBACK};
+use crate::{body_bytes, build_response, header_pairs, Site};
 
 /// What received messages the app leaves unread may cost ([`unread_cost`]) before the
 /// shard stops taking more from the connection.
@@ -80,8 +80,8 @@ enum Command {
         protocol: Option<String>,
         headers: Vec<(Bytes, Bytes)>,
     },
-    /// Refuse the handshake with this status.
-    Reject(StatusCode),
+    /// Refuse the handshake with this HTTP response.
+    Reject(Answer),
     /// Send a text or binary message.
     Send(Message),
     /// Start the closing handshake.
@@ -89,6 +89,9 @@ enum Command {
     /// The app has read below [`RECV_WINDOW`]: take messages again.
     Resume,
 }
+
+/// The body of a refusal the app did not word itself.
+const REFUSED: &str = "WebSocket refused\n";
 
 /// Byte counts both threads keep for one connection.
 #[derive(Default)]
@@ -336,10 +339,8 @@ impl Hub {
                         .collect();
                     break upgrade.accept_with_headers(protocol.as_deref(), headers);
                 }
-                Command::Reject(status) => {
-                    upgrade.reject(
-                        Response::new(status).with_body("text/plain", "WebSocket refused\n"),
-                    );
+                Command::Reject(answer) => {
+                    upgrade.reject(answer.into_response());
                     return;
                 }
                 // Nothing is sent before the handshake is answered.
@@ -425,9 +426,9 @@ impl PyWebSocket {
         Ok(())
     }
 
-    fn refuse(&self, status: StatusCode) {
+    fn refuse(&self, answer: Answer) {
         self.closed.store(true, Ordering::Release);
-        self.post(Command::Reject(status));
+        self.post(Command::Reject(answer));
     }
 }
 
@@ -481,7 +482,22 @@ impl PyWebSocket {
                 PyValueError::new_err(format!("a refusal needs a 4xx or 5xx status, not {status}"))
             })?;
         self.answer()?;
-        self.refuse(status);
+        self.refuse(Answer::text(status, REFUSED));
+        Ok(())
+    }
+
+    /// Refuses the handshake with the app's own HTTP response (ASGI's
+    /// `websocket.http.response` extension, the denial response): `status` (not 1xx),
+    /// `headers` as for HTTP responses (framing headers are the server's) and `body`.
+    fn deny(
+        &self,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let answer = build_response(status, header_pairs(headers)?, body_bytes(body)?)?;
+        self.answer()?;
+        self.refuse(answer);
         Ok(())
     }
 
@@ -539,11 +555,12 @@ impl PyWebSocket {
     #[pyo3(signature = (failed=false))]
     fn finish(&self, failed: bool) {
         if !self.answered.swap(true, Ordering::AcqRel) {
-            self.refuse(if failed {
+            let status = if failed {
                 StatusCode::INTERNAL_SERVER_ERROR
             } else {
                 StatusCode::from_u16(403).expect("a valid status")
-            });
+            };
+            self.refuse(Answer::text(status, REFUSED));
         } else if !self.closed.swap(true, Ordering::AcqRel) {
             let code = if failed {
                 CloseCode::INTERNAL

@@ -101,6 +101,20 @@ def test_an_app_that_closes_before_accept_gets_403(serve):
     assert request(server, "GET", "/seen")[0] == 200
 
 
+def test_an_app_can_refuse_with_its_own_http_response(serve):
+    server = serve(APP, interface="asgi")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url(server, "/deny"), open_timeout=10)
+    response = refused.value.response
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.body == b"log in first\n"
+    # The server still serves.
+    with connect(url(server, "/echo"), open_timeout=10) as ws:
+        ws.send("after")
+        assert ws.recv(timeout=10) == "after"
+
+
 def test_a_message_over_the_limit_closes_with_1009(serve, tmp_path):
     config = tmp_path / "ws.toml"
     config.write_text("[websocket]\nmax_message_size = 1024\n")

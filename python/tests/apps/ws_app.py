@@ -3,6 +3,7 @@
 import asyncio
 
 from fastapi import FastAPI, WebSocket
+from starlette.responses import PlainTextResponse
 
 app = FastAPI()
 # What the app saw, read back over HTTP (one worker: one process).
@@ -53,6 +54,14 @@ async def bye(ws: WebSocket) -> None:
 @app.websocket("/reject")
 async def reject(ws: WebSocket) -> None:
     await ws.close()
+
+
+@app.websocket("/deny")
+async def deny(ws: WebSocket) -> None:
+    """Refuses with a response of its own (Starlette's denial response)."""
+    await ws.send_denial_response(
+        PlainTextResponse("log in first\n", status_code=401,
+                          headers={"WWW-Authenticate": "Bearer"}))
 
 
 @app.websocket("/blast")
