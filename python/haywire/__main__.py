@@ -5,13 +5,16 @@ reserves one free port for every worker) or binds the ``--uds`` Unix socket once
 every worker (removed at stop), starts one worker process per CPU, each
 pinned to its CPU, restarts a worker that dies, replaces every worker gracefully on
 SIGHUP, and on SIGTERM or SIGINT stops every worker gracefully (killing one still
-running after ``--workers-kill-timeout``) and exits 0 once all are done.
+running after ``--workers-kill-timeout``) and exits 0 once all are done. A worker that
+has served ``--max-requests`` (plus up to ``--max-requests-jitter``), or whose memory
+stays over ``--workers-max-rss``, is replaced the same graceful way.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -76,6 +79,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the app is a factory: call it (no arguments) to get the app")
     parser.add_argument("--max-requests", type=int, default=0, metavar="N",
                         help="replace a worker after it has served N requests (0: never)")
+    parser.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
+                        help="each worker serves up to N more than --max-requests (picked at"
+                        " random), so that workers started together are not replaced together")
+    parser.add_argument("--workers-max-rss", type=int, default=0, metavar="MIB",
+                        help="replace a worker whose resident memory is over MIB mebibytes"
+                        " (0: never; checked every --rss-sample-interval)")
+    parser.add_argument("--rss-sample-interval", type=float, default=30.0, metavar="SECONDS",
+                        help="how often --workers-max-rss is checked (default 30)")
+    parser.add_argument("--rss-samples", type=int, default=1, metavar="N",
+                        help="consecutive checks over --workers-max-rss before a worker is"
+                        " replaced (default 1)")
     parser.add_argument("--reload", action="store_true",
                         help="development: restart the workers when a .py file under the"
                         " current directory changes")
@@ -132,6 +146,8 @@ class Child:
         # After SIGHUP: the pid of the old worker this one retires once it is ready.
         self.replaces = replaces
         self.retiring = False
+        # Consecutive --workers-max-rss checks that found it over the limit.
+        self.over_rss = 0
 
 
 class Supervisor:
@@ -171,6 +187,9 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.stopping = False
         self.failed = False
+        # When --workers-max-rss is next checked (None: no limit).
+        self.rss_check_at: float | None = (
+            time.monotonic() + args.rss_sample_interval if args.workers_max_rss > 0 else None)
 
     def log(self, message: str) -> None:
         print(f"haywire: {message}", file=sys.stderr, flush=True)
@@ -193,6 +212,7 @@ class Supervisor:
             "--root-path", args.root_path,
             "--threads", str(args.threads),
             "--max-requests", str(args.max_requests),
+            "--max-requests-jitter", str(args.max_requests_jitter),
             "--log-level", args.log_level,
             *(["--backlog", str(args.backlog)] if args.backlog is not None else []),
             *(["--access-log", args.access_log] if args.access_log else []),
@@ -239,8 +259,9 @@ class Supervisor:
             child.ready_fd = None
 
     def _on_ready_pipe(self, child: Child) -> None:
-        """A worker's pipe: `r` when it is ready, `q` when it has served
-        --max-requests (it is then replaced like on SIGHUP), EOF when it exits."""
+        """A worker's pipe: `r` when it is ready, `q<n>;` when it has served its n
+        requests of --max-requests (it is then replaced like on SIGHUP), EOF when it
+        exits."""
         try:
             data = os.read(child.ready_fd, 16)
         except BlockingIOError:
@@ -254,11 +275,31 @@ class Supervisor:
             if old is not None and not self.stopping:
                 old.retiring = True
                 self.terminate(old)
-        if b"q" in data and not self.stopping and not child.retiring:
-            pid = child.proc.pid
-            if not any(c.replaces == pid for c in self.children.values()):
-                self.log(f"worker {child.index} (pid {pid}) served --max-requests; replacing it")
-                self.spawn(child.index, replaces=pid)
+        served = re.search(rb"q(\d+);", data)
+        if served:
+            self._replace(child, f"served {int(served[1])} requests (--max-requests)")
+
+    def _replace(self, child: Child, why: str) -> None:
+        """Starts a successor for `child`, which is stopped once the successor is ready
+        (as on SIGHUP); nothing when one is already coming or the server stops."""
+        pid = child.proc.pid
+        if self.stopping or child.retiring or any(c.replaces == pid for c in self.children.values()):
+            return
+        self.log(f"worker {child.index} (pid {pid}) {why}; replacing it")
+        self.spawn(child.index, replaces=pid)
+
+    def _check_rss(self) -> None:
+        """--workers-max-rss: replaces each ready worker found over the limit
+        --rss-samples checks in a row."""
+        limit = self.args.workers_max_rss
+        for child in list(self.children.values()):
+            if not child.ready or child.retiring:
+                continue
+            rss = resident_mib(child.proc.pid)
+            child.over_rss = child.over_rss + 1 if rss is not None and rss > limit else 0
+            if child.over_rss >= self.args.rss_samples:
+                child.over_rss = 0
+                self._replace(child, f"uses {rss:.0f} MiB, over --workers-max-rss {limit}")
 
     def terminate(self, child: Child) -> None:
         if child.kill_at is None:
@@ -330,8 +371,12 @@ class Supervisor:
             self._on_exit(pid, status)
 
     def _timers(self) -> float | None:
-        """Runs due restarts and kills; returns seconds until the next one."""
+        """Runs due restarts, kills and memory checks; returns seconds until the next."""
         now = time.monotonic()
+        if self.rss_check_at is not None and self.rss_check_at <= now:
+            self.rss_check_at = now + self.args.rss_sample_interval
+            if not self.stopping:
+                self._check_rss()
         for index, (when, replaces) in list(self.restarts.items()):
             if when <= now:
                 del self.restarts[index]
@@ -347,6 +392,8 @@ class Supervisor:
                     pass
         deadlines = [when for when, _ in self.restarts.values()]
         deadlines += [c.kill_at for c in self.children.values() if c.kill_at is not None]
+        if self.rss_check_at is not None:
+            deadlines.append(self.rss_check_at)
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     def run(self) -> int:
@@ -384,6 +431,18 @@ class Supervisor:
             for fd in (wake_r, wake_w):
                 os.close(fd)
         return 1 if self.failed else 0
+
+
+def resident_mib(pid: int) -> float | None:
+    """A process's resident memory (VmRSS) in MiB; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def _sources(root: str) -> dict[str, float]:
@@ -437,8 +496,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         print("haywire: --threads must be at least 1", file=sys.stderr)
         return CONFIG_ERROR
-    if args.workers < 0:
-        print("haywire: --workers must not be negative", file=sys.stderr)
+    for flag, bad in (("--workers", args.workers < 0),
+                      ("--max-requests-jitter", args.max_requests_jitter < 0),
+                      ("--workers-max-rss", args.workers_max_rss < 0)):
+        if bad:
+            print(f"haywire: {flag} must not be negative", file=sys.stderr)
+            return CONFIG_ERROR
+    if not args.rss_sample_interval > 0 or args.rss_samples < 1:
+        print("haywire: --rss-sample-interval must be above 0 and --rss-samples at least 1",
+              file=sys.stderr)
         return CONFIG_ERROR
     module, _, attribute = args.app.partition(":")
     if not module or not attribute:

@@ -16,6 +16,7 @@ import gc
 import importlib
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -69,17 +70,19 @@ def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
 
 
 def _counted(handler: Any, args: argparse.Namespace) -> Any:
-    """With --max-requests, `handler` counting requests: at the limit the worker asks
-    the supervisor (on its pipe) for a successor, which stops it once ready."""
+    """With --max-requests, `handler` counting requests: at the limit (plus a random
+    share of --max-requests-jitter, this worker's own) the worker asks the supervisor
+    (on its pipe) for a successor, which stops it once ready."""
     if args.max_requests <= 0 or args.ready_fd is None:
         return handler
+    limit = args.max_requests + random.randint(0, max(args.max_requests_jitter, 0))
     count = 0
 
     def counted(request: Any) -> None:
         nonlocal count
         count += 1
-        if count == args.max_requests:
-            os.write(args.ready_fd, b"q")
+        if count == limit:
+            os.write(args.ready_fd, b"q%d;" % limit)
         handler(request)
 
     return counted
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-body-size", type=int)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-requests", type=int, default=0)
+    parser.add_argument("--max-requests-jitter", type=int, default=0)
     parser.add_argument("--factory", action="store_true")
     parser.add_argument("--backlog", type=int)
     parser.add_argument("--access-log")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -219,7 +220,47 @@ def test_max_requests_replaces_the_worker_without_a_gap(serve):
         status, _, body = request(server, "GET", "/pid")
         assert status == 200  # never refused: the successor is ready before the old stops
         pids.add(body)
-    assert any("served --max-requests; replacing it" in line for line in server.errors)
+    assert any("served 5 requests (--max-requests); replacing it" in line
+               for line in server.errors)
+
+
+def test_max_requests_jitter_spreads_the_replacements(serve):
+    # Each worker asks to be replaced after 2 + 0..50 requests: three in a row all at
+    # exactly 2 (what no jitter gives) has a chance of 1 in 51^3.
+    server = serve("wsgi_app:app", extra=["--max-requests", "2", "--max-requests-jitter", "50"])
+    pattern = re.compile(r"served (\d+) requests \(--max-requests\); replacing it")
+
+    def limits() -> list[int]:
+        return [int(m[1]) for line in list(server.errors) if (m := pattern.search(line))]
+
+    deadline = time.monotonic() + 60
+    while len(limits()) < 3:
+        assert time.monotonic() < deadline
+        assert request(server, "GET", "/pid")[0] == 200
+    limits = limits()
+    assert all(2 <= n <= 52 for n in limits), limits
+    assert any(n != 2 for n in limits), limits
+
+
+def test_a_worker_over_the_memory_limit_is_replaced(serve):
+    server = serve("wsgi_app:app", extra=["--workers-max-rss", "150",
+                                          "--rss-sample-interval", "0.2"])
+    first = request(server, "GET", "/pid")[2]
+    time.sleep(1.0)  # checked five times, under the limit: kept
+    assert request(server, "GET", "/pid")[2] == first
+    assert request(server, "GET", "/grow")[2] == first  # now 200 MiB more
+    deadline = time.monotonic() + 20
+    while request(server, "GET", "/pid")[2] == first:  # served throughout
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert any("over --workers-max-rss 150; replacing it" in line for line in server.errors)
+
+
+def test_bad_replacement_flags_are_refused():
+    for flags in (["--max-requests-jitter", "-1"], ["--workers-max-rss", "-5"],
+                  ["--rss-sample-interval", "0"], ["--rss-samples", "0"]):
+        result = run_cli(*flags, "wsgi_app:app")
+        assert result.returncode == 2 and flags[0] in result.stderr, (flags, result.stderr)
 
 
 def test_reload_restarts_on_a_source_change(serve, tmp_path):

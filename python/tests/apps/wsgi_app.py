@@ -9,6 +9,7 @@ warnings.simplefilter("error", WSGIWarning)
 
 MARKER_DIR = os.environ.get("HAYWIRE_TEST_DIR", "/tmp")
 BARRIER = __import__("threading").Barrier(2)
+HOARD: list = []  # what /grow keeps
 
 
 class Closing:
@@ -113,6 +114,10 @@ def raw(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return environ["wsgi.file_wrapper"](open(__file__, "rb"), 1000)
     if path == "/pid":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
+    if path == "/grow":  # keeps 200 MiB for the life of the process (a leak)
+        HOARD.append(bytearray(200 << 20))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
     if path == "/latin1":
