@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any
 
 from ._haywire import ConfigError, ConfigSummary, UnixSocket, bind_unix, check_config
 
@@ -472,9 +473,34 @@ def watch_sources(root: str) -> None:
             os.kill(os.getpid(), signal.SIGHUP)
 
 
+def _bad_flag(args: argparse.Namespace) -> str | None:
+    """What is wrong with the first flag whose value is out of its range (the config's
+    integer types bound some: a value past them would fail in a worker, unnamed)."""
+    def value(flag: str) -> Any:
+        return getattr(args, flag[2:].replace("-", "_"))
+
+    unsigned = {"--port": 2**16, "--backlog": 2**32, "--max-body-size": 2**64}
+    for flag, limit in unsigned.items():
+        if value(flag) is not None and not 0 <= value(flag) < limit:
+            return f"{flag} must be 0 to {limit - 1}, not {value(flag)}"
+    minimums = (("--workers", 0), ("--threads", 1), ("--max-in-flight", 1),
+                ("--max-requests", 0), ("--max-requests-jitter", 0), ("--workers-max-rss", 0),
+                ("--rss-samples", 1), ("--workers-kill-timeout", 0))
+    for flag, least in minimums:
+        if value(flag) is not None and not value(flag) >= least:
+            return f"{flag} must be at least {least}, not {value(flag)}"
+    for flag in ("--rss-sample-interval", "--lifespan-timeout"):
+        if not value(flag) > 0:
+            return f"{flag} must be more than 0, not {value(flag)}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     source = args.config or "(defaults)"
+    if (bad := _bad_flag(args)) is not None:
+        print(f"haywire: {bad}", file=sys.stderr)
+        return CONFIG_ERROR
     try:
         if args.max_body_size is None and not args.config:
             args.max_body_size = DEFAULT_MAX_BODY
@@ -485,26 +511,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR
-    except (OverflowError, TypeError) as e:
-        print(f"haywire: config error: key `server.port`: {e}", file=sys.stderr)
-        return CONFIG_ERROR
     allowed = os.sched_getaffinity(0)
     if config.pinned and not set(config.cpus) <= allowed:
         print(f"haywire: config error in {source}: key `server.cpus`: {sorted(set(config.cpus) - allowed)}"
               f" not among the CPUs this process may use ({sorted(allowed)})", file=sys.stderr)
-        return CONFIG_ERROR
-    if args.threads < 1:
-        print("haywire: --threads must be at least 1", file=sys.stderr)
-        return CONFIG_ERROR
-    for flag, bad in (("--workers", args.workers < 0),
-                      ("--max-requests-jitter", args.max_requests_jitter < 0),
-                      ("--workers-max-rss", args.workers_max_rss < 0)):
-        if bad:
-            print(f"haywire: {flag} must not be negative", file=sys.stderr)
-            return CONFIG_ERROR
-    if not args.rss_sample_interval > 0 or args.rss_samples < 1:
-        print("haywire: --rss-sample-interval must be above 0 and --rss-samples at least 1",
-              file=sys.stderr)
         return CONFIG_ERROR
     module, _, attribute = args.app.partition(":")
     if not module or not attribute:

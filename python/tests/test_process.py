@@ -256,9 +256,12 @@ def test_a_worker_over_the_memory_limit_is_replaced(serve):
     assert any("over --workers-max-rss 150; replacing it" in line for line in server.errors)
 
 
-def test_bad_replacement_flags_are_refused():
+def test_bad_flag_values_are_refused_naming_the_flag():
     for flags in (["--max-requests-jitter", "-1"], ["--workers-max-rss", "-5"],
-                  ["--rss-sample-interval", "0"], ["--rss-samples", "0"]):
+                  ["--rss-sample-interval", "0"], ["--rss-samples", "0"],
+                  ["--port", "70000"], ["--backlog", "-1"], ["--max-body-size", "-1"],
+                  ["--max-in-flight", "0"], ["--workers-kill-timeout", "-1"],
+                  ["--lifespan-timeout", "0"], ["--threads", "0"]):
         result = run_cli(*flags, "wsgi_app:app")
         assert result.returncode == 2 and flags[0] in result.stderr, (flags, result.stderr)
 
