@@ -6,8 +6,9 @@ every worker (removed at stop), starts one worker process per CPU, each
 pinned to its CPU, restarts a worker that dies, replaces every worker gracefully on
 SIGHUP, and on SIGTERM or SIGINT stops every worker gracefully (killing one still
 running after ``--workers-kill-timeout``) and exits 0 once all are done. A worker that
-has served ``--max-requests`` (plus up to ``--max-requests-jitter``), or whose memory
-stays over ``--workers-max-rss``, is replaced the same graceful way.
+has served ``--max-requests`` (plus up to ``--max-requests-jitter``), has run
+``--workers-lifetime``, or whose memory stays over ``--workers-max-rss``, is replaced
+the same graceful way.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
                         help="each worker serves up to N more than --max-requests (picked at"
                         " random), so that workers started together are not replaced together")
+    parser.add_argument("--workers-lifetime", type=float, metavar="SECONDS",
+                        help="replace a worker once it has run this long (default: never)")
     parser.add_argument("--workers-max-rss", type=int, default=0, metavar="MIB",
                         help="replace a worker whose resident memory is over MIB mebibytes"
                         " (0: never; checked every --rss-sample-interval)")
@@ -149,6 +152,9 @@ class Child:
         self.retiring = False
         # Consecutive --workers-max-rss checks that found it over the limit.
         self.over_rss = 0
+        # When --workers-lifetime next replaces it (moved on at each attempt, so a
+        # successor that cannot start is retried a lifetime later, not at once).
+        self.expires: float | None = None
 
 
 class Supervisor:
@@ -372,8 +378,18 @@ class Supervisor:
             self._on_exit(pid, status)
 
     def _timers(self) -> float | None:
-        """Runs due restarts, kills and memory checks; returns seconds until the next."""
+        """Runs due restarts, kills, memory checks and lifetime replacements; returns
+        seconds until the next."""
         now = time.monotonic()
+        lifetime = self.args.workers_lifetime
+        for child in list(self.children.values()):
+            if lifetime is None or not child.ready or child.retiring:
+                continue
+            if child.expires is None:
+                child.expires = child.started + lifetime
+            if child.expires <= now:
+                child.expires = now + lifetime
+                self._replace(child, f"has run {lifetime:g} s (--workers-lifetime)")
         if self.rss_check_at is not None and self.rss_check_at <= now:
             self.rss_check_at = now + self.args.rss_sample_interval
             if not self.stopping:
@@ -395,6 +411,8 @@ class Supervisor:
         deadlines += [c.kill_at for c in self.children.values() if c.kill_at is not None]
         if self.rss_check_at is not None:
             deadlines.append(self.rss_check_at)
+        deadlines += [c.expires for c in self.children.values()
+                      if c.expires is not None and c.ready and not c.retiring]
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     def run(self) -> int:
@@ -489,8 +507,8 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
     for flag, least in minimums:
         if value(flag) is not None and not value(flag) >= least:
             return f"{flag} must be at least {least}, not {value(flag)}"
-    for flag in ("--rss-sample-interval", "--lifespan-timeout"):
-        if not value(flag) > 0:
+    for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime"):
+        if value(flag) is not None and not value(flag) > 0:
             return f"{flag} must be more than 0, not {value(flag)}"
     return None
 

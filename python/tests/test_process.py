@@ -256,12 +256,27 @@ def test_a_worker_over_the_memory_limit_is_replaced(serve):
     assert any("over --workers-max-rss 150; replacing it" in line for line in server.errors)
 
 
+def test_a_worker_is_replaced_after_its_lifetime(serve):
+    server = serve("wsgi_app:app", extra=["--workers-lifetime", "1.5"])
+    pids = {request(server, "GET", "/pid")[2]}
+    deadline = time.monotonic() + 30
+    while len(pids) < 3:  # two lifetimes: the successor gets one too
+        assert time.monotonic() < deadline, pids
+        status, _, pid = request(server, "GET", "/pid")
+        assert status == 200  # served throughout (old and new overlap meanwhile)
+        pids.add(pid)
+        time.sleep(0.05)
+    lines = [line for line in server.errors if "(--workers-lifetime); replacing it" in line]
+    assert len(lines) >= 2 and "has run 1.5 s" in lines[0], server.errors
+
+
 def test_bad_flag_values_are_refused_naming_the_flag():
     for flags in (["--max-requests-jitter", "-1"], ["--workers-max-rss", "-5"],
                   ["--rss-sample-interval", "0"], ["--rss-samples", "0"],
                   ["--port", "70000"], ["--backlog", "-1"], ["--max-body-size", "-1"],
                   ["--max-in-flight", "0"], ["--workers-kill-timeout", "-1"],
-                  ["--lifespan-timeout", "0"], ["--threads", "0"]):
+                  ["--lifespan-timeout", "0"], ["--threads", "0"],
+                  ["--workers-lifetime", "0"]):
         result = run_cli(*flags, "wsgi_app:app")
         assert result.returncode == 2 and flags[0] in result.stderr, (flags, result.stderr)
 
