@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use clap::Parser;
 use haywire::config::PlacementKind;
-use haywire::ws::{CloseCode, Message, SendError, WebSocket};
+use haywire::ws::{CloseCode, Message, Prepared, SendError, WebSocket};
 use haywire::{Config, Request, Router, Server, ShardCtx};
 
 /// This shard's members of every room, by room name.
@@ -52,16 +52,16 @@ impl Rooms {
         let Some(list) = members.get_mut(room) else {
             return;
         };
-        list.retain(
-            |(_, ws)| match ws.try_send(Message::Text(text.to_owned())) {
-                Ok(()) => true,
-                Err(SendError::Full(_)) => {
-                    ws.close(CloseCode::POLICY, "too slow for the room");
-                    false
-                }
-                Err(SendError::Closed(_)) => false,
-            },
-        );
+        // Encoded (and compressed, for members that negotiated it) once for all.
+        let message = Prepared::new(Message::Text(text.to_owned()));
+        list.retain(|(_, ws)| match ws.try_send_prepared(&message) {
+            Ok(()) => true,
+            Err(SendError::Full(_)) => {
+                ws.close(CloseCode::POLICY, "too slow for the room");
+                false
+            }
+            Err(SendError::Closed(_)) => false,
+        });
     }
 }
 

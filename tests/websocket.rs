@@ -304,6 +304,30 @@ fn a_chat_message_reaches_members_on_every_shard() {
 }
 
 #[test]
+fn a_room_message_reaches_compressing_and_plain_members_alike() {
+    // Two members on one shard, one with permessage-deflate: the fan-out's one prepared
+    // message goes to the first compressed, to the second as it is.
+    let mut plain = chat_on_shard("mixed", 0);
+    let mut compressing = loop {
+        let (mut ws, reply) = Client::open(connect(server()), "/chat/mixed", DEFLATE_OFFER);
+        assert!(reply.header("sec-websocket-extensions").is_some());
+        if ws.read_text() == "shard 0" {
+            break ws;
+        }
+    };
+    let text = "a message for the whole room, ".repeat(20);
+    plain.frame(true, TEXT, text.as_bytes());
+    assert_eq!(plain.read_text(), text);
+    let (first, payload) = compressing.read_frame();
+    assert_eq!(
+        first,
+        0x80 | 0x40 | TEXT,
+        "compressed for the member that asked"
+    );
+    assert_eq!(inflated(&payload), text.as_bytes());
+}
+
+#[test]
 fn stats_count_websocket_connections_and_messages() {
     let before = stats(server())["total"]["websocket"].clone();
     let mut ws = open("/ws");

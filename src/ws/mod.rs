@@ -75,9 +75,10 @@
 //! A room is shard-local state (a list of [`WebSocket`] clones of its members on this
 //! shard). A message for the whole room crosses to each other shard once, through the
 //! control mesh ([`ShardCtx::broadcast`](crate::ShardCtx::broadcast)), and each shard
-//! fans it out to its own members with [`WebSocket::try_send`] (a member too slow to
-//! keep up is dropped rather than allowed to hold up the room). See
-//! `examples/websocket.rs`.
+//! fans it out to its own members with [`WebSocket::try_send_prepared`] (a member too
+//! slow to keep up is dropped rather than allowed to hold up the room): a [`Prepared`]
+//! message is encoded once, and compressed once for the members with
+//! permessage-deflate, however many members it reaches. See `examples/websocket.rs`.
 
 mod deflate;
 pub(crate) mod driver;
@@ -92,7 +93,7 @@ use std::rc::Rc;
 
 pub use frame::CloseCode;
 pub use message::{CloseFrame, Message};
-pub use socket::{SendError, Upgrade, WebSocket};
+pub use socket::{Prepared, SendError, Upgrade, WebSocket};
 
 pub(crate) use handshake::{has_token, Handshake};
 

@@ -2,13 +2,13 @@
 //! after. Both are handles on state the connection's driver (`driver.rs`) shares with
 //! them; they never touch the socket, so any task on the shard may use them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::frame::CloseCode;
 use super::handshake::Handshake;
@@ -138,12 +138,35 @@ impl Shared {
         Poll::Pending
     }
 
-    fn try_queue(&self, message: Message) -> Result<(), SendError> {
+    /// Why nothing may be queued now (the error to hand the message back in), if so.
+    fn refusal(&self) -> Option<fn(Message) -> SendError> {
         if self.close_sent.get() || self.phase.get() != Phase::Open {
-            return Err(SendError::Closed(message));
+            Some(SendError::Closed)
+        } else if self.out.borrow().len() >= self.out_limit {
+            Some(SendError::Full)
+        } else {
+            None
         }
-        if self.out.borrow().len() >= self.out_limit {
-            return Err(SendError::Full(message));
+    }
+
+    fn try_queue_prepared(&self, prepared: &Prepared) -> Result<(), SendError> {
+        if let Message::Close(_) = prepared.message {
+            return self.try_queue(prepared.message.clone());
+        }
+        if let Some(refuse) = self.refusal() {
+            return Err(refuse(prepared.message.clone()));
+        }
+        self.out
+            .borrow_mut()
+            .extend_from_slice(prepared.frame(self.deflate.get()));
+        self.stats.ws_message_out();
+        self.wake_driver();
+        Ok(())
+    }
+
+    fn try_queue(&self, message: Message) -> Result<(), SendError> {
+        if let Some(refuse) = self.refusal() {
+            return Err(refuse(message));
         }
         match message {
             Message::Close(frame) => self.queue_close(frame),
@@ -159,6 +182,41 @@ impl Shared {
             }
         }
         Ok(())
+    }
+}
+
+/// A message encoded once for many connections ([`WebSocket::try_send_prepared`]):
+/// its frame, and its compressed frame for connections with permessage-deflate, made
+/// on first need; shard-local, like the connections it goes to.
+pub struct Prepared {
+    message: Message,
+    plain: OnceCell<Bytes>,
+    compressed: OnceCell<Bytes>,
+}
+
+impl Prepared {
+    /// Prepares `message` for sending to many connections.
+    pub fn new(message: Message) -> Prepared {
+        Prepared {
+            message,
+            plain: OnceCell::new(),
+            compressed: OnceCell::new(),
+        }
+    }
+
+    /// The frame to send: compressed (where that makes it smaller) for a connection
+    /// that negotiated permessage-deflate.
+    fn frame(&self, deflate: bool) -> &Bytes {
+        let (cell, encode): (_, fn(&Message, &mut BytesMut)) = if deflate {
+            (&self.compressed, Message::encode_compressed)
+        } else {
+            (&self.plain, Message::encode)
+        };
+        cell.get_or_init(|| {
+            let mut out = BytesMut::new();
+            encode(&self.message, &mut out);
+            out.freeze()
+        })
     }
 }
 
@@ -230,6 +288,13 @@ impl WebSocket {
     /// not hold up the rest.
     pub fn try_send(&self, message: Message) -> Result<(), SendError> {
         self.shared.try_queue(message)
+    }
+
+    /// [`WebSocket::try_send`] for a message encoded once for many connections (a
+    /// room's fan-out): its frame is copied, not encoded (or compressed) again per
+    /// connection. An error hands back a copy of the message.
+    pub fn try_send_prepared(&self, prepared: &Prepared) -> Result<(), SendError> {
+        self.shared.try_queue_prepared(prepared)
     }
 
     /// Starts the closing handshake with `code` and `reason` (cut to 123 bytes). The
@@ -351,6 +416,28 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    #[test]
+    fn a_prepared_message_is_encoded_once_per_form() {
+        let text = "the same words, again and again; ".repeat(10);
+        let prepared = Prepared::new(Message::Text(text.clone()));
+        let mut plain = BytesMut::new();
+        Message::Text(text.clone()).encode(&mut plain);
+        assert_eq!(prepared.frame(false), &plain);
+        let compressed = prepared.frame(true);
+        assert!(
+            compressed.len() < plain.len() / 4,
+            "{} bytes",
+            compressed.len()
+        );
+        assert_eq!(compressed[0] & 0x40, 0x40, "RSV1: compressed");
+        // The same frames again, not made again.
+        assert_eq!(prepared.frame(true).as_ptr(), compressed.as_ptr());
+        assert_eq!(
+            prepared.frame(false).as_ptr(),
+            prepared.frame(false).as_ptr()
+        );
+    }
 
     #[test]
     fn a_handler_working_through_queued_messages_lets_other_tasks_run() {
