@@ -109,6 +109,11 @@ def test_an_app_can_refuse_with_its_own_http_response(serve):
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.body == b"log in first\n"
+    # A 1xx is no final answer: the app's error, a 500, and the traceback says why.
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url(server, "/deny-1xx"), open_timeout=10)
+    assert refused.value.response.status_code == 500
+    assert any("informational" in line for line in server.errors)
     # The server still serves.
     with connect(url(server, "/echo"), open_timeout=10) as ws:
         ws.send("after")

@@ -64,6 +64,13 @@ async def deny(ws: WebSocket) -> None:
                           headers={"WWW-Authenticate": "Bearer"}))
 
 
+@app.websocket("/deny-1xx")
+async def deny_informational(ws: WebSocket) -> None:
+    """A denial response with a 1xx status: not a final answer, so refused (500)."""
+    await ws.send({"type": "websocket.http.response.start", "status": 101, "headers": []})
+    await ws.send({"type": "websocket.http.response.body", "body": b"no"})
+
+
 @app.websocket("/blast")
 async def blast(ws: WebSocket) -> None:
     """Sends 64 KiB messages for ever; counts how many the server took."""
