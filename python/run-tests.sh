@@ -17,7 +17,7 @@ for tool in openssl:openssl ss:iproute2 unshare:util-linux; do
 done
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 export MATURIN_PEP517_ARGS=${MATURIN_PEP517_ARGS---profile dev}
-"$venv/bin/pip" install -q ./python pytest flask fastapi httpx django websockets
+"$venv/bin/pip" install -q ./python pytest flask fastapi httpx django websockets python-dotenv
 "$venv/bin/python" -m pytest python/tests -q
 libdir=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 ldlib=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_config_var("LDLIBRARY"))')

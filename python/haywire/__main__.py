@@ -2,7 +2,8 @@
 
 Validates the config (errors name the key, exit status 2), picks the port (``--port 0``
 reserves one free port for every worker) or binds the ``--uds`` Unix socket once for
-every worker (removed at stop), starts one worker process per CPU, each
+every worker (removed at stop), or takes the listening socket inherited as ``--fd``,
+starts one worker process per CPU, each
 pinned to its CPU, restarts a worker that dies, replaces every worker gracefully on
 SIGHUP, and on SIGTERM or SIGINT stops every worker gracefully (killing one still
 running after ``--workers-kill-timeout``) and exits 0 once all are done. A worker that
@@ -27,6 +28,7 @@ import threading
 import time
 from typing import Any
 
+from . import logconfig
 from ._haywire import ConfigError, ConfigSummary, UnixSocket, bind_unix, check_config
 
 CONFIG_ERROR = 2
@@ -52,6 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--uds", metavar="PATH",
                         help="serve on this Unix socket instead of TCP (overrides server.unix;"
                         " the file's mode is server.unix_mode)")
+    parser.add_argument("--uds-permissions", type=_octal, metavar="MODE",
+                        help="the --uds socket file's permission bits, in octal, e.g. 660"
+                        " (overrides server.unix_mode)")
+    parser.add_argument("--fd", type=int, metavar="N",
+                        help="serve the listening socket (TCP or Unix) this process inherited"
+                        " as descriptor N, e.g. from systemd or a parent process, instead of"
+                        " binding --address/--port or --uds")
+    parser.add_argument("--pid-file", metavar="PATH",
+                        help="write the supervisor's pid to PATH (removed at exit)")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="worker processes (overrides server.shards; default: one per CPU"
                         " the process may use)")
@@ -75,8 +86,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--access-log", nargs="?", const="stdout", metavar="PATH",
                         help="the server's access log, to stdout or appended to PATH"
                         " (overrides log.access)")
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info",
-                        help="level of Python's root logger in the workers (default info)")
+    parser.add_argument("--log-level", choices=LOG_LEVELS,
+                        help="level of Python's root logger in the workers (default info, or"
+                        " what --log-config sets)")
+    parser.add_argument("--log-config", metavar="PATH",
+                        help="Python logging config for the workers: a .json or .yaml file"
+                        " for logging.config.dictConfig, else an ini file for fileConfig")
+    parser.add_argument("--app-dir", metavar="DIR",
+                        help="import the app from DIR (default: the working directory)")
+    parser.add_argument("--env-file", metavar="PATH",
+                        help="set the variables of this .env file in the workers' environment"
+                        " (those already set win; needs python-dotenv)")
     parser.add_argument("--factory", action="store_true",
                         help="the app is a factory: call it (no arguments) to get the app")
     parser.add_argument("--max-requests", type=int, default=0, metavar="N",
@@ -119,6 +139,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
+
+
+def _octal(value: str) -> int:
+    try:
+        return int(value, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal number: {value!r}") from None
 
 
 def _flag(value: str | None) -> bool | None:
@@ -168,12 +195,13 @@ class Supervisor:
     """
 
     def __init__(self, args: argparse.Namespace, config: ConfigSummary, port: int, stats_dir: str,
-                 listener: UnixSocket | None = None) -> None:
+                 listener: UnixSocket | socket.socket | None = None) -> None:
         self.args = args
         self.address = config.address
         self.port = port
         self.stats_dir = stats_dir
-        # --uds: the socket bound here once, passed to every worker.
+        # --uds: the socket bound here once; --fd: the one inherited. Passed to every
+        # worker.
         self.listener = listener
         allowed = sorted(os.sched_getaffinity(0))
         cpus = list(config.cpus) if config.pinned and config.cpus else allowed
@@ -220,7 +248,9 @@ class Supervisor:
             "--threads", str(args.threads),
             "--max-requests", str(args.max_requests),
             "--max-requests-jitter", str(args.max_requests_jitter),
-            "--log-level", args.log_level,
+            *(["--log-level", args.log_level] if args.log_level else []),
+            *(["--log-config", args.log_config] if args.log_config else []),
+            *(["--app-dir", args.app_dir] if args.app_dir else []),
             *(["--backlog", str(args.backlog)] if args.backlog is not None else []),
             *(["--access-log", args.access_log] if args.access_log else []),
             *(["--factory"] if args.factory else []),
@@ -322,8 +352,9 @@ class Supervisor:
         self.stopping = True
         self.restarts.clear()
         if self.listener is not None:
-            # The socket file goes now: new clients are refused (a proxy tries another
-            # upstream) while the workers drain what is queued, as a TCP listener closes.
+            # --uds: the socket file goes now: new clients are refused (a proxy tries
+            # another upstream) while the workers drain what is queued, as a TCP
+            # listener closes. --fd: only this process's copy closes.
             self.listener.close()
         for child in list(self.children.values()):
             self.terminate(child)
@@ -491,6 +522,83 @@ def watch_sources(root: str) -> None:
             os.kill(os.getpid(), signal.SIGHUP)
 
 
+def load_env_file(path: str) -> None:
+    """--env-file: sets the file's variables in this process's environment, which the
+    workers inherit; a variable already set keeps its value (as uvicorn)."""
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        raise RuntimeError("needs python-dotenv (pip install 'haywire[dotenv]')") from None
+    if not os.path.isfile(path):
+        raise RuntimeError("no such file")
+    load_dotenv(path, override=False)
+
+
+def _bad_setup(args: argparse.Namespace) -> str | None:
+    """What is wrong with --app-dir, --log-config or --env-file, checked here so that
+    a mistake stops the server at once, named, instead of every worker failing."""
+    if args.app_dir is not None and not os.path.isdir(args.app_dir):
+        return f"--app-dir {args.app_dir}: not a directory"
+    for flag, path, check in (("--log-config", args.log_config,
+                               lambda p: logconfig.configure(args.log_level, p)),
+                              ("--env-file", args.env_file, load_env_file)):
+        if path is None:
+            continue
+        try:
+            check(path)
+        except Exception as e:
+            return f"{flag} {path}: {e}"
+    return None
+
+
+def inherited_listener(fd: int) -> socket.socket:
+    """--fd: the inherited descriptor `fd` as a socket; ValueError (naming the flag)
+    unless it is a listening stream socket."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as e:
+        raise ValueError(f"--fd {fd}: {e.strerror or e}") from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET,
+                                                              socket.SO_ACCEPTCONN):
+        sock.detach()
+        raise ValueError(f"--fd {fd}: not a listening stream socket")
+    return sock
+
+
+def write_pid_file(path: str) -> str | None:
+    """Writes this process's pid to `path`; what is wrong when it cannot, or when the
+    file names another process still running (a second server started by mistake)."""
+    try:
+        with open(path) as f:
+            other = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        other = 0
+    if other > 0 and other != os.getpid():
+        try:
+            os.kill(other, 0)
+            return f"process {other} named there is running"
+        except ProcessLookupError:
+            pass  # stale: its server died without removing it
+        except PermissionError:
+            return f"process {other} named there is running"
+    try:
+        with open(path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def remove_pid_file(path: str) -> None:
+    """Removes the pid file if it still names this process."""
+    try:
+        with open(path) as f:
+            if f.read().strip() == str(os.getpid()):
+                os.unlink(path)
+    except OSError:
+        pass
+
+
 def _bad_flag(args: argparse.Namespace) -> str | None:
     """What is wrong with the first flag whose value is out of its range (the config's
     integer types bound some: a value past them would fail in a worker, unnamed)."""
@@ -507,6 +615,8 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
     for flag, least in minimums:
         if value(flag) is not None and not value(flag) >= least:
             return f"{flag} must be at least {least}, not {value(flag)}"
+    if value("--uds-permissions") is not None and not 0 <= value("--uds-permissions") <= 0o777:
+        return f"--uds-permissions must be 0 to 777 (octal), not {value('--uds-permissions'):o}"
     for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime"):
         if value(flag) is not None and not value(flag) > 0:
             return f"{flag} must be more than 0, not {value(flag)}"
@@ -534,18 +644,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"haywire: config error in {source}: key `server.cpus`: {sorted(set(config.cpus) - allowed)}"
               f" not among the CPUs this process may use ({sorted(allowed)})", file=sys.stderr)
         return CONFIG_ERROR
+    if (bad := _bad_setup(args)) is not None:
+        print(f"haywire: {bad}", file=sys.stderr)
+        return CONFIG_ERROR
     module, _, attribute = args.app.partition(":")
     if not module or not attribute:
         print(f"haywire: app {args.app!r} must look like module:attribute", file=sys.stderr)
         return CONFIG_ERROR
     reserved = None
-    listener = None
+    listener: UnixSocket | socket.socket | None = None
     port = config.port
     scheme = "https" if config.tls else "http"
-    if config.unix:
-        # A path cannot be bound twice: bound once here, every worker serves it.
+    if args.fd is not None:
+        if args.uds:
+            print("haywire: --fd and --uds both name the socket to serve: give one",
+                  file=sys.stderr)
+            return CONFIG_ERROR
         try:
-            listener = bind_unix(config.unix, config.unix_mode, config.backlog)
+            listener = inherited_listener(args.fd)
+        except ValueError as e:
+            print(f"haywire: {e}", file=sys.stderr)
+            return CONFIG_ERROR
+        name = listener.getsockname()
+        if listener.family == socket.AF_UNIX:
+            where = f"{scheme}+unix://{name}"
+        else:
+            where = f"{scheme}://{name[0]}:{name[1]}"
+    elif config.unix:
+        # A path cannot be bound twice: bound once here, every worker serves it.
+        mode = config.unix_mode if args.uds_permissions is None else args.uds_permissions
+        try:
+            listener = bind_unix(config.unix, mode, config.backlog)
         except OSError as e:
             print(f"haywire: cannot listen: {e}", file=sys.stderr)
             return 1
@@ -554,6 +683,9 @@ def main(argv: list[str] | None = None) -> int:
         if port == 0:
             reserved, port = reserve_port(config.address)
         where = f"{scheme}://{config.address}:{port}"
+    if args.pid_file is not None and (bad := write_pid_file(args.pid_file)) is not None:
+        print(f"haywire: --pid-file {args.pid_file}: {bad}", file=sys.stderr)
+        return CONFIG_ERROR
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     stats_dir = tempfile.mkdtemp(prefix="haywire-", dir=shm)
     supervisor = Supervisor(args, config, port, stats_dir, listener)
@@ -562,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return supervisor.run()
     finally:
+        if args.pid_file is not None:
+            remove_pid_file(args.pid_file)
         shutil.rmtree(stats_dir, ignore_errors=True)
         if reserved is not None:
             reserved.close()

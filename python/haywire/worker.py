@@ -23,19 +23,22 @@ import sys
 import traceback
 from typing import Any, Callable
 
-from . import asgi, websocket, wsgi
+from . import asgi, logconfig, websocket, wsgi
 from ._haywire import Worker
 from .native import App
 
 FATAL = 3
 
 
-def import_app(spec: str) -> Any:
-    """Imports ``module:attribute`` (the attribute may be dotted)."""
+def import_app(spec: str, app_dir: str | None = None) -> Any:
+    """Imports ``module:attribute`` (the attribute may be dotted), looking first in
+    `app_dir` (--app-dir), else in the working directory."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"app {spec!r} must look like module:attribute")
-    if "" not in sys.path and os.getcwd() not in sys.path:
+    if app_dir is not None:
+        sys.path.insert(0, os.path.abspath(app_dir))
+    elif "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     target: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
@@ -188,21 +191,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ws-ping-interval", type=float)
     parser.add_argument("--ws-ping-timeout", type=float)
     parser.add_argument("--ws-per-message-deflate", type=lambda value: value == "true")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level")
+    parser.add_argument("--log-config")
+    parser.add_argument("--app-dir")
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("--listen-fd", type=int,
-                        help="the supervisor's --uds socket, served instead of binding one")
+                        help="the supervisor's --uds or --fd socket, served instead of"
+                        " binding one")
     parser.add_argument("app")
     args = parser.parse_args(argv)
 
     _die_with_parent(args.parent)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        logconfig.configure(args.log_level, args.log_config)
+    except Exception:
+        traceback.print_exc()
+        return FATAL
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     try:
-        app = import_app(args.app)
+        app = import_app(args.app, args.app_dir)
         if args.factory:
             app = app()
     except Exception:
@@ -245,12 +254,16 @@ def main(argv: list[str] | None = None) -> int:
         # WSGI SERVER_PORT and ASGI `server`.
         wsgi_port: int | str = args.port or 0
         server: tuple[str, int | None] = (server_name, args.port or 0)
-    else:
+    elif listener.family == socket.AF_UNIX:
         # A Unix socket has no port: SERVER_NAME is its path and SERVER_PORT empty (as
         # gunicorn without a Host header), and ASGI's `server` is `[path, None]` as the
         # spec says; apps build URLs from the Host header, which a proxy sets.
         server_name = listener.getsockname()
         wsgi_port, server = "", (server_name, None)
+    else:  # --fd: an inherited TCP listener
+        server_name, wsgi_port = listener.getsockname()[:2]
+        server = (server_name, wsgi_port)
+    if listener is not None:
         listener.close()  # the Worker holds its own descriptor
 
     def start() -> None:
@@ -268,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(FATAL)
         _batch_shard(worker)
         cpu = "-" if args.cpu is None else args.cpu
-        where = f"port {port}" if listener is None else f"unix {server_name}"
+        where = f"unix {server_name}" if wsgi_port == "" else f"port {port}"
         line = f"haywire: worker {args.index} ready (pid {os.getpid()}, cpu {cpu}, {where})\n"
         # One write: workers share the supervisor's stdout, and print() writes the text
         # and its newline apart, so lines of two workers could interleave.

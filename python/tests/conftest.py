@@ -33,7 +33,7 @@ class Server:
     def __init__(self, app: str, *, interface: str = "wsgi", workers: int = 1,
                  config: str | None = None, extra: list[str] | None = None,
                  cwd: Path = APPS, port: int | None = None,
-                 wrap: list[str] | None = None) -> None:
+                 wrap: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         self.port = free_port() if port is None else port
         command = [*(wrap or []), sys.executable, "-m", "haywire", "--interface", interface,
                    "--address", "127.0.0.1", "--port", str(self.port),
@@ -43,7 +43,8 @@ class Server:
         command.append(app)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=f"{cwd}:{APPS}")
         self.proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env,
+                                     pass_fds=pass_fds)
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._cond = threading.Condition()
@@ -57,12 +58,16 @@ class Server:
                 sink.append(line)
                 self._cond.notify_all()
 
-    def wait_for(self, pattern: str, count: int = 1, timeout: float = TIMEOUT) -> list[str]:
+    def wait_for(self, pattern: str, count: int = 1, timeout: float = TIMEOUT,
+                 stderr: bool = False) -> list[str]:
+        """The first `count` lines of stdout (or stderr) matching `pattern`, once
+        printed."""
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
+        lines = self.errors if stderr else self.lines
         with self._cond:
             while True:
-                found = [l for l in self.lines if regex.search(l)]
+                found = [l for l in lines if regex.search(l)]
                 if len(found) >= count:
                     return found
                 left = deadline - time.monotonic()

@@ -317,3 +317,26 @@ def test_backlog(serve):
     listing = subprocess.run(["ss", "-ltnH", f"sport = :{server.port}"], capture_output=True,
                              text=True, check=True).stdout.split()
     assert listing[2] == "77", listing  # Send-Q of a listener is its backlog
+
+
+def test_pid_file_names_the_supervisor_and_goes_at_exit(serve, tmp_path):
+    pid_file = tmp_path / "haywire.pid"
+    server = serve("wsgi_app:app", extra=["--pid-file", str(pid_file)])
+    assert pid_file.read_text() == f"{server.proc.pid}\n"
+    # A second server given the same file while the first runs is refused: two
+    # servers must not take turns owning it.
+    second = Server("wsgi_app:app", extra=["--pid-file", str(pid_file)])
+    assert second.proc.wait(20) == 2
+    second.wait_for(f"--pid-file {pid_file}: process {server.proc.pid}", stderr=True)
+    assert pid_file.read_text() == f"{server.proc.pid}\n"
+    assert server.stop() == 0
+    assert not pid_file.exists()
+
+
+def test_a_stale_pid_file_is_replaced(serve, tmp_path):
+    pid_file = tmp_path / "haywire.pid"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file.write_text(f"{gone.pid}\n")
+    server = serve("wsgi_app:app", extra=["--pid-file", str(pid_file)])
+    assert pid_file.read_text() == f"{server.proc.pid}\n"

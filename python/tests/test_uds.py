@@ -116,8 +116,18 @@ def test_a_live_socket_is_not_stolen(serve, uds_path):
     serve("wsgi_app:app", extra=["--uds", uds_path])
     second = Server("wsgi_app:app", extra=["--uds", uds_path])
     assert second.proc.wait(20) == 1
-    deadline = time.monotonic() + 5
-    while not any("server.unix" in line for line in second.errors) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert any("key `server.unix`" in line and "listening" in line for line in second.errors), second.errors
+    second.wait_for("key `server.unix`.*listening", stderr=True)
     assert get(uds_path, "/hello") == (200, b"hello world")
+
+
+def test_uds_permissions_sets_the_socket_file_mode(serve, uds_path):
+    serve("wsgi_app:app", extra=["--uds", uds_path, "--uds-permissions", "640"])
+    assert stat.S_IMODE(os.stat(uds_path).st_mode) == 0o640
+    assert get(uds_path, "/hello") == (200, b"hello world")
+
+
+@pytest.mark.parametrize("mode", ["1777", "9"])
+def test_uds_permissions_out_of_range_is_refused(uds_path, mode):
+    server = Server("wsgi_app:app", extra=["--uds", uds_path, "--uds-permissions", mode])
+    assert server.proc.wait(20) == 2
+    server.wait_for("--uds-permissions", stderr=True)

@@ -168,6 +168,10 @@ def raw(environ, start_response):
         logging.getLogger("testapp").warning("app-warning-line")
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"logged"]
+    if path == "/getenv":
+        # The worker's environment (--env-file), not the WSGI environ.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [os.environ.get(environ["QUERY_STRING"], "(unset)").encode()]
     if path == "/exit3":
         os._exit(3)
     if path == "/hang":
