@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use haywire::internals::{Decoder, Event, Limits, ResponseMode};
+use haywire::internals::{Decoder, Event, Limits, ResponseMode, Stamp};
 use haywire::{Request, Response, Router};
 
 const SMALL: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost:8000\r\n\r\n";
@@ -76,6 +76,10 @@ fn benches(c: &mut Criterion) {
         http10: false,
     };
     let date = *b"Sat, 28 Nov 2026 05:00:00 GMT";
+    let stamp = Stamp {
+        date: &date,
+        server: b"haywire",
+    };
     let small = Response::text("hello world");
     let with_headers = Response::json(&b"{\"id\":42,\"name\":\"haywire\"}"[..])
         .with_header("Cache-Control", "no-store")
@@ -85,7 +89,7 @@ fn benches(c: &mut Criterion) {
             let mut out = BytesMut::with_capacity(4096);
             b.iter(|| {
                 out.clear();
-                black_box(response).encode(mode, &date, &mut out);
+                black_box(response).encode(mode, stamp, &mut out);
                 black_box(out.len())
             });
         });

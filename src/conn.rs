@@ -964,7 +964,11 @@ pub(crate) async fn refuse(stream: Socket, shard: Rc<Shard>) {
     let mut busy = BytesMut::with_capacity(256);
     Response::new(StatusCode::SERVICE_UNAVAILABLE)
         .with_body("text/plain", "server at capacity\n")
-        .encode(ResponseMode::CLOSE, &shard.date.get(), &mut busy);
+        .encode(
+            ResponseMode::CLOSE,
+            shard.stamp(&shard.date.get()),
+            &mut busy,
+        );
     let deadline = shard.watchdog.deadline();
     deadline.set(Some(shard.watchdog.now() + LINGER_TIME));
     let mut written = 0;
@@ -1044,9 +1048,9 @@ fn encode_ready(
             _ => None,
         };
         if let Some((Pieces::Whole(_), _)) = body {
-            response.encode_head(mode, date, write);
+            response.encode_head(mode, shard.stamp(date), write);
         } else {
-            response.encode(mode, date, write);
+            response.encode(mode, shard.stamp(date), write);
         }
         shard.access_log.log(access.as_ref(), response, mode, date);
         shard.stats.response(response.status().as_u16());

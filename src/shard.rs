@@ -11,7 +11,8 @@ use haywire_shards::ShardCtx;
 
 use crate::access_log::AccessLog;
 use crate::config::{Config, Settings};
-use crate::http::date::DateCache;
+use crate::http::date::{DateCache, DATE_LEN};
+use crate::http::response::Stamp;
 use crate::inflight::Queues;
 use crate::net::{Poller, ShardTls};
 use crate::pool::BufferPool;
@@ -42,6 +43,8 @@ pub(crate) struct Shard {
     pub(crate) id: usize,
     pub(crate) router: Router,
     pub(crate) date: Rc<DateCache>,
+    /// `server.server_header`, for every response head (empty: none).
+    pub(crate) server_header: Rc<[u8]>,
     pub(crate) stats: Rc<ShardStats>,
     pub(crate) pool: BufferPool,
     /// Emptied in-flight queues, so an idle connection holds none.
@@ -72,6 +75,14 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
+    /// What this shard writes into every response head, with `date` from its cache.
+    pub(crate) fn stamp<'a>(&'a self, date: &'a [u8; DATE_LEN]) -> Stamp<'a> {
+        Stamp {
+            date,
+            server: &self.server_header,
+        }
+    }
+
     /// Builds the shard's state on its executor: the poller, the clocks, the buffer
     /// pool, and the router from the config's stock routes and the user's factories.
     /// `unix`: the server listens on a Unix socket.
@@ -109,6 +120,7 @@ impl Shard {
             id: ctx.id(),
             router,
             date,
+            server_header: config.server.server_header.as_bytes().into(),
             stats,
             pool: BufferPool::new(
                 config.limits.read_buffer,

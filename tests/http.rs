@@ -312,3 +312,42 @@ fn hundreds_of_concurrent_connections_are_all_answered_as_they_come_and_go() {
         }
     }
 }
+
+/// `server.server_header` names the server in every response, or is left out when
+/// empty; a handler's own `Server` header replaces it rather than adding a second.
+#[test]
+fn the_server_header_is_configurable_and_a_handlers_own_replaces_it() {
+    for (configured, expected) in [("edge/1.2 (test)", Some("edge/1.2 (test)")), ("", None)] {
+        let mut config = test_config();
+        config.server.server_header = configured.into();
+        let running = haywire::Server::new(config)
+            .routes(test_routes)
+            .routes(|router, _| {
+                router.get("/own-server", |_: haywire::Request| {
+                    haywire::Response::text("x").with_header("server", "app/2")
+                });
+            })
+            .start()
+            .expect("server starts");
+        let addr = running.local_addr();
+        for path in ["/", "/missing"] {
+            let (reply, _) = exchange(addr, get(path).as_bytes());
+            let expected: Vec<_> = expected.into_iter().collect();
+            assert_eq!(server_headers(&reply), expected, "{path}");
+            assert!(reply.header("date").is_some());
+        }
+        let (reply, _) = exchange(addr, get("/own-server").as_bytes());
+        assert_eq!(server_headers(&reply), ["app/2"]);
+        running.stop();
+        running.join().expect("clean stop");
+    }
+}
+
+fn server_headers(reply: &Reply) -> Vec<&str> {
+    reply
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("server"))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}

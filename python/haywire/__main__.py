@@ -136,6 +136,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ws-per-message-deflate", choices=("true", "false"),
                         help="accept WebSocket clients' permessage-deflate offers (overrides"
                         " websocket.compression; default true)")
+    parser.add_argument("--server-header", metavar="TEXT",
+                        help="the Server header of every response the app does not set its"
+                        " own on (overrides server.server_header; default haywire)")
+    parser.add_argument("--no-server-header", dest="server_header", action="store_const",
+                        const="", help="send no Server header (the app's own still goes)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
@@ -263,6 +268,8 @@ class Supervisor:
               if args.ws_ping_timeout is not None else []),
             *(["--ws-per-message-deflate", args.ws_per_message_deflate]
               if args.ws_per_message_deflate else []),
+            *([f"--server-header={args.server_header}"]
+              if args.server_header is not None else []),
             "--parent", str(os.getpid()),
             "--ready-fd", str(ready_w),
         ]
@@ -635,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         config = check_config(args.config, args.address, args.port, args.ssl_certfile,
                               args.ssl_keyfile, args.max_body_size, args.backlog, args.access_log,
                               args.uds, args.ws_ping_interval, args.ws_ping_timeout,
-                              _flag(args.ws_per_message_deflate))
+                              _flag(args.ws_per_message_deflate), args.server_header)
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR

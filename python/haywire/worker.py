@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ws-ping-interval", type=float)
     parser.add_argument("--ws-ping-timeout", type=float)
     parser.add_argument("--ws-per-message-deflate", type=lambda value: value == "true")
+    parser.add_argument("--server-header")
     parser.add_argument("--log-level")
     parser.add_argument("--log-config")
     parser.add_argument("--app-dir")
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             ws_ping_interval=args.ws_ping_interval,
             ws_ping_timeout=args.ws_ping_timeout,
             ws_per_message_deflate=args.ws_per_message_deflate,
+            server_header=args.server_header,
             websocket=args.interface == "asgi",
             listener=listener,
         )

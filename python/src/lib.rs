@@ -72,6 +72,8 @@ struct Overrides {
     ws_ping_timeout: Option<f64>,
     /// `--ws-per-message-deflate`: `websocket.compression`.
     ws_deflate: Option<bool>,
+    /// `--server-header`/`--no-server-header`: `server.server_header`.
+    server_header: Option<String>,
 }
 
 /// Loads `path` (or the defaults when `None`), applies the overrides and validates.
@@ -116,6 +118,9 @@ fn load_config(
     if let Some(deflate) = overrides.ws_deflate {
         config.websocket.compression = deflate;
     }
+    if let Some(server_header) = overrides.server_header {
+        config.server.server_header = server_header;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -154,7 +159,7 @@ struct ConfigSummary {
 /// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
 /// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
 #[pyfunction]
-#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, uds=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None))]
+#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, uds=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None, server_header=None))]
 #[allow(clippy::too_many_arguments)]
 fn check_config(
     path: Option<&str>,
@@ -169,6 +174,7 @@ fn check_config(
     ws_ping_interval: Option<f64>,
     ws_ping_timeout: Option<f64>,
     ws_per_message_deflate: Option<bool>,
+    server_header: Option<String>,
 ) -> PyResult<ConfigSummary> {
     let overrides = Overrides {
         address,
@@ -182,6 +188,7 @@ fn check_config(
         ws_ping_interval,
         ws_ping_timeout,
         ws_deflate: ws_per_message_deflate,
+        server_header,
     };
     let config = load_config(path, overrides).map_err(config_error)?;
     let ip: IpAddr = config
@@ -245,12 +252,11 @@ fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyR
         body,
         close: false,
     };
-    // Framing and these are Haywire's own.
-    const OWN: [&[u8]; 7] = [
+    // Framing and these are Haywire's own (an app's `Server` replaces the server's).
+    const OWN: [&[u8]; 6] = [
         b"content-length",
         b"transfer-encoding",
         b"date",
-        b"server",
         b"keep-alive",
         b"upgrade",
         b"trailer",
@@ -1031,12 +1037,12 @@ impl Worker {
     /// `max_body_size` `limits.max_request_size`, `backlog` `server.backlog`,
     /// `access_log` `log.access`, `ws_ping_interval`/`ws_ping_timeout`
     /// `websocket.ping_interval`/`ping_timeout`, `ws_per_message_deflate`
-    /// `websocket.compression`. With `websocket`, WebSocket upgrades on any path go
+    /// `websocket.compression`, `server_header` `server.server_header`. With `websocket`, WebSocket upgrades on any path go
     /// to the app (`websocket_fileno`, `take_websocket`); without, they reach it as
     /// plain requests, which it refuses. `listener`, a listening socket object (the
     /// supervisor's `--uds` socket), is served instead of binding one.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None, websocket=false, listener=None))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None, server_header=None, websocket=false, listener=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -1057,6 +1063,7 @@ impl Worker {
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: Option<bool>,
+        server_header: Option<String>,
         websocket: bool,
         listener: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Worker> {
@@ -1080,6 +1087,7 @@ impl Worker {
             ws_ping_interval,
             ws_ping_timeout,
             ws_deflate: ws_per_message_deflate,
+            server_header,
         };
         let mut config = load_config(path, overrides).map_err(config_error)?;
         config.server.shards = 1;

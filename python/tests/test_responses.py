@@ -22,6 +22,24 @@ def test_header_bytes_pass_through_and_framing_is_the_servers(serve, interface, 
     assert b"\r\nx-name: caf\xe9\r\n" in head.lower() + b"\r\n"  # Latin-1 in, same bytes out
     assert headers["content-length"] == "2"
     assert "transfer-encoding" not in headers
+    # The app's Server header replaces the server's: one, the app's.
+    assert head.lower().count(b"\r\nserver:") == 1 and headers["server"] == "my-app", head
+
+
+@pytest.mark.parametrize("flag, expected", [(["--server-header", "edge/1 (test)"], "edge/1 (test)"),
+                                            (["--no-server-header"], None), ([], "haywire")])
+def test_server_header_flags(serve, flag, expected):
+    server = serve("wsgi_app:app", extra=flag)
+    status, headers, _, _ = raw_response(server, "/hello")
+    assert (status, headers.get("server")) == (200, expected)
+
+
+def test_a_bad_server_header_is_refused_naming_the_key():
+    from conftest import Server
+
+    server = Server("wsgi_app:app", extra=["--server-header", "a\tb"])
+    assert server.proc.wait(20) == 2
+    server.wait_for("server.server_header", stderr=True)
 
 
 @pytest.mark.parametrize("interface, app", [("wsgi", "wsgi_app:app"), ("asgi", "asgi_app:app")])

@@ -35,6 +35,7 @@ restart_keys! {
     "server.io_memory" => server.io_memory;
     "server.balancer" => server.balancer;
     "server.handoff" => server.handoff;
+    "server.server_header" => server.server_header;
     "limits.read_buffer" => limits.read_buffer;
     "route" => routes;
     "compression" => compression;

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub balancer: Balancer,
     /// With the `handoff` balancer: how the accepting shard picks a shard.
     pub handoff: HandoffPolicy,
+    /// The `Server` header of every response; empty: none. A handler's own `Server`
+    /// header replaces it.
+    pub server_header: String,
 }
 
 /// How connections reach shards.
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
             shutdown_grace: 10.0,
             balancer: Balancer::Reuseport,
             handoff: HandoffPolicy::LeastConnections,
+            server_header: "haywire".into(),
         }
     }
 }

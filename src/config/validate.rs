@@ -27,6 +27,7 @@ impl Config {
             )
         })?;
         self.server.validate_unix()?;
+        self.server.validate_server_header()?;
         let positive = [
             ("server.backlog", self.server.backlog as usize),
             ("server.io_memory", self.server.io_memory),
@@ -150,6 +151,9 @@ impl Config {
 /// Longest Unix socket path: `sun_path` holds 108 bytes with the terminating NUL.
 const MAX_UNIX_PATH: usize = 107;
 
+/// Longest `server.server_header`: it is written into every response head.
+const MAX_SERVER_HEADER: usize = 256;
+
 impl ServerConfig {
     /// Checks `unix` (fits a socket address) and `unix_mode` (permission bits only).
     fn validate_unix(&self) -> Result<(), ConfigError> {
@@ -173,6 +177,28 @@ impl ServerConfig {
                     self.unix_mode
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks `server_header`: a header value (visible ASCII and spaces, as a product
+    /// token and comments are) that fits in a response head.
+    fn validate_server_header(&self) -> Result<(), ConfigError> {
+        let value = &self.server_header;
+        if value.len() > MAX_SERVER_HEADER {
+            return Err(error(
+                "server.server_header",
+                format!("is {} bytes; at most {MAX_SERVER_HEADER}", value.len()),
+            ));
+        }
+        if let Some(c) = value.chars().find(|&c| !(c == ' ' || c.is_ascii_graphic())) {
+            return Err(error(
+                "server.server_header",
+                format!("holds {c:?}: only visible ASCII characters and spaces"),
+            ));
+        }
+        if value.trim() != value {
+            return Err(error("server.server_header", "starts or ends with a space"));
         }
         Ok(())
     }
@@ -284,6 +310,18 @@ mod tests {
             ("[server]\nunix_mode = 0o1777", "server.unix_mode"),
             ("[server]\nunix_mode = -1", "server.unix_mode"),
             ("[server]\nunix = 7", "server.unix"),
+            (
+                "[server]\nserver_header = \"a\\r\\nX-Evil: 1\"",
+                "server.server_header",
+            ),
+            (
+                "[server]\nserver_header = \"caf\u{e9}\"",
+                "server.server_header",
+            ),
+            (
+                "[server]\nserver_header = \" padded\"",
+                "server.server_header",
+            ),
             ("[limits]\nmax_request_size = 0", "limits.max_request_size"),
             ("[limits]\nmax_head_size = 70000", "limits.max_head_size"),
             ("[server]\nplacement = \"sideways\"", "server.placement"),

@@ -198,6 +198,9 @@ pub struct Response {
     /// A body sent piece by piece instead of `body`.
     stream: Option<BodyStream>,
     close: bool,
+    /// A `Server` header is among `headers`: the shard's (`server.server_header`) is
+    /// not written.
+    own_server: bool,
 }
 
 /// The pieces of a streamed body, in order.
@@ -252,6 +255,7 @@ impl Response {
             body: Bytes::new(),
             stream: None,
             close: false,
+            own_server: false,
         }
     }
 
@@ -364,7 +368,8 @@ impl Response {
     /// are written from the body and the shard's clock, so such a header is ignored
     /// (written next to the computed one it would contradict it). `Connection: close`
     /// closes the connection after the response ([`Response::with_close`]); other
-    /// `Connection` values are ignored, as keep-alive is the server's to decide.
+    /// `Connection` values are ignored, as keep-alive is the server's to decide. A
+    /// `Server` header replaces the server's own (`server.server_header`).
     pub fn with_header(
         mut self,
         name: impl Into<HeaderText>,
@@ -374,7 +379,10 @@ impl Response {
         match framing_header(&name.text) {
             Some(Framing::Computed) => {}
             Some(Framing::Connection) => self.close |= has_token(&value.text, b"close"),
-            None => self.headers.push((name, value)),
+            None => {
+                self.own_server |= name.text.eq_ignore_ascii_case(b"server");
+                self.headers.push((name, value));
+            }
         }
         self
     }
@@ -449,6 +457,16 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
+/// What the shard writes into every response head besides the response's own
+/// headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp<'a> {
+    /// The cached `Date` value.
+    pub date: &'a [u8; DATE_LEN],
+    /// The `Server` value (`server.server_header`); empty: no `Server` header.
+    pub server: &'a [u8],
+}
+
 /// What the request asks of its response's encoding: body or not, keep-alive, version.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseMode {
@@ -472,11 +490,11 @@ impl ResponseMode {
 
 impl Response {
     /// Appends the encoded response to `out`.
-    pub fn encode(&self, mode: ResponseMode, date: &[u8; DATE_LEN], out: &mut BytesMut) {
+    pub fn encode(&self, mode: ResponseMode, stamp: Stamp<'_>, out: &mut BytesMut) {
         let body_allowed = !self.status.forbids_body();
         let body_len = if body_allowed { self.body.len() } else { 0 };
         out.reserve(160 + body_len);
-        self.encode_head(mode, date, out);
+        self.encode_head(mode, stamp, out);
         if body_allowed && !mode.head_only {
             out.put_slice(&self.body);
         }
@@ -485,17 +503,11 @@ impl Response {
     /// Appends the encoded head alone: the connection writes a large body from where it
     /// is.
     #[inline]
-    pub(crate) fn encode_head(
-        &self,
-        mode: ResponseMode,
-        date: &[u8; DATE_LEN],
-        out: &mut BytesMut,
-    ) {
+    pub(crate) fn encode_head(&self, mode: ResponseMode, stamp: Stamp<'_>, out: &mut BytesMut) {
         let status = self.status;
         let body_allowed = !status.forbids_body();
-        const SERVER_DATE: &[u8] = b"Server: haywire\r\nDate: ";
         match status.0 {
-            200 => out.put_slice(b"HTTP/1.1 200 OK\r\nServer: haywire\r\nDate: "),
+            200 => out.put_slice(b"HTTP/1.1 200 OK\r\n"),
             _ => {
                 let mut code = itoa::Buffer::new();
                 out.put_slice(b"HTTP/1.1 ");
@@ -503,10 +515,15 @@ impl Response {
                 out.put_u8(b' ');
                 out.put_slice(status.reason().as_bytes());
                 out.put_slice(b"\r\n");
-                out.put_slice(SERVER_DATE);
             }
         }
-        out.put_slice(date);
+        if !stamp.server.is_empty() && !self.own_server {
+            out.put_slice(b"Server: ");
+            out.put_slice(stamp.server);
+            out.put_slice(b"\r\n");
+        }
+        out.put_slice(b"Date: ");
+        out.put_slice(stamp.date);
         out.put_slice(b"\r\n");
         if body_allowed {
             if let Some(ct) = self.content_type.as_ref().filter(|ct| ct.safe) {
@@ -554,9 +571,38 @@ mod tests {
     };
 
     fn encode(response: &Response, mode: ResponseMode) -> String {
+        encode_as(response, mode, b"haywire")
+    }
+
+    fn encode_as(response: &Response, mode: ResponseMode, server: &[u8]) -> String {
         let mut out = BytesMut::new();
-        response.encode(mode, DATE, &mut out);
+        let stamp = Stamp { date: DATE, server };
+        response.encode(mode, stamp, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_server_header_is_the_configured_one_or_none() {
+        let text = encode_as(&Response::new(StatusCode::NOT_FOUND), KEEP, b"edge/2.1");
+        assert!(
+            text.starts_with("HTTP/1.1 404 Not Found\r\nServer: edge/2.1\r\nDate: Sun, 06 Nov"),
+            "{text}"
+        );
+        let text = encode_as(&Response::text("x"), KEEP, b"");
+        assert!(!text.to_ascii_lowercase().contains("server:"), "{text}");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: "), "{text}");
+    }
+
+    #[test]
+    fn a_handlers_server_header_replaces_the_servers() {
+        let response = Response::text("x").with_header("SERVER", "my-app");
+        let text = encode(&response, KEEP);
+        assert_eq!(
+            text.to_ascii_lowercase().matches("server: ").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("SERVER: my-app\r\n"), "{text}");
     }
 
     #[test]

@@ -51,7 +51,12 @@ pub(crate) async fn serve<T: Transport>(
     let shared = Rc::new(Shared::new(settings.write_buffer, shard.stats.clone()));
     let mut handshake = pending.handshake;
     handshake.deflate &= settings.compression;
-    let upgrade = Upgrade::new(shared.clone(), handshake, shard.date.get());
+    let upgrade = Upgrade::new(
+        shared.clone(),
+        handshake,
+        shard.date.get(),
+        shard.server_header.clone(),
+    );
     let (handler, request) = (pending.handler, pending.request);
     let mut task = match catch_unwind(AssertUnwindSafe(|| handler.call(request, upgrade))) {
         Ok(future) => Some(future),
@@ -228,7 +233,7 @@ impl Driver<'_> {
                             Phase::Handshake => shared.refuse(
                                 &Response::new(StatusCode::INTERNAL_SERVER_ERROR)
                                     .with_body("text/plain", "internal server error\n"),
-                                &shard.date.get(),
+                                shard.stamp(&shard.date.get()),
                             ),
                             Phase::Open => self.start_close(CloseCode::INTERNAL, "handler failed"),
                             Phase::Refused => {}

@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 use super::frame::CloseCode;
 use super::handshake::Handshake;
 use super::message::{CloseFrame, Message};
+use crate::http::date::DATE_LEN;
+use crate::http::response::Stamp;
 use crate::http::{HeaderText, Response, ResponseMode, StatusCode};
 use crate::stats::ShardStats;
 
@@ -117,8 +119,8 @@ impl Shared {
 
     /// Answers the handshake with `response` (plain, not streamed); the connection
     /// closes after it.
-    pub(crate) fn refuse(&self, response: &Response, date: &[u8; 29]) {
-        response.encode(ResponseMode::CLOSE, date, &mut self.out.borrow_mut());
+    pub(crate) fn refuse(&self, response: &Response, stamp: Stamp<'_>) {
+        response.encode(ResponseMode::CLOSE, stamp, &mut self.out.borrow_mut());
         self.stats.response(response.status().as_u16());
         self.phase.set(Phase::Refused);
         self.end_input();
@@ -326,15 +328,23 @@ impl WebSocket {
 pub struct Upgrade {
     shared: Rc<Shared>,
     handshake: Handshake,
-    date: [u8; 29],
+    /// The shard's cached `Date` and `Server` values, for a refusal.
+    date: [u8; DATE_LEN],
+    server_header: Rc<[u8]>,
 }
 
 impl Upgrade {
-    pub(crate) fn new(shared: Rc<Shared>, handshake: Handshake, date: [u8; 29]) -> Upgrade {
+    pub(crate) fn new(
+        shared: Rc<Shared>,
+        handshake: Handshake,
+        date: [u8; DATE_LEN],
+        server_header: Rc<[u8]>,
+    ) -> Upgrade {
         Upgrade {
             shared,
             handshake,
             date,
+            server_header,
         }
     }
 
@@ -380,7 +390,11 @@ impl Upgrade {
     }
 
     fn refuse(&self, response: &Response) {
-        self.shared.refuse(response, &self.date);
+        let stamp = Stamp {
+            date: &self.date,
+            server: &self.server_header,
+        };
+        self.shared.refuse(response, stamp);
     }
 }
 

@@ -123,7 +123,8 @@ async def app(scope, receive, send):
             await send({"type": "http.response.body", "body": piece, "more_body": True})
     if path == "/latin1":
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"x-name", b"caf\xe9"), (b"content-length", b"999"),
+                    "headers": [(b"x-name", b"caf\xe9"), (b"server", b"my-app"),
+                                (b"content-length", b"999"),
                                 (b"transfer-encoding", b"chunked")]})
         await send({"type": "http.response.body", "body": b"ok"})
         return

@@ -121,7 +121,7 @@ def raw(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
     if path == "/latin1":
-        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Name", "caf\u00e9"),
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Name", "caf\u00e9"), ("Server", "my-app"),
                                   ("Content-Length", "999"), ("Transfer-Encoding", "chunked")])
         return [b"ok"]
     if path == "/informational":

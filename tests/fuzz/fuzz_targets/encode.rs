@@ -5,11 +5,15 @@
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
-use haywire::internals::{BodyEncoder, ResponseMode, ShortBody};
+use haywire::internals::{BodyEncoder, ResponseMode, ShortBody, Stamp};
 use haywire::Response;
 use libfuzzer_sys::fuzz_target;
 
 const DATE: &[u8; 29] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+const STAMP: Stamp<'static> = Stamp {
+    date: DATE,
+    server: b"haywire",
+};
 
 /// The head's lines (without the status line) and what follows the blank line.
 fn split(wire: &[u8]) -> (Vec<String>, &[u8]) {
@@ -58,14 +62,17 @@ fuzz_target!(|data: &[u8]| {
         response = response
             .with_header("Content-Length", "7")
             .with_header("Transfer-Encoding", "chunked")
-            .with_header("Connection", "keep-alive");
+            .with_header("Connection", "keep-alive")
+            .with_header("Server", "fuzz");
     }
     let mut wire = BytesMut::new();
-    response.encode(mode, DATE, &mut wire);
+    response.encode(mode, STAMP, &mut wire);
     let (lines, body) = split(&wire);
     assert_eq!(values(&lines, "content-length"), [data.len().to_string()]);
     assert!(values(&lines, "transfer-encoding").is_empty());
     assert_eq!(values(&lines, "date").len(), 1);
+    let server = if flags & 8 != 0 { "fuzz" } else { "haywire" };
+    assert_eq!(values(&lines, "server"), [server]);
     let connection = values(&lines, "connection");
     if !mode.keep_alive {
         assert_eq!(connection, ["close"]);

@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use haywire::internals::{Decoder, Event, Limits, ResponseMode};
+use haywire::internals::{Decoder, Event, Limits, ResponseMode, Stamp};
 use haywire::{Method, Request, Response, Version};
 use haywire::{Reply, Router};
 use libfuzzer_sys::fuzz_target;
@@ -28,6 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
     let date = [b'x'; 29];
+    let stamp = Stamp {
+        date: &date,
+        server: b"haywire",
+    };
     'feed: for piece in rest.chunks(step) {
         input.extend_from_slice(piece);
         loop {
@@ -39,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
                         http10: request.version() == Version::Http10,
                     };
                     if let Reply::Ready(response) = router.dispatch(request) {
-                        response.encode(mode, &date, &mut output);
+                        response.encode(mode, stamp, &mut output);
                     }
                     if !mode.keep_alive {
                         break 'feed;
@@ -54,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
                         keep_alive: false,
                         http10: false,
                     };
-                    Response::new(error.status()).encode(mode, &date, &mut output);
+                    Response::new(error.status()).encode(mode, stamp, &mut output);
                     break 'feed;
                 }
             }
