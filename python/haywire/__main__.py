@@ -71,6 +71,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers-kill-timeout", type=float, metavar="SECONDS",
                         help="a stopping worker still running after this is killed"
                         " (default: server.shutdown_grace + 5)")
+    parser.add_argument("--stall-timeout", type=float, default=0.0, metavar="SECONDS",
+                        help="a worker whose app leaves requests waiting this long without"
+                        " beginning one (deadlocked, looping, its event loop blocked) is"
+                        " aborted, with every thread's traceback, and replaced; its"
+                        " connections are lost (default 0: never)")
     parser.add_argument("--lifespan-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="ASGI lifespan startup/shutdown longer than this fails (default 60)")
     parser.add_argument("--forwarded-allow-ips", metavar="LIST",
@@ -248,6 +253,7 @@ class Supervisor:
             "--max-in-flight", str(args.max_in_flight),
             "--loop", args.loop,
             "--lifespan-timeout", str(args.lifespan_timeout),
+            "--stall-timeout", str(args.stall_timeout),
             "--forwarded-allow-ips", args.forwarded_allow_ips,
             "--root-path", args.root_path,
             "--threads", str(args.threads),
@@ -401,7 +407,8 @@ class Supervisor:
             self.failed = True
             self.stop()
             return
-        self.log(f"worker {child.index} (pid {pid}) exited with status {code}; restarting")
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        self.log(f"worker {child.index} (pid {pid}) {how}; restarting")
         # A worker that keeps dying at once is restarted at most once a second.
         self.restarts[child.index] = (child.started + 1.0, child.replaces)
 
@@ -618,7 +625,7 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
             return f"{flag} must be 0 to {limit - 1}, not {value(flag)}"
     minimums = (("--workers", 0), ("--threads", 1), ("--max-in-flight", 1),
                 ("--max-requests", 0), ("--max-requests-jitter", 0), ("--workers-max-rss", 0),
-                ("--rss-samples", 1), ("--workers-kill-timeout", 0))
+                ("--rss-samples", 1), ("--workers-kill-timeout", 0), ("--stall-timeout", 0))
     for flag, least in minimums:
         if value(flag) is not None and not value(flag) >= least:
             return f"{flag} must be at least {least}, not {value(flag)}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import faulthandler
 import gc
 import importlib
 import logging
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-in-flight", type=int, default=2048)
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--lifespan-timeout", type=float, default=60.0)
+    parser.add_argument("--stall-timeout", type=float, default=0.0)
     parser.add_argument("--forwarded-allow-ips", default="")
     parser.add_argument("--root-path", default="")
     parser.add_argument("--ssl-certfile")
@@ -211,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         return FATAL
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
+    if args.stall_timeout > 0:
+        # The shard aborts a stalled worker: SIGABRT then prints where every thread is.
+        faulthandler.enable()
     try:
         app = import_app(args.app, args.app_dir)
         if args.factory:
@@ -245,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             ws_ping_timeout=args.ws_ping_timeout,
             ws_per_message_deflate=args.ws_per_message_deflate,
             server_header=args.server_header,
+            stall_timeout=args.stall_timeout,
             websocket=args.interface == "asgi",
             listener=listener,
         )

@@ -26,6 +26,8 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures_lite::AsyncReadExt;
 use haywire::handler::Reply;
+
+use crate::stall::Progress;
 use haywire::{
     BodyHandler, Handler, HeaderText, Headers, Request, RequestBody, Response, StatusCode,
 };
@@ -805,16 +807,19 @@ pub struct ShardBridge {
     next: Cell<u64>,
     in_flight: Cell<usize>,
     max_in_flight: usize,
+    /// With `--stall-timeout`: counts the requests handed to the app.
+    progress: Option<Arc<Progress>>,
 }
 
 impl ShardBridge {
     /// A bridge that sends jobs to `inbox` with at most `max_in_flight` unanswered,
-    /// and watching event loops' tokens to `ready`; spawns the tasks that ring them
-    /// (see [`RingLater`]) on the current shard.
+    /// and watching event loops' tokens to `ready`, counting jobs in `progress`;
+    /// spawns the tasks that ring them (see [`RingLater`]) on the current shard.
     pub fn new(
         inbox: Arc<Mailbox<Job>>,
         ready: Arc<Mailbox<u64>>,
         max_in_flight: usize,
+        progress: Option<Arc<Progress>>,
     ) -> Rc<ShardBridge> {
         let inbox = RingLater::new(inbox);
         glommio::spawn_local(inbox.clone().run()).detach();
@@ -829,6 +834,7 @@ impl ShardBridge {
             next: Cell::new(0),
             in_flight: Cell::new(0),
             max_in_flight: max_in_flight.max(1),
+            progress,
         })
     }
 
@@ -901,6 +907,9 @@ impl ShardBridge {
         let slot = Rc::new(Slot::default());
         self.pending.borrow_mut().insert(token, slot.clone());
         self.in_flight.set(self.in_flight.get() + 1);
+        if let Some(progress) = &self.progress {
+            progress.posted();
+        }
         self.inbox.post(job);
         Some((token, Reply::Pending(Box::pin(Waiting { slot }))))
     }

@@ -8,6 +8,7 @@
 mod bridge;
 mod forwarded;
 mod listen;
+mod stall;
 mod stats;
 mod websocket;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use haywire::config::RouteConfig;
@@ -1020,6 +1022,8 @@ struct Worker {
     stop: Mutex<Option<haywire::StopHandle>>,
     /// The shard thread's id, sent by the shard as it starts (0 before).
     shard_thread: AtomicI32,
+    /// With `stall_timeout`: how far the app is behind, and the timeout.
+    stall: Option<(Arc<stall::Progress>, Duration)>,
 }
 
 fn io_error(e: std::io::Error) -> PyErr {
@@ -1037,12 +1041,14 @@ impl Worker {
     /// `max_body_size` `limits.max_request_size`, `backlog` `server.backlog`,
     /// `access_log` `log.access`, `ws_ping_interval`/`ws_ping_timeout`
     /// `websocket.ping_interval`/`ping_timeout`, `ws_per_message_deflate`
-    /// `websocket.compression`, `server_header` `server.server_header`. With `websocket`, WebSocket upgrades on any path go
-    /// to the app (`websocket_fileno`, `take_websocket`); without, they reach it as
+    /// `websocket.compression`, `server_header` `server.server_header`. With
+    /// `stall_timeout` (seconds), the shard aborts the process once requests have
+    /// waited that long without the app beginning one. With `websocket`, WebSocket
+    /// upgrades on any path go to the app (`websocket_fileno`, `take_websocket`); without, they reach it as
     /// plain requests, which it refuses. `listener`, a listening socket object (the
     /// supervisor's `--uds` socket), is served instead of binding one.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None, server_header=None, websocket=false, listener=None))]
+    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None, server_header=None, stall_timeout=None, websocket=false, listener=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -1064,6 +1070,7 @@ impl Worker {
         ws_ping_timeout: Option<f64>,
         ws_per_message_deflate: Option<bool>,
         server_header: Option<String>,
+        stall_timeout: Option<f64>,
         websocket: bool,
         listener: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Worker> {
@@ -1126,6 +1133,9 @@ impl Worker {
             shard_thread: AtomicI32::new(0),
             stop: Mutex::new(None),
             listener: Mutex::new(listener),
+            stall: stall_timeout
+                .filter(|&t| t > 0.0)
+                .map(|t| (Arc::default(), Duration::from_secs_f64(t))),
         })
     }
 
@@ -1173,10 +1183,15 @@ impl Worker {
         let max_in_flight = self.max_in_flight;
         let websocket = self.websocket.as_ref().map(websocket::Channels::mount);
         let body_limit = self.config.limits.max_request_size as u64;
+        let (index, stall) = (self.index, self.stall.clone());
         let (thread_tx, thread_rx) = std::sync::mpsc::sync_channel(1);
         let server = Server::new(config).routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             let _ = thread_tx.try_send(rustix::thread::gettid().as_raw_nonzero().get());
-            let bridge = ShardBridge::new(inbox.clone(), ready.clone(), max_in_flight);
+            let progress = stall.as_ref().map(|(progress, _)| progress.clone());
+            let bridge = ShardBridge::new(inbox.clone(), ready.clone(), max_in_flight, progress);
+            if let Some((progress, timeout)) = &stall {
+                glommio::spawn_local(stall::watch(progress.clone(), *timeout, index)).detach();
+            }
             if let Some(door) = outbox_door.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 glommio::spawn_local(bridge.clone().serve(outbox.clone(), door)).detach();
             }
@@ -1218,8 +1233,7 @@ impl Worker {
         };
         let running = py.detach(|| server.start()).map_err(io_error)?;
         // The shard builds its routes as it starts, maybe after `start` has returned.
-        let shard_thread =
-            py.detach(move || thread_rx.recv_timeout(std::time::Duration::from_secs(10)));
+        let shard_thread = py.detach(move || thread_rx.recv_timeout(Duration::from_secs(10)));
         self.shard_thread
             .store(shard_thread.unwrap_or(0), Ordering::Release);
         let port = running.local_addr().port();
@@ -1266,6 +1280,7 @@ impl Worker {
                 continue;
             }
             for job in jobs.drain(..) {
+                self.begun(1);
                 let request = Bound::new(py, self.request(job))?;
                 if let Err(e) = handler.call1((&request,)) {
                     e.display(py);
@@ -1342,6 +1357,7 @@ impl Worker {
         if jobs.is_empty() && self.inbox.is_closed() {
             return Ok(None);
         }
+        self.begun(jobs.len());
         jobs.into_iter()
             .map(|job| Py::new(py, self.request(job)))
             .collect::<PyResult<_>>()
@@ -1369,6 +1385,13 @@ fn stop_on_signals(stop: haywire::StopHandle) -> std::io::Result<()> {
 }
 
 impl Worker {
+    /// The app begins `n` requests (for `--stall-timeout`).
+    fn begun(&self, n: usize) {
+        if let Some((progress, _)) = &self.stall {
+            progress.begun(n);
+        }
+    }
+
     fn request(&self, job: Job) -> PyRequest {
         PyRequest {
             job,

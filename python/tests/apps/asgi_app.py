@@ -28,6 +28,13 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": bytearray(b"hello "), "more_body": True})
         await send({"type": "http.response.body", "body": memoryview(b"world")})
         return
+    if path == "/block":
+        # Synchronous code in a coroutine: the event loop stops for the query's seconds.
+        import time
+        time.sleep(float(scope["query_string"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"unblocked"})
+        return
     if path == "/echo":
         events = 0
         body = b""
