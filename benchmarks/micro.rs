@@ -79,6 +79,7 @@ fn benches(c: &mut Criterion) {
     let stamp = Stamp {
         date: &date,
         server: b"haywire",
+        extra: &[],
     };
     let small = Response::text("hello world");
     let with_headers = Response::json(&b"{\"id\":42,\"name\":\"haywire\"}"[..])

@@ -13,6 +13,7 @@ use crate::access_log::AccessLog;
 use crate::config::{Config, Settings};
 use crate::http::date::{DateCache, DATE_LEN};
 use crate::http::response::Stamp;
+use crate::http::HeaderText;
 use crate::inflight::Queues;
 use crate::net::{Poller, ShardTls};
 use crate::pool::BufferPool;
@@ -45,6 +46,8 @@ pub(crate) struct Shard {
     pub(crate) date: Rc<DateCache>,
     /// `server.server_header`, for every response head (empty: none).
     pub(crate) server_header: Rc<[u8]>,
+    /// `server.headers`, for every response without its own of the same name.
+    pub(crate) extra_headers: Rc<[(HeaderText, HeaderText)]>,
     pub(crate) stats: Rc<ShardStats>,
     pub(crate) pool: BufferPool,
     /// Emptied in-flight queues, so an idle connection holds none.
@@ -80,6 +83,7 @@ impl Shard {
         Stamp {
             date,
             server: &self.server_header,
+            extra: &self.extra_headers,
         }
     }
 
@@ -121,6 +125,17 @@ impl Shard {
             router,
             date,
             server_header: config.server.server_header.as_bytes().into(),
+            extra_headers: config
+                .server
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        HeaderText::from(name.clone()),
+                        HeaderText::from(value.clone()),
+                    )
+                })
+                .collect(),
             stats,
             pool: BufferPool::new(
                 config.limits.read_buffer,

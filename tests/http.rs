@@ -333,21 +333,67 @@ fn the_server_header_is_configurable_and_a_handlers_own_replaces_it() {
         for path in ["/", "/missing"] {
             let (reply, _) = exchange(addr, get(path).as_bytes());
             let expected: Vec<_> = expected.into_iter().collect();
-            assert_eq!(server_headers(&reply), expected, "{path}");
+            assert_eq!(values(&reply, "server"), expected, "{path}");
             assert!(reply.header("date").is_some());
         }
         let (reply, _) = exchange(addr, get("/own-server").as_bytes());
-        assert_eq!(server_headers(&reply), ["app/2"]);
+        assert_eq!(values(&reply, "server"), ["app/2"]);
         running.stop();
         running.join().expect("clean stop");
     }
 }
 
-fn server_headers(reply: &Reply) -> Vec<&str> {
+/// Every value of the header `name` in `reply`, in order.
+fn values<'a>(reply: &'a Reply, name: &str) -> Vec<&'a str> {
     reply
         .headers
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("server"))
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
         .collect()
+}
+
+/// `server.headers` go on every response without its own of that name: a handler's, a
+/// stock route's, and the server's answer to a malformed request.
+#[test]
+fn configured_headers_reach_every_response_without_its_own() {
+    let mut config = test_config();
+    for (name, value) in [
+        ("X-Frame-Options", "DENY"),
+        ("Strict-Transport-Security", "max-age=600"),
+    ] {
+        config.server.headers.insert(name.into(), value.into());
+    }
+    let running = haywire::Server::new(config)
+        .routes(test_routes)
+        .routes(|router, _| {
+            router.get("/own-frame", |_: haywire::Request| {
+                haywire::Response::text("x").with_header("x-frame-options", "SAMEORIGIN")
+            });
+        })
+        .start()
+        .expect("server starts");
+    let addr = running.local_addr();
+    let malformed = "GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n";
+    for (wire, status) in [
+        (get("/"), 200),
+        (get("/shard"), 200),
+        (malformed.into(), 400),
+    ] {
+        let (reply, _) = exchange(addr, wire.as_bytes());
+        assert_eq!(reply.status, status, "{wire:?}");
+        assert_eq!(reply.header("x-frame-options"), Some("DENY"), "{wire:?}");
+        assert_eq!(
+            reply.header("strict-transport-security"),
+            Some("max-age=600")
+        );
+    }
+    let (reply, _) = exchange(addr, get("/own-frame").as_bytes());
+    assert_eq!(values(&reply, "x-frame-options"), ["SAMEORIGIN"]);
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=600")
+    );
+    running.stop();
+    running.join().expect("clean stop");
 }

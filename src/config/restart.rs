@@ -36,6 +36,7 @@ restart_keys! {
     "server.balancer" => server.balancer;
     "server.handoff" => server.handoff;
     "server.server_header" => server.server_header;
+    "server.headers" => server.headers;
     "limits.read_buffer" => limits.read_buffer;
     "route" => routes;
     "compression" => compression;

@@ -1,6 +1,8 @@
 //! The keys of the configuration file and their defaults: serde structs, one per
 //! section.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::http::Limits;
@@ -68,6 +70,9 @@ pub struct ServerConfig {
     /// The `Server` header of every response; empty: none. A handler's own `Server`
     /// header replaces it.
     pub server_header: String,
+    /// Headers added to every response that has none of the same name (security
+    /// headers such as `Strict-Transport-Security`), by name.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// How connections reach shards.
@@ -109,6 +114,7 @@ impl Default for ServerConfig {
             balancer: Balancer::Reuseport,
             handoff: HandoffPolicy::LeastConnections,
             server_header: "haywire".into(),
+            headers: BTreeMap::new(),
         }
     }
 }

@@ -8,7 +8,7 @@ use super::schema::{
     LogConfig, PlacementKind, PostgresConfig, RouteConfig, ServerConfig, TlsConfig,
 };
 use super::{error, Config, ConfigError};
-use crate::http::codec::MAX_HEAD_SIZE;
+use crate::http::codec::{is_token_byte, MAX_HEAD_SIZE};
 use crate::net::{TlsFileError, TlsKeys};
 
 /// Longest timeout accepted: a day.
@@ -28,6 +28,7 @@ impl Config {
         })?;
         self.server.validate_unix()?;
         self.server.validate_server_header()?;
+        self.server.validate_headers()?;
         let positive = [
             ("server.backlog", self.server.backlog as usize),
             ("server.io_memory", self.server.io_memory),
@@ -154,6 +155,22 @@ const MAX_UNIX_PATH: usize = 107;
 /// Longest `server.server_header`: it is written into every response head.
 const MAX_SERVER_HEADER: usize = 256;
 
+/// Longest value in `server.headers` (a Content-Security-Policy can be long).
+const MAX_HEADER_VALUE: usize = 4096;
+
+/// Headers `server.headers` may not name: each response's own, or the server's.
+const SERVERS_OWN: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "server",
+    "content-type",
+    "keep-alive",
+    "upgrade",
+    "trailer",
+];
+
 impl ServerConfig {
     /// Checks `unix` (fits a socket address) and `unix_mode` (permission bits only).
     fn validate_unix(&self) -> Result<(), ConfigError> {
@@ -199,6 +216,37 @@ impl ServerConfig {
         }
         if value.trim() != value {
             return Err(error("server.server_header", "starts or ends with a space"));
+        }
+        Ok(())
+    }
+
+    /// Checks `headers`: token names the server does not write itself, and values of
+    /// visible ASCII and inner spaces (a CR or LF would split the head).
+    fn validate_headers(&self) -> Result<(), ConfigError> {
+        for (name, value) in &self.headers {
+            let key = format!("server.headers.{name}");
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(error(key, "is not a header name (letters, digits, -, ...)"));
+            }
+            if SERVERS_OWN.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(error(
+                    key,
+                    "is written by the server or the response itself (framing, Date, \
+                     Content-Type; Server is server.server_header)",
+                ));
+            }
+            if value.len() > MAX_HEADER_VALUE
+                || value.chars().any(|c| !(c == ' ' || c.is_ascii_graphic()))
+                || value.trim() != value
+            {
+                return Err(error(
+                    key,
+                    format!(
+                        "must be visible ASCII characters and inner spaces, at most \
+                         {MAX_HEADER_VALUE} bytes"
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -322,6 +370,13 @@ mod tests {
                 "[server]\nserver_header = \" padded\"",
                 "server.server_header",
             ),
+            (
+                "[server.headers]\n\"Bad Name\" = \"x\"",
+                "server.headers.Bad Name",
+            ),
+            ("[server.headers]\nDate = \"x\"", "server.headers.Date"),
+            ("[server.headers]\nX-A = \"a\\nb\"", "server.headers.X-A"),
+            ("[server.headers]\nX-A = 1", "server.headers.X-A"),
             ("[limits]\nmax_request_size = 0", "limits.max_request_size"),
             ("[limits]\nmax_head_size = 70000", "limits.max_head_size"),
             ("[server]\nplacement = \"sideways\"", "server.placement"),

@@ -671,7 +671,8 @@ fn parse_transfer_encoding(value: &[u8], mut chunked: bool) -> Result<bool, Pars
     Ok(chunked)
 }
 
-fn is_token_byte(b: u8) -> bool {
+/// Whether `b` may appear in a token (a method, a header name): RFC 9110's `tchar`.
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

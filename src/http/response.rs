@@ -465,6 +465,8 @@ pub struct Stamp<'a> {
     pub date: &'a [u8; DATE_LEN],
     /// The `Server` value (`server.server_header`); empty: no `Server` header.
     pub server: &'a [u8],
+    /// Headers for every response that has none of the same name (`server.headers`).
+    pub extra: &'a [(HeaderText, HeaderText)],
 }
 
 /// What the request asks of its response's encoding: body or not, keep-alive, version.
@@ -550,6 +552,15 @@ impl Response {
         for (name, value) in &self.headers {
             put_header(out, name, value);
         }
+        for (name, value) in stamp.extra {
+            if !self
+                .headers
+                .iter()
+                .any(|(own, _)| own.text.eq_ignore_ascii_case(&name.text))
+            {
+                put_header(out, name, value);
+            }
+        }
         if self.closes_in(mode) {
             out.put_slice(b"Connection: close\r\n");
         } else if mode.http10 {
@@ -576,7 +587,11 @@ mod tests {
 
     fn encode_as(response: &Response, mode: ResponseMode, server: &[u8]) -> String {
         let mut out = BytesMut::new();
-        let stamp = Stamp { date: DATE, server };
+        let stamp = Stamp {
+            date: DATE,
+            server,
+            extra: &[],
+        };
         response.encode(mode, stamp, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
     }
@@ -591,6 +606,42 @@ mod tests {
         let text = encode_as(&Response::text("x"), KEEP, b"");
         assert!(!text.to_ascii_lowercase().contains("server:"), "{text}");
         assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: "), "{text}");
+    }
+
+    #[test]
+    fn extra_headers_go_on_every_response_unless_it_has_its_own() {
+        let extra = [
+            (
+                HeaderText::from("X-Frame-Options"),
+                HeaderText::from("DENY"),
+            ),
+            (
+                HeaderText::from("Strict-Transport-Security"),
+                HeaderText::from("max-age=600"),
+            ),
+        ];
+        let stamp = Stamp {
+            date: DATE,
+            server: b"haywire",
+            extra: &extra,
+        };
+        let mut out = BytesMut::new();
+        let own = Response::text("x").with_header("x-frame-options", "SAMEORIGIN");
+        own.encode(KEEP, stamp, &mut out);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(text.contains("x-frame-options: SAMEORIGIN\r\n"), "{text}");
+        assert!(!text.contains("DENY"), "{text}");
+        assert!(
+            text.contains("Strict-Transport-Security: max-age=600\r\n"),
+            "{text}"
+        );
+        out.clear();
+        Response::new(StatusCode::NOT_FOUND).encode(KEEP, stamp, &mut out);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            text.contains("X-Frame-Options: DENY\r\nStrict-Transport-Security"),
+            "{text}"
+        );
     }
 
     #[test]

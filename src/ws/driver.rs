@@ -56,6 +56,7 @@ pub(crate) async fn serve<T: Transport>(
         handshake,
         shard.date.get(),
         shard.server_header.clone(),
+        shard.extra_headers.clone(),
     );
     let (handler, request) = (pending.handler, pending.request);
     let mut task = match catch_unwind(AssertUnwindSafe(|| handler.call(request, upgrade))) {

@@ -331,6 +331,7 @@ pub struct Upgrade {
     /// The shard's cached `Date` and `Server` values, for a refusal.
     date: [u8; DATE_LEN],
     server_header: Rc<[u8]>,
+    extra_headers: Rc<[(HeaderText, HeaderText)]>,
 }
 
 impl Upgrade {
@@ -339,12 +340,14 @@ impl Upgrade {
         handshake: Handshake,
         date: [u8; DATE_LEN],
         server_header: Rc<[u8]>,
+        extra_headers: Rc<[(HeaderText, HeaderText)]>,
     ) -> Upgrade {
         Upgrade {
             shared,
             handshake,
             date,
             server_header,
+            extra_headers,
         }
     }
 
@@ -393,6 +396,7 @@ impl Upgrade {
         let stamp = Stamp {
             date: &self.date,
             server: &self.server_header,
+            extra: &self.extra_headers,
         };
         self.shared.refuse(response, stamp);
     }

@@ -13,6 +13,7 @@ const DATE: &[u8; 29] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 const STAMP: Stamp<'static> = Stamp {
     date: DATE,
     server: b"haywire",
+    extra: &[],
 };
 
 /// The head's lines (without the status line) and what follows the blank line.

@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let stamp = Stamp {
         date: &date,
         server: b"haywire",
+        extra: &[],
     };
     'feed: for piece in rest.chunks(step) {
         input.extend_from_slice(piece);
