@@ -15,6 +15,7 @@ the same graceful way.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import selectors
@@ -146,6 +147,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " own on (overrides server.server_header; default haywire)")
     parser.add_argument("--no-server-header", dest="server_header", action="store_const",
                         const="", help="send no Server header (the app's own still goes)")
+    parser.add_argument("--header", action="append", type=_header, metavar="NAME:VALUE",
+                        help="a header for every response that has none of that name"
+                        " (repeatable; merged over server.headers; server:TEXT sets"
+                        " the Server header)")
+    parser.add_argument("--access-log-format", choices=("combined", "json"),
+                        help="the access log's lines (overrides log.format; default combined)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
@@ -161,6 +168,40 @@ def _octal(value: str) -> int:
 def _flag(value: str | None) -> bool | None:
     """A true/false flag's value; None when not given."""
     return None if value is None else value == "true"
+
+
+def _header(value: str) -> tuple[str, str]:
+    name, colon, text = value.partition(":")
+    if not colon or not name.strip():
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME:VALUE")
+    return name.strip(), text.strip()
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys the flags set (dotted, as in config.toml), for check_config and
+    every worker; a flag not given sets nothing."""
+    headers = dict(args.header or [])
+    server_header = args.server_header
+    for name in list(headers):
+        if name.lower() == "server":  # as uvicorn: --header server:X names the server
+            server_header = headers.pop(name)
+    values = {
+        "server.address": args.address,
+        "server.port": args.port,
+        "server.unix": args.uds,
+        "server.backlog": args.backlog,
+        "server.server_header": server_header,
+        "server.headers": headers or None,
+        "tls.cert": args.ssl_certfile,
+        "tls.key": args.ssl_keyfile,
+        "limits.max_request_size": args.max_body_size,
+        "log.access": args.access_log,
+        "log.format": args.access_log_format,
+        "websocket.ping_interval": args.ws_ping_interval,
+        "websocket.ping_timeout": args.ws_ping_timeout,
+        "websocket.compression": _flag(args.ws_per_message_deflate),
+    }
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def reserve_port(address: str) -> tuple[socket.socket, int]:
@@ -246,8 +287,8 @@ class Supervisor:
             sys.executable, "-m", "haywire.worker",
             "--index", str(index),
             "--workers", str(self.workers),
-            "--address", self.address,
-            "--port", str(self.port),
+            "--overrides", json.dumps(dict(args.overrides, **{"server.address": self.address,
+                                                               "server.port": self.port})),
             "--interface", args.interface,
             "--stats-dir", self.stats_dir,
             "--max-in-flight", str(args.max_in_flight),
@@ -262,20 +303,7 @@ class Supervisor:
             *(["--log-level", args.log_level] if args.log_level else []),
             *(["--log-config", args.log_config] if args.log_config else []),
             *(["--app-dir", args.app_dir] if args.app_dir else []),
-            *(["--backlog", str(args.backlog)] if args.backlog is not None else []),
-            *(["--access-log", args.access_log] if args.access_log else []),
             *(["--factory"] if args.factory else []),
-            *(["--max-body-size", str(args.max_body_size)] if args.max_body_size is not None else []),
-            *(["--ssl-certfile", args.ssl_certfile] if args.ssl_certfile else []),
-            *(["--ssl-keyfile", args.ssl_keyfile] if args.ssl_keyfile else []),
-            *(["--ws-ping-interval", str(args.ws_ping_interval)]
-              if args.ws_ping_interval is not None else []),
-            *(["--ws-ping-timeout", str(args.ws_ping_timeout)]
-              if args.ws_ping_timeout is not None else []),
-            *(["--ws-per-message-deflate", args.ws_per_message_deflate]
-              if args.ws_per_message_deflate else []),
-            *([f"--server-header={args.server_header}"]
-              if args.server_header is not None else []),
             "--parent", str(os.getpid()),
             "--ready-fd", str(ready_w),
         ]
@@ -646,10 +674,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.max_body_size is None and not args.config:
             args.max_body_size = DEFAULT_MAX_BODY
-        config = check_config(args.config, args.address, args.port, args.ssl_certfile,
-                              args.ssl_keyfile, args.max_body_size, args.backlog, args.access_log,
-                              args.uds, args.ws_ping_interval, args.ws_ping_timeout,
-                              _flag(args.ws_per_message_deflate), args.server_header)
+        args.overrides = config_overrides(args)
+        config = check_config(args.config, args.overrides)
     except ConfigError as e:
         print(f"haywire: config error in {source}: {e}", file=sys.stderr)
         return CONFIG_ERROR

@@ -22,21 +22,9 @@ class ConfigSummary:
     unix_mode: int
     backlog: int
 
-def check_config(
-    path: str | None = None,
-    address: str | None = None,
-    port: int | None = None,
-    ssl_certfile: str | None = None,
-    ssl_keyfile: str | None = None,
-    max_body_size: int | None = None,
-    backlog: int | None = None,
-    access_log: str | None = None,
-    uds: str | None = None,
-    ws_ping_interval: float | None = None,
-    ws_ping_timeout: float | None = None,
-    ws_per_message_deflate: bool | None = None,
-) -> ConfigSummary:
-    """Validates a config; raises ConfigError naming the key."""
+def check_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> ConfigSummary:
+    """Validates a config with ``overrides`` (dotted keys such as ``"server.port"`` to
+    values) over it; raises ConfigError naming the key."""
 
 class UnixSocket:
     """A listening Unix socket bound by :func:`bind_unix`."""
@@ -142,8 +130,7 @@ class Worker:
     def __init__(
         self,
         path: str | None = None,
-        address: str | None = None,
-        port: int | None = None,
+        overrides: dict[str, Any] | None = None,
         index: int = 0,
         stats_dir: str | PathLike[str] | None = None,
         max_in_flight: int = 2048,
@@ -151,14 +138,7 @@ class Worker:
         fallback: bool = True,
         forwarded_allow_ips: str = "",
         root_path: str = "",
-        ssl_certfile: str | None = None,
-        ssl_keyfile: str | None = None,
-        max_body_size: int | None = None,
-        backlog: int | None = None,
-        access_log: str | None = None,
-        ws_ping_interval: float | None = None,
-        ws_ping_timeout: float | None = None,
-        ws_per_message_deflate: bool | None = None,
+        stall_timeout: float | None = None,
         websocket: bool = False,
         listener: socket.socket | None = None,
     ) -> None: ...

@@ -15,6 +15,7 @@ import ctypes
 import faulthandler
 import gc
 import importlib
+import json
 import logging
 import os
 import random
@@ -171,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--cpu", type=int)
     parser.add_argument("--config")
-    parser.add_argument("--address")
-    parser.add_argument("--port", type=int)
+    parser.add_argument("--overrides", type=json.loads, default={},
+                        help="the supervisor's config overrides, as JSON")
     parser.add_argument("--interface", default="wsgi")
     parser.add_argument("--stats-dir")
     parser.add_argument("--max-in-flight", type=int, default=2048)
@@ -181,19 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-timeout", type=float, default=0.0)
     parser.add_argument("--forwarded-allow-ips", default="")
     parser.add_argument("--root-path", default="")
-    parser.add_argument("--ssl-certfile")
-    parser.add_argument("--ssl-keyfile")
-    parser.add_argument("--max-body-size", type=int)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-requests", type=int, default=0)
     parser.add_argument("--max-requests-jitter", type=int, default=0)
     parser.add_argument("--factory", action="store_true")
-    parser.add_argument("--backlog", type=int)
-    parser.add_argument("--access-log")
-    parser.add_argument("--ws-ping-interval", type=float)
-    parser.add_argument("--ws-ping-timeout", type=float)
-    parser.add_argument("--ws-per-message-deflate", type=lambda value: value == "true")
-    parser.add_argument("--server-header")
     parser.add_argument("--log-level")
     parser.add_argument("--log-config")
     parser.add_argument("--app-dir")
@@ -232,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         worker = Worker(
             path=args.config,
-            address=args.address,
-            port=args.port,
+            overrides=args.overrides,
             index=args.index,
             stats_dir=args.stats_dir,
             max_in_flight=args.max_in_flight,
@@ -241,15 +232,6 @@ def main(argv: list[str] | None = None) -> int:
             fallback=not native,
             forwarded_allow_ips=args.forwarded_allow_ips,
             root_path=args.root_path,
-            ssl_certfile=args.ssl_certfile,
-            ssl_keyfile=args.ssl_keyfile,
-            max_body_size=args.max_body_size,
-            backlog=args.backlog,
-            access_log=args.access_log,
-            ws_ping_interval=args.ws_ping_interval,
-            ws_ping_timeout=args.ws_ping_timeout,
-            ws_per_message_deflate=args.ws_per_message_deflate,
-            server_header=args.server_header,
             stall_timeout=args.stall_timeout,
             websocket=args.interface == "asgi",
             listener=listener,
@@ -258,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"haywire: worker {args.index}: {e}", file=sys.stderr)
         return FATAL
     if listener is None:
-        server_name = args.address or "localhost"
+        server_name = args.overrides.get("server.address") or "localhost"
         # WSGI SERVER_PORT and ASGI `server`.
-        wsgi_port: int | str = args.port or 0
-        server: tuple[str, int | None] = (server_name, args.port or 0)
+        wsgi_port: int | str = args.overrides.get("server.port") or 0
+        server: tuple[str, int | None] = (server_name, wsgi_port)
     elif listener.family == socket.AF_UNIX:
         # A Unix socket has no port: SERVER_NAME is its path and SERVER_PORT empty (as
         # gunicorn without a Host header), and ASGI's `server` is `[path, None]` as the

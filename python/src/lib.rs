@@ -8,6 +8,7 @@
 mod bridge;
 mod forwarded;
 mod listen;
+mod overrides;
 mod stall;
 mod stats;
 mod websocket;
@@ -51,86 +52,6 @@ create_exception!(
     "A configuration problem; the message names the key."
 );
 
-/// Command-line settings that override the config file.
-#[derive(Default)]
-struct Overrides {
-    address: Option<String>,
-    port: Option<u16>,
-    /// `--ssl-certfile`: `tls.cert`.
-    cert: Option<String>,
-    /// `--ssl-keyfile`: `tls.key`.
-    key: Option<String>,
-    /// `--max-body-size`: `limits.max_request_size`.
-    max_body: Option<usize>,
-    /// `--backlog`: `server.backlog`.
-    backlog: Option<u32>,
-    /// `--access-log`: `log.access` (`stdout` or a file).
-    access_log: Option<String>,
-    /// `--uds`: `server.unix`.
-    unix: Option<String>,
-    /// `--ws-ping-interval`: `websocket.ping_interval`.
-    ws_ping_interval: Option<f64>,
-    /// `--ws-ping-timeout`: `websocket.ping_timeout`.
-    ws_ping_timeout: Option<f64>,
-    /// `--ws-per-message-deflate`: `websocket.compression`.
-    ws_deflate: Option<bool>,
-    /// `--server-header`/`--no-server-header`: `server.server_header`.
-    server_header: Option<String>,
-}
-
-/// Loads `path` (or the defaults when `None`), applies the overrides and validates.
-fn load_config(
-    path: Option<&str>,
-    overrides: Overrides,
-) -> Result<Config, haywire::config::ConfigError> {
-    let mut config = match path {
-        Some(path) => Config::load(std::path::Path::new(path))?,
-        None => Config::default(),
-    };
-    if let Some(address) = overrides.address {
-        config.server.address = address;
-    }
-    if let Some(port) = overrides.port {
-        config.server.port = port;
-    }
-    if let Some(cert) = overrides.cert {
-        config.tls.cert = cert;
-    }
-    if let Some(key) = overrides.key {
-        config.tls.key = key;
-    }
-    if let Some(max_body) = overrides.max_body {
-        config.limits.max_request_size = max_body;
-    }
-    if let Some(backlog) = overrides.backlog {
-        config.server.backlog = backlog;
-    }
-    if let Some(access) = overrides.access_log {
-        config.log.access = access;
-    }
-    if let Some(unix) = overrides.unix {
-        config.server.unix = unix;
-    }
-    if let Some(interval) = overrides.ws_ping_interval {
-        config.websocket.ping_interval = interval;
-    }
-    if let Some(timeout) = overrides.ws_ping_timeout {
-        config.websocket.ping_timeout = timeout;
-    }
-    if let Some(deflate) = overrides.ws_deflate {
-        config.websocket.compression = deflate;
-    }
-    if let Some(server_header) = overrides.server_header {
-        config.server.server_header = server_header;
-    }
-    config.validate()?;
-    Ok(config)
-}
-
-fn config_error(e: haywire::config::ConfigError) -> PyErr {
-    ConfigError::new_err(e.to_string())
-}
-
 /// What the supervisor needs from a validated config.
 #[pyclass(module = "haywire._haywire", frozen, get_all)]
 struct ConfigSummary {
@@ -158,41 +79,16 @@ struct ConfigSummary {
     backlog: u32,
 }
 
-/// Validates a configuration (`path`, or the defaults when `None`, with the overrides)
-/// and summarizes it for the supervisor. Raises `ConfigError` naming the key.
+/// Validates a configuration (`path`, or the defaults when `None`, with `overrides`:
+/// dotted config keys to values) and summarizes it for the supervisor. Raises
+/// `ConfigError` naming the key.
 #[pyfunction]
-#[pyo3(signature = (path=None, address=None, port=None, ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, uds=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None, server_header=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (path=None, overrides=None))]
 fn check_config(
     path: Option<&str>,
-    address: Option<String>,
-    port: Option<u16>,
-    ssl_certfile: Option<String>,
-    ssl_keyfile: Option<String>,
-    max_body_size: Option<usize>,
-    backlog: Option<u32>,
-    access_log: Option<String>,
-    uds: Option<String>,
-    ws_ping_interval: Option<f64>,
-    ws_ping_timeout: Option<f64>,
-    ws_per_message_deflate: Option<bool>,
-    server_header: Option<String>,
+    overrides: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<ConfigSummary> {
-    let overrides = Overrides {
-        address,
-        port,
-        cert: ssl_certfile,
-        key: ssl_keyfile,
-        max_body: max_body_size,
-        backlog,
-        access_log,
-        unix: uds,
-        ws_ping_interval,
-        ws_ping_timeout,
-        ws_deflate: ws_per_message_deflate,
-        server_header,
-    };
-    let config = load_config(path, overrides).map_err(config_error)?;
+    let config = overrides::load_config(path, overrides)?;
     let ip: IpAddr = config
         .server
         .address
@@ -1032,28 +928,24 @@ fn io_error(e: std::io::Error) -> PyErr {
 
 #[pymethods]
 impl Worker {
-    /// A worker for the config at `path` (defaults when `None`) with the overrides.
+    /// A worker for the config at `path` (defaults when `None`) with `overrides`
+    /// (dotted config keys to values, as the supervisor's flags set them).
     /// `routes` are native `(method, path)` routes answered by Python with their index;
     /// with `fallback`, every path no route matches goes to Python.
     /// `forwarded_allow_ips`: the proxies whose forwarding headers are believed
     /// (addresses and CIDR networks, comma-separated; `*` any); `root_path`: the
-    /// prefix the app is mounted at; `ssl_certfile`/`ssl_keyfile` override `[tls]`,
-    /// `max_body_size` `limits.max_request_size`, `backlog` `server.backlog`,
-    /// `access_log` `log.access`, `ws_ping_interval`/`ws_ping_timeout`
-    /// `websocket.ping_interval`/`ping_timeout`, `ws_per_message_deflate`
-    /// `websocket.compression`, `server_header` `server.server_header`. With
-    /// `stall_timeout` (seconds), the shard aborts the process once requests have
-    /// waited that long without the app beginning one. With `websocket`, WebSocket
-    /// upgrades on any path go to the app (`websocket_fileno`, `take_websocket`); without, they reach it as
-    /// plain requests, which it refuses. `listener`, a listening socket object (the
-    /// supervisor's `--uds` socket), is served instead of binding one.
+    /// prefix the app is mounted at. With `stall_timeout` (seconds), the shard aborts
+    /// the process once requests have waited that long without the app beginning one.
+    /// With `websocket`, WebSocket upgrades on any path go to the app
+    /// (`websocket_fileno`, `take_websocket`); without, they reach it as plain
+    /// requests, which it refuses. `listener`, a listening socket object (the
+    /// supervisor's `--uds` or `--fd` socket), is served instead of binding one.
     #[new]
-    #[pyo3(signature = (path=None, address=None, port=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", ssl_certfile=None, ssl_keyfile=None, max_body_size=None, backlog=None, access_log=None, ws_ping_interval=None, ws_ping_timeout=None, ws_per_message_deflate=None, server_header=None, stall_timeout=None, websocket=false, listener=None))]
+    #[pyo3(signature = (path=None, overrides=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", stall_timeout=None, websocket=false, listener=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
-        address: Option<String>,
-        port: Option<u16>,
+        overrides: Option<&Bound<'_, PyDict>>,
         index: usize,
         stats_dir: Option<PathBuf>,
         max_in_flight: usize,
@@ -1061,15 +953,6 @@ impl Worker {
         fallback: bool,
         forwarded_allow_ips: &str,
         root_path: &str,
-        ssl_certfile: Option<String>,
-        ssl_keyfile: Option<String>,
-        max_body_size: Option<usize>,
-        backlog: Option<u32>,
-        access_log: Option<String>,
-        ws_ping_interval: Option<f64>,
-        ws_ping_timeout: Option<f64>,
-        ws_per_message_deflate: Option<bool>,
-        server_header: Option<String>,
         stall_timeout: Option<f64>,
         websocket: bool,
         listener: Option<&Bound<'_, PyAny>>,
@@ -1082,21 +965,7 @@ impl Worker {
                 "--root-path {root_path:?} must start with '/'"
             )));
         }
-        let overrides = Overrides {
-            address,
-            port,
-            cert: ssl_certfile,
-            key: ssl_keyfile,
-            max_body: max_body_size,
-            backlog,
-            access_log,
-            unix: None,
-            ws_ping_interval,
-            ws_ping_timeout,
-            ws_deflate: ws_per_message_deflate,
-            server_header,
-        };
-        let mut config = load_config(path, overrides).map_err(config_error)?;
+        let mut config = overrides::load_config(path, overrides)?;
         config.server.shards = 1;
         // The process is pinned by the supervisor: the shard inherits its CPU.
         config.server.placement = haywire::config::PlacementKind::Unbound;

@@ -309,6 +309,14 @@ def test_access_log_and_log_level(serve):
     assert not any("app-info-line" in line for line in server.errors)
 
 
+def test_access_log_format_json(serve):
+    server = serve("wsgi_app:app", extra=["--access-log", "--access-log-format", "json"])
+    assert request(server, "GET", "/hello?x=1")[0] == 200
+    line = server.wait_for(r'"status":200')[0]
+    entry = json.loads(line)
+    assert entry["status"] == 200 and "/hello?x=1" in json.dumps(entry), entry
+
+
 def test_backlog(serve):
     import shutil
 

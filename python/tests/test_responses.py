@@ -1,6 +1,7 @@
 """What reaches the wire from an app's response: header bytes unchanged, framing
 headers the server's own, informational statuses refused."""
 
+import re
 import time
 
 import pytest
@@ -53,3 +54,28 @@ def test_informational_status_from_the_app_is_a_500(serve, interface, app):
     while not any("is informational (1xx)" in line for line in server.errors):
         assert time.monotonic() < deadline, server.errors
         time.sleep(0.05)
+
+
+def test_header_flags_reach_every_response_the_app_does_not_answer_itself(serve):
+    server = serve("wsgi_app:raw", extra=["--header", "X-Frame-Options: DENY",
+                                          "--header", "X-Name:default",
+                                          "--header", "server: edge/3"])
+    status, headers, _, head = raw_response(server, "/latin1")
+    # The app set X-Name (and its own Server): its values, once each.
+    assert headers["x-frame-options"] == "DENY"
+    assert head.lower().count(b"\r\nx-name:") == 1 and b"caf\xe9" in head
+    assert headers["server"] == "my-app"
+    status, headers, _, _ = raw_response(server, "/hello")
+    assert (headers["x-frame-options"], headers["x-name"], headers["server"]) == (
+        "DENY", "default", "edge/3")
+
+
+@pytest.mark.parametrize("flag, named", [("Date: x", "server.headers.Date"),
+                                         ("X-Bad: a\tb", "server.headers.X-Bad"),
+                                         ("no colon", "--header")])
+def test_a_bad_header_flag_is_refused_naming_it(flag, named):
+    from conftest import Server
+
+    server = Server("wsgi_app:app", extra=["--header", flag])
+    assert server.proc.wait(20) == 2
+    server.wait_for(re.escape(named), stderr=True)

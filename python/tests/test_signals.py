@@ -2,6 +2,7 @@
 SIGTERM, SIGHUP, the kill timeout, SIGTERM during start-up, a worker exiting 3 after it
 started, lifespan failures, and the private stats directory."""
 
+import json
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ def workers_of(server: Server) -> list[int]:
         except OSError:
             continue
         if b"haywire.worker" in args and state != "Z" and \
-                args[args.index(b"--port") + 1] == str(server.port).encode():
+                json.loads(args[args.index(b"--overrides") + 1])["server.port"] == server.port:
             found.append(int(entry.name))
     return found
 
@@ -68,7 +69,7 @@ from haywire._haywire import Worker
 planted = f"/tmp/haywire-{{os.getpid()}}"
 os.symlink({str(victim)!r}, planted)
 try:
-    w = Worker(address="127.0.0.1", port=0)
+    w = Worker(overrides={{"server.address": "127.0.0.1", "server.port": 0}})
     w.start()
     time.sleep(0.6)
     d = str(w.stats_dir)
@@ -102,7 +103,7 @@ def test_given_stats_dir_must_be_private(tmp_path):
         script = f"""
 from haywire._haywire import Worker
 try:
-    Worker(address="127.0.0.1", port=0, stats_dir={str(bad)!r}).start()
+    Worker(overrides={{"server.address": "127.0.0.1", "server.port": 0}}, stats_dir={str(bad)!r}).start()
 except RuntimeError as e:
     print("refused:", e)
 """
