@@ -320,15 +320,7 @@ fn the_server_header_is_configurable_and_a_handlers_own_replaces_it() {
     for (configured, expected) in [("edge/1.2 (test)", Some("edge/1.2 (test)")), ("", None)] {
         let mut config = test_config();
         config.server.server_header = configured.into();
-        let running = haywire::Server::new(config)
-            .routes(test_routes)
-            .routes(|router, _| {
-                router.get("/own-server", |_: haywire::Request| {
-                    haywire::Response::text("x").with_header("server", "app/2")
-                });
-            })
-            .start()
-            .expect("server starts");
+        let running = start_with_own_header(config, "server", "app/2");
         let addr = running.local_addr();
         for path in ["/", "/missing"] {
             let (reply, _) = exchange(addr, get(path).as_bytes());
@@ -336,11 +328,28 @@ fn the_server_header_is_configurable_and_a_handlers_own_replaces_it() {
             assert_eq!(values(&reply, "server"), expected, "{path}");
             assert!(reply.header("date").is_some());
         }
-        let (reply, _) = exchange(addr, get("/own-server").as_bytes());
+        let (reply, _) = exchange(addr, get("/own").as_bytes());
         assert_eq!(values(&reply, "server"), ["app/2"]);
         running.stop();
         running.join().expect("clean stop");
     }
+}
+
+/// A test server whose `/own` answers with the header `name: value` of its own.
+fn start_with_own_header(
+    config: haywire::Config,
+    name: &'static str,
+    value: &'static str,
+) -> haywire::RunningServer {
+    haywire::Server::new(config)
+        .routes(test_routes)
+        .routes(move |router, _| {
+            router.get("/own", move |_: haywire::Request| {
+                haywire::Response::text("x").with_header(name, value)
+            });
+        })
+        .start()
+        .expect("server starts")
 }
 
 /// Every value of the header `name` in `reply`, in order.
@@ -364,15 +373,7 @@ fn configured_headers_reach_every_response_without_its_own() {
     ] {
         config.server.headers.insert(name.into(), value.into());
     }
-    let running = haywire::Server::new(config)
-        .routes(test_routes)
-        .routes(|router, _| {
-            router.get("/own-frame", |_: haywire::Request| {
-                haywire::Response::text("x").with_header("x-frame-options", "SAMEORIGIN")
-            });
-        })
-        .start()
-        .expect("server starts");
+    let running = start_with_own_header(config, "x-frame-options", "SAMEORIGIN");
     let addr = running.local_addr();
     let malformed = "GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n";
     for (wire, status) in [
@@ -388,7 +389,7 @@ fn configured_headers_reach_every_response_without_its_own() {
             Some("max-age=600")
         );
     }
-    let (reply, _) = exchange(addr, get("/own-frame").as_bytes());
+    let (reply, _) = exchange(addr, get("/own").as_bytes());
     assert_eq!(values(&reply, "x-frame-options"), ["SAMEORIGIN"]);
     assert_eq!(
         reply.header("strict-transport-security"),
