@@ -15,6 +15,7 @@ the same graceful way.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -123,6 +124,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reload", action="store_true",
                         help="development: restart the workers when a .py file under the"
                         " current directory changes")
+    parser.add_argument("--reload-dir", action="append", metavar="DIR",
+                        help="with --reload: watch DIR instead of the working directory"
+                        " (repeatable)")
+    parser.add_argument("--reload-include", action="append", metavar="GLOB",
+                        help="with --reload: watch files whose name matches GLOB too, e.g."
+                        " '*.html' (repeatable; *.py always)")
+    parser.add_argument("--reload-exclude", action="append", metavar="GLOB",
+                        help="with --reload: ignore files and directories whose name or path"
+                        " under the watched directory matches GLOB (repeatable)")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
                         help="WSGI and sync native: threads per worker running the app"
                         " (default 1: the fastest for apps that do not wait)")
@@ -497,7 +507,10 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, lambda signum, _frame: self.signals.append(signum))
         if self.args.reload:
-            threading.Thread(target=watch_sources, args=(os.getcwd(),), daemon=True).start()
+            watched = Watched(self.args.reload_dir or [os.getcwd()],
+                              ["*.py", *(self.args.reload_include or [])],
+                              self.args.reload_exclude or [])
+            threading.Thread(target=watch_sources, args=(watched,), daemon=True).start()
         try:
             for index in range(self.workers):
                 self._handle_signals()
@@ -537,27 +550,50 @@ def resident_mib(pid: int) -> float | None:
     return None
 
 
-def _sources(root: str) -> dict[str, float]:
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "node_modules")]
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(folder, name)
-                try:
-                    found[path] = os.stat(path).st_mtime
-                except OSError:
-                    pass
-    return found
+class Watched:
+    """What --reload watches: the files under `roots` whose name matches one of
+    `include`, skipping files and directories whose name, or path relative to its
+    root, matches one of `exclude` (and always dot directories, __pycache__ and
+    node_modules)."""
+
+    SKIPPED = (".*", "__pycache__", "node_modules")
+
+    def __init__(self, roots: list[str], include: list[str], exclude: list[str]) -> None:
+        self.roots = [os.path.abspath(root) for root in roots]
+        self.include = include
+        self.exclude = exclude
+
+    def _excluded(self, root: str, path: str, patterns: Any) -> bool:
+        relative = os.path.relpath(path, root)
+        name = os.path.basename(path)
+        return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in patterns)
+
+    def files(self) -> dict[str, float]:
+        """The watched files' modification times."""
+        found = {}
+        for root in self.roots:
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = [d for d in dirs if not self._excluded(
+                    root, os.path.join(folder, d), (*self.SKIPPED, *self.exclude))]
+                for name in files:
+                    path = os.path.join(folder, name)
+                    if not any(fnmatch.fnmatch(name, p) for p in self.include) or \
+                            self._excluded(root, path, self.exclude):
+                        continue
+                    try:
+                        found[path] = os.stat(path).st_mtime
+                    except OSError:
+                        pass
+        return found
 
 
-def watch_sources(root: str) -> None:
-    """--reload: polls the .py files under `root` once a second; on a change, sends
-    this process SIGHUP (a graceful restart of every worker)."""
-    seen = _sources(root)
+def watch_sources(watched: Watched) -> None:
+    """--reload: polls the watched files once a second; on a change, sends this
+    process SIGHUP (a graceful restart of every worker)."""
+    seen = watched.files()
     while True:
         time.sleep(1.0)
-        now = _sources(root)
+        now = watched.files()
         if now != seen:
             seen = now
             print("haywire: source changed; restarting the workers", file=sys.stderr, flush=True)
@@ -577,10 +613,17 @@ def load_env_file(path: str) -> None:
 
 
 def _bad_setup(args: argparse.Namespace) -> str | None:
-    """What is wrong with --app-dir, --log-config or --env-file, checked here so that
-    a mistake stops the server at once, named, instead of every worker failing."""
+    """What is wrong with --app-dir, --reload-*, --log-config or --env-file, checked
+    here so that a mistake stops the server at once, named, instead of every worker
+    failing (or a watcher watching nothing)."""
     if args.app_dir is not None and not os.path.isdir(args.app_dir):
         return f"--app-dir {args.app_dir}: not a directory"
+    for flag in ("--reload-dir", "--reload-include", "--reload-exclude"):
+        if getattr(args, flag[2:].replace("-", "_")) and not args.reload:
+            return f"{flag} needs --reload"
+    for folder in args.reload_dir or []:
+        if not os.path.isdir(folder):
+            return f"--reload-dir {folder}: not a directory"
     for flag, path, check in (("--log-config", args.log_config,
                                lambda p: logconfig.configure(args.log_level, p)),
                               ("--env-file", args.env_file, load_env_file)):

@@ -298,6 +298,50 @@ def test_reload_restarts_on_a_source_change(serve, tmp_path):
         time.sleep(0.1)
 
 
+def test_reload_dirs_and_patterns_choose_what_is_watched(serve, tmp_path):
+    module = tmp_path / "reload_app.py"
+    module.write_text('def app(environ, start_response):\n'
+                      '    start_response("200 OK", [("Content-Type", "text/plain")])\n'
+                      '    return [open("templates/page.html", "rb").read()]\n')
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    page = templates / "page.html"
+    page.write_text("one")
+    (templates / "notes.txt").write_text("x")
+    (templates / "skip.html").write_text("x")
+    server = serve("reload_app:app", cwd=tmp_path,
+                   extra=["--reload", "--reload-dir", str(templates), "--reload-include", "*.html",
+                          "--reload-exclude", "skip.*"])
+    assert request(server, "GET", "/")[2] == b"one"
+
+    def touch(path):
+        os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime within a tick
+
+    # Not watched: a .py outside the watched directory, a name no pattern includes,
+    # an excluded one. Two ticks of the poll pass without a restart.
+    for path in (module, templates / "notes.txt", templates / "skip.html"):
+        touch(path)
+    time.sleep(2.5)
+    assert len(server.wait_for(r"worker 0 ready")) == 1, server.lines
+    page.write_text("two")
+    touch(page)
+    server.wait_for(r"worker 0 ready", 2)
+    deadline = time.monotonic() + 20
+    while request(server, "GET", "/")[2] != b"two":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("extra, problem", [
+    (["--reload-dir", "."], "--reload-dir needs --reload"),
+    (["--reload", "--reload-dir", "/nonexistent"], "--reload-dir /nonexistent: not a directory"),
+])
+def test_bad_reload_flags_are_refused(extra, problem):
+    server = Server("wsgi_app:app", extra=extra)
+    assert server.proc.wait(20) == 2
+    server.wait_for(re.escape(problem), stderr=True)
+
+
 def test_access_log_and_log_level(serve):
     server = serve("wsgi_app:app", extra=["--access-log", "--log-level", "warning"])
     assert request(server, "GET", "/log?x=1")[0] == 200
