@@ -122,6 +122,7 @@ async fn serve_on<T: Transport>(
         streaming: None,
         feeding: None,
         upgrade: None,
+        certificate_taken: false,
     };
     // I/O errors (resets, broken pipes) just end the connection.
     match conn.run(&stream, &shard).await {
@@ -167,6 +168,8 @@ struct Connection {
     /// A WebSocket handshake that checked out: the connection becomes its after the
     /// responses before it.
     upgrade: Option<Box<crate::ws::Pending>>,
+    /// The transport's client certificate has been handed to the decoder.
+    certificate_taken: bool,
 }
 
 /// A body on its way out after its head: streamed, or whole but large.
@@ -845,6 +848,13 @@ impl Connection {
         };
         shard.stats.bytes_in(n);
         self.bytes_read += n as u64;
+        if n > 0 && !self.certificate_taken {
+            // Request bytes come only after a TLS handshake: its client certificate
+            // is known by now.
+            self.certificate_taken = true;
+            self.decoder
+                .set_client_certificate(stream.client_certificate());
+        }
         match result {
             None => Ok(Input::TimedOut),
             Some(Ok(0)) => Ok(Input::Eof),

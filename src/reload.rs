@@ -59,8 +59,8 @@ impl Reloader {
             message: format!("cannot open: {e}"),
         })?;
         // Certificate and key are read again: new connections use them, open ones keep
-        // theirs. A bad file was already rejected (naming `tls.cert` or `tls.key`).
-        let tls = TlsKeys::load(&new.tls.cert, &new.tls.key)?.map(std::sync::Arc::new);
+        // theirs. A bad file was already rejected (naming its key).
+        let tls = TlsKeys::load(&new.tls)?.map(std::sync::Arc::new);
         let needs_restart = self.running.restart_keys(&new);
         let settings = new.settings();
         let log = new.log.clone();

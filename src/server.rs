@@ -109,7 +109,7 @@ impl Server {
         // A log file that cannot be opened fails the start, not each shard quietly.
         crate::access_log::check(&self.config.log)?;
         // Read once here; every shard builds its own TLS config from the same keys.
-        let tls = TlsKeys::load(&self.config.tls.cert, &self.config.tls.key)
+        let tls = TlsKeys::load(&self.config.tls)
             .map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,

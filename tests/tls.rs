@@ -643,3 +643,142 @@ fn a_request_knows_its_client_address_and_whether_it_came_over_tls() {
         true,
     );
 }
+
+/// A CA, and certificates it signs for clients, for mutual TLS.
+struct Authority {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+    pem: PathBuf,
+}
+
+fn make_authority(dir: &Path, name: &str) -> Authority {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    let pem = dir.join(format!("{name}.pem"));
+    std::fs::write(&pem, cert.pem()).unwrap();
+    Authority { cert, key, pem }
+}
+
+/// A client that trusts `server`'s certificate and presents one `authority` signed
+/// (none with `None`), and that certificate's DER.
+fn mtls_client(server: &Cert, authority: Option<&Authority>) -> (Arc<ClientConfig>, Vec<u8>) {
+    let mut roots = RootCertStore::empty();
+    roots.add(server.der.clone()).unwrap();
+    let builder = ClientConfig::builder().with_root_certificates(roots);
+    let (config, der) = match authority {
+        None => (builder.with_no_client_auth(), Vec::new()),
+        Some(authority) => {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["client-7".into()]).unwrap();
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            let cert = params
+                .signed_by(&key, &authority.cert, &authority.key)
+                .unwrap();
+            let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+            let config = builder
+                .with_client_auth_cert(vec![cert.der().clone()], key.into())
+                .unwrap();
+            (config, cert.der().to_vec())
+        }
+    };
+    (Arc::new(config), der)
+}
+
+/// The client certificate `/client-cert` saw (its DER), "none", or `None` when the
+/// server refused the connection.
+fn client_cert_seen(addr: SocketAddr, config: &Arc<ClientConfig>) -> Option<Vec<u8>> {
+    let mut reader = connect_tls(addr, config).ok()?;
+    reader
+        .get_mut()
+        .write_all(get("/client-cert").as_bytes())
+        .ok()?;
+    reader.get_mut().flush().ok()?;
+    let mut line = String::new();
+    // TLS 1.3: a refused certificate is known to the client only at its first read.
+    std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+    if line.is_empty() {
+        return None;
+    }
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    let at = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    Some(rest[at..].to_vec())
+}
+
+fn start_mtls(cert: &Cert, ca: &Authority, auth: haywire::config::ClientAuth) -> RunningServer {
+    let mut config = tls_config(cert);
+    config.tls.client_ca = ca.pem.display().to_string();
+    config.tls.client_auth = auth;
+    Server::new(config)
+        .routes(test_routes)
+        .routes(|router, _| {
+            router.get("/client-cert", |req: haywire::Request| {
+                let cert = req
+                    .client_certificate()
+                    .map_or(b"none".to_vec(), <[u8]>::to_vec);
+                haywire::Response::bytes(cert).with_close()
+            });
+        })
+        .start()
+        .expect("server starts")
+}
+
+#[test]
+fn required_client_certificates_admit_the_cas_clients_only_and_reach_handlers() {
+    let dir = temp_dir("mtls-required");
+    let cert = make_cert(&dir);
+    let (ca, stranger) = (make_authority(&dir, "ca"), make_authority(&dir, "stranger"));
+    let server = start_mtls(&cert, &ca, haywire::config::ClientAuth::Required);
+    let addr = server.local_addr();
+    let (ours, presented) = mtls_client(&cert, Some(&ca));
+    // The handler sees the very certificate the client presented.
+    let seen = client_cert_seen(addr, &ours).expect("the CA's client is served");
+    assert_eq!(seen, presented);
+    assert_eq!(client_cert_seen(addr, &mtls_client(&cert, None).0), None);
+    let strangers = mtls_client(&cert, Some(&stranger)).0;
+    assert_eq!(client_cert_seen(addr, &strangers), None);
+    // The shards live on: the CA's client is served again.
+    assert!(client_cert_seen(addr, &ours).is_some());
+}
+
+#[test]
+fn optional_client_certificates_let_handlers_tell() {
+    let dir = temp_dir("mtls-optional");
+    let cert = make_cert(&dir);
+    let (ca, stranger) = (make_authority(&dir, "ca"), make_authority(&dir, "stranger"));
+    let server = start_mtls(&cert, &ca, haywire::config::ClientAuth::Optional);
+    let addr = server.local_addr();
+    let none = client_cert_seen(addr, &mtls_client(&cert, None).0);
+    assert_eq!(none, Some(b"none".to_vec()));
+    let (ours, presented) = mtls_client(&cert, Some(&ca));
+    assert_eq!(client_cert_seen(addr, &ours), Some(presented));
+    // A certificate that does not verify is refused even when optional.
+    let strangers = mtls_client(&cert, Some(&stranger)).0;
+    assert_eq!(client_cert_seen(addr, &strangers), None);
+}
+
+#[test]
+fn a_bad_client_ca_is_a_config_error_naming_it() {
+    let dir = temp_dir("mtls-config");
+    let cert = make_cert(&dir);
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let (c, k) = (cert.cert.display(), cert.key.display());
+    for text in [
+        format!("[tls]\nclient_ca = \"{c}\""),
+        format!("[tls]\ncert = \"{c}\"\nkey = \"{k}\"\nclient_ca = \"/nonexistent.pem\""),
+        format!(
+            "[tls]\ncert = \"{c}\"\nkey = \"{k}\"\nclient_ca = \"{}\"",
+            garbage.display()
+        ),
+    ] {
+        let err: ConfigError = Config::from_toml(&text).unwrap_err();
+        assert_eq!(err.key, "tls.client_ca", "{text}: {err}");
+    }
+}

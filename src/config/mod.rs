@@ -16,9 +16,9 @@ mod validate;
 pub(crate) use live::{Settings, WebSocketSettings};
 pub use overrides::Overrides;
 pub use schema::{
-    Balancer, CompressionConfig, Config, CorsConfig, EncodingName, HandoffPolicy, LimitsConfig,
-    LogConfig, LogFormat, PlacementKind, PostgresConfig, RouteConfig, ServerConfig, TimeoutsConfig,
-    TlsConfig, WebSocketConfig,
+    Balancer, ClientAuth, CompressionConfig, Config, CorsConfig, EncodingName, HandoffPolicy,
+    LimitsConfig, LogConfig, LogFormat, PlacementKind, PostgresConfig, RouteConfig, ServerConfig,
+    TimeoutsConfig, TlsConfig, WebSocketConfig,
 };
 
 /// A configuration problem, naming the key it concerns.

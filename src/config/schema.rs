@@ -392,6 +392,23 @@ pub struct TlsConfig {
     pub cert: String,
     /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1); empty: TLS off.
     pub key: String,
+    /// PEM file with the certificate authorities whose client certificates are
+    /// accepted (mutual TLS); empty: clients are not asked for one.
+    pub client_ca: String,
+    /// With `client_ca`: whether a client must present a certificate.
+    pub client_auth: ClientAuth,
+}
+
+/// Whether a TLS client must present a certificate (`tls.client_auth`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// A client without a certificate the CA signed is refused in the handshake.
+    #[default]
+    Required,
+    /// A client may go without one; a certificate it presents must verify.
+    /// Handlers see which ([`crate::Request::client_certificate`]).
+    Optional,
 }
 
 impl TlsConfig {

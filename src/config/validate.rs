@@ -318,9 +318,10 @@ impl LogConfig {
 }
 
 impl TlsConfig {
-    /// Reads and checks both files; errors name `tls.cert` or `tls.key`.
+    /// Reads and checks the files; errors name `tls.cert`, `tls.key` or
+    /// `tls.client_ca`.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        TlsKeys::load(&self.cert, &self.key)?;
+        TlsKeys::load(self)?;
         Ok(())
     }
 }

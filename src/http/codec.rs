@@ -97,6 +97,8 @@ pub struct Decoder {
     /// The connection's client and whether it speaks TLS, copied into each request.
     peer: Option<SocketAddr>,
     secure: bool,
+    /// The certificate the TLS client presented (DER), shared with each request.
+    client_cert: Option<Bytes>,
     state: State,
     /// Empty lines skipped before the request line now expected.
     empty_lines: u8,
@@ -117,6 +119,7 @@ impl Decoder {
             shard,
             peer: None,
             secure: false,
+            client_cert: None,
             state: State::Head,
             empty_lines: 0,
         };
@@ -129,6 +132,12 @@ impl Decoder {
     pub fn set_connection(&mut self, peer: Option<SocketAddr>, secure: bool) {
         self.peer = peer;
         self.secure = secure;
+    }
+
+    /// The certificate the TLS client presented (DER), for
+    /// [`Request::client_certificate`].
+    pub fn set_client_certificate(&mut self, cert: Option<Bytes>) {
+        self.client_cert = cert;
     }
 
     /// Replaces the limits for the requests that follow. Panics as [`Decoder::new`].
@@ -273,6 +282,7 @@ impl Decoder {
             shard: self.shard,
             peer: self.peer,
             secure: self.secure,
+            client_cert: self.client_cert.clone(),
         };
         if buf.first().is_some_and(|&b| b == b'\r' || b == b'\n') {
             self.skip_empty_lines(buf)?;

@@ -213,6 +213,7 @@ pub struct Request {
     pub(crate) shard: usize,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) secure: bool,
+    pub(crate) client_cert: Option<Bytes>,
 }
 
 impl Request {
@@ -309,6 +310,13 @@ impl Request {
     /// Whether the request arrived over TLS (`https`).
     pub fn is_secure(&self) -> bool {
         self.secure
+    }
+
+    /// The certificate the client presented in the TLS handshake (DER, the leaf),
+    /// verified against `tls.client_ca`; `None` without one (plaintext, no
+    /// `tls.client_ca`, or `tls.client_auth = "optional"` and the client sent none).
+    pub fn client_certificate(&self) -> Option<&[u8]> {
+        self.client_cert.as_deref()
     }
 
     /// The value captured by the route's `:name` segment.

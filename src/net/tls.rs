@@ -16,39 +16,51 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
-use rustls::{HandshakeKind, ServerConfig, ServerConnection};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::{HandshakeKind, RootCertStore, ServerConfig, ServerConnection};
 
 use super::{Socket, Transport};
+use crate::config::{ClientAuth, TlsConfig};
 
 /// Sessions each shard remembers for TLS 1.2 session-id resumption.
 const SESSIONS_PER_SHARD: usize = 4096;
 
-/// A certificate chain and its private key, read from the `[tls]` files.
+/// A certificate chain and its private key, read from the `[tls]` files, and the
+/// verifier of client certificates (`tls.client_ca`).
 pub(crate) struct TlsKeys {
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
 }
 
 /// A certificate or key file that cannot be used, naming its key (`tls.cert` or
 /// `tls.key`); the configuration turns it into its own error.
 #[derive(Debug)]
 pub(crate) struct TlsFileError {
-    /// `tls.cert` or `tls.key`.
+    /// `tls.cert`, `tls.key` or `tls.client_ca`.
     pub(crate) key: &'static str,
     /// What is wrong with the file.
     pub(crate) message: String,
 }
 
 impl TlsKeys {
-    /// Reads the `tls.cert` and `tls.key` files; `None` when TLS is off (both empty).
+    /// Reads the `[tls]` files; `None` when TLS is off (`cert` and `key` empty).
     /// Errors name the key whose file is missing, unreadable or unusable.
-    pub(crate) fn load(cert: &str, key: &str) -> Result<Option<TlsKeys>, TlsFileError> {
+    pub(crate) fn load(tls: &TlsConfig) -> Result<Option<TlsKeys>, TlsFileError> {
         let error = |key: &'static str, message: String| TlsFileError { key, message };
+        let (cert, key) = (tls.cert.as_str(), tls.key.as_str());
         match (cert.is_empty(), key.is_empty()) {
-            (true, true) => return Ok(None),
+            (true, true) if tls.client_ca.is_empty() => return Ok(None),
+            (true, true) => {
+                return Err(error(
+                    "tls.client_ca",
+                    "needs tls.cert and tls.key (client certificates are a TLS matter)".into(),
+                ))
+            }
             (true, false) => return Err(error("tls.cert", "must be set with tls.key".into())),
             (false, true) => return Err(error("tls.key", "must be set with tls.cert".into())),
             (false, false) => {}
@@ -72,7 +84,13 @@ impl TlsKeys {
                 format!("cannot read a PEM private key from {key_path}: {e}"),
             )
         })?;
-        let keys = TlsKeys { certs, key };
+        let clients = client_verifier(&tls.client_ca, tls.client_auth)
+            .map_err(|message| error("tls.client_ca", message))?;
+        let keys = TlsKeys {
+            certs,
+            key,
+            clients,
+        };
         // Build once to catch a key that does not fit the certificate, or a key type
         // the provider cannot sign with.
         keys.server_config(ServerSessionMemoryCache::new(1))
@@ -87,15 +105,51 @@ impl TlsKeys {
         sessions: Arc<ServerSessionMemoryCache>,
     ) -> Result<ServerConfig, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_single_cert(self.certs.clone(), self.key.clone_key())?;
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let config = match &self.clients {
+            Some(verifier) => config.with_client_cert_verifier(verifier.clone()),
+            None => config.with_no_client_auth(),
+        };
+        let mut config = config.with_single_cert(self.certs.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         config.session_storage = sessions;
         config.ticketer = ticketer()?;
         Ok(config)
     }
+}
+
+/// The verifier of client certificates signed by the CAs in the PEM file `path`
+/// (`None` when empty), requiring one unless `auth` is optional.
+fn client_verifier(
+    path: &str,
+    auth: ClientAuth,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, String> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(Path::new(path))
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read a PEM certificate from {path}: {e}"))?;
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{path}: not a CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("no PEM certificate in {path}"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = match auth {
+        ClientAuth::Required => builder,
+        ClientAuth::Optional => builder.allow_unauthenticated(),
+    };
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| format!("{path}: {e}"))
 }
 
 /// The ticket sealer every shard shares, so a ticket resumes on whichever shard the
@@ -344,6 +398,12 @@ impl Transport for TlsStream {
 
     fn handshaking(&self) -> bool {
         self.inner.borrow().tls.is_handshaking()
+    }
+
+    fn client_certificate(&self) -> Option<Bytes> {
+        let inner = self.inner.borrow();
+        let leaf = inner.tls.peer_certificates()?.first()?;
+        Some(Bytes::copy_from_slice(leaf))
     }
 }
 

@@ -5,6 +5,8 @@
 use std::io;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
+
 use super::Socket;
 
 /// What a connection reads and writes through: the plain socket or TLS over it.
@@ -46,6 +48,10 @@ pub(crate) trait Transport {
     /// Whether the TLS handshake is still under way: the connection is then held to the
     /// header timeout rather than the keep-alive one.
     fn handshaking(&self) -> bool;
+
+    /// The certificate the TLS client presented (DER, the leaf), once the handshake
+    /// has completed; `None` without one.
+    fn client_certificate(&self) -> Option<Bytes>;
 }
 
 impl Transport for Socket {
@@ -96,5 +102,9 @@ impl Transport for Socket {
     #[inline]
     fn handshaking(&self) -> bool {
         false
+    }
+
+    fn client_certificate(&self) -> Option<Bytes> {
+        None
     }
 }
