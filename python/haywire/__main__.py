@@ -88,6 +88,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ssl-certfile", metavar="PATH", help="PEM certificate chain: serve HTTPS"
                         " (overrides tls.cert)")
     parser.add_argument("--ssl-keyfile", metavar="PATH", help="PEM private key (overrides tls.key)")
+    parser.add_argument("--ssl-ca-certs", metavar="PATH",
+                        help="PEM CA certificates: ask clients for a certificate they signed"
+                        " (mutual TLS; overrides tls.client_ca)")
+    parser.add_argument("--ssl-cert-reqs", type=int, choices=(0, 1, 2), metavar="0|1|2",
+                        help="with --ssl-ca-certs: 2 a client certificate is required (the"
+                        " default), 1 optional, 0 not asked (uvicorn's values; overrides"
+                        " tls.client_auth)")
     parser.add_argument("--backlog", type=int, metavar="N",
                         help="listen backlog (overrides server.backlog)")
     parser.add_argument("--access-log", nargs="?", const="stdout", metavar="PATH",
@@ -204,6 +211,8 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "server.headers": headers or None,
         "tls.cert": args.ssl_certfile,
         "tls.key": args.ssl_keyfile,
+        "tls.client_ca": args.ssl_ca_certs if args.ssl_cert_reqs != 0 else "",
+        "tls.client_auth": {1: "optional", 2: "required"}.get(args.ssl_cert_reqs),
         "limits.max_request_size": args.max_body_size,
         "log.access": args.access_log,
         "log.format": args.access_log_format,

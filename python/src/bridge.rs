@@ -62,6 +62,8 @@ pub struct Job {
     pub peer: Option<SocketAddr>,
     /// Whether the connection is TLS.
     pub secure: bool,
+    /// The certificate the TLS client presented (DER), verified (`tls.client_ca`).
+    pub client_cert: Option<Bytes>,
 }
 
 impl Job {
@@ -83,6 +85,7 @@ impl Job {
             params: request_params(request, route),
             peer: request.peer_addr(),
             secure: request.is_secure(),
+            client_cert: request.client_certificate().map(Bytes::copy_from_slice),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! for requests. See `bridge.rs` for how requests and responses cross between them.
 
 mod bridge;
+mod client_cert;
 mod forwarded;
 mod listen;
 mod overrides;
@@ -229,6 +230,9 @@ fn asgi_scope<'py>(
         headers.append((PyBytes::new(py, name.as_bytes()), PyBytes::new(py, value)))?;
     }
     scope.set_item(intern!(py, "headers"), headers)?;
+    if job.secure {
+        client_cert::add_tls_extension(py, &scope, job.client_cert.as_deref())?;
+    }
     Ok(scope)
 }
 
@@ -622,6 +626,9 @@ impl PyRequest {
             intern!(py, "wsgi.url_scheme"),
             scheme_text(py, &client.scheme),
         )?;
+        if let Some(der) = &self.job.client_cert {
+            env.set_item(intern!(py, "SSL_CLIENT_CERT"), client_cert::pem(der))?;
+        }
         let query = match self.job.query.as_str() {
             "" => intern!(py, "").clone(),
             query => PyString::new(py, query),

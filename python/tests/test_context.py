@@ -90,3 +90,82 @@ def test_https_scheme_under_tls(serve, certificate):
     asgi = serve("asgi_app:app", interface="asgi", extra=tls)
     scope, _ = get_json(asgi, "/scope", wrap=wrap)
     assert scope["scheme"] == "https"
+
+
+@pytest.fixture
+def client_certificates(tmp_path):
+    """A CA, a client certificate it signed and one another CA signed (openssl), as
+    (ca.pem, (cert, key) ours, (cert, key) a stranger's)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    (tmp_path / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+
+    def authority(name):
+        key, cert = tmp_path / f"{name}.key", tmp_path / f"{name}.pem"
+        openssl("req", "-x509", *ec, "-days", "1", "-subj", f"/CN={name}",
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(key), "-out", str(cert))
+        return cert, key
+
+    def client(name, ca):
+        key, csr, cert = (tmp_path / f"{name}.{ext}" for ext in ("key", "csr", "pem"))
+        openssl("req", "-new", *ec, "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(csr))
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+                "-set_serial", "7", "-days", "1", "-extfile", str(tmp_path / "client.ext"),
+                "-out", str(cert))
+        return str(cert), str(key)
+
+    ours, theirs = authority("ca"), authority("stranger")
+    return str(ours[0]), client("alice", ours), client("mallory", theirs)
+
+
+def tls_wrap(client_cert=None):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if client_cert:
+        context.load_cert_chain(*client_cert)
+    return lambda sock: context.wrap_socket(sock, server_hostname="localhost")
+
+
+def refused(server, path, client_cert=None):
+    try:
+        get_json(server, path, wrap=tls_wrap(client_cert))
+    except (ssl.SSLError, ConnectionError, ValueError):
+        return True
+    return False
+
+
+def test_required_client_certificates_reach_wsgi_apps(serve, certificate, client_certificates):
+    ca, alice, mallory = client_certificates
+    server = serve("wsgi_app:app", extra=["--ssl-certfile", certificate[0], "--ssl-keyfile",
+                                          certificate[1], "--ssl-ca-certs", ca])
+    env, _ = get_json(server, "/environ", wrap=tls_wrap(alice))
+    presented = ssl.PEM_cert_to_DER_cert(open(alice[0]).read())
+    assert ssl.PEM_cert_to_DER_cert(env["SSL_CLIENT_CERT"]) == presented
+    assert refused(server, "/environ")
+    assert refused(server, "/environ", mallory)
+    assert get_json(server, "/environ", wrap=tls_wrap(alice))[0]["wsgi.url_scheme"] == "https"
+
+
+def test_optional_client_certificates_in_the_asgi_tls_extension(serve, certificate,
+                                                                client_certificates):
+    ca, alice, mallory = client_certificates
+    server = serve("asgi_app:app", interface="asgi",
+                   extra=["--ssl-certfile", certificate[0], "--ssl-keyfile", certificate[1],
+                          "--ssl-ca-certs", ca, "--ssl-cert-reqs", "1"])
+    scope, _ = get_json(server, "/scope", wrap=tls_wrap())
+    assert scope["extensions"]["tls"]["client_cert_chain"] == []
+    assert "http.response.pathsend" in scope["extensions"]
+    scope, _ = get_json(server, "/scope", wrap=tls_wrap(alice))
+    chain = scope["extensions"]["tls"]["client_cert_chain"]
+    presented = ssl.PEM_cert_to_DER_cert(open(alice[0]).read())
+    assert [ssl.PEM_cert_to_DER_cert(pem) for pem in chain] == [presented]
+    assert refused(server, "/scope", mallory)
+
+
+def test_plaintext_scopes_have_no_tls_extension(serve):
+    scope, _ = get_json(serve("asgi_app:app", interface="asgi"), "/scope")
+    assert "tls" not in scope["extensions"]

@@ -1,0 +1,70 @@
+//! What an app learns of a TLS connection: the client certificate verified against
+//! `tls.client_ca` (mutual TLS), as WSGI's `SSL_CLIENT_CERT` (mod_ssl's name) and
+//! ASGI's TLS extension (`scope["extensions"]["tls"]`).
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// `der` as a PEM `CERTIFICATE` block (64 columns, as OpenSSL writes it).
+pub fn pem(der: &[u8]) -> String {
+    let text = BASE64.encode(der);
+    let mut out = String::with_capacity(text.len() + text.len() / 64 + 60);
+    out.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in text.as_bytes().chunks(64) {
+        // Base64 is ASCII: every chunk is valid UTF-8.
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// Adds the ASGI TLS extension to `scope` (a copy of the base scope, whose
+/// `extensions` dict is shared, so it gets its own). The client's chain is its
+/// verified leaf, or empty; the fields Haywire does not track are `None`, as the
+/// spec allows (`client_cert_name` would need an X.509 parser: apps that want it
+/// parse `client_cert_chain[0]`).
+pub fn add_tls_extension(
+    py: Python<'_>,
+    scope: &Bound<'_, PyDict>,
+    client_cert: Option<&[u8]>,
+) -> PyResult<()> {
+    let extensions = match scope.get_item(intern!(py, "extensions"))? {
+        Some(shared) => shared.cast::<PyDict>()?.copy()?,
+        None => PyDict::new(py),
+    };
+    let tls = PyDict::new(py);
+    tls.set_item("server_cert", py.None())?;
+    let chain = PyList::empty(py);
+    if let Some(der) = client_cert {
+        chain.append(pem(der))?;
+    }
+    tls.set_item("client_cert_chain", chain)?;
+    tls.set_item("client_cert_name", py.None())?;
+    tls.set_item("client_cert_error", py.None())?;
+    tls.set_item("tls_version", py.None())?;
+    tls.set_item("cipher_suite", py.None())?;
+    extensions.set_item("tls", tls)?;
+    scope.set_item(intern!(py, "extensions"), extensions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_wraps_base64_at_64_columns() {
+        let text = pem(&[0u8; 100]);
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN CERTIFICATE-----");
+        assert_eq!(lines[1].len(), 64);
+        assert_eq!(
+            lines[1..lines.len() - 1].concat(),
+            BASE64.encode([0u8; 100])
+        );
+        assert_eq!(lines[lines.len() - 1], "-----END CERTIFICATE-----");
+    }
+}
