@@ -711,11 +711,20 @@ fn client_cert_seen(addr: SocketAddr, config: &Arc<ClientConfig>) -> Option<Vec<
     Some(rest[at..].to_vec())
 }
 
-fn start_mtls(cert: &Cert, ca: &Authority, auth: haywire::config::ClientAuth) -> RunningServer {
-    let mut config = tls_config(cert);
+/// A server whose clients need certificates its CA signed (with `auth`); its
+/// `/client-cert` answers the one it saw. Returns it, its certificate, its CA and
+/// another CA.
+fn start_mtls(
+    name: &str,
+    auth: haywire::config::ClientAuth,
+) -> (RunningServer, Cert, Authority, Authority) {
+    let dir = temp_dir(name);
+    let cert = make_cert(&dir);
+    let (ca, stranger) = (make_authority(&dir, "ca"), make_authority(&dir, "stranger"));
+    let mut config = tls_config(&cert);
     config.tls.client_ca = ca.pem.display().to_string();
     config.tls.client_auth = auth;
-    Server::new(config)
+    let server = Server::new(config)
         .routes(test_routes)
         .routes(|router, _| {
             router.get("/client-cert", |req: haywire::Request| {
@@ -726,15 +735,14 @@ fn start_mtls(cert: &Cert, ca: &Authority, auth: haywire::config::ClientAuth) ->
             });
         })
         .start()
-        .expect("server starts")
+        .expect("server starts");
+    (server, cert, ca, stranger)
 }
 
 #[test]
 fn required_client_certificates_admit_the_cas_clients_only_and_reach_handlers() {
-    let dir = temp_dir("mtls-required");
-    let cert = make_cert(&dir);
-    let (ca, stranger) = (make_authority(&dir, "ca"), make_authority(&dir, "stranger"));
-    let server = start_mtls(&cert, &ca, haywire::config::ClientAuth::Required);
+    let (server, cert, ca, stranger) =
+        start_mtls("mtls-required", haywire::config::ClientAuth::Required);
     let addr = server.local_addr();
     let (ours, presented) = mtls_client(&cert, Some(&ca));
     // The handler sees the very certificate the client presented.
@@ -749,10 +757,8 @@ fn required_client_certificates_admit_the_cas_clients_only_and_reach_handlers() 
 
 #[test]
 fn optional_client_certificates_let_handlers_tell() {
-    let dir = temp_dir("mtls-optional");
-    let cert = make_cert(&dir);
-    let (ca, stranger) = (make_authority(&dir, "ca"), make_authority(&dir, "stranger"));
-    let server = start_mtls(&cert, &ca, haywire::config::ClientAuth::Optional);
+    let (server, cert, ca, stranger) =
+        start_mtls("mtls-optional", haywire::config::ClientAuth::Optional);
     let addr = server.local_addr();
     let none = client_cert_seen(addr, &mtls_client(&cert, None).0);
     assert_eq!(none, Some(b"none".to_vec()));
