@@ -37,7 +37,8 @@ CONFIG_ERROR = 2
 FATAL = 3
 # Python apps take uploads (forms, files) that the core's 1 MiB default would refuse.
 DEFAULT_MAX_BODY = 16 << 20
-INTERFACES = ("wsgi", "asgi", "native")
+INTERFACES = ("wsgi", "asgi", "asgi3", "asgi2", "native")
+FORCED_ASGI = {"asgi2": "2", "asgi3": "3"}
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -48,7 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("app", help="the app as module:attribute")
     parser.add_argument("--interface", choices=INTERFACES, default="wsgi",
-                        help="how the app is called (default: wsgi)")
+                        help="how the app is called (default: wsgi); asgi tells ASGI 3 from"
+                        " ASGI 2 apps as uvicorn does, asgi3/asgi2 say which")
     parser.add_argument("--config", metavar="PATH",
                         help="config.toml (server, limits, timeouts, stock routes)")
     parser.add_argument("--address", metavar="ADDR", help="overrides server.address")
@@ -308,7 +310,9 @@ class Supervisor:
             "--workers", str(self.workers),
             "--overrides", json.dumps(dict(args.overrides, **{"server.address": self.address,
                                                                "server.port": self.port})),
-            "--interface", args.interface,
+            # asgi2/asgi3 force the ASGI version that `asgi` detects.
+            "--interface", "asgi" if args.interface in FORCED_ASGI else args.interface,
+            "--asgi-version", FORCED_ASGI.get(args.interface, "auto"),
             "--stats-dir", self.stats_dir,
             "--max-in-flight", str(args.max_in_flight),
             "--loop", args.loop,

@@ -19,6 +19,7 @@ answers ``http.disconnect``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import traceback
 from typing import Any, Callable
@@ -29,6 +30,31 @@ from .syncthreads import sync_threads
 CHUNK = 64 * 1024
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 _ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
+
+
+_ASGI2 = {"version": "2.0", "spec_version": "2.3"}
+
+
+def is_asgi2(app: Any) -> bool:
+    """Whether `app` looks like ASGI 2 (called with the scope, returning an instance
+    that is then awaited with receive and send) rather than ASGI 3 (a coroutine
+    function of all three), judged as uvicorn's `--interface auto` does: a class
+    without `__await__`, a plain function, or an object whose `__call__` is not a
+    coroutine function."""
+    if inspect.isclass(app):
+        return not hasattr(app, "__await__")
+    if inspect.isfunction(app):
+        return not inspect.iscoroutinefunction(app)
+    return not inspect.iscoroutinefunction(getattr(app, "__call__", None))
+
+
+def as_asgi3(app: Callable[..., Any]) -> Callable[..., Any]:
+    """An ASGI 2 `app` as an ASGI 3 one."""
+    async def asgi3(scope: dict, receive: Any, send: Any) -> None:
+        scope["asgi"] = _ASGI2
+        await app(scope)(receive, send)
+
+    return asgi3
 
 
 class LifespanFailed(Exception):

@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overrides", type=json.loads, default={},
                         help="the supervisor's config overrides, as JSON")
     parser.add_argument("--interface", default="wsgi")
+    parser.add_argument("--asgi-version", choices=("auto", "2", "3"), default="auto")
     parser.add_argument("--stats-dir")
     parser.add_argument("--max-in-flight", type=int, default=2048)
     parser.add_argument("--loop", default="auto")
@@ -306,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     state: dict = {}
     lifespan = None
     if args.interface == "asgi":
+        if args.asgi_version == "2" or (args.asgi_version == "auto" and asgi.is_asgi2(app)):
+            app = asgi.as_asgi3(app)
+
         async def start_lifespan() -> asgi.Lifespan:
             span = asgi.Lifespan(app, state)
             await asyncio.wait_for(span.startup(), args.lifespan_timeout)

@@ -1,9 +1,12 @@
-"""ASGI 3 over real sockets: body events, collected response, disconnect, lifespan."""
+"""ASGI over real sockets: body events, collected response, disconnect, lifespan, and
+ASGI 2 apps."""
 
 import json
 import os
 
-from conftest import read_response, request, wait_file
+import pytest
+
+from conftest import APPS, read_response, request, wait_file
 
 
 def test_hello(serve):
@@ -104,3 +107,30 @@ def test_lifespan_startup_failure_stops_the_server():
     )
     assert result.returncode == 1
     assert "no database" in result.stderr
+
+
+@pytest.mark.parametrize("app, interface", [("asgi_app:Asgi2App", "asgi"),
+                                            ("asgi_app:asgi2_function", "asgi2")])
+def test_asgi2_apps_serve_http_websocket_and_lifespan(serve, app, interface):
+    from websockets.sync.client import connect
+
+    server = serve(app, interface=interface)
+    assert request(server, "GET", "/")[::2] == (200, b"asgi 2.0")
+    with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "asgi2 hi"
+    assert server.stop() == 0
+    assert not any("Traceback" in line for line in server.errors), server.errors
+
+
+def test_asgi3_is_told_from_asgi2(monkeypatch):
+    from haywire.asgi import is_asgi2
+
+    monkeypatch.syspath_prepend(str(APPS))
+    import asgi_app
+
+    class Asgi3:
+        async def __call__(self, scope, receive, send): ...
+
+    assert not is_asgi2(asgi_app.app) and not is_asgi2(Asgi3())
+    assert is_asgi2(asgi_app.Asgi2App) and is_asgi2(asgi_app.asgi2_function)

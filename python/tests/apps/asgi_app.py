@@ -179,3 +179,34 @@ async def task_factory_app(scope, receive, send):
     name = asyncio.current_task().get_name()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": name.encode()})
+
+
+class Asgi2App:
+    """An ASGI 2 app (as Channels 2 wrote them): instantiated with the scope, then
+    awaited with receive and send. Answers HTTP with its scope's ASGI version and
+    echoes WebSocket text."""
+
+    def __init__(self, scope):
+        self.scope = scope
+
+    async def __call__(self, receive, send):
+        if self.scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if self.scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            message = await receive()
+            await send({"type": "websocket.send", "text": "asgi2 " + message["text"]})
+            await send({"type": "websocket.close"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body",
+                    "body": f"asgi {self.scope['asgi']['version']}".encode()})
+
+
+def asgi2_function(scope):
+    """ASGI 2 as a plain function returning the instance."""
+    return Asgi2App(scope)
