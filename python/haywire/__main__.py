@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 from . import logconfig
+from .procname import set_process_name
 from ._haywire import ConfigError, ConfigSummary, UnixSocket, bind_unix, check_config
 
 CONFIG_ERROR = 2
@@ -65,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="serve the listening socket (TCP or Unix) this process inherited"
                         " as descriptor N, e.g. from systemd or a parent process, instead of"
                         " binding --address/--port or --uds")
+    parser.add_argument("--process-name", metavar="NAME",
+                        help="name the supervisor NAME and worker k NAME:wk, as ps -o comm,"
+                        " top and pgrep show them (15 bytes at most, the kernel's limit)")
     parser.add_argument("--pid-file", metavar="PATH",
                         help="write the supervisor's pid to PATH (removed at exit)")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
@@ -327,6 +331,7 @@ class Supervisor:
             *(["--log-config", args.log_config] if args.log_config else []),
             *(["--app-dir", args.app_dir] if args.app_dir else []),
             *(["--factory"] if args.factory else []),
+            *(["--process-name", f"{args.process_name}:w{index}"] if args.process_name else []),
             "--parent", str(os.getpid()),
             "--ready-fd", str(ready_w),
         ]
@@ -779,6 +784,8 @@ def main(argv: list[str] | None = None) -> int:
         if port == 0:
             reserved, port = reserve_port(config.address)
         where = f"{scheme}://{config.address}:{port}"
+    if args.process_name:
+        set_process_name(args.process_name)
     if args.pid_file is not None and (bad := write_pid_file(args.pid_file)) is not None:
         print(f"haywire: --pid-file {args.pid_file}: {bad}", file=sys.stderr)
         return CONFIG_ERROR

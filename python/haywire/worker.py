@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from . import asgi, logconfig, websocket, wsgi
 from ._haywire import Worker
+from .procname import set_process_name
 from .native import App
 
 FATAL = 3
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=0)
     parser.add_argument("--max-requests-jitter", type=int, default=0)
     parser.add_argument("--factory", action="store_true")
+    parser.add_argument("--process-name")
     parser.add_argument("--log-level")
     parser.add_argument("--log-config")
     parser.add_argument("--app-dir")
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     _die_with_parent(args.parent)
+    if args.process_name:
+        set_process_name(args.process_name)
     try:
         logconfig.configure(args.log_level, args.log_config)
     except Exception:

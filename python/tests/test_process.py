@@ -392,3 +392,10 @@ def test_a_stale_pid_file_is_replaced(serve, tmp_path):
     pid_file.write_text(f"{gone.pid}\n")
     server = serve("wsgi_app:app", extra=["--pid-file", str(pid_file)])
     assert pid_file.read_text() == f"{server.proc.pid}\n"
+
+
+def test_process_name_names_the_supervisor_and_each_worker(serve):
+    server = serve("wsgi_app:app", workers=2, extra=["--process-name", "shop-api"])
+    comm = lambda pid: open(f"/proc/{pid}/comm").read().strip()  # noqa: E731
+    assert comm(server.proc.pid) == "shop-api"
+    assert sorted(comm(pid) for pid in worker_pids(server)) == ["shop-api:w0", "shop-api:w1"]
