@@ -156,7 +156,11 @@ class Worker:
     def stop(self) -> None:
         """Stops the server gracefully, as SIGTERM does (queued requests are answered)."""
     def fileno(self) -> int: ...
-    def take(self) -> list[Request] | None: ...
+    def take(self, begun: bool = True) -> list[Request] | None:
+        """The requests waiting now; with ``begun`` false, call :meth:`begin` as each
+        starts (for ``--stall-timeout``)."""
+    def begin(self) -> None:
+        """A request taken with ``take(begun=False)`` starts now."""
     def ready_fileno(self) -> int:
         """The doorbell of requests an event loop may go on with (``watch_body``,
         ``watch_room``)."""

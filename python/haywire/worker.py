@@ -147,6 +147,7 @@ def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
     import select
 
     def run(request: Any) -> None:
+        worker.begin()  # a request waiting for a free thread has not begun
         try:
             handler(request)
         except BaseException:
@@ -156,7 +157,7 @@ def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="haywire-wsgi") as pool:
         fd = worker.fileno()
         while True:
-            requests = worker.take()
+            requests = worker.take(begun=False)
             if requests is None:
                 break
             for request in requests:

@@ -1190,6 +1190,11 @@ impl Worker {
             .clone()
     }
 
+    /// A request taken with `take(begun=False)` starts now (for `--stall-timeout`).
+    fn begin(&self) {
+        self.begun(1);
+    }
+
     /// The doorbell to watch for readability (an event loop's `add_reader`); then call
     /// [`Worker::take`].
     fn fileno(&self) -> i32 {
@@ -1226,14 +1231,19 @@ impl Worker {
     }
 
     /// The requests waiting now (maybe none), without blocking; `None` once the server
-    /// has stopped and nothing is left.
-    fn take(&self, py: Python<'_>) -> PyResult<Option<Vec<Py<PyRequest>>>> {
+    /// has stopped and nothing is left. They count as begun (`--stall-timeout`)
+    /// unless `begun` is false: a caller that queues them again calls `begin` as each
+    /// one starts.
+    #[pyo3(signature = (begun=true))]
+    fn take(&self, py: Python<'_>, begun: bool) -> PyResult<Option<Vec<Py<PyRequest>>>> {
         bridge::consume_rings(&self.inbox_door);
         let jobs = self.inbox.drain();
         if jobs.is_empty() && self.inbox.is_closed() {
             return Ok(None);
         }
-        self.begun(jobs.len());
+        if begun {
+            self.begun(jobs.len());
+        }
         jobs.into_iter()
             .map(|job| Py::new(py, self.request(job)))
             .collect::<PyResult<_>>()

@@ -15,13 +15,17 @@ def send_get(server, target):
     return sock
 
 
-@pytest.mark.parametrize("interface, app, stuck, frame", [
-    ("wsgi", "wsgi_app:app", "/hang", "wsgi_app.py"),
-    ("asgi", "asgi_app:app", "/block?3600", "asgi_app.py"),
+@pytest.mark.parametrize("interface, app, stuck, frame, threads", [
+    ("wsgi", "wsgi_app:app", "/hang", "wsgi_app.py", 1),
+    ("wsgi", "wsgi_app:app", "/hang", "wsgi_app.py", 2),
+    ("asgi", "asgi_app:app", "/block?3600", "asgi_app.py", 1),
 ])
 def test_a_stalled_worker_is_aborted_with_its_tracebacks_and_replaced(serve, interface, app,
-                                                                      stuck, frame):
-    server = serve(app, interface=interface, extra=["--stall-timeout", "1"])
+                                                                      stuck, frame, threads):
+    server = serve(app, interface=interface,
+                   extra=["--stall-timeout", "1", "--threads", str(threads)])
+    # With two threads, both are stuck before the request behind them waits.
+    stuck_too = send_get(server, stuck) if threads == 2 else None
     with send_get(server, stuck):
         # Taken in one batch with it, the request behind would count as begun (an ASGI
         # loop starts a task for each request it takes).
@@ -34,6 +38,8 @@ def test_a_stalled_worker_is_aborted_with_its_tracebacks_and_replaced(serve, int
         server.wait_for(rf'File ".*{frame}", line \d+ in ', stderr=True)
         server.wait_for(r"worker 0 .*was killed by SIGABRT; restarting", stderr=True)
         second.close()
+    if stuck_too:
+        stuck_too.close()
     server.wait_for(r"worker \d+ ready", count=2)
     assert request(server, "GET", "/hello")[::2] == (200, b"hello world")
 
