@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use haywire::internals::{Decoder, Event, Limits, ResponseMode, Stamp};
+use haywire::internals::{Decoder, Event, Limits, ResponseMode, ServerHeaders, Stamp};
 use haywire::{Request, Response, Router};
 
 const SMALL: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost:8000\r\n\r\n";
@@ -76,10 +76,10 @@ fn benches(c: &mut Criterion) {
         http10: false,
     };
     let date = *b"Sat, 28 Nov 2026 05:00:00 GMT";
+    let headers = ServerHeaders::default();
     let stamp = Stamp {
         date: &date,
-        server: b"haywire",
-        extra: &[],
+        headers: &headers,
     };
     let small = Response::text("hello world");
     let with_headers = Response::json(&b"{\"id\":42,\"name\":\"haywire\"}"[..])

@@ -848,7 +848,8 @@ impl Connection {
         };
         shard.stats.bytes_in(n);
         self.bytes_read += n as u64;
-        if n > 0 && !self.certificate_taken {
+        // Inlined, `plain()` is a constant: the plaintext loop has no such check.
+        if stream.plain().is_none() && n > 0 && !self.certificate_taken {
             // Request bytes come only after a TLS handshake: its client certificate
             // is known by now.
             self.certificate_taken = true;

@@ -97,7 +97,7 @@ pub use server::{RunningServer, Server, StopHandle};
 pub mod internals {
     pub use crate::http::codec::{BodyPiece, Decoder, Event, Limits};
     pub use crate::http::encode::{BodyEncoder, ShortBody};
-    pub use crate::http::response::{ResponseMode, Stamp};
+    pub use crate::http::response::{ResponseMode, ServerHeaders, Stamp};
 
     /// The WebSocket frame codec.
     pub mod ws {

@@ -12,7 +12,7 @@ use haywire_shards::ShardCtx;
 use crate::access_log::AccessLog;
 use crate::config::{Config, Settings};
 use crate::http::date::{DateCache, DATE_LEN};
-use crate::http::response::Stamp;
+use crate::http::response::{ServerHeaders, Stamp};
 use crate::http::HeaderText;
 use crate::inflight::Queues;
 use crate::net::{Poller, ShardTls};
@@ -44,10 +44,8 @@ pub(crate) struct Shard {
     pub(crate) id: usize,
     pub(crate) router: Router,
     pub(crate) date: Rc<DateCache>,
-    /// `server.server_header`, for every response head (empty: none).
-    pub(crate) server_header: Rc<[u8]>,
-    /// `server.headers`, for every response without its own of the same name.
-    pub(crate) extra_headers: Rc<[(HeaderText, HeaderText)]>,
+    /// `server.server_header` and `server.headers`, for every response head.
+    pub(crate) server_headers: Rc<ServerHeaders>,
     pub(crate) stats: Rc<ShardStats>,
     pub(crate) pool: BufferPool,
     /// Emptied in-flight queues, so an idle connection holds none.
@@ -82,8 +80,7 @@ impl Shard {
     pub(crate) fn stamp<'a>(&'a self, date: &'a [u8; DATE_LEN]) -> Stamp<'a> {
         Stamp {
             date,
-            server: &self.server_header,
-            extra: &self.extra_headers,
+            headers: &self.server_headers,
         }
     }
 
@@ -124,18 +121,15 @@ impl Shard {
             id: ctx.id(),
             router,
             date,
-            server_header: config.server.server_header.as_bytes().into(),
-            extra_headers: config
-                .server
-                .headers
-                .iter()
-                .map(|(name, value)| {
+            server_headers: Rc::new(ServerHeaders::new(
+                &config.server.server_header,
+                config.server.headers.iter().map(|(name, value)| {
                     (
                         HeaderText::from(name.clone()),
                         HeaderText::from(value.clone()),
                     )
-                })
-                .collect(),
+                }),
+            )),
             stats,
             pool: BufferPool::new(
                 config.limits.read_buffer,

@@ -8,7 +8,9 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::http::body::ChunkedDecoder;
 use crate::http::error::ParseError;
-use crate::http::request::{Headers, Method, Params, Request, Span, Version, MAX_HEADERS};
+use crate::http::request::{
+    ClientCert, Headers, Method, Params, Request, Span, Version, MAX_HEADERS,
+};
 
 /// Size limits applied while decoding, named after their `[limits]` keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +100,7 @@ pub struct Decoder {
     peer: Option<SocketAddr>,
     secure: bool,
     /// The certificate the TLS client presented (DER), shared with each request.
-    client_cert: Option<Bytes>,
+    client_cert: Option<ClientCert>,
     state: State,
     /// Empty lines skipped before the request line now expected.
     empty_lines: u8,
@@ -136,7 +138,7 @@ impl Decoder {
 
     /// The certificate the TLS client presented (DER), for
     /// [`Request::client_certificate`].
-    pub fn set_client_certificate(&mut self, cert: Option<Bytes>) {
+    pub fn set_client_certificate(&mut self, cert: Option<ClientCert>) {
         self.client_cert = cert;
     }
 

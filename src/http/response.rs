@@ -463,10 +463,49 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 pub struct Stamp<'a> {
     /// The cached `Date` value.
     pub date: &'a [u8; DATE_LEN],
-    /// The `Server` value (`server.server_header`); empty: no `Server` header.
-    pub server: &'a [u8],
-    /// Headers for every response that has none of the same name (`server.headers`).
-    pub extra: &'a [(HeaderText, HeaderText)],
+    /// The `Server` header and `server.headers`.
+    pub headers: &'a ServerHeaders,
+}
+
+/// The headers a server writes into every response: `Server` (`server.server_header`)
+/// and `server.headers`, rendered once rather than per response.
+#[derive(Debug)]
+pub struct ServerHeaders {
+    /// A 200's head up to its date: status line, `Server` line, `Date: `, one write.
+    ok_head: Box<[u8]>,
+    /// `Server: <value>\r\n`, or nothing.
+    server_line: Box<[u8]>,
+    /// For every response that has none of the same name.
+    extra: Box<[(HeaderText, HeaderText)]>,
+}
+
+impl ServerHeaders {
+    /// `Server: server` (none when empty, or when it holds CR, LF or NUL) and `extra`.
+    pub fn new(
+        server: &str,
+        extra: impl IntoIterator<Item = (HeaderText, HeaderText)>,
+    ) -> ServerHeaders {
+        let value = HeaderText::from(server.to_owned());
+        let server_line = match value.safe && !server.is_empty() {
+            true => format!("Server: {server}\r\n").into_bytes(),
+            false => Vec::new(),
+        };
+        let mut ok_head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        ok_head.extend_from_slice(&server_line);
+        ok_head.extend_from_slice(b"Date: ");
+        ServerHeaders {
+            ok_head: ok_head.into(),
+            server_line: server_line.into(),
+            extra: extra.into_iter().collect(),
+        }
+    }
+}
+
+impl Default for ServerHeaders {
+    /// `Server: haywire`, nothing more.
+    fn default() -> ServerHeaders {
+        ServerHeaders::new("haywire", [])
+    }
 }
 
 /// What the request asks of its response's encoding: body or not, keep-alive, version.
@@ -508,23 +547,21 @@ impl Response {
     pub(crate) fn encode_head(&self, mode: ResponseMode, stamp: Stamp<'_>, out: &mut BytesMut) {
         let status = self.status;
         let body_allowed = !status.forbids_body();
-        match status.0 {
-            200 => out.put_slice(b"HTTP/1.1 200 OK\r\n"),
-            _ => {
-                let mut code = itoa::Buffer::new();
-                out.put_slice(b"HTTP/1.1 ");
-                out.put_slice(code.format(status.0).as_bytes());
-                out.put_u8(b' ');
-                out.put_slice(status.reason().as_bytes());
-                out.put_slice(b"\r\n");
-            }
-        }
-        if !stamp.server.is_empty() && !self.own_server {
-            out.put_slice(b"Server: ");
-            out.put_slice(stamp.server);
+        let heads = stamp.headers;
+        if status.0 == 200 && !self.own_server {
+            out.put_slice(&heads.ok_head);
+        } else {
+            let mut code = itoa::Buffer::new();
+            out.put_slice(b"HTTP/1.1 ");
+            out.put_slice(code.format(status.0).as_bytes());
+            out.put_u8(b' ');
+            out.put_slice(status.reason().as_bytes());
             out.put_slice(b"\r\n");
+            if !self.own_server {
+                out.put_slice(&heads.server_line);
+            }
+            out.put_slice(b"Date: ");
         }
-        out.put_slice(b"Date: ");
         out.put_slice(stamp.date);
         out.put_slice(b"\r\n");
         if body_allowed {
@@ -552,7 +589,7 @@ impl Response {
         for (name, value) in &self.headers {
             put_header(out, name, value);
         }
-        for (name, value) in stamp.extra {
+        for (name, value) in heads.extra.iter() {
             if !self
                 .headers
                 .iter()
@@ -582,15 +619,15 @@ mod tests {
     };
 
     fn encode(response: &Response, mode: ResponseMode) -> String {
-        encode_as(response, mode, b"haywire")
+        encode_as(response, mode, "haywire")
     }
 
-    fn encode_as(response: &Response, mode: ResponseMode, server: &[u8]) -> String {
+    fn encode_as(response: &Response, mode: ResponseMode, server: &str) -> String {
         let mut out = BytesMut::new();
+        let headers = ServerHeaders::new(server, []);
         let stamp = Stamp {
             date: DATE,
-            server,
-            extra: &[],
+            headers: &headers,
         };
         response.encode(mode, stamp, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
@@ -598,12 +635,15 @@ mod tests {
 
     #[test]
     fn the_server_header_is_the_configured_one_or_none() {
-        let text = encode_as(&Response::new(StatusCode::NOT_FOUND), KEEP, b"edge/2.1");
+        let text = encode_as(&Response::new(StatusCode::NOT_FOUND), KEEP, "edge/2.1");
         assert!(
             text.starts_with("HTTP/1.1 404 Not Found\r\nServer: edge/2.1\r\nDate: Sun, 06 Nov"),
             "{text}"
         );
-        let text = encode_as(&Response::text("x"), KEEP, b"");
+        let text = encode_as(&Response::text("x"), KEEP, "");
+        assert!(!text.to_ascii_lowercase().contains("server:"), "{text}");
+        // A value that would split the head is not written.
+        let text = encode_as(&Response::text("x"), KEEP, "a\r\nX-Evil: 1");
         assert!(!text.to_ascii_lowercase().contains("server:"), "{text}");
         assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: "), "{text}");
     }
@@ -620,10 +660,10 @@ mod tests {
                 HeaderText::from("max-age=600"),
             ),
         ];
+        let headers = ServerHeaders::new("haywire", extra);
         let stamp = Stamp {
             date: DATE,
-            server: b"haywire",
-            extra: &extra,
+            headers: &headers,
         };
         let mut out = BytesMut::new();
         let own = Response::text("x").with_header("x-frame-options", "SAMEORIGIN");

@@ -13,10 +13,10 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
@@ -25,6 +25,7 @@ use rustls::{HandshakeKind, RootCertStore, ServerConfig, ServerConnection};
 
 use super::{Socket, Transport};
 use crate::config::{ClientAuth, TlsConfig};
+use crate::http::ClientCert;
 
 /// Sessions each shard remembers for TLS 1.2 session-id resumption.
 const SESSIONS_PER_SHARD: usize = 4096;
@@ -400,10 +401,10 @@ impl Transport for TlsStream {
         self.inner.borrow().tls.is_handshaking()
     }
 
-    fn client_certificate(&self) -> Option<Bytes> {
+    fn client_certificate(&self) -> Option<ClientCert> {
         let inner = self.inner.borrow();
         let leaf = inner.tls.peer_certificates()?.first()?;
-        Some(Bytes::copy_from_slice(leaf))
+        Some(Rc::new(leaf.as_ref().into()))
     }
 }
 

@@ -5,9 +5,8 @@
 use std::io;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-
 use super::Socket;
+use crate::http::ClientCert;
 
 /// What a connection reads and writes through: the plain socket or TLS over it.
 pub(crate) trait Transport {
@@ -51,7 +50,7 @@ pub(crate) trait Transport {
 
     /// The certificate the TLS client presented (DER, the leaf), once the handshake
     /// has completed; `None` without one.
-    fn client_certificate(&self) -> Option<Bytes>;
+    fn client_certificate(&self) -> Option<ClientCert>;
 }
 
 impl Transport for Socket {
@@ -104,7 +103,7 @@ impl Transport for Socket {
         false
     }
 
-    fn client_certificate(&self) -> Option<Bytes> {
+    fn client_certificate(&self) -> Option<ClientCert> {
         None
     }
 }

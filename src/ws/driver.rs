@@ -55,8 +55,7 @@ pub(crate) async fn serve<T: Transport>(
         shared.clone(),
         handshake,
         shard.date.get(),
-        shard.server_header.clone(),
-        shard.extra_headers.clone(),
+        shard.server_headers.clone(),
     );
     let (handler, request) = (pending.handler, pending.request);
     let mut task = match catch_unwind(AssertUnwindSafe(|| handler.call(request, upgrade))) {

@@ -14,7 +14,7 @@ use super::frame::CloseCode;
 use super::handshake::Handshake;
 use super::message::{CloseFrame, Message};
 use crate::http::date::DATE_LEN;
-use crate::http::response::Stamp;
+use crate::http::response::{ServerHeaders, Stamp};
 use crate::http::{HeaderText, Response, ResponseMode, StatusCode};
 use crate::stats::ShardStats;
 
@@ -330,8 +330,7 @@ pub struct Upgrade {
     handshake: Handshake,
     /// The shard's cached `Date` and `Server` values, for a refusal.
     date: [u8; DATE_LEN],
-    server_header: Rc<[u8]>,
-    extra_headers: Rc<[(HeaderText, HeaderText)]>,
+    server_headers: Rc<ServerHeaders>,
 }
 
 impl Upgrade {
@@ -339,15 +338,13 @@ impl Upgrade {
         shared: Rc<Shared>,
         handshake: Handshake,
         date: [u8; DATE_LEN],
-        server_header: Rc<[u8]>,
-        extra_headers: Rc<[(HeaderText, HeaderText)]>,
+        server_headers: Rc<ServerHeaders>,
     ) -> Upgrade {
         Upgrade {
             shared,
             handshake,
             date,
-            server_header,
-            extra_headers,
+            server_headers,
         }
     }
 
@@ -395,8 +392,7 @@ impl Upgrade {
     fn refuse(&self, response: &Response) {
         let stamp = Stamp {
             date: &self.date,
-            server: &self.server_header,
-            extra: &self.extra_headers,
+            headers: &self.server_headers,
         };
         self.shared.refuse(response, stamp);
     }

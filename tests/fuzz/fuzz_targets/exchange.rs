@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use haywire::internals::{Decoder, Event, Limits, ResponseMode, Stamp};
+use haywire::internals::{Decoder, Event, Limits, ResponseMode, ServerHeaders, Stamp};
 use haywire::{Method, Request, Response, Version};
 use haywire::{Reply, Router};
 use libfuzzer_sys::fuzz_target;
@@ -28,10 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
     let date = [b'x'; 29];
+    let headers = ServerHeaders::default();
     let stamp = Stamp {
         date: &date,
-        server: b"haywire",
-        extra: &[],
+        headers: &headers,
     };
     'feed: for piece in rest.chunks(step) {
         input.extend_from_slice(piece);
