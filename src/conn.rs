@@ -480,13 +480,17 @@ impl Connection {
         if let Some(close) = finished {
             return close;
         }
-        // The handler timeout passed: every response still pending becomes a 503.
+        // The handler timeout passed (or a stop's grace): every response still
+        // pending becomes a 503.
+        let why = match shard.draining.get() {
+            true => "server stopping\n",
+            false => "handler timed out\n",
+        };
         for slot in self.inflight.iter_mut() {
             if let Reply::Pending(_) = slot.reply {
                 shard.stats.timeout();
                 slot.reply = Reply::Ready(
-                    Response::new(StatusCode::SERVICE_UNAVAILABLE)
-                        .with_body("text/plain", "handler timed out\n"),
+                    Response::new(StatusCode::SERVICE_UNAVAILABLE).with_body("text/plain", why),
                 );
             }
         }
@@ -545,7 +549,15 @@ impl Connection {
                     if !self.write.is_empty() {
                         self.flush(stream, shard).await?;
                     }
-                    std::future::poll_fn(|cx| poll_piece(&mut body.pieces, shard, cx)).await
+                    // No timeout for the producer; the deadline only lets a stop's
+                    // end of grace (`Watchdog::expire_all`) end the wait.
+                    self.deadline.set(None);
+                    let piece = watchdog::until(&self.deadline, |cx| {
+                        poll_piece(&mut body.pieces, shard, cx)
+                    });
+                    piece
+                        .await
+                        .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))
                 }
             };
             let next = match next {

@@ -33,6 +33,11 @@ const POOLED_QUEUES: usize = 256 * 1024;
 /// request on it just then: that request would be lost.
 const IDLE_LINGER: Duration = Duration::from_millis(500);
 
+/// How long the connections still busy when the grace is over have to close, their
+/// deadlines expired every 10 ms (a 503 they are writing to a reading client is out
+/// within a few).
+const FORCED_CLOSE: Duration = Duration::from_millis(200);
+
 /// Bytes one read may take from a socket.
 const READ_SCRATCH: usize = 64 * 1024;
 
@@ -158,8 +163,9 @@ impl Shard {
     /// responses are out. `accepting(linger_end)` runs alongside (the listener, still
     /// accepting until `linger_end`, see `balancer::listen`), so the drain lasts at
     /// least until then, also on a shard that does not listen (a handoff may still bring
-    /// it connections). Returns when the last connection is done or the grace has
-    /// passed, after writing the access log lines still buffered.
+    /// it connections). Returns when the last connection is done, or the grace has
+    /// passed and the busy ones are closed, after writing the access log lines still
+    /// buffered.
     pub(crate) async fn drain<F: Future<Output = ()>>(&self, accepting: impl FnOnce(Instant) -> F) {
         self.draining.set(true);
         self.watchdog.wake_all();
@@ -178,6 +184,15 @@ impl Shard {
             }
         };
         futures_lite::future::zip(accepting(linger_end), waiting).await;
+        // The grace is over: the connections still busy give up (a response still
+        // waiting for its handler is answered 503) and close, rather than outlive the
+        // shard: its executor ends without dropping them, so their sockets would stay
+        // open until the process exits.
+        let closing = Instant::now();
+        while self.stats.active() > 0 && closing.elapsed() < FORCED_CLOSE {
+            self.watchdog.expire_all();
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
         self.access_log.finish().await;
     }
 }

@@ -147,6 +147,16 @@ impl Watchdog {
         true
     }
 
+    /// Expires every deadline now, waking its task: each connection gives up what it
+    /// waits for (a handler, a producer, a slow client) and ends. For the end of a
+    /// graceful shutdown's grace.
+    pub fn expire_all(&self) {
+        for deadline in self.deadlines.borrow().iter() {
+            deadline.expired.set(true);
+            deadline.wake();
+        }
+    }
+
     /// Wakes every task waiting on a deadline without expiring it, so each looks at the
     /// shard's state again (used to start a graceful shutdown).
     pub fn wake_all(&self) {
@@ -202,6 +212,16 @@ mod tests {
         drop(deadline);
         watchdog.tick(start + Duration::from_secs(4));
         assert!(watchdog.deadlines.borrow().is_empty());
+    }
+
+    #[test]
+    fn expire_all_expires_deadlines_set_or_not() {
+        let watchdog = Watchdog::default();
+        let (far, none) = (watchdog.deadline(), watchdog.deadline());
+        far.set(Some(watchdog.now() + Duration::from_secs(3600)));
+        none.set(None);
+        watchdog.expire_all();
+        assert!(far.expired() && none.expired());
     }
 
     #[test]

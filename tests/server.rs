@@ -295,3 +295,33 @@ fn connections_queued_when_a_stop_begins_are_all_answered() {
     drop(blockers);
     server.join().unwrap();
 }
+
+/// When the grace is over, a connection still waiting for its handler is answered 503
+/// and closed at once: not left open (its socket outlived the shard before) until the
+/// process exits.
+#[test]
+fn the_end_of_the_grace_answers_busy_connections_and_closes_them() {
+    let mut config = test_config();
+    config.server.shutdown_grace = 0.5;
+    let running = start_server(config);
+    let mut busy = connect(running.local_addr());
+    busy.write_all(get("/slow/20000").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = std::time::Instant::now();
+    running.stop();
+    running.join().unwrap();
+    let mut reader = BufReader::new(busy);
+    let reply = read_reply(&mut reader, false);
+    assert_eq!(
+        (reply.status, reply.text()),
+        (503, "server stopping\n".into())
+    );
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert!(is_closed(&mut reader));
+    // Well before the handler's 20 s (the client's read timeout is 10 s).
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopped.elapsed()
+    );
+}
