@@ -176,6 +176,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " the Server header)")
     parser.add_argument("--access-log-format", choices=("combined", "json"),
                         help="the access log's lines (overrides log.format; default combined)")
+    parser.add_argument("--timeout-keep-alive", type=float, metavar="SECONDS",
+                        help="close a connection idle this long between requests (uvicorn's;"
+                        " overrides timeouts.keep_alive; default 60)")
+    parser.add_argument("--timeout-graceful-shutdown", type=float, metavar="SECONDS",
+                        help="at a stop, how long busy connections may finish before they are"
+                        " closed (uvicorn's; overrides server.shutdown_grace; default 10)")
+    parser.add_argument("--http1-header-read-timeout", type=int, metavar="MS",
+                        help="time a client has to send a request head, in milliseconds"
+                        " (Granian's; overrides timeouts.header)")
+    parser.add_argument("--h11-max-incomplete-event-size", type=int, metavar="BYTES",
+                        help="largest request head; larger gets 431 (uvicorn's; overrides"
+                        " limits.max_head_size)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
@@ -220,6 +232,11 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "tls.client_ca": args.ssl_ca_certs if args.ssl_cert_reqs != 0 else "",
         "tls.client_auth": {1: "optional", 2: "required"}.get(args.ssl_cert_reqs),
         "limits.max_request_size": args.max_body_size,
+        "limits.max_head_size": args.h11_max_incomplete_event_size,
+        "timeouts.keep_alive": args.timeout_keep_alive,
+        "timeouts.header": (args.http1_header_read_timeout / 1000
+                            if args.http1_header_read_timeout is not None else None),
+        "server.shutdown_grace": args.timeout_graceful_shutdown,
         "log.access": args.access_log,
         "log.format": args.access_log_format,
         "websocket.ping_interval": args.ws_ping_interval,

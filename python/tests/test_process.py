@@ -399,3 +399,36 @@ def test_process_name_names_the_supervisor_and_each_worker(serve):
     comm = lambda pid: open(f"/proc/{pid}/comm").read().strip()  # noqa: E731
     assert comm(server.proc.pid) == "shop-api"
     assert sorted(comm(pid) for pid in worker_pids(server)) == ["shop-api:w0", "shop-api:w1"]
+
+
+def test_uvicorn_and_granian_timeout_and_size_flags(serve):
+    server = serve("wsgi_app:app", extra=["--timeout-keep-alive", "0.5",
+                                          "--http1-header-read-timeout", "500",
+                                          "--h11-max-incomplete-event-size", "1024"])
+    with server.connect() as sock:  # idle after a response: closed
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        started = time.monotonic()
+        assert sock.recv(1) == b""
+        assert time.monotonic() - started < 5
+    with server.connect() as sock:  # a head too slow: 408
+        sock.sendall(b"GET /hello HTTP/1.1\r\n")
+        started = time.monotonic()
+        assert read_response(sock)[0] == 408
+        assert time.monotonic() - started < 5
+    status, _, _ = request(server, "GET", "/hello", headers={"X-Big": "a" * 2000})
+    assert status == 431
+
+
+def test_timeout_graceful_shutdown_bounds_what_a_stop_waits_for(serve):
+    server = serve("wsgi_app:app", extra=["--timeout-graceful-shutdown", "0.5"])
+    with server.connect() as sock:
+        sock.sendall(b"GET /sleep?4 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)  # the app is sleeping on it
+        server.proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        # Answered 503 and closed once the grace is over, not when the app wakes at 4 s.
+        status, headers, body, _ = read_response(sock)
+        assert (status, body, headers["connection"]) == (503, b"server stopping\n", "close")
+        assert sock.recv(1) == b""
+        assert time.monotonic() - started < 2.5
