@@ -1,6 +1,7 @@
 //! The supervisor's command-line overrides of config keys: a dict of dotted keys
 //! (`"server.port"`, `"tls.cert"`) to values, applied over the file by
-//! `Config::merged`, so a bad value is reported naming its key as a file's would be.
+//! `Config::load_merged` and checked with it as one, so a bad value is reported naming
+//! its key as a file's would be, and a file may leave a key to a flag.
 //! One dict serves the supervisor's check and every worker (passed on as JSON).
 
 use std::path::Path;
@@ -15,11 +16,6 @@ use crate::ConfigError;
 /// Loads `path` (the defaults when `None`), applies `overrides` (`None` values are
 /// skipped) and validates; a problem is a `ConfigError` naming the key.
 pub fn load_config(path: Option<&str>, overrides: Option<&Bound<'_, PyDict>>) -> PyResult<Config> {
-    let config = match path {
-        Some(path) => Config::load(Path::new(path)),
-        None => Ok(Config::default()),
-    }
-    .map_err(config_error)?;
     let mut values = toml::Table::new();
     for (key, value) in overrides.into_iter().flatten() {
         if value.is_none() {
@@ -41,7 +37,7 @@ pub fn load_config(path: Option<&str>, overrides: Option<&Bound<'_, PyDict>>) ->
             })?;
         }
     }
-    config.merged(values).map_err(config_error)
+    Config::load_merged(path.map(Path::new), values).map_err(config_error)
 }
 
 fn config_error(e: haywire::config::ConfigError) -> PyErr {

@@ -169,3 +169,12 @@ def test_optional_client_certificates_in_the_asgi_tls_extension(serve, certifica
 def test_plaintext_scopes_have_no_tls_extension(serve):
     scope, _ = get_json(serve("asgi_app:app", interface="asgi"), "/scope")
     assert "tls" not in scope["extensions"]
+
+
+def test_a_config_file_may_leave_a_key_to_a_flag(serve, certificate, tmp_path):
+    # The certificate in the file, its key from the command line: checked together.
+    config = tmp_path / "haywire.toml"
+    config.write_text(f'[tls]\ncert = "{certificate[0]}"\n')
+    server = serve("wsgi_app:app", config=str(config), extra=["--ssl-keyfile", certificate[1]])
+    env, _ = get_json(server, "/environ", wrap=tls_wrap())
+    assert env["wsgi.url_scheme"] == "https"
