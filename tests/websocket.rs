@@ -72,6 +72,28 @@ fn the_handshake_answers_101_with_the_rfc_accept_key() {
         Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
     );
     assert_eq!(reply.header("sec-websocket-protocol"), None);
+    assert_eq!(reply.header("server"), Some("haywire"));
+    assert!(reply.header("date").is_some(), "{reply:?}");
+}
+
+#[test]
+fn the_101_carries_the_configured_server_headers() {
+    let mut config = test_config();
+    config.server.server_header = "edge/1".into();
+    config
+        .server
+        .headers
+        .insert("Strict-Transport-Security".into(), "max-age=600".into());
+    let running = Server::new(config).routes(routes).start().unwrap();
+    let (_, reply) = Client::open(connect(running.local_addr()), "/ws", "");
+    assert_eq!(reply.status, 101);
+    assert_eq!(reply.header("server"), Some("edge/1"));
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=600")
+    );
+    running.stop();
+    running.join().expect("clean stop");
 }
 
 #[test]

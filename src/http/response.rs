@@ -501,6 +501,32 @@ impl ServerHeaders {
     }
 }
 
+impl ServerHeaders {
+    /// Appends the `Server` line, then `Date: date`: for a head other than a plain
+    /// 200's. `own_server`: the response has a `Server` header of its own.
+    pub(crate) fn put_server_and_date(&self, own_server: bool, date: &[u8], out: &mut BytesMut) {
+        if !own_server {
+            out.put_slice(&self.server_line);
+        }
+        out.put_slice(b"Date: ");
+        out.put_slice(date);
+        out.put_slice(b"\r\n");
+    }
+
+    /// Appends the configured headers that `own` (the response's headers) has none of.
+    #[inline]
+    pub(crate) fn put_extra(&self, own: &[(HeaderText, HeaderText)], out: &mut BytesMut) {
+        for (name, value) in self.extra.iter() {
+            if !own
+                .iter()
+                .any(|(mine, _)| mine.text.eq_ignore_ascii_case(&name.text))
+            {
+                put_header(out, name, value);
+            }
+        }
+    }
+}
+
 impl Default for ServerHeaders {
     /// `Server: haywire`, nothing more.
     fn default() -> ServerHeaders {
@@ -550,6 +576,8 @@ impl Response {
         let heads = stamp.headers;
         if status.0 == 200 && !self.own_server {
             out.put_slice(&heads.ok_head);
+            out.put_slice(stamp.date);
+            out.put_slice(b"\r\n");
         } else {
             let mut code = itoa::Buffer::new();
             out.put_slice(b"HTTP/1.1 ");
@@ -557,13 +585,8 @@ impl Response {
             out.put_u8(b' ');
             out.put_slice(status.reason().as_bytes());
             out.put_slice(b"\r\n");
-            if !self.own_server {
-                out.put_slice(&heads.server_line);
-            }
-            out.put_slice(b"Date: ");
+            heads.put_server_and_date(self.own_server, stamp.date, out);
         }
-        out.put_slice(stamp.date);
-        out.put_slice(b"\r\n");
         if body_allowed {
             if let Some(ct) = self.content_type.as_ref().filter(|ct| ct.safe) {
                 out.put_slice(b"Content-Type: ");
@@ -589,15 +612,7 @@ impl Response {
         for (name, value) in &self.headers {
             put_header(out, name, value);
         }
-        for (name, value) in heads.extra.iter() {
-            if !self
-                .headers
-                .iter()
-                .any(|(own, _)| own.text.eq_ignore_ascii_case(&name.text))
-            {
-                put_header(out, name, value);
-            }
-        }
+        heads.put_extra(&self.headers, out);
         if self.closes_in(mode) {
             out.put_slice(b"Connection: close\r\n");
         } else if mode.http10 {

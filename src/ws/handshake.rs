@@ -7,6 +7,7 @@ use bytes::{BufMut, BytesMut};
 use sha1::{Digest, Sha1};
 
 use super::deflate;
+use crate::http::response::Stamp;
 use crate::http::{put_header, HeaderText, Method, Request, Response, StatusCode, Version};
 
 /// Appended to the client's key before hashing (§1.3).
@@ -106,15 +107,25 @@ impl Handshake {
         })
     }
 
-    /// Appends the 101 response, with the chosen subprotocol (one the client offered)
-    /// and `headers` (the caller has removed those the handshake owns).
+    /// Appends the 101 response, with the chosen subprotocol (one the client offered),
+    /// `headers` (the caller has removed those the handshake owns) and what the server
+    /// writes into every response (`Server` unless `headers` has one, `Date`,
+    /// `server.headers`).
     pub(crate) fn encode_accept(
         &self,
         protocol: Option<&str>,
         headers: &[(HeaderText, HeaderText)],
+        stamp: Stamp<'_>,
         out: &mut BytesMut,
     ) {
-        out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+        out.put_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        let own_server = headers
+            .iter()
+            .any(|(name, _)| name.as_str().eq_ignore_ascii_case("server"));
+        stamp
+            .headers
+            .put_server_and_date(own_server, stamp.date, out);
+        out.put_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
         out.put_slice(self.accept.as_bytes());
         out.put_slice(b"\r\n");
         if let Some(protocol) = protocol {
@@ -130,6 +141,7 @@ impl Handshake {
         for (name, value) in headers {
             put_header(out, name, value);
         }
+        stamp.headers.put_extra(headers, out);
         out.put_slice(b"\r\n");
     }
 }
@@ -137,6 +149,7 @@ impl Handshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::response::ServerHeaders;
     use crate::http::{Decoder, Event, Limits};
 
     fn request(wire: &str) -> Request {
@@ -175,11 +188,58 @@ mod tests {
             ("Set-Cookie".into(), "a=1".into()),
             ("X-Bad".into(), "1\r\nX-Smuggled: 1".into()),
         ];
-        handshake.encode_accept(Some("chat"), &cookie, &mut out);
+        let headers = ServerHeaders::default();
+        handshake.encode_accept(Some("chat"), &cookie, stamp(&headers), &mut out);
         let text = std::str::from_utf8(&out).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(text.ends_with("Sec-WebSocket-Protocol: chat\r\nSet-Cookie: a=1\r\n\r\n"));
+    }
+
+    fn stamp(headers: &ServerHeaders) -> Stamp<'_> {
+        Stamp {
+            date: DATE,
+            headers,
+        }
+    }
+
+    const DATE: &[u8; crate::http::date::DATE_LEN] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    /// The 101 carries what every response does: `Server` (the app's own instead, if
+    /// it gave one), `Date` and `server.headers` the app's headers do not replace.
+    #[test]
+    fn the_101_has_the_servers_headers_unless_the_app_gave_its_own() {
+        let wire = upgrade("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
+        let handshake = Handshake::check(&request(&wire)).unwrap();
+        let headers = ServerHeaders::new(
+            "edge",
+            [
+                ("X-Frame-Options".into(), "DENY".into()),
+                ("Set-Cookie".into(), "server=1".into()),
+            ],
+        );
+        let mut out = BytesMut::new();
+        handshake.encode_accept(None, &[], stamp(&headers), &mut out);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\nServer: edge\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"), "{text}");
+        assert!(
+            text.ends_with("X-Frame-Options: DENY\r\nSet-Cookie: server=1\r\n\r\n"),
+            "{text}"
+        );
+
+        let own = [
+            ("Server".into(), "app".into()),
+            ("set-cookie".into(), "app=1".into()),
+        ];
+        let mut out = BytesMut::new();
+        handshake.encode_accept(None, &own, stamp(&headers), &mut out);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(!text.contains("edge"), "{text}");
+        assert!(!text.contains("server=1"), "{text}");
+        assert!(
+            text.ends_with("Server: app\r\nset-cookie: app=1\r\nX-Frame-Options: DENY\r\n\r\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -328,7 +328,8 @@ impl WebSocket {
 pub struct Upgrade {
     shared: Rc<Shared>,
     handshake: Handshake,
-    /// The shard's cached `Date` and `Server` values, for a refusal.
+    /// The shard's cached `Date`, its `Server` line and `server.headers`, for the
+    /// answer.
     date: [u8; DATE_LEN],
     server_headers: Rc<ServerHeaders>,
 }
@@ -370,8 +371,12 @@ impl Upgrade {
     ) -> WebSocket {
         headers.retain(|(name, _)| !handshake_owns(name.as_str()));
         let protocol = protocol.filter(|p| self.handshake.protocols.iter().any(|o| o == p));
+        let stamp = Stamp {
+            date: &self.date,
+            headers: &self.server_headers,
+        };
         self.handshake
-            .encode_accept(protocol, &headers, &mut self.shared.out.borrow_mut());
+            .encode_accept(protocol, &headers, stamp, &mut self.shared.out.borrow_mut());
         *self.shared.protocol.borrow_mut() = protocol.map(str::to_owned);
         self.shared.deflate.set(self.handshake.deflate);
         self.shared.phase.set(Phase::Open);
