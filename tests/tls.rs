@@ -788,3 +788,99 @@ fn a_bad_client_ca_is_a_config_error_naming_it() {
         assert_eq!(err.key, "tls.client_ca", "{text}: {err}");
     }
 }
+
+/// `cert`'s key re-written by `openssl` into `path` with `args` (an encryption) and
+/// the password `secret`.
+fn openssl_key(cert: &Cert, path: &Path, args: &[&str]) {
+    require("openssl");
+    let out = Command::new("openssl")
+        .args(args)
+        .arg("-in")
+        .arg(&cert.key)
+        .arg("-out")
+        .arg(path)
+        .args(["-passout", "pass:s3cret pass"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An encrypted PKCS#8 key, as OpenSSL writes one (PBKDF2 or scrypt, AES-256-CBC), is
+/// served with `tls.key_password`.
+#[test]
+fn an_encrypted_key_is_read_with_its_password() {
+    let dir = temp_dir("encrypted");
+    let cert = make_cert(&dir);
+    for (name, args) in [
+        ("pbkdf2", &["pkcs8", "-topk8", "-v2", "aes-256-cbc"][..]),
+        ("scrypt", &["pkcs8", "-topk8", "-scrypt"][..]),
+    ] {
+        let key = dir.join(format!("{name}.pem"));
+        openssl_key(&cert, &key, args);
+        let text = std::fs::read_to_string(&key).unwrap();
+        assert!(text.contains("ENCRYPTED PRIVATE KEY"), "{name}: {text}");
+        let mut config = tls_config(&cert);
+        config.tls.key = key.display().to_string();
+        config.tls.key_password = "s3cret pass".into();
+        let server = start_server(config);
+        let tls = client(&cert, &[&rustls::version::TLS13]);
+        let mut reader = connect_tls(server.local_addr(), &tls).unwrap();
+        assert_eq!(tls_get(&mut reader, "/").body, b"hello world", "{name}");
+        server.stop();
+        server.join().unwrap();
+    }
+}
+
+/// An encrypted key without its password, with a wrong one, or in OpenSSL's legacy
+/// encrypted format is a config error naming `tls.key` and saying which.
+#[test]
+fn an_encrypted_key_without_its_password_is_a_config_error_saying_why() {
+    let dir = temp_dir("badpass");
+    let cert = make_cert(&dir);
+    let key = dir.join("encrypted.pem");
+    openssl_key(&cert, &key, &["pkcs8", "-topk8", "-v2", "aes-256-cbc"]);
+    let legacy = dir.join("legacy.pem");
+    openssl_key(&cert, &legacy, &["ec", "-aes256"]);
+    let toml = |key: &Path, password: &str| {
+        format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\nkey_password = \"{password}\"\n",
+            cert.cert.display(),
+            key.display()
+        )
+    };
+    for (text, says) in [
+        (toml(&key, ""), "set tls.key_password"),
+        (toml(&key, "wrong"), "cannot decrypt"),
+        (toml(&legacy, "s3cret pass"), "openssl pkcs8 -topk8"),
+    ] {
+        let err = Config::from_toml(&text).unwrap_err();
+        assert_eq!(err.key, "tls.key", "{text}: {err}");
+        assert!(err.message.contains(says), "{text}: {err}");
+    }
+    assert!(Config::from_toml(&toml(&key, "s3cret pass")).is_ok());
+    // A logged configuration does not show the password.
+    let config = Config::from_toml(&toml(&key, "s3cret pass")).unwrap();
+    assert!(!format!("{config:?}").contains("s3cret"));
+}
+
+/// `tls.min_version = "1.3"` refuses a TLS 1.2 client in the handshake.
+#[test]
+fn min_version_1_3_refuses_tls_1_2_clients() {
+    let cert = make_cert(&temp_dir("minversion"));
+    let mut config = tls_config(&cert);
+    config.tls.min_version = haywire::config::TlsVersion::Tls13;
+    let server = start_server(config);
+    let addr = server.local_addr();
+    let old = client(&cert, &[&rustls::version::TLS12]);
+    assert!(connect_tls(addr, &old).is_err(), "a TLS 1.2 client served");
+    let new = client(&cert, &[&rustls::version::TLS13]);
+    let mut reader = connect_tls(addr, &new).unwrap();
+    assert_eq!(tls_get(&mut reader, "/").status, 200);
+    assert!(Config::from_toml("[tls]\nmin_version = \"1.1\"\n").is_err());
+    server.stop();
+    server.join().unwrap();
+}

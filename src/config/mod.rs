@@ -17,8 +17,8 @@ pub(crate) use live::{Settings, WebSocketSettings};
 pub use overrides::Overrides;
 pub use schema::{
     Balancer, ClientAuth, CompressionConfig, Config, CorsConfig, EncodingName, HandoffPolicy,
-    LimitsConfig, LogConfig, LogFormat, PlacementKind, PostgresConfig, RouteConfig, ServerConfig,
-    TimeoutsConfig, TlsConfig, WebSocketConfig,
+    LimitsConfig, LogConfig, LogFormat, PlacementKind, PostgresConfig, RouteConfig, Secret,
+    ServerConfig, TimeoutsConfig, TlsConfig, TlsVersion, WebSocketConfig,
 };
 
 /// A configuration problem, naming the key it concerns.

@@ -397,6 +397,41 @@ pub struct TlsConfig {
     pub client_ca: String,
     /// With `client_ca`: whether a client must present a certificate.
     pub client_auth: ClientAuth,
+    /// The password of an encrypted `key` (PEM `ENCRYPTED PRIVATE KEY`, PKCS#8);
+    /// unused for a key that is not encrypted.
+    pub key_password: Secret,
+    /// The oldest TLS version served: `"1.2"` (1.3 and 1.2) or `"1.3"` (1.3 only).
+    pub min_version: TlsVersion,
+}
+
+/// A TLS protocol version (`tls.min_version`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3.
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// A configuration value not to be shown: a plain string in the file, `***` in `Debug`
+/// output (a logged configuration must not leak it).
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Secret {
+        Secret(text.to_owned())
+    }
 }
 
 /// Whether a TLS client must present a certificate (`tls.client_auth`).

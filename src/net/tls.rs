@@ -18,13 +18,13 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::{HandshakeKind, RootCertStore, ServerConfig, ServerConnection};
 
 use super::{Socket, Transport};
-use crate::config::{ClientAuth, TlsConfig};
+use crate::config::{ClientAuth, TlsConfig, TlsVersion};
 use crate::http::ClientCert;
 
 /// Sessions each shard remembers for TLS 1.2 session-id resumption.
@@ -36,6 +36,7 @@ pub(crate) struct TlsKeys {
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     clients: Option<Arc<dyn ClientCertVerifier>>,
+    min_version: TlsVersion,
 }
 
 /// A certificate or key file that cannot be used, naming its key (`tls.cert` or
@@ -79,18 +80,14 @@ impl TlsKeys {
             return Err(error("tls.cert", format!("no PEM certificate in {cert}")));
         }
         let key_path = key;
-        let key = PrivateKeyDer::from_pem_file(Path::new(key_path)).map_err(|e| {
-            error(
-                "tls.key",
-                format!("cannot read a PEM private key from {key_path}: {e}"),
-            )
-        })?;
+        let key = read_key(key_path, &tls.key_password.0).map_err(|m| error("tls.key", m))?;
         let clients = client_verifier(&tls.client_ca, tls.client_auth)
             .map_err(|message| error("tls.client_ca", message))?;
         let keys = TlsKeys {
             certs,
             key,
             clients,
+            min_version: tls.min_version,
         };
         // Build once to catch a key that does not fit the certificate, or a key type
         // the provider cannot sign with.
@@ -99,15 +96,20 @@ impl TlsKeys {
         Ok(Some(keys))
     }
 
-    /// A server config for these keys: TLS 1.3 and 1.2, ALPN `http/1.1`, sessions kept
-    /// in `sessions`, tickets sealed with the process-wide key.
+    /// A server config for these keys: TLS 1.3, and 1.2 unless `tls.min_version` is
+    /// 1.3; ALPN `http/1.1`, sessions kept in `sessions`, tickets sealed with the
+    /// process-wide key.
     fn server_config(
         &self,
         sessions: Arc<ServerSessionMemoryCache>,
     ) -> Result<ServerConfig, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let versions: &[&rustls::SupportedProtocolVersion] = match self.min_version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let config =
+            ServerConfig::builder_with_provider(provider).with_protocol_versions(versions)?;
         let config = match &self.clients {
             Some(verifier) => config.with_client_cert_verifier(verifier.clone()),
             None => config.with_no_client_auth(),
@@ -118,6 +120,45 @@ impl TlsKeys {
         config.ticketer = ticketer()?;
         Ok(config)
     }
+}
+
+/// The PEM label of an encrypted PKCS#8 key (RFC 5958), which `PrivateKeyDer` does
+/// not read.
+const ENCRYPTED_KEY: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+
+/// The private key in the PEM file `path`, decrypted with `password` if it is an
+/// encrypted PKCS#8 key (what `openssl genpkey -aes256` and OpenSSL 3's `req` write).
+fn read_key(path: &str, password: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read a PEM private key from {path}: {e}"))?;
+    if let Some(start) = text.find(ENCRYPTED_KEY) {
+        return decrypt_key(&text[start..], password).map_err(|e| format!("{path}: {e}"));
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(format!(
+            "{path} is encrypted in OpenSSL's legacy format, which is not read; convert it to \
+             PKCS#8: openssl pkcs8 -topk8 -v2 aes-256-cbc -in {path} -out new-key.pem"
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(text.as_bytes())
+        .map_err(|e| format!("cannot read a PEM private key from {path}: {e}"))
+}
+
+/// Decrypts the PEM `ENCRYPTED PRIVATE KEY` at the start of `pem` (PBES2: PBKDF2 or
+/// scrypt, AES-CBC or AES-GCM).
+fn decrypt_key(pem: &str, password: &str) -> Result<PrivateKeyDer<'static>, String> {
+    use pkcs8::der::SecretDocument;
+    if password.is_empty() {
+        return Err("the key is encrypted: set tls.key_password".into());
+    }
+    let (_, document) = SecretDocument::from_pem(pem)
+        .map_err(|e| format!("not a readable encrypted PEM key: {e}"))?;
+    let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::try_from(document.as_bytes())
+        .map_err(|e| format!("not a readable encrypted PEM key: {e}"))?;
+    let key = encrypted
+        .decrypt(password)
+        .map_err(|e| format!("cannot decrypt the key with tls.key_password ({e})"))?;
+    Ok(PrivatePkcs8KeyDer::from(key.as_bytes().to_vec()).into())
 }
 
 /// The verifier of client certificates signed by the CAs in the PEM file `path`
