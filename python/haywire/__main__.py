@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-from . import logconfig
+from . import handoff, logconfig
 from .procname import set_process_name
 from ._haywire import ConfigError, ConfigSummary, UnixSocket, bind_unix, check_config
 
@@ -94,6 +94,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ssl-certfile", metavar="PATH", help="PEM certificate chain: serve HTTPS"
                         " (overrides tls.cert)")
     parser.add_argument("--ssl-keyfile", metavar="PATH", help="PEM private key (overrides tls.key)")
+    parser.add_argument("--ssl-keyfile-password", metavar="TEXT",
+                        help="password of an encrypted --ssl-keyfile (PEM ENCRYPTED PRIVATE KEY;"
+                        " overrides tls.key_password; handed to workers in their environment,"
+                        " not on their command lines)")
+    parser.add_argument("--ssl-protocol-min", choices=("tls1.2", "tls1.3"),
+                        help="oldest TLS version served (Granian's; overrides tls.min_version;"
+                        " default tls1.2)")
     parser.add_argument("--ssl-ca-certs", metavar="PATH",
                         help="PEM CA certificates: ask clients for a certificate they signed"
                         " (mutual TLS; overrides tls.client_ca)")
@@ -229,6 +236,8 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "server.headers": headers or None,
         "tls.cert": args.ssl_certfile,
         "tls.key": args.ssl_keyfile,
+        "tls.key_password": args.ssl_keyfile_password,
+        "tls.min_version": (args.ssl_protocol_min or "").removeprefix("tls") or None,
         "tls.client_ca": args.ssl_ca_certs if args.ssl_cert_reqs != 0 else "",
         "tls.client_auth": {1: "optional", 2: "required"}.get(args.ssl_cert_reqs),
         "limits.max_request_size": args.max_body_size,
@@ -325,12 +334,13 @@ class Supervisor:
     def spawn(self, index: int, replaces: int | None = None) -> None:
         args = self.args
         ready_r, ready_w = os.pipe()
+        overrides, env = handoff.hand_over(
+            dict(args.overrides, **{"server.address": self.address, "server.port": self.port}))
         command = [
             sys.executable, "-m", "haywire.worker",
             "--index", str(index),
             "--workers", str(self.workers),
-            "--overrides", json.dumps(dict(args.overrides, **{"server.address": self.address,
-                                                               "server.port": self.port})),
+            "--overrides", json.dumps(overrides),
             # asgi2/asgi3 force the ASGI version that `asgi` detects.
             "--interface", "asgi" if args.interface in FORCED_ASGI else args.interface,
             "--asgi-version", FORCED_ASGI.get(args.interface, "auto"),
@@ -364,7 +374,7 @@ class Supervisor:
         try:
             # Its own process group: a terminal's Ctrl-C reaches only the supervisor,
             # which then stops each worker once.
-            proc = subprocess.Popen(command, process_group=0, pass_fds=passed)
+            proc = subprocess.Popen(command, process_group=0, pass_fds=passed, env=env)
         except BaseException:
             os.close(ready_r)
             raise

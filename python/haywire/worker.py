@@ -25,7 +25,7 @@ import sys
 import traceback
 from typing import Any, Callable
 
-from . import asgi, logconfig, websocket, wsgi
+from . import asgi, handoff, logconfig, websocket, wsgi
 from ._haywire import Worker
 from .procname import set_process_name
 from .native import App
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                         " binding one")
     parser.add_argument("app")
     args = parser.parse_args(argv)
+    args.overrides = handoff.take_over(args.overrides)
 
     _die_with_parent(args.parent)
     if args.process_name:

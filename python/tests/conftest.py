@@ -100,6 +100,17 @@ class Server:
 _leftover: dict[int, bytes] = {}
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m haywire ARGS` in the apps' directory, run to its end."""
+    return subprocess.run([sys.executable, "-m", "haywire", *args], cwd=APPS,
+                          capture_output=True, text=True, timeout=30)
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The workers that have said they are ready, in order."""
+    return [int(line.split("pid ")[1].split(",")[0]) for line in server.lines if "ready" in line]
+
+
 def read_response(sock: socket.socket, head_only: bool = False) -> tuple[int, dict[str, str], bytes, bytes]:
     """Reads one response from `sock`; returns (status, headers, body, leftover-free)."""
     buf = _leftover.pop(sock.fileno(), b"")

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import read_response
+from conftest import read_response, run_cli, worker_pids
 
 
 def get_json(server, path, headers=(), wrap=None):
@@ -178,3 +178,47 @@ def test_a_config_file_may_leave_a_key_to_a_flag(serve, certificate, tmp_path):
     server = serve("wsgi_app:app", config=str(config), extra=["--ssl-keyfile", certificate[1]])
     env, _ = get_json(server, "/environ", wrap=tls_wrap())
     assert env["wsgi.url_scheme"] == "https"
+
+
+@pytest.fixture
+def encrypted_key(tmp_path, certificate):
+    """The certificate's key encrypted with a password, as OpenSSL 3 writes one."""
+    key = tmp_path / "encrypted.pem"
+    subprocess.run(["openssl", "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", certificate[1],
+                    "-out", str(key), "-passout", "pass:hunter2 x"], check=True, capture_output=True)
+    assert "ENCRYPTED PRIVATE KEY" in key.read_text()
+    return str(key)
+
+
+def test_an_encrypted_key_with_its_password_and_the_password_kept_off_command_lines(
+        serve, certificate, encrypted_key):
+    server = serve("wsgi_app:app", workers=2,
+                   extra=["--ssl-certfile", certificate[0], "--ssl-keyfile", encrypted_key,
+                          "--ssl-keyfile-password", "hunter2 x"])
+    seen, _ = get_json(server, "/os-environ", wrap=tls_wrap())
+    assert "hunter2" not in json.dumps(seen)  # neither the app nor its child processes
+    workers = worker_pids(server)
+    assert len(workers) == 2
+    for pid in workers:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert b"hunter2" not in f.read()
+
+
+def test_an_encrypted_key_without_its_password_exits_2_naming_the_key(certificate, encrypted_key):
+    for password in ([], ["--ssl-keyfile-password", "wrong"]):
+        result = run_cli("--ssl-certfile", certificate[0], "--ssl-keyfile", encrypted_key,
+                         *password, "wsgi_app:app")
+        assert result.returncode == 2, result.stderr
+        assert "tls.key" in result.stderr and "key_password" in result.stderr, result.stderr
+
+
+def test_ssl_protocol_min_tls1_3_refuses_tls_1_2_clients(serve, certificate):
+    server = serve("wsgi_app:app", extra=["--ssl-certfile", certificate[0], "--ssl-keyfile",
+                                          certificate[1], "--ssl-protocol-min", "tls1.3"])
+    assert get_json(server, "/environ", wrap=tls_wrap())[0]["wsgi.url_scheme"] == "https"
+    old = ssl.create_default_context()
+    old.check_hostname = False
+    old.verify_mode = ssl.CERT_NONE
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        get_json(server, "/environ", wrap=lambda sock: old.wrap_socket(sock, server_hostname="localhost"))

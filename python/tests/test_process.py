@@ -5,16 +5,11 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import APPS, Server, read_response, request
-
-
-def worker_pids(server: Server) -> list[int]:
-    return [int(line.split("pid ")[1].split(",")[0]) for line in server.lines if "ready" in line]
+from conftest import Server, read_response, request, run_cli, worker_pids
 
 
 def test_sigkilled_worker_is_replaced(serve):
@@ -70,11 +65,6 @@ def test_port_zero_is_shared_by_all_workers():
         assert request(server, "GET", "/hello")[0] == 200
     finally:
         assert server.stop() == 0
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "haywire", *args], cwd=APPS,
-                          capture_output=True, text=True, timeout=30)
 
 
 def test_config_error_names_the_key_and_exits_2(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import warnings
 from wsgiref.validate import WSGIWarning, validator
 
@@ -36,6 +37,11 @@ def raw(environ, start_response):
         keys = {k: v for k, v in environ.items() if isinstance(v, (str, bool, int))}
         keys["wsgi.version"] = list(environ["wsgi.version"])
         body = json.dumps(keys).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+    if path == "/os-environ":  # the process environment, and what a child process inherits
+        inherited = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
+        body = json.dumps({"os": dict(os.environ), "child": inherited}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
     if path == "/echo":
