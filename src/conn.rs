@@ -122,7 +122,7 @@ async fn serve_on<T: Transport>(
         streaming: None,
         feeding: None,
         upgrade: None,
-        certificate_taken: false,
+        tls_taken: false,
     };
     // I/O errors (resets, broken pipes) just end the connection.
     match conn.run(&stream, &shard).await {
@@ -168,8 +168,8 @@ struct Connection {
     /// A WebSocket handshake that checked out: the connection becomes its after the
     /// responses before it.
     upgrade: Option<Box<crate::ws::Pending>>,
-    /// The transport's client certificate has been handed to the decoder.
-    certificate_taken: bool,
+    /// The transport's TLS session has been handed to the decoder.
+    tls_taken: bool,
 }
 
 /// A body on its way out after its head: streamed, or whole but large.
@@ -861,12 +861,11 @@ impl Connection {
         shard.stats.bytes_in(n);
         self.bytes_read += n as u64;
         // Inlined, `plain()` is a constant: the plaintext loop has no such check.
-        if stream.plain().is_none() && n > 0 && !self.certificate_taken {
-            // Request bytes come only after a TLS handshake: its client certificate
-            // is known by now.
-            self.certificate_taken = true;
-            self.decoder
-                .set_client_certificate(stream.client_certificate());
+        if stream.plain().is_none() && n > 0 && !self.tls_taken {
+            // Request bytes come only after a TLS handshake: its parameters and the
+            // client certificate are known by now.
+            self.tls_taken = true;
+            self.decoder.set_tls_session(stream.tls_session());
         }
         match result {
             None => Ok(Input::TimedOut),

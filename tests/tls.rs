@@ -123,6 +123,13 @@ fn get_pipelining_and_keep_alive_over_tls_1_3_and_1_2() {
         let conn = &reader.get_ref().conn;
         assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
         assert_eq!(conn.protocol_version(), Some(versions[0].version));
+        // Handlers see the version and cipher suite negotiated.
+        let suite = u16::from(conn.negotiated_cipher_suite().unwrap().suite());
+        let name = ["TLSv1.3", "TLSv1.2"][usize::from(versions[0] == &rustls::version::TLS12)];
+        assert_eq!(
+            tls_get(&mut reader, "/tls").text(),
+            format!("{name} {suite:#06x}")
+        );
         // Keep-alive: several requests, one after another, on one connection.
         for _ in 0..3 {
             let reply = tls_get(&mut reader, "/");
@@ -630,6 +637,8 @@ fn a_request_knows_its_client_address_and_whether_it_came_over_tls() {
             },
             false,
         );
+        let (reply, _) = exchange(server.local_addr(), get("/tls").as_bytes());
+        assert_eq!(reply.text(), "plain");
     }
     let cert = make_cert(&temp_dir("peer"));
     let server = start_tls(&cert);

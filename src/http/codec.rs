@@ -9,7 +9,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::http::body::ChunkedDecoder;
 use crate::http::error::ParseError;
 use crate::http::request::{
-    ClientCert, Headers, Method, Params, Request, Span, Version, MAX_HEADERS,
+    Headers, Method, Params, Request, Span, TlsSession, Version, MAX_HEADERS,
 };
 
 /// Size limits applied while decoding, named after their `[limits]` keys.
@@ -100,7 +100,7 @@ pub struct Decoder {
     peer: Option<SocketAddr>,
     secure: bool,
     /// The certificate the TLS client presented (DER), shared with each request.
-    client_cert: Option<ClientCert>,
+    tls: Option<TlsSession>,
     state: State,
     /// Empty lines skipped before the request line now expected.
     empty_lines: u8,
@@ -121,7 +121,7 @@ impl Decoder {
             shard,
             peer: None,
             secure: false,
-            client_cert: None,
+            tls: None,
             state: State::Head,
             empty_lines: 0,
         };
@@ -136,10 +136,9 @@ impl Decoder {
         self.secure = secure;
     }
 
-    /// The certificate the TLS client presented (DER), for
-    /// [`Request::client_certificate`].
-    pub fn set_client_certificate(&mut self, cert: Option<ClientCert>) {
-        self.client_cert = cert;
+    /// The TLS connection's parameters, for [`Request::tls`].
+    pub fn set_tls_session(&mut self, tls: Option<TlsSession>) {
+        self.tls = tls;
     }
 
     /// Replaces the limits for the requests that follow. Panics as [`Decoder::new`].
@@ -284,7 +283,7 @@ impl Decoder {
             shard: self.shard,
             peer: self.peer,
             secure: self.secure,
-            client_cert: self.client_cert.clone(),
+            tls: self.tls.clone(),
         };
         if buf.first().is_some_and(|&b| b == b'\r' || b == b'\n') {
             self.skip_empty_lines(buf)?;

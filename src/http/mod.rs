@@ -12,6 +12,6 @@ pub(crate) mod response;
 
 pub(crate) use codec::{BodyPiece, Decoder, Event, Limits};
 pub use error::ParseError;
-pub use request::{ClientCert, Headers, Method, Request, Version};
+pub use request::{Headers, Method, Request, TlsInfo, TlsSession, Version};
 pub(crate) use response::{put_header, ResponseMode};
 pub use response::{BodyStream, ChunkStream, HeaderText, Response, StatusCode};

@@ -213,12 +213,34 @@ pub struct Request {
     pub(crate) shard: usize,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) secure: bool,
-    pub(crate) client_cert: Option<ClientCert>,
+    pub(crate) tls: Option<TlsSession>,
 }
 
-/// A TLS client's certificate (DER), shared by the requests of its connection: behind
-/// a thin pointer, so it costs a request one word.
-pub type ClientCert = Rc<Box<[u8]>>;
+/// What the requests of a TLS connection know of it, shared by them: behind a thin
+/// pointer, so it costs a request one word.
+pub type TlsSession = Rc<TlsInfo>;
+
+/// A TLS connection's negotiated parameters and client certificate.
+#[derive(Debug)]
+pub struct TlsInfo {
+    /// The protocol version's wire code: `0x0304` for TLS 1.3, `0x0303` for 1.2.
+    pub version: u16,
+    /// The cipher suite's IANA code (`0x1301`: `TLS_AES_128_GCM_SHA256`).
+    pub cipher_suite: u16,
+    /// The client's certificate (DER, the leaf), verified against `tls.client_ca`.
+    pub client_cert: Option<Box<[u8]>>,
+}
+
+impl TlsInfo {
+    /// The version as OpenSSL and mod_ssl name it (`TLSv1.3`, `TLSv1.2`).
+    pub fn version_name(&self) -> &'static str {
+        match self.version {
+            0x0304 => "TLSv1.3",
+            0x0303 => "TLSv1.2",
+            _ => "unknown",
+        }
+    }
+}
 
 impl Request {
     /// What this request asks of its response: no body for HEAD, the connection kept
@@ -320,7 +342,13 @@ impl Request {
     /// verified against `tls.client_ca`; `None` without one (plaintext, no
     /// `tls.client_ca`, or `tls.client_auth = "optional"` and the client sent none).
     pub fn client_certificate(&self) -> Option<&[u8]> {
-        self.client_cert.as_deref().map(|der| &der[..])
+        self.tls.as_deref()?.client_cert.as_deref()
+    }
+
+    /// The TLS connection's version, cipher suite and client certificate; `None` over
+    /// plaintext.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_deref()
     }
 
     /// The value captured by the route's `:name` segment.

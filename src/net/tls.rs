@@ -25,7 +25,7 @@ use rustls::{HandshakeKind, RootCertStore, ServerConfig, ServerConnection};
 
 use super::{Socket, Transport};
 use crate::config::{ClientAuth, TlsConfig, TlsVersion};
-use crate::http::ClientCert;
+use crate::http::{TlsInfo, TlsSession};
 
 /// Sessions each shard remembers for TLS 1.2 session-id resumption.
 const SESSIONS_PER_SHARD: usize = 4096;
@@ -442,10 +442,17 @@ impl Transport for TlsStream {
         self.inner.borrow().tls.is_handshaking()
     }
 
-    fn client_certificate(&self) -> Option<ClientCert> {
+    fn tls_session(&self) -> Option<TlsSession> {
         let inner = self.inner.borrow();
-        let leaf = inner.tls.peer_certificates()?.first()?;
-        Some(Rc::new(leaf.as_ref().into()))
+        let tls = &inner.tls;
+        Some(Rc::new(TlsInfo {
+            version: tls.protocol_version()?.into(),
+            cipher_suite: tls.negotiated_cipher_suite()?.suite().into(),
+            client_cert: tls
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| leaf.as_ref().into()),
+        }))
     }
 }
 

@@ -6,7 +6,7 @@ use std::io;
 use std::task::{Context, Poll};
 
 use super::Socket;
-use crate::http::ClientCert;
+use crate::http::TlsSession;
 
 /// What a connection reads and writes through: the plain socket or TLS over it.
 pub(crate) trait Transport {
@@ -48,9 +48,9 @@ pub(crate) trait Transport {
     /// header timeout rather than the keep-alive one.
     fn handshaking(&self) -> bool;
 
-    /// The certificate the TLS client presented (DER, the leaf), once the handshake
-    /// has completed; `None` without one.
-    fn client_certificate(&self) -> Option<ClientCert>;
+    /// The TLS connection's parameters and client certificate, once the handshake
+    /// has completed; `None` over plaintext.
+    fn tls_session(&self) -> Option<TlsSession>;
 }
 
 impl Transport for Socket {
@@ -103,7 +103,7 @@ impl Transport for Socket {
         false
     }
 
-    fn client_certificate(&self) -> Option<ClientCert> {
+    fn tls_session(&self) -> Option<TlsSession> {
         None
     }
 }

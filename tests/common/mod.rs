@@ -55,6 +55,12 @@ pub fn test_routes(router: &mut Router, shard: &Rc<ShardCtx>) {
         let peer = req.peer_addr().map_or("none".into(), |a| a.to_string());
         Response::text(format!("{id} {peer} {}", req.is_secure()))
     });
+    // The TLS connection's version and cipher suite, or `plain`.
+    router.get("/tls", |req: Request| {
+        Response::text(req.tls().map_or("plain".into(), |tls| {
+            format!("{} {:#06x}", tls.version_name(), tls.cipher_suite)
+        }))
+    });
     router.get("/items/:id", |req: Request| {
         Response::text(req.param("id").unwrap_or("?").to_owned())
     });
