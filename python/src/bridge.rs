@@ -60,9 +60,21 @@ pub struct Job {
     pub params: Vec<(String, String)>,
     /// The connection's peer.
     pub peer: Option<SocketAddr>,
-    /// Whether the connection is TLS.
-    pub secure: bool,
-    /// The certificate the TLS client presented (DER), verified (`tls.client_ca`).
+    /// The TLS connection's parameters; `None` over plaintext.
+    pub tls: Option<JobTls>,
+}
+
+/// What the app learns of a TLS connection, copied out of the shard's shared
+/// [`haywire::http::TlsInfo`] (a job crosses threads).
+#[derive(Debug)]
+pub struct JobTls {
+    /// The version's wire code (`0x0304`: TLS 1.3).
+    pub version: u16,
+    /// The version as mod_ssl names it (`TLSv1.3`).
+    pub version_name: &'static str,
+    /// The cipher suite's IANA code.
+    pub cipher_suite: u16,
+    /// The certificate the client presented (DER), verified (`tls.client_ca`).
     pub client_cert: Option<Bytes>,
 }
 
@@ -84,8 +96,12 @@ impl Job {
             stream: None,
             params: request_params(request, route),
             peer: request.peer_addr(),
-            secure: request.is_secure(),
-            client_cert: request.client_certificate().map(Bytes::copy_from_slice),
+            tls: request.tls().map(|tls| JobTls {
+                version: tls.version,
+                version_name: tls.version_name(),
+                cipher_suite: tls.cipher_suite,
+                client_cert: tls.client_cert.as_deref().map(Bytes::copy_from_slice),
+            }),
         }
     }
 }

@@ -6,12 +6,12 @@
 //! for requests. See `bridge.rs` for how requests and responses cross between them.
 
 mod bridge;
-mod client_cert;
 mod forwarded;
 mod listen;
 mod overrides;
 mod stall;
 mod stats;
+mod tls;
 mod websocket;
 
 use std::net::IpAddr;
@@ -176,7 +176,12 @@ fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyR
 
 /// The client of `job` as `site` judges it: the peer, or what a trusted proxy says.
 fn client_info(job: &Job, site: &Site) -> forwarded::Client {
-    forwarded::client(job.peer, job.secure, || job.headers.iter(), &site.trusted)
+    forwarded::client(
+        job.peer,
+        job.tls.is_some(),
+        || job.headers.iter(),
+        &site.trusted,
+    )
 }
 
 /// An ASGI scope for `job` (HTTP, or the handshake of a WebSocket): a copy of `base`
@@ -230,8 +235,8 @@ fn asgi_scope<'py>(
         headers.append((PyBytes::new(py, name.as_bytes()), PyBytes::new(py, value)))?;
     }
     scope.set_item(intern!(py, "headers"), headers)?;
-    if job.secure {
-        client_cert::add_tls_extension(py, &scope, job.client_cert.as_deref())?;
+    if let Some(tls) = &job.tls {
+        tls::add_tls_extension(py, &scope, tls)?;
     }
     Ok(scope)
 }
@@ -626,8 +631,8 @@ impl PyRequest {
             intern!(py, "wsgi.url_scheme"),
             scheme_text(py, &client.scheme),
         )?;
-        if let Some(der) = &self.job.client_cert {
-            env.set_item(intern!(py, "SSL_CLIENT_CERT"), client_cert::pem(der))?;
+        if let Some(tls) = &self.job.tls {
+            tls::add_wsgi_variables(py, &env, tls)?;
         }
         let query = match self.job.query.as_str() {
             "" => intern!(py, "").clone(),

@@ -1,12 +1,15 @@
-//! What an app learns of a TLS connection: the client certificate verified against
-//! `tls.client_ca` (mutual TLS), as WSGI's `SSL_CLIENT_CERT` (mod_ssl's name) and
-//! ASGI's TLS extension (`scope["extensions"]["tls"]`).
+//! What an app learns of a TLS connection: its version and cipher suite, and the client
+//! certificate verified against `tls.client_ca` (mutual TLS), as WSGI's `SSL_PROTOCOL`
+//! and `SSL_CLIENT_CERT` (mod_ssl's names) and ASGI's TLS extension
+//! (`scope["extensions"]["tls"]`).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+
+use crate::bridge::JobTls;
 
 /// `der` as a PEM `CERTIFICATE` block (64 columns, as OpenSSL writes it).
 pub fn pem(der: &[u8]) -> String {
@@ -22,32 +25,38 @@ pub fn pem(der: &[u8]) -> String {
     out
 }
 
+/// Adds `SSL_PROTOCOL` and, with a client certificate, `SSL_CLIENT_CERT` (PEM) to a
+/// WSGI environ.
+pub fn add_wsgi_variables(py: Python<'_>, env: &Bound<'_, PyDict>, tls: &JobTls) -> PyResult<()> {
+    env.set_item(intern!(py, "SSL_PROTOCOL"), tls.version_name)?;
+    if let Some(der) = &tls.client_cert {
+        env.set_item(intern!(py, "SSL_CLIENT_CERT"), pem(der))?;
+    }
+    Ok(())
+}
+
 /// Adds the ASGI TLS extension to `scope` (a copy of the base scope, whose
 /// `extensions` dict is shared, so it gets its own). The client's chain is its
-/// verified leaf, or empty; the fields Haywire does not track are `None`, as the
-/// spec allows (`client_cert_name` would need an X.509 parser: apps that want it
-/// parse `client_cert_chain[0]`).
-pub fn add_tls_extension(
-    py: Python<'_>,
-    scope: &Bound<'_, PyDict>,
-    client_cert: Option<&[u8]>,
-) -> PyResult<()> {
+/// verified leaf, or empty; `server_cert`, `client_cert_name` and
+/// `client_cert_error` are `None`, as the spec allows (`client_cert_name` would need
+/// an X.509 parser: apps that want it parse `client_cert_chain[0]`).
+pub fn add_tls_extension(py: Python<'_>, scope: &Bound<'_, PyDict>, tls: &JobTls) -> PyResult<()> {
     let extensions = match scope.get_item(intern!(py, "extensions"))? {
         Some(shared) => shared.cast::<PyDict>()?.copy()?,
         None => PyDict::new(py),
     };
-    let tls = PyDict::new(py);
-    tls.set_item("server_cert", py.None())?;
+    let extension = PyDict::new(py);
+    extension.set_item("server_cert", py.None())?;
     let chain = PyList::empty(py);
-    if let Some(der) = client_cert {
+    if let Some(der) = &tls.client_cert {
         chain.append(pem(der))?;
     }
-    tls.set_item("client_cert_chain", chain)?;
-    tls.set_item("client_cert_name", py.None())?;
-    tls.set_item("client_cert_error", py.None())?;
-    tls.set_item("tls_version", py.None())?;
-    tls.set_item("cipher_suite", py.None())?;
-    extensions.set_item("tls", tls)?;
+    extension.set_item("client_cert_chain", chain)?;
+    extension.set_item("client_cert_name", py.None())?;
+    extension.set_item("client_cert_error", py.None())?;
+    extension.set_item("tls_version", tls.version)?;
+    extension.set_item("cipher_suite", tls.cipher_suite)?;
+    extensions.set_item("tls", extension)?;
     scope.set_item(intern!(py, "extensions"), extensions)
 }
 

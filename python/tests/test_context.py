@@ -222,3 +222,38 @@ def test_ssl_protocol_min_tls1_3_refuses_tls_1_2_clients(serve, certificate):
     old.maximum_version = ssl.TLSVersion.TLSv1_2
     with pytest.raises((ssl.SSLError, ConnectionError)):
         get_json(server, "/environ", wrap=lambda sock: old.wrap_socket(sock, server_hostname="localhost"))
+
+
+# The IANA codes of the suites OpenSSL may pick with an ECDSA certificate, by its names.
+SUITES = {
+    "TLS_AES_128_GCM_SHA256": 0x1301, "TLS_AES_256_GCM_SHA384": 0x1302,
+    "TLS_CHACHA20_POLY1305_SHA256": 0x1303, "ECDHE-ECDSA-AES128-GCM-SHA256": 0xC02B,
+    "ECDHE-ECDSA-AES256-GCM-SHA384": 0xC02C, "ECDHE-ECDSA-CHACHA20-POLY1305": 0xCCA9,
+}
+
+
+def test_the_tls_version_and_cipher_suite_reach_the_app(serve, certificate):
+    tls = ["--ssl-certfile", certificate[0], "--ssl-keyfile", certificate[1]]
+    wsgi = serve("wsgi_app:app", extra=tls)
+    asgi = serve("asgi_app:app", interface="asgi", extra=tls)
+    for maximum, name, code in ((ssl.TLSVersion.TLSv1_3, "TLSv1.3", 0x0304),
+                                (ssl.TLSVersion.TLSv1_2, "TLSv1.2", 0x0303)):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.maximum_version = maximum
+        negotiated = []
+
+        def wrap(sock):
+            wrapped = context.wrap_socket(sock, server_hostname="localhost")
+            negotiated.append((wrapped.version(), wrapped.cipher()[0]))
+            return wrapped
+
+        env, _ = get_json(wsgi, "/environ", wrap=wrap)
+        assert env["SSL_PROTOCOL"] == name == negotiated[-1][0]
+        scope, _ = get_json(asgi, "/scope", wrap=wrap)
+        extension = scope["extensions"]["tls"]
+        assert extension["tls_version"] == code
+        assert extension["cipher_suite"] == SUITES[negotiated[-1][1]], negotiated
+    env, _ = get_json(serve("wsgi_app:app"), "/environ")
+    assert "SSL_PROTOCOL" not in env
