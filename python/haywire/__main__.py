@@ -38,7 +38,7 @@ CONFIG_ERROR = 2
 FATAL = 3
 # Python apps take uploads (forms, files) that the core's 1 MiB default would refuse.
 DEFAULT_MAX_BODY = 16 << 20
-INTERFACES = ("wsgi", "asgi", "asgi3", "asgi2", "native")
+INTERFACES = ("auto", "wsgi", "asgi", "asgi3", "asgi2", "native")
 FORCED_ASGI = {"asgi2": "2", "asgi3": "3"}
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -49,9 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Serve a WSGI, ASGI or native Python app on Haywire's shards.",
     )
     parser.add_argument("app", help="the app as module:attribute")
-    parser.add_argument("--interface", choices=INTERFACES, default="wsgi",
-                        help="how the app is called (default: wsgi); asgi tells ASGI 3 from"
-                        " ASGI 2 apps as uvicorn does, asgi3/asgi2 say which")
+    parser.add_argument("--interface", choices=INTERFACES, default="auto",
+                        help="how the app is called (default: auto, told by what the app's"
+                        " call takes: WSGI, ASGI 3, ASGI 2 or a haywire.App); asgi tells ASGI 3"
+                        " from ASGI 2 apps as uvicorn does, asgi3/asgi2 say which")
     parser.add_argument("--config", metavar="PATH",
                         help="config.toml (server, limits, timeouts, stock routes)")
     parser.add_argument("--address", metavar="ADDR", help="overrides server.address")

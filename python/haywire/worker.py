@@ -15,6 +15,7 @@ import ctypes
 import faulthandler
 import gc
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -47,6 +48,38 @@ def import_app(spec: str, app_dir: str | None = None) -> Any:
     for part in attribute.split("."):
         target = getattr(target, part)
     return target
+
+
+# What `--interface auto` found, as the worker runs it (interface, ASGI version) and
+# as it says it.
+_AS_RUN = {"native": ("native", "auto"), "wsgi": ("wsgi", "auto"), "asgi3": ("asgi", "3"),
+           "asgi2": ("asgi", "2")}
+_NAMES = {"native": "a haywire.App", "wsgi": "a WSGI app", "asgi3": "an ASGI 3 app",
+          "asgi2": "an ASGI 2 app"}
+# `--interface auto`: an app's interface by the positional parameters its call takes.
+_BY_ARITY = {1: "asgi2", 2: "wsgi", 3: "asgi3"}
+
+
+def detect_interface(app: Any) -> str | None:
+    """`--interface auto`: "native" for a haywire.App, "asgi3" for a coroutine function
+    or an object whose ``__call__`` is one, else by what a call takes: the scope alone
+    (an ASGI 2 class or function, its result then awaited), environ and start_response
+    (WSGI), or scope, receive and send (ASGI 3 returning an awaitable). None when the
+    call's parameters say none of these (``*args``, as wsgiref's validator takes)."""
+    if isinstance(app, App):
+        return "native"
+    call = app if inspect.isclass(app) or inspect.isroutine(app) else getattr(app, "__call__", None)
+    if not inspect.isclass(app) and inspect.iscoroutinefunction(call):
+        return "asgi3"
+    try:
+        parameters = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return None
+    required = [p for p in parameters
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    return _BY_ARITY.get(len(required))
 
 
 def _die_with_parent(parent: int | None) -> None:
@@ -222,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         traceback.print_exc()
         return FATAL
+    if args.interface == "auto":
+        detected = detect_interface(app)
+        if args.index == 0:
+            found = (_NAMES[detected] if detected else
+                     "served as WSGI: its parameters do not tell (give --interface if it is not)")
+            print(f"haywire: {args.app} is {found} (--interface auto)", file=sys.stderr)
+        args.interface, args.asgi_version = _AS_RUN[detected or "wsgi"]
 
     listener = socket.socket(fileno=args.listen_fd) if args.listen_fd is not None else None
     native = args.interface == "native"

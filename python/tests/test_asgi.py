@@ -3,6 +3,7 @@ ASGI 2 apps."""
 
 import json
 import os
+import re
 
 import pytest
 
@@ -134,3 +135,41 @@ def test_asgi3_is_told_from_asgi2(monkeypatch):
 
     assert not is_asgi2(asgi_app.app) and not is_asgi2(Asgi3())
     assert is_asgi2(asgi_app.Asgi2App) and is_asgi2(asgi_app.asgi2_function)
+
+
+def test_interface_auto_tells_every_kind_of_app(monkeypatch):
+    from haywire.worker import detect_interface
+
+    monkeypatch.syspath_prepend(str(APPS))
+    import asgi_app
+    import native_app
+    import wsgi_app
+
+    class WsgiClass:  # PEP 3333: a class is an app too, instantiated per request
+        def __init__(self, environ, start_response): ...
+
+        def __iter__(self): return iter([])
+
+    class Asgi3:
+        async def __call__(self, scope, receive, send): ...
+
+    def asgi3_returning_an_awaitable(scope, receive, send): ...
+
+    cases = [
+        (wsgi_app.raw, "wsgi"), (WsgiClass, "wsgi"), (asgi_app.app, "asgi3"), (Asgi3(), "asgi3"),
+        (asgi3_returning_an_awaitable, "asgi3"), (asgi_app.Asgi2App, "asgi2"),
+        (asgi_app.asgi2_function, "asgi2"), (native_app.app, "native"),
+        (wsgi_app.app, None),  # wsgiref's validator takes *args: served as WSGI, said so
+    ]
+    for app, kind in cases:
+        assert detect_interface(app) == kind, app
+
+
+def test_interface_auto_serves_each_kind_and_says_which(serve):
+    for app, path, body, said in [("wsgi_app:raw", "/hello", b"hello world", "a WSGI app"),
+                                  ("asgi_app:app", "/hello", b"hello world", "an ASGI 3 app"),
+                                  ("asgi_app:Asgi2App", "/", b"asgi 2.0", "an ASGI 2 app"),
+                                  ("native_app:app", "/hello", b"hello world", "a haywire.App")]:
+        server = serve(app, interface="auto")
+        assert request(server, "GET", path)[2] == body, app
+        server.wait_for(re.escape(f"{app} is {said} (--interface auto)"), stderr=True)

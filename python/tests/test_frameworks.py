@@ -9,7 +9,9 @@ from conftest import EXAMPLES, request
 
 def test_flask(serve):
     pytest.importorskip("flask")
-    server = serve("flask_app:app", interface="wsgi", cwd=EXAMPLES)
+    # No --interface: told from the app, as a uvicorn user runs it.
+    server = serve("flask_app:app", interface="auto", cwd=EXAMPLES)
+    server.wait_for("flask_app:app is a WSGI app", stderr=True)
     assert request(server, "GET", "/")[2] == b"hello from flask"
     assert json.loads(request(server, "GET", "/json")[2]) == {"message": "Hello, World!"}
     assert json.loads(request(server, "GET", "/users/7?q=a")[2]) == {"id": 7, "q": "a"}
@@ -22,7 +24,9 @@ def test_flask(serve):
 
 def test_fastapi(serve):
     pytest.importorskip("fastapi")
-    server = serve("fastapi_app:app", interface="asgi", cwd=EXAMPLES)
+    # No --interface: told from the app, as a uvicorn user runs it.
+    server = serve("fastapi_app:app", interface="auto", cwd=EXAMPLES)
+    server.wait_for("fastapi_app:app is an ASGI 3 app", stderr=True)
     assert request(server, "GET", "/")[2] == b"hello from fastapi"
     assert json.loads(request(server, "GET", "/json")[2]) == {"message": "Hello, World!"}
     assert json.loads(request(server, "GET", "/users/7?q=a")[2]) == {"id": 7, "q": "a", "started": True}
@@ -37,7 +41,9 @@ def test_fastapi(serve):
 
 def test_django(serve, tmp_path):
     pytest.importorskip("django")
-    server = serve("django_app:application", interface="wsgi", cwd=EXAMPLES)
+    # No --interface: told from the app, as a uvicorn user runs it.
+    server = serve("django_app:application", interface="auto", cwd=EXAMPLES)
+    server.wait_for("django_app:application is a WSGI app", stderr=True)
     hello = json.loads(request(server, "GET", "/json")[2])
     assert hello == {"message": "Hello, World!", "remote_addr": "127.0.0.1", "secure": False}
     status, _, body = request(server, "POST", "/form", b"name=h%C3%A9&tag=a&tag=b",
