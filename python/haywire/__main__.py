@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-from . import handoff, logconfig
+from . import __version__, handoff, logconfig
 from .procname import set_process_name
 from ._haywire import ConfigError, ConfigSummary, UnixSocket, bind_unix, check_config
 
@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " from ASGI 2 apps as uvicorn does, asgi3/asgi2 say which")
     parser.add_argument("--config", metavar="PATH",
                         help="config.toml (server, limits, timeouts, stock routes)")
-    parser.add_argument("--address", metavar="ADDR", help="overrides server.address")
+    parser.add_argument("--version", action="version", version=f"haywire {__version__}")
+    parser.add_argument("--address", "--host", metavar="ADDR", help="overrides server.address")
     parser.add_argument("--port", type=int, metavar="N", help="overrides server.port; 0 picks a free port")
     parser.add_argument("--uds", metavar="PATH",
                         help="serve on this Unix socket instead of TCP (overrides server.unix;"
@@ -75,8 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="worker processes (overrides server.shards; default: one per CPU"
                         " the process may use)")
-    parser.add_argument("--max-in-flight", type=int, default=2048, metavar="N",
-                        help="requests a worker holds unanswered; past it: 503 (default 2048)")
+    parser.add_argument("--max-in-flight", "--limit-concurrency", "--backpressure", type=int,
+                        default=2048, metavar="N",
+                        help="requests a worker holds unanswered; past it: 503 (default 2048;"
+                        " uvicorn's and Granian's names accepted)")
     parser.add_argument("--workers-kill-timeout", type=float, metavar="SECONDS",
                         help="a stopping worker still running after this is killed"
                         " (default: server.shutdown_grace + 5)")
@@ -85,6 +88,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " beginning one (deadlocked, looping, its event loop blocked) is"
                         " aborted, with every thread's traceback, and replaced; its"
                         " connections are lost (default 0: never)")
+    parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
+                        help="ASGI lifespan: auto serves without it an app that raises on it,"
+                        " on makes that a failed start, off never runs it (uvicorn's; default auto)")
     parser.add_argument("--lifespan-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="ASGI lifespan startup/shutdown longer than this fails (default 60)")
     parser.add_argument("--forwarded-allow-ips", metavar="LIST",
@@ -92,7 +98,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="proxies (addresses, CIDR networks, '*') whose Forwarded and"
                         " X-Forwarded-For/-Proto headers set the client and scheme"
                         " (default: $FORWARDED_ALLOW_IPS or 127.0.0.1; '' for none)")
-    parser.add_argument("--ssl-certfile", metavar="PATH", help="PEM certificate chain: serve HTTPS"
+    parser.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-proxy-headers: trust no proxy's headers, as"
+                        " --forwarded-allow-ips '' (uvicorn's)")
+    parser.add_argument("--ssl-certfile", "--ssl-certificate", metavar="PATH", help="PEM certificate chain: serve HTTPS"
                         " (overrides tls.cert)")
     parser.add_argument("--ssl-keyfile", metavar="PATH", help="PEM private key (overrides tls.key)")
     parser.add_argument("--ssl-keyfile-password", metavar="TEXT",
@@ -114,6 +123,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--access-log", nargs="?", const="stdout", metavar="PATH",
                         help="the server's access log, to stdout or appended to PATH"
                         " (overrides log.access)")
+    parser.add_argument("--no-access-log", dest="access_log", action="store_const", const="off",
+                        help="no access log (overrides log.access; the default without --config)")
     parser.add_argument("--log-level", choices=LOG_LEVELS,
                         help="level of Python's root logger in the workers (default info, or"
                         " what --log-config sets)")
@@ -127,9 +138,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " (those already set win; needs python-dotenv)")
     parser.add_argument("--factory", action="store_true",
                         help="the app is a factory: call it (no arguments) to get the app")
-    parser.add_argument("--max-requests", type=int, default=0, metavar="N",
+    parser.add_argument("--max-requests", "--limit-max-requests", type=int, default=0, metavar="N",
                         help="replace a worker after it has served N requests (0: never)")
-    parser.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
+    parser.add_argument("--max-requests-jitter", "--limit-max-requests-jitter", type=int, default=0,
+                        metavar="N",
                         help="each worker serves up to N more than --max-requests (picked at"
                         " random), so that workers started together are not replaced together")
     parser.add_argument("--workers-lifetime", type=float, metavar="SECONDS",
@@ -145,7 +157,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reload", action="store_true",
                         help="development: restart the workers when a .py file under the"
                         " current directory changes")
-    parser.add_argument("--reload-dir", action="append", metavar="DIR",
+    parser.add_argument("--reload-dir", "--reload-paths", action="append", metavar="DIR",
                         help="with --reload: watch DIR instead of the working directory"
                         " (repeatable)")
     parser.add_argument("--reload-include", action="append", metavar="GLOB",
@@ -154,15 +166,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reload-exclude", action="append", metavar="GLOB",
                         help="with --reload: ignore files and directories whose name or path"
                         " under the watched directory matches GLOB (repeatable)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
+    parser.add_argument("--reload-delay", type=float, default=1.0, metavar="SECONDS",
+                        help="with --reload: time between two looks at the files (default 1)")
+    parser.add_argument("--threads", "--blocking-threads", type=int, default=1, metavar="N",
                         help="WSGI and sync native: threads per worker running the app"
                         " (default 1: the fastest for apps that do not wait)")
     parser.add_argument("--max-body-size", type=int, metavar="BYTES",
                         help="largest request body, read whole before the app runs; larger"
                         " gets 413 (overrides limits.max_request_size; default without"
                         f" --config: {DEFAULT_MAX_BODY >> 20} MiB)")
-    parser.add_argument("--root-path", default="", metavar="PATH",
+    parser.add_argument("--root-path", "--url-path-prefix", default="", metavar="PATH",
                         help="the prefix the app is mounted at (SCRIPT_NAME, root_path)")
+    parser.add_argument("--ws-max-size", type=int, metavar="BYTES",
+                        help="largest WebSocket message; larger closes the connection with 1009"
+                        " (overrides websocket.max_message_size; default 16 MiB)")
+    parser.add_argument("--ws-max-queue", type=int, metavar="N",
+                        help="received WebSocket messages a connection may leave unread before"
+                        " the server stops reading it (uvicorn's; default: no count, 64 KiB"
+                        " of them)")
     parser.add_argument("--ws-ping-interval", type=float, metavar="SECONDS",
                         help="ping a WebSocket client silent this long, keeping the connection"
                         " open through proxies (overrides websocket.ping_interval; default 20;"
@@ -249,6 +270,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "server.shutdown_grace": args.timeout_graceful_shutdown,
         "log.access": args.access_log,
         "log.format": args.access_log_format,
+        "websocket.max_message_size": args.ws_max_size,
         "websocket.ping_interval": args.ws_ping_interval,
         "websocket.ping_timeout": args.ws_ping_timeout,
         "websocket.compression": _flag(args.ws_per_message_deflate),
@@ -348,9 +370,11 @@ class Supervisor:
             "--stats-dir", self.stats_dir,
             "--max-in-flight", str(args.max_in_flight),
             "--loop", args.loop,
+            "--lifespan", args.lifespan,
+            *(["--ws-max-queue", str(args.ws_max_queue)] if args.ws_max_queue else []),
             "--lifespan-timeout", str(args.lifespan_timeout),
             "--stall-timeout", str(args.stall_timeout),
-            "--forwarded-allow-ips", args.forwarded_allow_ips,
+            "--forwarded-allow-ips", args.forwarded_allow_ips if args.proxy_headers else "",
             "--root-path", args.root_path,
             "--threads", str(args.threads),
             "--max-requests", str(args.max_requests),
@@ -556,7 +580,8 @@ class Supervisor:
             watched = Watched(self.args.reload_dir or [os.getcwd()],
                               ["*.py", *(self.args.reload_include or [])],
                               self.args.reload_exclude or [])
-            threading.Thread(target=watch_sources, args=(watched,), daemon=True).start()
+            threading.Thread(target=watch_sources, args=(watched, self.args.reload_delay),
+                             daemon=True).start()
         try:
             for index in range(self.workers):
                 self._handle_signals()
@@ -633,12 +658,12 @@ class Watched:
         return found
 
 
-def watch_sources(watched: Watched) -> None:
-    """--reload: polls the watched files once a second; on a change, sends this
-    process SIGHUP (a graceful restart of every worker)."""
+def watch_sources(watched: Watched, delay: float) -> None:
+    """--reload: polls the watched files every `delay` seconds (--reload-delay); on a
+    change, sends this process SIGHUP (a graceful restart of every worker)."""
     seen = watched.files()
     while True:
-        time.sleep(1.0)
+        time.sleep(delay)
         now = watched.files()
         if now != seen:
             seen = now
@@ -742,13 +767,15 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
             return f"{flag} must be 0 to {limit - 1}, not {value(flag)}"
     minimums = (("--workers", 0), ("--threads", 1), ("--max-in-flight", 1),
                 ("--max-requests", 0), ("--max-requests-jitter", 0), ("--workers-max-rss", 0),
-                ("--rss-samples", 1), ("--workers-kill-timeout", 0), ("--stall-timeout", 0))
+                ("--rss-samples", 1), ("--workers-kill-timeout", 0), ("--stall-timeout", 0),
+                ("--ws-max-queue", 1))
     for flag, least in minimums:
         if value(flag) is not None and not value(flag) >= least:
             return f"{flag} must be at least {least}, not {value(flag)}"
     if value("--uds-permissions") is not None and not 0 <= value("--uds-permissions") <= 0o777:
         return f"--uds-permissions must be 0 to 777 (octal), not {value('--uds-permissions'):o}"
-    for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime"):
+    for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime",
+                 "--reload-delay"):
         if value(flag) is not None and not value(flag) > 0:
             return f"{flag} must be more than 0, not {value(flag)}"
     return None

@@ -63,11 +63,13 @@ class LifespanFailed(Exception):
 
 class Lifespan:
     """Runs the app's lifespan protocol: startup before the worker accepts, shutdown
-    after it has drained. Apps that do not support lifespan are tolerated."""
+    after it has drained. Apps that do not support lifespan are tolerated, unless
+    `required` (``--lifespan on``): then raising on startup fails it."""
 
-    def __init__(self, app: Callable[..., Any], state: dict) -> None:
+    def __init__(self, app: Callable[..., Any], state: dict, required: bool = False) -> None:
         self.app = app
         self.state = state
+        self.required = required
         self.supported = True
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.startup_done: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -82,7 +84,10 @@ class Lifespan:
             # Raising before startup completes means "lifespan not supported" (as
             # uvicorn's `--lifespan auto`), but the reason is shown: it may be a bug.
             traceback.print_exc(file=sys.stderr)
-            if not self.startup_done.done():
+            if not self.startup_done.done() and self.required:
+                self.startup_done.set_exception(
+                    LifespanFailed("the app raised on lifespan startup (--lifespan on)"))
+            elif not self.startup_done.done():
                 print("haywire: the ASGI app raised on lifespan startup (above);"
                       " serving without lifespan", file=sys.stderr)
                 self.supported = False

@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stats-dir")
     parser.add_argument("--max-in-flight", type=int, default=2048)
     parser.add_argument("--loop", default="auto")
+    parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto")
+    parser.add_argument("--ws-max-queue", type=int)
     parser.add_argument("--lifespan-timeout", type=float, default=60.0)
     parser.add_argument("--stall-timeout", type=float, default=0.0)
     parser.add_argument("--forwarded-allow-ips", default="")
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             root_path=args.root_path,
             stall_timeout=args.stall_timeout,
             websocket=args.interface == "asgi",
+            ws_max_queue=args.ws_max_queue,
             listener=listener,
         )
     except Exception as e:
@@ -357,12 +360,13 @@ def main(argv: list[str] | None = None) -> int:
             app = asgi.as_asgi3(app)
 
         async def start_lifespan() -> asgi.Lifespan:
-            span = asgi.Lifespan(app, state)
+            span = asgi.Lifespan(app, state, required=args.lifespan == "on")
             await asyncio.wait_for(span.startup(), args.lifespan_timeout)
             return span
 
         try:
-            lifespan = loop.run_until_complete(start_lifespan())
+            if args.lifespan != "off":
+                lifespan = loop.run_until_complete(start_lifespan())
         except asyncio.TimeoutError:
             print(f"haywire: worker {args.index}: lifespan startup took longer than"
                   f" {args.lifespan_timeout:g} s (--lifespan-timeout)", file=sys.stderr)

@@ -950,10 +950,11 @@ impl Worker {
     /// the process once requests have waited that long without the app beginning one.
     /// With `websocket`, WebSocket upgrades on any path go to the app
     /// (`websocket_fileno`, `take_websocket`); without, they reach it as plain
-    /// requests, which it refuses. `listener`, a listening socket object (the
+    /// requests, which it refuses; each connection leaves at most `ws_max_queue`
+    /// received messages unread (and 64 KiB). `listener`, a listening socket object (the
     /// supervisor's `--uds` or `--fd` socket), is served instead of binding one.
     #[new]
-    #[pyo3(signature = (path=None, overrides=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", stall_timeout=None, websocket=false, listener=None))]
+    #[pyo3(signature = (path=None, overrides=None, index=0, stats_dir=None, max_in_flight=2048, routes=Vec::new(), fallback=true, forwarded_allow_ips="", root_path="", stall_timeout=None, websocket=false, ws_max_queue=None, listener=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<&str>,
@@ -967,6 +968,7 @@ impl Worker {
         root_path: &str,
         stall_timeout: Option<f64>,
         websocket: bool,
+        ws_max_queue: Option<usize>,
         listener: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Worker> {
         let listener = listener.map(listen::adopt).transpose()?;
@@ -1007,7 +1009,7 @@ impl Worker {
             site: Arc::new(Site { trusted, root_path }),
             started: AtomicBool::new(false),
             websocket: websocket
-                .then(websocket::Channels::new)
+                .then(|| websocket::Channels::new(ws_max_queue.unwrap_or(usize::MAX)))
                 .transpose()
                 .map_err(io_error)?,
             used_stats_dir: Mutex::new(None),

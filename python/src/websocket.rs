@@ -86,20 +86,56 @@ enum Command {
     Send(Message),
     /// Start the closing handshake.
     Close(CloseCode, String),
-    /// The app has read below [`RECV_WINDOW`]: take messages again.
+    /// The app has read below [`RECV_WINDOW`] or `--ws-max-queue`: take messages again.
     Resume,
 }
 
 /// The body of a refusal the app did not word itself.
 const REFUSED: &str = "WebSocket refused\n";
 
-/// Byte counts both threads keep for one connection.
-#[derive(Default)]
+/// Counts both threads keep for one connection.
 struct Link {
-    /// Delivered to Python and not yet received by the app.
+    /// Delivered to Python and not yet received by the app ([`unread_cost`]).
     unread: AtomicUsize,
+    /// Messages delivered to Python and not yet received by the app.
+    unread_messages: AtomicUsize,
+    /// `--ws-max-queue`: the most messages left unread (`usize::MAX`: bytes alone).
+    max_messages: usize,
     /// Sent by the app and not yet in the connection's output buffer.
     unsent: AtomicUsize,
+}
+
+impl Link {
+    fn new(max_messages: usize) -> Link {
+        Link {
+            unread: AtomicUsize::new(0),
+            unread_messages: AtomicUsize::new(0),
+            max_messages,
+            unsent: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether the shard may take another message for the app: it leaves less than
+    /// [`RECV_WINDOW`] and fewer than `max_messages` unread.
+    fn has_room(&self) -> bool {
+        self.unread.load(Ordering::Acquire) < RECV_WINDOW
+            && self.unread_messages.load(Ordering::Acquire) < self.max_messages
+    }
+
+    /// A message of `payload` bytes goes to the app.
+    fn delivered(&self, payload: usize) {
+        self.unread
+            .fetch_add(unread_cost(payload), Ordering::AcqRel);
+        self.unread_messages.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The app has received a message that cost `n`: whether that took either count
+    /// below its limit (the shard may be waiting for room).
+    fn received(&self, n: usize) -> bool {
+        let bytes = release(&self.unread, n, RECV_WINDOW);
+        let messages = release(&self.unread_messages, 1, self.max_messages);
+        bytes || messages
+    }
 }
 
 /// What a received message of `payload` bytes counts against [`RECV_WINDOW`].
@@ -121,11 +157,13 @@ pub struct Channels {
     commands: Arc<Mailbox<(u64, Command)>>,
     /// Taken by the shard's command task when the routes are built.
     commands_door: Arc<Mutex<Option<UnixStream>>>,
+    max_messages: usize,
 }
 
 impl Channels {
-    /// New, empty channels.
-    pub fn new() -> io::Result<Channels> {
+    /// New, empty channels; each connection leaves at most `max_messages` received
+    /// messages unread (and [`RECV_WINDOW`]).
+    pub fn new(max_messages: usize) -> io::Result<Channels> {
         let (events, events_door) = Mailbox::new()?;
         let (commands, commands_door) = Mailbox::new()?;
         Ok(Channels {
@@ -133,6 +171,7 @@ impl Channels {
             events_door,
             commands,
             commands_door: Arc::new(Mutex::new(Some(commands_door))),
+            max_messages,
         })
     }
 
@@ -142,6 +181,7 @@ impl Channels {
             events: self.events.clone(),
             commands: self.commands.clone(),
             commands_door: self.commands_door.clone(),
+            max_messages: self.max_messages,
         }
     }
 
@@ -199,6 +239,7 @@ pub struct Mount {
     events: Arc<Mailbox<Event>>,
     commands: Arc<Mailbox<(u64, Command)>>,
     commands_door: Arc<Mutex<Option<UnixStream>>>,
+    max_messages: usize,
 }
 
 impl Mount {
@@ -209,6 +250,7 @@ impl Mount {
             conns: RefCell::default(),
             next: Cell::new(0),
             events: self.events.clone(),
+            max_messages: self.max_messages,
         });
         let door = self
             .commands_door
@@ -233,10 +275,10 @@ struct Hub {
     conns: RefCell<HashMap<u64, Rc<Conn>>>,
     next: Cell<u64>,
     events: Arc<Mailbox<Event>>,
+    max_messages: usize,
 }
 
 /// One connection's commands from Python, and the tasks waiting on them.
-#[derive(Default)]
 struct Conn {
     commands: RefCell<VecDeque<Command>>,
     /// The task waiting for a command.
@@ -247,6 +289,15 @@ struct Conn {
 }
 
 impl Conn {
+    fn new(max_messages: usize) -> Conn {
+        Conn {
+            commands: RefCell::default(),
+            waker: RefCell::default(),
+            resume: RefCell::default(),
+            link: Arc::new(Link::new(max_messages)),
+        }
+    }
+
     async fn next(&self) -> Command {
         poll_fn(|cx| match self.commands.borrow_mut().pop_front() {
             Some(command) => Poll::Ready(command),
@@ -258,11 +309,11 @@ impl Conn {
         .await
     }
 
-    /// Waits until the app has less than [`RECV_WINDOW`] unread.
+    /// Waits until the app leaves room for another message ([`Link::has_room`]).
     async fn room(&self) {
         poll_fn(|cx| {
             *self.resume.borrow_mut() = Some(cx.waker().clone());
-            if self.link.unread.load(Ordering::Acquire) < RECV_WINDOW {
+            if self.link.has_room() {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -316,7 +367,7 @@ impl Hub {
     async fn run(self: Rc<Self>, request: Request, upgrade: Upgrade) {
         let id = self.next.get();
         self.next.set(id + 1);
-        let conn = Rc::new(Conn::default());
+        let conn = Rc::new(Conn::new(self.max_messages));
         self.conns.borrow_mut().insert(id, conn.clone());
         let ending = Ending {
             hub: &self,
@@ -353,13 +404,11 @@ impl Hub {
                 conn.room().await;
                 match ws.recv().await {
                     Some(Message::Text(text)) => {
-                        link.unread
-                            .fetch_add(unread_cost(text.len()), Ordering::AcqRel);
+                        link.delivered(text.len());
                         self.events.post(Event::Text(id, text));
                     }
                     Some(Message::Binary(data)) => {
-                        link.unread
-                            .fetch_add(unread_cost(data.len()), Ordering::AcqRel);
+                        link.delivered(data.len());
                         self.events.post(Event::Binary(id, data));
                     }
                     Some(Message::Close(frame)) => {
@@ -525,7 +574,7 @@ impl PyWebSocket {
 
     /// The app has received messages of size `n` (what `take_websocket` gave).
     fn consumed(&self, n: usize) {
-        if release(&self.link.unread, n, RECV_WINDOW) {
+        if self.link.received(n) {
             self.post(Command::Resume);
         }
     }
@@ -581,6 +630,23 @@ impl Drop for PyWebSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_has_room_under_both_the_byte_window_and_the_message_count() {
+        let link = Link::new(2);
+        assert!(link.has_room());
+        link.delivered(10);
+        link.delivered(10);
+        assert!(!link.has_room(), "two messages: the count is full");
+        assert!(link.received(unread_cost(10)), "back under the count");
+        assert!(link.has_room());
+        assert!(!link.received(unread_cost(10)), "already under both");
+        let bytes_only = Link::new(usize::MAX);
+        bytes_only.delivered(RECV_WINDOW);
+        assert!(!bytes_only.has_room(), "the byte window is full");
+        assert!(bytes_only.received(unread_cost(RECV_WINDOW)));
+        assert!(bytes_only.has_room());
+    }
 
     #[test]
     fn release_reports_crossing_below_the_window_once() {

@@ -49,6 +49,12 @@ def test_trusted_proxy_headers_set_client_and_scheme(serve):
     assert (scope["client"], scope["scheme"]) == (["9.9.9.9", 0], "https")
 
 
+def test_no_proxy_headers_trusts_none(serve):
+    server = serve("wsgi_app:app", extra=["--no-proxy-headers"])  # uvicorn's
+    env, _ = get_json(server, "/environ", ["X-Forwarded-For: 1.2.3.4", "X-Forwarded-Proto: https"])
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+
+
 def test_untrusted_peer_headers_are_ignored(serve):
     server = serve("wsgi_app:app", extra=["--forwarded-allow-ips", "10.0.0.0/8"])
     env, _ = get_json(server, "/environ", ["X-Forwarded-For: 1.2.3.4",

@@ -266,9 +266,66 @@ def test_bad_flag_values_are_refused_naming_the_flag():
                   ["--port", "70000"], ["--backlog", "-1"], ["--max-body-size", "-1"],
                   ["--max-in-flight", "0"], ["--workers-kill-timeout", "-1"],
                   ["--lifespan-timeout", "0"], ["--threads", "0"],
-                  ["--workers-lifetime", "0"]):
+                  ["--workers-lifetime", "0"], ["--ws-max-queue", "0"], ["--reload-delay", "0"]):
         result = run_cli(*flags, "wsgi_app:app")
         assert result.returncode == 2 and flags[0] in result.stderr, (flags, result.stderr)
+
+
+# Other servers' spellings of the same flags: a uvicorn or Granian command line runs
+# unchanged.
+SPELLINGS = [
+    (["--host", "0.0.0.0"], ["--address", "0.0.0.0"]),
+    (["--limit-concurrency", "7"], ["--max-in-flight", "7"]),
+    (["--backpressure", "7"], ["--max-in-flight", "7"]),
+    (["--limit-max-requests", "9", "--limit-max-requests-jitter", "3"],
+     ["--max-requests", "9", "--max-requests-jitter", "3"]),
+    (["--url-path-prefix", "/api"], ["--root-path", "/api"]),
+    (["--ssl-certificate", "c.pem"], ["--ssl-certfile", "c.pem"]),
+    (["--reload-paths", "src"], ["--reload-dir", "src"]),
+    (["--blocking-threads", "4"], ["--threads", "4"]),
+]
+
+
+@pytest.mark.parametrize("theirs, ours", SPELLINGS)
+def test_uvicorn_and_granian_spellings_mean_ours(theirs, ours):
+    from haywire.__main__ import parse_args
+
+    assert vars(parse_args([*theirs, "m:app"])) == vars(parse_args([*ours, "m:app"]))
+
+
+def test_flags_that_set_config_keys():
+    from haywire.__main__ import config_overrides, parse_args
+
+    def keys(*flags: str) -> dict:
+        return config_overrides(parse_args(["m:app", *flags]))
+
+    assert keys("--no-access-log")["log.access"] == "off"
+    assert keys("--access-log")["log.access"] == "stdout"
+    assert keys("--ws-max-size", "4096")["websocket.max_message_size"] == 4096
+    assert "log.access" not in keys()
+
+
+def test_version():
+    from haywire import __version__
+
+    result = run_cli("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"haywire {__version__}")
+
+
+def test_reload_looks_every_reload_delay(monkeypatch, tmp_path):
+    from haywire import __main__ as cli
+
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        if len(slept) == 3:
+            raise StopIteration
+
+    monkeypatch.setattr(cli.time, "sleep", sleep)
+    with pytest.raises(StopIteration):
+        cli.watch_sources(cli.Watched([str(tmp_path)], ["*.py"], []), 0.25)
+    assert slept == [0.25] * 3
 
 
 def test_reload_restarts_on_a_source_change(serve, tmp_path):

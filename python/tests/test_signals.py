@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS, Server, read_response, request
+from conftest import APPS, Server, read_response, request, run_cli
 
 
 def workers_of(server: Server) -> list[int]:
@@ -203,6 +203,19 @@ def test_lifespan_that_raises_is_shown_and_the_app_served(serve):
     assert request(server, "GET", "/")[2] == b"hello"
     text = "".join(server.errors)
     assert "Traceback" in text and "lifespan-bug" in text
+
+
+def test_lifespan_on_makes_a_raising_lifespan_a_failed_start():
+    result = run_cli("--interface", "asgi", "--port", "0", "--address", "127.0.0.1",
+                     "--workers", "1", "--lifespan", "on", "asgi_lifespan:raising")
+    assert result.returncode == 1, result.stderr
+    assert "lifespan-bug" in result.stderr and "--lifespan on" in result.stderr
+
+
+def test_lifespan_off_never_runs_it(serve):
+    # The lifespan would hang for an hour: with it off, the app is served at once.
+    server = serve("asgi_lifespan:hanging", interface="asgi", extra=["--lifespan", "off"])
+    assert request(server, "GET", "/")[2] == b"hello"
 
 
 def test_lifespan_startup_timeout_stops_the_server():

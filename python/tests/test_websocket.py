@@ -120,10 +120,14 @@ def test_an_app_can_refuse_with_its_own_http_response(serve):
         assert ws.recv(timeout=10) == "after"
 
 
-def test_a_message_over_the_limit_closes_with_1009(serve, tmp_path):
+@pytest.mark.parametrize("how", ["config", "flag"])
+def test_a_message_over_the_limit_closes_with_1009(serve, tmp_path, how):
     config = tmp_path / "ws.toml"
     config.write_text("[websocket]\nmax_message_size = 1024\n")
-    server = serve(APP, interface="asgi", config=str(config))
+    if how == "config":
+        server = serve(APP, interface="asgi", config=str(config))
+    else:  # uvicorn's flag
+        server = serve(APP, interface="asgi", extra=["--ws-max-size", "1024"])
     with connect(url(server, "/echo"), open_timeout=10) as ws:
         ws.send("x" * 1024)
         assert ws.recv(timeout=10) == "x" * 1024
@@ -218,6 +222,20 @@ def test_empty_messages_an_app_does_not_read_stop_being_taken(serve, tmp_path):
                 break
             before = now
         assert 0 < now == before < 8192, f"{now} messages taken, none read"
+        request(server, "POST", "/hear")
+        assert wait_seen(server, lambda s: s["heard"] == count, 60)["heard"] == count
+
+
+def test_ws_max_queue_lets_the_shard_take_a_message_as_the_app_reads_one(serve):
+    """With --ws-max-queue 1 the shard waits for the app after every message (tiny
+    ones: the byte window never fills), and this app never sends, which would wake
+    the connection's task anyway: every message but the first reaches it only if its
+    reading the one before lets the shard take the next."""
+    server = serve(APP, interface="asgi", extra=["--ws-max-queue", "1"])
+    count = 3000
+    with connect(url(server, "/deaf"), open_timeout=10, ping_interval=None) as ws:
+        for _ in range(count):
+            ws.send(b"m")
         request(server, "POST", "/hear")
         assert wait_seen(server, lambda s: s["heard"] == count, 60)["heard"] == count
 
