@@ -177,6 +177,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f" --config: {DEFAULT_MAX_BODY >> 20} MiB)")
     parser.add_argument("--root-path", "--url-path-prefix", default="", metavar="PATH",
                         help="the prefix the app is mounted at (SCRIPT_NAME, root_path)")
+    parser.add_argument("--http", choices=("auto", "1", "h11", "httptools", "2"), default="auto",
+                        help="uvicorn's and Granian's choice of HTTP implementation: Haywire's"
+                        " own HTTP/1.1 parser serves in every case but 2, which is refused")
+    parser.add_argument("--ws", nargs="?", const="auto", default="auto",
+                        choices=("auto", "none", "websockets", "websockets-sansio", "wsproto"),
+                        help="none: no WebSocket, an upgrade reaches an ASGI app as a plain"
+                        " request (uvicorn's; any other value: Haywire's own WebSocket)")
+    parser.add_argument("--no-ws", dest="ws", action="store_const", const="none",
+                        help="as --ws none (Granian's)")
     parser.add_argument("--ws-max-size", type=int, metavar="BYTES",
                         help="largest WebSocket message; larger closes the connection with 1009"
                         " (overrides websocket.max_message_size; default 16 MiB)")
@@ -372,6 +381,7 @@ class Supervisor:
             "--loop", args.loop,
             "--lifespan", args.lifespan,
             *(["--ws-max-queue", str(args.ws_max_queue)] if args.ws_max_queue else []),
+            *(["--no-ws"] if args.ws == "none" else []),
             "--lifespan-timeout", str(args.lifespan_timeout),
             "--stall-timeout", str(args.stall_timeout),
             "--forwarded-allow-ips", args.forwarded_allow_ips if args.proxy_headers else "",
@@ -772,6 +782,8 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
     for flag, least in minimums:
         if value(flag) is not None and not value(flag) >= least:
             return f"{flag} must be at least {least}, not {value(flag)}"
+    if args.http == "2":
+        return "--http 2: Haywire serves HTTP/1.1 only"
     if value("--uds-permissions") is not None and not 0 <= value("--uds-permissions") <= 0o777:
         return f"--uds-permissions must be 0 to 777 (octal), not {value('--uds-permissions'):o}"
     for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime",

@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--ws-max-queue", type=int)
+    parser.add_argument("--no-ws", action="store_true")
     parser.add_argument("--lifespan-timeout", type=float, default=60.0)
     parser.add_argument("--stall-timeout", type=float, default=0.0)
     parser.add_argument("--forwarded-allow-ips", default="")
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             forwarded_allow_ips=args.forwarded_allow_ips,
             root_path=args.root_path,
             stall_timeout=args.stall_timeout,
-            websocket=args.interface == "asgi",
+            websocket=args.interface == "asgi" and not args.no_ws,
             ws_max_queue=args.ws_max_queue,
             listener=listener,
         )
@@ -375,9 +376,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             return FATAL
         handler = asgi.make_handler(app, loop, server, state, worker)
-        on_websocket = websocket.make_handler(app, loop, server, state)
-        loop.add_reader(worker.websocket_fileno(),
-                        lambda: on_websocket(worker.take_websocket()))
+        if not args.no_ws:
+            on_websocket = websocket.make_handler(app, loop, server, state)
+            loop.add_reader(worker.websocket_fileno(),
+                            lambda: on_websocket(worker.take_websocket()))
     else:
         handler = app.async_dispatcher(loop)
 

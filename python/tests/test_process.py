@@ -266,7 +266,8 @@ def test_bad_flag_values_are_refused_naming_the_flag():
                   ["--port", "70000"], ["--backlog", "-1"], ["--max-body-size", "-1"],
                   ["--max-in-flight", "0"], ["--workers-kill-timeout", "-1"],
                   ["--lifespan-timeout", "0"], ["--threads", "0"],
-                  ["--workers-lifetime", "0"], ["--ws-max-queue", "0"], ["--reload-delay", "0"]):
+                  ["--workers-lifetime", "0"], ["--ws-max-queue", "0"], ["--reload-delay", "0"],
+                  ["--http", "2"]):
         result = run_cli(*flags, "wsgi_app:app")
         assert result.returncode == 2 and flags[0] in result.stderr, (flags, result.stderr)
 

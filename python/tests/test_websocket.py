@@ -240,6 +240,21 @@ def test_ws_max_queue_lets_the_shard_take_a_message_as_the_app_reads_one(serve):
         assert wait_seen(server, lambda s: s["heard"] == count, 60)["heard"] == count
 
 
+@pytest.mark.parametrize("flag", [["--ws", "none"], ["--no-ws"]])
+def test_without_websocket_an_upgrade_reaches_the_app_as_a_plain_request(serve, flag):
+    server = serve(APP, interface="asgi", extra=flag)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url(server, "/echo"), open_timeout=10)
+    assert refused.value.response.status_code == 404  # FastAPI's answer to a plain GET
+
+
+def test_uvicorns_implementation_choices_are_served_by_haywires_own(serve):
+    server = serve(APP, interface="asgi", extra=["--http", "httptools", "--ws", "wsproto"])
+    with connect(url(server, "/echo"), open_timeout=10) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
+
+
 def test_wss_under_tls(serve, certificate):  # noqa: F811
     cert, key = certificate
     context = ssl.create_default_context()
