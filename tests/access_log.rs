@@ -218,6 +218,39 @@ fn a_streamed_body_logs_its_announced_length_or_dash_when_chunked() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// `log.template` shapes every line, on every shard; a bad one is a config error
+/// naming the key.
+#[test]
+fn template_lines_follow_log_template() {
+    let path = temp("access-template");
+    let mut config = config_with_log(&path, LogFormat::Json);
+    config.log.template = "{{{method}}} {target} -> {status} ({bytes} B, shard {shard})".into();
+    let running = start_server(config);
+    let addr = running.local_addr();
+    for target in ["/items/3", "/nowhere"] {
+        let (reply, _) = exchange(addr, get(target).as_bytes());
+        assert!(reply.status == 200 || reply.status == 404);
+    }
+    // Each shard writes its own lines: in the file, in either order.
+    let lines = wait_for_lines(&path, 2, Duration::from_secs(3));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for pattern in [
+        r"^\{GET\} /items/3 -> 200 \(1 B, shard [01]\)$",
+        r"^\{GET\} /nowhere -> 404 \(\d+ B, shard [01]\)$",
+    ] {
+        assert!(
+            lines.iter().any(|l| matches(pattern, l)),
+            "{pattern}: {lines:?}"
+        );
+    }
+    running.stop();
+    running.join().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let err = Config::from_toml("[log]\ntemplate = \"{status} {latency}\"\n").unwrap_err();
+    assert_eq!(err.key, "log.template", "{err}");
+    assert!(err.message.contains("unknown field {latency}"), "{err}");
+}
+
 #[test]
 fn a_log_file_that_cannot_be_opened_fails_the_start() {
     let mut config = test_config();

@@ -1,7 +1,7 @@
 //! The access log adds no allocation per request once warm: each shard formats lines
 //! into one reused buffer, and the request's head is kept by reference, not copied.
 //! Measured like tests/alloc.rs (its own binary: the counting allocator is global),
-//! with the log on, to a file, in both formats.
+//! with the log on, to a file, in both formats and a template.
 
 mod common;
 
@@ -15,16 +15,25 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn logged_requests_allocate_nothing_per_request() {
-    for format in [LogFormat::Combined, LogFormat::Json] {
+    let template = "{remote} [{time}] \"{request}\" {status} {bytes} {user_agent} {shard}";
+    for (format, template) in [
+        (LogFormat::Combined, ""),
+        (LogFormat::Json, ""),
+        (LogFormat::Combined, template),
+    ] {
+        let format = (format, template);
         let path = std::env::temp_dir().join(format!(
-            "haywire-alloc-log-{}-{format:?}",
-            std::process::id()
+            "haywire-alloc-log-{}-{:?}-{}",
+            std::process::id(),
+            format.0,
+            template.len()
         ));
         let mut config = test_config();
         config.server.shards = 2;
         config.limits.read_buffer = 16 * 1024;
         config.log.access = path.display().to_string();
-        config.log.format = format;
+        config.log.format = format.0;
+        config.log.template = template.into();
         let server = Server::new(config)
             .routes(mark_shard_thread)
             .start()

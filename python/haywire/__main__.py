@@ -40,6 +40,8 @@ FATAL = 3
 DEFAULT_MAX_BODY = 16 << 20
 INTERFACES = ("auto", "wsgi", "asgi", "asgi3", "asgi2", "native")
 FORCED_ASGI = {"asgi2": "2", "asgi3": "3"}
+# The core's stock access-log formats; any other --access-log-format is a template.
+LOG_FORMATS = ("combined", "json")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -212,8 +214,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a header for every response that has none of that name"
                         " (repeatable; merged over server.headers; server:TEXT sets"
                         " the Server header)")
-    parser.add_argument("--access-log-format", choices=("combined", "json"),
-                        help="the access log's lines (overrides log.format; default combined)")
+    parser.add_argument("--access-log-format", metavar="combined|json|TEMPLATE",
+                        help="the access log's lines: combined (the default), json, or a"
+                        " template such as '{remote} \"{request}\" {status} {bytes}' (overrides"
+                        " log.format, or log.template; fields: remote, time, time_iso, request,"
+                        " method, target, protocol, status, bytes, referer, user_agent, shard)")
     parser.add_argument("--timeout-keep-alive", type=float, metavar="SECONDS",
                         help="close a connection idle this long between requests (uvicorn's;"
                         " overrides timeouts.keep_alive; default 60)")
@@ -278,7 +283,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
                             if args.http1_header_read_timeout is not None else None),
         "server.shutdown_grace": args.timeout_graceful_shutdown,
         "log.access": args.access_log,
-        "log.format": args.access_log_format,
+        "log.format": args.access_log_format if args.access_log_format in LOG_FORMATS else None,
+        "log.template": (args.access_log_format
+                         if args.access_log_format not in (None, *LOG_FORMATS) else None),
         "websocket.max_message_size": args.ws_max_size,
         "websocket.ping_interval": args.ws_ping_interval,
         "websocket.ping_timeout": args.ws_ping_timeout,

@@ -1,11 +1,13 @@
-//! Formatting one access-log line, combined or JSON, from what the request left in an
-//! [`Entry`]: no allocation, and nothing a client sends can forge a field.
+//! Formatting one access-log line, combined, JSON or the operator's template, from what
+//! the request left in an [`Entry`]: no allocation, and nothing a client sends can forge
+//! a field.
 
 use std::io::Write;
 use std::net::IpAddr;
 
 use bytes::Bytes;
 
+use super::template::{Field, Piece, Template};
 use crate::http::date::DATE_LEN;
 use crate::http::Request;
 
@@ -64,9 +66,56 @@ impl Line<'_> {
     /// `1.2.3.4 - - [06/Nov/1994:08:49:37 +0000] "GET / HTTP/1.1" 200 11 "-" "curl/8"`
     pub(super) fn combined(&self, buf: &mut Vec<u8>) {
         self.peer(buf);
-        // The cached Date header, `Sun, 06 Nov 1994 08:49:37 GMT`, rearranged.
-        let d = self.date;
         buf.extend_from_slice(b" - - [");
+        self.common_time(buf);
+        buf.extend_from_slice(b"] \"");
+        self.text(buf, self.request_line());
+        buf.extend_from_slice(b"\" ");
+        self.status(buf);
+        buf.push(b' ');
+        self.bytes(buf);
+        for header in [self.referer(), self.agent()] {
+            buf.extend_from_slice(b" \"");
+            self.text(buf, header);
+            buf.push(b'"');
+        }
+        buf.push(b'\n');
+    }
+
+    /// `template`'s pieces, each field written as the combined format writes it.
+    pub(super) fn template(&self, template: &Template, buf: &mut Vec<u8>) {
+        for piece in &*template.pieces {
+            match piece {
+                Piece::Text(text) => buf.extend_from_slice(text),
+                Piece::Field(field) => self.field(*field, buf),
+            }
+        }
+        buf.push(b'\n');
+    }
+
+    fn field(&self, field: Field, buf: &mut Vec<u8>) {
+        match field {
+            Field::Remote => self.peer(buf),
+            Field::Time => self.common_time(buf),
+            Field::TimeIso => self.iso_time(buf),
+            Field::Request => self.text(buf, self.request_line()),
+            Field::Method => self.text(buf, self.request_part(0)),
+            Field::Target => self.text(buf, self.request_part(1)),
+            Field::Protocol => self.text(buf, self.request_part(2)),
+            Field::Status => self.status(buf),
+            Field::Bytes => self.bytes(buf),
+            Field::Referer => self.text(buf, self.referer()),
+            Field::UserAgent => self.text(buf, self.agent()),
+            Field::Shard => {
+                buf.extend_from_slice(itoa::Buffer::new().format(self.shard).as_bytes())
+            }
+        }
+    }
+
+    /// The cached Date header, `Sun, 06 Nov 1994 08:49:37 GMT`, as
+    /// `06/Nov/1994:08:49:37 +0000`.
+    fn common_time(&self, buf: &mut Vec<u8>) {
+        let d = self.date;
         buf.extend_from_slice(&d[5..7]);
         buf.push(b'/');
         buf.extend_from_slice(&d[8..11]);
@@ -74,42 +123,16 @@ impl Line<'_> {
         buf.extend_from_slice(&d[12..16]);
         buf.push(b':');
         buf.extend_from_slice(&d[17..25]);
-        buf.extend_from_slice(b" +0000] \"");
-        match self.entry {
-            Some(entry) => escape_combined(buf, entry.get(entry.line)),
-            None => buf.push(b'-'),
-        }
-        buf.extend_from_slice(b"\" ");
-        buf.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
-        buf.push(b' ');
-        match self.bytes {
-            Some(bytes) => buf.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes()),
-            None => buf.push(b'-'),
-        }
-        for header in [
-            self.entry.and_then(|e| e.referer.map(|s| e.get(s))),
-            self.entry.and_then(|e| e.agent.map(|s| e.get(s))),
-        ] {
-            buf.extend_from_slice(b" \"");
-            match header {
-                Some(value) => escape_combined(buf, value),
-                None => buf.push(b'-'),
-            }
-            buf.push(b'"');
-        }
-        buf.push(b'\n');
+        buf.extend_from_slice(b" +0000");
     }
 
-    /// `{"time":"1994-11-06T08:49:37Z","remote":"1.2.3.4","method":"GET","target":"/",
-    /// "protocol":"HTTP/1.1","status":200,"bytes":11,"referer":null,"user_agent":"curl/8",
-    /// "shard":0}`
-    pub(super) fn json(&self, buf: &mut Vec<u8>) {
+    /// The cached Date header as `1994-11-06T08:49:37Z`.
+    fn iso_time(&self, buf: &mut Vec<u8>) {
         let d = self.date;
         let month = MONTHS
             .iter()
             .position(|m| m[..] == d[8..11])
             .map_or(0, |i| i + 1);
-        buf.extend_from_slice(b"{\"time\":\"");
         buf.extend_from_slice(&d[12..16]);
         buf.push(b'-');
         buf.push(b'0' + (month / 10) as u8);
@@ -118,7 +141,52 @@ impl Line<'_> {
         buf.extend_from_slice(&d[5..7]);
         buf.push(b'T');
         buf.extend_from_slice(&d[17..25]);
-        buf.extend_from_slice(b"Z\",\"remote\":");
+        buf.push(b'Z');
+    }
+
+    fn status(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+    }
+
+    fn bytes(&self, buf: &mut Vec<u8>) {
+        match self.bytes {
+            Some(bytes) => buf.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes()),
+            None => buf.push(b'-'),
+        }
+    }
+
+    /// `value` escaped, or `-`.
+    fn text(&self, buf: &mut Vec<u8>, value: Option<&[u8]>) {
+        match value {
+            Some(value) => escape_combined(buf, value),
+            None => buf.push(b'-'),
+        }
+    }
+
+    fn request_line(&self) -> Option<&[u8]> {
+        self.entry.map(|e| e.get(e.line))
+    }
+
+    /// The request line's `index`th space-separated part (method, target, protocol).
+    fn request_part(&self, index: usize) -> Option<&[u8]> {
+        self.request_line()?.splitn(3, |&b| b == b' ').nth(index)
+    }
+
+    fn referer(&self) -> Option<&[u8]> {
+        self.entry.and_then(|e| e.referer.map(|s| e.get(s)))
+    }
+
+    fn agent(&self) -> Option<&[u8]> {
+        self.entry.and_then(|e| e.agent.map(|s| e.get(s)))
+    }
+
+    /// `{"time":"1994-11-06T08:49:37Z","remote":"1.2.3.4","method":"GET","target":"/",
+    /// "protocol":"HTTP/1.1","status":200,"bytes":11,"referer":null,"user_agent":"curl/8",
+    /// "shard":0}`
+    pub(super) fn json(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(b"{\"time\":\"");
+        self.iso_time(buf);
+        buf.extend_from_slice(b"\",\"remote\":");
         if self.entry.and_then(|e| e.peer).is_some() {
             buf.push(b'"');
             self.peer(buf);
@@ -126,28 +194,23 @@ impl Line<'_> {
         } else {
             buf.extend_from_slice(b"null");
         }
-        let mut parts = self
-            .entry
-            .map(|e| e.get(e.line))
-            .unwrap_or_default()
-            .splitn(3, |&b| b == b' ');
-        for key in ["method", "target", "protocol"] {
+        for (index, key) in ["method", "target", "protocol"].into_iter().enumerate() {
             buf.extend_from_slice(b",\"");
             buf.extend_from_slice(key.as_bytes());
             buf.extend_from_slice(b"\":");
-            json_string(buf, parts.next().filter(|_| self.entry.is_some()));
+            json_string(buf, self.request_part(index));
         }
         buf.extend_from_slice(b",\"status\":");
-        buf.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        self.status(buf);
         buf.extend_from_slice(b",\"bytes\":");
         match self.bytes {
             Some(bytes) => buf.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes()),
             None => buf.extend_from_slice(b"null"),
         }
         buf.extend_from_slice(b",\"referer\":");
-        json_string(buf, self.entry.and_then(|e| e.referer.map(|s| e.get(s))));
+        json_string(buf, self.referer());
         buf.extend_from_slice(b",\"user_agent\":");
-        json_string(buf, self.entry.and_then(|e| e.agent.map(|s| e.get(s))));
+        json_string(buf, self.agent());
         buf.extend_from_slice(b",\"shard\":");
         buf.extend_from_slice(itoa::Buffer::new().format(self.shard).as_bytes());
         buf.extend_from_slice(b"}\n");
@@ -225,7 +288,6 @@ fn hex(nibble: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LogFormat;
 
     const DATE: &[u8; DATE_LEN] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
@@ -242,7 +304,8 @@ mod tests {
         }
     }
 
-    fn line(entry: Option<&Entry>, format: LogFormat) -> String {
+    /// The line `write` makes for `entry`: a 200 of 11 bytes on shard 1.
+    fn line(entry: Option<&Entry>, write: impl Fn(&Line<'_>, &mut Vec<u8>)) -> String {
         let line = Line {
             entry,
             status: 200,
@@ -251,10 +314,7 @@ mod tests {
             shard: 1,
         };
         let mut buf = Vec::new();
-        match format {
-            LogFormat::Combined => line.combined(&mut buf),
-            LogFormat::Json => line.json(&mut buf),
-        }
+        write(&line, &mut buf);
         String::from_utf8(buf).unwrap()
     }
 
@@ -265,20 +325,44 @@ mod tests {
     fn combined_lines_escape_what_could_forge_a_field() {
         let e = entry(HEAD, Some("10.0.255.7".parse().unwrap()));
         assert_eq!(
-            line(Some(&e), LogFormat::Combined),
+            line(Some(&e), |l: &Line<'_>, b: &mut Vec<u8>| l.combined(b)),
             "10.0.255.7 - - [06/Nov/1994:08:49:37 +0000] \"GET /a?b=\\x22c HTTP/1.1\" 200 11 \
              \"http://r/\\x22x\" \"agent\\x01\"\n"
         );
         assert_eq!(
-            line(None, LogFormat::Combined),
+            line(None, |l: &Line<'_>, b: &mut Vec<u8>| l.combined(b)),
             "- - - [06/Nov/1994:08:49:37 +0000] \"-\" 200 11 \"-\" \"-\"\n"
+        );
+    }
+
+    /// Every field, escaped as the combined format escapes it; `-` for what a response
+    /// to no request lacks.
+    #[test]
+    fn template_lines_show_each_field() {
+        let template = Template::parse(
+            "{remote}|{time}|{time_iso}|{request}|{method}|{target}|{protocol}|{status}|{bytes}|{referer}|{user_agent}|{shard}",
+        )
+        .unwrap();
+        let entry = entry(HEAD, Some("10.0.0.7".parse().unwrap()));
+        let render = |entry| {
+            line(entry, |line: &Line<'_>, buf: &mut Vec<u8>| {
+                line.template(&template, buf)
+            })
+        };
+        assert_eq!(
+            render(Some(&entry)),
+            "10.0.0.7|06/Nov/1994:08:49:37 +0000|1994-11-06T08:49:37Z|GET /a?b=\\x22c HTTP/1.1|GET|/a?b=\\x22c|HTTP/1.1|200|11|http://r/\\x22x|agent\\x01|1\n"
+        );
+        assert_eq!(
+            render(None),
+            "-|06/Nov/1994:08:49:37 +0000|1994-11-06T08:49:37Z|-|-|-|-|200|11|-|-|1\n"
         );
     }
 
     #[test]
     fn json_lines_are_valid_json() {
         let e = entry(HEAD, Some("::1".parse().unwrap()));
-        let text = line(Some(&e), LogFormat::Json);
+        let text = line(Some(&e), |l: &Line<'_>, b: &mut Vec<u8>| l.json(b));
         assert!(text.ends_with("}\n"));
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["time"], "1994-11-06T08:49:37Z");
@@ -291,7 +375,8 @@ mod tests {
         assert_eq!(value["referer"], "http://r/\"x");
         assert_eq!(value["user_agent"], "agent\u{1}");
         assert_eq!(value["shard"], 1);
-        let bare: serde_json::Value = serde_json::from_str(&line(None, LogFormat::Json)).unwrap();
+        let bare: serde_json::Value =
+            serde_json::from_str(&line(None, |l: &Line<'_>, b: &mut Vec<u8>| l.json(b))).unwrap();
         assert_eq!(bare["remote"], serde_json::Value::Null);
         assert_eq!(bare["method"], serde_json::Value::Null);
     }

@@ -11,6 +11,7 @@
 //! (no entry is made) and one where its response is encoded.
 
 mod format;
+mod template;
 mod writer;
 
 use std::cell::{Cell, RefCell};
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use format::Entry;
 use format::Line;
+pub(crate) use template::Template;
 use writer::{Refused, Writer};
 
 use crate::config::{LogConfig, LogFormat};
@@ -44,6 +46,8 @@ pub(crate) struct AccessLog {
     /// Read on every request: the one branch the log costs when off.
     on: Cell<bool>,
     format: Cell<LogFormat>,
+    /// `log.template`, which replaces `format` when set.
+    template: RefCell<Option<Rc<Template>>>,
     buf: RefCell<Vec<u8>>,
     /// Lines in `buf`, counted as dropped if the writer cannot take them.
     lines: Cell<u64>,
@@ -66,6 +70,7 @@ impl AccessLog {
             shard,
             on: Cell::new(false),
             format: Cell::new(config.format),
+            template: RefCell::new(None),
             buf: RefCell::new(Vec::new()),
             lines: Cell::new(0),
             writer: RefCell::new(None),
@@ -84,6 +89,10 @@ impl AccessLog {
             Ok(writer) => {
                 self.on.set(writer.is_some());
                 self.format.set(config.format);
+                // Checked with the rest of the configuration: it parses.
+                *self.template.borrow_mut() = (!config.template.is_empty())
+                    .then(|| Template::parse(&config.template).ok().map(Rc::new))
+                    .flatten();
                 if let Some(old) = self.writer.replace(writer) {
                     // Ends once it has written its queue.
                     self.stats.access_log_dropped(old.take_failed());
@@ -152,9 +161,10 @@ impl AccessLog {
                 date,
                 shard: self.shard,
             };
-            match self.format.get() {
-                LogFormat::Combined => line.combined(&mut buf),
-                LogFormat::Json => line.json(&mut buf),
+            match (&*self.template.borrow(), self.format.get()) {
+                (Some(template), _) => line.template(template, &mut buf),
+                (None, LogFormat::Combined) => line.combined(&mut buf),
+                (None, LogFormat::Json) => line.json(&mut buf),
             }
             buf.len() >= FLUSH_AT
         };

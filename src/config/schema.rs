@@ -362,6 +362,11 @@ pub struct LogConfig {
     pub access: String,
     /// Line format.
     pub format: LogFormat,
+    /// A line of the operator's own shape instead of `format`: text with `{field}`s
+    /// (`remote`, `time`, `time_iso`, `request`, `method`, `target`, `protocol`,
+    /// `status`, `bytes`, `referer`, `user_agent`, `shard`) and `{{`/`}}` for braces;
+    /// empty: `format`.
+    pub template: String,
 }
 
 impl Default for LogConfig {
@@ -369,6 +374,7 @@ impl Default for LogConfig {
         LogConfig {
             access: "off".into(),
             format: LogFormat::Combined,
+            template: String::new(),
         }
     }
 }

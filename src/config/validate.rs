@@ -8,6 +8,7 @@ use super::schema::{
     LogConfig, PlacementKind, PostgresConfig, RouteConfig, ServerConfig, TlsConfig,
 };
 use super::{error, Config, ConfigError};
+use crate::access_log::Template;
 use crate::http::codec::{is_token_byte, MAX_HEAD_SIZE};
 use crate::net::{TlsFileError, TlsKeys};
 
@@ -312,6 +313,9 @@ impl LogConfig {
                 "log.access",
                 "must be \"off\", \"stdout\" or a file path",
             ));
+        }
+        if !self.template.is_empty() {
+            Template::parse(&self.template).map_err(|e| error("log.template", e))?;
         }
         Ok(())
     }
