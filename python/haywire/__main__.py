@@ -135,9 +135,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " for logging.config.dictConfig, else an ini file for fileConfig")
     parser.add_argument("--app-dir", metavar="DIR",
                         help="import the app from DIR (default: the working directory)")
-    parser.add_argument("--env-file", metavar="PATH",
+    parser.add_argument("--env-file", "--env-files", action="append", metavar="PATH",
                         help="set the variables of this .env file in the workers' environment"
-                        " (those already set win; needs python-dotenv)")
+                        " (repeatable: an earlier file's value wins, and the environment's"
+                        " over all; needs python-dotenv)")
+    parser.add_argument("--working-dir", metavar="DIR",
+                        help="run as if started in DIR: the app, --config and other relative"
+                        " paths are found from there (Granian's)")
     parser.add_argument("--factory", action="store_true",
                         help="the app is a factory: call it (no arguments) to get the app")
     parser.add_argument("--max-requests", "--limit-max-requests", type=int, default=0, metavar="N",
@@ -714,7 +718,7 @@ def _bad_setup(args: argparse.Namespace) -> str | None:
             return f"--reload-dir {folder}: not a directory"
     for flag, path, check in (("--log-config", args.log_config,
                                lambda p: logconfig.configure(args.log_level, p)),
-                              ("--env-file", args.env_file, load_env_file)):
+                              *(("--env-file", path, load_env_file) for path in args.env_file or ())):
         if path is None:
             continue
         try:
@@ -802,6 +806,12 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.working_dir is not None:
+        try:
+            os.chdir(args.working_dir)
+        except OSError as e:
+            print(f"haywire: --working-dir {args.working_dir}: {e.strerror}", file=sys.stderr)
+            return CONFIG_ERROR
     source = args.config or "(defaults)"
     if (bad := _bad_flag(args)) is not None:
         print(f"haywire: {bad}", file=sys.stderr)

@@ -40,6 +40,34 @@ def test_env_file_sets_variables_the_environment_does_not(serve, tmp_path, monke
     assert request(server, "GET", "/getenv?HW_KEPT")[2] == b"process"
 
 
+def test_env_files_in_order_the_first_wins(serve, tmp_path, monkeypatch):
+    first, second = tmp_path / "first.env", tmp_path / "second.env"
+    first.write_text("HW_GREETING=first\n")
+    second.write_text("HW_GREETING=second\nHW_KEPT=second\n")
+    monkeypatch.delenv("HW_GREETING", raising=False)
+    monkeypatch.delenv("HW_KEPT", raising=False)
+    # Granian's spelling, then uvicorn's: both repeatable, one list.
+    server = serve("wsgi_app:app", extra=["--env-files", str(first), "--env-file", str(second)])
+    assert request(server, "GET", "/getenv?HW_GREETING")[2] == b"first"
+    assert request(server, "GET", "/getenv?HW_KEPT")[2] == b"second"
+
+
+def test_working_dir_is_where_the_app_and_relative_paths_are_found(serve, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "site_app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [open('greeting.txt', 'rb').read()]\n")
+    (site / "greeting.txt").write_text("from the working dir")
+    (site / "relative.toml").write_text("[server]\nbacklog = 64\n")
+    server = serve("site_app:app", cwd=tmp_path,
+                   extra=["--working-dir", str(site), "--config", "relative.toml"])
+    assert request(server, "GET", "/")[::2] == (200, b"from the working dir")
+    refused("--working-dir", str(tmp_path / "nowhere")).wait_for(
+        "--working-dir .*No such file or directory", stderr=True)
+
+
 def test_a_missing_env_file_is_refused(tmp_path):
     refused("--env-file", str(tmp_path / ".env")).wait_for("--env-file .*no such file",
                                                            stderr=True)
