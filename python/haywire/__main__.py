@@ -93,6 +93,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
                         help="ASGI lifespan: auto serves without it an app that raises on it,"
                         " on makes that a failed start, off never runs it (uvicorn's; default auto)")
+    parser.add_argument("--reset-contextvars", action="store_true",
+                        help="run each ASGI request in an empty contextvars context, not a"
+                        " copy of the worker's (uvicorn's)")
     parser.add_argument("--lifespan-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="ASGI lifespan startup/shutdown longer than this fails (default 60)")
     parser.add_argument("--forwarded-allow-ips", metavar="LIST",
@@ -393,6 +396,7 @@ class Supervisor:
             "--lifespan", args.lifespan,
             *(["--ws-max-queue", str(args.ws_max_queue)] if args.ws_max_queue else []),
             *(["--no-ws"] if args.ws == "none" else []),
+            *(["--reset-contextvars"] if args.reset_contextvars else []),
             "--lifespan-timeout", str(args.lifespan_timeout),
             "--stall-timeout", str(args.stall_timeout),
             "--forwarded-allow-ips", args.forwarded_allow_ips if args.proxy_headers else "",

@@ -19,6 +19,7 @@ answers ``http.disconnect``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import sys
 import traceback
@@ -196,8 +197,11 @@ def make_handler(
     server: tuple[str, int | None],
     state: dict,
     worker: Any,
+    fresh_context: bool = False,
 ) -> Callable[[Any], None]:
-    """The per-request function: starts a task running the app for the request."""
+    """The per-request function: starts a task running the app for the request, in a
+    copy of the loop thread's context, or with `fresh_context` (--reset-contextvars)
+    an empty one."""
     ready = _Ready(worker, loop)
     threads = sync_threads()
     base = {
@@ -340,10 +344,11 @@ def make_handler(
     def handle(request: Any) -> None:
         # Named: a task left to name itself formats "Task-<n>", a tenth of its cost
         # (an app's own task factory, if it set one, still makes it).
+        context = contextvars.Context() if fresh_context else None
         if loop.get_task_factory() is None:
-            task = asyncio.Task(run(request), loop=loop, name="haywire-request")
+            task = asyncio.Task(run(request), loop=loop, name="haywire-request", context=context)
         else:
-            task = loop.create_task(run(request))
+            task = loop.create_task(run(request), context=context)
         if not task.done():  # a factory's task may have run to its end already
             tasks[request] = task
 

@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--ws-max-queue", type=int)
     parser.add_argument("--no-ws", action="store_true")
+    parser.add_argument("--reset-contextvars", action="store_true")
     parser.add_argument("--lifespan-timeout", type=float, default=60.0)
     parser.add_argument("--stall-timeout", type=float, default=0.0)
     parser.add_argument("--forwarded-allow-ips", default="")
@@ -375,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             traceback.print_exc()
             return FATAL
-        handler = asgi.make_handler(app, loop, server, state, worker)
+        handler = asgi.make_handler(app, loop, server, state, worker, args.reset_contextvars)
         if not args.no_ws:
             on_websocket = websocket.make_handler(app, loop, server, state)
             loop.add_reader(worker.websocket_fileno(),

@@ -86,6 +86,13 @@ def test_exception_is_500_and_worker_lives(serve):
     assert request(server, "GET", "/pid")[2] == pid
 
 
+@pytest.mark.parametrize("extra, seen", [([], b"set at import"),
+                                         (["--reset-contextvars"], b"unset")])
+def test_requests_run_in_a_copy_of_the_workers_context_or_a_fresh_one(serve, extra, seen):
+    server = serve("asgi_app:app", interface="asgi", extra=extra)
+    assert request(server, "GET", "/contextvar")[2] == seen
+
+
 def test_lifespan_shutdown_runs_on_sigterm(serve):
     server = serve("asgi_app:app", interface="asgi")
     pid = int(request(server, "GET", "/pid")[2])

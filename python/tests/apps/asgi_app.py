@@ -1,9 +1,14 @@
 """ASGI test app: echo with body events, lifespan state, errors."""
 
+import contextvars
 import json
 import os
 
 MARKER_DIR = os.environ.get("HAYWIRE_TEST_DIR", "/tmp")
+# Set as the module is imported: in the worker's context, which requests copy unless
+# --reset-contextvars.
+IMPORTED = contextvars.ContextVar("imported", default="unset")
+IMPORTED.set("set at import")
 
 
 async def app(scope, receive, send):
@@ -22,6 +27,10 @@ async def app(scope, receive, send):
     path = scope["path"]
     if scope["root_path"] and path.startswith(scope["root_path"]):
         path = path[len(scope["root_path"]):]  # as Starlette does
+    if path == "/contextvar":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": IMPORTED.get().encode()})
+        return
     if path == "/hello":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})
