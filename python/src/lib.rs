@@ -132,6 +132,8 @@ struct Site {
     trusted: Trusted,
     /// The prefix the app is mounted at (`--root-path`), without a trailing `/`.
     root_path: String,
+    /// The server's certificate (PEM) under TLS, for the ASGI TLS extension.
+    server_cert: Option<String>,
 }
 
 fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyResult<Answer> {
@@ -236,7 +238,7 @@ fn asgi_scope<'py>(
     }
     scope.set_item(intern!(py, "headers"), headers)?;
     if let Some(tls) = &job.tls {
-        tls::add_tls_extension(py, &scope, tls)?;
+        tls::add_tls_extension(py, &scope, tls, site.server_cert.as_deref())?;
     }
     Ok(scope)
 }
@@ -990,6 +992,7 @@ impl Worker {
                 )));
             }
         }
+        let server_cert = tls::server_certificate(&config.tls);
         let (inbox, inbox_door) = Mailbox::new().map_err(io_error)?;
         let (outbox, outbox_door) = Mailbox::new().map_err(io_error)?;
         let (ready, ready_door) = Mailbox::new().map_err(io_error)?;
@@ -1006,7 +1009,11 @@ impl Worker {
             outbox_door: Arc::new(Mutex::new(Some(outbox_door))),
             ready,
             ready_door,
-            site: Arc::new(Site { trusted, root_path }),
+            site: Arc::new(Site {
+                trusted,
+                root_path,
+                server_cert,
+            }),
             started: AtomicBool::new(false),
             websocket: websocket
                 .then(|| websocket::Channels::new(ws_max_queue.unwrap_or(usize::MAX)))

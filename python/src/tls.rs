@@ -9,6 +9,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use haywire::config::TlsConfig;
+
 use crate::bridge::JobTls;
 
 /// `der` as a PEM `CERTIFICATE` block (64 columns, as OpenSSL writes it).
@@ -35,18 +37,37 @@ pub fn add_wsgi_variables(py: Python<'_>, env: &Bound<'_, PyDict>, tls: &JobTls)
     Ok(())
 }
 
+/// The leaf certificate of `tls.cert` as the file holds it (PEM), read once per
+/// worker (a SIGHUP restarts workers, so a renewed certificate is read again); `None`
+/// without TLS.
+pub fn server_certificate(tls: &TlsConfig) -> Option<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    if tls.cert.is_empty() {
+        return None;
+    }
+    let text = std::fs::read_to_string(&tls.cert).ok()?;
+    let start = text.find("-----BEGIN CERTIFICATE-----")?;
+    let end = start + text[start..].find(END)? + END.len();
+    Some(format!("{}\n", &text[start..end]))
+}
+
 /// Adds the ASGI TLS extension to `scope` (a copy of the base scope, whose
 /// `extensions` dict is shared, so it gets its own). The client's chain is its
-/// verified leaf, or empty; `server_cert`, `client_cert_name` and
-/// `client_cert_error` are `None`, as the spec allows (`client_cert_name` would need
-/// an X.509 parser: apps that want it parse `client_cert_chain[0]`).
-pub fn add_tls_extension(py: Python<'_>, scope: &Bound<'_, PyDict>, tls: &JobTls) -> PyResult<()> {
+/// verified leaf, or empty; `client_cert_name` and `client_cert_error` are `None`, as
+/// the spec allows (`client_cert_name` would need an X.509 parser: apps that want it
+/// parse `client_cert_chain[0]`).
+pub fn add_tls_extension(
+    py: Python<'_>,
+    scope: &Bound<'_, PyDict>,
+    tls: &JobTls,
+    server_cert: Option<&str>,
+) -> PyResult<()> {
     let extensions = match scope.get_item(intern!(py, "extensions"))? {
         Some(shared) => shared.cast::<PyDict>()?.copy()?,
         None => PyDict::new(py),
     };
     let extension = PyDict::new(py);
-    extension.set_item("server_cert", py.None())?;
+    extension.set_item("server_cert", server_cert)?;
     let chain = PyList::empty(py);
     if let Some(der) = &tls.client_cert {
         chain.append(pem(der))?;

@@ -260,6 +260,8 @@ def test_the_tls_version_and_cipher_suite_reach_the_app(serve, certificate):
         scope, _ = get_json(asgi, "/scope", wrap=wrap)
         extension = scope["extensions"]["tls"]
         assert extension["tls_version"] == code
+        with open(certificate[0]) as f:
+            assert extension["server_cert"] == f.read()  # the file holds the leaf alone
         assert extension["cipher_suite"] == SUITES[negotiated[-1][1]], negotiated
     env, _ = get_json(serve("wsgi_app:app"), "/environ")
     assert "SSL_PROTOCOL" not in env
