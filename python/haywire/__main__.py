@@ -82,6 +82,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         default=2048, metavar="N",
                         help="requests a worker holds unanswered; past it: 503 (default 2048;"
                         " uvicorn's and Granian's names accepted)")
+    parser.add_argument("--respawn-interval", type=float, default=1.0, metavar="SECONDS",
+                        help="a worker that dies is restarted no sooner than this after it"
+                        " started, so one that keeps dying is restarted once per interval"
+                        " (Granian's; default 1)")
+    parser.add_argument("--respawn-failed-workers", action="store_true",
+                        help="accepted for Granian's command lines: a worker that dies is"
+                        " always restarted")
     parser.add_argument("--workers-kill-timeout", type=float, metavar="SECONDS",
                         help="a stopping worker still running after this is killed"
                         " (default: server.shutdown_grace + 5)")
@@ -542,8 +549,8 @@ class Supervisor:
             return
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
         self.log(f"worker {child.index} (pid {pid}) {how}; restarting")
-        # A worker that keeps dying at once is restarted at most once a second.
-        self.restarts[child.index] = (child.started + 1.0, child.replaces)
+        # A worker that keeps dying at once is restarted at most once per interval.
+        self.restarts[child.index] = (child.started + self.args.respawn_interval, child.replaces)
 
     def _reap(self) -> None:
         while True:
@@ -802,7 +809,7 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
     if value("--uds-permissions") is not None and not 0 <= value("--uds-permissions") <= 0o777:
         return f"--uds-permissions must be 0 to 777 (octal), not {value('--uds-permissions'):o}"
     for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime",
-                 "--reload-delay"):
+                 "--reload-delay", "--respawn-interval"):
         if value(flag) is not None and not value(flag) > 0:
             return f"{flag} must be more than 0, not {value(flag)}"
     return None

@@ -23,6 +23,19 @@ def test_sigkilled_worker_is_replaced(serve):
         assert request(server, "GET", "/hello")[2] == b"hello world"
 
 
+def test_a_worker_that_keeps_dying_is_restarted_once_per_respawn_interval():
+    # It dies 0.2 s after each start: with the default interval (1 s) it would be
+    # restarted four or five times in 4.5 s; with 3 s, at 3 s only.
+    server = Server("crash_app:app", extra=["--respawn-interval", "3"])
+    try:
+        server.wait_for(r"exited with status 1; restarting", stderr=True)
+        time.sleep(4.5)
+        deaths = [line for line in server.errors if "exited with status 1; restarting" in line]
+        assert 1 <= len(deaths) <= 2, server.errors
+    finally:
+        server.stop()
+
+
 def test_stats_and_metrics_sum_workers(serve, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(
@@ -300,6 +313,7 @@ def test_flags_that_set_config_keys():
     def keys(*flags: str) -> dict:
         return config_overrides(parse_args(["m:app", *flags]))
 
+    assert parse_args(["--respawn-failed-workers", "m:app"]).respawn_failed_workers  # Granian's
     assert keys("--no-access-log")["log.access"] == "off"
     assert keys("--access-log")["log.access"] == "stdout"
     assert keys("--ws-max-size", "4096")["websocket.max_message_size"] == 4096
