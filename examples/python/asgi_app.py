@@ -1,6 +1,6 @@
 """A bare ASGI app (hello world and JSON), used by benchmarks/python.
 
-    python -m haywire --interface asgi asgi_app:app
+    python -m haywire asgi_app:app
 """
 
 import json

@@ -1,4 +1,4 @@
-"""A one-file Django project: `python -m haywire --interface wsgi django_app:application`."""
+"""A one-file Django project: `python -m haywire django_app:application`."""
 
 import django
 from django.conf import settings

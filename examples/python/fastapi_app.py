@@ -1,6 +1,6 @@
 """A plain FastAPI app, run unchanged on Haywire:
 
-    python -m haywire --interface asgi fastapi_app:app
+    python -m haywire fastapi_app:app
 """
 
 import asyncio

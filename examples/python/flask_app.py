@@ -1,6 +1,6 @@
 """A plain Flask app, run unchanged on Haywire:
 
-    python -m haywire --interface wsgi examples.python.flask_app:app
+    python -m haywire examples.python.flask_app:app
     (or from this folder: python -m haywire flask_app:app)
 """
 

@@ -1,6 +1,6 @@
 """Haywire's native Python API: routes live in Haywire's Rust router.
 
-    python -m haywire --interface native native_app:app
+    python -m haywire native_app:app
 """
 
 import haywire

@@ -1,6 +1,6 @@
 """A bare WSGI app (hello world and JSON), used by benchmarks/python.
 
-    python -m haywire --interface wsgi wsgi_app:app
+    python -m haywire wsgi_app:app
 """
 
 import json
