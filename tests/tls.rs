@@ -686,6 +686,13 @@ fn mtls_client(server: &Cert, authority: Option<&Authority>) -> (Arc<ClientConfi
             let key = rcgen::KeyPair::generate().unwrap();
             let mut params = rcgen::CertificateParams::new(vec!["client-7".into()]).unwrap();
             params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "client-7");
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, "Haywire, Test");
             let cert = params
                 .signed_by(&key, &authority.cert, &authority.key)
                 .unwrap();
@@ -742,6 +749,10 @@ fn start_mtls(
                     .map_or(b"none".to_vec(), <[u8]>::to_vec);
                 haywire::Response::bytes(cert).with_close()
             });
+            router.get("/client-subject", |req: haywire::Request| {
+                let subject = req.tls().and_then(|tls| tls.client_subject.clone());
+                haywire::Response::text(subject.map_or("none".into(), String::from))
+            });
         })
         .start()
         .expect("server starts");
@@ -757,6 +768,12 @@ fn required_client_certificates_admit_the_cas_clients_only_and_reach_handlers() 
     // The handler sees the very certificate the client presented.
     let seen = client_cert_seen(addr, &ours).expect("the CA's client is served");
     assert_eq!(seen, presented);
+    // Its subject, as RFC 4514 writes it: last RDN first, the comma escaped.
+    let mut reader = connect_tls(addr, &ours).unwrap();
+    assert_eq!(
+        tls_get(&mut reader, "/client-subject").text(),
+        r"O=Haywire\, Test,CN=client-7"
+    );
     assert_eq!(client_cert_seen(addr, &mtls_client(&cert, None).0), None);
     let strangers = mtls_client(&cert, Some(&stranger)).0;
     assert_eq!(client_cert_seen(addr, &strangers), None);

@@ -76,6 +76,8 @@ pub struct JobTls {
     pub cipher_suite: u16,
     /// The certificate the client presented (DER), verified (`tls.client_ca`).
     pub client_cert: Option<Bytes>,
+    /// Its subject as RFC 4514 text.
+    pub client_subject: Option<String>,
 }
 
 impl Job {
@@ -101,6 +103,7 @@ impl Job {
                 version_name: tls.version_name(),
                 cipher_suite: tls.cipher_suite,
                 client_cert: tls.client_cert.as_deref().map(Bytes::copy_from_slice),
+                client_subject: tls.client_subject.as_deref().map(String::from),
             }),
         }
     }

@@ -1,7 +1,7 @@
 //! What an app learns of a TLS connection: its version and cipher suite, and the client
-//! certificate verified against `tls.client_ca` (mutual TLS), as WSGI's `SSL_PROTOCOL`
-//! and `SSL_CLIENT_CERT` (mod_ssl's names) and ASGI's TLS extension
-//! (`scope["extensions"]["tls"]`).
+//! certificate verified against `tls.client_ca` (mutual TLS) with its subject, as
+//! WSGI's `SSL_PROTOCOL`, `SSL_CLIENT_CERT` and `SSL_CLIENT_S_DN` (mod_ssl's names) and
+//! ASGI's TLS extension (`scope["extensions"]["tls"]`).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -27,12 +27,15 @@ pub fn pem(der: &[u8]) -> String {
     out
 }
 
-/// Adds `SSL_PROTOCOL` and, with a client certificate, `SSL_CLIENT_CERT` (PEM) to a
-/// WSGI environ.
+/// Adds `SSL_PROTOCOL` and, with a client certificate, `SSL_CLIENT_CERT` (PEM) and
+/// `SSL_CLIENT_S_DN` (its subject, RFC 4514) to a WSGI environ.
 pub fn add_wsgi_variables(py: Python<'_>, env: &Bound<'_, PyDict>, tls: &JobTls) -> PyResult<()> {
     env.set_item(intern!(py, "SSL_PROTOCOL"), tls.version_name)?;
     if let Some(der) = &tls.client_cert {
         env.set_item(intern!(py, "SSL_CLIENT_CERT"), pem(der))?;
+    }
+    if let Some(subject) = &tls.client_subject {
+        env.set_item(intern!(py, "SSL_CLIENT_S_DN"), subject)?;
     }
     Ok(())
 }
@@ -53,9 +56,8 @@ pub fn server_certificate(tls: &TlsConfig) -> Option<String> {
 
 /// Adds the ASGI TLS extension to `scope` (a copy of the base scope, whose
 /// `extensions` dict is shared, so it gets its own). The client's chain is its
-/// verified leaf, or empty; `client_cert_name` and `client_cert_error` are `None`, as
-/// the spec allows (`client_cert_name` would need an X.509 parser: apps that want it
-/// parse `client_cert_chain[0]`).
+/// verified leaf, or empty, and `client_cert_name` its subject; `client_cert_error` is
+/// `None` (a certificate that does not verify is refused in the handshake).
 pub fn add_tls_extension(
     py: Python<'_>,
     scope: &Bound<'_, PyDict>,
@@ -73,7 +75,7 @@ pub fn add_tls_extension(
         chain.append(pem(der))?;
     }
     extension.set_item("client_cert_chain", chain)?;
-    extension.set_item("client_cert_name", py.None())?;
+    extension.set_item("client_cert_name", tls.client_subject.as_deref())?;
     extension.set_item("client_cert_error", py.None())?;
     extension.set_item("tls_version", tls.version)?;
     extension.set_item("cipher_suite", tls.cipher_suite)?;

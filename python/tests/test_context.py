@@ -151,6 +151,7 @@ def test_required_client_certificates_reach_wsgi_apps(serve, certificate, client
     env, _ = get_json(server, "/environ", wrap=tls_wrap(alice))
     presented = ssl.PEM_cert_to_DER_cert(open(alice[0]).read())
     assert ssl.PEM_cert_to_DER_cert(env["SSL_CLIENT_CERT"]) == presented
+    assert env["SSL_CLIENT_S_DN"] == "CN=alice"
     assert refused(server, "/environ")
     assert refused(server, "/environ", mallory)
     assert get_json(server, "/environ", wrap=tls_wrap(alice))[0]["wsgi.url_scheme"] == "https"
@@ -164,11 +165,13 @@ def test_optional_client_certificates_in_the_asgi_tls_extension(serve, certifica
                           "--ssl-ca-certs", ca, "--ssl-cert-reqs", "1"])
     scope, _ = get_json(server, "/scope", wrap=tls_wrap())
     assert scope["extensions"]["tls"]["client_cert_chain"] == []
+    assert scope["extensions"]["tls"]["client_cert_name"] is None
     assert "http.response.pathsend" in scope["extensions"]
     scope, _ = get_json(server, "/scope", wrap=tls_wrap(alice))
     chain = scope["extensions"]["tls"]["client_cert_chain"]
     presented = ssl.PEM_cert_to_DER_cert(open(alice[0]).read())
     assert [ssl.PEM_cert_to_DER_cert(pem) for pem in chain] == [presented]
+    assert scope["extensions"]["tls"]["client_cert_name"] == "CN=alice"
     assert refused(server, "/scope", mallory)
 
 

@@ -229,6 +229,9 @@ pub struct TlsInfo {
     pub cipher_suite: u16,
     /// The client's certificate (DER, the leaf), verified against `tls.client_ca`.
     pub client_cert: Option<Box<[u8]>>,
+    /// That certificate's subject as RFC 4514 text (`CN=alice,O=Example`), read once
+    /// per connection.
+    pub client_subject: Option<Box<str>>,
 }
 
 impl TlsInfo {

@@ -122,6 +122,14 @@ impl TlsKeys {
     }
 }
 
+/// The subject of the certificate `der` as RFC 4514 text; `None` if it does not parse
+/// (rustls has verified it, so it does).
+fn subject(der: &[u8]) -> Option<Box<str>> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    Some(cert.tbs_certificate().subject().to_string().into())
+}
+
 /// The PEM label of an encrypted PKCS#8 key (RFC 5958), which `PrivateKeyDer` does
 /// not read.
 const ENCRYPTED_KEY: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
@@ -445,13 +453,12 @@ impl Transport for TlsStream {
     fn tls_session(&self) -> Option<TlsSession> {
         let inner = self.inner.borrow();
         let tls = &inner.tls;
+        let leaf = tls.peer_certificates().and_then(|chain| chain.first());
         Some(Rc::new(TlsInfo {
             version: tls.protocol_version()?.into(),
             cipher_suite: tls.negotiated_cipher_suite()?.suite().into(),
-            client_cert: tls
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|leaf| leaf.as_ref().into()),
+            client_cert: leaf.map(|leaf| leaf.as_ref().into()),
+            client_subject: leaf.and_then(|leaf| subject(leaf)),
         }))
     }
 }
