@@ -677,6 +677,15 @@ fn make_authority(dir: &Path, name: &str) -> Authority {
 /// A client that trusts `server`'s certificate and presents one `authority` signed
 /// (none with `None`), and that certificate's DER.
 fn mtls_client(server: &Cert, authority: Option<&Authority>) -> (Arc<ClientConfig>, Vec<u8>) {
+    mtls_client_numbered(server, authority, 1)
+}
+
+/// [`mtls_client`] whose certificate has the serial number `serial`.
+fn mtls_client_numbered(
+    server: &Cert,
+    authority: Option<&Authority>,
+    serial: u64,
+) -> (Arc<ClientConfig>, Vec<u8>) {
     let mut roots = RootCertStore::empty();
     roots.add(server.der.clone()).unwrap();
     let builder = ClientConfig::builder().with_root_certificates(roots);
@@ -686,6 +695,7 @@ fn mtls_client(server: &Cert, authority: Option<&Authority>) -> (Arc<ClientConfi
             let key = rcgen::KeyPair::generate().unwrap();
             let mut params = rcgen::CertificateParams::new(vec!["client-7".into()]).unwrap();
             params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            params.serial_number = Some(serial.into());
             params.distinguished_name = rcgen::DistinguishedName::new();
             params
                 .distinguished_name
@@ -793,6 +803,63 @@ fn optional_client_certificates_let_handlers_tell() {
     // A certificate that does not verify is refused even when optional.
     let strangers = mtls_client(&cert, Some(&stranger)).0;
     assert_eq!(client_cert_seen(addr, &strangers), None);
+}
+
+/// `tls.client_crl`: a client certificate its CA has revoked is refused in the
+/// handshake, another from the same CA served; a bad CRL file is a config error.
+#[test]
+fn a_revoked_client_certificate_is_refused() {
+    let dir = temp_dir("mtls-crl");
+    let cert = make_cert(&dir);
+    let ca = make_authority(&dir, "ca");
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2024, 1, 1),
+        next_update: rcgen::date_time_ymd(2100, 1, 1),
+        crl_number: 1u64.into(),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: 2u64.into(),
+            revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca.cert, &ca.key)
+    .unwrap();
+    let crl_path = dir.join("crl.pem");
+    std::fs::write(&crl_path, crl.pem().unwrap()).unwrap();
+    let mut config = tls_config(&cert);
+    config.tls.client_ca = ca.pem.display().to_string();
+    config.tls.client_crl = crl_path.display().to_string();
+    let server = Server::new(config.clone())
+        .routes(test_routes)
+        .start()
+        .expect("server starts");
+    let addr = server.local_addr();
+    let kept = mtls_client_numbered(&cert, Some(&ca), 1).0;
+    let mut reader = connect_tls(addr, &kept).expect("an unrevoked client is served");
+    assert_eq!(tls_get(&mut reader, "/").status, 200);
+    let revoked = mtls_client_numbered(&cert, Some(&ca), 2).0;
+    // TLS 1.3: the refusal reaches the client at its first read.
+    let refused = connect_tls(addr, &revoked).and_then(|mut reader| {
+        reader.get_mut().write_all(get("/").as_bytes())?;
+        reader.get_mut().flush()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line)?;
+        Ok(line)
+    });
+    assert!(
+        !matches!(&refused, Ok(line) if !line.is_empty()),
+        "{refused:?}"
+    );
+    server.stop();
+    server.join().unwrap();
+    std::fs::write(&crl_path, "not a CRL\n").unwrap();
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.key, "tls.client_crl", "{err}");
+    config.tls.client_ca.clear();
+    assert_eq!(config.validate().unwrap_err().key, "tls.client_crl");
 }
 
 #[test]

@@ -126,6 +126,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ssl-ca-certs", metavar="PATH",
                         help="PEM CA certificates: ask clients for a certificate they signed"
                         " (mutual TLS; overrides tls.client_ca)")
+    parser.add_argument("--ssl-crl", metavar="PATH",
+                        help="PEM certificate revocation lists of the --ssl-ca-certs CAs: a"
+                        " client certificate they revoke is refused (Granian's; overrides"
+                        " tls.client_crl)")
     parser.add_argument("--ssl-cert-reqs", type=int, choices=(0, 1, 2), metavar="0|1|2",
                         help="with --ssl-ca-certs: 2 a client certificate is required (the"
                         " default), 1 optional, 0 not asked (uvicorn's values; overrides"
@@ -289,6 +293,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "tls.key_password": args.ssl_keyfile_password,
         "tls.min_version": (args.ssl_protocol_min or "").removeprefix("tls") or None,
         "tls.client_ca": args.ssl_ca_certs if args.ssl_cert_reqs != 0 else "",
+        "tls.client_crl": args.ssl_crl,
         "tls.client_auth": {1: "optional", 2: "required"}.get(args.ssl_cert_reqs),
         "limits.max_request_size": args.max_body_size,
         "limits.max_head_size": args.h11_max_incomplete_event_size,

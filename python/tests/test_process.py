@@ -317,6 +317,7 @@ def test_flags_that_set_config_keys():
     assert keys("--no-access-log")["log.access"] == "off"
     assert keys("--access-log")["log.access"] == "stdout"
     assert keys("--ws-max-size", "4096")["websocket.max_message_size"] == 4096
+    assert keys("--ssl-crl", "revoked.pem")["tls.client_crl"] == "revoked.pem"
     assert "log.access" not in keys()
 
 

@@ -403,6 +403,9 @@ pub struct TlsConfig {
     pub client_ca: String,
     /// With `client_ca`: whether a client must present a certificate.
     pub client_auth: ClientAuth,
+    /// PEM file with the CAs' certificate revocation lists: a client certificate they
+    /// list is refused; empty: none checked.
+    pub client_crl: String,
     /// The password of an encrypted `key` (PEM `ENCRYPTED PRIVATE KEY`, PKCS#8);
     /// unused for a key that is not encrypted.
     pub key_password: Secret,

@@ -18,9 +18,13 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::{
+    ProducesTickets, ServerSessionMemoryCache, VerifierBuilderError, WebPkiClientVerifier,
+};
 use rustls::{HandshakeKind, RootCertStore, ServerConfig, ServerConnection};
 
 use super::{Socket, Transport};
@@ -81,8 +85,7 @@ impl TlsKeys {
         }
         let key_path = key;
         let key = read_key(key_path, &tls.key_password.0).map_err(|m| error("tls.key", m))?;
-        let clients = client_verifier(&tls.client_ca, tls.client_auth)
-            .map_err(|message| error("tls.client_ca", message))?;
+        let clients = client_verifier(tls)?;
         let keys = TlsKeys {
             certs,
             key,
@@ -169,37 +172,71 @@ fn decrypt_key(pem: &str, password: &str) -> Result<PrivateKeyDer<'static>, Stri
     Ok(PrivatePkcs8KeyDer::from(key.as_bytes().to_vec()).into())
 }
 
-/// The verifier of client certificates signed by the CAs in the PEM file `path`
-/// (`None` when empty), requiring one unless `auth` is optional.
-fn client_verifier(
-    path: &str,
-    auth: ClientAuth,
-) -> Result<Option<Arc<dyn ClientCertVerifier>>, String> {
+/// The verifier of client certificates signed by the CAs in `tls.client_ca` (`None`
+/// when empty), requiring one unless `tls.client_auth` is optional, and refusing those
+/// `tls.client_crl` revokes. Errors name the key at fault.
+fn client_verifier(tls: &TlsConfig) -> Result<Option<Arc<dyn ClientCertVerifier>>, TlsFileError> {
+    let ca = |message| TlsFileError {
+        key: "tls.client_ca",
+        message,
+    };
+    let crl = |message| TlsFileError {
+        key: "tls.client_crl",
+        message,
+    };
+    let crls = read_crls(tls).map_err(crl)?;
+    let path = tls.client_ca.as_str();
     if path.is_empty() {
         return Ok(None);
     }
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(Path::new(path))
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read a PEM certificate from {path}: {e}"))?;
+        .map_err(|e| ca(format!("cannot read a PEM certificate from {path}: {e}")))?;
     for cert in certs {
         roots
             .add(cert)
-            .map_err(|e| format!("{path}: not a CA certificate: {e}"))?;
+            .map_err(|e| ca(format!("{path}: not a CA certificate: {e}")))?;
     }
     if roots.is_empty() {
-        return Err(format!("no PEM certificate in {path}"));
+        return Err(ca(format!("no PEM certificate in {path}")));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-    let builder = match auth {
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    if !crls.is_empty() {
+        // As OpenSSL's CRL check: the client's own certificate, against its issuer's CRL
+        // (a client whose issuer has none given is refused).
+        builder = builder.with_crls(crls).only_check_end_entity_revocation();
+    }
+    let builder = match tls.client_auth {
         ClientAuth::Required => builder,
         ClientAuth::Optional => builder.allow_unauthenticated(),
     };
-    builder
-        .build()
-        .map(Some)
-        .map_err(|e| format!("{path}: {e}"))
+    builder.build().map(Some).map_err(|e| match e {
+        VerifierBuilderError::InvalidCrl(e) => {
+            crl(format!("{}: not a usable CRL ({e:?})", tls.client_crl))
+        }
+        e => ca(format!("{path}: {e}")),
+    })
+}
+
+/// The certificate revocation lists of `tls.client_crl` (PEM `X509 CRL` blocks), read
+/// at start and at each reload; none when it is empty.
+fn read_crls(tls: &TlsConfig) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let path = tls.client_crl.as_str();
+    if path.is_empty() {
+        return Ok(Vec::new());
+    }
+    if tls.client_ca.is_empty() {
+        return Err("needs tls.client_ca (revocation is of client certificates)".into());
+    }
+    let crls = CertificateRevocationListDer::pem_file_iter(Path::new(path))
+        .and_then(|crls| crls.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read a PEM CRL from {path}: {e}"))?;
+    if crls.is_empty() {
+        return Err(format!("no PEM CRL (X509 CRL) in {path}"));
+    }
+    Ok(crls)
 }
 
 /// The ticket sealer every shard shares, so a ticket resumes on whichever shard the
