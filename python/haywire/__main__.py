@@ -92,11 +92,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers-kill-timeout", type=float, metavar="SECONDS",
                         help="a stopping worker still running after this is killed"
                         " (default: server.shutdown_grace + 5)")
-    parser.add_argument("--stall-timeout", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--stall-timeout", "--timeout-worker-healthcheck", type=float, default=0.0,
+                        metavar="SECONDS",
                         help="a worker whose app leaves requests waiting this long without"
                         " beginning one (deadlocked, looping, its event loop blocked) is"
                         " aborted, with every thread's traceback, and replaced; its"
-                        " connections are lost (default 0: never)")
+                        " connections are lost (default 0: never; uvicorn's name accepted)")
     parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
                         help="ASGI lifespan: auto serves without it an app that raises on it,"
                         " on makes that a failed start, off never runs it (uvicorn's; default auto)")

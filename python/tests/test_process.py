@@ -297,6 +297,7 @@ SPELLINGS = [
     (["--ssl-certificate", "c.pem"], ["--ssl-certfile", "c.pem"]),
     (["--reload-paths", "src"], ["--reload-dir", "src"]),
     (["--blocking-threads", "4"], ["--threads", "4"]),
+    (["--timeout-worker-healthcheck", "5"], ["--stall-timeout", "5"]),
 ]
 
 
