@@ -52,6 +52,7 @@ fn start(site: &Site) -> RunningServer {
         path: "/static".into(),
         dir: site.root.join("www").display().to_string(),
         allow_check_then_open: false,
+        max_age: None,
     });
     start_server(config)
 }
@@ -72,6 +73,7 @@ fn files_types_validators_and_not_modified() {
         Some("text/plain; charset=utf-8")
     );
     assert_eq!(reply.header("accept-ranges"), Some("bytes"));
+    assert_eq!(reply.header("cache-control"), None, "only with max_age");
     let etag = reply.header("etag").unwrap().to_owned();
     let modified = reply.header("last-modified").unwrap().to_owned();
     let (css, _) = exchange(addr, get("/static/style.CSS").as_bytes());
@@ -108,6 +110,46 @@ fn files_types_validators_and_not_modified() {
         Some("application/octet-stream")
     );
     assert_eq!(read_reply(&mut reader, false).text(), "hello static\n");
+    server.stop();
+    server.join().unwrap();
+}
+
+/// `max_age`: `Cache-Control` on every answer with a file's validators: 200, 206, 304.
+#[test]
+fn max_age_sets_cache_control_on_files() {
+    let site = site("max-age");
+    let mut config = test_config();
+    config.routes.push(RouteConfig::Static {
+        path: "/static".into(),
+        dir: site.root.join("www").display().to_string(),
+        allow_check_then_open: false,
+        max_age: Some(600),
+    });
+    let server = start_server(config);
+    let addr = server.local_addr();
+    let (whole, _) = exchange(addr, get("/static/hello.txt").as_bytes());
+    let etag = whole.header("etag").unwrap().to_owned();
+    let (part, _) = exchange(
+        addr,
+        request("/static/hello.txt", "Range: bytes=0-4\r\n").as_bytes(),
+    );
+    let (same, _) = exchange(
+        addr,
+        request("/static/hello.txt", &format!("If-None-Match: {etag}\r\n")).as_bytes(),
+    );
+    for (reply, status) in [(whole, 200), (part, 206), (same, 304)] {
+        assert_eq!(reply.status, status);
+        assert_eq!(
+            reply.header("cache-control"),
+            Some("max-age=600"),
+            "{status}"
+        );
+    }
+    let (missing, _) = exchange(addr, get("/static/nope.txt").as_bytes());
+    assert_eq!(
+        (missing.status, missing.header("cache-control")),
+        (404, None)
+    );
     server.stop();
     server.join().unwrap();
 }
@@ -378,6 +420,7 @@ fn a_client_that_never_reads_a_file_is_closed_after_the_write_timeout() {
         path: "/static".into(),
         dir: site.root.join("www").display().to_string(),
         allow_check_then_open: false,
+        max_age: None,
     });
     let server = start_server(config);
     let addr = server.local_addr();

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from typing import Any
 
 from . import __version__, handoff, logconfig
@@ -192,6 +193,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", "--blocking-threads", type=int, default=1, metavar="N",
                         help="WSGI and sync native: threads per worker running the app"
                         " (default 1: the fastest for apps that do not wait)")
+    parser.add_argument("--static-path-mount", metavar="DIR",
+                        help="serve the files under DIR at --static-path-route, in Rust, without"
+                        " entering Python (Granian's; adds a [[route]] handler = \"static\" to"
+                        " --config's)")
+    parser.add_argument("--static-path-route", default="/static", metavar="PATH",
+                        help="where --static-path-mount's files are served (default /static)")
+    parser.add_argument("--static-path-expires", type=int, default=86400, metavar="SECONDS",
+                        help="Cache-Control max-age of --static-path-mount's files (default"
+                        " 86400, as Granian; 0: none)")
     parser.add_argument("--max-body-size", type=int, metavar="BYTES",
                         help="largest request body, read whole before the app runs; larger"
                         " gets 413 (overrides limits.max_request_size; default without"
@@ -311,7 +321,26 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "websocket.ping_timeout": args.ws_ping_timeout,
         "websocket.compression": _flag(args.ws_per_message_deflate),
     }
+    if args.static_path_mount:
+        route = {"handler": "static", "path": args.static_path_route,
+                 "dir": os.path.abspath(args.static_path_mount)}
+        if args.static_path_expires > 0:
+            route["max_age"] = args.static_path_expires
+        # An array replaces the file's: the file's routes go first, unchanged.
+        values["route"] = [*_config_routes(args.config), route]
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _config_routes(path: str | None) -> list:
+    """The `[[route]]`s of the config file `path` (none if it cannot be read: the
+    config check then says why)."""
+    if path is None:
+        return []
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f).get("route", [])
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
 
 
 def reserve_port(address: str) -> tuple[socket.socket, int]:
@@ -799,7 +828,8 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
     def value(flag: str) -> Any:
         return getattr(args, flag[2:].replace("-", "_"))
 
-    unsigned = {"--port": 2**16, "--backlog": 2**32, "--max-body-size": 2**64}
+    unsigned = {"--port": 2**16, "--backlog": 2**32, "--max-body-size": 2**64,
+                "--static-path-expires": 2**64}
     for flag, limit in unsigned.items():
         if value(flag) is not None and not 0 <= value(flag) < limit:
             return f"{flag} must be 0 to {limit - 1}, not {value(flag)}"

@@ -80,3 +80,22 @@ def test_the_worker_serves_others_while_a_slow_client_takes_a_file(
             received += len(piece)
     assert received == 64 * 1024 * 1024
     assert digest.hexdigest() == hashlib.sha256(block * 64).hexdigest()
+
+
+def test_static_path_flags_serve_files_in_rust_beside_the_configs_routes(serve, tmp_path):
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "site.css").write_text("body{}")
+    config = tmp_path / "haywire.toml"
+    config.write_text('[[route]]\nhandler = "text"\npath = "/stock"\nbody = "from the config"\n')
+    server = serve("wsgi_app:app", config=str(config),
+                   extra=["--static-path-mount", str(assets), "--static-path-route", "/assets"])
+    status, headers, body = request(server, "GET", "/assets/site.css")
+    assert (status, body) == (200, b"body{}")
+    assert headers["cache-control"] == "max-age=86400"  # Granian's default
+    assert request(server, "GET", "/stock")[2] == b"from the config"  # the file's route kept
+    assert request(server, "GET", "/hello")[2] == b"hello world"  # the app, as before
+    plain = serve("wsgi_app:app", extra=["--static-path-mount", str(assets),
+                                         "--static-path-expires", "0"])
+    status, headers, body = request(plain, "GET", "/static/site.css")
+    assert (status, body, "cache-control" in headers) == (200, b"body{}", False)

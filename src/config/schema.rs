@@ -515,6 +515,10 @@ pub enum RouteConfig {
         /// defeat. Off: such a kernel is a config error.
         #[serde(default)]
         allow_check_then_open: bool,
+        /// `Cache-Control: max-age=` this many seconds on the files served (200, 206
+        /// and 304 answers); none when absent.
+        #[serde(default)]
+        max_age: Option<u64>,
     },
 }
 

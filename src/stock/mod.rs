@@ -48,7 +48,8 @@ pub(crate) fn mount(
                 path,
                 dir,
                 allow_check_then_open,
-            } => static_files::mount(router, path, dir, *allow_check_then_open),
+                max_age,
+            } => static_files::mount(router, path, dir, *allow_check_then_open, *max_age),
         }
     }
 }

@@ -41,7 +41,7 @@ impl Router {
     /// config's `handler = "static"` does with its defaults (see the README's "Static
     /// files"): on a kernel without `openat2`, nothing is served.
     pub fn static_files(&mut self, prefix: &str, dir: &str) -> &mut Router {
-        mount(self, prefix, dir, false);
+        mount(self, prefix, dir, false, None);
         self
     }
 }
@@ -49,18 +49,25 @@ impl Router {
 /// Mounts GET (and so HEAD) `prefix` and everything below it, serving `dir`. A `dir`
 /// that cannot be resolved answers 404 to everything (the config checks it exists).
 /// Without `openat2` files are served only with `allow_check_then_open` (see
-/// [`Root::open_inside`]).
-pub fn mount(router: &mut Router, prefix: &str, dir: &str, allow_check_then_open: bool) {
+/// [`Root::open_inside`]). With `max_age`, files carry `Cache-Control: max-age=`.
+pub fn mount(
+    router: &mut Router,
+    prefix: &str,
+    dir: &str,
+    allow_check_then_open: bool,
+    max_age: Option<u64>,
+) {
     let root: Rc<Option<Root>> = Rc::new(Root::open(dir, allow_check_then_open));
     let prefix: Rc<str> = prefix.trim_end_matches('/').into();
+    let cache: Option<Rc<str>> = max_age.map(|age| format!("max-age={age}").into());
     let base = if prefix.is_empty() { "/" } else { &*prefix };
     for pattern in [base.to_owned(), format!("{}/*", prefix)] {
-        let (root, prefix) = (root.clone(), prefix.clone());
+        let (root, prefix, cache) = (root.clone(), prefix.clone(), cache.clone());
         router.get(&pattern, move |request: Request| {
             let Some(root) = root.as_ref() else {
                 return not_found();
             };
-            serve(&request, root, &prefix)
+            serve(&request, root, &prefix, cache.as_deref())
         });
     }
 }
@@ -151,8 +158,8 @@ const OPEN_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NONBLOCK)
     .union(OFlags::NOCTTY);
 
-/// Answers `request` from `root`.
-fn serve(request: &Request, root: &Root, prefix: &str) -> Response {
+/// Answers `request` from `root`; `cache` is the files' `Cache-Control`.
+fn serve(request: &Request, root: &Root, prefix: &str, cache: Option<&str>) -> Response {
     let path = request.path();
     // The route matched by segments; the prefix must match as text too, at a segment
     // boundary (`//static/x` reaches this route, and is not under `/static`).
@@ -195,10 +202,14 @@ fn serve(request: &Request, root: &Root, prefix: &str) -> Response {
     let last_modified = httpdate::fmt_http_date(modified);
     let content_type = content_type(&file_path);
     let with_validators = |response: Response| {
-        response
+        let response = response
             .with_header("ETag", etag.clone())
             .with_header("Last-Modified", last_modified.clone())
-            .with_header("Accept-Ranges", "bytes")
+            .with_header("Accept-Ranges", "bytes");
+        match cache {
+            Some(cache) => response.with_header("Cache-Control", cache.to_owned()),
+            None => response,
+        }
     };
     if not_modified(request, &etag, modified) {
         return with_validators(Response::new(StatusCode::NOT_MODIFIED));
