@@ -224,7 +224,8 @@ fn a_streamed_body_logs_its_announced_length_or_dash_when_chunked() {
 fn template_lines_follow_log_template() {
     let path = temp("access-template");
     let mut config = config_with_log(&path, LogFormat::Json);
-    config.log.template = "{{{method}}} {target} -> {status} ({bytes} B, shard {shard})".into();
+    config.log.template =
+        "{{{method}}} {target} -> {status} ({bytes} B, shard {shard}, {duration_ms} ms)".into();
     let running = start_server(config);
     let addr = running.local_addr();
     for target in ["/items/3", "/nowhere"] {
@@ -235,8 +236,8 @@ fn template_lines_follow_log_template() {
     let lines = wait_for_lines(&path, 2, Duration::from_secs(3));
     assert_eq!(lines.len(), 2, "{lines:?}");
     for pattern in [
-        r"^\{GET\} /items/3 -> 200 \(1 B, shard [01]\)$",
-        r"^\{GET\} /nowhere -> 404 \(\d+ B, shard [01]\)$",
+        r"^\{GET\} /items/3 -> 200 \(1 B, shard [01], \d+\.\d{3} ms\)$",
+        r"^\{GET\} /nowhere -> 404 \(\d+ B, shard [01], \d+\.\d{3} ms\)$",
     ] {
         assert!(
             lines.iter().any(|l| matches(pattern, l)),

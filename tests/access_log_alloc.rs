@@ -15,7 +15,8 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn logged_requests_allocate_nothing_per_request() {
-    let template = "{remote} [{time}] \"{request}\" {status} {bytes} {user_agent} {shard}";
+    let template =
+        "{remote} [{time}] \"{request}\" {status} {bytes} {user_agent} {shard} {duration_ms}";
     for (format, template) in [
         (LogFormat::Combined, ""),
         (LogFormat::Json, ""),

@@ -247,7 +247,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the access log's lines: combined (the default), json, or a"
                         " template such as '{remote} \"{request}\" {status} {bytes}' (overrides"
                         " log.format, or log.template; fields: remote, time, time_iso, request,"
-                        " method, target, protocol, status, bytes, referer, user_agent, shard)")
+                        " method, target, protocol, status, bytes, referer, user_agent, shard,"
+                        " duration_us, duration_ms)")
     parser.add_argument("--timeout-keep-alive", type=float, metavar="SECONDS",
                         help="close a connection idle this long between requests (uvicorn's;"
                         " overrides timeouts.keep_alive; default 60)")

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::net::IpAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -20,6 +21,8 @@ pub(crate) struct Entry {
     referer: Option<(u16, u16)>,
     agent: Option<(u16, u16)>,
     peer: Option<IpAddr>,
+    /// When the request was dispatched, for `{duration_us}`/`{duration_ms}`.
+    start: Instant,
 }
 
 impl Entry {
@@ -40,6 +43,7 @@ impl Entry {
             agent: request.headers.get("user-agent").map(span),
             peer: request.peer_addr().map(|addr| addr.ip()),
             head,
+            start: Instant::now(),
         }
     }
 
@@ -109,6 +113,30 @@ impl Line<'_> {
             Field::Shard => {
                 buf.extend_from_slice(itoa::Buffer::new().format(self.shard).as_bytes())
             }
+            Field::DurationUs | Field::DurationMs => self.duration(field, buf),
+        }
+    }
+
+    /// Microseconds (or milliseconds with three decimals) from the request's dispatch to
+    /// now, as its response head is written; `-` for a response to no request.
+    fn duration(&self, field: Field, buf: &mut Vec<u8>) {
+        let Some(entry) = self.entry else {
+            buf.push(b'-');
+            return;
+        };
+        let micros = entry.start.elapsed().as_micros() as u64;
+        let mut number = itoa::Buffer::new();
+        if field == Field::DurationMs {
+            buf.extend_from_slice(number.format(micros / 1000).as_bytes());
+            let frac = micros % 1000;
+            buf.extend_from_slice(&[
+                b'.',
+                b'0' + (frac / 100) as u8,
+                b'0' + (frac / 10 % 10) as u8,
+                b'0' + (frac % 10) as u8,
+            ]);
+        } else {
+            buf.extend_from_slice(number.format(micros).as_bytes());
         }
     }
 
@@ -301,6 +329,7 @@ mod tests {
             referer: span("http://r/\"x"),
             agent: span("agent\u{1}"),
             peer,
+            start: Instant::now(),
         }
     }
 
@@ -357,6 +386,27 @@ mod tests {
             render(None),
             "-|06/Nov/1994:08:49:37 +0000|1994-11-06T08:49:37Z|-|-|-|-|200|11|-|-|1\n"
         );
+    }
+
+    /// The time since the request's dispatch, in µs and in ms with three decimals.
+    #[test]
+    fn durations_count_from_the_dispatch() {
+        let template = Template::parse("{duration_us} {duration_ms}").unwrap();
+        let mut e = entry(HEAD, None);
+        e.start = Instant::now() - std::time::Duration::from_micros(12_345);
+        let render = |entry| {
+            line(entry, |line: &Line<'_>, buf: &mut Vec<u8>| {
+                line.template(&template, buf)
+            })
+        };
+        let text = render(Some(&e));
+        let (us, ms) = text.trim_end().split_once(' ').unwrap();
+        let us: u64 = us.parse().unwrap();
+        assert!((12_345..2_012_345).contains(&us), "{text}");
+        let (whole, frac) = ms.split_once('.').unwrap();
+        assert_eq!(frac.len(), 3, "{text}");
+        assert!(whole.parse::<u64>().unwrap() >= 12, "{text}");
+        assert_eq!(render(None), "- -\n");
     }
 
     #[test]

@@ -28,10 +28,14 @@ pub(super) enum Field {
     UserAgent,
     /// The shard that served the request.
     Shard,
+    /// Microseconds from the request's dispatch to its response head being written.
+    DurationUs,
+    /// The same in milliseconds, three decimals.
+    DurationMs,
 }
 
 /// The names a template may use, in `{name}`.
-const NAMES: [(&str, Field); 12] = [
+const NAMES: [(&str, Field); 14] = [
     ("remote", Field::Remote),
     ("time", Field::Time),
     ("time_iso", Field::TimeIso),
@@ -44,6 +48,8 @@ const NAMES: [(&str, Field); 12] = [
     ("referer", Field::Referer),
     ("user_agent", Field::UserAgent),
     ("shard", Field::Shard),
+    ("duration_us", Field::DurationUs),
+    ("duration_ms", Field::DurationMs),
 ];
 
 /// A piece of a line.

@@ -364,8 +364,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A line of the operator's own shape instead of `format`: text with `{field}`s
     /// (`remote`, `time`, `time_iso`, `request`, `method`, `target`, `protocol`,
-    /// `status`, `bytes`, `referer`, `user_agent`, `shard`) and `{{`/`}}` for braces;
-    /// empty: `format`.
+    /// `status`, `bytes`, `referer`, `user_agent`, `shard`, `duration_us`,
+    /// `duration_ms`) and `{{`/`}}` for braces; empty: `format`.
     pub template: String,
 }
 
