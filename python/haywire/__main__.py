@@ -843,6 +843,9 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
             return f"{flag} must be at least {least}, not {value(flag)}"
     if args.http == "2":
         return "--http 2: Haywire serves HTTP/1.1 only"
+    # Before the config check, which would name the route it makes rather than the flag.
+    if args.static_path_mount is not None and not os.path.isdir(args.static_path_mount):
+        return f"--static-path-mount {args.static_path_mount}: not a directory"
     if value("--uds-permissions") is not None and not 0 <= value("--uds-permissions") <= 0o777:
         return f"--uds-permissions must be 0 to 777 (octal), not {value('--uds-permissions'):o}"
     for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime",

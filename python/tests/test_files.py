@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import read_response, request
+from conftest import read_response, request, run_cli
 
 APPS = [("wsgi", "wsgi_app:raw", "/sendfile"), ("asgi", "asgi_app:app", "/pathsend")]
 
@@ -95,6 +95,8 @@ def test_static_path_flags_serve_files_in_rust_beside_the_configs_routes(serve, 
     assert headers["cache-control"] == "max-age=86400"  # Granian's default
     assert request(server, "GET", "/stock")[2] == b"from the config"  # the file's route kept
     assert request(server, "GET", "/hello")[2] == b"hello world"  # the app, as before
+    missing = run_cli("--static-path-mount", str(tmp_path / "nowhere"), "wsgi_app:app")
+    assert missing.returncode == 2 and "--static-path-mount" in missing.stderr, missing.stderr
     plain = serve("wsgi_app:app", extra=["--static-path-mount", str(assets),
                                          "--static-path-expires", "0"])
     status, headers, body = request(plain, "GET", "/static/site.css")
