@@ -87,9 +87,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a worker that dies is restarted no sooner than this after it"
                         " started, so one that keeps dying is restarted once per interval"
                         " (Granian's; default 1)")
-    parser.add_argument("--respawn-failed-workers", action="store_true",
-                        help="accepted for Granian's command lines: a worker that dies is"
-                        " always restarted")
+    parser.add_argument("--respawn-failed-workers", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="restart a worker that dies (the default); with"
+                        " --no-respawn-failed-workers (Granian's default) a worker's"
+                        " unexpected exit stops the server, exit status 1")
     parser.add_argument("--workers-kill-timeout", type=float, metavar="SECONDS",
                         help="a stopping worker still running after this is killed"
                         " (default: server.shutdown_grace + 5)")
@@ -136,6 +138,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --ssl-ca-certs: 2 a client certificate is required (the"
                         " default), 1 optional, 0 not asked (uvicorn's values; overrides"
                         " tls.client_auth)")
+    parser.add_argument("--ssl-ca", metavar="PATH",
+                        help="Granian's --ssl-ca-certs: client certificates these CAs signed"
+                        " are verified when presented, and required with --ssl-client-verify")
+    parser.add_argument("--ssl-client-verify", action=argparse.BooleanOptionalAction,
+                        default=False,
+                        help="require a client certificate signed by the --ssl-ca (or"
+                        " --ssl-ca-certs, or the config's tls.client_ca) CAs (Granian's)")
     parser.add_argument("--backlog", type=int, metavar="N",
                         help="listen backlog (overrides server.backlog)")
     parser.add_argument("--access-log", nargs="?", const="stdout", metavar="PATH",
@@ -158,7 +167,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--working-dir", metavar="DIR",
                         help="run as if started in DIR: the app, --config and other relative"
                         " paths are found from there (Granian's)")
-    parser.add_argument("--factory", action="store_true",
+    parser.add_argument("--factory", action=argparse.BooleanOptionalAction, default=False,
                         help="the app is a factory: call it (no arguments) to get the app")
     parser.add_argument("--max-requests", "--limit-max-requests", type=int, default=0, metavar="N",
                         help="replace a worker after it has served N requests (0: never)")
@@ -176,7 +185,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rss-samples", type=int, default=1, metavar="N",
                         help="consecutive checks over --workers-max-rss before a worker is"
                         " replaced (default 1)")
-    parser.add_argument("--reload", action="store_true",
+    parser.add_argument("--reload", action=argparse.BooleanOptionalAction, default=False,
                         help="development: restart the workers when a .py file under the"
                         " current directory changes")
     parser.add_argument("--reload-dir", "--reload-paths", action="append", metavar="DIR",
@@ -188,8 +197,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reload-exclude", action="append", metavar="GLOB",
                         help="with --reload: ignore files and directories whose name or path"
                         " under the watched directory matches GLOB (repeatable)")
+    parser.add_argument("--reload-ignore-dirs", action="append", metavar="NAME",
+                        help="with --reload: ignore directories named NAME (Granian's;"
+                        " repeatable)")
+    parser.add_argument("--reload-ignore-patterns", action="append", type=_regex,
+                        metavar="REGEX",
+                        help="with --reload: ignore files and directories whose name REGEX"
+                        " matches (Granian's; repeatable)")
+    parser.add_argument("--reload-ignore-paths", action="append", metavar="PATH",
+                        help="with --reload: ignore PATH and what is under it (Granian's;"
+                        " repeatable)")
     parser.add_argument("--reload-delay", type=float, default=1.0, metavar="SECONDS",
                         help="with --reload: time between two looks at the files (default 1)")
+    parser.add_argument("--reload-tick", dest="reload_delay", type=_milliseconds, metavar="MS",
+                        help="--reload-delay in milliseconds, 50 to 5000 (Granian's)")
+    parser.add_argument("--reload-ignore-worker-failure", action=argparse.BooleanOptionalAction,
+                        default=False,
+                        help="with --reload: a worker that cannot start the app waits for"
+                        " the next change instead of stopping the server (Granian's)")
     parser.add_argument("--threads", "--blocking-threads", type=int, default=1, metavar="N",
                         help="WSGI and sync native: threads per worker running the app"
                         " (default 1: the fastest for apps that do not wait)")
@@ -249,6 +274,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " log.format, or log.template; fields: remote, time, time_iso, request,"
                         " method, target, protocol, status, bytes, referer, user_agent, shard,"
                         " duration_us, duration_ms)")
+    parser.add_argument("--http1-pipeline-flush", action="store_true",
+                        help="accepted for Granian's command lines: the responses to pipelined"
+                        " requests always leave in one write")
+    parser.add_argument("--no-use-colors", action="store_true",
+                        help="accepted for uvicorn's command lines: Haywire's log lines have"
+                        " no colors")
     parser.add_argument("--timeout-keep-alive", type=float, metavar="SECONDS",
                         help="close a connection idle this long between requests (uvicorn's;"
                         " overrides timeouts.keep_alive; default 60)")
@@ -278,6 +309,24 @@ def _flag(value: str | None) -> bool | None:
     return None if value is None else value == "true"
 
 
+def _milliseconds(value: str) -> float:
+    """--reload-tick: milliseconds, 50 to 5000 as Granian's, as seconds."""
+    try:
+        ms = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 50 <= ms <= 5000:
+        raise argparse.ArgumentTypeError(f"must be 50 to 5000 (milliseconds), not {ms}")
+    return ms / 1000
+
+
+def _regex(value: str) -> re.Pattern:
+    try:
+        return re.compile(value)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {value!r}: {e}") from None
+
+
 def _header(value: str) -> tuple[str, str]:
     name, colon, text = value.partition(":")
     if not colon or not name.strip():
@@ -293,6 +342,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for name in list(headers):
         if name.lower() == "server":  # as uvicorn: --header server:X names the server
             server_header = headers.pop(name)
+    client_ca, cert_reqs = _client_auth(args)
     values = {
         "server.address": args.address,
         "server.port": args.port,
@@ -304,9 +354,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "tls.key": args.ssl_keyfile,
         "tls.key_password": args.ssl_keyfile_password,
         "tls.min_version": (args.ssl_protocol_min or "").removeprefix("tls") or None,
-        "tls.client_ca": args.ssl_ca_certs if args.ssl_cert_reqs != 0 else "",
+        "tls.client_ca": client_ca if cert_reqs != 0 else "",
         "tls.client_crl": args.ssl_crl,
-        "tls.client_auth": {1: "optional", 2: "required"}.get(args.ssl_cert_reqs),
+        "tls.client_auth": {1: "optional", 2: "required"}.get(cert_reqs),
         "limits.max_request_size": args.max_body_size,
         "limits.max_head_size": args.h11_max_incomplete_event_size,
         "timeouts.keep_alive": args.timeout_keep_alive,
@@ -328,20 +378,32 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if args.static_path_expires > 0:
             route["max_age"] = args.static_path_expires
         # An array replaces the file's: the file's routes go first, unchanged.
-        values["route"] = [*_config_routes(args.config), route]
+        values["route"] = [*_config_file(args.config).get("route", []), route]
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _config_routes(path: str | None) -> list:
-    """The `[[route]]`s of the config file `path` (none if it cannot be read: the
-    config check then says why)."""
+def _client_auth(args: argparse.Namespace) -> tuple[str | None, int | None]:
+    """The client CAs' file and uvicorn's --ssl-cert-reqs value the TLS flags ask for
+    (None: the config's). Granian's --ssl-ca verifies a certificate when presented,
+    and --ssl-client-verify requires one."""
+    reqs = args.ssl_cert_reqs
+    if reqs is None and args.ssl_client_verify:
+        reqs = 2
+    elif reqs is None and args.ssl_ca:
+        reqs = 1
+    return args.ssl_ca_certs or args.ssl_ca, reqs
+
+
+def _config_file(path: str | None) -> dict:
+    """The config file `path` as TOML (empty if it cannot be read: the config check
+    then says why)."""
     if path is None:
-        return []
+        return {}
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f).get("route", [])
+            return tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError):
-        return []
+        return {}
 
 
 def reserve_port(address: str) -> tuple[socket.socket, int]:
@@ -413,6 +475,9 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.stopping = False
         self.failed = False
+        # --reload-ignore-worker-failure: workers that could not start the app, started
+        # again at the next SIGHUP (a change to the sources).
+        self.awaiting_change: set[int] = set()
         # When --workers-max-rss is next checked (None: no limit).
         self.rss_check_at: float | None = (
             time.monotonic() + args.rss_sample_interval if args.workers_max_rss > 0 else None)
@@ -557,6 +622,9 @@ class Supervisor:
         for pid, child in list(self.children.items()):
             if not child.retiring and child.replaces is None:
                 self.spawn(child.index, replaces=pid)
+        for index in sorted(self.awaiting_change):
+            self.spawn(index)
+        self.awaiting_change.clear()
 
     def _handle_signals(self) -> None:
         while self.signals:
@@ -579,11 +647,22 @@ class Supervisor:
             if child.replaces is not None:
                 self.log(f"worker {child.index} cannot start the app; keeping the running one")
                 return
+            if self.args.reload_ignore_worker_failure:
+                self.log(f"worker {child.index} cannot start the app; starting it at the next"
+                         " change to the sources (--reload-ignore-worker-failure)")
+                self.awaiting_change.add(child.index)
+                return
             self.log(f"worker {child.index} cannot start the app; stopping")
             self.failed = True
             self.stop()
             return
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        if not self.args.respawn_failed_workers:
+            self.log(f"worker {child.index} (pid {pid}) {how}; stopping"
+                     " (--no-respawn-failed-workers)")
+            self.failed = True
+            self.stop()
+            return
         self.log(f"worker {child.index} (pid {pid}) {how}; restarting")
         # A worker that keeps dying at once is restarted at most once per interval.
         self.restarts[child.index] = (child.started + self.args.respawn_interval, child.replaces)
@@ -645,10 +724,12 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, lambda signum, _frame: self.signals.append(signum))
         if self.args.reload:
-            watched = Watched(self.args.reload_dir or [os.getcwd()],
-                              ["*.py", *(self.args.reload_include or [])],
-                              self.args.reload_exclude or [])
-            threading.Thread(target=watch_sources, args=(watched, self.args.reload_delay),
+            args = self.args
+            watched = Watched(args.reload_dir or [os.getcwd()],
+                              ["*.py", *(args.reload_include or [])], args.reload_exclude or [],
+                              args.reload_ignore_dirs or [], args.reload_ignore_patterns or [],
+                              args.reload_ignore_paths or [])
+            threading.Thread(target=watch_sources, args=(watched, args.reload_delay),
                              daemon=True).start()
         try:
             for index in range(self.workers):
@@ -692,27 +773,35 @@ def resident_mib(pid: int) -> float | None:
 class Watched:
     """What --reload watches: the files under `roots` whose name matches one of
     `include`, skipping files and directories whose name, or path relative to its
-    root, matches one of `exclude` (and always dot directories, __pycache__ and
-    node_modules)."""
+    root, matches one of `exclude` (globs), whose name one of `patterns` (regular
+    expressions) finds, directories named one of `dirs`, and `paths` and what is under
+    them (and always dot directories, __pycache__ and node_modules)."""
 
     SKIPPED = (".*", "__pycache__", "node_modules")
 
-    def __init__(self, roots: list[str], include: list[str], exclude: list[str]) -> None:
+    def __init__(self, roots: list[str], include: list[str], exclude: list[str],
+                 dirs: list[str] = (), patterns: list[re.Pattern] = (),
+                 paths: list[str] = ()) -> None:
         self.roots = [os.path.abspath(root) for root in roots]
         self.include = include
         self.exclude = exclude
+        self.dirs = set(dirs)
+        self.patterns = list(patterns)
+        self.paths = [os.path.abspath(path) for path in paths]
 
-    def _excluded(self, root: str, path: str, patterns: Any) -> bool:
+    def _excluded(self, root: str, path: str, globs: Any) -> bool:
         relative = os.path.relpath(path, root)
         name = os.path.basename(path)
-        return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in patterns)
+        return (any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in globs)
+                or any(pattern.search(name) for pattern in self.patterns)
+                or any(path == p or path.startswith(p + os.sep) for p in self.paths))
 
     def files(self) -> dict[str, float]:
         """The watched files' modification times."""
         found = {}
         for root in self.roots:
             for folder, dirs, files in os.walk(root):
-                dirs[:] = [d for d in dirs if not self._excluded(
+                dirs[:] = [d for d in dirs if d not in self.dirs and not self._excluded(
                     root, os.path.join(folder, d), (*self.SKIPPED, *self.exclude))]
                 for name in files:
                     path = os.path.join(folder, name)
@@ -757,7 +846,9 @@ def _bad_setup(args: argparse.Namespace) -> str | None:
     failing (or a watcher watching nothing)."""
     if args.app_dir is not None and not os.path.isdir(args.app_dir):
         return f"--app-dir {args.app_dir}: not a directory"
-    for flag in ("--reload-dir", "--reload-include", "--reload-exclude"):
+    for flag in ("--reload-dir", "--reload-include", "--reload-exclude", "--reload-ignore-dirs",
+                 "--reload-ignore-patterns", "--reload-ignore-paths",
+                 "--reload-ignore-worker-failure"):
         if getattr(args, flag[2:].replace("-", "_")) and not args.reload:
             return f"{flag} needs --reload"
     for folder in args.reload_dir or []:
@@ -843,6 +934,14 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
             return f"{flag} must be at least {least}, not {value(flag)}"
     if args.http == "2":
         return "--http 2: Haywire serves HTTP/1.1 only"
+    if args.ssl_ca and args.ssl_ca_certs:
+        return "--ssl-ca and --ssl-ca-certs both name the client CAs: give one"
+    if args.ssl_client_verify and args.ssl_cert_reqs not in (None, 2):
+        return (f"--ssl-client-verify requires a client certificate, --ssl-cert-reqs"
+                f" {args.ssl_cert_reqs} does not: give one of them")
+    if args.ssl_client_verify and not (args.ssl_ca or args.ssl_ca_certs or _config_file(
+            args.config).get("tls", {}).get("client_ca")):
+        return "--ssl-client-verify needs --ssl-ca: the CAs that sign client certificates"
     # Before the config check, which would name the route it makes rather than the flag.
     if args.static_path_mount is not None and not os.path.isdir(args.static_path_mount):
         return f"--static-path-mount {args.static_path_mount}: not a directory"

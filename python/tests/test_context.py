@@ -175,6 +175,20 @@ def test_optional_client_certificates_in_the_asgi_tls_extension(serve, certifica
     assert refused(server, "/scope", mallory)
 
 
+def test_granians_client_ca_verifies_presented_certificates_and_requires_one_with_verify(
+        serve, certificate, client_certificates):
+    ca, alice, mallory = client_certificates
+    tls = ["--ssl-certificate", certificate[0], "--ssl-keyfile", certificate[1], "--ssl-ca", ca]
+    optional = serve("wsgi_app:app", extra=tls)
+    assert get_json(optional, "/environ", wrap=tls_wrap())[0].get("SSL_CLIENT_CERT") is None
+    assert get_json(optional, "/environ", wrap=tls_wrap(alice))[0]["SSL_CLIENT_S_DN"] == "CN=alice"
+    assert refused(optional, "/environ", mallory)
+    required = serve("wsgi_app:app", extra=[*tls, "--ssl-client-verify"])
+    assert get_json(required, "/environ", wrap=tls_wrap(alice))[0]["SSL_CLIENT_S_DN"] == "CN=alice"
+    assert refused(required, "/environ")
+    assert refused(required, "/environ", mallory)
+
+
 def test_plaintext_scopes_have_no_tls_extension(serve):
     scope, _ = get_json(serve("asgi_app:app", interface="asgi"), "/scope")
     assert "tls" not in scope["extensions"]

@@ -97,6 +97,35 @@ def test_unimportable_app_stops_the_supervisor():
     assert "cannot start the app" in result.stderr
 
 
+def test_no_respawn_failed_workers_stops_the_server_when_one_dies(serve):
+    server = serve("wsgi_app:app", workers=2, extra=["--no-respawn-failed-workers"])
+    pids = worker_pids(server)
+    os.kill(pids[0], signal.SIGKILL)
+    assert server.proc.wait(20) == 1
+    server.wait_for(r"killed by SIGKILL; stopping \(--no-respawn-failed-workers\)", stderr=True)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[1], 0)  # the other worker was stopped too
+
+
+def test_reload_ignore_worker_failure_waits_for_a_fixed_app(tmp_path):
+    module = tmp_path / "broken_app.py"
+    module.write_text("raise RuntimeError('not yet')\n")
+    server = Server("broken_app:app", cwd=tmp_path,
+                    extra=["--reload", "--reload-tick", "100", "--reload-ignore-worker-failure"])
+    try:
+        server.wait_for(r"starting it at the next change", stderr=True)
+        time.sleep(0.5)
+        assert server.proc.poll() is None  # still watching, not stopped
+        module.write_text('def app(environ, start_response):\n'
+                          '    start_response("200 OK", [("Content-Type", "text/plain")])\n'
+                          '    return [b"fixed"]\n')
+        os.utime(module, (time.time() + 5, time.time() + 5))
+        server.ready()
+        assert request(server, "GET", "/")[2] == b"fixed"
+    finally:
+        server.stop()
+
+
 def test_full_queue_answers_503_at_once(serve):
     server = serve("wsgi_app:app", extra=["--max-in-flight", "1"])
     with server.connect() as slow:
@@ -280,7 +309,9 @@ def test_bad_flag_values_are_refused_naming_the_flag():
                   ["--max-in-flight", "0"], ["--workers-kill-timeout", "-1"],
                   ["--lifespan-timeout", "0"], ["--threads", "0"],
                   ["--workers-lifetime", "0"], ["--ws-max-queue", "0"], ["--reload-delay", "0"],
-                  ["--http", "2"]):
+                  ["--http", "2"], ["--reload-tick", "10"], ["--ssl-client-verify"],
+                  ["--ssl-ca", "a.pem", "--ssl-ca-certs", "b.pem"],
+                  ["--ssl-client-verify", "--ssl-ca", "a.pem", "--ssl-cert-reqs", "1"]):
         result = run_cli(*flags, "wsgi_app:app")
         assert result.returncode == 2 and flags[0] in result.stderr, (flags, result.stderr)
 
@@ -298,6 +329,7 @@ SPELLINGS = [
     (["--reload-paths", "src"], ["--reload-dir", "src"]),
     (["--blocking-threads", "4"], ["--threads", "4"]),
     (["--timeout-worker-healthcheck", "5"], ["--stall-timeout", "5"]),
+    (["--reload-tick", "250"], ["--reload-delay", "0.25"]),
 ]
 
 
@@ -315,6 +347,17 @@ def test_flags_that_set_config_keys():
         return config_overrides(parse_args(["m:app", *flags]))
 
     assert parse_args(["--respawn-failed-workers", "m:app"]).respawn_failed_workers  # Granian's
+    assert not parse_args(["--no-respawn-failed-workers", "m:app"]).respawn_failed_workers
+    assert not parse_args(["--factory", "--no-factory", "m:app"]).factory
+    assert not parse_args(["--no-reload", "m:app"]).reload
+    # Granian's client CAs: a certificate verified when presented, required with
+    # --ssl-client-verify; uvicorn's --ssl-ca-certs leaves it to tls.client_auth.
+    ca = {"tls.client_ca": "ca.pem", "tls.client_auth": "optional"}
+    assert ca.items() <= keys("--ssl-ca", "ca.pem").items()
+    assert dict(ca, **{"tls.client_auth": "required"}).items() <= keys(
+        "--ssl-ca", "ca.pem", "--ssl-client-verify").items()
+    assert "tls.client_auth" not in keys("--ssl-ca-certs", "ca.pem")
+    assert keys("--ssl-ca-certs", "ca.pem", "--ssl-client-verify")["tls.client_auth"] == "required"
     assert keys("--no-access-log")["log.access"] == "off"
     assert keys("--access-log")["log.access"] == "stdout"
     assert keys("--ws-max-size", "4096")["websocket.max_message_size"] == 4096
@@ -343,6 +386,22 @@ def test_reload_looks_every_reload_delay(monkeypatch, tmp_path):
     with pytest.raises(StopIteration):
         cli.watch_sources(cli.Watched([str(tmp_path)], ["*.py"], []), 0.25)
     assert slept == [0.25] * 3
+
+
+def test_reload_ignores_granians_dirs_patterns_and_paths(tmp_path):
+    from haywire.__main__ import Watched, parse_args
+
+    for path in ("app.py", "build/gen.py", "pkg/build/x.py", "pkg/mod.py", "pkg/mod_test.py",
+                 "vendor/lib.py", "vendor/keep/not.py", "tests/t.py"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    args = parse_args(["--reload", "--reload-ignore-dirs", "build", "--reload-ignore-patterns",
+                       r"_test\.py$", "--reload-ignore-paths", str(tmp_path / "vendor"),
+                       "--reload-ignore-paths", str(tmp_path / "tests" / "t.py"), "m:app"])
+    watched = Watched([str(tmp_path)], ["*.py"], [], args.reload_ignore_dirs,
+                      args.reload_ignore_patterns, args.reload_ignore_paths)
+    found = sorted(os.path.relpath(path, tmp_path) for path in watched.files())
+    assert found == ["app.py", "pkg/mod.py"]
 
 
 def test_reload_restarts_on_a_source_change(serve, tmp_path):
