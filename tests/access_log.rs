@@ -225,19 +225,20 @@ fn template_lines_follow_log_template() {
     let path = temp("access-template");
     let mut config = config_with_log(&path, LogFormat::Json);
     config.log.template =
-        "{{{method}}} {target} -> {status} ({bytes} B, shard {shard}, {duration_ms} ms)".into();
+        "{{{method}}} {target} -> {status} ({bytes} B, shard {shard}, {duration_ms} ms) {scheme} {path} [{query}] {header:x-id}".into();
     let running = start_server(config);
     let addr = running.local_addr();
-    for target in ["/items/3", "/nowhere"] {
-        let (reply, _) = exchange(addr, get(target).as_bytes());
+    for target in ["/items/3?a=1", "/nowhere"] {
+        let request = get(target).replace("\r\n\r\n", "\r\nX-Id: r-7\r\n\r\n");
+        let (reply, _) = exchange(addr, request.as_bytes());
         assert!(reply.status == 200 || reply.status == 404);
     }
     // Each shard writes its own lines: in the file, in either order.
     let lines = wait_for_lines(&path, 2, Duration::from_secs(3));
     assert_eq!(lines.len(), 2, "{lines:?}");
     for pattern in [
-        r"^\{GET\} /items/3 -> 200 \(1 B, shard [01], \d+\.\d{3} ms\)$",
-        r"^\{GET\} /nowhere -> 404 \(\d+ B, shard [01], \d+\.\d{3} ms\)$",
+        r"^\{GET\} /items/3\?a=1 -> 200 \(1 B, shard [01], \d+\.\d{3} ms\) http /items/3 \[a=1\] r-7$",
+        r"^\{GET\} /nowhere -> 404 \(\d+ B, shard [01], \d+\.\d{3} ms\) http /nowhere \[\] r-7$",
     ] {
         assert!(
             lines.iter().any(|l| matches(pattern, l)),

@@ -16,7 +16,8 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn logged_requests_allocate_nothing_per_request() {
     let template =
-        "{remote} [{time}] \"{request}\" {status} {bytes} {user_agent} {shard} {duration_ms}";
+        "{remote} [{time}] \"{request}\" {status} {bytes} {user_agent} {shard} {duration_ms} \
+         {scheme} {path} {query} {header:host}";
     for (format, template) in [
         (LogFormat::Combined, ""),
         (LogFormat::Json, ""),

@@ -21,6 +21,8 @@ pub(crate) struct Entry {
     referer: Option<(u16, u16)>,
     agent: Option<(u16, u16)>,
     peer: Option<IpAddr>,
+    /// Whether it came over TLS, for `{scheme}`.
+    secure: bool,
     /// When the request was dispatched, for `{duration_us}`/`{duration_ms}`.
     start: Instant,
 }
@@ -42,6 +44,7 @@ impl Entry {
             referer: request.headers.get("referer").map(span),
             agent: request.headers.get("user-agent").map(span),
             peer: request.peer_addr().map(|addr| addr.ip()),
+            secure: request.is_secure(),
             head,
             start: Instant::now(),
         }
@@ -49,6 +52,21 @@ impl Entry {
 
     fn get(&self, (at, len): (u16, u16)) -> &[u8] {
         &self.head[at as usize..at as usize + len as usize]
+    }
+
+    /// The value of the first header named `name` (lowercase), found in the head when
+    /// a line is written: only templates that name a header pay for it.
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        let after_line = self.line.0 as usize + self.line.1 as usize;
+        self.head[after_line..]
+            .split(|&b| b == b'\n')
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                line[..colon]
+                    .eq_ignore_ascii_case(name)
+                    .then(|| line[colon + 1..].trim_ascii())
+            })
+            .next()
     }
 }
 
@@ -92,6 +110,7 @@ impl Line<'_> {
             match piece {
                 Piece::Text(text) => buf.extend_from_slice(text),
                 Piece::Field(field) => self.field(*field, buf),
+                Piece::Header(name) => self.text(buf, self.entry.and_then(|e| e.header(name))),
             }
         }
         buf.push(b'\n');
@@ -105,6 +124,13 @@ impl Line<'_> {
             Field::Request => self.text(buf, self.request_line()),
             Field::Method => self.text(buf, self.request_part(0)),
             Field::Target => self.text(buf, self.request_part(1)),
+            Field::Path => self.text(buf, self.target_part(0)),
+            Field::Query => self.text(buf, self.target_part(1).or(self.entry.and(Some(b"")))),
+            Field::Scheme => self.text(
+                buf,
+                self.entry
+                    .map(|e| if e.secure { &b"https"[..] } else { b"http" }),
+            ),
             Field::Protocol => self.text(buf, self.request_part(2)),
             Field::Status => self.status(buf),
             Field::Bytes => self.bytes(buf),
@@ -198,6 +224,11 @@ impl Line<'_> {
     /// The request line's `index`th space-separated part (method, target, protocol).
     fn request_part(&self, index: usize) -> Option<&[u8]> {
         self.request_line()?.splitn(3, |&b| b == b' ').nth(index)
+    }
+
+    /// The target's path (0) or its query (1), split at the first `?`.
+    fn target_part(&self, index: usize) -> Option<&[u8]> {
+        self.request_part(1)?.splitn(2, |&b| b == b'?').nth(index)
     }
 
     fn referer(&self) -> Option<&[u8]> {
@@ -329,6 +360,7 @@ mod tests {
             referer: span("http://r/\"x"),
             agent: span("agent\u{1}"),
             peer,
+            secure: false,
             start: Instant::now(),
         }
     }
@@ -386,6 +418,28 @@ mod tests {
             render(None),
             "-|06/Nov/1994:08:49:37 +0000|1994-11-06T08:49:37Z|-|-|-|-|200|11|-|-|1\n"
         );
+    }
+
+    /// The target's parts, the scheme and any request header, escaped; `-` for what
+    /// is absent (an empty query is empty).
+    #[test]
+    fn template_lines_show_path_query_scheme_and_headers() {
+        let template = Template::parse(
+            "{path}|{query}|{scheme}|{header:user-agent}|{header:X-Id}|{header:host}",
+        )
+        .unwrap();
+        let render = |entry| {
+            line(entry, |line: &Line<'_>, buf: &mut Vec<u8>| {
+                line.template(&template, buf)
+            })
+        };
+        const PLAIN: &[u8] = b"GET /x HTTP/1.1\r\nHost: h\r\nx-id:  7 \r\nX-Id: 8\r\n\r\n";
+        let plain = entry(HEAD, None);
+        let mut secure = entry(PLAIN, None);
+        secure.secure = true;
+        assert_eq!(render(Some(&plain)), "/a|b=\\x22c|http|agent\\x01|-|-\n");
+        assert_eq!(render(Some(&secure)), "/x||https|-|7|h\n");
+        assert_eq!(render(None), "-|-|-|-|-|-\n");
     }
 
     /// The time since the request's dispatch, in µs and in ms with three decimals.

@@ -16,6 +16,12 @@ pub(super) enum Field {
     Method,
     /// The request target, query included.
     Target,
+    /// The target's path, up to its `?`.
+    Path,
+    /// The target's query, after its `?`; empty when it has none.
+    Query,
+    /// `https` for a request that came over TLS, else `http`.
+    Scheme,
     /// The protocol, `HTTP/1.1`.
     Protocol,
     /// The status code.
@@ -35,13 +41,16 @@ pub(super) enum Field {
 }
 
 /// The names a template may use, in `{name}`.
-const NAMES: [(&str, Field); 14] = [
+const NAMES: [(&str, Field); 17] = [
     ("remote", Field::Remote),
     ("time", Field::Time),
     ("time_iso", Field::TimeIso),
     ("request", Field::Request),
     ("method", Field::Method),
     ("target", Field::Target),
+    ("path", Field::Path),
+    ("query", Field::Query),
+    ("scheme", Field::Scheme),
     ("protocol", Field::Protocol),
     ("status", Field::Status),
     ("bytes", Field::Bytes),
@@ -59,9 +68,16 @@ pub(super) enum Piece {
     Text(Box<[u8]>),
     /// A value, escaped as the combined format escapes it.
     Field(Field),
+    /// `{header:NAME}`: the request's first header of that name (lowercase here), `-`
+    /// when it has none.
+    Header(Box<[u8]>),
 }
 
-/// A parsed `log.template`: `{name}` for a field, `{{` and `}}` for braces.
+/// How a template names a request header: `{header:x-request-id}`.
+const HEADER: &str = "header:";
+
+/// A parsed `log.template`: `{name}` for a field, `{header:NAME}` for a request header,
+/// `{{` and `}}` for braces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Template {
     pub(super) pieces: Box<[Piece]>,
@@ -93,21 +109,13 @@ impl Template {
             let end = tail
                 .find('}')
                 .ok_or_else(|| format!("'{{' at byte {} is not closed", text.len() - tail.len()))?;
-            let name = &tail[1..end];
-            let field = NAMES
-                .iter()
-                .find(|(known, _)| *known == name)
-                .map(|&(_, field)| field)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
-                    format!("unknown field {{{name}}}; the fields: {}", known.join(", "))
-                })?;
+            let piece = parse_field(&tail[1..end])?;
             if !literal.is_empty() {
                 pieces.push(Piece::Text(
                     std::mem::take(&mut literal).into_bytes().into(),
                 ));
             }
-            pieces.push(Piece::Field(field));
+            pieces.push(piece);
             rest = &tail[end + 1..];
         }
         literal.push_str(rest);
@@ -120,13 +128,38 @@ impl Template {
     }
 }
 
+/// The piece `{name}` stands for.
+fn parse_field(name: &str) -> Result<Piece, String> {
+    if let Some(header) = name.strip_prefix(HEADER) {
+        // A header name is a token (RFC 9110): anything else could never match.
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if header.is_empty() || !header.bytes().all(token) {
+            return Err(format!("{{{name}}}: {header:?} is not a header name"));
+        }
+        return Ok(Piece::Header(
+            header.to_ascii_lowercase().into_bytes().into(),
+        ));
+    }
+    NAMES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|&(_, field)| Piece::Field(field))
+        .ok_or_else(|| {
+            let known: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+            format!(
+                "unknown field {{{name}}}; the fields: {}, {HEADER}NAME",
+                known.join(", ")
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn fields_text_and_escaped_braces_parse() {
-        let template = Template::parse("{{x}} {remote}:{status}}}").unwrap();
+        let template = Template::parse("{{x}} {remote}:{status}}}{header:X-Request-Id}").unwrap();
         assert_eq!(
             &*template.pieces,
             [
@@ -135,6 +168,7 @@ mod tests {
                 Piece::Text(b":".to_vec().into()),
                 Piece::Field(Field::Status),
                 Piece::Text(b"}".to_vec().into()),
+                Piece::Header(b"x-request-id".to_vec().into()),
             ]
         );
     }
@@ -146,6 +180,12 @@ mod tests {
             ("{status", "'{' at byte 0 is not closed"),
             ("a } b", "a lone '}' at byte 2"),
             ("{status}\n{method}", "line break"),
+            ("{header:}", "\"\" is not a header name"),
+            ("{header:a b}", "\"a b\" is not a header name"),
+            (
+                "{nope}",
+                "user_agent, shard, duration_us, duration_ms, header:NAME",
+            ),
         ] {
             let err = Template::parse(text).unwrap_err();
             assert!(err.contains(says), "{text:?}: {err}");
