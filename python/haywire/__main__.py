@@ -272,8 +272,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the access log's lines: combined (the default), json, or a"
                         " template such as '{remote} \"{request}\" {status} {bytes}' (overrides"
                         " log.format, or log.template; fields: remote, time, time_iso, request,"
-                        " method, target, protocol, status, bytes, referer, user_agent, shard,"
-                        " duration_us, duration_ms)")
+                        " method, target, path, query, protocol, scheme, status, bytes, referer,"
+                        " user_agent, header:NAME, shard, duration_us, duration_ms)")
+    parser.add_argument("--access-log-fmt", dest="access_log_format", type=_granian_log_format,
+                        metavar="FORMAT",
+                        help="Granian's access log format, e.g. '%%(addr)s \"%%(method)s"
+                        " %%(path)s\" %%(status)d %%(dt_ms).3f', as the template that writes"
+                        " it (its time in ISO 8601, UTC; widths and precisions not applied)")
     parser.add_argument("--http1-pipeline-flush", action="store_true",
                         help="accepted for Granian's command lines: the responses to pipelined"
                         " requests always leave in one write")
@@ -318,6 +323,35 @@ def _milliseconds(value: str) -> float:
     if not 50 <= ms <= 5000:
         raise argparse.ArgumentTypeError(f"must be 50 to 5000 (milliseconds), not {ms}")
     return ms / 1000
+
+
+# Granian's access-log atoms and the log.template fields that write them.
+GRANIAN_ATOMS = {"addr": "remote", "time": "time_iso", "dt_ms": "duration_ms",
+                 "status": "status", "path": "path", "query_string": "query",
+                 "method": "method", "scheme": "scheme", "protocol": "protocol"}
+_GRANIAN_PIECE = re.compile(
+    r"%%|%\((\w+|header\{[^}]+\})\)[#0 +-]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]|[{}]|%")
+
+
+def _granian_log_format(value: str) -> str:
+    """--access-log-fmt: Granian's %-style line as a log.template."""
+    def piece(match: re.Match) -> str:
+        text, atom = match.group(0), match.group(1)
+        if text in ("{", "}"):
+            return text * 2
+        if text == "%%":
+            return "%"
+        if atom is None:
+            raise argparse.ArgumentTypeError(
+                f"a '%' at {match.start()} starts no %(atom)s: write %% for a percent sign")
+        if atom.startswith("header{"):
+            return "{header:" + atom[7:-1].strip() + "}"
+        if atom not in GRANIAN_ATOMS:
+            raise argparse.ArgumentTypeError(
+                f"unknown atom %({atom}); the atoms: {', '.join(GRANIAN_ATOMS)}, header{{NAME}}")
+        return "{" + GRANIAN_ATOMS[atom] + "}"
+
+    return _GRANIAN_PIECE.sub(piece, value)
 
 
 def _regex(value: str) -> re.Pattern:

@@ -494,6 +494,18 @@ def test_access_log_format_template(serve):
     assert bad.returncode == 2 and "log.template" in bad.stderr and "{latency}" in bad.stderr
 
 
+def test_granians_access_log_fmt_is_written_by_the_template_it_makes(serve):
+    server = serve("wsgi_app:app", extra=[
+        "--access-log", "--access-log-fmt",
+        '[%(time)s] %(addr)s "%(method)s %(path)s %(protocol)s" [%(query_string)s] %(scheme)s'
+        ' %(status)d %(dt_ms).3f %(header{X-Request-Id})s 100%% {x}'])
+    assert request(server, "GET", "/hello?x=1", headers={"X-Request-Id": "r-9"})[0] == 200
+    server.wait_for(r'^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] 127\.0\.0\.1 "GET /hello HTTP/1\.1"'
+                    r' \[x=1\] http 200 \d+\.\d{3} r-9 100% \{x\}$')
+    bad = run_cli("--access-log-fmt", "%(addr)s %(latency)s", "wsgi_app:app")
+    assert bad.returncode == 2 and "--access-log-fmt" in bad.stderr and "%(latency)" in bad.stderr
+
+
 def test_backlog(serve):
     import shutil
 
