@@ -32,6 +32,7 @@ import tomllib
 from typing import Any
 
 from . import __version__, handoff, logconfig
+from .exporter import Exporter
 from .procname import set_process_name
 from ._haywire import ConfigError, ConfigSummary, UnixSocket, bind_unix, check_config
 
@@ -83,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         default=2048, metavar="N",
                         help="requests a worker holds unanswered; past it: 503 (default 2048;"
                         " uvicorn's and Granian's names accepted)")
-    parser.add_argument("--respawn-interval", type=float, default=1.0, metavar="SECONDS",
+    parser.add_argument("--respawn-interval", type=_duration, default=1.0, metavar="SECONDS",
                         help="a worker that dies is restarted no sooner than this after it"
                         " started, so one that keeps dying is restarted once per interval"
                         " (Granian's; default 1)")
@@ -92,10 +93,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="restart a worker that dies (the default); with"
                         " --no-respawn-failed-workers (Granian's default) a worker's"
                         " unexpected exit stops the server, exit status 1")
-    parser.add_argument("--workers-kill-timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--workers-kill-timeout", type=_duration, metavar="SECONDS",
                         help="a stopping worker still running after this is killed"
                         " (default: server.shutdown_grace + 5)")
-    parser.add_argument("--stall-timeout", "--timeout-worker-healthcheck", type=float, default=0.0,
+    parser.add_argument("--stall-timeout", "--timeout-worker-healthcheck", type=_duration, default=0.0,
                         metavar="SECONDS",
                         help="a worker whose app leaves requests waiting this long without"
                         " beginning one (deadlocked, looping, its event loop blocked) is"
@@ -107,7 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reset-contextvars", action="store_true",
                         help="run each ASGI request in an empty contextvars context, not a"
                         " copy of the worker's (uvicorn's)")
-    parser.add_argument("--lifespan-timeout", type=float, default=60.0, metavar="SECONDS",
+    parser.add_argument("--lifespan-timeout", type=_duration, default=60.0, metavar="SECONDS",
                         help="ASGI lifespan startup/shutdown longer than this fails (default 60)")
     parser.add_argument("--forwarded-allow-ips", metavar="LIST",
                         default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
@@ -175,12 +176,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         metavar="N",
                         help="each worker serves up to N more than --max-requests (picked at"
                         " random), so that workers started together are not replaced together")
-    parser.add_argument("--workers-lifetime", type=float, metavar="SECONDS",
+    parser.add_argument("--workers-lifetime", type=_duration, metavar="SECONDS",
                         help="replace a worker once it has run this long (default: never)")
     parser.add_argument("--workers-max-rss", type=int, default=0, metavar="MIB",
                         help="replace a worker whose resident memory is over MIB mebibytes"
                         " (0: never; checked every --rss-sample-interval)")
-    parser.add_argument("--rss-sample-interval", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--rss-sample-interval", type=_duration, default=30.0, metavar="SECONDS",
                         help="how often --workers-max-rss is checked (default 30)")
     parser.add_argument("--rss-samples", type=int, default=1, metavar="N",
                         help="consecutive checks over --workers-max-rss before a worker is"
@@ -207,7 +208,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reload-ignore-paths", action="append", metavar="PATH",
                         help="with --reload: ignore PATH and what is under it (Granian's;"
                         " repeatable)")
-    parser.add_argument("--reload-delay", type=float, default=1.0, metavar="SECONDS",
+    parser.add_argument("--reload-delay", type=_duration, default=1.0, metavar="SECONDS",
                         help="with --reload: time between two looks at the files (default 1)")
     parser.add_argument("--reload-tick", dest="reload_delay", type=_milliseconds, metavar="MS",
                         help="--reload-delay in milliseconds, 50 to 5000 (Granian's)")
@@ -224,7 +225,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " --config's)")
     parser.add_argument("--static-path-route", default="/static", metavar="PATH",
                         help="where --static-path-mount's files are served (default /static)")
-    parser.add_argument("--static-path-expires", type=int, default=86400, metavar="SECONDS",
+    parser.add_argument("--static-path-expires", type=_whole_duration, default=86400,
+                        metavar="SECONDS",
                         help="Cache-Control max-age of --static-path-mount's files (default"
                         " 86400, as Granian; 0: none)")
     parser.add_argument("--max-body-size", type=int, metavar="BYTES",
@@ -249,11 +251,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="received WebSocket messages a connection may leave unread before"
                         " the server stops reading it (uvicorn's; default: no count, 64 KiB"
                         " of them)")
-    parser.add_argument("--ws-ping-interval", type=float, metavar="SECONDS",
+    parser.add_argument("--ws-ping-interval", type=_duration, metavar="SECONDS",
                         help="ping a WebSocket client silent this long, keeping the connection"
                         " open through proxies (overrides websocket.ping_interval; default 20;"
                         " 0: never)")
-    parser.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--ws-ping-timeout", type=_duration, metavar="SECONDS",
                         help="close (1011) a pinged WebSocket client that sends nothing for this"
                         " long (overrides websocket.ping_timeout; default 20)")
     parser.add_argument("--ws-per-message-deflate", choices=("true", "false"),
@@ -285,10 +287,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-use-colors", action="store_true",
                         help="accepted for uvicorn's command lines: Haywire's log lines have"
                         " no colors")
-    parser.add_argument("--timeout-keep-alive", type=float, metavar="SECONDS",
+    parser.add_argument("--timeout-keep-alive", type=_duration, metavar="SECONDS",
                         help="close a connection idle this long between requests (uvicorn's;"
                         " overrides timeouts.keep_alive; default 60)")
-    parser.add_argument("--timeout-graceful-shutdown", type=float, metavar="SECONDS",
+    parser.add_argument("--timeout-graceful-shutdown", type=_duration, metavar="SECONDS",
                         help="at a stop, how long busy connections may finish before they are"
                         " closed (uvicorn's; overrides server.shutdown_grace; default 10)")
     parser.add_argument("--http1-header-read-timeout", type=int, metavar="MS",
@@ -297,6 +299,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--h11-max-incomplete-event-size", type=int, metavar="BYTES",
                         help="largest request head; larger gets 431 (uvicorn's; overrides"
                         " limits.max_head_size)")
+    parser.add_argument("--metrics", action=argparse.BooleanOptionalAction, default=False,
+                        help="serve every worker's counters, Prometheus's text format, at"
+                        " /metrics on --metrics-address:--metrics-port (Granian's), apart"
+                        " from the app's port")
+    parser.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR",
+                        help="--metrics: the address to listen on (default 127.0.0.1)")
+    parser.add_argument("--metrics-port", type=int, default=9090, metavar="N",
+                        help="--metrics: the port to listen on (default 9090)")
+    parser.add_argument("--metrics-scrape-interval", type=_duration, metavar="SECONDS",
+                        help="accepted for Granian's command lines: the workers publish their"
+                        " counters every 250 ms, so a scrape is never older")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop for asgi and async native apps (auto: uvloop if installed)")
     return parser.parse_args(argv)
@@ -312,6 +325,29 @@ def _octal(value: str) -> int:
 def _flag(value: str | None) -> bool | None:
     """A true/false flag's value; None when not given."""
     return None if value is None else value == "true"
+
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def _duration(value: str) -> float:
+    """Seconds, as a number or as Granian writes durations: 90, 1.5, 2m, 1h30m, 1d."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    match = _DURATION.fullmatch(value)
+    if not value or match is None:
+        raise argparse.ArgumentTypeError(f"not seconds nor a duration such as 1h30m: {value!r}")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def _whole_duration(value: str) -> int:
+    seconds = _duration(value)
+    if seconds != int(seconds):
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {value!r}")
+    return int(seconds)
 
 
 def _milliseconds(value: str) -> float:
@@ -954,8 +990,8 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
     def value(flag: str) -> Any:
         return getattr(args, flag[2:].replace("-", "_"))
 
-    unsigned = {"--port": 2**16, "--backlog": 2**32, "--max-body-size": 2**64,
-                "--static-path-expires": 2**64}
+    unsigned = {"--port": 2**16, "--metrics-port": 2**16, "--backlog": 2**32,
+                "--max-body-size": 2**64, "--static-path-expires": 2**64}
     for flag, limit in unsigned.items():
         if value(flag) is not None and not 0 <= value(flag) < limit:
             return f"{flag} must be 0 to {limit - 1}, not {value(flag)}"
@@ -1059,12 +1095,25 @@ def main(argv: list[str] | None = None) -> int:
         return CONFIG_ERROR
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     stats_dir = tempfile.mkdtemp(prefix="haywire-", dir=shm)
-    supervisor = Supervisor(args, config, port, stats_dir, listener)
-    print(f"haywire: serving {args.app} ({args.interface}) on {where}"
-          f" with {supervisor.workers} worker(s)", flush=True)
+    exporter = None
     try:
+        if args.metrics:
+            try:
+                exporter = Exporter(args.metrics_address, args.metrics_port, stats_dir)
+            except OSError as e:
+                print(f"haywire: --metrics-port {args.metrics_port}: cannot listen on"
+                      f" {args.metrics_address}: {e.strerror or e}", file=sys.stderr)
+                return 1
+        supervisor = Supervisor(args, config, port, stats_dir, listener)
+        print(f"haywire: serving {args.app} ({args.interface}) on {where}"
+              f" with {supervisor.workers} worker(s)", flush=True)
+        if exporter is not None:
+            print(f"haywire: metrics on {exporter.url}", flush=True)
         return supervisor.run()
     finally:
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()
         if args.pid_file is not None:
             remove_pid_file(args.pid_file)
         shutil.rmtree(stats_dir, ignore_errors=True)

@@ -1315,6 +1315,8 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
     m.add_function(wrap_pyfunction!(listen::bind_unix, m)?)?;
+    m.add_function(wrap_pyfunction!(stats::metrics_text, m)?)?;
+    m.add("METRICS_CONTENT_TYPE", haywire::metrics::CONTENT_TYPE)?;
     m.add_class::<listen::UnixSocket>()?;
     m.add_class::<Worker>()?;
     m.add_class::<PyRequest>()?;

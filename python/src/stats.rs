@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use haywire::stats::{ShardStats, StatsSnapshot};
 use haywire::{Request, Response, ShardCtx, StatusCode};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use serde::Serialize;
 
 /// How often a worker publishes its counters.
@@ -99,30 +101,44 @@ impl StatsDir {
 
     /// Every worker's latest snapshot, this one's live, ordered by worker.
     pub fn gather(&self, ctx: &ShardCtx) -> Vec<StatsSnapshot> {
-        let mut all: Vec<StatsSnapshot> = self.own(ctx).into_iter().collect();
-        if let Ok(entries) = std::fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                if let Some(snapshot) = read_other(&entry.path(), self.worker) {
-                    all.push(snapshot);
-                }
-            }
-        }
+        let mut all = published(&self.dir, Some(self.worker));
+        all.extend(self.own(ctx));
         all.sort_by_key(|s| s.shard);
         all
     }
 }
 
-fn read_other(path: &Path, own: usize) -> Option<StatsSnapshot> {
+/// The snapshots the workers have published in `dir`, but `skip`'s, unordered.
+fn published(dir: &Path, skip: Option<usize>) -> Vec<StatsSnapshot> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| read_published(&entry.path(), skip))
+        .collect()
+}
+
+fn read_published(path: &Path, skip: Option<usize>) -> Option<StatsSnapshot> {
     let name = path.file_name()?.to_str()?;
     let worker: usize = name
         .strip_prefix("worker-")?
         .strip_suffix(".json")?
         .parse()
         .ok()?;
-    if worker == own {
+    if Some(worker) == skip {
         return None;
     }
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// The Prometheus exposition of what every worker last published in `stats_dir` (at
+/// most `PUBLISH_EVERY` old), for an exporter outside the workers (`--metrics`).
+#[pyo3::pyfunction]
+pub fn metrics_text(py: Python<'_>, stats_dir: PathBuf) -> Bound<'_, PyBytes> {
+    let mut all = published(&stats_dir, None);
+    all.sort_by_key(|s| s.shard);
+    PyBytes::new(py, haywire::metrics::render(&all).as_bytes())
 }
 
 #[derive(Serialize)]

@@ -59,6 +59,49 @@ def test_stats_and_metrics_sum_workers(serve, tmp_path):
     assert 'shard="total"' in metrics and 'shard="1"' in metrics
 
 
+def test_metrics_exporter_serves_every_workers_counters_on_its_own_port(serve):
+    import urllib.error
+    import urllib.request
+
+    from conftest import free_port
+
+    port = free_port()
+    server = serve("wsgi_app:app", workers=2, extra=["--metrics", "--metrics-port", str(port)])
+    server.wait_for(rf"metrics on http://127\.0\.0\.1:{port}/metrics$")
+    for _ in range(40):
+        assert request(server, "GET", "/hello")[0] == 200
+    assert request(server, "GET", "/metrics")[2] != b""  # the app's port: the app's path
+
+    def total() -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = reply.read().decode()
+        assert 'shard="0"' in text and 'shard="1"' in text
+        found = re.search(r'^haywire_requests_total\{shard="total",method="GET"\} (\d+)$', text,
+                          re.M)
+        return int(found[1])
+
+    deadline = time.monotonic() + 10
+    while total() < 40:  # the workers publish every 250 ms
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with pytest.raises(urllib.error.HTTPError) as elsewhere:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+    assert elsewhere.value.code == 404
+
+
+def test_a_metrics_port_taken_stops_the_server_naming_the_flag():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--port", "0", "--metrics", "--metrics-port", str(port), "wsgi_app:app")
+    assert result.returncode == 1
+    assert f"--metrics-port {port}: cannot listen" in result.stderr
+
+
 def test_sigterm_exits_zero_after_draining(serve):
     server = serve("wsgi_app:app", workers=2)
     assert request(server, "GET", "/hello")[0] == 200
@@ -310,6 +353,8 @@ def test_bad_flag_values_are_refused_naming_the_flag():
                   ["--lifespan-timeout", "0"], ["--threads", "0"],
                   ["--workers-lifetime", "0"], ["--ws-max-queue", "0"], ["--reload-delay", "0"],
                   ["--http", "2"], ["--reload-tick", "10"], ["--ssl-client-verify"],
+                  ["--workers-lifetime", "1x"], ["--static-path-expires", "1.5"],
+                  ["--metrics-port", "70000"],
                   ["--ssl-ca", "a.pem", "--ssl-ca-certs", "b.pem"],
                   ["--ssl-client-verify", "--ssl-ca", "a.pem", "--ssl-cert-reqs", "1"]):
         result = run_cli(*flags, "wsgi_app:app")
@@ -330,6 +375,13 @@ SPELLINGS = [
     (["--blocking-threads", "4"], ["--threads", "4"]),
     (["--timeout-worker-healthcheck", "5"], ["--stall-timeout", "5"]),
     (["--reload-tick", "250"], ["--reload-delay", "0.25"]),
+    # Granian's durations.
+    (["--workers-lifetime", "1h30m", "--workers-kill-timeout", "2m"],
+     ["--workers-lifetime", "5400", "--workers-kill-timeout", "120"]),
+    (["--rss-sample-interval", "1d", "--static-path-expires", "1h"],
+     ["--rss-sample-interval", "86400", "--static-path-expires", "3600"]),
+    (["--timeout-keep-alive", "1m30s", "--respawn-interval", "5s"],
+     ["--timeout-keep-alive", "90", "--respawn-interval", "5"]),
 ]
 
 
