@@ -94,6 +94,7 @@ fn a_client_that_pipelines_large_answers_and_never_reads_makes_the_server_hold_a
         dir: dir.display().to_string(),
         allow_check_then_open: false,
         max_age: None,
+        index: "index.html".into(),
     });
     let server = Server::new(config)
         .routes(mark_shard_thread)

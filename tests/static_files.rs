@@ -53,6 +53,7 @@ fn start(site: &Site) -> RunningServer {
         dir: site.root.join("www").display().to_string(),
         allow_check_then_open: false,
         max_age: None,
+        index: "index.html".into(),
     });
     start_server(config)
 }
@@ -124,6 +125,7 @@ fn max_age_sets_cache_control_on_files() {
         dir: site.root.join("www").display().to_string(),
         allow_check_then_open: false,
         max_age: Some(600),
+        index: "index.html".into(),
     });
     let server = start_server(config);
     let addr = server.local_addr();
@@ -152,6 +154,52 @@ fn max_age_sets_cache_control_on_files() {
     );
     server.stop();
     server.join().unwrap();
+}
+
+/// `index` names the file a directory serves; `""` serves none; a path is refused.
+#[test]
+fn index_names_the_file_a_directory_serves() {
+    let site = site("index");
+    std::fs::write(site.root.join("www/sub/default.htm"), "default").unwrap();
+    let route = |index: &str| RouteConfig::Static {
+        path: "/static".into(),
+        dir: site.root.join("www").display().to_string(),
+        allow_check_then_open: false,
+        max_age: None,
+        index: index.into(),
+    };
+    let mut config = test_config();
+    config.routes.push(route("default.htm"));
+    let server = start_server(config);
+    let (reply, _) = exchange(server.local_addr(), get("/static/sub/").as_bytes());
+    assert_eq!((reply.status, reply.text()), (200, "default".into()));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    server.stop();
+    server.join().unwrap();
+    let mut config = test_config();
+    config.routes.push(route(""));
+    let server = start_server(config);
+    for path in ["/static/sub/", "/static/sub"] {
+        let (reply, _) = exchange(server.local_addr(), get(path).as_bytes());
+        assert_eq!(reply.status, 404, "{path}");
+    }
+    let (reply, _) = exchange(
+        server.local_addr(),
+        get("/static/sub/index.html").as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    server.stop();
+    server.join().unwrap();
+    for bad in ["../outside/secret.txt", "sub/index.html", ".."] {
+        let mut config = test_config();
+        config.routes.push(route(bad));
+        let err = config.validate().unwrap_err();
+        let key = format!("route[{}].index", config.routes.len() - 1);
+        assert_eq!(err.key, key, "{bad}: {err}");
+    }
 }
 
 #[test]
@@ -421,6 +469,7 @@ fn a_client_that_never_reads_a_file_is_closed_after_the_write_timeout() {
         dir: site.root.join("www").display().to_string(),
         allow_check_then_open: false,
         max_age: None,
+        index: "index.html".into(),
     });
     let server = start_server(config);
     let addr = server.local_addr();

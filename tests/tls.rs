@@ -565,6 +565,7 @@ fn a_large_file_streams_over_tls_and_the_connection_goes_on() {
         dir: www.display().to_string(),
         allow_check_then_open: false,
         max_age: None,
+        index: "index.html".into(),
     });
     let server = start_server(config);
     let tls = client(&cert, &[&rustls::version::TLS13]);

@@ -229,6 +229,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         metavar="SECONDS",
                         help="Cache-Control max-age of --static-path-mount's files (default"
                         " 86400, as Granian; 0: none)")
+    parser.add_argument("--static-path-dir-to-file", metavar="FILE",
+                        help="the file a directory under --static-path-mount serves (Granian's;"
+                        " default index.html)")
     parser.add_argument("--max-body-size", type=int, metavar="BYTES",
                         help="largest request body, read whole before the app runs; larger"
                         " gets 413 (overrides limits.max_request_size; default without"
@@ -447,6 +450,8 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
                  "dir": os.path.abspath(args.static_path_mount)}
         if args.static_path_expires > 0:
             route["max_age"] = args.static_path_expires
+        if args.static_path_dir_to_file is not None:
+            route["index"] = args.static_path_dir_to_file
         # An array replaces the file's: the file's routes go first, unchanged.
         values["route"] = [*_config_file(args.config).get("route", []), route]
     return {key: value for key, value in values.items() if value is not None}
@@ -1015,6 +1020,9 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
     # Before the config check, which would name the route it makes rather than the flag.
     if args.static_path_mount is not None and not os.path.isdir(args.static_path_mount):
         return f"--static-path-mount {args.static_path_mount}: not a directory"
+    if (name := args.static_path_dir_to_file) is not None and (
+            "/" in name or "\0" in name or name in (".", "..")):
+        return f"--static-path-dir-to-file {name}: not a file name"
     if value("--uds-permissions") is not None and not 0 <= value("--uds-permissions") <= 0o777:
         return f"--uds-permissions must be 0 to 777 (octal), not {value('--uds-permissions'):o}"
     for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime",

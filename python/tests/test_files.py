@@ -97,7 +97,14 @@ def test_static_path_flags_serve_files_in_rust_beside_the_configs_routes(serve, 
     assert request(server, "GET", "/hello")[2] == b"hello world"  # the app, as before
     missing = run_cli("--static-path-mount", str(tmp_path / "nowhere"), "wsgi_app:app")
     assert missing.returncode == 2 and "--static-path-mount" in missing.stderr, missing.stderr
+    (assets / "docs").mkdir()
+    (assets / "docs" / "main.html").write_text("docs")
     plain = serve("wsgi_app:app", extra=["--static-path-mount", str(assets),
-                                         "--static-path-expires", "0"])
+                                         "--static-path-expires", "0",
+                                         "--static-path-dir-to-file", "main.html"])
     status, headers, body = request(plain, "GET", "/static/site.css")
     assert (status, body, "cache-control" in headers) == (200, b"body{}", False)
+    assert request(plain, "GET", "/static/docs/")[:3:2] == (200, b"docs")
+    bad = run_cli("--static-path-mount", str(assets), "--static-path-dir-to-file", "../x",
+                  "wsgi_app:app")
+    assert bad.returncode == 2 and "--static-path-dir-to-file ../x" in bad.stderr, bad.stderr

@@ -504,7 +504,7 @@ pub enum RouteConfig {
     },
     /// Serves the files under `dir` at `path` and below (GET and HEAD): content types
     /// by extension, ETag and Last-Modified with 304, single ranges (206/416),
-    /// `index.html` for directories; nothing outside `dir` is ever read.
+    /// `index` for directories; nothing outside `dir` is ever read.
     Static {
         /// Route path: the URL prefix.
         path: String,
@@ -519,7 +519,15 @@ pub enum RouteConfig {
         /// and 304 answers); none when absent.
         #[serde(default)]
         max_age: Option<u64>,
+        /// The file a directory's path serves (its `/`-ended path; without the `/`, a
+        /// redirect to it); `""`: a directory is not found.
+        #[serde(default = "default_index")]
+        index: String,
     },
+}
+
+fn default_index() -> String {
+    "index.html".into()
 }
 
 fn default_text_type() -> String {

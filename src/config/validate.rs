@@ -124,9 +124,17 @@ impl Config {
             if let RouteConfig::Static {
                 dir,
                 allow_check_then_open,
+                index,
                 ..
             } = route
             {
+                // One name in the directory: a path could leave the route's tree.
+                if index.contains(['/', '\0']) || index == "." || index == ".." {
+                    return Err(error(
+                        format!("route[{i}].index"),
+                        format!("{index:?} is not a file name"),
+                    ));
+                }
                 if !Path::new(dir).is_dir() {
                     return Err(error(
                         format!("route[{i}].dir"),

@@ -49,7 +49,17 @@ pub(crate) fn mount(
                 dir,
                 allow_check_then_open,
                 max_age,
-            } => static_files::mount(router, path, dir, *allow_check_then_open, *max_age),
+                index,
+            } => static_files::mount(
+                router,
+                path,
+                dir,
+                &static_files::Options {
+                    allow_check_then_open: *allow_check_then_open,
+                    max_age: *max_age,
+                    index,
+                },
+            ),
         }
     }
 }

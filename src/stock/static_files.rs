@@ -41,33 +41,51 @@ impl Router {
     /// config's `handler = "static"` does with its defaults (see the README's "Static
     /// files"): on a kernel without `openat2`, nothing is served.
     pub fn static_files(&mut self, prefix: &str, dir: &str) -> &mut Router {
-        mount(self, prefix, dir, false, None);
+        let options = Options {
+            allow_check_then_open: false,
+            max_age: None,
+            index: "index.html",
+        };
+        mount(self, prefix, dir, &options);
         self
     }
 }
 
+/// A static route's choices (its config keys).
+pub struct Options<'a> {
+    /// Without `openat2`, serve by checking each path first (see [`Root::open_inside`]).
+    pub allow_check_then_open: bool,
+    /// Files carry `Cache-Control: max-age=` this many seconds.
+    pub max_age: Option<u64>,
+    /// The file a directory serves; empty: none.
+    pub index: &'a str,
+}
+
+/// What every request to one mount shares.
+struct Mount {
+    root: Option<Root>,
+    prefix: Box<str>,
+    cache: Option<Box<str>>,
+    index: Option<Box<Path>>,
+}
+
 /// Mounts GET (and so HEAD) `prefix` and everything below it, serving `dir`. A `dir`
 /// that cannot be resolved answers 404 to everything (the config checks it exists).
-/// Without `openat2` files are served only with `allow_check_then_open` (see
-/// [`Root::open_inside`]). With `max_age`, files carry `Cache-Control: max-age=`.
-pub fn mount(
-    router: &mut Router,
-    prefix: &str,
-    dir: &str,
-    allow_check_then_open: bool,
-    max_age: Option<u64>,
-) {
-    let root: Rc<Option<Root>> = Rc::new(Root::open(dir, allow_check_then_open));
-    let prefix: Rc<str> = prefix.trim_end_matches('/').into();
-    let cache: Option<Rc<str>> = max_age.map(|age| format!("max-age={age}").into());
-    let base = if prefix.is_empty() { "/" } else { &*prefix };
-    for pattern in [base.to_owned(), format!("{}/*", prefix)] {
-        let (root, prefix, cache) = (root.clone(), prefix.clone(), cache.clone());
-        router.get(&pattern, move |request: Request| {
-            let Some(root) = root.as_ref() else {
-                return not_found();
-            };
-            serve(&request, root, &prefix, cache.as_deref())
+pub fn mount(router: &mut Router, prefix: &str, dir: &str, options: &Options<'_>) {
+    let prefix = prefix.trim_end_matches('/');
+    let base = if prefix.is_empty() { "/" } else { prefix };
+    let patterns = [base.to_owned(), format!("{prefix}/*")];
+    let mount = Rc::new(Mount {
+        root: Root::open(dir, options.allow_check_then_open),
+        prefix: prefix.into(),
+        cache: options.max_age.map(|age| format!("max-age={age}").into()),
+        index: (!options.index.is_empty()).then(|| Path::new(options.index).into()),
+    });
+    for pattern in patterns {
+        let mount = mount.clone();
+        router.get(&pattern, move |request: Request| match &mount.root {
+            Some(root) => serve(&request, root, &mount),
+            None => not_found(),
         });
     }
 }
@@ -158,8 +176,9 @@ const OPEN_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NONBLOCK)
     .union(OFlags::NOCTTY);
 
-/// Answers `request` from `root`; `cache` is the files' `Cache-Control`.
-fn serve(request: &Request, root: &Root, prefix: &str, cache: Option<&str>) -> Response {
+/// Answers `request` from `root`, as `mount` says.
+fn serve(request: &Request, root: &Root, mount: &Mount) -> Response {
+    let (prefix, cache) = (&*mount.prefix, mount.cache.as_deref());
     let path = request.path();
     // The route matched by segments; the prefix must match as text too, at a segment
     // boundary (`//static/x` reaches this route, and is not under `/static`).
@@ -178,13 +197,16 @@ fn serve(request: &Request, root: &Root, prefix: &str, cache: Option<&str>) -> R
     };
     let mut file_path = relative.clone();
     if meta.is_dir() {
+        let Some(index) = &mount.index else {
+            return not_found();
+        };
         if !path.ends_with('/') {
             // Relative links in the index resolve against the directory only with `/`.
             return Response::new(StatusCode::from_u16(301).expect("valid"))
                 .with_header("Location", format!("{path}/"))
                 .with_body("text/plain", "moved\n");
         }
-        file_path = relative.join("index.html");
+        file_path = relative.join(index);
         let Some(index) = root.open_inside(&file_path) else {
             return not_found();
         };
