@@ -1049,7 +1049,7 @@ fn encode_ready(
         }
         // A shutdown that began while the handler ran closes the connection after it.
         let mode = ResponseMode {
-            keep_alive: mode.keep_alive && !shard.draining.get(),
+            keep_alive: mode.keep_alive && !shard.draining.get() && shard.settings.get().keep_alive,
             ..*mode
         };
         let sends_body = !mode.head_only && !response.status().forbids_body();

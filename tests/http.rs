@@ -108,6 +108,27 @@ fn connection_close_is_honoured() {
     );
 }
 
+/// `server.keep_alive = false`: each connection carries one response, whatever the
+/// client asks (HTTP/1.0's keep-alive included), and a pipelined request after it is
+/// not answered.
+#[test]
+fn keep_alive_off_closes_after_every_response() {
+    let mut config = test_config();
+    config.server.keep_alive = false;
+    let server = start_server(config);
+    for wire in [
+        &b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    ] {
+        let (reply, mut reader) = exchange(server.local_addr(), wire);
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("connection"), Some("close"));
+        assert!(is_closed(&mut reader), "a second response came");
+    }
+    server.stop();
+    server.join().unwrap();
+}
+
 #[test]
 fn http10_closes_unless_keep_alive() {
     let (reply, mut reader) = exchange(shared_server(), b"GET / HTTP/1.0\r\n\r\n");

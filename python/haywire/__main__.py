@@ -284,6 +284,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="Granian's access log format, e.g. '%%(addr)s \"%%(method)s"
                         " %%(path)s\" %%(status)d %%(dt_ms).3f', as the template that writes"
                         " it (its time in ISO 8601, UTC; widths and precisions not applied)")
+    parser.add_argument("--http1-keep-alive", action=argparse.BooleanOptionalAction,
+                        help="--no-http1-keep-alive: close every connection after its response"
+                        " (Granian's; overrides server.keep_alive)")
     parser.add_argument("--http1-pipeline-flush", action="store_true",
                         help="accepted for Granian's command lines: the responses to pipelined"
                         " requests always leave in one write")
@@ -421,6 +424,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "server.port": args.port,
         "server.unix": args.uds,
         "server.backlog": args.backlog,
+        "server.keep_alive": args.http1_keep_alive,
         "server.server_header": server_header,
         "server.headers": headers or None,
         "tls.cert": args.ssl_certfile,

@@ -414,6 +414,8 @@ def test_flags_that_set_config_keys():
     assert keys("--access-log")["log.access"] == "stdout"
     assert keys("--ws-max-size", "4096")["websocket.max_message_size"] == 4096
     assert keys("--ssl-crl", "revoked.pem")["tls.client_crl"] == "revoked.pem"
+    assert keys("--no-http1-keep-alive")["server.keep_alive"] is False
+    assert "server.keep_alive" not in keys()
     assert "log.access" not in keys()
 
 

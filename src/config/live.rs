@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub max_connections: u64,
     /// `server.tcp_nodelay`, for newly accepted connections.
     pub tcp_nodelay: bool,
+    /// `server.keep_alive`.
+    pub keep_alive: bool,
     /// `server.shutdown_grace`.
     pub shutdown_grace: Duration,
     /// `[websocket]`, for connections upgraded from then on.
@@ -80,6 +82,7 @@ impl Config {
             },
             max_connections: self.server.max_connections as u64,
             tcp_nodelay: self.server.tcp_nodelay,
+            keep_alive: self.server.keep_alive,
             shutdown_grace: Duration::from_secs_f64(self.server.shutdown_grace),
             websocket: WebSocketSettings {
                 max_message_size: self.websocket.max_message_size,

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub cpus: Vec<usize>,
     /// Set TCP_NODELAY on accepted connections.
     pub tcp_nodelay: bool,
+    /// Keep connections open between requests; false: `Connection: close` on every
+    /// response, and the connection closes after it.
+    pub keep_alive: bool,
     /// Listen backlog of each shard's socket.
     pub backlog: u32,
     /// Bytes each shard registers with io_uring (locked memory).
@@ -107,6 +110,7 @@ impl Default for ServerConfig {
             placement: PlacementKind::Pinned,
             cpus: Vec::new(),
             tcp_nodelay: true,
+            keep_alive: true,
             backlog: 1024,
             io_memory: 128 * 1024,
             max_connections: 10_000,
