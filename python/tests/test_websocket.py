@@ -240,6 +240,17 @@ def test_ws_max_queue_lets_the_shard_take_a_message_as_the_app_reads_one(serve):
         assert wait_seen(server, lambda s: s["heard"] == count, 60)["heard"] == count
 
 
+@pytest.mark.parametrize("extra, held", [([], 40), (["--ws-max-queue", "3"], 3)])
+def test_ws_max_queue_bounds_the_messages_the_worker_holds_for_the_app(serve, extra, held):
+    """Forty tiny messages (far under the byte window) sent to an app that reads none
+    for a second: the worker holds all forty, or with --ws-max-queue 3 three."""
+    server = serve(APP, interface="asgi", extra=extra)
+    with connect(url(server, "/held"), open_timeout=10, ping_interval=None) as ws:
+        for _ in range(40):
+            ws.send(b"m")
+        assert ws.recv(timeout=10) == str(held)
+
+
 @pytest.mark.parametrize("flag", [["--ws", "none"], ["--no-ws"]])
 def test_without_websocket_an_upgrade_reaches_the_app_as_a_plain_request(serve, flag):
     server = serve(APP, interface="asgi", extra=flag)

@@ -102,6 +102,24 @@ async def deaf(ws: WebSocket) -> None:
         seen["heard"] += 1
 
 
+@app.websocket("/held")
+async def held(ws: WebSocket) -> None:
+    """Reads nothing for a second, then says how many of the first 40 messages were
+    already in the worker: received without the event loop running in between (a
+    receive that has to wait lets the loop run the callback scheduled before it)."""
+    await ws.accept()
+    await asyncio.sleep(1.0)
+    loop, held = asyncio.get_running_loop(), 0
+    while held < 40:
+        ran: list = []
+        loop.call_soon(ran.append, True)
+        await ws.receive()
+        if ran:
+            break
+        held += 1
+    await ws.send_text(str(held))
+
+
 @app.post("/hear")
 async def start_hearing() -> None:
     hear.set()
