@@ -979,3 +979,77 @@ fn min_version_1_3_refuses_tls_1_2_clients() {
     server.stop();
     server.join().unwrap();
 }
+
+/// A client that trusts `cert` and offers `suite` alone.
+fn client_offering(cert: &Cert, suite: rustls::SupportedCipherSuite) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.der.clone()).unwrap();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = vec![suite];
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// `tls.ciphers` (any spelling) is what the server offers: a client offering another
+/// suite is refused in the handshake, and a version it names no suite of keeps them
+/// all; a name it does not know is a config error naming the key.
+#[test]
+fn ciphers_limit_the_suites_offered() {
+    use rustls::crypto::ring::cipher_suite as suite;
+    let cert = make_cert(&temp_dir("ciphers"));
+    let mut config = tls_config(&cert);
+    config.tls.ciphers = vec![
+        "TLS_AES_256_GCM_SHA384".into(),
+        "ECDHE-ECDSA-CHACHA20-POLY1305".into(),
+    ];
+    let server = start_server(config);
+    let addr = server.local_addr();
+    for (offered, served) in [
+        (suite::TLS13_AES_256_GCM_SHA384, true),
+        (suite::TLS13_AES_128_GCM_SHA256, false),
+        (suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true),
+        (suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, false),
+    ] {
+        let client = client_offering(&cert, offered);
+        match connect_tls(addr, &client) {
+            Ok(mut reader) => {
+                assert!(served, "{:?} served", offered.suite());
+                assert_eq!(
+                    reader.get_ref().conn.negotiated_cipher_suite(),
+                    Some(offered)
+                );
+                assert_eq!(tls_get(&mut reader, "/").status, 200);
+            }
+            Err(e) => assert!(!served, "{:?} refused: {e}", offered.suite()),
+        }
+    }
+    server.stop();
+    server.join().unwrap();
+    let mut unknown = tls_config(&cert);
+    unknown.tls.ciphers = vec!["RC4-MD5".into()];
+    let err = unknown.validate().unwrap_err();
+    assert_eq!(err.key, "tls.ciphers", "{err}");
+    assert!(
+        err.message.contains("\"RC4-MD5\" is not a cipher suite"),
+        "{err}"
+    );
+    let mut tls12_only = tls_config(&cert);
+    tls12_only.tls.ciphers = vec!["ECDHE-ECDSA-AES128-GCM-SHA256".into()];
+    let server = start_server(tls12_only);
+    for (offered, served) in [
+        (suite::TLS13_AES_128_GCM_SHA256, true),
+        (suite::TLS13_CHACHA20_POLY1305_SHA256, true),
+        (suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true),
+        (suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, false),
+    ] {
+        let client = client_offering(&cert, offered);
+        let served_now = connect_tls(server.local_addr(), &client).is_ok();
+        assert_eq!(served_now, served, "{:?}", offered.suite());
+    }
+    server.stop();
+    server.join().unwrap();
+}

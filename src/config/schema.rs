@@ -415,6 +415,10 @@ pub struct TlsConfig {
     pub key_password: Secret,
     /// The oldest TLS version served: `"1.2"` (1.3 and 1.2) or `"1.3"` (1.3 only).
     pub min_version: TlsVersion,
+    /// The cipher suites offered, by IANA, OpenSSL or rustls name (clients choose among
+    /// them); a TLS version none of whose suites is named keeps all of its, as
+    /// OpenSSL's cipher list leaves TLS 1.3 alone; empty: every suite Haywire has.
+    pub ciphers: Vec<String>,
 }
 
 /// A TLS protocol version (`tls.min_version`).

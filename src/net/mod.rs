@@ -10,6 +10,7 @@
 mod poller;
 mod socket;
 pub(crate) mod tls;
+mod tls_suites;
 mod transport;
 
 pub(crate) use poller::Poller;

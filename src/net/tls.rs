@@ -25,7 +25,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{
     ProducesTickets, ServerSessionMemoryCache, VerifierBuilderError, WebPkiClientVerifier,
 };
-use rustls::{HandshakeKind, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{HandshakeKind, RootCertStore, ServerConfig, ServerConnection, SupportedCipherSuite};
 
 use super::{Socket, Transport};
 use crate::config::{ClientAuth, TlsConfig, TlsVersion};
@@ -41,13 +41,15 @@ pub(crate) struct TlsKeys {
     key: PrivateKeyDer<'static>,
     clients: Option<Arc<dyn ClientCertVerifier>>,
     min_version: TlsVersion,
+    /// `tls.ciphers`; `None`: the provider's every suite.
+    ciphers: Option<Vec<SupportedCipherSuite>>,
 }
 
 /// A certificate or key file that cannot be used, naming its key (`tls.cert` or
 /// `tls.key`); the configuration turns it into its own error.
 #[derive(Debug)]
 pub(crate) struct TlsFileError {
-    /// `tls.cert`, `tls.key` or `tls.client_ca`.
+    /// `tls.cert`, `tls.key`, `tls.client_ca`, `tls.client_crl` or `tls.ciphers`.
     pub(crate) key: &'static str,
     /// What is wrong with the file.
     pub(crate) message: String,
@@ -86,11 +88,14 @@ impl TlsKeys {
         let key_path = key;
         let key = read_key(key_path, &tls.key_password.0).map_err(|m| error("tls.key", m))?;
         let clients = client_verifier(tls)?;
+        let ciphers =
+            super::tls_suites::select(&tls.ciphers).map_err(|m| error("tls.ciphers", m))?;
         let keys = TlsKeys {
             certs,
             key,
             clients,
             min_version: tls.min_version,
+            ciphers,
         };
         // Build once to catch a key that does not fit the certificate, or a key type
         // the provider cannot sign with.
@@ -106,7 +111,11 @@ impl TlsKeys {
         &self,
         sessions: Arc<ServerSessionMemoryCache>,
     ) -> Result<ServerConfig, rustls::Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        if let Some(ciphers) = &self.ciphers {
+            provider.cipher_suites.clone_from(ciphers);
+        }
+        let provider = Arc::new(provider);
         let versions: &[&rustls::SupportedProtocolVersion] = match self.min_version {
             TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersion::Tls13 => &[&rustls::version::TLS13],
