@@ -139,6 +139,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --ssl-ca-certs: 2 a client certificate is required (the"
                         " default), 1 optional, 0 not asked (uvicorn's values; overrides"
                         " tls.client_auth)")
+    parser.add_argument("--ssl-ciphers", type=_cipher_list, metavar="LIST",
+                        help="the TLS 1.2 suites to offer, OpenSSL's names separated by ':',"
+                        " e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256; TLS"
+                        " 1.3 names restrict TLS 1.3 too (uvicorn's; its default TLSv1, and"
+                        " ALL, DEFAULT or HIGH: every suite; overrides tls.ciphers)")
     parser.add_argument("--ssl-ca", metavar="PATH",
                         help="Granian's --ssl-ca-certs: client certificates these CAs signed"
                         " are verified when presented, and required with --ssl-client-verify")
@@ -356,6 +361,30 @@ def _whole_duration(value: str) -> int:
     return int(seconds)
 
 
+# OpenSSL cipher strings that select every suite Haywire has (uvicorn's default is the
+# first).
+_ALL_CIPHERS = ("TLSv1", "TLSv1.2", "ALL", "DEFAULT", "HIGH")
+
+
+def _cipher_list(value: str) -> list[str]:
+    """--ssl-ciphers: OpenSSL's cipher list as tls.ciphers' names (empty: all)."""
+    names = [name for name in re.split(r"[:, ]+", value) if name]
+    if any(name in _ALL_CIPHERS for name in names):
+        if len(names) > 1:
+            raise argparse.ArgumentTypeError(
+                f"{value!r}: an alias for every suite ({', '.join(_ALL_CIPHERS)}) with other"
+                " names: give the suites alone")
+        return []
+    for name in names:
+        if name[0] in "!-+@" or "+" in name:
+            raise argparse.ArgumentTypeError(
+                f"{name!r}: Haywire takes suite names (IANA's or OpenSSL's), not OpenSSL's"
+                " selection syntax")
+    if not names:
+        raise argparse.ArgumentTypeError("no suite named")
+    return names
+
+
 def _milliseconds(value: str) -> float:
     """--reload-tick: milliseconds, 50 to 5000 as Granian's, as seconds."""
     try:
@@ -434,6 +463,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "tls.client_ca": client_ca if cert_reqs != 0 else "",
         "tls.client_crl": args.ssl_crl,
         "tls.client_auth": {1: "optional", 2: "required"}.get(cert_reqs),
+        "tls.ciphers": args.ssl_ciphers,
         "limits.max_request_size": args.max_body_size,
         "limits.max_head_size": args.h11_max_incomplete_event_size,
         "timeouts.keep_alive": args.timeout_keep_alive,

@@ -247,6 +247,32 @@ def test_ssl_protocol_min_tls1_3_refuses_tls_1_2_clients(serve, certificate):
         get_json(server, "/environ", wrap=lambda sock: old.wrap_socket(sock, server_hostname="localhost"))
 
 
+def test_ssl_ciphers_limits_the_tls_1_2_suites_and_leaves_tls_1_3(serve, certificate):
+    server = serve("wsgi_app:app", extra=["--ssl-certfile", certificate[0], "--ssl-keyfile",
+                                          certificate[1], "--ssl-ciphers",
+                                          "ECDHE-ECDSA-AES256-GCM-SHA384"])
+
+    def served(suite: str, version: ssl.TLSVersion) -> bool:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.maximum_version = version
+        context.set_ciphers(suite)
+        wrap = lambda sock: context.wrap_socket(sock, server_hostname="localhost")  # noqa: E731
+        try:
+            return get_json(server, "/environ", wrap=wrap)[0]["wsgi.url_scheme"] == "https"
+        except (ssl.SSLError, ConnectionError):
+            return False
+
+    assert served("ECDHE-ECDSA-AES256-GCM-SHA384", ssl.TLSVersion.TLSv1_2)
+    assert not served("ECDHE-ECDSA-AES128-GCM-SHA256", ssl.TLSVersion.TLSv1_2)
+    assert served("ECDHE-ECDSA-AES128-GCM-SHA256", ssl.TLSVersion.TLSv1_3)  # TLS 1.3: all
+    unknown = run_cli("--ssl-certfile", certificate[0], "--ssl-keyfile", certificate[1],
+                      "--ssl-ciphers", "DHE-RSA-AES128-GCM-SHA256", "wsgi_app:app")
+    assert unknown.returncode == 2 and "tls.ciphers" in unknown.stderr, unknown.stderr
+    assert "ECDHE-RSA-AES128-GCM-SHA256" in unknown.stderr  # the names it has
+
+
 # The IANA codes of the suites OpenSSL may pick with an ECDSA certificate, by its names.
 SUITES = {
     "TLS_AES_128_GCM_SHA256": 0x1301, "TLS_AES_256_GCM_SHA384": 0x1302,

@@ -354,7 +354,8 @@ def test_bad_flag_values_are_refused_naming_the_flag():
                   ["--workers-lifetime", "0"], ["--ws-max-queue", "0"], ["--reload-delay", "0"],
                   ["--http", "2"], ["--reload-tick", "10"], ["--ssl-client-verify"],
                   ["--workers-lifetime", "1x"], ["--static-path-expires", "1.5"],
-                  ["--metrics-port", "70000"],
+                  ["--metrics-port", "70000"], ["--ssl-ciphers", "ECDHE+AESGCM:!aNULL"],
+                  ["--ssl-ciphers", "HIGH:ECDHE-RSA-AES128-GCM-SHA256"], ["--ssl-ciphers", ":"],
                   ["--ssl-ca", "a.pem", "--ssl-ca-certs", "b.pem"],
                   ["--ssl-client-verify", "--ssl-ca", "a.pem", "--ssl-cert-reqs", "1"]):
         result = run_cli(*flags, "wsgi_app:app")
@@ -415,6 +416,11 @@ def test_flags_that_set_config_keys():
     assert keys("--ws-max-size", "4096")["websocket.max_message_size"] == 4096
     assert keys("--ssl-crl", "revoked.pem")["tls.client_crl"] == "revoked.pem"
     assert keys("--no-http1-keep-alive")["server.keep_alive"] is False
+    # uvicorn's --ssl-ciphers: OpenSSL's names; its default, and aliases for all, set none.
+    assert keys("--ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_256_GCM_SHA384")[
+        "tls.ciphers"] == ["ECDHE-RSA-AES128-GCM-SHA256", "TLS_AES_256_GCM_SHA384"]
+    assert keys("--ssl-ciphers", "TLSv1")["tls.ciphers"] == []
+    assert "tls.ciphers" not in keys()
     assert "server.keep_alive" not in keys()
     assert "log.access" not in keys()
 
