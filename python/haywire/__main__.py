@@ -139,6 +139,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --ssl-ca-certs: 2 a client certificate is required (the"
                         " default), 1 optional, 0 not asked (uvicorn's values; overrides"
                         " tls.client_auth)")
+    parser.add_argument("--ssl-version", type=_ssl_version, metavar="N",
+                        help="uvicorn's: 17 (its default, ssl.PROTOCOL_TLS_SERVER) or 2"
+                        " (PROTOCOL_TLS): the newest version both sides have, TLS 1.3 or 1.2;"
+                        " one version alone is not offered (--ssl-protocol-min tls1.3: 1.3"
+                        " only)")
     parser.add_argument("--ssl-ciphers", type=_cipher_list, metavar="LIST",
                         help="the TLS 1.2 suites to offer, OpenSSL's names separated by ':',"
                         " e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256; TLS"
@@ -295,9 +300,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--http1-pipeline-flush", action="store_true",
                         help="accepted for Granian's command lines: the responses to pipelined"
                         " requests always leave in one write")
-    parser.add_argument("--no-use-colors", action="store_true",
-                        help="accepted for uvicorn's command lines: Haywire's log lines have"
-                        " no colors")
+    parser.add_argument("--use-colors", action=argparse.BooleanOptionalAction, default=False,
+                        help="color the level names of the workers' log lines (the default"
+                        " format only, not --log-config's; uvicorn's, whose default colors a"
+                        " terminal: here off unless asked)")
     parser.add_argument("--timeout-keep-alive", type=_duration, metavar="SECONDS",
                         help="close a connection idle this long between requests (uvicorn's;"
                         " overrides timeouts.keep_alive; default 60)")
@@ -364,6 +370,15 @@ def _whole_duration(value: str) -> int:
 # OpenSSL cipher strings that select every suite Haywire has (uvicorn's default is the
 # first).
 _ALL_CIPHERS = ("TLSv1", "TLSv1.2", "ALL", "DEFAULT", "HIGH")
+
+
+def _ssl_version(value: str) -> int:
+    """--ssl-version: uvicorn's ssl.PROTOCOL_* number; only the negotiating ones."""
+    if value not in ("2", "17"):
+        raise argparse.ArgumentTypeError(
+            f"{value}: one protocol version alone is not offered; 17 (or 2) negotiates TLS"
+            " 1.3 or 1.2, and --ssl-protocol-min tls1.3 serves 1.3 only")
+    return int(value)
 
 
 def _cipher_list(value: str) -> list[str]:
@@ -623,6 +638,7 @@ class Supervisor:
             "--max-requests-jitter", str(args.max_requests_jitter),
             *(["--log-level", args.log_level] if args.log_level else []),
             *(["--log-config", args.log_config] if args.log_config else []),
+            *(["--use-colors"] if args.use_colors else []),
             *(["--app-dir", args.app_dir] if args.app_dir else []),
             *(["--factory"] if args.factory else []),
             *(["--process-name", f"{args.process_name}:w{index}"] if args.process_name else []),

@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--process-name")
     parser.add_argument("--log-level")
     parser.add_argument("--log-config")
+    parser.add_argument("--use-colors", action="store_true")
     parser.add_argument("--app-dir")
     parser.add_argument("--parent", type=int)
     parser.add_argument("--ready-fd", type=int)
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.process_name:
         set_process_name(args.process_name)
     try:
-        logconfig.configure(args.log_level, args.log_config)
+        logconfig.configure(args.log_level, args.log_config, args.use_colors)
     except Exception:
         traceback.print_exc()
         return FATAL

@@ -356,6 +356,7 @@ def test_bad_flag_values_are_refused_naming_the_flag():
                   ["--workers-lifetime", "1x"], ["--static-path-expires", "1.5"],
                   ["--metrics-port", "70000"], ["--ssl-ciphers", "ECDHE+AESGCM:!aNULL"],
                   ["--ssl-ciphers", "HIGH:ECDHE-RSA-AES128-GCM-SHA256"], ["--ssl-ciphers", ":"],
+                  ["--ssl-version", "5"],
                   ["--ssl-ca", "a.pem", "--ssl-ca-certs", "b.pem"],
                   ["--ssl-client-verify", "--ssl-ca", "a.pem", "--ssl-cert-reqs", "1"]):
         result = run_cli(*flags, "wsgi_app:app")
@@ -534,6 +535,18 @@ def test_access_log_and_log_level(serve):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert not any("app-info-line" in line for line in server.errors)
+
+
+def test_use_colors_colors_the_level_names_of_the_default_format(serve):
+    server = serve("wsgi_app:app", extra=["--use-colors"])
+    assert request(server, "GET", "/log")[0] == 200
+    server.wait_for(re.escape("\x1b[33mWARNING\x1b[0m testapp: app-warning-line"), stderr=True)
+    plain = serve("wsgi_app:app", extra=["--no-use-colors"])
+    assert request(plain, "GET", "/log")[0] == 200
+    plain.wait_for(r"^WARNING testapp: app-warning-line$", stderr=True)
+    from haywire.__main__ import parse_args
+
+    assert parse_args(["--ssl-version", "17", "m:app"]).ssl_version == 17  # uvicorn's default
 
 
 def test_access_log_format_json(serve):
