@@ -994,6 +994,22 @@ fn client_offering(cert: &Cert, suite: rustls::SupportedCipherSuite) -> Arc<Clie
     Arc::new(config)
 }
 
+/// Connects offering each suite alone: served (with that suite) or refused, as `cases`
+/// say.
+fn check_suites(addr: SocketAddr, cert: &Cert, cases: &[(rustls::SupportedCipherSuite, bool)]) {
+    for &(offered, served) in cases {
+        match connect_tls(addr, &client_offering(cert, offered)) {
+            Ok(mut reader) => {
+                assert!(served, "{:?} served", offered.suite());
+                let negotiated = reader.get_ref().conn.negotiated_cipher_suite();
+                assert_eq!(negotiated, Some(offered));
+                assert_eq!(tls_get(&mut reader, "/").status, 200);
+            }
+            Err(e) => assert!(!served, "{:?} refused: {e}", offered.suite()),
+        }
+    }
+}
+
 /// `tls.ciphers` (any spelling) is what the server offers: a client offering another
 /// suite is refused in the handshake, and a version it names no suite of keeps them
 /// all; a name it does not know is a config error naming the key.
@@ -1007,26 +1023,16 @@ fn ciphers_limit_the_suites_offered() {
         "ECDHE-ECDSA-CHACHA20-POLY1305".into(),
     ];
     let server = start_server(config);
-    let addr = server.local_addr();
-    for (offered, served) in [
-        (suite::TLS13_AES_256_GCM_SHA384, true),
-        (suite::TLS13_AES_128_GCM_SHA256, false),
-        (suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true),
-        (suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, false),
-    ] {
-        let client = client_offering(&cert, offered);
-        match connect_tls(addr, &client) {
-            Ok(mut reader) => {
-                assert!(served, "{:?} served", offered.suite());
-                assert_eq!(
-                    reader.get_ref().conn.negotiated_cipher_suite(),
-                    Some(offered)
-                );
-                assert_eq!(tls_get(&mut reader, "/").status, 200);
-            }
-            Err(e) => assert!(!served, "{:?} refused: {e}", offered.suite()),
-        }
-    }
+    check_suites(
+        server.local_addr(),
+        &cert,
+        &[
+            (suite::TLS13_AES_256_GCM_SHA384, true),
+            (suite::TLS13_AES_128_GCM_SHA256, false),
+            (suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true),
+            (suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, false),
+        ],
+    );
     server.stop();
     server.join().unwrap();
     let mut unknown = tls_config(&cert);
@@ -1040,16 +1046,16 @@ fn ciphers_limit_the_suites_offered() {
     let mut tls12_only = tls_config(&cert);
     tls12_only.tls.ciphers = vec!["ECDHE-ECDSA-AES128-GCM-SHA256".into()];
     let server = start_server(tls12_only);
-    for (offered, served) in [
-        (suite::TLS13_AES_128_GCM_SHA256, true),
-        (suite::TLS13_CHACHA20_POLY1305_SHA256, true),
-        (suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true),
-        (suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, false),
-    ] {
-        let client = client_offering(&cert, offered);
-        let served_now = connect_tls(server.local_addr(), &client).is_ok();
-        assert_eq!(served_now, served, "{:?}", offered.suite());
-    }
+    check_suites(
+        server.local_addr(),
+        &cert,
+        &[
+            (suite::TLS13_AES_128_GCM_SHA256, true),
+            (suite::TLS13_CHACHA20_POLY1305_SHA256, true),
+            (suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true),
+            (suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, false),
+        ],
+    );
     server.stop();
     server.join().unwrap();
 }
