@@ -64,6 +64,11 @@ def haywire(interface: str, before: bool = False):
                                        "--port", str(port), "--log-level", "warning", app]
 
 
+def haywire_rust(port, app, workers):
+    """haywire-wsgi with no_python.toml's stock routes answering hello and JSON in Rust."""
+    return [*haywire("wsgi")(port, app, workers), "--config", str(HERE / "no_python.toml")]
+
+
 def granian(interface: str):
     return lambda port, app, workers: [str(BIN / "granian"), "--interface", interface, "--workers",
                                        str(workers), "--http", "1", "--no-ws", "--log-level", "warning",
@@ -119,6 +124,7 @@ SERVERS = {
     "granian-asgi": Server("asgi", "asgi", granian("asgi"), granian_async_configs),
     "uvicorn": Server("asgi", "asgi", uvicorn),
     "haywire-native": Server("native", "native", haywire("native")),
+    "haywire-rust": Server("rust", "rust", haywire_rust),
     "granian-rsgi": Server("native", "rsgi", granian("rsgi"), granian_async_configs),
     "haywire-wsgi-before": Server("wsgi", "wsgi", haywire("wsgi", before=True)),
     "haywire-asgi-before": Server("asgi", "asgi", haywire("asgi", before=True)),
@@ -129,6 +135,8 @@ HAYWIRE = {"wsgi": "haywire-wsgi", "asgi": "haywire-asgi", "native": "haywire-na
 GRANIAN = {"wsgi": "granian-wsgi", "asgi": "granian-asgi", "native": "granian-rsgi"}
 
 TINY = {"wsgi": "apps:wsgi_app", "asgi": "apps:asgi_app", "native": "apps:native_app", "rsgi": "apps:rsgi_app"}
+# haywire-rust's app is never called on the rows it runs in (hello and json).
+WITH_RUST = dict(TINY, rust="apps:wsgi_app")
 DJANGO = {"wsgi": "benchsite.wsgi:application", "asgi": "benchsite.asgi:application"}
 STREAM_BYTES = 16 * 65536
 JSON_BODY = {"message": "Hello, World!"}
@@ -144,9 +152,11 @@ class Endpoint:
 
 
 ENDPOINTS = {
-    "hello": Endpoint("/", "`GET /` -> `hello world`", ("pipe16", "ka"), TINY, lambda b: b == b"hello world"),
-    "json": Endpoint("/json", "`GET /json` -> a small JSON object, serialized per request", ("pipe16", "ka"),
-                     TINY, lambda b: json.loads(b) == JSON_BODY),
+    "hello": Endpoint("/", "`GET /` -> `hello world`", ("pipe16", "ka"), WITH_RUST,
+                      lambda b: b == b"hello world"),
+    "json": Endpoint("/json", "`GET /json` -> a small JSON object, serialized per request (by the"
+                     " app; haywire-rust sends a fixed one)", ("pipe16", "ka"), WITH_RUST,
+                     lambda b: json.loads(b) == JSON_BODY),
     "stream": Endpoint("/stream", "`GET /stream` -> 1 MiB streamed in 16 pieces of 64 KiB, chunked (no"
                        " Content-Length); the native API has no streamed response", ("ka",),
                        {k: v for k, v in TINY.items() if k != "native"}, lambda b: len(b) == STREAM_BYTES),
@@ -539,6 +549,39 @@ def before_and_after(table, flags, plan) -> list[str]:
             "| --- | --- | ---: | ---: | ---: | ---: |", *lines, "", R.caption(flags), ""]
 
 
+def floor(table, flags, plan, workers: int) -> list[str]:
+    """What the Python layer costs and could at most win: haywire-rust (the same server
+    answering in Rust) against each interface's Haywire and best Granian entry."""
+    lines = []
+    for row, entries in plan:
+        base, _ = best(table, row.key, entries, "haywire-rust", workers)
+        if not base or not base["cpu"]:
+            continue
+        for interface, ours in HAYWIRE.items():
+            mine, _ = best(table, row.key, entries, ours, workers)
+            theirs, entry = best(table, row.key, entries, GRANIAN[interface], workers)
+            if not mine or not theirs or not mine["cpu"] or not theirs["cpu"]:
+                continue
+            lines.append(f"| {row.key} | {INTERFACES[interface]} | {R.fmt(base['cpu'], '.2f')} |"
+                         f" {R.fmt(mine['cpu'], '.2f')} | {R.fmt(mine['cpu'] - base['cpu'], '.2f')} |"
+                         f" {entry.name} {R.fmt(theirs['cpu'], '.2f')} | {ratio(theirs['cpu'], base['cpu'])} |")
+    if not lines:
+        return []
+    return ["## The floor: no Python at all", "",
+            "**haywire-rust** is haywire-wsgi's server and process model with the hello and JSON"
+            " endpoints answered by stock routes in Rust (benchmarks/python/no_python.toml): no request"
+            " enters Python. Its CPU per request is what any Python interface on this server costs"
+            " at least: the kernel's TCP work and Haywire's HTTP. **Python layer**: the interface's"
+            " CPU µs/req over the floor's (the bridge to the Python thread and the app's own code)."
+            " **ceiling**: Granian's CPU/req ÷ the floor's, the most req/s ÷ Granian a server-bound"
+            " Haywire could reach if its Python layer cost nothing; a ceiling under 1.5 means issue"
+            " #18's req/s target cannot be met in that row on this machine by any work on the Python"
+            " side.", "",
+            "| row | interface | floor CPU µs/req | Haywire CPU µs/req | Python layer µs/req |"
+            " Granian entry, CPU µs/req | ceiling |",
+            "| --- | --- | ---: | ---: | ---: | --- | ---: |", *lines, "", R.caption(flags), ""]
+
+
 def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart_name) -> str:
     out = R.header("Python servers", info, flags, quick)
     out += [
@@ -594,6 +637,7 @@ def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart
                            f" | {uv} | {', '.join(misses) or 'none'} |")
         out += ["", R.caption(flags), ""]
 
+    out += floor(table, flags, plan, workers[0])
     out += before_and_after(table, flags, plan)
     if len(workers) > 1:
         out += ["## Workers", "",
