@@ -807,6 +807,17 @@ fn optional_client_certificates_let_handlers_tell() {
     assert_eq!(client_cert_seen(addr, &strangers), None);
 }
 
+/// The status line a GET gets over a new connection; TLS 1.3 clients learn of a refused
+/// certificate only at their first read, so a refusal is an error or an empty line.
+fn first_line(addr: SocketAddr, config: &Arc<ClientConfig>) -> std::io::Result<String> {
+    let mut reader = connect_tls(addr, config)?;
+    reader.get_mut().write_all(get("/").as_bytes())?;
+    reader.get_mut().flush()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line)?;
+    Ok(line)
+}
+
 /// `tls.client_crl`: a client certificate its CA has revoked is refused in the
 /// handshake, another from the same CA served; a bad CRL file is a config error.
 #[test]
@@ -814,9 +825,9 @@ fn a_revoked_client_certificate_is_refused() {
     let dir = temp_dir("mtls-crl");
     let cert = make_cert(&dir);
     let ca = make_authority(&dir, "ca");
-    let crl = rcgen::CertificateRevocationListParams {
-        this_update: rcgen::date_time_ymd(2024, 1, 1),
-        next_update: rcgen::date_time_ymd(2100, 1, 1),
+    let params = |next_update| rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2019, 1, 1),
+        next_update,
         crl_number: 1u64.into(),
         issuing_distribution_point: None,
         revoked_certs: vec![rcgen::RevokedCertParams {
@@ -826,9 +837,10 @@ fn a_revoked_client_certificate_is_refused() {
             invalidity_date: None,
         }],
         key_identifier_method: rcgen::KeyIdMethod::Sha256,
-    }
-    .signed_by(&ca.cert, &ca.key)
-    .unwrap();
+    };
+    let crl = params(rcgen::date_time_ymd(2100, 1, 1))
+        .signed_by(&ca.cert, &ca.key)
+        .unwrap();
     let crl_path = dir.join("crl.pem");
     std::fs::write(&crl_path, crl.pem().unwrap()).unwrap();
     let mut config = tls_config(&cert);
@@ -843,20 +855,41 @@ fn a_revoked_client_certificate_is_refused() {
     let mut reader = connect_tls(addr, &kept).expect("an unrevoked client is served");
     assert_eq!(tls_get(&mut reader, "/").status, 200);
     let revoked = mtls_client_numbered(&cert, Some(&ca), 2).0;
-    // TLS 1.3: the refusal reaches the client at its first read.
-    let refused = connect_tls(addr, &revoked).and_then(|mut reader| {
-        reader.get_mut().write_all(get("/").as_bytes())?;
-        reader.get_mut().flush()?;
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut reader, &mut line)?;
-        Ok(line)
-    });
+    let refused = first_line(addr, &revoked);
     assert!(
         !matches!(&refused, Ok(line) if !line.is_empty()),
         "{refused:?}"
     );
     server.stop();
     server.join().unwrap();
+    // One that expires while the server runs refuses every client from then on.
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let soon = rcgen::date_time_ymd(1970, 1, 1) + (unix + std::time::Duration::from_secs(3));
+    let short = params(soon).signed_by(&ca.cert, &ca.key).unwrap();
+    std::fs::write(&crl_path, short.pem().unwrap()).unwrap();
+    let server = Server::new(config.clone())
+        .routes(test_routes)
+        .start()
+        .expect("server starts");
+    let mut reader = connect_tls(server.local_addr(), &kept).expect("served while current");
+    assert_eq!(tls_get(&mut reader, "/").status, 200);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    // A new client: `kept` would resume its session, which skips the certificate.
+    let fresh = mtls_client_numbered(&cert, Some(&ca), 1).0;
+    let after = first_line(server.local_addr(), &fresh);
+    assert!(!matches!(&after, Ok(line) if !line.is_empty()), "{after:?}");
+    server.stop();
+    server.join().unwrap();
+    // One whose next update has passed is refused, naming its issuer and the date.
+    let mut stale = params(rcgen::date_time_ymd(2020, 1, 1));
+    stale.revoked_certs.clear();
+    let stale = stale.signed_by(&ca.cert, &ca.key).unwrap();
+    std::fs::write(&crl_path, stale.pem().unwrap()).unwrap();
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.key, "tls.client_crl", "{err}");
+    assert!(err.message.contains("expired at 2020-01-01"), "{err}");
     std::fs::write(&crl_path, "not a CRL\n").unwrap();
     let err = config.validate().unwrap_err();
     assert_eq!(err.key, "tls.client_crl", "{err}");

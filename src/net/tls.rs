@@ -214,8 +214,12 @@ fn client_verifier(tls: &TlsConfig) -> Result<Option<Arc<dyn ClientCertVerifier>
     let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
     if !crls.is_empty() {
         // As OpenSSL's CRL check: the client's own certificate, against its issuer's CRL
-        // (a client whose issuer has none given is refused).
-        builder = builder.with_crls(crls).only_check_end_entity_revocation();
+        // (a client whose issuer has none given is refused), which must be current (one
+        // whose next update has passed refuses every client, as it does with OpenSSL).
+        builder = builder
+            .with_crls(crls)
+            .only_check_end_entity_revocation()
+            .enforce_revocation_expiration();
     }
     let builder = match tls.client_auth {
         ClientAuth::Required => builder,
@@ -245,7 +249,27 @@ fn read_crls(tls: &TlsConfig) -> Result<Vec<CertificateRevocationListDer<'static
     if crls.is_empty() {
         return Err(format!("no PEM CRL (X509 CRL) in {path}"));
     }
+    for crl in &crls {
+        if let Some(expired) = expired(crl) {
+            return Err(format!(
+                "{path}: the CRL of {expired}: refresh it (an expired CRL refuses every client)"
+            ));
+        }
+    }
     Ok(crls)
+}
+
+/// Whose CRL `crl` is and when it expired, if its next update has passed; `None` when
+/// it is current, has no next update, or does not parse (rustls then says why).
+fn expired(crl: &CertificateRevocationListDer<'_>) -> Option<String> {
+    use x509_cert::der::Decode;
+    let list: x509_cert::crl::CertificateList = Decode::from_der(crl).ok()?;
+    let next = list.tbs_cert_list.next_update?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    (next.to_unix_duration() < now)
+        .then(|| format!("{} expired at {next}", list.tbs_cert_list.issuer))
 }
 
 /// The ticket sealer every shard shares, so a ticket resumes on whichever shard the
