@@ -35,6 +35,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass  # scrapes are not news
 
 
+# Connections served at once, each on a thread of its own: one more is closed at once,
+# so a flood of connections that send nothing costs no more than this many threads.
+MAX_CONNECTIONS = 16
+
+
 class Exporter(http.server.ThreadingHTTPServer):
     """Serves GET /metrics on `address`:`port` until `shutdown`; binding raises
     OSError (a port taken, an address not this host's)."""
@@ -44,8 +49,21 @@ class Exporter(http.server.ThreadingHTTPServer):
     def __init__(self, address: str, port: int, stats_dir: str) -> None:
         self.address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
         self.stats_dir = stats_dir
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((address, port), _Handler)
         threading.Thread(target=self.serve_forever, name="haywire-metrics", daemon=True).start()
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     @property
     def url(self) -> str:

@@ -90,6 +90,40 @@ def test_metrics_exporter_serves_every_workers_counters_on_its_own_port(serve):
     assert elsewhere.value.code == 404
 
 
+def test_idle_connections_to_the_metrics_port_hold_a_bounded_number_of_threads(serve):
+    import socket
+    import urllib.request
+
+    from conftest import free_port
+    from haywire.exporter import MAX_CONNECTIONS
+
+    port = free_port()
+    server = serve("wsgi_app:app", extra=["--metrics", "--metrics-port", str(port)])
+    server.wait_for("metrics on")
+
+    def threads() -> int:
+        with open(f"/proc/{server.proc.pid}/status") as status:
+            return int(next(l for l in status if l.startswith("Threads:")).split()[1])
+
+    before = threads()
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3 * MAX_CONNECTIONS)]
+    try:
+        time.sleep(1.0)
+        assert threads() <= before + MAX_CONNECTIONS
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 15  # the held slots come back as their reads end
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                assert reply.status == 200
+                break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
 def test_a_metrics_port_taken_stops_the_server_naming_the_flag():
     import socket
 
