@@ -9,6 +9,10 @@ response_stream; the native API has no streamed response, so haywire-native sits
 and django (benchsite/, an unchanged `startproject` with one JSON view, WSGI and ASGI
 servers only); mixed has its own paths.
 
+haywire-rust is the floor: haywire-wsgi's worker with hello and json answered by stock
+routes in Rust (no_python.toml), so no request enters Python; the report sets each
+interface's CPU per request against it.
+
 Granian runs as its own benchmarks run it: WSGI both with `--blocking-threads 1` and with
 its default (each a measured entry of its own), `--http1-pipeline-flush` in pipe16; the
 comparison takes the better Granian entry per row and names it.
