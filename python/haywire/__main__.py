@@ -506,6 +506,23 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+# The keys of the route the --static-path-* flags add, and the flag that sets each.
+_STATIC_FLAGS = {"dir": "--static-path-mount", "index": "--static-path-dir-to-file",
+                 "path": "--static-path-route"}
+
+
+def _static_flag_error(args: argparse.Namespace, error: str) -> str | None:
+    """The config check's `error` about the route the --static-path-* flags add (the
+    one after the file's routes), told as the flag's: the user wrote no such route."""
+    if not args.static_path_mount:
+        return None
+    index = len(_config_file(args.config).get("route", []))
+    found = re.search(rf"route\[{index}\]\.(\w+)`?: (.*)", error)
+    if found is None or found[1] not in _STATIC_FLAGS:
+        return None
+    return f"{_STATIC_FLAGS[found[1]]}: {found[2]}"
+
+
 def _client_auth(args: argparse.Namespace) -> tuple[str | None, int | None]:
     """The client CAs' file and uvicorn's --ssl-cert-reqs value the TLS flags ask for
     (None: the config's). Granian's --ssl-ca verifies a certificate when presented,
@@ -1067,12 +1084,6 @@ def _bad_flag(args: argparse.Namespace) -> str | None:
     if args.ssl_client_verify and not (args.ssl_ca or args.ssl_ca_certs or _config_file(
             args.config).get("tls", {}).get("client_ca")):
         return "--ssl-client-verify needs --ssl-ca: the CAs that sign client certificates"
-    # Before the config check, which would name the route it makes rather than the flag.
-    if args.static_path_mount is not None and not os.path.isdir(args.static_path_mount):
-        return f"--static-path-mount {args.static_path_mount}: not a directory"
-    if (name := args.static_path_dir_to_file) is not None and (
-            "/" in name or "\0" in name or name in (".", "..")):
-        return f"--static-path-dir-to-file {name}: not a file name"
     if value("--uds-permissions") is not None and not 0 <= value("--uds-permissions") <= 0o777:
         return f"--uds-permissions must be 0 to 777 (octal), not {value('--uds-permissions'):o}"
     for flag in ("--rss-sample-interval", "--lifespan-timeout", "--workers-lifetime",
@@ -1100,7 +1111,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = config_overrides(args)
         config = check_config(args.config, args.overrides)
     except ConfigError as e:
-        print(f"haywire: config error in {source}: {e}", file=sys.stderr)
+        print(f"haywire: {_static_flag_error(args, str(e)) or f'config error in {source}: {e}'}",
+              file=sys.stderr)
         return CONFIG_ERROR
     allowed = os.sched_getaffinity(0)
     if config.pinned and not set(config.cpus) <= allowed:
@@ -1159,8 +1171,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 exporter = Exporter(args.metrics_address, args.metrics_port, stats_dir)
             except OSError as e:
-                print(f"haywire: --metrics-port {args.metrics_port}: cannot listen on"
-                      f" {args.metrics_address}: {e.strerror or e}", file=sys.stderr)
+                print(f"haywire: --metrics-address {args.metrics_address} --metrics-port"
+                      f" {args.metrics_port}: cannot listen: {e.strerror or e}", file=sys.stderr)
                 return 1
         supervisor = Supervisor(args, config, port, stats_dir, listener)
         print(f"haywire: serving {args.app} ({args.interface}) on {where}"

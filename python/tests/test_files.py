@@ -107,4 +107,7 @@ def test_static_path_flags_serve_files_in_rust_beside_the_configs_routes(serve, 
     assert request(plain, "GET", "/static/docs/")[:3:2] == (200, b"docs")
     bad = run_cli("--static-path-mount", str(assets), "--static-path-dir-to-file", "../x",
                   "wsgi_app:app")
-    assert bad.returncode == 2 and "--static-path-dir-to-file ../x" in bad.stderr, bad.stderr
+    assert bad.returncode == 2, bad.stderr
+    assert '--static-path-dir-to-file: "../x" is not a file name' in bad.stderr, bad.stderr
+    route = run_cli("--static-path-mount", str(assets), "--static-path-route", "x", "wsgi_app:app")
+    assert route.returncode == 2 and "--static-path-route: must start" in route.stderr

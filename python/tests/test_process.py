@@ -134,6 +134,9 @@ def test_a_metrics_port_taken_stops_the_server_naming_the_flag():
         result = run_cli("--port", "0", "--metrics", "--metrics-port", str(port), "wsgi_app:app")
     assert result.returncode == 1
     assert f"--metrics-port {port}: cannot listen" in result.stderr
+    elsewhere = run_cli("--port", "0", "--metrics", "--metrics-address", "192.0.2.1",
+                        "wsgi_app:app")
+    assert elsewhere.returncode == 1 and "--metrics-address 192.0.2.1" in elsewhere.stderr
 
 
 def test_sigterm_exits_zero_after_draining(serve):
@@ -438,6 +441,7 @@ def test_flags_that_set_config_keys():
     assert not parse_args(["--no-respawn-failed-workers", "m:app"]).respawn_failed_workers
     assert not parse_args(["--factory", "--no-factory", "m:app"]).factory
     assert not parse_args(["--no-reload", "m:app"]).reload
+    assert parse_args(["--http1-pipeline-flush", "m:app"]).http1_pipeline_flush  # Granian's
     # Granian's client CAs: a certificate verified when presented, required with
     # --ssl-client-verify; uvicorn's --ssl-ca-certs leaves it to tls.client_auth.
     ca = {"tls.client_ca": "ca.pem", "tls.client_auth": "optional"}
