@@ -104,8 +104,12 @@ class Request:
     def client(self) -> tuple[str, int, str] | None:
         """``(host, port, scheme)``: the peer, or what a trusted proxy reports."""
     def header(self, name: str) -> str | None: ...
-    def wsgi_environ(self, base: dict[str, object]) -> dict[str, object]:
-        """A copy of ``base`` plus this request's PEP 3333 CGI keys (no wsgi.input)."""
+    def wsgi_start(
+        self, base: dict[str, object], make_input: "Callable[[Request], object]"
+    ) -> "tuple[dict[str, object], StartResponse]":
+        """The PEP 3333 environ (a copy of ``base`` plus this request's CGI keys; its
+        ``wsgi.input`` from ``make_input(self)`` when the request has a body, else
+        ``base``'s) and the ``start_response`` for this request."""
     def asgi_scope(self, base: dict[str, object]) -> dict[str, object]:
         """A copy of ``base`` plus this request's ASGI HTTP scope keys."""
     def json(self) -> object: ...
@@ -115,14 +119,29 @@ class Request:
         headers: "Iterable[tuple[str | bytes, str | bytes]]",
         body: "bytes | bytearray | memoryview",
     ) -> None: ...
-    def respond_chunks(
-        self,
-        status: int,
-        headers: "Iterable[tuple[str | bytes, str | bytes]]",
-        chunks: "Iterable[bytes | bytearray | memoryview]",
-    ) -> None:
-        """Sends a WSGI app's whole response, ``chunks`` joined; the app's Content-Length
-        cuts a longer body (a shorter one is sent as it is, with a warning)."""
+
+
+class StartResponse:
+    """PEP 3333's ``start_response`` for one request (see ``Request.wsgi_start``)."""
+
+    def __call__(
+        self, status: str, response_headers: list[tuple[str, str]], exc_info: object = None
+    ) -> "Callable[[bytes], None]":
+        """Remembers the status and headers; returns :meth:`write`."""
+    def write(self, data: bytes) -> None:
+        """Streams ``data`` (the response starts streamed at the first bytes)."""
+    def respond_whole(self, result: object) -> bool:
+        """Sends ``result`` when it is a list or tuple of bytes and the response was
+        started and not streamed (the app's Content-Length cuts a longer body); False,
+        sending nothing, otherwise."""
+    @property
+    def code(self) -> int | None: ...
+    @property
+    def headers(self) -> list[tuple[str, str]] | None: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def streaming(self) -> bool: ...
 
 class Worker:
     """One single-shard Haywire server answered by this process's Python thread."""

@@ -38,12 +38,12 @@ class FileWrapper(util.FileWrapper):
     else is iterated in ``blksize`` blocks."""
 
 
-def _send_file(request: Any, code: int, headers: list, result: FileWrapper) -> bool:
+def _send_file(request: Any, start: Any, result: FileWrapper) -> bool:
     """Sends ``result``'s file through the server; False when it is not a regular file."""
     try:
         offset = result.filelike.tell()
-        return bool(request.send_file(code, headers, result.filelike, offset,
-                                      _content_length(headers)))
+        return bool(request.send_file(start.code, start.headers, result.filelike, offset,
+                                      start.content_length))
     except (AttributeError, OSError):  # no fileno()/tell(): iterate instead
         return False
 
@@ -88,28 +88,10 @@ _NO_BODY = _NoBody()
 
 
 def _input(request: Any) -> io.IOBase:
+    """``wsgi.input`` of a request with a body."""
     if request.streamed:
         return io.BufferedReader(_Body(request), 64 * 1024)
-    body = request.body
-    return io.BytesIO(body) if body else _NO_BODY
-
-
-# Status lines seen, by code: an app uses a handful, and a dict lookup is a tenth of the
-# slice and int() that parse one. Bounded, so an app inventing reason phrases cannot
-# grow it.
-_CODES: dict[str, int] = {}
-
-
-def _status_code(status: str) -> int:
-    code = _CODES.get(status) if status.__class__ is str else None
-    if code is not None:
-        return code
-    if not isinstance(status, str) or len(status) < 4 or status[3] != " ":
-        raise ValueError(f"invalid WSGI status {status!r}")
-    code = int(status[:3])
-    if len(_CODES) < 256:
-        _CODES[status] = code
-    return code
+    return io.BytesIO(request.body)
 
 
 def make_handler(
@@ -129,61 +111,28 @@ def make_handler(
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
         "wsgi.file_wrapper": FileWrapper,
+        "wsgi.input": _NO_BODY,  # replaced for a request with a body
     }
 
     def handle(request: Any) -> None:
-        environ = request.wsgi_environ(base)
-        environ["wsgi.input"] = _input(request)
-        # What start_response was given (the status as its code), whether body bytes
-        # went out, and whether they went out streamed. Plain locals of the closures:
-        # a state object or dict per request costs more than the app's own work.
-        code: int | None = None
-        headers: Any = None
-        sent = streaming = False
-
-        def write(data: bytes) -> None:
-            """Streams `data`, starting the streamed response first if needed; waits
-            (GIL released) while the client is 512 KiB behind."""
-            nonlocal sent, streaming
-            if code is None:
-                raise AssertionError("write() before start_response()")
-            if data:
-                sent = True
-                if not streaming:
-                    streaming = True
-                    request.start_stream(code, headers, _content_length(headers))
-                request.send_piece(data)
-
-        def start_response(status: str, response_headers: list, exc_info: Any = None) -> Callable:
-            nonlocal code, headers
-            if exc_info:
-                try:
-                    if sent:
-                        raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None
-            elif code is not None:
-                raise AssertionError("start_response() called twice without exc_info")
-            code = _status_code(status)
-            headers = response_headers
-            return write
-
+        # The environ and start_response (with its write) are made in Rust: built
+        # here, their closures and cells cost about what a hello-world app does.
+        environ, start = request.wsgi_start(base, _input)
         result = None
         try:
-            result = app(environ, start_response)
-            kind = result.__class__
-            if (kind is list or kind is tuple) and not streaming:
-                # The whole body, as nearly every app returns it: joined, and sent with
-                # a Content-Length, in Rust. (Neither has a close() to call.)
-                if code is None:
-                    if any(result):
-                        raise AssertionError("body before start_response()")
-                    _no_start(request)
-                else:
-                    request.respond_chunks(code, headers, result)
+            result = app(environ, start)
+            # The whole body, as nearly every app returns it (a list or tuple): joined
+            # and sent with a Content-Length, in Rust.
+            if start.respond_whole(result):
                 return
-            if (isinstance(result, FileWrapper) and code is not None and not streaming
-                    and _send_file(request, code, headers, result)):
+            kind = result.__class__
+            if (kind is list or kind is tuple) and not start.streaming:
+                if any(result):
+                    raise AssertionError("body before start_response()")
+                _no_start(request)
+                return
+            if (isinstance(result, FileWrapper) and start.code is not None
+                    and not start.streaming and _send_file(request, start, result)):
                 return
             # A list or tuple (a subclass here) is the whole body: one response with a
             # Content-Length. So is an iterable whose iterator walks a list or tuple
@@ -191,39 +140,39 @@ def make_handler(
             # exists, so collecting them delays none (PEP 3333). Any other iterable is
             # streamed as it is produced.
             blocks = iter(result)
-            whole = not streaming and (
+            whole = not start.streaming and (
                 blocks.__class__ in _WHOLE_ITERATORS or isinstance(result, (list, tuple)))
+            write = start.write
             chunks: list[bytes] = []
             for chunk in blocks:
                 if chunk:
-                    if code is None:
+                    if start.code is None:
                         raise AssertionError("body before start_response()")
                     if whole:
                         chunks.append(chunk)
                     else:
                         write(chunk)
-            if streaming:
+            if start.streaming:
                 request.end_stream()
                 return
         except ClientDisconnected:
             return  # the client left; close() below still runs
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            if streaming:
+            if start.streaming:
                 request.end_stream(abort=True)
             else:
                 request.respond(*_ERROR)
             return
         finally:
-            if result is not None and hasattr(result, "close"):
+            kind = result.__class__
+            if kind is not list and kind is not tuple and hasattr(result, "close"):
                 try:
                     result.close()
                 except Exception:
                     traceback.print_exc(file=sys.stderr)
-        if code is None:
+        if not start.respond_whole(chunks):
             _no_start(request)
-            return
-        request.respond_chunks(code, headers, chunks)
 
     return handle
 
@@ -231,15 +180,3 @@ def make_handler(
 def _no_start(request: Any) -> None:
     print("haywire: WSGI app returned without start_response()", file=sys.stderr)
     request.respond(*_ERROR)
-
-
-def _content_length(headers: list) -> int | None:
-    """The app's Content-Length, if it set a valid one."""
-    for name, value in headers:
-        if name.lower() == "content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                return None
-            return length if length >= 0 else None
-    return None

@@ -13,6 +13,7 @@ mod stall;
 mod stats;
 mod tls;
 mod websocket;
+mod wsgi;
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -244,6 +245,89 @@ fn asgi_scope<'py>(
 }
 
 impl PyRequest {
+    /// A PEP 3333 environ: a copy of `base` (the server's constant keys) plus this
+    /// request's CGI keys: REQUEST_METHOD, SCRIPT_NAME (the root path) and PATH_INFO
+    /// (percent-decoded, Latin-1, the root path removed), QUERY_STRING,
+    /// SERVER_PROTOCOL, REMOTE_ADDR/REMOTE_PORT and `wsgi.url_scheme` (see
+    /// `client`), CONTENT_TYPE and CONTENT_LENGTH (the de-chunked body's length)
+    /// without `HTTP_`, every other header as `HTTP_*` (repeats joined with `,`; names
+    /// holding `_` dropped). `wsgi.input` is left to the caller.
+    fn wsgi_environ<'py>(
+        &self,
+        py: Python<'py>,
+        base: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = base.copy()?;
+        env.set_item(
+            intern!(py, "REQUEST_METHOD"),
+            method_text(py, &self.job.method),
+        )?;
+        let path = percent_decode(self.job.path.as_bytes());
+        let root = self.site.root_path.as_bytes();
+        let path = match path.strip_prefix(root) {
+            Some(rest) if !root.is_empty() && (rest.is_empty() || rest[0] == b'/') => rest,
+            _ => &path[..],
+        };
+        env.set_item(intern!(py, "SCRIPT_NAME"), &self.site.root_path)?;
+        env.set_item(intern!(py, "PATH_INFO"), latin1_text(py, path))?;
+        let client = self.client_info();
+        if let Some((host, port)) = client.addr {
+            env.set_item(intern!(py, "REMOTE_ADDR"), host)?;
+            env.set_item(intern!(py, "REMOTE_PORT"), port.to_string())?;
+        }
+        env.set_item(
+            intern!(py, "wsgi.url_scheme"),
+            scheme_text(py, &client.scheme),
+        )?;
+        if let Some(tls) = &self.job.tls {
+            tls::add_wsgi_variables(py, &env, tls)?;
+        }
+        let query = match self.job.query.as_str() {
+            "" => intern!(py, "").clone(),
+            query => PyString::new(py, query),
+        };
+        env.set_item(intern!(py, "QUERY_STRING"), query)?;
+        let protocol = match self.job.version {
+            "HTTP/1.0" => intern!(py, "HTTP/1.0"),
+            _ => intern!(py, "HTTP/1.1"),
+        };
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+        let mut has_length = false;
+        // Names seen so far: a repeat is joined to the first value (found here, not
+        // by a dict lookup per header).
+        let mut seen: Vec<&str> = Vec::with_capacity(self.job.headers.len());
+        for (name, value) in self.job.headers.iter() {
+            // Haywire has already de-chunked the body. A name with `_` would map to
+            // the same key as its `-` twin and could spoof it (as gunicorn and nginx
+            // do, such headers are dropped).
+            if name.eq_ignore_ascii_case("transfer-encoding") || name.contains('_') {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                has_length = true;
+                continue;
+            }
+            let special = name.eq_ignore_ascii_case("content-type");
+            let repeat = !special && seen.iter().any(|seen| seen.eq_ignore_ascii_case(name));
+            seen.push(name);
+            let key = environ_key(py, name);
+            let value = latin1_text(py, value);
+            match repeat.then(|| env.get_item(&key)).transpose()?.flatten() {
+                Some(old) => env.set_item(&key, format!("{},{value}", old.extract::<String>()?))?,
+                None => env.set_item(&key, value)?,
+            }
+        }
+        let length = match &self.job.stream {
+            // A chunked body has no length: `wsgi.input_terminated` says read to its end.
+            Some(pipe) => pipe.length,
+            None => (has_length || !self.job.body.is_empty()).then_some(self.job.body.len() as u64),
+        };
+        if let Some(length) = length {
+            env.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
+        }
+        Ok(env)
+    }
+
     fn client_info(&self) -> forwarded::Client {
         client_info(&self.job, &self.site)
     }
@@ -263,6 +347,25 @@ impl PyRequest {
         } else {
             Err(PyRuntimeError::new_err("response already sent"))
         }
+    }
+
+    /// Sends `answer` (its body empty) as the head of a streamed response whose body
+    /// follows through `send_piece` (`length`: the app's Content-Length; else chunked).
+    fn begin_stream(&self, answer: Answer, length: Option<u64>) -> PyResult<()> {
+        if self.responded.swap(true, Ordering::AcqRel) {
+            return Err(PyRuntimeError::new_err("response already sent"));
+        }
+        let pipe = Arc::new(ResponsePipe::default());
+        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(pipe.clone());
+        self.outbox.post((
+            self.job.token,
+            Out::Start {
+                answer,
+                len: length,
+                pipe,
+            },
+        ));
+        Ok(())
     }
 
     fn response_pipe(&self) -> PyResult<Arc<ResponsePipe>> {
@@ -599,87 +702,15 @@ impl PyRequest {
         client.addr.map(|(host, port)| (host, port, scheme))
     }
 
-    /// A PEP 3333 environ: a copy of `base` (the server's constant keys) plus this
-    /// request's CGI keys: REQUEST_METHOD, SCRIPT_NAME (the root path) and PATH_INFO
-    /// (percent-decoded, Latin-1, the root path removed), QUERY_STRING,
-    /// SERVER_PROTOCOL, REMOTE_ADDR/REMOTE_PORT and `wsgi.url_scheme` (see
-    /// `client`), CONTENT_TYPE and CONTENT_LENGTH (the de-chunked body's length)
-    /// without `HTTP_`, every other header as `HTTP_*` (repeats joined with `,`; names
-    /// holding `_` dropped). `wsgi.input` is left to the caller.
-    fn wsgi_environ<'py>(
-        &self,
-        py: Python<'py>,
+    /// PEP 3333's environ and `start_response` for this request (see
+    /// `wsgi::start`): `base` is copied, its `wsgi.input` kept for a request without a
+    /// body, else replaced by `make_input(request)`.
+    fn wsgi_start<'py>(
+        slf: &Bound<'py, Self>,
         base: &Bound<'py, PyDict>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let env = base.copy()?;
-        env.set_item(
-            intern!(py, "REQUEST_METHOD"),
-            method_text(py, &self.job.method),
-        )?;
-        let path = percent_decode(self.job.path.as_bytes());
-        let root = self.site.root_path.as_bytes();
-        let path = match path.strip_prefix(root) {
-            Some(rest) if !root.is_empty() && (rest.is_empty() || rest[0] == b'/') => rest,
-            _ => &path[..],
-        };
-        env.set_item(intern!(py, "SCRIPT_NAME"), &self.site.root_path)?;
-        env.set_item(intern!(py, "PATH_INFO"), latin1_text(py, path))?;
-        let client = self.client_info();
-        if let Some((host, port)) = client.addr {
-            env.set_item(intern!(py, "REMOTE_ADDR"), host)?;
-            env.set_item(intern!(py, "REMOTE_PORT"), port.to_string())?;
-        }
-        env.set_item(
-            intern!(py, "wsgi.url_scheme"),
-            scheme_text(py, &client.scheme),
-        )?;
-        if let Some(tls) = &self.job.tls {
-            tls::add_wsgi_variables(py, &env, tls)?;
-        }
-        let query = match self.job.query.as_str() {
-            "" => intern!(py, "").clone(),
-            query => PyString::new(py, query),
-        };
-        env.set_item(intern!(py, "QUERY_STRING"), query)?;
-        let protocol = match self.job.version {
-            "HTTP/1.0" => intern!(py, "HTTP/1.0"),
-            _ => intern!(py, "HTTP/1.1"),
-        };
-        env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-        let mut has_length = false;
-        // Names seen so far: a repeat is joined to the first value (found here, not
-        // by a dict lookup per header).
-        let mut seen: Vec<&str> = Vec::with_capacity(self.job.headers.len());
-        for (name, value) in self.job.headers.iter() {
-            // Haywire has already de-chunked the body. A name with `_` would map to
-            // the same key as its `-` twin and could spoof it (as gunicorn and nginx
-            // do, such headers are dropped).
-            if name.eq_ignore_ascii_case("transfer-encoding") || name.contains('_') {
-                continue;
-            }
-            if name.eq_ignore_ascii_case("content-length") {
-                has_length = true;
-                continue;
-            }
-            let special = name.eq_ignore_ascii_case("content-type");
-            let repeat = !special && seen.iter().any(|seen| seen.eq_ignore_ascii_case(name));
-            seen.push(name);
-            let key = environ_key(py, name);
-            let value = latin1_text(py, value);
-            match repeat.then(|| env.get_item(&key)).transpose()?.flatten() {
-                Some(old) => env.set_item(&key, format!("{},{value}", old.extract::<String>()?))?,
-                None => env.set_item(&key, value)?,
-            }
-        }
-        let length = match &self.job.stream {
-            // A chunked body has no length: `wsgi.input_terminated` says read to its end.
-            Some(pipe) => pipe.length,
-            None => (has_length || !self.job.body.is_empty()).then_some(self.job.body.len() as u64),
-        };
-        if let Some(length) = length {
-            env.set_item(intern!(py, "CONTENT_LENGTH"), length.to_string())?;
-        }
-        Ok(env)
+        make_input: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, wsgi::StartResponse>)> {
+        wsgi::start(slf, base, make_input)
     }
 
     /// An ASGI HTTP scope: `base` plus the request's keys (see `asgi_scope`) and
@@ -726,40 +757,6 @@ impl PyRequest {
             header_pairs(headers)?,
             body_bytes(body)?,
         )?)
-    }
-
-    /// Sends a WSGI app's whole response: status and headers as for `respond`, the
-    /// body `chunks` (the list or tuple of bytes the app returned) joined. The app's
-    /// Content-Length is honoured: a longer body is cut to it, a shorter one is sent
-    /// with its real length and a warning on stderr.
-    #[pyo3(signature = (status, headers, chunks))]
-    fn respond_chunks(
-        &self,
-        status: u16,
-        headers: &Bound<'_, PyAny>,
-        chunks: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let headers = header_pairs(headers)?;
-        let mut body = joined(chunks)?;
-        let declared = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(b"content-length"))
-            .and_then(|(_, value)| {
-                std::str::from_utf8(value)
-                    .ok()?
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-            });
-        match declared {
-            Some(declared) if body.len() > declared => body.truncate(declared),
-            Some(declared) if body.len() < declared => eprintln!(
-                "haywire: WSGI app sent {} of {declared} bytes (Content-Length)",
-                body.len()
-            ),
-            _ => {}
-        }
-        self.send_once(build_response(status, headers, body)?)
     }
 
     /// Sends the response with a file as its body: status and headers as for
@@ -817,21 +814,10 @@ impl PyRequest {
         headers: &Bound<'_, PyAny>,
         length: Option<u64>,
     ) -> PyResult<()> {
-        let answer = build_response(status, header_pairs(headers)?, Bytes::new())?;
-        if self.responded.swap(true, Ordering::AcqRel) {
-            return Err(PyRuntimeError::new_err("response already sent"));
-        }
-        let pipe = Arc::new(ResponsePipe::default());
-        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(pipe.clone());
-        self.outbox.post((
-            self.job.token,
-            Out::Start {
-                answer,
-                len: length,
-                pipe,
-            },
-        ));
-        Ok(())
+        self.begin_stream(
+            build_response(status, header_pairs(headers)?, Bytes::new())?,
+            length,
+        )
     }
 
     /// Sends the next piece of a streamed body. While 512 KiB are already waiting for
@@ -1320,6 +1306,7 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<listen::UnixSocket>()?;
     m.add_class::<Worker>()?;
     m.add_class::<PyRequest>()?;
+    m.add_class::<wsgi::StartResponse>()?;
     m.add_class::<ConfigSummary>()?;
     m.add_class::<websocket::PyWebSocket>()?;
     Ok(())

@@ -167,6 +167,16 @@ def read_chunked(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
         buf = buf[size + 2:]
 
 
+def read_until_closed(server: Server, raw: bytes) -> bytes:
+    """Everything the server sends for `raw` (a whole request) until it closes."""
+    data = b""
+    with server.connect() as sock:
+        sock.sendall(raw)
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
 def wait_file(path: str, timeout: float = 10.0) -> str:
     """The text of the file at `path` once an app has written it (an app may run after
     the response it sent is complete: a WSGI iterable's close(), an ASGI task)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_response
+from conftest import read_response, read_until_closed
 
 APPS = [("wsgi", "wsgi_app:app"), ("asgi", "asgi_app:app")]
 
@@ -88,11 +88,7 @@ def test_asgi_send_awaits_room_without_an_executor_thread(serve):
 
 def test_exception_mid_stream_cuts_the_body_short(serve):
     server = serve("wsgi_app:app")
-    with server.connect() as sock:
-        sock.sendall(b"GET /gen_fail HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    data = read_until_closed(server, b"GET /gen_fail HTTP/1.1\r\nHost: x\r\n\r\n")
     assert b"partial" in data
     assert not data.endswith(b"0\r\n\r\n")  # never completed: the client sees an error
     with server.connect() as sock:

@@ -4,7 +4,7 @@ import json
 import os
 import time
 
-from conftest import read_response, request, wait_file
+from conftest import read_response, read_until_closed, request, wait_file
 
 
 def test_hello_and_headers(serve):
@@ -167,6 +167,25 @@ def test_exc_info_replaces_unsent_headers(serve):
     assert (status, body) == (503, b"recovered")
 
 
+def test_start_response_misuse_is_500_and_logged(serve):
+    # PEP 3333's rules: a second start_response needs exc_info; write() needs a
+    # start_response first; the status is a native string.
+    server = serve("wsgi_app:raw")
+    for path in ("/twice", "/write-early", "/bytes-status"):
+        assert request(server, "GET", path)[:3:2] == (500, b"internal server error\n"), path
+    for error in ("called twice without exc_info", r"write\(\) before start_response\(\)",
+                  "invalid WSGI status b'200 OK'"):
+        server.wait_for(error, stderr=True)
+
+
+def test_exc_info_after_bytes_went_out_is_raised_and_cuts_the_body(serve):
+    server = serve("wsgi_app:raw")
+    data = read_until_closed(server, b"GET /exc-after-send HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 ") and b"partial" in data
+    assert not data.endswith(b"0\r\n\r\n")  # never completed: the client sees an error
+    server.wait_for("ValueError: too late", stderr=True)
+
+
 def test_content_length_honoured(serve):
     server = serve("wsgi_app:app")
     status, headers, body = request(server, "GET", "/length")
@@ -196,8 +215,8 @@ def test_whole_list_or_tuple_bodies(serve):
         time.sleep(0.05)
 
 
-def test_status_lines_parsed_once_and_checked_every_time(serve):
-    # Valid status lines are remembered by code; an invalid one is refused each time.
+def test_status_lines_checked_every_time(serve):
+    # A valid status line gives its code, an invalid one is refused, each time.
     server = serve("wsgi_app:raw")
     for _ in range(3):
         assert request(server, "GET", "/teapot")[:3:2] == (418, b"short and stout")

@@ -94,6 +94,26 @@ def raw(environ, start_response):
     if path == "/str-body":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return ["text is not bytes"]
+    if path == "/twice":
+        start_response("200 OK", [])
+        start_response("201 Created", [])  # raises: a second call needs exc_info
+        return [b"unreachable"]
+    if path == "/write-early":
+        start_response.write(b"x")  # raises: write() before start_response()
+        return [b"unreachable"]
+    if path == "/bytes-status":
+        start_response(b"200 OK", [])  # raises: the status is a native string
+        return [b"unreachable"]
+    if path == "/exc-after-send":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"partial")
+        try:
+            raise ValueError("too late")
+        except ValueError:
+            import sys
+            # Bytes went out: start_response re-raises, and the body is cut short.
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        return [b"unreachable"]
     if path == "/write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"written-")
