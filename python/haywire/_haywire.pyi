@@ -1,8 +1,9 @@
 """Type stubs for the Rust extension module ``haywire._haywire``."""
 
+import asyncio
 import socket
 from os import PathLike
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key."""
@@ -110,8 +111,14 @@ class Request:
         """The PEP 3333 environ (a copy of ``base`` plus this request's CGI keys; its
         ``wsgi.input`` from ``make_input(self)`` when the request has a body, else
         ``base``'s) and the ``start_response`` for this request."""
-    def asgi_scope(self, base: dict[str, object]) -> dict[str, object]:
-        """A copy of ``base`` plus this request's ASGI HTTP scope keys."""
+    def asgi_start(
+        self,
+        base: dict[str, object],
+        receive_slow: "Callable[[Exchange], Awaitable[dict]]",
+        send_slow: "Callable[[Exchange, dict], Awaitable[None]]",
+    ) -> "tuple[dict[str, object], Exchange]":
+        """A copy of ``base`` plus this request's ASGI HTTP scope keys, and the
+        request's :class:`Exchange`."""
     def json(self) -> object: ...
     def respond(
         self,
@@ -142,6 +149,22 @@ class StartResponse:
     def content_length(self) -> int | None: ...
     @property
     def streaming(self) -> bool: ...
+
+class Exchange:
+    """One request's ASGI ``receive`` and ``send``: what finishes at once is done in
+    Rust, the rest by ``receive_slow(self)`` and ``send_slow(self, message)``."""
+
+    request: Request
+    body_done: bool
+    status: int | None
+    headers: object
+    streaming: bool
+    complete: bool
+    done: "asyncio.Future[None] | None"
+    told: "asyncio.Task[Any] | None"
+
+    def receive(self) -> "Awaitable[dict]": ...
+    def send(self, message: dict) -> "Awaitable[None]": ...
 
 class Worker:
     """One single-shard Haywire server answered by this process's Python thread."""

@@ -212,7 +212,7 @@ def make_handler(
         "client": None,
         "server": server,
         "extensions": {"http.response.pathsend": {}},
-        # Every request's own keys, set for each (`asgi_scope`, then state): a copy of
+        # Every request's own keys, set for each (`asgi_start`, then state): a copy of
         # `base` then has room for them, and setting one replaces a value instead of
         # adding a key (no table growth per request).
         "http_version": "1.1",
@@ -224,113 +224,88 @@ def make_handler(
         "state": None,
     }
 
-    async def run(request: Any) -> None:
-        scope = request.asgi_scope(base)
-        scope["state"] = state.copy() if state else {}
-        body_done = False
-        # Set when the response is complete (or the app has returned): receive() then
-        # answers http.disconnect. Made only if the app waits for it.
-        done: asyncio.Future | None = None
-        status: int | None = None
-        headers: Any = ()
-        streaming = False  # a body sent in more than one event is streamed
-        complete = False
-        # The task last told http.disconnect after the response (Django's disconnect
-        # listener): see `_drop_traceback`.
-        told: asyncio.Task | None = None
-
-        async def receive() -> dict:
-            nonlocal body_done, done, told
-            if not body_done:
-                if not request.streamed:
-                    # The whole body came with the request: one event, no wait.
-                    body_done = True
-                    return {"type": "http.request", "body": request.body, "more_body": False}
-                try:
+    # The exchange's receive and send (Rust) answer at once what they can: the whole
+    # request body, http.response.start, a body in one event. These coroutines do
+    # the rest, with the exchange's state.
+    async def receive_slow(exchange: Any) -> dict:
+        request = exchange.request
+        if not exchange.body_done:  # the body arrives as it is read
+            try:
+                piece = request.read_body(CHUNK, False)
+                while piece is None:  # nothing yet: the server rings when there is
+                    await ready.wait(request.watch_body, request.token)
                     piece = request.read_body(CHUNK, False)
-                    while piece is None:  # nothing yet: the server rings when there is
-                        await ready.wait(request.watch_body, request.token)
-                        piece = request.read_body(CHUNK, False)
-                except ClientDisconnected:
-                    body_done = True
-                    return {"type": "http.disconnect"}
-                body_done = not piece or request.body_complete
-                return {"type": "http.request", "body": piece, "more_body": not body_done}
-            if not request.responded or (streaming and not complete):
-                if done is None:
-                    done = loop.create_future()
-                await done
-            told = asyncio.current_task()
-            return {"type": "http.disconnect"}
+            except ClientDisconnected:
+                exchange.body_done = True
+                return {"type": "http.disconnect"}
+            exchange.body_done = not piece or request.body_complete
+            return {"type": "http.request", "body": piece, "more_body": not exchange.body_done}
+        if not request.responded or (exchange.streaming and not exchange.complete):
+            if exchange.done is None:
+                exchange.done = loop.create_future()
+            await exchange.done
+        exchange.told = asyncio.current_task()
+        return {"type": "http.disconnect"}
 
-        async def send(message: dict) -> None:
-            nonlocal status, headers, streaming, complete
-            kind = message["type"]
-            if complete or (request.responded and not streaming):
-                raise RuntimeError("response already complete")
-            if kind == "http.response.start":
-                if status is not None:
-                    raise RuntimeError("http.response.start sent twice")
-                status = int(message["status"])
-                headers = message.get("headers", ())
-            elif kind == "http.response.body":
-                if status is None:
-                    raise RuntimeError("http.response.body before http.response.start")
-                data = message.get("body", b"")
-                more = message.get("more_body", False)
-                if not streaming and not more:
-                    # The whole body in one event: one response with a Content-Length.
-                    request.respond(status, headers, data)
-                    if done is not None:
-                        done.set_result(None)
-                    return
-                if not streaming:
-                    streaming = True
-                    request.start_stream(status, headers, _content_length(headers))
-                # The client is 512 KiB behind: await room (send_piece raises once
-                # the client is gone).
-                while data and not request.send_piece(data, False):
-                    await ready.wait(request.watch_room, request.token)
-                if not more:
-                    request.end_stream()
-                    complete = True
-                    if done is not None:
-                        done.set_result(None)
-            elif kind == "http.response.pathsend":
-                # The server sends the file as it sends static files (sendfile).
-                if status is None or streaming:
-                    raise RuntimeError("http.response.pathsend needs a started, unsent response")
-                with open(message["path"], "rb") as file:
-                    if not request.send_file(status, headers, file, 0, _content_length(headers)):
-                        raise RuntimeError(f"pathsend: {message['path']!r} is not a regular file")
-                if done is not None:
-                    done.set_result(None)
-            else:
-                raise RuntimeError(f"unexpected ASGI message {kind!r}")
+    async def send_slow(exchange: Any, message: dict) -> None:
+        # The exchange has checked the order: the response is started and not complete.
+        request = exchange.request
+        status, headers = exchange.status, exchange.headers
+        kind = message["type"]
+        if kind == "http.response.body":  # a streamed body
+            data = message.get("body", b"")
+            more = message.get("more_body", False)
+            if not exchange.streaming:
+                exchange.streaming = True
+                request.start_stream(status, headers, _content_length(headers))
+            # The client is 512 KiB behind: await room (send_piece raises once the
+            # client is gone).
+            while data and not request.send_piece(data, False):
+                await ready.wait(request.watch_room, request.token)
+            if not more:
+                request.end_stream()
+                exchange.complete = True
+                if exchange.done is not None:
+                    exchange.done.set_result(None)
+        elif kind == "http.response.pathsend":
+            # The server sends the file as it sends static files (sendfile).
+            if status is None or exchange.streaming:
+                raise RuntimeError("http.response.pathsend needs a started, unsent response")
+            with open(message["path"], "rb") as file:
+                if not request.send_file(status, headers, file, 0, _content_length(headers)):
+                    raise RuntimeError(f"pathsend: {message['path']!r} is not a regular file")
+            if exchange.done is not None:
+                exchange.done.set_result(None)
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
+    async def run(request: Any) -> None:
+        scope, exchange = request.asgi_start(base, receive_slow, send_slow)
+        scope["state"] = state.copy() if state else {}
         entered = None if threads is None else await threads.enter()
         try:
-            await app(scope, receive, send)
+            await app(scope, exchange.receive, exchange.send)
         except ClientDisconnected:
             pass  # the client left mid-stream
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            if streaming and not complete:
+            if exchange.streaming and not exchange.complete:
                 request.end_stream(abort=True)
             elif not request.responded:
                 request.respond(*_ERROR)
         else:
-            if streaming and not complete:
+            if exchange.streaming and not exchange.complete:
                 print("haywire: ASGI app returned inside a streamed body", file=sys.stderr)
                 request.end_stream(abort=True)
             elif not request.responded:
                 print("haywire: ASGI app returned without a complete response", file=sys.stderr)
                 request.respond(*_ERROR)
         finally:
+            done = exchange.done
             if done is not None and not done.done():
                 done.set_result(None)
-            if told is not None:
-                _drop_traceback(told)
+            if exchange.told is not None:
+                _drop_traceback(exchange.told)
             if entered is not None:
                 threads.leave(entered)
             # Let go here, not in a done callback: that would be one more callback

@@ -5,6 +5,7 @@
 //! attached to the interpreter for its life and releases the GIL only while it waits
 //! for requests. See `bridge.rs` for how requests and responses cross between them.
 
+mod asgi;
 mod bridge;
 mod forwarded;
 mod listen;
@@ -713,16 +714,16 @@ impl PyRequest {
         wsgi::start(slf, base, make_input)
     }
 
-    /// An ASGI HTTP scope: `base` plus the request's keys (see `asgi_scope`) and
-    /// method.
-    fn asgi_scope<'py>(
-        &self,
-        py: Python<'py>,
+    /// An ASGI HTTP scope (`base` plus the request's keys) and the request's
+    /// `Exchange`, whose `receive` and `send` call `receive_slow(exchange)` and
+    /// `send_slow(exchange, message)` for what they cannot do at once (see `asgi`).
+    fn asgi_start<'py>(
+        slf: &Bound<'py, Self>,
         base: &Bound<'py, PyDict>,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let scope = asgi_scope(py, &self.job, &self.site, base)?;
-        scope.set_item(intern!(py, "method"), method_text(py, &self.job.method))?;
-        Ok(scope)
+        receive_slow: &Bound<'py, PyAny>,
+        send_slow: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, asgi::Exchange>)> {
+        asgi::start(slf, base, receive_slow, send_slow)
     }
 
     /// Route parameters (`:name` captures) as a dict.
@@ -1307,6 +1308,8 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Worker>()?;
     m.add_class::<PyRequest>()?;
     m.add_class::<wsgi::StartResponse>()?;
+    m.add_class::<asgi::Exchange>()?;
+    m.add_class::<asgi::Ready>()?;
     m.add_class::<ConfigSummary>()?;
     m.add_class::<websocket::PyWebSocket>()?;
     Ok(())

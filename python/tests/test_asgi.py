@@ -63,6 +63,15 @@ def test_head_keep_alive_pipelining(serve):
     assert bodies == [f"{i:02d}".encode() for i in range(30)]
 
 
+def test_send_refuses_messages_out_of_order(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    status, _, body = request(server, "GET", "/misuse")
+    assert (status, body.decode()) == (200, "http.response.body before http.response.start; "
+                                            "http.response.start sent twice; "
+                                            "unexpected ASGI message 'http.response.bogus'")
+    server.wait_for("after the response: response already complete", stderr=True)
+
+
 def test_disconnect_after_response(serve):
     server = serve("asgi_app:app", interface="asgi")
     marker = "/tmp/disconnect"

@@ -27,6 +27,28 @@ async def app(scope, receive, send):
     path = scope["path"]
     if scope["root_path"] and path.startswith(scope["root_path"]):
         path = path[len(scope["root_path"]):]  # as Starlette does
+    if path == "/misuse":
+        # Each mistake raises RuntimeError in the app; a mapping that is not a dict is
+        # a message too.
+        import sys
+        import types
+        errors = []
+
+        async def attempt(message):
+            try:
+                await send(message)
+            except RuntimeError as e:
+                errors.append(str(e))
+
+        await attempt({"type": "http.response.body", "body": b"early"})
+        await attempt(types.MappingProxyType({"type": "http.response.start", "status": 200}))
+        await attempt({"type": "http.response.start", "status": 201})
+        await attempt({"type": "http.response.bogus"})
+        await attempt(types.MappingProxyType({"type": "http.response.body",
+                                              "body": "; ".join(errors).encode()}))
+        await attempt({"type": "http.response.body", "body": b"late"})
+        print(f"after the response: {errors[-1]}", file=sys.stderr, flush=True)
+        return
     if path == "/contextvar":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": IMPORTED.get().encode()})
