@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::access_log::Entry;
 use crate::body::{BodyFeed, BODY_WINDOW};
 use crate::handler::Reply;
 use crate::http::encode::{BodyEncoder, ShortBody};
@@ -176,6 +177,11 @@ struct Connection {
 struct Streaming {
     pieces: Pieces,
     framing: BodyEncoder,
+    /// Body bytes framed for the socket so far.
+    sent: u64,
+    /// The access log's entry for the request and the status: the line is written once
+    /// the body has ended, with `sent` (nginx's `$body_bytes_sent`).
+    log: (Option<Entry>, u16),
 }
 
 /// Where a body's pieces come from.
@@ -273,11 +279,17 @@ impl Connection {
             // Output goes out as the socket takes it: a streamed or large body in full,
             // a write buffer past the cap, before later responses are encoded.
             loop {
-                if let Some(body) = self.streaming.take() {
+                if let Some(mut body) = self.streaming.take() {
                     // Boxed: sending a body is the largest state of the loop, which
                     // every connection's task would hold inline, idle ones included;
                     // one allocation is little next to a large or streamed body.
-                    Box::pin(self.send_stream(stream, shard, body)).await?;
+                    let sent = Box::pin(self.send_stream(stream, shard, &mut body)).await;
+                    let (entry, status) = &body.log;
+                    let date = shard.date.get();
+                    shard
+                        .access_log
+                        .log_sent(entry.as_ref(), *status, body.sent, &date);
+                    sent?;
                 } else if self.write.len() >= OUTPUT_CAP {
                     self.flush(stream, shard).await?;
                 }
@@ -525,10 +537,12 @@ impl Connection {
         &mut self,
         stream: &T,
         shard: &Shard,
-        mut body: Streaming,
+        body: &mut Streaming,
     ) -> io::Result<()> {
         if let (Some(socket), Pieces::File(file, _)) = (stream.plain(), &body.pieces) {
-            return self.send_file(stream, socket, shard, file).await;
+            return self
+                .send_file(stream, socket, shard, file, &mut body.sent)
+                .await;
         }
         // The next piece, asked for before a large piece is written (see below).
         let mut ahead = None;
@@ -579,6 +593,7 @@ impl Connection {
                 }
                 continue;
             };
+            body.sent += piece.len() as u64;
             let after = body.framing.after_piece();
             if piece.len() >= DIRECT_PIECE {
                 // A large piece goes to the socket from where it is, not copied into
@@ -605,6 +620,7 @@ impl Connection {
                             if let Some(next) = body.framing.begin_piece(next, &mut lines) {
                                 line_ends.push(lines.len());
                                 total += next.len();
+                                body.sent += next.len() as u64;
                                 pieces.push(next);
                             }
                         }
@@ -668,6 +684,7 @@ impl Connection {
         socket: &Socket,
         shard: &Shard,
         file: &FileBody,
+        sent: &mut u64,
     ) -> io::Result<()> {
         if !self.write.is_empty() {
             self.flush(stream, shard).await?;
@@ -693,6 +710,7 @@ impl Connection {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             shard.stats.sent_file(n);
+            *sent += n as u64;
         }
         Ok(())
     }
@@ -1074,10 +1092,13 @@ fn encode_ready(
         } else {
             response.encode(mode, shard.stamp(date), write);
         }
-        shard.access_log.log(access.as_ref(), response, mode, date);
-        shard.stats.response(response.status().as_u16());
+        let status = response.status().as_u16();
+        if body.is_none() {
+            shard.access_log.log(access.as_ref(), response, mode, date);
+        }
+        shard.stats.response(status);
         let closes = response.closes_in(mode);
-        inflight.pop_front();
+        let access = inflight.pop_front().and_then(|slot| slot.access);
         if closes {
             inflight.clear();
         }
@@ -1085,6 +1106,8 @@ fn encode_ready(
             *streaming = Some(Streaming {
                 pieces,
                 framing: BodyEncoder::new(len, mode.http10),
+                sent: 0,
+                log: (access, status),
             });
             return Poll::Ready(closes);
         }

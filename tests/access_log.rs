@@ -166,15 +166,30 @@ fn json_lines_parse_and_a_reload_moves_the_log_to_a_new_file() {
     }
 }
 
+/// A body sent after its head (streamed, chunked or with a length) is logged once it
+/// has ended: the bytes that went out, and the time to its end; one cut short (fewer
+/// bytes than announced) is logged with what was sent.
 #[test]
-fn a_streamed_body_logs_its_announced_length_or_dash_when_chunked() {
+fn a_streamed_body_is_logged_at_its_end_with_the_bytes_sent() {
     use futures_lite::stream;
     let path = temp("access-stream");
-    let running = haywire::Server::new(config_with_log(&path, LogFormat::Combined))
+    let mut config = config_with_log(&path, LogFormat::Combined);
+    config.log.template = "{target} {status} {bytes} {duration_ms}".into();
+    let running = haywire::Server::new(config)
         .routes(
             |router: &mut haywire::Router, _: &std::rc::Rc<haywire::ShardCtx>| {
                 router.get("/chunked", |_: haywire::Request| {
-                    let pieces = stream::iter([&b"ab"[..], b"cd"].map(bytes::Bytes::from_static));
+                    // The last piece comes 300 ms after the head.
+                    let pieces = stream::unfold(0, |n| async move {
+                        match n {
+                            0 => Some((bytes::Bytes::from_static(b"ab"), 1)),
+                            1 => {
+                                glommio::timer::sleep(Duration::from_millis(300)).await;
+                                Some((bytes::Bytes::from_static(b"cd"), 2))
+                            }
+                            _ => None,
+                        }
+                    });
                     haywire::Response::stream("text/plain", pieces)
                 });
                 router.get("/sized", |_: haywire::Request| {
@@ -185,11 +200,19 @@ fn a_streamed_body_logs_its_announced_length_or_dash_when_chunked() {
                         pieces,
                     )
                 });
+                router.get("/short", |_: haywire::Request| {
+                    let pieces = stream::iter([&b"abc"[..]].map(bytes::Bytes::from_static));
+                    haywire::Response::new(haywire::StatusCode::OK).with_stream(
+                        "text/plain",
+                        Some(10),
+                        pieces,
+                    )
+                });
             },
         )
         .start()
         .unwrap();
-    for target in ["/chunked", "/sized"] {
+    for target in ["/chunked", "/sized", "/short"] {
         let mut stream = connect(running.local_addr());
         stream
             .write_all(
@@ -197,7 +220,7 @@ fn a_streamed_body_logs_its_announced_length_or_dash_when_chunked() {
             )
             .unwrap();
         let mut all = Vec::new();
-        std::io::Read::read_to_end(&mut stream, &mut all).unwrap();
+        let _ = std::io::Read::read_to_end(&mut stream, &mut all);
         assert!(
             all.starts_with(b"HTTP/1.1 200"),
             "{}",
@@ -207,14 +230,23 @@ fn a_streamed_body_logs_its_announced_length_or_dash_when_chunked() {
     running.stop();
     running.join().unwrap();
     let lines = read_lines(&path);
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    // The two connections may land on different shards: any order.
-    for expected in [
-        r#""GET /chunked HTTP/1.1" 200 - "#,
-        r#""GET /sized HTTP/1.1" 200 5 "#,
-    ] {
-        assert!(lines.iter().any(|l| l.contains(expected)), "{lines:?}");
-    }
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    // Status, bytes, milliseconds.
+    let line = |target: &str| -> Vec<f64> {
+        let line = lines.iter().find(|l| l.starts_with(target)).expect(target);
+        line.split(' ')
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    let chunked = line("/chunked ");
+    assert_eq!(chunked[..2], [200.0, 4.0], "{lines:?}");
+    assert!(
+        chunked[2] >= 300.0,
+        "the duration ends with the body: {lines:?}"
+    );
+    assert_eq!(line("/sized ")[..2], [200.0, 5.0], "{lines:?}");
+    assert_eq!(line("/short ")[..2], [200.0, 3.0], "{lines:?}");
     std::fs::remove_file(&path).unwrap();
 }
 

@@ -74,8 +74,8 @@ impl Entry {
 pub(super) struct Line<'a> {
     pub(super) entry: Option<&'a Entry>,
     pub(super) status: u16,
-    /// `None`: a streamed body of unknown length.
-    pub(super) bytes: Option<u64>,
+    /// Body bytes sent (of a streamed body, what went out before it ended).
+    pub(super) bytes: u64,
     pub(super) date: &'a [u8; DATE_LEN],
     pub(super) shard: usize,
 }
@@ -203,10 +203,7 @@ impl Line<'_> {
     }
 
     fn bytes(&self, buf: &mut Vec<u8>) {
-        match self.bytes {
-            Some(bytes) => buf.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes()),
-            None => buf.push(b'-'),
-        }
+        buf.extend_from_slice(itoa::Buffer::new().format(self.bytes).as_bytes());
     }
 
     /// `value` escaped, or `-`.
@@ -262,10 +259,7 @@ impl Line<'_> {
         buf.extend_from_slice(b",\"status\":");
         self.status(buf);
         buf.extend_from_slice(b",\"bytes\":");
-        match self.bytes {
-            Some(bytes) => buf.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes()),
-            None => buf.extend_from_slice(b"null"),
-        }
+        self.bytes(buf);
         buf.extend_from_slice(b",\"referer\":");
         json_string(buf, self.referer());
         buf.extend_from_slice(b",\"user_agent\":");
@@ -370,7 +364,7 @@ mod tests {
         let line = Line {
             entry,
             status: 200,
-            bytes: Some(11),
+            bytes: 11,
             date: DATE,
             shard: 1,
         };
@@ -494,14 +488,13 @@ mod tests {
             Line {
                 entry: None,
                 status: 200,
-                bytes: None,
+                bytes: 0,
                 date: &date,
                 shard: 0,
             }
             .json(&mut buf);
             let value: serde_json::Value = serde_json::from_slice(&buf).unwrap();
             assert_eq!(value["time"], format!("1994-{:02}-06T08:49:37Z", i + 1));
-            assert_eq!(value["bytes"], serde_json::Value::Null, "unknown length");
         }
     }
 }

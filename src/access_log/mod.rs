@@ -118,8 +118,9 @@ impl AccessLog {
         }
     }
 
-    /// Logs one encoded response. `entry` is `None` for a response to no request (a
-    /// malformed one, a timeout) or when the log was off as the request arrived.
+    /// Logs one encoded response whose body went out with its head. `entry` is `None`
+    /// for a response to no request (a malformed one, a timeout) or when the log was
+    /// off as the request arrived.
     #[inline]
     pub(crate) fn log(
         &self,
@@ -129,34 +130,39 @@ impl AccessLog {
         date: &[u8; DATE_LEN],
     ) {
         if self.is_on() {
-            self.append(entry, response, mode, date);
+            let status = response.status();
+            let bytes = if mode.head_only || status.forbids_body() {
+                0
+            } else {
+                response.body().len() as u64
+            };
+            self.append(entry, status.as_u16(), bytes, date);
+        }
+    }
+
+    /// Logs a response whose body was sent after its head (streamed, a file, a large
+    /// one) once that body has ended, completed or cut short: `bytes` is what was
+    /// sent of it, and the line's duration ends here.
+    pub(crate) fn log_sent(
+        &self,
+        entry: Option<&Entry>,
+        status: u16,
+        bytes: u64,
+        date: &[u8; DATE_LEN],
+    ) {
+        if self.is_on() {
+            self.append(entry, status, bytes, date);
         }
     }
 
     #[inline(never)]
-    fn append(
-        &self,
-        entry: Option<&Entry>,
-        response: &Response,
-        mode: ResponseMode,
-        date: &[u8; DATE_LEN],
-    ) {
-        let status = response.status();
-        // Body bytes; a streamed body's announced length, unknown (`-`) when chunked.
-        let bytes = if mode.head_only || status.forbids_body() {
-            Some(0)
-        } else {
-            match response.body_stream() {
-                Some(stream) => stream.len(),
-                None => Some(response.body().len() as u64),
-            }
-        };
+    fn append(&self, entry: Option<&Entry>, status: u16, bytes: u64, date: &[u8; DATE_LEN]) {
         self.lines.set(self.lines.get() + 1);
         let full = {
             let mut buf = self.buf.borrow_mut();
             let line = Line {
                 entry,
-                status: status.as_u16(),
+                status,
                 bytes,
                 date,
                 shard: self.shard,

@@ -26,7 +26,7 @@ pub(super) enum Field {
     Protocol,
     /// The status code.
     Status,
-    /// Body bytes sent, `-` for a chunked body.
+    /// Body bytes sent (of a body sent after its head, what went out before it ended).
     Bytes,
     /// The `Referer` header, `-` when absent.
     Referer,
@@ -34,7 +34,8 @@ pub(super) enum Field {
     UserAgent,
     /// The shard that served the request.
     Shard,
-    /// Microseconds from the request's dispatch to its response head being written.
+    /// Microseconds from the request's dispatch to its response being written (a body
+    /// sent after its head included).
     DurationUs,
     /// The same in milliseconds, three decimals.
     DurationMs,
