@@ -12,8 +12,9 @@ A run's k=v fields: from benchmarks/wrk/report.lua requests, duration_us, p50_us
 p999_us, socket_errors, non2xx, expected_non2xx, samples, latency; from the harness
 server_ticks and clk_tck (the server's utime+stime over the run), server_cpus (how many CPUs
 it may use), wrk_cpu_s (wrk's user+system seconds), rss_kib (its VmHWM after the run),
-parks and turns (Haywire's event-loop counters over the run, `-` when not exposed) and, in
-TechEmpower runs, db_ticks (PostgreSQL's CPU for the server's own connections, `-` where a
+parks and turns (Haywire's event-loop counters over the run, `-` when not exposed),
+python_ns (the Python workers' main threads' run time over the run, from schedstat, in
+the Python benchmark's Haywire entries; `-` elsewhere) and, in TechEmpower runs, db_ticks (PostgreSQL's CPU for the server's own connections, `-` where a
 test uses no database).
 """
 import datetime
@@ -70,6 +71,7 @@ def run_of(rnd, fields):
     parks = number(fields, "parks")
     turns = number(fields, "turns")
     wrk_s = number(fields, "wrk_cpu_s")
+    python_ns = number(fields, "python_ns")
     socket_errors = int(fields["socket_errors"])
     non2xx = int(fields["non2xx"])
     per_request = 1e6 / requests if requests else float("nan")
@@ -82,6 +84,8 @@ def run_of(rnd, fields):
         "p999": float(fields["p999_us"]),
         "cpu": server_s * per_request,
         "db": None if db_ticks is None else db_ticks / clk * per_request,
+        # µs of the Python thread per request.
+        "python": None if python_ns is None or not requests else python_ns / 1e3 / requests,
         "busy": server_s / seconds if seconds else float("nan"),
         "cpus": int(fields.get("server_cpus", 1)),
         "wrk_busy": None if wrk_s is None or not seconds else wrk_s / seconds,
@@ -116,7 +120,7 @@ def summarize(runs):
             "rss": max((r["rss"] for r in items if r["rss"] is not None), default=None),
             "cpus": items[0]["cpus"],
         }
-        for k in ("rps", "cpu", "db", "busy", "wrk_busy", "per_wake", "per_turn"):
+        for k in ("rps", "cpu", "db", "python", "busy", "wrk_busy", "per_wake", "per_turn"):
             row[k] = median_of(clean, k)
         if clean:
             # Latencies come from the median run by req/s (the lower middle one for even N).

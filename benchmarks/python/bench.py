@@ -21,8 +21,8 @@ For every row, `runs` times over, every entry in an order shuffled per round (so
 spell of a shared machine lands on every server alike): start the server under
 `taskset -c` (n workers on the first n of --server-cpus), check one answer, a warm-up, one
 measured wrk run under `taskset -c WRK_CPUS` (its CPU time through
-benchmarks/lib/cpu_time.py), the server's CPU time (its whole process tree) and peak RSS
-from /proc, stop it. The runs go to a raw TSV in benchmarks/lib/results.py's format; the
+benchmarks/lib/cpu_time.py), the server's CPU time (its whole process tree), a Haywire
+worker's Python thread's run time (schedstat) and peak RSS from /proc, stop it. The runs go to a raw TSV in benchmarks/lib/results.py's format; the
 medians, the clean-run rule and the ratios come from there.
 
   --workers 1,2 --server-cpus 0-1   every entry at 1 and at 2 workers (2 CPUs), and a
@@ -229,6 +229,19 @@ def ticks(pids: list[int]) -> int:
     return total
 
 
+def python_thread_ns(workers: list[int]) -> int:
+    """The run time of the main threads of `workers` (Haywire's Python threads), in ns:
+    the part of a Haywire worker's CPU that the Python side spends, apart from the shard
+    thread's (schedstat counts every nanosecond, where utime/stime count ticks)."""
+    total = 0
+    for p in workers:
+        try:
+            total += int(Path(f"/proc/{p}/task/{p}/schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def peak_rss_kib(pids: list[int]) -> int:
     total = 0
     for p in pids:
@@ -352,12 +365,16 @@ def measure(args, row: Row, entry: Entry, rnd: int, port: int, env, raw, notes, 
         subprocess.run(wrk_command(args, row, port, args.warmup), capture_output=True, env=wrk_env)
         pids = tree(proc.pid)
         before = ticks(pids)
+        # Haywire's workers are the supervisor's children; each one's main thread runs Python.
+        haywire_workers = pids[1:] if entry.server.startswith("haywire") else []
+        python_before = python_thread_ns(haywire_workers)
         cpu_file = f"/tmp/haywire-pybench-wrk-{os.getpid()}.cpu"
         out = subprocess.run([sys.executable, str(ROOT / "benchmarks/lib/cpu_time.py"), cpu_file,
                               str(args.duration + 30)] + wrk_command(args, row, port, args.duration),
                              capture_output=True, text=True, env=wrk_env)
         pids = tree(proc.pid)
         after = ticks(pids)
+        python_ns = python_thread_ns(haywire_workers) - python_before if haywire_workers else "-"
         result = parse_result(out.stdout)
         if result is None:
             notes.append(f"{entry.name} {row.key} run {rnd}: wrk gave no result")
@@ -365,7 +382,7 @@ def measure(args, row: Row, entry: Entry, rnd: int, port: int, env, raw, notes, 
             return True
         result.update(server_ticks=str(after - before), clk_tck=str(os.sysconf("SC_CLK_TCK")),
                       server_cpus=str(len(cpus)), wrk_cpu_s=Path(cpu_file).read_text().strip(),
-                      rss_kib=str(peak_rss_kib(pids)), parks="-", turns="-")
+                      rss_kib=str(peak_rss_kib(pids)), parks="-", turns="-", python_ns=str(python_ns))
         raw.write(f"run\t{entry.name}\t{row.key}\t{rnd}\t{' '.join(f'{k}={v}' for k, v in result.items())}\n")
         raw.flush()
         rps = int(result["requests"]) / (int(result["duration_us"]) / 1e6)
@@ -542,15 +559,19 @@ def before_and_after(table, flags, plan) -> list[str]:
             if e.server in HAYWIRE.values() and after and before:
                 lines.append(f"| {row.key} | {e.name} | {R.rps_ratio(after, before)} | {R.cpu_ratio(after, before)} |"
                              f" {R.fmt(before['cpu'], '.2f')} → {R.fmt(after['cpu'], '.2f')} |"
+                             f" {R.fmt(before['python'], '.2f')} → {R.fmt(after['python'], '.2f')} |"
                              f" {R.fmt_us(before['p99'])} → {R.fmt_us(after['p99'])} |")
     if not lines:
         return []
     return ["## Haywire before and after", "",
             "Each Haywire entry ÷ its `-before` twin (the older build in the venv that `--before-venv`"
             " names; see **before** under Flags), same rounds: req/s above 1 and CPU/req below 1 favour"
-            " the newer build.", "",
-            "| row | entry | req/s | CPU/req | CPU µs/req before → after | p99 before → after |",
-            "| --- | --- | ---: | ---: | ---: | ---: |", *lines, "", R.caption(flags), ""]
+            " the newer build. **Python thread**: the workers' Python threads' run time per request"
+            " (schedstat, so it counts every nanosecond, not ticks), the steadier figure when a change"
+            " is on the Python side.", "",
+            "| row | entry | req/s | CPU/req | CPU µs/req before → after |"
+            " Python thread µs/req before → after | p99 before → after |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |", *lines, "", R.caption(flags), ""]
 
 
 def floor(table, flags, plan, workers: int) -> list[str]:
@@ -568,6 +589,7 @@ def floor(table, flags, plan, workers: int) -> list[str]:
                 continue
             lines.append(f"| {row.key} | {INTERFACES[interface]} | {R.fmt(base['cpu'], '.2f')} |"
                          f" {R.fmt(mine['cpu'], '.2f')} | {R.fmt(mine['cpu'] - base['cpu'], '.2f')} |"
+                         f" {R.fmt(mine['python'], '.2f')} |"
                          f" {entry.name} {R.fmt(theirs['cpu'], '.2f')} | {ratio(theirs['cpu'], base['cpu'])} |")
     if not lines:
         return []
@@ -577,13 +599,14 @@ def floor(table, flags, plan, workers: int) -> list[str]:
             " enters Python. Its CPU per request is what any Python interface on this server costs"
             " at least: the kernel's TCP work and Haywire's HTTP. **Python layer**: the interface's"
             " CPU µs/req over the floor's (the bridge to the Python thread and the app's own code)."
+            " **Python thread**: what the worker's Python thread itself runs per request (schedstat)."
             " **ceiling**: Granian's CPU/req ÷ the floor's, the most req/s ÷ Granian a server-bound"
             " Haywire could reach if its Python layer cost nothing; a ceiling under 1.5 means issue"
             " #18's req/s target cannot be met in that row on this machine by any work on the Python"
             " side.", "",
             "| row | interface | floor CPU µs/req | Haywire CPU µs/req | Python layer µs/req |"
-            " Granian entry, CPU µs/req | ceiling |",
-            "| --- | --- | ---: | ---: | ---: | --- | ---: |", *lines, "", R.caption(flags), ""]
+            " Python thread µs/req | Granian entry, CPU µs/req | ceiling |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |", *lines, "", R.caption(flags), ""]
 
 
 def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart_name) -> str:
