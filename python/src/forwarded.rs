@@ -94,7 +94,7 @@ pub struct Client {
     /// unless a trusted proxy named the client.
     pub addr: Option<(String, u16)>,
     /// `http` or `https`.
-    pub scheme: String,
+    pub scheme: &'static str,
 }
 
 /// The client of a request from `peer` (`None`: over a Unix socket; over TLS when
@@ -108,7 +108,7 @@ pub fn client<'h, I: Iterator<Item = (&'h str, &'h [u8])>>(
 ) -> Client {
     let mut client = Client {
         addr: peer.map(|peer| (host_text(peer.ip().to_canonical()), peer.port())),
-        scheme: if secure { "https" } else { "http" }.to_owned(),
+        scheme: if secure { "https" } else { "http" },
     };
     if trusted.is_empty() || !trusted.trusts(peer) {
         return client;
@@ -140,8 +140,10 @@ pub fn client<'h, I: Iterator<Item = (&'h str, &'h [u8])>>(
             }),
         ),
     };
-    if let Some(proto) = proto.filter(|p| p == "http" || p == "https") {
-        client.scheme = proto;
+    match proto.as_deref() {
+        Some("https") => client.scheme = "https",
+        Some("http") => client.scheme = "http",
+        _ => {}
     }
     // Rightmost untrusted hop; when every hop is trusted, the leftmost.
     let hop = hops
@@ -308,7 +310,7 @@ mod tests {
         ]);
         let loopback = Trusted::parse("127.0.0.1").unwrap();
         let c = client(None, false, pairs(&h), &loopback);
-        assert_eq!((c.addr, c.scheme.as_str()), (None, "http"));
+        assert_eq!((c.addr, c.scheme), (None, "http"));
         assert_eq!(client(None, true, pairs(&[]), &loopback).scheme, "https");
         let any = Trusted::parse("*").unwrap();
         let c = client(None, false, pairs(&h), &any);

@@ -208,7 +208,7 @@ fn asgi_scope<'py>(
     if let Some(addr) = client.addr {
         scope.set_item(intern!(py, "client"), addr)?;
     }
-    scope.set_item(intern!(py, "scheme"), scheme_text(py, &client.scheme))?;
+    scope.set_item(intern!(py, "scheme"), scheme_text(py, client.scheme))?;
     let root = &site.root_path;
     if !root.is_empty() {
         scope.set_item(intern!(py, "root_path"), root)?;
@@ -274,11 +274,14 @@ impl PyRequest {
         let client = self.client_info();
         if let Some((host, port)) = client.addr {
             env.set_item(intern!(py, "REMOTE_ADDR"), host)?;
-            env.set_item(intern!(py, "REMOTE_PORT"), port.to_string())?;
+            env.set_item(
+                intern!(py, "REMOTE_PORT"),
+                PyString::new(py, itoa::Buffer::new().format(port)),
+            )?;
         }
         env.set_item(
             intern!(py, "wsgi.url_scheme"),
-            scheme_text(py, &client.scheme),
+            scheme_text(py, client.scheme),
         )?;
         if let Some(tls) = &self.job.tls {
             tls::add_wsgi_variables(py, &env, tls)?;
@@ -697,7 +700,7 @@ impl PyRequest {
     /// The client as `(host, port, scheme)`: the peer, or what a trusted proxy says;
     /// `None` on a Unix socket (`--uds`) unless a trusted proxy named the client.
     #[getter]
-    fn client(&self) -> Option<(String, u16, String)> {
+    fn client(&self) -> Option<(String, u16, &'static str)> {
         let client = self.client_info();
         let scheme = client.scheme;
         client.addr.map(|(host, port)| (host, port, scheme))
