@@ -20,7 +20,7 @@ use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, TryLockError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -685,6 +685,28 @@ impl<T> Mailbox<T> {
         );
     }
 
+    /// [`Mailbox::drain_into`] `spare`, a reader's own buffer kept between calls, and
+    /// hands `take` the items: `spare` is left empty with its room, to become the queue
+    /// at the next drain. A reader that took a fresh buffer each time left the queue one
+    /// with no room, which the shard then grew (moving the items) as it posted a batch.
+    pub fn drain_with<R>(
+        &self,
+        spare: &Mutex<VecDeque<T>>,
+        take: impl FnOnce(std::collections::vec_deque::Drain<'_, T>) -> R,
+    ) -> R {
+        let mut own = VecDeque::new();
+        let mut spare = match spare.try_lock() {
+            Ok(spare) => Some(spare),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            // Drained again from inside `take` (Python code run by an allocation there,
+            // such as a finalizer): a buffer of its own rather than a deadlock.
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let spare = spare.as_deref_mut().unwrap_or(&mut own);
+        self.drain_into(spare);
+        take(spare.drain(..))
+    }
+
     /// Marks the mailbox closed and wakes the reader.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -695,6 +717,12 @@ impl<T> Mailbox<T> {
     /// Whether [`Mailbox::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// How many items the queue holds before it must grow.
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.queue.lock().unwrap().capacity()
     }
 }
 

@@ -16,6 +16,7 @@ mod tls;
 mod websocket;
 mod wsgi;
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -905,11 +906,15 @@ struct Worker {
     fallback: bool,
     inbox: Arc<Mailbox<Job>>,
     inbox_door: UnixStream,
+    /// The buffer `take` drains the inbox into (see [`Mailbox::drain_with`]).
+    taken: Mutex<VecDeque<Job>>,
     outbox: Arc<Mailbox<(u64, Out)>>,
     outbox_door: Arc<Mutex<Option<UnixStream>>>,
     /// Tokens of requests an event loop may go on with (see `watch_body`, `watch_room`).
     ready: Arc<Mailbox<u64>>,
     ready_door: UnixStream,
+    /// `take_ready`'s buffer, as `taken` is `take`'s.
+    ready_taken: Mutex<VecDeque<u64>>,
     site: Arc<Site>,
     started: AtomicBool,
     /// With `websocket`: upgrades go to the app (ASGI).
@@ -995,10 +1000,12 @@ impl Worker {
             fallback,
             inbox,
             inbox_door,
+            taken: Mutex::default(),
             outbox,
             outbox_door: Arc::new(Mutex::new(Some(outbox_door))),
             ready,
             ready_door,
+            ready_taken: Mutex::default(),
             site: Arc::new(Site {
                 trusted,
                 root_path,
@@ -1144,7 +1151,7 @@ impl Worker {
         // Waiting is then one blocking read (no poll, no EAGAIN read); `take` is not
         // used alongside `serve`.
         self.inbox_door.set_nonblocking(false).map_err(io_error)?;
-        let mut jobs = std::collections::VecDeque::new();
+        let mut jobs = VecDeque::new();
         loop {
             self.inbox.drain_into(&mut jobs);
             if jobs.is_empty() {
@@ -1215,7 +1222,8 @@ impl Worker {
     /// since the last call (body bytes, room, or the client is gone), without blocking.
     fn take_ready(&self) -> Vec<u64> {
         bridge::consume_rings(&self.ready_door);
-        self.ready.drain().into()
+        self.ready
+            .drain_with(&self.ready_taken, |tokens| tokens.collect())
     }
 
     /// The doorbell of WebSocket events (with `websocket`; else -1): watch it for
@@ -1241,17 +1249,17 @@ impl Worker {
     #[pyo3(signature = (begun=true))]
     fn take(&self, py: Python<'_>, begun: bool) -> PyResult<Option<Vec<Py<PyRequest>>>> {
         bridge::consume_rings(&self.inbox_door);
-        let jobs = self.inbox.drain();
-        if jobs.is_empty() && self.inbox.is_closed() {
-            return Ok(None);
-        }
-        if begun {
-            self.begun(jobs.len());
-        }
-        jobs.into_iter()
-            .map(|job| Py::new(py, self.request(job)))
-            .collect::<PyResult<_>>()
-            .map(Some)
+        self.inbox.drain_with(&self.taken, |jobs| {
+            if jobs.len() == 0 && self.inbox.is_closed() {
+                return Ok(None);
+            }
+            if begun {
+                self.begun(jobs.len());
+            }
+            jobs.map(|job| Py::new(py, self.request(job)))
+                .collect::<PyResult<_>>()
+                .map(Some)
+        })
     }
 }
 
@@ -1496,6 +1504,33 @@ mod tests {
         // at the next attach, not leaked.
         std::thread::spawn(move || drop(shared)).join().unwrap();
         Python::attach(|py| assert_eq!(refcount(object.bind(py).as_any()), alone));
+    }
+
+    #[test]
+    fn take_ready_hands_the_mailbox_a_buffer_with_room() {
+        let worker = Worker::new(
+            None,
+            None,
+            0,
+            None,
+            2048,
+            Vec::new(),
+            true,
+            "",
+            "",
+            None,
+            false,
+            None,
+            None,
+        )
+        .unwrap();
+        for round in 0..2 {
+            (0..64).for_each(|token| worker.ready.post(token));
+            assert_eq!(worker.take_ready(), (0..64).collect::<Vec<_>>(), "{round}");
+        }
+        // The two buffers go round: the one the first batch grew is the queue again, so
+        // the shard posts the next batch without growing one from nothing.
+        assert!(worker.ready.capacity() >= 64, "{}", worker.ready.capacity());
     }
 
     #[test]
