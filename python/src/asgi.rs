@@ -9,6 +9,7 @@
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
@@ -201,6 +202,13 @@ pub struct Ready {
 impl Ready {
     /// An awaitable giving `value` (`None`: Python's None) without suspending.
     fn awaitable(py: Python<'_>, value: Option<Py<PyAny>>) -> PyResult<Bound<'_, PyAny>> {
+        if value.is_none() {
+            // It holds nothing to take, so one object serves every `send`: two
+            // allocations fewer per request.
+            static NONE: PyOnceLock<Py<Ready>> = PyOnceLock::new();
+            let none = NONE.get_or_try_init(py, || Py::new(py, Ready { value: None }))?;
+            return Ok(none.bind(py).clone().into_any());
+        }
         Ok(Bound::new(py, Ready { value })?.into_any())
     }
 }
