@@ -35,25 +35,33 @@ class Response:
         headers: Iterable[tuple[str, str]] | dict[str, str] | None = None,
         content_type: str | None = None,
     ) -> None:
-        if isinstance(headers, dict):
-            headers = list(headers.items())
-        self.headers: list[tuple[str, str]] = list(headers or [])
-        if isinstance(body, str):
-            body = body.encode()
-            content_type = content_type or "text/plain; charset=utf-8"
-        elif isinstance(body, (dict, list)):
-            body = json.dumps(body, separators=(",", ":")).encode()
-            content_type = content_type or "application/json"
-        elif body is None:
-            body = b""
-        elif not isinstance(body, (bytes, bytearray, memoryview)):
-            raise TypeError(f"unsupported body type {type(body).__name__}")
-        if content_type is not None and not any(
+        # The common case (bytes, no headers but a content type) takes no generator,
+        # no copy of the body and no scan of the headers: it is every request's cost.
+        if headers is None:
+            self.headers: list[tuple[str, str]] = []
+        elif isinstance(headers, dict):
+            self.headers = list(headers.items())
+        else:
+            self.headers = list(headers)
+        if type(body) is not bytes:
+            if isinstance(body, str):
+                body = body.encode()
+                content_type = content_type or "text/plain; charset=utf-8"
+            elif isinstance(body, (dict, list)):
+                body = json.dumps(body, separators=(",", ":")).encode()
+                content_type = content_type or "application/json"
+            elif body is None:
+                body = b""
+            elif isinstance(body, (bytes, bytearray, memoryview)):
+                body = bytes(body)
+            else:
+                raise TypeError(f"unsupported body type {type(body).__name__}")
+        if content_type is not None and not (self.headers and any(
             n.lower() == "content-type" for n, _ in self.headers
-        ):
+        )):
             self.headers.append(("Content-Type", content_type))
         self.status = status
-        self.body = bytes(body)
+        self.body = body
 
     @classmethod
     def json(cls, value: Any, status: int = 200, headers: Any = None) -> "Response":

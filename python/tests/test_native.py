@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
+
 from conftest import read_response, request
+from haywire import Response
 
 
 def test_routes_params_and_return_types(serve):
@@ -23,6 +26,27 @@ def test_response_object_and_body(serve):
     assert (status, body, headers["x-len"], headers["content-type"]) == (201, b"abc", "3", "text/x")
     status, _, body = request(server, "POST", "/json", b'{"a": [1, 2]}', {"Content-Type": "application/json"})
     assert json.loads(body) == {"got": {"a": [1, 2]}, "ct": "application/json"}
+
+
+def test_response_converts_each_body_and_header_form():
+    body = b"hi"
+    plain = Response(body, content_type="text/plain")
+    assert (plain.status, plain.headers, plain.body) == (200, [("Content-Type", "text/plain")], body)
+    assert plain.body is body  # bytes are kept, not copied
+    text = Response("é", 201, {"X-A": "1"})
+    assert (text.status, text.body) == (201, "é".encode())
+    assert text.headers == [("X-A", "1"), ("Content-Type", "text/plain; charset=utf-8")]
+    data = Response({"a": [1, 2]})
+    assert (data.body, data.headers) == (b'{"a":[1,2]}', [("Content-Type", "application/json")])
+    assert (Response(None).body, Response(None).headers) == (b"", [])
+    assert Response(bytearray(b"ab")).body == b"ab" and Response(memoryview(b"cd")).body == b"cd"
+    assert type(Response(bytearray(b"ab")).body) is bytes
+    # The app's own Content-Type, in any case, wins over the one implied.
+    own = Response("x", headers=[("content-TYPE", "text/x")], content_type="text/y")
+    assert own.headers == [("content-TYPE", "text/x")]
+    assert Response.json([1], 202).body == b"[1]"
+    with pytest.raises(TypeError, match="unsupported body type int"):
+        Response(3)
 
 
 def test_async_handlers_interleave(serve):
