@@ -1180,6 +1180,21 @@ mod tests {
         assert!(mailbox.drain().is_empty());
     }
 
+    #[test]
+    fn a_drain_from_inside_a_drain_uses_a_buffer_of_its_own() {
+        let (mailbox, _door) = Mailbox::<u32>::new().unwrap();
+        let spare = Mutex::new(VecDeque::new());
+        mailbox.post(1);
+        let (outer, inner) = mailbox.drain_with(&spare, |items| {
+            let outer: Vec<u32> = items.collect();
+            mailbox.post(2);
+            // As Python code run by an allocation in `Worker::take` could: no deadlock.
+            let inner: Vec<u32> = mailbox.drain_with(&spare, |items| items.collect());
+            (outer, inner)
+        });
+        assert_eq!((outer, inner), (vec![1], vec![2]));
+    }
+
     /// The ring bytes waiting on `door` (nonblocking).
     fn rings(door: &UnixStream) -> usize {
         let mut rings = [0u8; 16];
