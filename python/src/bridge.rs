@@ -665,14 +665,16 @@ impl<T> Mailbox<T> {
     }
 
     /// Takes everything queued. Clears the ring first: a post racing with this either
-    /// lands in this drain or rings again.
+    /// lands in this drain or rings again. (Readers use [`Mailbox::drain_with`].)
+    #[cfg(test)]
     pub fn drain(&self) -> VecDeque<T> {
         let mut all = VecDeque::new();
         self.drain_into(&mut all);
         all
     }
 
-    /// [`Mailbox::drain`] into `spare`, an emptied buffer that becomes the queue: a
+    /// Takes everything queued into `spare`, an emptied buffer that becomes the queue;
+    /// clears the ring first, so a racing post lands in this drain or rings again. A
     /// reader that drains into the same buffer each time (emptying it as it goes) keeps
     /// two buffers going round, where a fresh queue per drain grew again from nothing
     /// (about 1,100 instructions per request of growing and reallocating).

@@ -154,6 +154,8 @@ fn release(count: &AtomicUsize, n: usize, window: usize) -> bool {
 pub struct Channels {
     events: Arc<Mailbox<Event>>,
     events_door: UnixStream,
+    /// The buffer `take` drains the events into (see [`Mailbox::drain_with`]).
+    taken: Mutex<VecDeque<Event>>,
     commands: Arc<Mailbox<(u64, Command)>>,
     /// Taken by the shard's command task when the routes are built.
     commands_door: Arc<Mutex<Option<UnixStream>>>,
@@ -169,6 +171,7 @@ impl Channels {
         Ok(Channels {
             events,
             events_door,
+            taken: Mutex::default(),
             commands,
             commands_door: Arc::new(Mutex::new(Some(commands_door))),
             max_messages,
@@ -197,38 +200,41 @@ impl Channels {
     pub fn take<'py>(&self, py: Python<'py>, site: &Arc<Site>) -> PyResult<Bound<'py, PyList>> {
         crate::bridge::consume_rings(&self.events_door);
         let list = PyList::empty(py);
-        for event in self.events.drain() {
-            let none = py.None().into_bound(py);
-            let item = match event {
-                Event::Connect(connect) => {
-                    let id = connect.id;
-                    let ws = PyWebSocket {
-                        id,
-                        job: connect.job,
-                        protocols: connect.protocols,
-                        link: connect.link,
-                        site: site.clone(),
-                        commands: self.commands.clone(),
-                        answered: AtomicBool::new(false),
-                        closed: AtomicBool::new(false),
-                    };
-                    (0, id, Bound::new(py, ws)?.into_any(), 0)
-                }
-                Event::Text(id, text) => {
-                    let n = unread_cost(text.len());
-                    (1, id, PyString::new(py, &text).into_any(), n)
-                }
-                Event::Binary(id, data) => {
-                    let n = unread_cost(data.len());
-                    (2, id, PyBytes::new(py, &data).into_any(), n)
-                }
-                Event::Disconnect(id, code, reason) => {
-                    (3, id, (code, reason).into_pyobject(py)?.into_any(), 0)
-                }
-                Event::Room(id) => (4, id, none, 0),
-            };
-            list.append(item)?;
-        }
+        self.events.drain_with(&self.taken, |events| {
+            for event in events {
+                let none = py.None().into_bound(py);
+                let item = match event {
+                    Event::Connect(connect) => {
+                        let id = connect.id;
+                        let ws = PyWebSocket {
+                            id,
+                            job: connect.job,
+                            protocols: connect.protocols,
+                            link: connect.link,
+                            site: site.clone(),
+                            commands: self.commands.clone(),
+                            answered: AtomicBool::new(false),
+                            closed: AtomicBool::new(false),
+                        };
+                        (0, id, Bound::new(py, ws)?.into_any(), 0)
+                    }
+                    Event::Text(id, text) => {
+                        let n = unread_cost(text.len());
+                        (1, id, PyString::new(py, &text).into_any(), n)
+                    }
+                    Event::Binary(id, data) => {
+                        let n = unread_cost(data.len());
+                        (2, id, PyBytes::new(py, &data).into_any(), n)
+                    }
+                    Event::Disconnect(id, code, reason) => {
+                        (3, id, (code, reason).into_pyobject(py)?.into_any(), 0)
+                    }
+                    Event::Room(id) => (4, id, none, 0),
+                };
+                list.append(item)?;
+            }
+            PyResult::Ok(())
+        })?;
         Ok(list)
     }
 }
