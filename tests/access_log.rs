@@ -299,3 +299,40 @@ fn a_log_file_that_cannot_be_opened_fails_the_start() {
 fn matches(pattern: &str, line: &str) -> bool {
     regex::Regex::new(pattern).unwrap().is_match(line)
 }
+
+/// A streamed response still open when a graceful stop's grace ends is cut and
+/// logged with the bytes that went out: the stop writes its line too.
+#[test]
+fn a_stream_open_at_a_stop_is_logged_with_the_bytes_sent() {
+    use futures_lite::{stream, StreamExt};
+    let path = temp("access-open-stream");
+    let mut config = config_with_log(&path, LogFormat::Combined);
+    config.log.template = "{target} {status} {bytes}".into();
+    config.server.shutdown_grace = 0.3;
+    let running = haywire::Server::new(config)
+        .routes(
+            |router: &mut haywire::Router, _: &std::rc::Rc<haywire::ShardCtx>| {
+                router.get("/endless", |_: haywire::Request| {
+                    // One piece, then a producer that never ends.
+                    let pieces =
+                        stream::once(bytes::Bytes::from_static(b"abc")).chain(stream::pending());
+                    haywire::Response::stream("text/plain", pieces)
+                });
+            },
+        )
+        .start()
+        .unwrap();
+    let mut stream = connect(running.local_addr());
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    running.stop();
+    running.join().unwrap();
+    let lines = read_lines(&path);
+    assert_eq!(lines, ["/endless 200 3"], "{lines:?}");
+    std::fs::remove_file(&path).unwrap();
+}
