@@ -118,7 +118,11 @@ class Request:
         send_slow: "Callable[[Exchange, dict], Awaitable[None]]",
     ) -> "tuple[dict[str, object], Exchange]":
         """A copy of ``base`` plus this request's ASGI HTTP scope keys, and the
-        request's :class:`Exchange`."""
+        request's :class:`Exchange`; the request counts as begun
+        (``--stall-timeout``)."""
+    def begin(self) -> None:
+        """The app begins this request now (``--stall-timeout``), when it was taken
+        with ``Worker.take(begun=False)``."""
     def json(self) -> object: ...
     def respond(
         self,

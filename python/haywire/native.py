@@ -155,11 +155,13 @@ class App:
 
     def async_dispatcher(self, loop: Any) -> Callable[[Any], None]:
         """A dispatcher for an asyncio loop: sync handlers run at once, coroutines as
-        tasks."""
+        tasks; each request begins (``request.begin()``, for ``--stall-timeout``) when
+        its handler runs."""
         handlers = [h for _, _, h in self.routes]
         is_coro = [inspect.iscoroutinefunction(h) for h in handlers]
 
         async def run(handler: Handler, request: Any) -> None:
+            request.begin()
             try:
                 _send(request, await handler(request))
             except Exception:
@@ -175,6 +177,7 @@ class App:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 return
+            request.begin()
             try:
                 _send(request, handlers[route](request))
             except Exception:

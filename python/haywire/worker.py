@@ -388,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = _counted(handler, args)
 
     def on_ready() -> None:
-        requests = worker.take()
+        # Each request begins when its handler runs (`asgi_start`, `begin`): one that
+        # blocks the loop leaves the rest of its batch waiting (--stall-timeout).
+        requests = worker.take(begun=False)
         if requests is None:
             loop.stop()
             return

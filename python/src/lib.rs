@@ -137,6 +137,17 @@ struct Site {
     root_path: String,
     /// The server's certificate (PEM) under TLS, for the ASGI TLS extension.
     server_cert: Option<String>,
+    /// With `stall_timeout`: how far the app is behind (see `stall`).
+    progress: Option<Arc<stall::Progress>>,
+}
+
+impl Site {
+    /// The app begins `n` requests (for `--stall-timeout`).
+    fn begun(&self, n: usize) {
+        if let Some(progress) = &self.progress {
+            progress.begun(n);
+        }
+    }
 }
 
 fn build_response(status: u16, headers: Vec<(Bytes, Bytes)>, body: Bytes) -> PyResult<Answer> {
@@ -727,7 +738,16 @@ impl PyRequest {
         receive_slow: &Bound<'py, PyAny>,
         send_slow: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, asgi::Exchange>)> {
+        // The request's task runs now: it has begun (for `--stall-timeout`), where a
+        // request taken with it waits for the loop's next round.
+        slf.get().site.begun(1);
         asgi::start(slf, base, receive_slow, send_slow)
+    }
+
+    /// The app begins this request now (for `--stall-timeout`), when it was taken
+    /// with `take(begun=False)`.
+    fn begin(&self) {
+        self.site.begun(1);
     }
 
     /// Route parameters (`:name` captures) as a dict.
@@ -927,8 +947,8 @@ struct Worker {
     stop: Mutex<Option<haywire::StopHandle>>,
     /// The shard thread's id, sent by the shard as it starts (0 before).
     shard_thread: AtomicI32,
-    /// With `stall_timeout`: how far the app is behind, and the timeout.
-    stall: Option<(Arc<stall::Progress>, Duration)>,
+    /// With `stall_timeout`: the timeout (how far the app is behind is `site.progress`).
+    stall_timeout: Option<Duration>,
 }
 
 fn io_error(e: std::io::Error) -> PyErr {
@@ -970,6 +990,9 @@ impl Worker {
     ) -> PyResult<Worker> {
         let listener = listener.map(listen::adopt).transpose()?;
         let trusted = Trusted::parse(forwarded_allow_ips).map_err(PyValueError::new_err)?;
+        let stall_timeout = stall_timeout
+            .filter(|&t| t > 0.0)
+            .map(Duration::from_secs_f64);
         let root_path = root_path.trim_end_matches('/').to_owned();
         if !root_path.is_empty() && !root_path.starts_with('/') {
             return Err(PyValueError::new_err(format!(
@@ -1010,6 +1033,7 @@ impl Worker {
                 trusted,
                 root_path,
                 server_cert,
+                progress: stall_timeout.is_some().then(Arc::default),
             }),
             started: AtomicBool::new(false),
             websocket: websocket
@@ -1020,9 +1044,7 @@ impl Worker {
             shard_thread: AtomicI32::new(0),
             stop: Mutex::new(None),
             listener: Mutex::new(listener),
-            stall: stall_timeout
-                .filter(|&t| t > 0.0)
-                .map(|t| (Arc::default(), Duration::from_secs_f64(t))),
+            stall_timeout,
         })
     }
 
@@ -1070,7 +1092,8 @@ impl Worker {
         let max_in_flight = self.max_in_flight;
         let websocket = self.websocket.as_ref().map(websocket::Channels::mount);
         let body_limit = self.config.limits.max_request_size as u64;
-        let (index, stall) = (self.index, self.stall.clone());
+        let index = self.index;
+        let stall = (self.site.progress.clone()).zip(self.stall_timeout);
         let (thread_tx, thread_rx) = std::sync::mpsc::sync_channel(1);
         let server = Server::new(config).routes(move |router: &mut Router, ctx: &Rc<ShardCtx>| {
             let _ = thread_tx.try_send(rustix::thread::gettid().as_raw_nonzero().get());
@@ -1285,9 +1308,7 @@ fn stop_on_signals(stop: haywire::StopHandle) -> std::io::Result<()> {
 impl Worker {
     /// The app begins `n` requests (for `--stall-timeout`).
     fn begun(&self, n: usize) {
-        if let Some((progress, _)) = &self.stall {
-            progress.begun(n);
-        }
+        self.site.begun(n);
     }
 
     fn request(&self, job: Job) -> PyRequest {

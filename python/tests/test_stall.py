@@ -27,9 +27,7 @@ def test_a_stalled_worker_is_aborted_with_its_tracebacks_and_replaced(serve, int
     # With two threads, both are stuck before the request behind them waits.
     stuck_too = send_get(server, stuck) if threads == 2 else None
     with send_get(server, stuck):
-        # Taken in one batch with it, the request behind would count as begun (an ASGI
-        # loop starts a task for each request it takes).
-        time.sleep(0.3)
+        time.sleep(0.3)  # the request behind arrives once the stuck one runs
         second = send_get(server, "/hello")
         started = time.monotonic()
         server.wait_for(r"--stall-timeout 1\b", stderr=True)
@@ -42,6 +40,26 @@ def test_a_stalled_worker_is_aborted_with_its_tracebacks_and_replaced(serve, int
         stuck_too.close()
     server.wait_for(r"worker \d+ ready", count=2)
     assert request(server, "GET", "/hello")[::2] == (200, b"hello world")
+
+
+@pytest.mark.parametrize("interface, app, stuck, behind, frame", [
+    ("asgi", "asgi_app:app", "/block?3600", "/hello", "asgi_app.py"),
+    # A coroutine handler behind: a plain one would run (and end) as it is taken.
+    ("native", "native_app:app", "/block/3600", "/async/1", "native_app.py"),
+])
+def test_a_request_taken_in_one_batch_with_a_stuck_one_has_not_begun(serve, interface, app,
+                                                                     stuck, behind, frame):
+    """Pipelined on one connection, both requests reach the loop in one batch: the
+    one behind the request that blocks the loop waits, unbegun, and is seen."""
+    server = serve(app, interface=interface, extra=["--stall-timeout", "1"])
+    with server.connect() as sock:
+        sock.sendall(f"GET {stuck} HTTP/1.1\r\nHost: x\r\n\r\n"
+                     f"GET {behind} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        started = time.monotonic()
+        server.wait_for(r"--stall-timeout 1\b", stderr=True, timeout=10)
+        assert time.monotonic() - started < 10
+        server.wait_for(rf'File ".*{frame}", line \d+ in ', stderr=True)
+        server.wait_for(r"worker 0 .*was killed by SIGABRT; restarting", stderr=True)
 
 
 def test_a_long_request_with_nothing_waiting_is_not_a_stall(serve):

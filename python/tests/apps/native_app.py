@@ -48,3 +48,11 @@ def error(request):
 @app.get("/pid")
 def pid(request):
     return str(os.getpid())
+
+
+@app.get("/block/:seconds")
+async def block(request):
+    # Synchronous code in a coroutine: the event loop stops for that many seconds.
+    import time
+    time.sleep(float(request.params["seconds"]))
+    return "unblocked"
