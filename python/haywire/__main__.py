@@ -31,7 +31,7 @@ import time
 import tomllib
 from typing import Any
 
-from . import __version__, handoff, logconfig
+from . import __version__, ciphers, handoff, logconfig
 from .exporter import Exporter
 from .procname import set_process_name
 from ._haywire import ConfigError, ConfigSummary, UnixSocket, bind_unix, check_config
@@ -145,10 +145,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         " one version alone is not offered (--ssl-protocol-min tls1.3: 1.3"
                         " only)")
     parser.add_argument("--ssl-ciphers", type=_cipher_list, metavar="LIST",
-                        help="the TLS 1.2 suites to offer, OpenSSL's names separated by ':',"
-                        " e.g. ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256; TLS"
-                        " 1.3 names restrict TLS 1.3 too (uvicorn's; its default TLSv1, and"
-                        " ALL, DEFAULT or HIGH: every suite; overrides tls.ciphers)")
+                        help="the TLS 1.2 suites to offer, as an OpenSSL cipher string"
+                        " (uvicorn's; read by Python's OpenSSL, e.g. ECDHE+AESGCM:!aNULL or"
+                        " ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256): those it"
+                        " selects that Haywire has; TLS 1.3 names restrict TLS 1.3 too; its"
+                        " default TLSv1: every suite (overrides tls.ciphers)")
     parser.add_argument("--ssl-ca", metavar="PATH",
                         help="Granian's --ssl-ca-certs: client certificates these CAs signed"
                         " are verified when presented, and required with --ssl-client-verify")
@@ -367,11 +368,6 @@ def _whole_duration(value: str) -> int:
     return int(seconds)
 
 
-# OpenSSL cipher strings that select every suite Haywire has (uvicorn's default is the
-# first).
-_ALL_CIPHERS = ("TLSv1", "TLSv1.2", "ALL", "DEFAULT", "HIGH")
-
-
 def _ssl_version(value: str) -> int:
     """--ssl-version: uvicorn's ssl.PROTOCOL_* number; only the negotiating ones."""
     if value not in ("2", "17"):
@@ -382,22 +378,11 @@ def _ssl_version(value: str) -> int:
 
 
 def _cipher_list(value: str) -> list[str]:
-    """--ssl-ciphers: OpenSSL's cipher list as tls.ciphers' names (empty: all)."""
-    names = [name for name in re.split(r"[:, ]+", value) if name]
-    if any(name in _ALL_CIPHERS for name in names):
-        if len(names) > 1:
-            raise argparse.ArgumentTypeError(
-                f"{value!r}: an alias for every suite ({', '.join(_ALL_CIPHERS)}) with other"
-                " names: give the suites alone")
-        return []
-    for name in names:
-        if name[0] in "!-+@" or "+" in name:
-            raise argparse.ArgumentTypeError(
-                f"{name!r}: Haywire takes suite names (IANA's or OpenSSL's), not OpenSSL's"
-                " selection syntax")
-    if not names:
-        raise argparse.ArgumentTypeError("no suite named")
-    return names
+    """--ssl-ciphers: an OpenSSL cipher string as tls.ciphers' names (empty: all)."""
+    try:
+        return ciphers.cipher_list(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _milliseconds(value: str) -> float:

@@ -391,8 +391,8 @@ def test_bad_flag_values_are_refused_naming_the_flag():
                   ["--workers-lifetime", "0"], ["--ws-max-queue", "0"], ["--reload-delay", "0"],
                   ["--http", "2"], ["--reload-tick", "10"], ["--ssl-client-verify"],
                   ["--workers-lifetime", "1x"], ["--static-path-expires", "1.5"],
-                  ["--metrics-port", "70000"], ["--ssl-ciphers", "ECDHE+AESGCM:!aNULL"],
-                  ["--ssl-ciphers", "HIGH:ECDHE-RSA-AES128-GCM-SHA256"], ["--ssl-ciphers", ":"],
+                  ["--metrics-port", "70000"], ["--ssl-ciphers", "DHE-RSA-AES128-GCM-SHA256"],
+                  ["--ssl-ciphers", "nonsense"], ["--ssl-ciphers", ":"],
                   ["--ssl-version", "5"],
                   ["--ssl-ca", "a.pem", "--ssl-ca-certs", "b.pem"],
                   ["--ssl-client-verify", "--ssl-ca", "a.pem", "--ssl-cert-reqs", "1"]):
@@ -431,7 +431,7 @@ def test_uvicorn_and_granian_spellings_mean_ours(theirs, ours):
     assert vars(parse_args([*theirs, "m:app"])) == vars(parse_args([*ours, "m:app"]))
 
 
-def test_flags_that_set_config_keys():
+def test_flags_that_set_config_keys(capsys):
     from haywire.__main__ import config_overrides, parse_args
 
     def keys(*flags: str) -> dict:
@@ -455,10 +455,24 @@ def test_flags_that_set_config_keys():
     assert keys("--ws-max-size", "4096")["websocket.max_message_size"] == 4096
     assert keys("--ssl-crl", "revoked.pem")["tls.client_crl"] == "revoked.pem"
     assert keys("--no-http1-keep-alive")["server.keep_alive"] is False
-    # uvicorn's --ssl-ciphers: OpenSSL's names; its default, and aliases for all, set none.
+    # uvicorn's --ssl-ciphers: an OpenSSL cipher string, selection syntax and all, as
+    # the suites it selects that Haywire has (TLS 1.3 names first); every one: none set.
     assert keys("--ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_256_GCM_SHA384")[
-        "tls.ciphers"] == ["ECDHE-RSA-AES128-GCM-SHA256", "TLS_AES_256_GCM_SHA384"]
-    assert keys("--ssl-ciphers", "TLSv1")["tls.ciphers"] == []
+        "tls.ciphers"] == ["TLS_AES_256_GCM_SHA384", "ECDHE-RSA-AES128-GCM-SHA256"]
+    assert keys("--ssl-ciphers", "ECDHE+AESGCM:!aNULL:!AES256")["tls.ciphers"] == [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"]
+    assert keys("--ssl-ciphers", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:DHE-RSA-AES128-GCM-SHA256")[
+        "tls.ciphers"] == ["ECDHE-RSA-AES128-GCM-SHA256"]  # IANA's name; one it lacks
+    mozilla_intermediate = (
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+        "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305")
+    for every in ("TLSv1", "HIGH", "DEFAULT", mozilla_intermediate):
+        assert keys("--ssl-ciphers", every)["tls.ciphers"] == [], every
+    capsys.readouterr()
+    # A rule that selects nothing (a typo?) is ignored, as OpenSSL does, but said.
+    assert len(keys("--ssl-ciphers", "ECDHE+AESGCM:AESGCMX")["tls.ciphers"]) == 4
+    assert "'AESGCMX' selects no cipher; ignored" in capsys.readouterr().err
     assert "tls.ciphers" not in keys()
     assert "server.keep_alive" not in keys()
     assert "log.access" not in keys()
