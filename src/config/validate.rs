@@ -9,7 +9,8 @@ use super::schema::{
 };
 use super::{error, Config, ConfigError};
 use crate::access_log::Template;
-use crate::http::codec::{is_token_byte, MAX_HEAD_SIZE};
+use crate::http::codec::MAX_HEAD_SIZE;
+use crate::http::token::is_token;
 use crate::net::{TlsFileError, TlsKeys};
 
 /// Longest timeout accepted: a day.
@@ -234,7 +235,7 @@ impl ServerConfig {
     fn validate_headers(&self) -> Result<(), ConfigError> {
         for (name, value) in &self.headers {
             let key = format!("server.headers.{name}");
-            if name.is_empty() || !name.bytes().all(is_token_byte) {
+            if !is_token(name.as_bytes()) {
                 return Err(error(key, "is not a header name (letters, digits, -, ...)"));
             }
             if SERVERS_OWN.contains(&name.to_ascii_lowercase().as_str()) {

@@ -11,6 +11,7 @@ use crate::http::error::ParseError;
 use crate::http::request::{
     Headers, Method, Params, Request, Span, TlsSession, Version, MAX_HEADERS,
 };
+use crate::http::token::is_token;
 
 /// Size limits applied while decoding, named after their `[limits]` keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -673,18 +674,13 @@ fn parse_transfer_encoding(value: &[u8], mut chunked: bool) -> Result<bool, Pars
         }
         if coding.eq_ignore_ascii_case(b"chunked") {
             chunked = true;
-        } else if !coding.iter().all(|&b| is_token_byte(b)) {
+        } else if !is_token(coding) {
             return Err(bad("invalid Transfer-Encoding"));
         } else {
             return Err(ParseError::UnsupportedTransferCoding);
         }
     }
     Ok(chunked)
-}
-
-/// Whether `b` may appear in a token (a method, a header name): RFC 9110's `tchar`.
-pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

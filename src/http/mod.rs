@@ -9,6 +9,7 @@ mod error;
 pub(crate) mod file;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod token;
 
 pub(crate) use codec::{BodyPiece, Decoder, Event, Limits};
 pub use error::ParseError;

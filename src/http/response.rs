@@ -11,6 +11,7 @@ use futures_lite::Stream;
 
 use crate::http::date::DATE_LEN;
 use crate::http::file::FileBody;
+use crate::http::token::is_token;
 
 /// An HTTP status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,10 +132,11 @@ pub struct HeaderText {
     safe: bool,
 }
 
-/// Appends `name: value` and its CRLF, unless either holds CR, LF or NUL or the name a
-/// colon: such a header could smuggle another one, so it is dropped.
+/// Appends `name: value` and its CRLF, unless either holds CR, LF or NUL (such a header
+/// could smuggle another one) or the name is not a token (empty, or with a space, a
+/// colon, a quote...: a strict client would refuse the whole response): it is dropped.
 pub(crate) fn put_header(out: &mut BytesMut, name: &HeaderText, value: &HeaderText) {
-    if name.safe && value.safe && !name.text.contains(&b':') {
+    if name.safe && value.safe && is_token(&name.text) {
         out.put_slice(&name.text);
         out.put_slice(b": ");
         out.put_slice(&value.text);
@@ -155,8 +157,8 @@ impl HeaderText {
     }
 
     /// Header bytes sent exactly as given, for values that are not UTF-8 (Latin-1
-    /// text from a WSGI or ASGI application). A name or value holding CR, LF or NUL is
-    /// still dropped when the response is encoded.
+    /// text from a WSGI or ASGI application). A name or value holding CR, LF or NUL,
+    /// or a name that is not a token, is still dropped when the response is encoded.
     pub fn from_bytes(bytes: Bytes) -> Self {
         HeaderText::new(bytes)
     }
@@ -361,8 +363,9 @@ impl Response {
         self
     }
 
-    /// Adds a header. A name or value holding CR, LF or NUL would split the response;
-    /// such a header is dropped when the response is encoded.
+    /// Adds a header. A name or value holding CR, LF or NUL would split the response,
+    /// and a name that is not a token makes it invalid: such a header is dropped when
+    /// the response is encoded.
     ///
     /// The response owns its framing: `Content-Length`, `Transfer-Encoding` and `Date`
     /// are written from the body and the shard's clock, so such a header is ignored
@@ -829,6 +832,25 @@ mod tests {
         let text = encode(&response, KEEP);
         assert!(text.contains("X-Ok: fine\r\n"));
         assert!(!text.contains("evil"));
+        // A name that is not a token is dropped; the value may hold what a token may not.
+        let names = [
+            "bad name",
+            "",
+            "X:Y",
+            "X\"Q",
+            "X(1)",
+            "Tab\tbed",
+            "Caf\u{e9}",
+        ]
+        .into_iter()
+        .fold(Response::text("x"), |r, name| r.with_header(name, "v"))
+        .with_header("X-Fine!#$%&'*+.^_`|~", "a value, \"quoted\" (with: colons)");
+        let text = encode(&names, KEEP);
+        assert_eq!(text.matches(": v\r\n").count(), 0, "{text}");
+        assert!(
+            text.contains("X-Fine!#$%&'*+.^_`|~: a value, \"quoted\" (with: colons)\r\n"),
+            "{text}"
+        );
         let bad_type = Response::new(StatusCode::OK)
             .with_body(String::from("text/plain\r\nSet-Cookie: evil=1"), "x");
         let text = encode(&bad_type, KEEP);
