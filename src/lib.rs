@@ -86,6 +86,7 @@ pub use http::{
     BodyStream, ChunkStream, HeaderText, Headers, Method, Request, Response, StatusCode, Version,
 };
 pub use listener::UnixSocketFile;
+pub use net::{cipher_suites, CipherSuite};
 pub use reload::{Reloaded, Reloader};
 pub use respond::{Error, IntoResponse, Json};
 pub use router::Router;

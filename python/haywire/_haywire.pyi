@@ -27,6 +27,10 @@ def check_config(path: str | None = None, overrides: dict[str, Any] | None = Non
     """Validates a config with ``overrides`` (dotted keys such as ``"server.port"`` to
     values) over it; raises ConfigError naming the key."""
 
+def cipher_suites() -> list[tuple[str, str, bool]]:
+    """The suites ``tls.ciphers`` can name, TLS 1.3's first: ``(IANA's name, OpenSSL's
+    name, is TLS 1.3)``."""
+
 class UnixSocket:
     """A listening Unix socket bound by :func:`bind_unix`."""
 

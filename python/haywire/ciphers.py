@@ -12,17 +12,11 @@ import re
 import ssl
 import sys
 
-# Haywire's TLS 1.2 suites, OpenSSL's names by IANA's.
-_TLS12 = {
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
-}
-# Haywire's TLS 1.3 suites (OpenSSL's names are IANA's).
-_TLS13 = ("TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256")
+from ._haywire import cipher_suites
+
+# Haywire's TLS 1.2 suites, OpenSSL's names by IANA's, and its TLS 1.3 suites.
+_TLS12 = {iana: openssl for iana, openssl, tls13 in cipher_suites() if not tls13}
+_TLS13 = tuple(iana for iana, _, tls13 in cipher_suites() if tls13)
 
 
 def _selects(context: ssl.SSLContext, rule: str) -> bool:

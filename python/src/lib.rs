@@ -83,6 +83,16 @@ struct ConfigSummary {
     backlog: u32,
 }
 
+/// The cipher suites `tls.ciphers` can name, strongest first within each version, TLS
+/// 1.3's first: `(IANA's name, OpenSSL's name, is TLS 1.3)` (for `--ssl-ciphers`).
+#[pyfunction]
+fn cipher_suites() -> Vec<(&'static str, &'static str, bool)> {
+    haywire::cipher_suites()
+        .into_iter()
+        .map(|suite| (suite.iana, suite.openssl, suite.tls13))
+        .collect()
+}
+
 /// Validates a configuration (`path`, or the defaults when `None`, with `overrides`:
 /// dotted config keys to values) and summarizes it for the supervisor. Raises
 /// `ConfigError` naming the key.
@@ -1333,6 +1343,7 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<ClientDisconnected>(),
     )?;
     m.add_function(wrap_pyfunction!(check_config, m)?)?;
+    m.add_function(wrap_pyfunction!(cipher_suites, m)?)?;
     m.add_function(wrap_pyfunction!(listen::bind_unix, m)?)?;
     m.add_function(wrap_pyfunction!(stats::metrics_text, m)?)?;
     m.add("METRICS_CONTENT_TYPE", haywire::metrics::CONTENT_TYPE)?;

@@ -16,4 +16,5 @@ mod transport;
 pub(crate) use poller::Poller;
 pub(crate) use socket::{defer_accept, Socket, DEFER_ACCEPT_SECS};
 pub(crate) use tls::{ShardTls, TlsFileError, TlsKeys, TlsStream};
+pub use tls_suites::{cipher_suites, CipherSuite};
 pub(crate) use transport::Transport;

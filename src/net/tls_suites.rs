@@ -61,6 +61,31 @@ fn all() -> [(&'static str, &'static str, SupportedCipherSuite); 9] {
     ]
 }
 
+/// A cipher suite `tls.ciphers` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CipherSuite {
+    /// IANA's name, e.g. `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`.
+    pub iana: &'static str,
+    /// OpenSSL's name, e.g. `ECDHE-RSA-AES128-GCM-SHA256` (IANA's for TLS 1.3).
+    pub openssl: &'static str,
+    /// A TLS 1.3 suite (else TLS 1.2).
+    pub tls13: bool,
+}
+
+/// Every suite Haywire's TLS has, strongest first within each version, TLS 1.3's first:
+/// what `tls.ciphers` may name (a front end that reads another syntax, OpenSSL's cipher
+/// strings say, maps onto these).
+pub fn cipher_suites() -> Vec<CipherSuite> {
+    all()
+        .iter()
+        .map(|&(iana, openssl, suite)| CipherSuite {
+            iana,
+            openssl,
+            tls13: matches!(suite, SupportedCipherSuite::Tls13(_)),
+        })
+        .collect()
+}
+
 /// The suites `names` name, in their order (duplicates once), and every suite of a
 /// version they name none of; `None` (the provider's own list) when `names` is empty.
 /// The error names the first unknown name and lists the names known.
@@ -127,6 +152,20 @@ mod tests {
             ]
         );
         assert!(select(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_listed_suites_are_the_ones_select_knows_tls_1_3_first() {
+        let listed = cipher_suites();
+        assert_eq!(listed.len(), all().len());
+        assert!(listed[..3].iter().all(|s| s.tls13) && !listed[3..].iter().any(|s| s.tls13));
+        for (suite, (.., known)) in listed.iter().zip(all()) {
+            for name in [suite.iana, suite.openssl] {
+                // Named alone, a suite comes first, the other version's suites after it.
+                let chosen = select(&names(&[name])).unwrap().unwrap();
+                assert_eq!(chosen[0].suite(), known.suite(), "{name}");
+            }
+        }
     }
 
     #[test]
