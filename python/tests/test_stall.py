@@ -62,6 +62,23 @@ def test_a_request_taken_in_one_batch_with_a_stuck_one_has_not_begun(serve, inte
         server.wait_for(r"worker 0 .*was killed by SIGABRT; restarting", stderr=True)
 
 
+@pytest.mark.parametrize("interface, app, target", [
+    ("asgi", "asgi_app:app", "/hello"),
+    ("native", "native_app:app", "/hello"),  # a plain handler beside coroutine ones
+    ("native", "native_app:app", "/async/1"),
+])
+def test_answered_requests_leave_no_stall_behind(serve, interface, app, target):
+    """Each request the loop runs counts as begun, whichever way it runs: answered,
+    none is left waiting, however long the worker then idles."""
+    server = serve(app, interface=interface, extra=["--stall-timeout", "0.5"])
+    for _ in range(3):
+        with send_get(server, target) as sock:
+            assert read_response(sock)[0] == 200
+    time.sleep(1.5)
+    assert not any("stall-timeout" in line for line in server.errors), server.errors
+    assert len(server.wait_for(r"worker \d+ ready")) == 1
+
+
 def test_a_long_request_with_nothing_waiting_is_not_a_stall(serve):
     server = serve("wsgi_app:app", extra=["--stall-timeout", "0.5"])
     with send_get(server, "/sleep?2") as sock:
