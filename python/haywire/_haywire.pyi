@@ -125,8 +125,8 @@ class Request:
         request's :class:`Exchange`; the request counts as begun
         (``--stall-timeout``)."""
     def begin(self) -> None:
-        """The app begins this request now (``--stall-timeout``), when it was taken
-        with ``Worker.take(begun=False)``."""
+        """The app begins this request now (``--stall-timeout``); :meth:`asgi_start`
+        does this itself."""
     def json(self) -> object: ...
     def respond(
         self,
@@ -206,11 +206,9 @@ class Worker:
     def stop(self) -> None:
         """Stops the server gracefully, as SIGTERM does (queued requests are answered)."""
     def fileno(self) -> int: ...
-    def take(self, begun: bool = True) -> list[Request] | None:
-        """The requests waiting now; with ``begun`` false, call :meth:`begin` as each
-        starts (for ``--stall-timeout``)."""
-    def begin(self) -> None:
-        """A request taken with ``take(begun=False)`` starts now."""
+    def take(self) -> list[Request] | None:
+        """The requests waiting now; call :meth:`Request.begin` as each starts (for
+        ``--stall-timeout``)."""
     def ready_fileno(self) -> int:
         """The doorbell of requests an event loop may go on with (``watch_body``,
         ``watch_room``)."""

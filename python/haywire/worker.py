@@ -180,7 +180,7 @@ def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
     import select
 
     def run(request: Any) -> None:
-        worker.begin()  # a request waiting for a free thread has not begun
+        request.begin()  # a request waiting for a free thread has not begun
         try:
             handler(request)
         except BaseException:
@@ -190,7 +190,7 @@ def serve_threaded(worker: Worker, handler: Any, threads: int) -> None:
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="haywire-wsgi") as pool:
         fd = worker.fileno()
         while True:
-            requests = worker.take(begun=False)
+            requests = worker.take()
             if requests is None:
                 break
             for request in requests:
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_ready() -> None:
         # Each request begins when its handler runs (`asgi_start`, `begin`): one that
         # blocks the loop leaves the rest of its batch waiting (--stall-timeout).
-        requests = worker.take(begun=False)
+        requests = worker.take()
         if requests is None:
             loop.stop()
             return

@@ -152,10 +152,10 @@ struct Site {
 }
 
 impl Site {
-    /// The app begins `n` requests (for `--stall-timeout`).
-    fn begun(&self, n: usize) {
+    /// The app begins a request (for `--stall-timeout`).
+    fn begin(&self) {
         if let Some(progress) = &self.progress {
-            progress.begun(n);
+            progress.begun();
         }
     }
 }
@@ -750,14 +750,14 @@ impl PyRequest {
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, asgi::Exchange>)> {
         // The request's task runs now: it has begun (for `--stall-timeout`), where a
         // request taken with it waits for the loop's next round.
-        slf.get().site.begun(1);
+        slf.get().site.begin();
         asgi::start(slf, base, receive_slow, send_slow)
     }
 
-    /// The app begins this request now (for `--stall-timeout`), when it was taken
-    /// with `take(begun=False)`.
+    /// The app begins this request now (for `--stall-timeout`); `asgi_start` does
+    /// this itself.
     fn begin(&self) {
-        self.site.begun(1);
+        self.site.begin();
     }
 
     /// Route parameters (`:name` captures) as a dict.
@@ -1200,7 +1200,7 @@ impl Worker {
                 continue;
             }
             for job in jobs.drain(..) {
-                self.begun(1);
+                self.site.begin();
                 let request = Bound::new(py, self.request(job))?;
                 if let Err(e) = handler.call1((&request,)) {
                     e.display(py);
@@ -1232,11 +1232,6 @@ impl Worker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// A request taken with `take(begun=False)` starts now (for `--stall-timeout`).
-    fn begin(&self) {
-        self.begun(1);
     }
 
     /// The doorbell to watch for readability (an event loop's `add_reader`); then call
@@ -1276,18 +1271,13 @@ impl Worker {
     }
 
     /// The requests waiting now (maybe none), without blocking; `None` once the server
-    /// has stopped and nothing is left. They count as begun (`--stall-timeout`)
-    /// unless `begun` is false: a caller that queues them again calls `begin` as each
-    /// one starts.
-    #[pyo3(signature = (begun=true))]
-    fn take(&self, py: Python<'_>, begun: bool) -> PyResult<Option<Vec<Py<PyRequest>>>> {
+    /// has stopped and nothing is left. None has begun yet (`--stall-timeout`): each
+    /// does when its handler runs (`Request.begin`, or `asgi_start`).
+    fn take(&self, py: Python<'_>) -> PyResult<Option<Vec<Py<PyRequest>>>> {
         bridge::consume_rings(&self.inbox_door);
         self.inbox.drain_with(&self.taken, |jobs| {
             if jobs.len() == 0 && self.inbox.is_closed() {
                 return Ok(None);
-            }
-            if begun {
-                self.begun(jobs.len());
             }
             jobs.map(|job| Py::new(py, self.request(job)))
                 .collect::<PyResult<_>>()
@@ -1316,11 +1306,6 @@ fn stop_on_signals(stop: haywire::StopHandle) -> std::io::Result<()> {
 }
 
 impl Worker {
-    /// The app begins `n` requests (for `--stall-timeout`).
-    fn begun(&self, n: usize) {
-        self.site.begun(n);
-    }
-
     fn request(&self, job: Job) -> PyRequest {
         PyRequest {
             job,

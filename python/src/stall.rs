@@ -44,12 +44,10 @@ impl Progress {
         }
     }
 
-    /// The app began `n` requests.
-    pub fn begun(&self, n: usize) {
-        if n > 0 {
-            self.since.store(self.now_ms(), Ordering::Release);
-            self.begun.fetch_add(n as u64, Ordering::AcqRel);
-        }
+    /// The app began a request.
+    pub fn begun(&self) {
+        self.since.store(self.now_ms(), Ordering::Release);
+        self.begun.fetch_add(1, Ordering::AcqRel);
     }
 
     /// How long requests have waited for the app to begin one; `None` when it has
@@ -93,7 +91,7 @@ mod tests {
         assert_eq!(progress.stalled_for(), None);
         progress.posted();
         assert!(progress.stalled_for().unwrap() < Duration::from_millis(50));
-        progress.begun(1);
+        progress.begun();
         assert_eq!(progress.stalled_for(), None, "caught up");
         // Long idle, then a request: its wait starts at its arrival.
         progress.since.store(0, Ordering::Release);
@@ -101,11 +99,11 @@ mod tests {
         progress.posted();
         assert!(progress.stalled_for().unwrap() < Duration::from_millis(50));
         progress.posted();
-        progress.begun(1);
+        progress.begun();
         // One still waits: the wait runs from the last request begun.
         std::thread::sleep(Duration::from_millis(60));
         assert!(progress.stalled_for().unwrap() >= Duration::from_millis(60));
-        progress.begun(1);
+        progress.begun();
         assert_eq!(progress.stalled_for(), None);
     }
 }
