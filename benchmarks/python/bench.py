@@ -9,9 +9,11 @@ response_stream; the native API has no streamed response, so haywire-native sits
 and django (benchsite/, an unchanged `startproject` with one JSON view, WSGI and ASGI
 servers only); mixed has its own paths.
 
-haywire-rust is the floor: haywire-wsgi's worker with hello and json answered by stock
-routes in Rust (no_python.toml), so no request enters Python; the report sets each
-interface's CPU per request against it.
+haywire-rust is the floor: haywire-wsgi's worker with every row's answer but mixed's
+sent by stock routes in Rust (no_python.toml, plus a fixed 1 MiB body for stream), so no
+request enters Python; the report sets each interface's CPU per request against it, and
+against it plus the app alone (app_alone.py: the app's own CPU per request, called in
+process with no server, measured before the rounds on the first server CPU).
 
 Granian runs as its own benchmarks run it: WSGI both with `--blocking-threads 1` and with
 its default (each a measured entry of its own), `--http1-pipeline-flush` in pipe16; the
@@ -38,6 +40,7 @@ import os
 import random
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -69,8 +72,19 @@ def haywire(interface: str, before: bool = False):
 
 
 def haywire_rust(port, app, workers):
-    """haywire-wsgi with no_python.toml's stock routes answering hello and JSON in Rust."""
-    return [*haywire("wsgi")(port, app, workers), "--config", str(HERE / "no_python.toml")]
+    """haywire-wsgi with no_python.toml's stock routes answering in Rust."""
+    return [*haywire("wsgi")(port, app, workers), "--config", str(rust_config())]
+
+
+def rust_config() -> Path:
+    """no_python.toml with /stream added: a fixed body of the stream row's size, too large
+    to keep in that file."""
+    path = Path(f"/tmp/haywire-pybench-no-python-{os.getpid()}.toml")
+    if not path.exists():
+        path.write_text((HERE / "no_python.toml").read_text() +
+                        f'\n[[route]]\nhandler = "text"\npath = "/stream"\nbody = "{"x" * STREAM_BYTES}"\n'
+                        'content_type = "application/octet-stream"\n')
+    return path
 
 
 def granian(interface: str):
@@ -139,9 +153,14 @@ HAYWIRE = {"wsgi": "haywire-wsgi", "asgi": "haywire-asgi", "native": "haywire-na
 GRANIAN = {"wsgi": "granian-wsgi", "asgi": "granian-asgi", "native": "granian-rsgi"}
 
 TINY = {"wsgi": "apps:wsgi_app", "asgi": "apps:asgi_app", "native": "apps:native_app", "rsgi": "apps:rsgi_app"}
-# haywire-rust's app is never called on the rows it runs in (hello and json).
+# haywire-rust's app is never called on the rows it runs in (its stock routes answer).
 WITH_RUST = dict(TINY, rust="apps:wsgi_app")
-DJANGO = {"wsgi": "benchsite.wsgi:application", "asgi": "benchsite.asgi:application"}
+DJANGO = {"wsgi": "benchsite.wsgi:application", "asgi": "benchsite.asgi:application",
+          "rust": "benchsite.wsgi:application"}
+# The app alone is not measured here: Django's ASGI handler runs the view in a thread
+# through asgiref, whose cost depends on the server's own sync-thread arrangement (every
+# ASGI server's differs), so no server-free figure bounds it.
+NO_APP_ALONE = {("django", "asgi")}
 STREAM_BYTES = 16 * 65536
 JSON_BODY = {"message": "Hello, World!"}
 
@@ -162,10 +181,12 @@ ENDPOINTS = {
                      " app; haywire-rust sends a fixed one)", ("pipe16", "ka"), WITH_RUST,
                      lambda b: json.loads(b) == JSON_BODY),
     "stream": Endpoint("/stream", "`GET /stream` -> 1 MiB streamed in 16 pieces of 64 KiB, chunked (no"
-                       " Content-Length); the native API has no streamed response", ("ka",),
-                       {k: v for k, v in TINY.items() if k != "native"}, lambda b: len(b) == STREAM_BYTES),
+                       " Content-Length); the native API has no streamed response; haywire-rust sends a fixed"
+                       " 1 MiB body", ("ka",),
+                       {k: v for k, v in WITH_RUST.items() if k != "native"}, lambda b: len(b) == STREAM_BYTES),
     "django": Endpoint("/json", "`GET /json` on benchsite/ (unchanged `django-admin startproject`, default"
-                       " middleware, DEBUG off) -> `JsonResponse`", ("ka",), DJANGO,
+                       " middleware, DEBUG off) -> `JsonResponse`; haywire-rust sends its fixed JSON",
+                       ("ka",), DJANGO,
                        lambda b: json.loads(b) == JSON_BODY),
 }
 SCENARIOS = {
@@ -483,6 +504,8 @@ def main() -> int:
         for row in rows:
             raw.write(f"desc\t{row.key}\t{describe(row)}\n")
         raw.flush()
+        if "haywire-rust" in servers:
+            measure_apps_alone(args, rows, env, raw, notes)
         for row, entries in plan:
             failed: set[str] = set()
             for rnd in range(1, args.runs + 1):
@@ -498,8 +521,43 @@ def main() -> int:
         for note in notes:
             raw.write(f"note\t{note}\n")
     Path(f"/tmp/haywire-pybench-wrk-{os.getpid()}.cpu").unlink(missing_ok=True)
+    Path(f"/tmp/haywire-pybench-no-python-{os.getpid()}.toml").unlink(missing_ok=True)
     render_report(raw_path, rows, plan, workers, args.quick, out_dir)
     return 0
+
+
+def measure_apps_alone(args, rows, env, raw, notes) -> None:
+    """Each row's WSGI and ASGI app alone (app_alone.py) on the first server CPU, median
+    of three processes, as `app` lines of the raw TSV (endpoint, interface, CPU µs/req)."""
+    cpu = str(cpu_list(args.server_cpus)[0])
+    for endpoint in dict.fromkeys(row.endpoint for row in rows if row.scenario != "mixed"):
+        for interface in ("wsgi", "asgi"):
+            target = ENDPOINTS[endpoint].apps.get(interface)
+            if target is None or (endpoint, interface) in NO_APP_ALONE:
+                continue
+            print(f"app alone: {endpoint} {interface}", file=sys.stderr, flush=True)
+            command = ["taskset", "-c", cpu, sys.executable, str(HERE / "app_alone.py"), interface, target,
+                       ENDPOINTS[endpoint].path]
+            figures = []
+            for _ in range(3):
+                out = subprocess.run(command, cwd=HERE, env=env, capture_output=True, text=True)
+                if out.returncode != 0:
+                    notes.append(f"app alone failed for {endpoint} {interface}: {out.stderr.strip()[-200:]}")
+                    break
+                figures.append(float(out.stdout))
+            else:
+                raw.write(f"app\t{endpoint}\t{interface}\t{statistics.median(figures):.2f}\n")
+                raw.flush()
+
+
+def apps_alone(raw_path: Path) -> dict[tuple[str, str], float]:
+    """The raw TSV's `app` lines: (endpoint, interface) -> the app alone's CPU µs/req."""
+    found = {}
+    for line in raw_path.read_text().splitlines():
+        parts = line.split("\t")
+        if parts[0] == "app":
+            found[(parts[1], parts[2])] = float(parts[3])
+    return found
 
 
 def describe(row: Row) -> str:
@@ -529,11 +587,12 @@ def before_version() -> str:
 def render_report(raw_path: Path, rows, plan, workers, quick: bool, out_dir: Path) -> None:
     flags, descs, notes, runs = R.parse(raw_path)
     table = R.summarize(runs)
+    alone = apps_alone(raw_path)
     names = [e.name for _, entries in plan for e in entries]
     keys = [row.key for row in rows]
     R.write_report(str(out_dir), quick, table, list(dict.fromkeys(names)), keys, notes,
                    lambda info, notes, chart: markdown(info, flags, descs, notes, table, rows, plan,
-                                                       workers, quick, chart))
+                                                       workers, quick, chart, alone))
 
 
 def best(table, row_key: str, entries, server: str, workers: int):
@@ -574,9 +633,10 @@ def before_and_after(table, flags, plan) -> list[str]:
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |", *lines, "", R.caption(flags), ""]
 
 
-def floor(table, flags, plan, workers: int) -> list[str]:
+def floor(table, flags, plan, workers: int, alone) -> list[str]:
     """What the Python layer costs and could at most win: haywire-rust (the same server
-    answering in Rust) against each interface's Haywire and best Granian entry."""
+    answering in Rust) and the app alone against each interface's Haywire and best
+    Granian entry."""
     lines = []
     for row, entries in plan:
         base, _ = best(table, row.key, entries, "haywire-rust", workers)
@@ -587,29 +647,37 @@ def floor(table, flags, plan, workers: int) -> list[str]:
             theirs, entry = best(table, row.key, entries, GRANIAN[interface], workers)
             if not mine or not theirs or not mine["cpu"] or not theirs["cpu"]:
                 continue
+            app = alone.get((row.endpoint, interface))
+            # Unmeasured where it is no bound (NO_APP_ALONE): no bridge or ceiling then.
+            least = None if (row.endpoint, interface) in NO_APP_ALONE else base["cpu"] + (app or 0)
             lines.append(f"| {row.key} | {INTERFACES[interface]} | {R.fmt(base['cpu'], '.2f')} |"
-                         f" {R.fmt(mine['cpu'], '.2f')} | {R.fmt(mine['cpu'] - base['cpu'], '.2f')} |"
-                         f" {R.fmt(mine['python'], '.2f')} |"
-                         f" {entry.name} {R.fmt(theirs['cpu'], '.2f')} | {ratio(theirs['cpu'], base['cpu'])} |")
+                         f" {R.fmt(app, '.2f')} | {R.fmt(mine['cpu'], '.2f')} |"
+                         f" {R.fmt(least and mine['cpu'] - least, '.2f')} | {R.fmt(mine['python'], '.2f')} |"
+                         f" {entry.name} {R.fmt(theirs['cpu'], '.2f')} | {ratio(theirs['cpu'], least)} |")
     if not lines:
         return []
     return ["## The floor: no Python at all", "",
-            "**haywire-rust** is haywire-wsgi's server and process model with the hello and JSON"
-            " endpoints answered by stock routes in Rust (benchmarks/python/no_python.toml): no request"
-            " enters Python. Its CPU per request is what any Python interface on this server costs"
-            " at least: the kernel's TCP work and Haywire's HTTP. **Python layer**: the interface's"
-            " CPU µs/req over the floor's (the bridge to the Python thread and the app's own code)."
-            " **Python thread**: what the worker's Python thread itself runs per request (schedstat)."
-            " **ceiling**: Granian's CPU/req ÷ the floor's, the most req/s ÷ Granian a server-bound"
-            " Haywire could reach if its Python layer cost nothing; a ceiling under 1.5 means issue"
-            " #18's req/s target cannot be met in that row on this machine by any work on the Python"
-            " side.", "",
-            "| row | interface | floor CPU µs/req | Haywire CPU µs/req | Python layer µs/req |"
+            "**haywire-rust** is haywire-wsgi's server and process model with each row's answer sent by"
+            " stock routes in Rust (benchmarks/python/no_python.toml; for stream a fixed 1 MiB body, for"
+            " django the fixed JSON): no request enters Python. Its CPU per request is what any Python"
+            " interface on this server costs at least: the kernel's TCP work and Haywire's HTTP."
+            " **app alone**: the app's own CPU per request, called in one process with no server"
+            " (benchmarks/python/app_alone.py, median of three, on the first server CPU, before the"
+            " rounds); – for the native API (its handlers are one-liners whose results the server"
+            " serializes: its ceiling counts the floor alone) and Django over ASGI (asgiref's sync"
+            " thread costs what each server's thread arrangement makes it, so no server-free figure"
+            " bounds it: no bridge or ceiling there). **bridge**: Haywire's CPU µs/req over the floor and the app alone: what carrying the"
+            " request to the app and its answer back costs. **Python thread**: what the worker's Python"
+            " thread itself runs per request (schedstat). **ceiling**: Granian's CPU/req ÷ (the floor +"
+            " the app alone), the most req/s ÷ Granian a server-bound Haywire could reach if its bridge"
+            " cost nothing; a ceiling under 1.5 means issue #18's req/s target cannot be met in that row"
+            " on this machine by any work on the server's side.", "",
+            "| row | interface | floor CPU µs/req | app alone µs/req | Haywire CPU µs/req | bridge µs/req |"
             " Python thread µs/req | Granian entry, CPU µs/req | ceiling |",
-            "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |", *lines, "", R.caption(flags), ""]
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |", *lines, "", R.caption(flags), ""]
 
 
-def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart_name) -> str:
+def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart_name, alone) -> str:
     out = R.header("Python servers", info, flags, quick)
     out += [
         "",
@@ -664,7 +732,7 @@ def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart
                            f" | {uv} | {', '.join(misses) or 'none'} |")
         out += ["", R.caption(flags), ""]
 
-    out += floor(table, flags, plan, workers[0])
+    out += floor(table, flags, plan, workers[0], alone)
     out += before_and_after(table, flags, plan)
     if len(workers) > 1:
         out += ["## Workers", "",
