@@ -45,6 +45,8 @@ def test_response_converts_each_body_and_header_form():
     own = Response("x", headers=[("content-TYPE", "text/x")], content_type="text/y")
     assert own.headers == [("content-TYPE", "text/x")]
     assert Response.json([1], 202).body == b"[1]"
+    # As json.dumps with compact separators writes it (one shared encoder): ASCII only.
+    assert Response.json({"é": [1.5, None, True]}).body == b'{"\\u00e9":[1.5,null,true]}'
     with pytest.raises(TypeError, match="unsupported body type int"):
         Response(3)
 
