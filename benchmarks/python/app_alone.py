@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What an app's own code costs per request, with no server: bench.py's "app alone".
 
-    app_alone.py wsgi|asgi MODULE:ATTR PATH [SECONDS]
+    app_alone.py wsgi|asgi|native MODULE:ATTR PATH [SECONDS]
 
 Calls the app for GET PATH over and over in this process (after a warm-up) and prints
 its CPU µs per request: the process's CPU time (every thread's, so a Django ASGI view's
@@ -9,7 +9,9 @@ sync thread counts) ÷ the calls. A WSGI call gets a fresh copy of a ready envir
 a server would build, and its result is iterated and closed; an ASGI call gets a copy
 of a ready scope, a `receive` that answers the empty body and then waits (the client
 stays), and a `send` that drops the message, awaited on uvloop's loop (asyncio's when
-uvloop is missing). What a
+uvloop is missing). A native call (a `haywire.App`) runs the GET route whose path is
+PATH with a stand-in request and turns its return value into a response as the worker
+does (a dict into JSON, say), handing it to a `respond` that drops it. What a
 server adds on top (parsing, the environ or scope from the request, the bridge, the
 socket) is not in it: a server's CPU per request is at least this plus its own floor.
 """
@@ -59,6 +61,27 @@ def wsgi_call(app: Callable[..., Any], path: str) -> Callable[[], None]:
     return call
 
 
+def native_call(app: Any, path: str) -> Callable[[], None]:
+    from haywire.native import _send  # what the worker does with a handler's value
+
+    handler = next((h for method, route, h in app.routes if method == "GET" and route == path), None)
+    if handler is None:
+        raise SystemExit(f"no GET route {path!r} in the app")
+
+    class StandIn:
+        responded = False
+
+        def respond(self, status: int, headers: list, body: bytes) -> None:
+            pass
+
+    request = StandIn()
+
+    def call() -> None:
+        _send(request, handler(request))
+
+    return call
+
+
 def asgi_scope(path: str) -> dict:
     return {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
@@ -81,14 +104,14 @@ def measure(batch: Callable[[], None], seconds: float) -> float:
 
 
 def main() -> int:
-    if len(sys.argv) not in (4, 5) or sys.argv[1] not in ("wsgi", "asgi"):
+    if len(sys.argv) not in (4, 5) or sys.argv[1] not in ("wsgi", "asgi", "native"):
         print(__doc__, file=sys.stderr)
         return 2
     interface, target, path = sys.argv[1:4]
     seconds = float(sys.argv[4]) if len(sys.argv) == 5 else 1.0
     app = load(target)
-    if interface == "wsgi":
-        call = wsgi_call(app, path)
+    if interface != "asgi":
+        call = (wsgi_call if interface == "wsgi" else native_call)(app, path)
 
         def batch() -> None:
             for _ in range(BATCH):

@@ -527,11 +527,11 @@ def main() -> int:
 
 
 def measure_apps_alone(args, rows, env, raw, notes) -> None:
-    """Each row's WSGI and ASGI app alone (app_alone.py) on the first server CPU, median
+    """Each row's app alone (app_alone.py) per interface on the first server CPU, median
     of three processes, as `app` lines of the raw TSV (endpoint, interface, CPU µs/req)."""
     cpu = str(cpu_list(args.server_cpus)[0])
     for endpoint in dict.fromkeys(row.endpoint for row in rows if row.scenario != "mixed"):
-        for interface in ("wsgi", "asgi"):
+        for interface in HAYWIRE:
             target = ENDPOINTS[endpoint].apps.get(interface)
             if target is None or (endpoint, interface) in NO_APP_ALONE:
                 continue
@@ -663,10 +663,10 @@ def floor(table, flags, plan, workers: int, alone) -> list[str]:
             " interface on this server costs at least: the kernel's TCP work and Haywire's HTTP."
             " **app alone**: the app's own CPU per request, called in one process with no server"
             " (benchmarks/python/app_alone.py, median of three, on the first server CPU, before the"
-            " rounds); – for the native API (its handlers are one-liners whose results the server"
-            " serializes: its ceiling counts the floor alone) and Django over ASGI (asgiref's sync"
-            " thread costs what each server's thread arrangement makes it, so no server-free figure"
-            " bounds it: no bridge or ceiling there). **bridge**: Haywire's CPU µs/req over the floor and the app alone: what carrying the"
+            " rounds; for the native API its handler and the turning of its value into a response,"
+            " a dict into JSON); – for Django over ASGI (asgiref's sync thread costs what each"
+            " server's thread arrangement makes it, so no server-free figure bounds it: no bridge or"
+            " ceiling there). **bridge**: Haywire's CPU µs/req over the floor and the app alone: what carrying the"
             " request to the app and its answer back costs. **Python thread**: what the worker's Python"
             " thread itself runs per request (schedstat). **ceiling**: Granian's CPU/req ÷ (the floor +"
             " the app alone), the most req/s ÷ Granian a server-bound Haywire could reach if its bridge"
