@@ -6,7 +6,7 @@
 # hello-world, a JSON, a 1 MiB streamed and a Django endpoint (see bench.py's help).
 # Writes benchmarks/python/results/latest.md (+ the raw latest.tsv) and prints it.
 #
-#   benchmarks/python/run.sh              # server on CPU 1, wrk on CPU 0 (about 25 minutes)
+#   benchmarks/python/run.sh              # server on CPU 1, wrk on CPU 0 (about 30 minutes)
 #   benchmarks/python/run.sh --quick      # one 2-second run each (about 5 minutes)
 #   benchmarks/python/run.sh --servers haywire-native,granian-rsgi --scenarios ka
 #   benchmarks/python/run.sh --before-venv /tmp/old --servers haywire-wsgi,haywire-wsgi-before,granian-wsgi
