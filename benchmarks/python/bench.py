@@ -575,7 +575,12 @@ def versions() -> str:
             found.append(f"{package} {version(package)}")
         except PackageNotFoundError:
             pass
-    return ", ".join(found) + f"; Python {sys.version.split()[0]}"
+    # An interpreter built without PGO and LTO (pyenv's default, say) runs Python code
+    # slower than a distribution's, which moves every ratio against the Rust floor.
+    import sysconfig
+    built = sysconfig.get_config_var("CONFIG_ARGS") or ""
+    build = "PGO" if "--enable-optimizations" in built else "no PGO"
+    return ", ".join(found) + f"; Python {sys.version.split()[0]} ({build})"
 
 
 def before_version() -> str:
