@@ -43,6 +43,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,18 +74,19 @@ def haywire(interface: str, before: bool = False):
 
 def haywire_rust(port, app, workers):
     """haywire-wsgi with no_python.toml's stock routes answering in Rust."""
-    return [*haywire("wsgi")(port, app, workers), "--config", str(rust_config())]
+    return [*haywire("wsgi")(port, app, workers), "--config", str(RUST_CONFIG)]
 
 
-def rust_config() -> Path:
-    """no_python.toml with /stream added: a fixed body of the stream row's size, too large
-    to keep in that file."""
-    path = Path(f"/tmp/haywire-pybench-no-python-{os.getpid()}.toml")
-    if not path.exists():
-        path.write_text((HERE / "no_python.toml").read_text() +
-                        f'\n[[route]]\nhandler = "text"\npath = "/stream"\nbody = "{"x" * STREAM_BYTES}"\n'
-                        'content_type = "application/octet-stream"\n')
-    return path
+# haywire-rust's config: no_python.toml with /stream added (write_rust_config).
+RUST_CONFIG = Path(f"/tmp/haywire-pybench-no-python-{os.getpid()}.toml")
+
+
+def write_rust_config() -> None:
+    """Writes RUST_CONFIG: no_python.toml and a /stream route with a fixed body of the
+    stream row's size, too large to keep in that file."""
+    RUST_CONFIG.write_text((HERE / "no_python.toml").read_text() +
+                           f'\n[[route]]\nhandler = "text"\npath = "/stream"\nbody = "{"x" * STREAM_BYTES}"\n'
+                           'content_type = "application/octet-stream"\n')
 
 
 def granian(interface: str):
@@ -505,6 +507,7 @@ def main() -> int:
             raw.write(f"desc\t{row.key}\t{describe(row)}\n")
         raw.flush()
         if "haywire-rust" in servers:
+            write_rust_config()
             measure_apps_alone(args, rows, env, raw, notes)
         for row, entries in plan:
             failed: set[str] = set()
@@ -521,7 +524,7 @@ def main() -> int:
         for note in notes:
             raw.write(f"note\t{note}\n")
     Path(f"/tmp/haywire-pybench-wrk-{os.getpid()}.cpu").unlink(missing_ok=True)
-    Path(f"/tmp/haywire-pybench-no-python-{os.getpid()}.toml").unlink(missing_ok=True)
+    RUST_CONFIG.unlink(missing_ok=True)
     render_report(raw_path, rows, plan, workers, args.quick, out_dir)
     return 0
 
@@ -577,7 +580,6 @@ def versions() -> str:
             pass
     # An interpreter built without PGO and LTO (pyenv's default, say) runs Python code
     # slower than a distribution's, which moves every ratio against the Rust floor.
-    import sysconfig
     built = sysconfig.get_config_var("CONFIG_ARGS") or ""
     build = "PGO" if "--enable-optimizations" in built else "no PGO"
     return ", ".join(found) + f"; Python {sys.version.split()[0]} ({build})"
