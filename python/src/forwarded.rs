@@ -100,10 +100,10 @@ pub struct Client {
 /// The client of a request from `peer` (`None`: over a Unix socket; over TLS when
 /// `secure`) whose headers `headers` lists (`(name, value)` in arrival order; read
 /// only when the peer is a trusted proxy).
-pub fn client<'h, I: Iterator<Item = (&'h str, &'h [u8])>>(
+pub fn client<'h>(
     peer: Option<SocketAddr>,
     secure: bool,
-    headers: impl Fn() -> I,
+    headers: impl Iterator<Item = (&'h str, &'h [u8])>,
     trusted: &Trusted,
 ) -> Client {
     let mut client = Client {
@@ -113,27 +113,34 @@ pub fn client<'h, I: Iterator<Item = (&'h str, &'h [u8])>>(
     if trusted.is_empty() || !trusted.trusts(peer) {
         return client;
     }
-    let header = |name: &str| -> Option<String> {
-        let values: Vec<&[u8]> = headers()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-            .collect();
+    // One pass over the head for the three names (a pass for each read every name
+    // three times, on every request from a trusted proxy).
+    let mut values: [Vec<&[u8]>; 3] = Default::default();
+    for (name, value) in headers {
+        let slot = match name.len() {
+            9 if name.eq_ignore_ascii_case("forwarded") => 0,
+            15 if name.eq_ignore_ascii_case("x-forwarded-for") => 1,
+            17 if name.eq_ignore_ascii_case("x-forwarded-proto") => 2,
+            _ => continue,
+        };
+        values[slot].push(value);
+    }
+    let [forwarded, for_, proto] = values.map(|values| {
         (!values.is_empty()).then(|| {
             values
                 .iter()
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .map(|v| String::from_utf8_lossy(v))
                 .collect::<Vec<_>>()
                 .join(",")
         })
-    };
+    });
     // `Forwarded` (RFC 7239) wins over the X- headers when a proxy sends it.
-    let (hops, proto) = match header("forwarded") {
+    let (hops, proto) = match forwarded {
         Some(value) => forwarded_elements(&value),
         None => (
-            header("x-forwarded-for")
-                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+            for_.map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
                 .unwrap_or_default(),
-            header("x-forwarded-proto").and_then(|v| {
+            proto.and_then(|v| {
                 v.rsplit(',')
                     .map(|s| s.trim().to_ascii_lowercase())
                     .find(|s| !s.is_empty())
@@ -222,15 +229,8 @@ mod tests {
             .collect()
     }
 
-    fn pairs<'h>(
-        h: &'h [(String, Bytes)],
-    ) -> impl Fn() -> std::vec::IntoIter<(&'h str, &'h [u8])> + 'h {
-        move || {
-            h.iter()
-                .map(|(n, v)| (n.as_str(), &v[..]))
-                .collect::<Vec<_>>()
-                .into_iter()
-        }
+    fn pairs(h: &[(String, Bytes)]) -> impl Iterator<Item = (&str, &[u8])> {
+        h.iter().map(|(n, v)| (n.as_str(), &v[..]))
     }
 
     fn peer(s: &str) -> Option<SocketAddr> {
@@ -254,6 +254,17 @@ mod tests {
         let trusted = Trusted::parse("127.0.0.1, 10.0.0.0/8").unwrap();
         let h = headers(&[
             ("X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.1.1.1"),
+            ("X-Forwarded-Proto", "https"),
+        ]);
+        let c = client(peer("127.0.0.1:4000"), false, pairs(&h), &trusted);
+        assert_eq!(c.addr, Some(("1.2.3.4".into(), 0)));
+        assert_eq!(c.scheme, "https");
+        // The same, each header in two lines, any case, among others: read as one list.
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("Host", "h"),
+            ("X-FORWARDED-FOR", "1.2.3.4, 10.1.1.1"),
+            ("x-forwarded-proto", "http"),
             ("X-Forwarded-Proto", "https"),
         ]);
         let c = client(peer("127.0.0.1:4000"), false, pairs(&h), &trusted);

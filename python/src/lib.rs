@@ -7,7 +7,9 @@
 
 mod asgi;
 mod bridge;
+mod environ;
 mod forwarded;
+mod header_join;
 mod listen;
 mod overrides;
 mod stall;
@@ -16,6 +18,7 @@ mod tls;
 mod websocket;
 mod wsgi;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -205,7 +208,7 @@ fn client_info(job: &Job, site: &Site) -> forwarded::Client {
     forwarded::client(
         job.peer,
         job.tls.is_some(),
-        || job.headers.iter(),
+        job.headers.iter(),
         &site.trusted,
     )
 }
@@ -257,8 +260,14 @@ fn asgi_scope<'py>(
     )?;
     let headers = PyList::empty(py);
     for (name, value) in job.headers.iter() {
-        let name = name.to_ascii_lowercase();
-        headers.append((PyBytes::new(py, name.as_bytes()), PyBytes::new(py, value)))?;
+        // Lower-cased in the bytes object itself (a lower-cased copy first was an
+        // allocation per header).
+        let name = PyBytes::new_with(py, name.len(), |bytes| {
+            bytes.copy_from_slice(name.as_bytes());
+            bytes.make_ascii_lowercase();
+            Ok(())
+        })?;
+        headers.append((name, PyBytes::new(py, value)))?;
     }
     scope.set_item(intern!(py, "headers"), headers)?;
     if let Some(tls) = &job.tls {
@@ -318,31 +327,7 @@ impl PyRequest {
             _ => intern!(py, "HTTP/1.1"),
         };
         env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-        let mut has_length = false;
-        // Names seen so far: a repeat is joined to the first value (found here, not
-        // by a dict lookup per header).
-        let mut seen: Vec<&str> = Vec::with_capacity(self.job.headers.len());
-        for (name, value) in self.job.headers.iter() {
-            // Haywire has already de-chunked the body. A name with `_` would map to
-            // the same key as its `-` twin and could spoof it (as gunicorn and nginx
-            // do, such headers are dropped).
-            if name.eq_ignore_ascii_case("transfer-encoding") || name.contains('_') {
-                continue;
-            }
-            if name.eq_ignore_ascii_case("content-length") {
-                has_length = true;
-                continue;
-            }
-            let special = name.eq_ignore_ascii_case("content-type");
-            let repeat = !special && seen.iter().any(|seen| seen.eq_ignore_ascii_case(name));
-            seen.push(name);
-            let key = environ_key(py, name);
-            let value = latin1_text(py, value);
-            match repeat.then(|| env.get_item(&key)).transpose()?.flatten() {
-                Some(old) => env.set_item(&key, format!("{},{value}", old.extract::<String>()?))?,
-                None => env.set_item(&key, value)?,
-            }
-        }
+        let has_length = environ::add_headers(py, &env, &self.job.headers)?;
         let length = match &self.job.stream {
             // A chunked body has no length: `wsgi.input_terminated` says read to its end.
             Some(pipe) => pipe.length,
@@ -685,13 +670,12 @@ impl PyRequest {
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
         for (name, value) in self.job.headers.iter() {
-            let name = name.to_ascii_lowercase();
-            let value = latin1(value);
-            match dict.get_item(&name)? {
-                Some(old) => {
-                    dict.set_item(&name, format!("{}, {value}", old.extract::<String>()?))?
-                }
-                None => dict.set_item(&name, value)?,
+            dict.set_item(name.to_ascii_lowercase(), latin1_text(py, value))?;
+        }
+        // A repeat replaced the value before it: only then are they joined.
+        if dict.len() < self.job.headers.len() {
+            for (name, text) in header_join::repeated(self.job.headers.iter(), ", ") {
+                dict.set_item(name, text)?;
             }
         }
         Ok(dict)
@@ -703,7 +687,7 @@ impl PyRequest {
             .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| latin1(v))
+            .map(|(_, v)| latin1(v).into_owned())
     }
 
     /// The body decoded as UTF-8 (invalid bytes replaced).
@@ -1343,18 +1327,18 @@ fn _haywire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Bytes as Latin-1 text (every byte one character), as WSGI and HTTP/1.1 read them.
-fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+/// Bytes as Latin-1 text (every byte one character), as WSGI and HTTP/1.1 read them:
+/// borrowed when they are ASCII (nearly always), where Latin-1 and UTF-8 agree.
+fn latin1(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.is_ascii() => Cow::Borrowed(text),
+        _ => Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
+    }
 }
 
-/// [`latin1`] as a Python string, made straight from the bytes when they are ASCII
-/// (nearly always), where Latin-1 and UTF-8 agree.
+/// [`latin1`] as a Python string.
 fn latin1_text<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) if text.is_ascii() => PyString::new(py, text),
-        _ => PyString::new(py, &latin1(bytes)),
-    }
+    PyString::new(py, &latin1(bytes))
 }
 
 /// A client's scheme (`http` or `https`) as an interned Python string.
@@ -1373,52 +1357,6 @@ fn method_text<'py>(py: Python<'py>, method: &str) -> Bound<'py, PyString> {
         "HEAD" => intern!(py, "HEAD").clone(),
         method => PyString::new(py, method),
     }
-}
-
-/// The environ key of header `name` (`CONTENT_TYPE`, else `HTTP_` and the name upper-cased
-/// with `-` as `_`); the keys of the headers browsers and clients send on nearly
-/// every request are interned, so neither made nor hashed per request.
-fn environ_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
-    macro_rules! common {
-        ($($header:literal => $key:literal),* $(,)?) => {
-            $(if name.eq_ignore_ascii_case($header) {
-                return intern!(py, $key).clone();
-            })*
-        };
-    }
-    common! {
-        "host" => "HTTP_HOST",
-        "user-agent" => "HTTP_USER_AGENT",
-        "accept" => "HTTP_ACCEPT",
-        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
-        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
-        "connection" => "HTTP_CONNECTION",
-        "cookie" => "HTTP_COOKIE",
-        "content-type" => "CONTENT_TYPE",
-        "referer" => "HTTP_REFERER",
-        "origin" => "HTTP_ORIGIN",
-        "cache-control" => "HTTP_CACHE_CONTROL",
-        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
-        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
-        "x-requested-with" => "HTTP_X_REQUESTED_WITH",
-        "authorization" => "HTTP_AUTHORIZATION",
-        "if-none-match" => "HTTP_IF_NONE_MATCH",
-        "if-modified-since" => "HTTP_IF_MODIFIED_SINCE",
-        "upgrade-insecure-requests" => "HTTP_UPGRADE_INSECURE_REQUESTS",
-        "sec-fetch-dest" => "HTTP_SEC_FETCH_DEST",
-        "sec-fetch-mode" => "HTTP_SEC_FETCH_MODE",
-        "sec-fetch-site" => "HTTP_SEC_FETCH_SITE",
-        "sec-fetch-user" => "HTTP_SEC_FETCH_USER",
-        "priority" => "HTTP_PRIORITY",
-    }
-    // Header names are tokens (ASCII), so the key is built byte by byte.
-    let mut key = Vec::with_capacity(name.len() + 5);
-    key.extend_from_slice(b"HTTP_");
-    key.extend(name.bytes().map(|b| match b {
-        b'-' => b'_',
-        b => b.to_ascii_uppercase(),
-    }));
-    PyString::new(py, &String::from_utf8_lossy(&key))
 }
 
 /// Decodes `%XX` escapes (an invalid escape is kept as is).

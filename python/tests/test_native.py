@@ -20,6 +20,22 @@ def test_routes_params_and_return_types(serve):
     assert (body, headers["content-type"]) == (b"\x00\x01", "application/octet-stream")
 
 
+def test_request_headers_lower_case_names_repeats_joined(serve):
+    # Repeats in the order sent, whatever their case; Latin-1 values; `header` gives the
+    # first. Many repeats (the head's 64 headers) are joined in one pass, each value once.
+    server = serve("native_app:app", interface="native")
+    many = "".join(f"X-Many: {i}\r\n" for i in range(60))
+    with server.connect() as sock:
+        sock.sendall(b"GET /headers HTTP/1.1\r\nHost: h\r\nAccept: a\r\nACCEPT: caf\xe9\r\n"
+                     + many.encode() + b"Connection: close\r\n\r\n")
+        status, _, body, _ = read_response(sock)
+    assert status == 200
+    got = json.loads(body)
+    assert got["headers"] == {"host": "h", "accept": "a, caf\u00e9", "connection": "close",
+                              "x-many": ", ".join(str(i) for i in range(60))}
+    assert got["first"] == "0"
+
+
 def test_response_object_and_body(serve):
     server = serve("native_app:app", interface="native")
     status, headers, body = request(server, "POST", "/echo", b"abc", {"Content-Type": "text/x"})

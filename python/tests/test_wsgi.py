@@ -51,6 +51,8 @@ def test_environ_header_keys_values_and_repeats(serve):
         sock.sendall(b"GET /environ HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\n"
                      b"X-Odd-Name: 1\r\nx-odd-name: 2\r\nAccept: a\r\nAccept: b\r\n"
                      b"X-Latin: caf\xe9\r\nSec-Fetch-Mode: navigate\r\n"
+                     b"X-Three: 1\r\nX-THREE: caf\xe9\r\nx-three: 3\r\n"
+                     b"Content-Type: text/a\r\nContent-Type: text/b\r\n"
                      b"Connection: close\r\n\r\n")
         status, _, body, _ = read_response(sock)
     assert status == 200
@@ -61,7 +63,24 @@ def test_environ_header_keys_values_and_repeats(serve):
     assert env["HTTP_X_LATIN"] == "caf\u00e9"
     assert env["HTTP_CONNECTION"] == "close"
     assert env["HTTP_SEC_FETCH_MODE"] == "navigate"
+    assert env["HTTP_X_THREE"] == "1,caf\u00e9,3"  # in the order sent, any case
+    assert env["CONTENT_TYPE"] == "text/b"  # a repeated Content-Type: the last
     assert env["REMOTE_ADDR"] == "127.0.0.1" and int(env["REMOTE_PORT"]) > 0
+
+
+def test_environ_joins_the_most_repeats_a_head_holds(serve):
+    # Every header of a full head repeated (64, the most a request may carry), each
+    # value once, in order; the unrepeated names beside them stay as sent.
+    server = serve("wsgi_app:app")
+    values = [f"{i:02d}" + "v" * 100 for i in range(62)]
+    head = "".join(f"X-Many: {v}\r\n" for v in values)
+    with server.connect() as sock:
+        sock.sendall(f"GET /environ HTTP/1.1\r\nHost: h\r\n{head}Connection: close\r\n\r\n".encode())
+        status, _, body, _ = read_response(sock)
+    assert status == 200
+    env = json.loads(body)
+    assert env["HTTP_X_MANY"] == ",".join(values)
+    assert (env["HTTP_HOST"], env["HTTP_CONNECTION"]) == ("h", "close")
 
 
 def test_path_info_is_decoded_latin1(serve):

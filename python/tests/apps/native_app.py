@@ -29,6 +29,11 @@ def post_json(request):
     return {"got": request.json(), "ct": request.headers.get("content-type")}
 
 
+@app.get("/headers")
+def headers(request):
+    return {"headers": request.headers, "first": request.header("x-many")}
+
+
 @app.get("/async/:n")
 async def slow(request):
     await asyncio.sleep(0.01)
