@@ -332,8 +332,7 @@ def test_max_requests_replaces_the_worker_without_a_gap(serve):
         status, _, body = request(server, "GET", "/pid")
         assert status == 200  # never refused: the successor is ready before the old stops
         pids.add(body)
-    assert any("served 5 requests (--max-requests); replacing it" in line
-               for line in server.errors)
+    server.wait_for(re.escape("served 5 requests (--max-requests); replacing it"), stderr=True)
 
 
 def test_max_requests_jitter_spreads_the_replacements(serve):
@@ -365,7 +364,7 @@ def test_a_worker_over_the_memory_limit_is_replaced(serve):
     while request(server, "GET", "/pid")[2] == first:  # served throughout
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    assert any("over --workers-max-rss 150; replacing it" in line for line in server.errors)
+    server.wait_for("over --workers-max-rss 150; replacing it", stderr=True)
 
 
 def test_a_worker_is_replaced_after_its_lifetime(serve):

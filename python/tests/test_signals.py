@@ -169,7 +169,7 @@ def test_hung_app_is_killed_after_the_kill_timeout(serve):
         time.sleep(0.3)
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(20) == 0  # the app sleeps for an hour
-    assert any("did not stop within 1 s; killing it" in line for line in server.errors)
+    server.wait_for("did not stop within 1 s; killing it", stderr=True)
 
 
 def test_sigterm_during_start_up_stops_every_worker():
@@ -195,7 +195,7 @@ def test_worker_exiting_3_after_start_is_restarted(serve):
     server.wait_for(r"worker 0 ready", 2)
     assert server.proc.poll() is None
     assert int(request(server, "GET", "/pid")[2]) != first
-    assert any("exited with status 3; restarting" in line for line in server.errors)
+    server.wait_for("exited with status 3; restarting", stderr=True)
 
 
 def test_lifespan_that_raises_is_shown_and_the_app_served(serve):
