@@ -75,44 +75,72 @@ impl StatusCode {
         self.0
     }
 
-    /// The standard reason phrase, or an empty one for unknown codes.
+    /// The reason phrase: IANA's HTTP Status Code Registry (RFC 9110's names), and 418
+    /// as RFC 2324 and Python's `http.HTTPStatus` name it; empty for other codes.
     pub fn reason(self) -> &'static str {
         match self.0 {
             100 => "Continue",
             101 => "Switching Protocols",
+            102 => "Processing",
+            103 => "Early Hints",
             200 => "OK",
             201 => "Created",
             202 => "Accepted",
+            203 => "Non-Authoritative Information",
             204 => "No Content",
+            205 => "Reset Content",
             206 => "Partial Content",
+            207 => "Multi-Status",
+            208 => "Already Reported",
+            226 => "IM Used",
+            300 => "Multiple Choices",
             301 => "Moved Permanently",
             302 => "Found",
             303 => "See Other",
             304 => "Not Modified",
+            305 => "Use Proxy",
             307 => "Temporary Redirect",
             308 => "Permanent Redirect",
             400 => "Bad Request",
             401 => "Unauthorized",
+            402 => "Payment Required",
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            406 => "Not Acceptable",
+            407 => "Proxy Authentication Required",
             408 => "Request Timeout",
             409 => "Conflict",
+            410 => "Gone",
             411 => "Length Required",
+            412 => "Precondition Failed",
             413 => "Content Too Large",
             414 => "URI Too Long",
             415 => "Unsupported Media Type",
             416 => "Range Not Satisfiable",
+            417 => "Expectation Failed",
+            418 => "I'm a teapot",
+            421 => "Misdirected Request",
             422 => "Unprocessable Content",
+            423 => "Locked",
+            424 => "Failed Dependency",
+            425 => "Too Early",
             426 => "Upgrade Required",
+            428 => "Precondition Required",
             429 => "Too Many Requests",
             431 => "Request Header Fields Too Large",
+            451 => "Unavailable For Legal Reasons",
             500 => "Internal Server Error",
             501 => "Not Implemented",
             502 => "Bad Gateway",
             503 => "Service Unavailable",
             504 => "Gateway Timeout",
             505 => "HTTP Version Not Supported",
+            506 => "Variant Also Negotiates",
+            507 => "Insufficient Storage",
+            508 => "Loop Detected",
+            510 => "Not Extended",
+            511 => "Network Authentication Required",
             _ => "",
         }
     }
@@ -649,6 +677,41 @@ mod tests {
         };
         response.encode(mode, stamp, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_status_line_names_every_registered_code() {
+        for (code, line) in [
+            (410, "HTTP/1.1 410 Gone\r\n"),
+            (412, "HTTP/1.1 412 Precondition Failed\r\n"),
+            (418, "HTTP/1.1 418 I'm a teapot\r\n"),
+            (451, "HTTP/1.1 451 Unavailable For Legal Reasons\r\n"),
+            (511, "HTTP/1.1 511 Network Authentication Required\r\n"),
+            (299, "HTTP/1.1 299 \r\n"),
+        ] {
+            let status = StatusCode::from_u16(code).unwrap();
+            let text = encode(&Response::new(status), KEEP);
+            assert!(text.starts_with(line), "{text}");
+        }
+        // Every code IANA registers (and 418) has its phrase.
+        let registered = [
+            100..=103,
+            200..=208,
+            226..=226,
+            300..=305,
+            307..=308,
+            400..=418,
+            421..=426,
+            428..=429,
+            431..=431,
+            451..=451,
+            500..=508,
+            510..=511,
+        ];
+        for code in registered.into_iter().flatten() {
+            let reason = StatusCode::from_u16(code).unwrap().reason();
+            assert!(!reason.is_empty(), "{code} has no reason phrase");
+        }
     }
 
     #[test]
