@@ -4,10 +4,11 @@ interface; RSGI for native), uvicorn (httptools + uvloop, ASGI) and gunicorn (gt
 WSGI). Run through benchmarks/python/run.sh, which makes the venv.
 
 Rows: a scenario (wrk script) and an endpoint. pipe16 and ka run hello and json; ka also
-runs stream (1 MiB in 16 pieces of 64 KiB: WSGI generator, ASGI more_body, RSGI
-response_stream; the native API has no streamed response, so haywire-native sits it out)
-and django (benchsite/, an unchanged `startproject` with one JSON view, WSGI and ASGI
-servers only); mixed has its own paths.
+runs browser (hello asked with the fourteen headers a browser sends with a page request,
+where wrk sends one), stream (1 MiB in 16 pieces of 64 KiB: WSGI generator, ASGI
+more_body, RSGI response_stream; the native API has no streamed response, so
+haywire-native sits it out) and django (benchsite/, an unchanged `startproject` with one
+JSON view, WSGI and ASGI servers only); mixed has its own paths.
 
 haywire-rust is the floor: haywire-wsgi's worker with every row's answer but mixed's
 sent by stock routes in Rust (no_python.toml, plus a fixed 1 MiB body for stream), so no
@@ -164,6 +165,24 @@ DJANGO = {"wsgi": "benchsite.wsgi:application", "asgi": "benchsite.asgi:applicat
 # ASGI server's differs), so no server-free figure bounds it.
 NO_APP_ALONE = {("django", "asgi")}
 STREAM_BYTES = 16 * 65536
+# What Firefox sends with a page request (a session's cookie among them): the headers
+# each server turns into an environ or a scope, where wrk's requests carry only Host.
+BROWSER_HEADERS = (
+    ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Language", "en-US,en;q=0.5"),
+    ("Accept-Encoding", "gzip, deflate, br, zstd"),
+    ("Referer", "http://127.0.0.1/"),
+    ("Cookie", "csrftoken=Vr4bTq0kLx2mYw8ZpN3sA6dC; sessionid=x7k2m9q4w1e8r5t3y6u0i2o9p4a7s1d"),
+    ("Connection", "keep-alive"),
+    ("Upgrade-Insecure-Requests", "1"),
+    ("Sec-Fetch-Dest", "document"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Sec-Fetch-Site", "same-origin"),
+    ("Sec-Fetch-User", "?1"),
+    ("Priority", "u=0, i"),
+    ("DNT", "1"),
+)
 JSON_BODY = {"message": "Hello, World!"}
 
 
@@ -174,6 +193,7 @@ class Endpoint:
     scenarios: tuple[str, ...]
     apps: dict  # app kind -> target; a server whose kind is missing sits the row out
     expect: object  # body -> whether it is the right answer
+    headers: tuple = ()  # (name, value) wrk adds to every request (ka)
 
 
 ENDPOINTS = {
@@ -182,6 +202,9 @@ ENDPOINTS = {
     "json": Endpoint("/json", "`GET /json` -> a small JSON object, serialized per request (by the"
                      " app; haywire-rust sends a fixed one)", ("pipe16", "ka"), WITH_RUST,
                      lambda b: json.loads(b) == JSON_BODY),
+    "browser": Endpoint("/", "`GET /` with a browser's 14 request headers (Firefox's for a page, a"
+                        " session cookie among them) -> `hello world`", ("ka",), WITH_RUST,
+                        lambda b: b == b"hello world", BROWSER_HEADERS),
     "stream": Endpoint("/stream", "`GET /stream` -> 1 MiB streamed in 16 pieces of 64 KiB, chunked (no"
                        " Content-Length); the native API has no streamed response; haywire-rust sends a fixed"
                        " 1 MiB body", ("ka",),
@@ -305,7 +328,9 @@ def wrk_command(args, row: Row, port: int, seconds: int) -> list[str]:
     if row.scenario == "pipe16":
         return base + ["-s", "benchmarks/pipelined_get.lua", url + ENDPOINTS[row.endpoint].path, "--", "16"]
     if row.scenario == "ka":
-        return base + ["-s", "benchmarks/wrk/keepalive.lua", url + ENDPOINTS[row.endpoint].path]
+        endpoint = ENDPOINTS[row.endpoint]
+        headers = [flag for name, value in endpoint.headers for flag in ("-H", f"{name}: {value}")]
+        return base + headers + ["-s", "benchmarks/wrk/keepalive.lua", url + endpoint.path]
     return base + ["-s", "benchmarks/wrk/mixed.lua", url + "/"]
 
 
@@ -428,7 +453,7 @@ def main() -> int:
                              " and the report compares them with the current build")
     parser.add_argument("--scenarios", default="pipe16,ka,mixed")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS),
-                        help="[hello,json,stream,django]; stream and django run in ka only")
+                        help="[hello,json,browser,stream,django]; browser, stream and django run in ka only")
     parser.add_argument("--server-cpus", default="1", help="n workers run on the first n of these [1]")
     parser.add_argument("--wrk-cpus", default="0")
     parser.add_argument("--wrk-threads", type=int, default=1)
