@@ -103,7 +103,7 @@ pub struct Client {
 pub fn client<'h>(
     peer: Option<SocketAddr>,
     secure: bool,
-    headers: impl Iterator<Item = (&'h str, &'h [u8])>,
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     trusted: &Trusted,
 ) -> Client {
     let mut client = Client {
@@ -118,9 +118,9 @@ pub fn client<'h>(
     let mut values: [Vec<&[u8]>; 3] = Default::default();
     for (name, value) in headers {
         let slot = match name.len() {
-            9 if name.eq_ignore_ascii_case("forwarded") => 0,
-            15 if name.eq_ignore_ascii_case("x-forwarded-for") => 1,
-            17 if name.eq_ignore_ascii_case("x-forwarded-proto") => 2,
+            9 if name.eq_ignore_ascii_case(b"forwarded") => 0,
+            15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => 1,
+            17 if name.eq_ignore_ascii_case(b"x-forwarded-proto") => 2,
             _ => continue,
         };
         values[slot].push(value);
@@ -229,8 +229,8 @@ mod tests {
             .collect()
     }
 
-    fn pairs(h: &[(String, Bytes)]) -> impl Iterator<Item = (&str, &[u8])> {
-        h.iter().map(|(n, v)| (n.as_str(), &v[..]))
+    fn pairs(h: &[(String, Bytes)]) -> impl Iterator<Item = (&[u8], &[u8])> {
+        h.iter().map(|(n, v)| (n.as_bytes(), &v[..]))
     }
 
     fn peer(s: &str) -> Option<SocketAddr> {

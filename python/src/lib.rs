@@ -208,7 +208,7 @@ fn client_info(job: &Job, site: &Site) -> forwarded::Client {
     forwarded::client(
         job.peer,
         job.tls.is_some(),
-        job.headers.iter(),
+        job.headers.iter_bytes(),
         &site.trusted,
     )
 }
@@ -259,11 +259,11 @@ fn asgi_scope<'py>(
         PyBytes::new(py, job.query.as_bytes()),
     )?;
     let headers = PyList::empty(py);
-    for (name, value) in job.headers.iter() {
+    for (name, value) in job.headers.iter_bytes() {
         // Lower-cased in the bytes object itself (a lower-cased copy first was an
         // allocation per header).
         let name = PyBytes::new_with(py, name.len(), |bytes| {
-            bytes.copy_from_slice(name.as_bytes());
+            bytes.copy_from_slice(name);
             bytes.make_ascii_lowercase();
             Ok(())
         })?;

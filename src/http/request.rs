@@ -155,18 +155,27 @@ impl Headers {
 
     /// Every header as `(name, value)`, in arrival order, repeats included.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        let inline = &self.inline[..(self.len as usize).min(INLINE_HEADERS)];
-        inline.iter().chain(&self.spilled).map(|(name, value)| {
+        self.iter_bytes().map(|(name, value)| {
             // Names were validated as tokens by the parser, so they are ASCII.
-            let name = std::str::from_utf8(name.get(&self.head)).unwrap_or("");
-            (name, value.get(&self.head))
+            (std::str::from_utf8(name).unwrap_or(""), value)
         })
+    }
+
+    /// [`Headers::iter`] with the names as bytes, as they came: for a reader that
+    /// compares or copies them (checking each name as UTF-8 first cost more than a
+    /// comparison).
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let inline = &self.inline[..(self.len as usize).min(INLINE_HEADERS)];
+        inline
+            .iter()
+            .chain(&self.spilled)
+            .map(|(name, value)| (name.get(&self.head), value.get(&self.head)))
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.iter_bytes()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -177,8 +186,8 @@ impl Headers {
 
     /// Every value of header `name` (case-insensitive), in arrival order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        self.iter_bytes()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 }
