@@ -7,6 +7,7 @@
 
 mod asgi;
 mod bridge;
+mod common_headers;
 mod environ;
 mod forwarded;
 mod header_join;
@@ -260,13 +261,7 @@ fn asgi_scope<'py>(
     )?;
     let headers = PyList::empty(py);
     for (name, value) in job.headers.iter_bytes() {
-        // Lower-cased in the bytes object itself (a lower-cased copy first was an
-        // allocation per header).
-        let name = PyBytes::new_with(py, name.len(), |bytes| {
-            bytes.copy_from_slice(name);
-            bytes.make_ascii_lowercase();
-            Ok(())
-        })?;
+        let name = common_headers::asgi_name(py, name)?;
         headers.append((name, PyBytes::new(py, value)))?;
     }
     scope.set_item(intern!(py, "headers"), headers)?;
