@@ -682,10 +682,12 @@ def floor(table, flags, plan, workers: int, alone) -> list[str]:
             app = alone.get((row.endpoint, interface))
             # Unmeasured where it is no bound (NO_APP_ALONE): no bridge or ceiling then.
             least = None if (row.endpoint, interface) in NO_APP_ALONE else base["cpu"] + (app or 0)
+            uvi = best(table, row.key, entries, "uvicorn", workers)[0] if interface == "asgi" else None
             lines.append(f"| {row.key} | {INTERFACES[interface]} | {R.fmt(base['cpu'], '.2f')} |"
                          f" {R.fmt(app, '.2f')} | {R.fmt(mine['cpu'], '.2f')} |"
                          f" {R.fmt(least and mine['cpu'] - least, '.2f')} | {R.fmt(mine['python'], '.2f')} |"
-                         f" {entry.name} {R.fmt(theirs['cpu'], '.2f')} | {ratio(theirs['cpu'], least)} |")
+                         f" {entry.name} {R.fmt(theirs['cpu'], '.2f')} | {ratio(theirs['cpu'], least)} |"
+                         f" {ratio(uvi and uvi['cpu'], least)} |")
     if not lines:
         return []
     return ["## The floor: no Python at all", "",
@@ -703,10 +705,11 @@ def floor(table, flags, plan, workers: int, alone) -> list[str]:
             " thread itself runs per request (schedstat). **ceiling**: Granian's CPU/req ÷ (the floor +"
             " the app alone), the most req/s ÷ Granian a server-bound Haywire could reach if its bridge"
             " cost nothing; a ceiling under 1.5 means issue #18's req/s target cannot be met in that row"
-            " on this machine by any work on the server's side.", "",
+            " on this machine by any work on the server's side. **ceiling ÷ uvicorn**: the same against"
+            " uvicorn's CPU/req (ASGI), where the target is 2.", "",
             "| row | interface | floor CPU µs/req | app alone µs/req | Haywire CPU µs/req | bridge µs/req |"
-            " Python thread µs/req | Granian entry, CPU µs/req | ceiling |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |", *lines, "", R.caption(flags), ""]
+            " Python thread µs/req | Granian entry, CPU µs/req | ceiling | ceiling ÷ uvicorn |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |", *lines, "", R.caption(flags), ""]
 
 
 def markdown(info, flags, descs, notes, table, rows, plan, workers, quick, chart_name, alone) -> str:
