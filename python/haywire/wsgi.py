@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from wsgiref import util
 
+from . import __version__
 from ._haywire import ClientDisconnected
 
 _ERROR = (500, [("Content-Type", "text/plain")], b"internal server error\n")
@@ -103,6 +104,7 @@ def make_handler(
         "SCRIPT_NAME": "",
         "SERVER_NAME": server_name,
         "SERVER_PORT": str(port),
+        "SERVER_SOFTWARE": f"haywire/{__version__}",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
         "wsgi.errors": sys.stderr,

@@ -138,9 +138,12 @@ impl Exchange {
             if this.status.is_some() {
                 return Err(PyRuntimeError::new_err("http.response.start sent twice"));
             }
-            let status = py
-                .get_type::<PyInt>()
-                .call1((message.get_item(intern!(py, "status"))?,))?;
+            let status = message.get_item(intern!(py, "status"))?;
+            // An int (HTTPStatus among them) as it is; anything else as `int()` makes it.
+            let status = match status.cast::<PyInt>() {
+                Ok(status) => status.clone().into_any(),
+                Err(_) => py.get_type::<PyInt>().call1((status,))?,
+            };
             this.status = Some(status.extract()?);
             this.headers = Some(match field(message, intern!(py, "headers"))? {
                 Some(headers) => headers.unbind(),

@@ -16,6 +16,20 @@ def test_hello(serve):
     assert (status, body, headers["content-type"]) == (200, b"hello world", "text/plain")
 
 
+def test_a_status_is_an_int_or_what_int_makes_of_it(serve):
+    server = serve("asgi_app:app", interface="asgi")
+    with server.connect() as sock:
+        sock.sendall(b"GET /status?enum HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    assert data.split(b"\r\n")[0] == b"HTTP/1.1 418 I'm a teapot"
+    status, _, body = request(server, "GET", "/status?other")
+    assert (status, body) == (201, b"other")
+
+
 def test_large_body_arrives_in_more_body_events(serve):
     server = serve("asgi_app:app", interface="asgi")
     payload = os.urandom(300 * 1024)

@@ -4,6 +4,8 @@ import json
 import os
 import time
 
+import haywire
+
 from conftest import read_response, read_until_closed, request, wait_file
 
 
@@ -36,6 +38,7 @@ def test_environ_follows_pep_3333(serve):
     assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
     assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
     assert env["SERVER_PORT"] == str(server.port)
+    assert env["SERVER_SOFTWARE"] == f"haywire/{haywire.__version__}"
     assert env["wsgi.multiprocess"] is True
     assert env["wsgi.multithread"] is False
     assert env["wsgi.url_scheme"] == "http"

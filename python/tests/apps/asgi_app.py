@@ -49,6 +49,19 @@ async def app(scope, receive, send):
         await attempt({"type": "http.response.body", "body": b"late"})
         print(f"after the response: {errors[-1]}", file=sys.stderr, flush=True)
         return
+    if path == "/status":
+        # An int subclass (HTTPStatus), or an object `int()` takes.
+        import http
+
+        class IntLike:
+            def __int__(self):
+                return 201
+
+        kind = scope["query_string"]
+        status = http.HTTPStatus.IM_A_TEAPOT if kind == b"enum" else IntLike()
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": kind})
+        return
     if path == "/contextvar":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": IMPORTED.get().encode()})
