@@ -143,6 +143,13 @@ mod tests {
                 let lower = name.to_ascii_lowercase();
                 assert_eq!(asgi_name(py, bytes).unwrap().as_bytes(), lower.as_bytes());
             }
+            // A common name's objects are made once and shared; another's per call.
+            assert!(environ_key(py, b"Host").is(environ_key(py, b"HOST")));
+            assert!(asgi_name(py, b"Host")
+                .unwrap()
+                .is(asgi_name(py, b"host").unwrap()));
+            let other = asgi_name(py, b"X-Other").unwrap();
+            assert!(!other.is(asgi_name(py, b"X-Other").unwrap()));
         });
     }
 }
